@@ -1,0 +1,38 @@
+/*
+ * util/buf.h - a growable byte buffer for encoders. Owns its memory; af__buf_free releases
+ * it. Appends report -ENOMEM through the `failed` flag so encoders can check once at the end.
+ */
+#ifndef AF_UTIL_BUF_H
+#define AF_UTIL_BUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct af_buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+    bool failed; /* an allocation failed; contents are incomplete */
+} af_buf;
+
+void af__buf_init(af_buf *b);
+void af__buf_free(af_buf *b);
+void af__buf_reset(af_buf *b); /* len = 0, keeps capacity, clears failed */
+/* Makes room for n more bytes; false (and failed set) on allocation failure. */
+bool af__buf_reserve(af_buf *b, size_t n);
+void af__buf_append(af_buf *b, const void *p, size_t n);
+void af__buf_putc(af_buf *b, char c);
+void af__buf_puts(af_buf *b, const char *s);
+void af__buf_printf(af_buf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Appends a JSON string literal (quotes included), escaping per RFC 8259; invalid UTF-8 bytes
+ * are replaced by U+FFFD so the output is always valid JSON. */
+void af__buf_json_string(af_buf *b, const char *s, size_t len);
+/* NUL-terminates without counting the NUL in len. */
+void af__buf_terminate(af_buf *b);
+
+#endif
