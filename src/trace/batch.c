@@ -1,0 +1,569 @@
+/*
+ * The batch span processor.
+ *
+ * Ending threads push record pointers into a bounded lock-free ring (Vyukov's bounded
+ * queue; one consumer). They never block, never do I/O and never take a lock, except to
+ * wake the worker when a full batch is waiting and the worker is asleep, which happens at
+ * most once per batch. A full ring drops the span and counts it; the drop is logged at most
+ * once every 10 seconds.
+ *
+ * One worker thread ("af-bsp") exports when max_export_batch_size spans wait, when the
+ * schedule delay elapses, on force_flush and at shutdown. Export calls are serialized by
+ * construction (one worker). force_flush and shutdown wait for the worker with their own
+ * deadlines: a hung exporter makes them return AF_ETIMEDOUT, never hang. When the owner
+ * frees a processor whose worker is still stuck in an exporter, the worker is detached and
+ * frees the processor itself when the exporter finally returns.
+ *
+ * After fork() the child has no worker: the first call in the child discards the spans it
+ * inherited from the parent (they are the parent's to export) and starts a new worker.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agentaflow/log.h"
+#include "trace/span_int.h"
+#include "util/env.h"
+
+#define DROP_LOG_INTERVAL_NS 10000000000ull
+
+typedef struct cell {
+    _Atomic size_t seq;
+    af_span_rec *rec;
+} cell;
+
+typedef struct batch_proc {
+    /* producer side */
+    _Alignas(64) _Atomic size_t enq;
+    _Atomic bool sleeping;
+    _Atomic bool closed;
+    _Atomic uint64_t dropped;
+    _Atomic uint64_t last_drop_log_ns;
+    /* consumer side */
+    _Alignas(64) _Atomic size_t deq;
+    cell *cells;
+    size_t mask;
+    af_exporter *exporter;
+    af_batch_processor_opts o;
+    const af_span_data **batch; /* worker scratch */
+    _Atomic uint64_t exported;
+    _Atomic uint64_t failed;
+    _Atomic uint64_t export_calls;
+    _Atomic uint64_t export_ns;
+    /* worker control, under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t wake; /* worker waits here */
+    pthread_cond_t done; /* flushers and shutdown wait here */
+    pthread_t thread;
+    bool thread_running;
+    bool shutdown_req;
+    bool worker_exited;
+    bool orphaned;
+    uint64_t shutdown_deadline;
+    uint64_t flush_requested;
+    uint64_t flush_done;
+    int flush_result;
+    int shutdown_result;
+    uint64_t fork_gen;
+    struct batch_proc *reg_next;
+} batch_proc;
+
+/* Registry of live processors, for the fork handlers. */
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static batch_proc *registry;
+
+static void registry_add(batch_proc *bp)
+{
+    pthread_mutex_lock(&registry_mu);
+    bp->reg_next = registry;
+    registry = bp;
+    pthread_mutex_unlock(&registry_mu);
+}
+
+static void registry_remove(batch_proc *bp)
+{
+    pthread_mutex_lock(&registry_mu);
+    for (batch_proc **pp = &registry; *pp; pp = &(*pp)->reg_next) {
+        if (*pp == bp) {
+            *pp = bp->reg_next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&registry_mu);
+}
+
+/* ----- options --------------------------------------------------------------------------- */
+
+void af_batch_processor_opts_init(af_batch_processor_opts *o)
+{
+    o->max_queue_size = 2048;
+    o->max_export_batch_size = 512;
+    o->schedule_delay_ms = 5000;
+    o->export_timeout_ms = 30000;
+    af__env_u32("OTEL_BSP_MAX_QUEUE_SIZE", 1, 1u << 24, &o->max_queue_size);
+    af__env_u32("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 1, 1u << 24, &o->max_export_batch_size);
+    af__env_u32("OTEL_BSP_SCHEDULE_DELAY", 0, 86400000, &o->schedule_delay_ms);
+    af__env_u32("OTEL_BSP_EXPORT_TIMEOUT", 0, 86400000, &o->export_timeout_ms);
+}
+
+/* ----- ring ------------------------------------------------------------------------------ */
+
+static bool ring_push(batch_proc *bp, af_span_rec *rec)
+{
+    size_t pos = atomic_load_explicit(&bp->enq, memory_order_relaxed);
+    cell *c;
+    for (;;) {
+        c = &bp->cells[pos & bp->mask];
+        size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
+        intptr_t dif = (intptr_t)seq - (intptr_t)pos;
+        if (dif == 0) {
+            if (atomic_compare_exchange_weak_explicit(&bp->enq, &pos, pos + 1, memory_order_relaxed,
+                                                      memory_order_relaxed))
+                break;
+        } else if (dif < 0) {
+            return false;
+        } else {
+            pos = atomic_load_explicit(&bp->enq, memory_order_relaxed);
+        }
+    }
+    c->rec = rec;
+    atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
+    return true;
+}
+
+/* Single consumer: only the worker (or a thread holding the worker's role) pops. */
+static af_span_rec *ring_pop(batch_proc *bp)
+{
+    size_t pos = atomic_load_explicit(&bp->deq, memory_order_relaxed);
+    cell *c = &bp->cells[pos & bp->mask];
+    size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
+    if (seq != pos + 1)
+        return NULL;
+    af_span_rec *rec = c->rec;
+    atomic_store_explicit(&bp->deq, pos + 1, memory_order_relaxed);
+    atomic_store_explicit(&c->seq, pos + bp->mask + 1, memory_order_release);
+    return rec;
+}
+
+static size_t ring_depth(batch_proc *bp)
+{
+    size_t e = atomic_load(&bp->enq);
+    size_t d = atomic_load(&bp->deq);
+    return e - d;
+}
+
+/* ----- worker ---------------------------------------------------------------------------- */
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+static void abs_timespec(uint64_t mono_ns, struct timespec *ts)
+{
+    ts->tv_sec = (time_t)(mono_ns / 1000000000u);
+    ts->tv_nsec = (long)(mono_ns % 1000000000u);
+}
+
+/* Exports one batch of up to max_export_batch_size spans; returns how many were taken. */
+static size_t export_one_batch(batch_proc *bp, uint64_t hard_deadline)
+{
+    size_t n = 0;
+    af_span_rec *rec;
+    while (n < bp->o.max_export_batch_size && (rec = ring_pop(bp)))
+        bp->batch[n++] = &rec->data;
+    if (n == 0)
+        return 0;
+    uint64_t t0 = af_monotonic_ns();
+    uint64_t deadline =
+        bp->o.export_timeout_ms ? t0 + (uint64_t)bp->o.export_timeout_ms * 1000000u : UINT64_MAX;
+    deadline = min_u64(deadline, hard_deadline);
+    int rc = af_exporter_export(bp->exporter, bp->batch, n, deadline);
+    atomic_fetch_add_explicit(&bp->export_ns, af_monotonic_ns() - t0, memory_order_relaxed);
+    atomic_fetch_add_explicit(&bp->export_calls, 1, memory_order_relaxed);
+    if (rc == 0)
+        atomic_fetch_add_explicit(&bp->exported, n, memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(&bp->failed, n, memory_order_relaxed);
+    for (size_t i = 0; i < n; i++)
+        af__span_rec_release(af__span_rec_of(bp->batch[i]));
+    return n;
+}
+
+/* Exports full batches only, or everything present when `drain` (timer, flush, shutdown). */
+static void export_pending(batch_proc *bp, bool drain, uint64_t hard_deadline)
+{
+    size_t target = ring_depth(bp);
+    size_t done = 0;
+    while (done < target) {
+        if (!drain && ring_depth(bp) < bp->o.max_export_batch_size)
+            break;
+        size_t n = export_one_batch(bp, hard_deadline);
+        if (n == 0)
+            break;
+        done += n;
+        if (af_monotonic_ns() >= hard_deadline)
+            break;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    batch_proc *bp = arg;
+    pthread_setname_np(pthread_self(), "af-bsp");
+    uint64_t delay_ns = (uint64_t)bp->o.schedule_delay_ms * 1000000u;
+    uint64_t next_export = af_monotonic_ns() + delay_ns;
+    pthread_mutex_lock(&bp->mu);
+    for (;;) {
+        bool flush = bp->flush_requested > bp->flush_done;
+        bool stop = bp->shutdown_req;
+        uint64_t now = af_monotonic_ns();
+        bool timer = now >= next_export;
+        if (!flush && !stop && !timer && ring_depth(bp) < bp->o.max_export_batch_size) {
+            atomic_store(&bp->sleeping, true);
+            if (ring_depth(bp) < bp->o.max_export_batch_size) {
+                struct timespec ts;
+                abs_timespec(next_export, &ts);
+                pthread_cond_timedwait(&bp->wake, &bp->mu, &ts);
+            }
+            atomic_store(&bp->sleeping, false);
+            continue;
+        }
+        uint64_t flush_target = bp->flush_requested;
+        uint64_t hard = stop ? bp->shutdown_deadline : UINT64_MAX;
+        pthread_mutex_unlock(&bp->mu);
+
+        export_pending(bp, flush || stop || timer, hard);
+        if (timer || flush || stop)
+            next_export = af_monotonic_ns() + delay_ns;
+        int frc = 0;
+        if (flush && !stop) {
+            uint64_t d = bp->o.export_timeout_ms
+                             ? af_monotonic_ns() + (uint64_t)bp->o.export_timeout_ms * 1000000u
+                             : UINT64_MAX;
+            frc = af_exporter_force_flush(bp->exporter, d);
+        }
+
+        pthread_mutex_lock(&bp->mu);
+        if (flush) {
+            bp->flush_done = flush_target;
+            bp->flush_result = frc;
+            pthread_cond_broadcast(&bp->done);
+        }
+        if (stop)
+            break;
+    }
+    uint64_t deadline = bp->shutdown_deadline;
+    pthread_mutex_unlock(&bp->mu);
+
+    /* Spans that arrived after the drain (or did not fit before the deadline) are dropped. */
+    af_span_rec *rec;
+    while ((rec = ring_pop(bp))) {
+        atomic_fetch_add_explicit(&bp->dropped, 1, memory_order_relaxed);
+        af__span_rec_release(rec);
+    }
+    int src = af_exporter_shutdown(bp->exporter, deadline);
+
+    pthread_mutex_lock(&bp->mu);
+    bp->shutdown_result = src;
+    bp->worker_exited = true;
+    bool orphaned = bp->orphaned;
+    pthread_cond_broadcast(&bp->done);
+    pthread_mutex_unlock(&bp->mu);
+    if (orphaned) {
+        af_exporter_free(bp->exporter);
+        pthread_mutex_destroy(&bp->mu);
+        pthread_cond_destroy(&bp->wake);
+        pthread_cond_destroy(&bp->done);
+        free(bp->batch);
+        free(bp->cells);
+        free(bp);
+    }
+    return NULL;
+}
+
+static int init_sync(batch_proc *bp)
+{
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0)
+        return -ENOMEM;
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int rc = 0;
+    if (pthread_mutex_init(&bp->mu, NULL) != 0 || pthread_cond_init(&bp->wake, &ca) != 0 ||
+        pthread_cond_init(&bp->done, &ca) != 0)
+        rc = -ENOMEM;
+    pthread_condattr_destroy(&ca);
+    return rc;
+}
+
+static int start_worker(batch_proc *bp)
+{
+    bp->fork_gen = atomic_load(&af__fork_generation);
+    if (pthread_create(&bp->thread, NULL, worker_main, bp) != 0)
+        return -EAGAIN;
+    bp->thread_running = true;
+    return 0;
+}
+
+/* In a forked child: drop the parent's queued spans and start this process's worker. */
+static void ensure_worker(batch_proc *bp)
+{
+    if (atomic_load_explicit(&af__fork_generation, memory_order_relaxed) == bp->fork_gen)
+        return;
+    pthread_mutex_lock(&bp->mu);
+    if (atomic_load(&af__fork_generation) != bp->fork_gen) {
+        af_span_rec *rec;
+        while ((rec = ring_pop(bp)))
+            af__span_rec_release(rec);
+        bp->thread_running = false;
+        bp->flush_done = bp->flush_requested;
+        if (!bp->shutdown_req && start_worker(bp) != 0) {
+            af_log(AF_LOG_ERROR, "batch span processor: cannot start its thread after fork; "
+                                 "spans will be dropped");
+            atomic_store(&bp->closed, true);
+            bp->fork_gen = atomic_load(&af__fork_generation);
+        }
+    }
+    pthread_mutex_unlock(&bp->mu);
+}
+
+/* ----- processor hooks ------------------------------------------------------------------- */
+
+static void count_drop(batch_proc *bp)
+{
+    uint64_t n = atomic_fetch_add_explicit(&bp->dropped, 1, memory_order_relaxed) + 1;
+    uint64_t now = af_monotonic_ns();
+    uint64_t last = atomic_load_explicit(&bp->last_drop_log_ns, memory_order_relaxed);
+    if ((last == 0 || now - last >= DROP_LOG_INTERVAL_NS) &&
+        atomic_compare_exchange_strong(&bp->last_drop_log_ns, &last, now))
+        af_log(AF_LOG_WARN,
+               "batch span processor (%s): queue full (capacity %zu), dropping spans; %llu "
+               "dropped so far. Raise max_queue_size or check the exporter.",
+               af_exporter_type(bp->exporter), bp->mask + 1, (unsigned long long)n);
+}
+
+static void batch_on_end(void *self, const af_span_data *span)
+{
+    batch_proc *bp = self;
+    if (!(span->trace_flags & AF_TRACE_FLAG_SAMPLED))
+        return; /* record-only spans are not exported */
+    ensure_worker(bp);
+    if (atomic_load_explicit(&bp->closed, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&bp->dropped, 1, memory_order_relaxed);
+        return;
+    }
+    af_span_rec *rec = af__span_rec_of(span);
+    af__span_rec_retain(rec);
+    if (!ring_push(bp, rec)) {
+        af__span_rec_release(rec);
+        count_drop(bp);
+        return;
+    }
+    if (atomic_load(&bp->sleeping) && ring_depth(bp) >= bp->o.max_export_batch_size &&
+        atomic_exchange(&bp->sleeping, false)) {
+        pthread_mutex_lock(&bp->mu);
+        pthread_cond_signal(&bp->wake);
+        pthread_mutex_unlock(&bp->mu);
+    }
+}
+
+static int batch_force_flush(void *self, uint64_t deadline_ns)
+{
+    batch_proc *bp = self;
+    ensure_worker(bp);
+    pthread_mutex_lock(&bp->mu);
+    if (bp->shutdown_req || !bp->thread_running) {
+        pthread_mutex_unlock(&bp->mu);
+        return AF_ESHUTDOWN;
+    }
+    uint64_t target = ++bp->flush_requested;
+    pthread_cond_signal(&bp->wake);
+    int rc = 0;
+    struct timespec ts;
+    abs_timespec(deadline_ns == UINT64_MAX ? (uint64_t)INT64_MAX : deadline_ns, &ts);
+    while (bp->flush_done < target && !bp->worker_exited) {
+        if (pthread_cond_timedwait(&bp->done, &bp->mu, &ts) == ETIMEDOUT &&
+            bp->flush_done < target) {
+            rc = AF_ETIMEDOUT;
+            break;
+        }
+    }
+    if (rc == 0 && bp->flush_done >= target && bp->flush_result != 0)
+        rc = bp->flush_result;
+    pthread_mutex_unlock(&bp->mu);
+    return rc;
+}
+
+static int batch_shutdown(void *self, uint64_t deadline_ns)
+{
+    batch_proc *bp = self;
+    ensure_worker(bp);
+    atomic_store(&bp->closed, true);
+    pthread_mutex_lock(&bp->mu);
+    if (bp->shutdown_req) {
+        pthread_mutex_unlock(&bp->mu);
+        return AF_ESHUTDOWN;
+    }
+    bp->shutdown_req = true;
+    bp->shutdown_deadline = deadline_ns;
+    pthread_cond_signal(&bp->wake);
+    int rc = 0;
+    if (bp->thread_running) {
+        struct timespec ts;
+        abs_timespec(deadline_ns == UINT64_MAX ? (uint64_t)INT64_MAX : deadline_ns, &ts);
+        while (!bp->worker_exited) {
+            if (pthread_cond_timedwait(&bp->done, &bp->mu, &ts) == ETIMEDOUT &&
+                !bp->worker_exited) {
+                rc = AF_ETIMEDOUT;
+                break;
+            }
+        }
+        if (rc == 0)
+            rc = bp->shutdown_result;
+    }
+    pthread_mutex_unlock(&bp->mu);
+    if (rc == AF_ETIMEDOUT)
+        af_log(AF_LOG_WARN,
+               "batch span processor (%s): shutdown timed out; the exporter is "
+               "still busy and will be abandoned",
+               af_exporter_type(bp->exporter));
+    return rc;
+}
+
+static void batch_destroy(void *self)
+{
+    batch_proc *bp = self;
+    registry_remove(bp);
+    if (!bp->shutdown_req)
+        batch_shutdown(bp, af_monotonic_ns() + 5000000000ull);
+    pthread_mutex_lock(&bp->mu);
+    bool running = bp->thread_running;
+    bool exited = bp->worker_exited;
+    if (running && !exited)
+        bp->orphaned = true;
+    pthread_mutex_unlock(&bp->mu);
+    if (running && !exited) {
+        /* The worker is stuck in the exporter; it frees everything when it returns. */
+        pthread_detach(bp->thread);
+        return;
+    }
+    if (running)
+        pthread_join(bp->thread, NULL);
+    af_span_rec *rec;
+    while ((rec = ring_pop(bp)))
+        af__span_rec_release(rec);
+    af_exporter_free(bp->exporter);
+    pthread_mutex_destroy(&bp->mu);
+    pthread_cond_destroy(&bp->wake);
+    pthread_cond_destroy(&bp->done);
+    free(bp->batch);
+    free(bp->cells);
+    free(bp);
+}
+
+static void batch_stats(void *self, af_processor_stats *out)
+{
+    batch_proc *bp = self;
+    out->queued = atomic_load(&bp->enq);
+    out->dropped = atomic_load(&bp->dropped);
+    out->exported = atomic_load(&bp->exported);
+    out->failed = atomic_load(&bp->failed);
+    out->export_calls = atomic_load(&bp->export_calls);
+    out->export_ns_total = atomic_load(&bp->export_ns);
+    out->queue_depth = (uint32_t)ring_depth(bp);
+    out->queue_capacity = (uint32_t)(bp->mask + 1);
+}
+
+static const af_span_processor_ops batch_ops = {
+    .on_end = batch_on_end,
+    .force_flush = batch_force_flush,
+    .shutdown = batch_shutdown,
+    .destroy = batch_destroy,
+};
+
+int af_batch_processor_new(af_exporter *exporter, const af_batch_processor_opts *opts,
+                           af_span_processor **out)
+{
+    *out = NULL;
+    if (!exporter)
+        return -EINVAL;
+    af_batch_processor_opts o;
+    if (opts)
+        o = *opts;
+    else
+        af_batch_processor_opts_init(&o);
+    if (o.max_queue_size == 0 || o.max_queue_size > (1u << 24) || o.max_export_batch_size == 0) {
+        af_exporter_free(exporter);
+        return -EINVAL;
+    }
+    size_t cap = 1;
+    while (cap < o.max_queue_size)
+        cap <<= 1;
+    if (o.max_export_batch_size > cap)
+        o.max_export_batch_size = (uint32_t)cap;
+
+    int rc = -ENOMEM;
+    batch_proc *bp = calloc(1, sizeof(*bp));
+    if (!bp)
+        goto fail;
+    bp->exporter = exporter;
+    bp->o = o;
+    bp->mask = cap - 1;
+    bp->cells = calloc(cap, sizeof(cell));
+    bp->batch = calloc(o.max_export_batch_size, sizeof(*bp->batch));
+    if (!bp->cells || !bp->batch)
+        goto fail;
+    for (size_t i = 0; i < cap; i++)
+        atomic_init(&bp->cells[i].seq, i);
+    if ((rc = init_sync(bp)) != 0)
+        goto fail;
+    af__fork_handlers_install();
+    if ((rc = start_worker(bp)) != 0)
+        goto fail_sync;
+    registry_add(bp);
+    rc = af_span_processor_new(&batch_ops, bp, out);
+    if (rc != 0)
+        return rc; /* batch_destroy released everything */
+    (*out)->exporter = exporter;
+    (*out)->stats = batch_stats;
+    return 0;
+fail_sync:
+    pthread_mutex_destroy(&bp->mu);
+    pthread_cond_destroy(&bp->wake);
+    pthread_cond_destroy(&bp->done);
+fail:
+    if (bp) {
+        free(bp->cells);
+        free(bp->batch);
+        free(bp);
+    }
+    af_exporter_free(exporter);
+    return rc;
+}
+
+/* ----- fork handlers (installed by fork.c) ----------------------------------------------- */
+
+void af__batch_atfork_prepare(void)
+{
+    pthread_mutex_lock(&registry_mu);
+    for (batch_proc *bp = registry; bp; bp = bp->reg_next)
+        pthread_mutex_lock(&bp->mu);
+}
+
+void af__batch_atfork_parent(void)
+{
+    for (batch_proc *bp = registry; bp; bp = bp->reg_next)
+        pthread_mutex_unlock(&bp->mu);
+    pthread_mutex_unlock(&registry_mu);
+}
+
+void af__batch_atfork_child(void)
+{
+    for (batch_proc *bp = registry; bp; bp = bp->reg_next) {
+        pthread_mutex_unlock(&bp->mu);
+        bp->thread_running = false;
+        atomic_store(&bp->sleeping, false);
+    }
+    pthread_mutex_unlock(&registry_mu);
+}

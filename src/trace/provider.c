@@ -1,0 +1,268 @@
+/*
+ * Tracer provider and tracers. The provider owns configuration shared by its tracers
+ * (resource, sampler, limits, id generator, processors); tracers only add the
+ * instrumentation scope. Processors are appended into a fixed array published with a
+ * release store, so span end reads them without a lock.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agentaflow/log.h"
+#include "trace/span_int.h"
+#include "util/str.h"
+
+static _Atomic(af_tracer_provider *) global_provider;
+
+void af_set_global_tracer_provider(af_tracer_provider *p)
+{
+    atomic_store(&global_provider, p);
+}
+
+af_tracer_provider *af_global_tracer_provider(void)
+{
+    return atomic_load(&global_provider);
+}
+
+void af_tracer_provider_opts_init(af_tracer_provider_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    af_span_limits_init(&o->limits);
+}
+
+int af_tracer_provider_new(const af_tracer_provider_opts *opts, af_tracer_provider **out)
+{
+    *out = NULL;
+    af_tracer_provider *p = calloc(1, sizeof(*p));
+    if (!p)
+        goto fail;
+    if (pthread_mutex_init(&p->mu, NULL) != 0) {
+        free(p);
+        p = NULL;
+        goto fail;
+    }
+    p->resource = opts ? opts->resource : NULL;
+    p->sampler = opts ? opts->sampler : NULL;
+    if (opts)
+        p->limits = opts->limits;
+    else
+        af_span_limits_init(&p->limits);
+    p->idgen = opts ? opts->id_generator : NULL;
+    p->idgen_self = opts ? opts->id_generator_self : NULL;
+    p->disabled = opts && opts->disabled;
+    p->noop_tracer.provider = p;
+    p->noop_tracer.scope.name = "";
+    p->noop_tracer.scope.version = "";
+    p->noop_tracer.scope.schema_url = "";
+    if (!p->resource && af_resource_new(NULL, 0, &p->resource) != 0)
+        goto fail;
+    if (!p->sampler) {
+        p->sampler = af_sampler_parent_based(af_sampler_always_on(), NULL, NULL, NULL, NULL);
+        if (!p->sampler)
+            goto fail;
+    }
+    af__fork_handlers_install();
+    *out = p;
+    return 0;
+fail:
+    if (p) {
+        af_resource_free(p->resource);
+        af_sampler_free(p->sampler);
+        pthread_mutex_destroy(&p->mu);
+        free(p);
+    } else if (opts) {
+        af_resource_free(opts->resource);
+        af_sampler_free(opts->sampler);
+    }
+    return -ENOMEM;
+}
+
+int af_tracer_provider_add_processor(af_tracer_provider *p, af_span_processor *proc)
+{
+    if (!p || !proc) {
+        af_span_processor_free(proc);
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&p->mu);
+    size_t n = atomic_load(&p->n_processors);
+    int rc = 0;
+    if (atomic_load(&p->shut_down))
+        rc = AF_ESHUTDOWN;
+    else if (n == AF_MAX_PROCESSORS)
+        rc = -ENOSPC;
+    if (rc == 0) {
+        p->processors[n] = proc;
+        atomic_store_explicit(&p->n_processors, n + 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (rc != 0)
+        af_span_processor_free(proc);
+    return rc;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+af_tracer *af_tracer_provider_get_tracer(af_tracer_provider *p, const char *name,
+                                         const char *version, const char *schema_url)
+{
+    if (!p)
+        return NULL;
+    if (atomic_load(&p->shut_down))
+        return &p->noop_tracer;
+    if (!name || !name[0]) {
+        af_log(AF_LOG_WARN, "af_tracer_provider_get_tracer: empty tracer name; using \"\"");
+        name = "";
+    }
+    pthread_mutex_lock(&p->mu);
+    af_tracer *t;
+    for (t = p->tracers; t; t = t->next) {
+        if (str_eq(t->scope.name, name) && str_eq(t->scope.version, version) &&
+            str_eq(t->scope.schema_url, schema_url))
+            break;
+    }
+    if (!t) {
+        t = calloc(1, sizeof(*t));
+        if (t) {
+            t->provider = p;
+            t->scope.name = af__strdup(name);
+            t->scope.version = af__strdup(version ? version : "");
+            t->scope.schema_url = af__strdup(schema_url ? schema_url : "");
+            if (!t->scope.name || !t->scope.version || !t->scope.schema_url) {
+                free((char *)t->scope.name);
+                free((char *)t->scope.version);
+                free((char *)t->scope.schema_url);
+                free(t);
+                t = &p->noop_tracer;
+            } else {
+                t->next = p->tracers;
+                p->tracers = t;
+            }
+        } else {
+            t = &p->noop_tracer;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return t;
+}
+
+bool af_tracer_enabled(const af_tracer *t)
+{
+    if (!t || !t->provider)
+        return false;
+    const af_tracer_provider *p = t->provider;
+    return !p->disabled && t != &p->noop_tracer && !atomic_load(&p->shut_down) &&
+           atomic_load(&p->n_processors) > 0;
+}
+
+static uint64_t deadline_after(uint32_t timeout_ms)
+{
+    return timeout_ms ? af_monotonic_ns() + (uint64_t)timeout_ms * 1000000u : UINT64_MAX;
+}
+
+int af_tracer_provider_force_flush(af_tracer_provider *p, uint32_t timeout_ms)
+{
+    if (!p)
+        return -EINVAL;
+    uint64_t deadline = deadline_after(timeout_ms);
+    int rc = 0;
+    size_t n = atomic_load_explicit(&p->n_processors, memory_order_acquire);
+    for (size_t i = 0; i < n; i++) {
+        af_span_processor *proc = p->processors[i];
+        if (!proc->ops->force_flush)
+            continue;
+        int r = proc->ops->force_flush(proc->self, deadline);
+        if (r != 0 && rc == 0)
+            rc = r;
+    }
+    return rc;
+}
+
+int af_tracer_provider_shutdown(af_tracer_provider *p, uint32_t timeout_ms)
+{
+    if (!p)
+        return -EINVAL;
+    if (atomic_exchange(&p->shut_down, true))
+        return AF_ESHUTDOWN;
+    uint64_t deadline = deadline_after(timeout_ms);
+    int rc = 0;
+    pthread_mutex_lock(&p->mu);
+    size_t n = atomic_load(&p->n_processors);
+    pthread_mutex_unlock(&p->mu);
+    for (size_t i = 0; i < n; i++) {
+        af_span_processor *proc = p->processors[i];
+        if (!proc->ops->shutdown)
+            continue;
+        int r = proc->ops->shutdown(proc->self, deadline);
+        if (r != 0 && rc == 0)
+            rc = r;
+    }
+    return rc;
+}
+
+void af_tracer_provider_free(af_tracer_provider *p)
+{
+    if (!p)
+        return;
+    if (!atomic_load(&p->shut_down))
+        af_tracer_provider_shutdown(p, 5000);
+    size_t n = atomic_load(&p->n_processors);
+    for (size_t i = 0; i < n; i++)
+        af_span_processor_free(p->processors[i]);
+    af_tracer *t = p->tracers;
+    while (t) {
+        af_tracer *next = t->next;
+        free((char *)t->scope.name);
+        free((char *)t->scope.version);
+        free((char *)t->scope.schema_url);
+        free(t);
+        t = next;
+    }
+    if (af_global_tracer_provider() == p)
+        af_set_global_tracer_provider(NULL);
+    af_resource_free(p->resource);
+    af_sampler_free(p->sampler);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+const af_resource *af_tracer_provider_resource(const af_tracer_provider *p)
+{
+    return p ? p->resource : NULL;
+}
+
+const af_sampler *af_tracer_provider_sampler(const af_tracer_provider *p)
+{
+    return p ? p->sampler : NULL;
+}
+
+bool af_tracer_provider_is_disabled(const af_tracer_provider *p)
+{
+    return !p || p->disabled;
+}
+
+af_span_processor *const *af_tracer_provider_processors(const af_tracer_provider *p, size_t *n)
+{
+    *n = p ? atomic_load_explicit(&p->n_processors, memory_order_acquire) : 0;
+    return p ? p->processors : NULL;
+}
+
+void af_tracer_provider_stats(const af_tracer_provider *p, af_provider_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!p)
+        return;
+    out->spans_started = atomic_load_explicit(&p->spans_started, memory_order_relaxed);
+    out->spans_ended = atomic_load_explicit(&p->spans_ended, memory_order_relaxed);
+    out->spans_unsampled = atomic_load_explicit(&p->spans_unsampled, memory_order_relaxed);
+    size_t n = atomic_load_explicit(&p->n_processors, memory_order_acquire);
+    for (size_t i = 0; i < n; i++) {
+        af_processor_stats st;
+        af_span_processor_stats_get(p->processors[i], &st);
+        out->spans_dropped += st.dropped;
+        out->spans_exported += st.exported;
+        out->spans_failed += st.failed;
+    }
+}

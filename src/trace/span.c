@@ -1,0 +1,645 @@
+/*
+ * Spans: start, mutation under a per-span spin lock, end and hand-off to the processors.
+ *
+ * Hot path budget (DESIGN.md §6): no malloc in steady state, one clock read per timestamp,
+ * no contended lock. The lock is a single atomic word: spans are almost always touched by
+ * one thread, so it is uncontended and costs one exchange per call.
+ */
+#include <string.h>
+
+#include "agentaflow/log.h"
+#include "trace/context_int.h"
+#include "trace/span_int.h"
+#include "util/str.h"
+
+static const char empty[] = "";
+
+static inline void span_lock(af_span_rec *r)
+{
+    while (atomic_exchange_explicit(&r->lock, 1, memory_order_acquire))
+        ;
+}
+
+static inline void span_unlock(af_span_rec *r)
+{
+    atomic_store_explicit(&r->lock, 0, memory_order_release);
+}
+
+/* Locks the record when the handle still names a live, recording span. */
+static inline bool lock_live(af_span s)
+{
+    if (!s.rec)
+        return false;
+    if (atomic_load_explicit(&s.rec->gen, memory_order_acquire) != s.gen)
+        return false;
+    span_lock(s.rec);
+    if (atomic_load_explicit(&s.rec->gen, memory_order_relaxed) != s.gen || s.rec->ended ||
+        !s.rec->recording) {
+        span_unlock(s.rec);
+        return false;
+    }
+    return true;
+}
+
+static inline const af_span_limits *limits_of(const af_span_rec *r)
+{
+    return &r->tracer->provider->limits;
+}
+
+/* ----- attributes ---------------------------------------------------------------------- */
+
+/*
+ * Keys are stored in the arena with their length in the two bytes before them, so the
+ * duplicate-key check compares lengths first and the key is measured only once.
+ */
+static inline size_t stored_key_len(const char *k)
+{
+    uint16_t n;
+    memcpy(&n, k - 2, sizeof(n));
+    return n;
+}
+
+static inline af_attr *find_attr(af_attr *attrs, uint32_t n, const char *key, size_t klen)
+{
+    size_t cmp_len = klen < UINT16_MAX ? klen : UINT16_MAX;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k = attrs[i].key;
+        if (stored_key_len(k) == cmp_len && k[0] == key[0] && memcmp(k, key, klen) == 0 &&
+            k[klen] == '\0')
+            return &attrs[i];
+    }
+    return NULL;
+}
+
+/* Copies key (with its length prefix) and, for strings, the value in one allocation. */
+static bool copy_attr(af_span_rec *r, af_attr *out, const af_attr *in, size_t klen,
+                      uint32_t max_chars)
+{
+    size_t vlen = 0;
+    const char *src = NULL;
+    if (in->type == AF_VAL_STRING) {
+        src = in->v.s.ptr ? in->v.s.ptr : "";
+        vlen = !in->v.s.ptr ? 0 : in->v.s.len == AF_LEN_NUL ? strlen(src) : in->v.s.len;
+        if (max_chars != AF_LIMIT_UNLIMITED && vlen > max_chars)
+            vlen = af__utf8_prefix(src, vlen, max_chars);
+    }
+    char *p = af__arena_alloc(r, 2 + klen + 1 + (src ? vlen + 1 : 0));
+    if (!p)
+        return false;
+    uint16_t stored = klen < UINT16_MAX ? (uint16_t)klen : UINT16_MAX;
+    memcpy(p, &stored, 2);
+    memcpy(p + 2, in->key, klen);
+    p[2 + klen] = '\0';
+    out->key = p + 2;
+    out->type = in->type;
+    switch (in->type) {
+    case AF_VAL_STRING: {
+        char *v = p + 2 + klen + 1;
+        memcpy(v, src, vlen);
+        v[vlen] = '\0';
+        out->v.s.ptr = v;
+        out->v.s.len = vlen;
+        return true;
+    }
+    case AF_VAL_BOOL:
+    case AF_VAL_INT:
+    case AF_VAL_DOUBLE:
+        out->v = in->v;
+        return true;
+    default:
+        return af__arena_copy_array(r, out, in, max_chars) == 0;
+    }
+}
+
+/* Grows an inline array into the arena, doubling; returns the new base or NULL. */
+static void *grow(af_span_rec *r, const void *old, uint32_t n, uint16_t *cap, size_t elem,
+                  uint32_t limit)
+{
+    uint32_t c = (uint32_t)*cap * 2;
+    if (c > limit)
+        c = limit;
+    if (c > UINT16_MAX)
+        c = UINT16_MAX;
+    void *p = af__arena_alloc(r, (size_t)c * elem);
+    if (!p)
+        return NULL;
+    memcpy(p, old, (size_t)n * elem);
+    *cap = (uint16_t)c;
+    return p;
+}
+
+static void set_attr_locked(af_span_rec *r, const af_span_limits *lim, const af_attr *a)
+{
+    if (!a->key || !a->key[0])
+        return; /* the spec forbids empty keys */
+    size_t klen = strlen(a->key);
+    af_span_data *d = &r->data;
+    af_attr *attrs = (af_attr *)d->attrs;
+    af_attr *slot = find_attr(attrs, d->n_attrs, a->key, klen);
+    if (slot) {
+        af_attr copy;
+        if (copy_attr(r, &copy, a, klen, lim->attribute_value_length))
+            *slot = copy;
+        return;
+    }
+    if (d->n_attrs >= lim->attribute_count) {
+        d->dropped_attrs++;
+        return;
+    }
+    if (d->n_attrs == r->attr_cap) {
+        attrs = grow(r, attrs, d->n_attrs, &r->attr_cap, sizeof(af_attr), lim->attribute_count);
+        if (!attrs || d->n_attrs == r->attr_cap) {
+            d->dropped_attrs++;
+            return;
+        }
+        d->attrs = attrs;
+    }
+    if (!copy_attr(r, &attrs[d->n_attrs], a, klen, lim->attribute_value_length)) {
+        d->dropped_attrs++;
+        return;
+    }
+    d->n_attrs++;
+}
+
+/* Copies an attribute list into a fresh arena array, applying the per-item count limit. */
+static const af_attr *copy_attr_list(af_span_rec *r, const af_span_limits *lim, const af_attr *in,
+                                     size_t n, uint32_t limit, uint32_t *n_out, uint32_t *dropped)
+{
+    *n_out = 0;
+    *dropped = 0;
+    if (n == 0)
+        return NULL;
+    size_t keep = n < limit ? n : limit;
+    af_attr *out = af__arena_alloc(r, (keep ? keep : 1) * sizeof(af_attr));
+    if (!out) {
+        *dropped = (uint32_t)n;
+        return NULL;
+    }
+    uint32_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!in[i].key || !in[i].key[0])
+            continue;
+        size_t klen = strlen(in[i].key);
+        af_attr *dup = find_attr(out, k, in[i].key, klen);
+        if (dup) { /* a later duplicate overwrites, as set_attr would */
+            af_attr copy;
+            if (copy_attr(r, &copy, &in[i], klen, lim->attribute_value_length))
+                *dup = copy;
+            continue;
+        }
+        if (k >= keep || !copy_attr(r, &out[k], &in[i], klen, lim->attribute_value_length)) {
+            (*dropped)++;
+            continue;
+        }
+        k++;
+    }
+    *n_out = k;
+    return out;
+}
+
+/* ----- start ---------------------------------------------------------------------------- */
+
+static void gen_trace_id(const af_tracer_provider *p, uint8_t out[16])
+{
+    if (p->idgen)
+        p->idgen->trace_id(p->idgen_self, out);
+    else
+        af_random_trace_id(out);
+}
+
+static void gen_span_id(const af_tracer_provider *p, uint8_t out[8])
+{
+    if (p->idgen)
+        p->idgen->span_id(p->idgen_self, out);
+    else
+        af_random_span_id(out);
+}
+
+static void add_link_locked(af_span_rec *r, const af_link *l);
+
+static void init_record(af_span_rec *r, af_tracer *t)
+{
+    r->tracer = t;
+    r->ended = false;
+    r->arena_pos = r->arena;
+    r->arena_left = sizeof(r->arena);
+    r->chunks = NULL;
+    r->attr_cap = AF_INLINE_ATTRS;
+    r->event_cap = AF_INLINE_EVENTS;
+    r->link_cap = AF_INLINE_LINKS;
+    atomic_store_explicit(&r->refs, 1, memory_order_relaxed);
+    atomic_store_explicit(&r->lock, 0, memory_order_relaxed);
+}
+
+/* Resolves the parent into *sc (header fields only; trace_state copied when present). */
+static bool resolve_parent(const af_span_start_opts *o, af_span_context *sc)
+{
+    af_parent_mode mode = o ? o->parent_mode : AF_PARENT_CURRENT;
+    if (mode == AF_PARENT_ROOT)
+        return false;
+    if (mode == AF_PARENT_EXPLICIT) {
+        if (!o->parent || !af_span_context_is_valid(o->parent))
+            return false;
+        memcpy(sc->trace_id, o->parent->trace_id, 16);
+        memcpy(sc->span_id, o->parent->span_id, 8);
+        sc->trace_flags = o->parent->trace_flags;
+        sc->is_remote = o->parent->is_remote;
+        sc->trace_state_len = o->parent->trace_state_len;
+        if (sc->trace_state_len)
+            memcpy(sc->trace_state, o->parent->trace_state, (size_t)sc->trace_state_len + 1);
+        else
+            sc->trace_state[0] = '\0';
+        return true;
+    }
+    return af__context_current_parent(sc);
+}
+
+af_span af_span_start(af_tracer *t, const char *name, const af_span_start_opts *o)
+{
+    if (!t)
+        return AF_SPAN_NONE;
+    af_tracer_provider *p = t->provider;
+    af_span_context parent;
+    bool has_parent = resolve_parent(o, &parent);
+    af_span_kind kind = (o && o->kind) ? o->kind : AF_SPAN_KIND_INTERNAL;
+
+    af_span_rec *r = af__span_rec_alloc();
+    if (!r)
+        return AF_SPAN_NONE;
+    init_record(r, t);
+    af_span_data *d = &r->data;
+    d->has_parent = has_parent;
+    d->parent_is_remote = has_parent && parent.is_remote;
+
+    if (!p || p->disabled || t == &p->noop_tracer) {
+        /* No-op SDK: a non-recording span that carries the parent's context unchanged. */
+        r->recording = false;
+        if (has_parent) {
+            memcpy(d->trace_id, parent.trace_id, 16);
+            memcpy(d->span_id, parent.span_id, 8);
+            d->trace_flags = parent.trace_flags;
+        } else {
+            memset(d->trace_id, 0, 16);
+            memset(d->span_id, 0, 8);
+            d->trace_flags = 0;
+        }
+        d->trace_state = has_parent && parent.trace_state_len
+                             ? af__arena_strdup(r, parent.trace_state, parent.trace_state_len)
+                             : empty;
+        if (!d->trace_state)
+            d->trace_state = empty;
+        return (af_span){r, atomic_load_explicit(&r->gen, memory_order_relaxed)};
+    }
+
+    uint8_t flags;
+    if (has_parent) {
+        memcpy(d->trace_id, parent.trace_id, 16);
+        memcpy(d->parent_span_id, parent.span_id, 8);
+        flags = parent.trace_flags & AF_TRACE_FLAG_RANDOM;
+    } else {
+        gen_trace_id(p, d->trace_id);
+        memset(d->parent_span_id, 0, 8);
+        flags = p->idgen ? 0 : AF_TRACE_FLAG_RANDOM;
+    }
+    af_sampling_params sp = {
+        .parent = has_parent ? &parent : NULL,
+        .trace_id = d->trace_id,
+        .name = name,
+        .kind = kind,
+        .attrs = o ? o->attrs : NULL,
+        .n_attrs = o ? o->n_attrs : 0,
+    };
+    af_sampling_decision dec = af_sampler_should_sample(p->sampler, &sp);
+    gen_span_id(p, d->span_id);
+    if (dec == AF_SAMPLING_RECORD_AND_SAMPLE)
+        flags |= AF_TRACE_FLAG_SAMPLED;
+    d->trace_flags = flags;
+    d->trace_state = empty;
+    if (has_parent && parent.trace_state_len) {
+        const char *ts = af__arena_strdup(r, parent.trace_state, parent.trace_state_len);
+        if (ts)
+            d->trace_state = ts;
+    }
+
+    if (dec == AF_SAMPLING_DROP) {
+        r->recording = false;
+        atomic_fetch_add_explicit(&p->spans_unsampled, 1, memory_order_relaxed);
+        return (af_span){r, atomic_load_explicit(&r->gen, memory_order_relaxed)};
+    }
+
+    r->recording = true;
+    const char *nm = name ? name : "";
+    d->name = af__arena_strdup(r, nm, strlen(nm));
+    if (!d->name)
+        d->name = empty;
+    d->kind = kind;
+    d->start_ns = (o && o->start_ns) ? o->start_ns : af_now_ns();
+    d->end_ns = 0;
+    d->attrs = r->attrs_inline;
+    d->n_attrs = 0;
+    d->dropped_attrs = 0;
+    d->events = r->events_inline;
+    d->n_events = 0;
+    d->dropped_events = 0;
+    d->links = r->links_inline;
+    d->n_links = 0;
+    d->dropped_links = 0;
+    d->status = AF_STATUS_UNSET;
+    d->status_message = empty;
+    d->resource = p->resource;
+    d->scope = &t->scope;
+    if (o) {
+        const af_span_limits *lim = &p->limits;
+        for (size_t i = 0; i < o->n_attrs; i++)
+            set_attr_locked(r, lim, &o->attrs[i]);
+        for (size_t i = 0; i < o->n_links; i++)
+            add_link_locked(r, &o->links[i]);
+    }
+    atomic_fetch_add_explicit(&p->spans_started, 1, memory_order_relaxed);
+
+    size_t np = atomic_load_explicit(&p->n_processors, memory_order_acquire);
+    for (size_t i = 0; i < np; i++) {
+        af_span_processor *proc = p->processors[i];
+        if (proc->ops->on_start)
+            proc->ops->on_start(proc->self, d);
+    }
+    return (af_span){r, atomic_load_explicit(&r->gen, memory_order_relaxed)};
+}
+
+af_span af_span_start_child(af_tracer *t, const char *name, af_span_kind kind,
+                            const af_span_context *parent, const af_attr *attrs, size_t n_attrs)
+{
+    af_span_start_opts o = {
+        .kind = kind,
+        .parent_mode = AF_PARENT_EXPLICIT,
+        .parent = parent,
+        .attrs = attrs,
+        .n_attrs = n_attrs,
+    };
+    return af_span_start(t, name, &o);
+}
+
+/* ----- end ------------------------------------------------------------------------------ */
+
+void af_span_end_at(af_span s, uint64_t end_ns)
+{
+    af_span_rec *r = s.rec;
+    if (!r || atomic_load_explicit(&r->gen, memory_order_acquire) != s.gen)
+        return;
+    span_lock(r);
+    if (atomic_load_explicit(&r->gen, memory_order_relaxed) != s.gen || r->ended) {
+        span_unlock(r);
+        return;
+    }
+    r->ended = true;
+    bool recording = r->recording;
+    if (recording) {
+        uint64_t t = end_ns ? end_ns : af_now_ns();
+        r->data.end_ns = t < r->data.start_ns ? r->data.start_ns : t;
+    }
+    span_unlock(r);
+    if (recording) {
+        af_tracer_provider *p = r->tracer->provider;
+        atomic_fetch_add_explicit(&p->spans_ended, 1, memory_order_relaxed);
+        size_t np = atomic_load_explicit(&p->n_processors, memory_order_acquire);
+        for (size_t i = 0; i < np; i++) {
+            af_span_processor *proc = p->processors[i];
+            proc->ops->on_end(proc->self, &r->data);
+        }
+    }
+    af__span_rec_release(r);
+}
+
+void af_span_end(af_span s)
+{
+    af_span_end_at(s, 0);
+}
+
+/* ----- accessors ------------------------------------------------------------------------ */
+
+bool af_span_is_recording(af_span s)
+{
+    if (!s.rec || atomic_load_explicit(&s.rec->gen, memory_order_acquire) != s.gen)
+        return false;
+    span_lock(s.rec);
+    bool rec = atomic_load_explicit(&s.rec->gen, memory_order_relaxed) == s.gen &&
+               s.rec->recording && !s.rec->ended;
+    span_unlock(s.rec);
+    return rec;
+}
+
+bool af__span_context_of(af_span s, af_span_context *out, bool with_state)
+{
+    af_span_rec *r = s.rec;
+    if (!r || atomic_load_explicit(&r->gen, memory_order_acquire) != s.gen)
+        return false;
+    span_lock(r);
+    bool ok = atomic_load_explicit(&r->gen, memory_order_relaxed) == s.gen;
+    if (ok) {
+        memcpy(out->trace_id, r->data.trace_id, 16);
+        memcpy(out->span_id, r->data.span_id, 8);
+        out->trace_flags = r->data.trace_flags;
+        out->is_remote = false;
+        size_t n = with_state && r->data.trace_state ? strlen(r->data.trace_state) : 0;
+        if (n > AF_TRACE_STATE_MAX)
+            n = 0;
+        memcpy(out->trace_state, n ? r->data.trace_state : "", n + 1);
+        out->trace_state_len = (uint16_t)n;
+    }
+    span_unlock(r);
+    return ok;
+}
+
+void af_span_get_context(af_span s, af_span_context *out)
+{
+    if (!af__span_context_of(s, out, true))
+        af_span_context_init(out);
+}
+
+/* ----- mutation ------------------------------------------------------------------------- */
+
+void af_span_set_attrs(af_span s, const af_attr *attrs, size_t n)
+{
+    if (!lock_live(s))
+        return;
+    const af_span_limits *lim = limits_of(s.rec);
+    for (size_t i = 0; i < n; i++)
+        set_attr_locked(s.rec, lim, &attrs[i]);
+    span_unlock(s.rec);
+}
+
+void af_span_set_attr(af_span s, const af_attr *a)
+{
+    af_span_set_attrs(s, a, 1);
+}
+
+void af_span_set_string(af_span s, const char *key, const char *value)
+{
+    af_attr a = AF_STR(key, value);
+    af_span_set_attrs(s, &a, 1);
+}
+
+void af_span_set_int(af_span s, const char *key, int64_t value)
+{
+    af_attr a = AF_INT(key, value);
+    af_span_set_attrs(s, &a, 1);
+}
+
+void af_span_set_double(af_span s, const char *key, double value)
+{
+    af_attr a = AF_DOUBLE(key, value);
+    af_span_set_attrs(s, &a, 1);
+}
+
+void af_span_set_bool(af_span s, const char *key, bool value)
+{
+    af_attr a = AF_BOOL(key, value);
+    af_span_set_attrs(s, &a, 1);
+}
+
+static void add_event_locked(af_span_rec *r, const char *name, uint64_t time_ns,
+                             const af_attr *attrs, size_t n)
+{
+    const af_span_limits *lim = limits_of(r);
+    af_span_data *d = &r->data;
+    if (d->n_events >= lim->event_count) {
+        d->dropped_events++;
+        return;
+    }
+    af_event_data *events = (af_event_data *)d->events;
+    if (d->n_events == r->event_cap) {
+        events =
+            grow(r, events, d->n_events, &r->event_cap, sizeof(af_event_data), lim->event_count);
+        if (!events || d->n_events == r->event_cap) {
+            d->dropped_events++;
+            return;
+        }
+        d->events = events;
+    }
+    af_event_data *e = &events[d->n_events];
+    const char *nm = name ? name : "";
+    e->name = af__arena_strdup(r, nm, strlen(nm));
+    if (!e->name) {
+        d->dropped_events++;
+        return;
+    }
+    e->time_ns = time_ns ? time_ns : af_now_ns();
+    e->attrs =
+        copy_attr_list(r, lim, attrs, n, lim->attribute_per_event_count, &e->n_attrs, &e->dropped_attrs);
+    d->n_events++;
+}
+
+void af_span_add_event_at(af_span s, const char *name, uint64_t time_ns, const af_attr *attrs,
+                          size_t n_attrs)
+{
+    if (!lock_live(s))
+        return;
+    add_event_locked(s.rec, name, time_ns, attrs, n_attrs);
+    span_unlock(s.rec);
+}
+
+void af_span_add_event(af_span s, const char *name, const af_attr *attrs, size_t n_attrs)
+{
+    af_span_add_event_at(s, name, 0, attrs, n_attrs);
+}
+
+static void add_link_locked(af_span_rec *r, const af_link *l)
+{
+    if (!l->context || !af_span_context_is_valid(l->context))
+        return;
+    const af_span_limits *lim = limits_of(r);
+    af_span_data *d = &r->data;
+    if (d->n_links >= lim->link_count) {
+        d->dropped_links++;
+        return;
+    }
+    af_link_data *links = (af_link_data *)d->links;
+    if (d->n_links == r->link_cap) {
+        links = grow(r, links, d->n_links, &r->link_cap, sizeof(af_link_data), lim->link_count);
+        if (!links || d->n_links == r->link_cap) {
+            d->dropped_links++;
+            return;
+        }
+        d->links = links;
+    }
+    af_link_data *ld = &links[d->n_links];
+    memcpy(ld->trace_id, l->context->trace_id, 16);
+    memcpy(ld->span_id, l->context->span_id, 8);
+    ld->trace_flags = l->context->trace_flags;
+    ld->is_remote = l->context->is_remote;
+    ld->trace_state = empty;
+    if (l->context->trace_state_len) {
+        const char *ts = af__arena_strdup(r, l->context->trace_state, l->context->trace_state_len);
+        if (ts)
+            ld->trace_state = ts;
+    }
+    ld->attrs = copy_attr_list(r, lim, l->attrs, l->n_attrs, lim->attribute_per_link_count, &ld->n_attrs,
+                               &ld->dropped_attrs);
+    d->n_links++;
+}
+
+void af_span_add_link(af_span s, const af_span_context *ctx, const af_attr *attrs, size_t n)
+{
+    if (!lock_live(s))
+        return;
+    af_link l = {ctx, attrs, n};
+    add_link_locked(s.rec, &l);
+    span_unlock(s.rec);
+}
+
+static void set_status_locked(af_span_rec *r, af_status_code code, const char *description)
+{
+    af_span_data *d = &r->data;
+    if (code == AF_STATUS_UNSET || d->status == AF_STATUS_OK)
+        return; /* Unset is ignored; Ok is final */
+    d->status = code;
+    d->status_message = empty;
+    if (code == AF_STATUS_ERROR && description && description[0]) {
+        size_t n = strlen(description);
+        const char *m = af__arena_strdup(r, description, n);
+        if (m)
+            d->status_message = m;
+    }
+}
+
+void af_span_set_status(af_span s, af_status_code code, const char *description)
+{
+    if (code != AF_STATUS_OK && code != AF_STATUS_ERROR)
+        return;
+    if (!lock_live(s))
+        return;
+    set_status_locked(s.rec, code, description);
+    span_unlock(s.rec);
+}
+
+void af_span_update_name(af_span s, const char *name)
+{
+    if (!name || !lock_live(s))
+        return;
+    const char *nm = af__arena_strdup(s.rec, name, strlen(name));
+    if (nm)
+        s.rec->data.name = nm;
+    span_unlock(s.rec);
+}
+
+void af_span_record_error(af_span s, const char *type, const char *message, const char *stacktrace,
+                          const af_attr *attrs, size_t n_attrs)
+{
+    if (!lock_live(s))
+        return;
+    /* Standard attributes first, caller's attributes after: a later duplicate key wins in
+     * copy_attr_list, which gives the caller precedence as the spec asks. */
+    af_attr all[3 + 32];
+    size_t n = 0;
+    if (type)
+        all[n++] = AF_STR("exception.type", type);
+    if (message)
+        all[n++] = AF_STR("exception.message", message);
+    if (stacktrace)
+        all[n++] = AF_STR("exception.stacktrace", stacktrace);
+    for (size_t i = 0; i < n_attrs && n < sizeof(all) / sizeof(all[0]); i++)
+        all[n++] = attrs[i];
+    add_event_locked(s.rec, "exception", 0, all, n);
+    set_status_locked(s.rec, AF_STATUS_ERROR, message ? message : type);
+    span_unlock(s.rec);
+}

@@ -1,0 +1,139 @@
+/*
+ * trace/span_int.h - the span record and the internals shared by the trace core (private).
+ *
+ * A span is a fixed-size record from a process-wide pool (pool.c): attributes, events and
+ * links live inline up to small counts and overflow into the record's arena, which starts
+ * inline and grows by malloc'd chunks only for unusually large spans. Records are never
+ * returned to the system, so a stale af_span handle always points at valid memory; its
+ * generation number tells whether the record still holds that span.
+ */
+#ifndef AF_TRACE_SPAN_INT_H
+#define AF_TRACE_SPAN_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "agentaflow/trace_sdk.h"
+
+#define AF_INLINE_ATTRS 8
+#define AF_INLINE_EVENTS 2
+#define AF_INLINE_LINKS 1
+#define AF_ARENA_INLINE 1024
+#define AF_MAX_PROCESSORS 16
+
+typedef struct af_arena_chunk {
+    struct af_arena_chunk *next;
+    size_t size;
+    /* data follows, 16-byte aligned */
+} af_arena_chunk;
+
+struct af_span_rec {
+    /* First cache line: everything the export thread touches when it lets go of a record
+     * (refs, next_free) and the control words, so a recycled record costs one line of
+     * cross-core traffic. Recycling work (generation bump, arena reset) happens when the
+     * record is taken again, on the thread that will use it. */
+    _Alignas(64) _Atomic uint32_t refs; /* 1 for the live span + one per retaining processor */
+    _Atomic uint32_t lock;
+    _Atomic uint64_t gen;
+    af_span_rec *next_free;
+    af_tracer *tracer;
+    char *arena_pos;
+    size_t arena_left;
+    af_arena_chunk *chunks;
+    bool ended;
+    bool recording;
+    uint16_t attr_cap;
+    uint16_t event_cap;
+    uint16_t link_cap;
+    af_span_data data; /* the readable view handed to processors */
+    af_attr attrs_inline[AF_INLINE_ATTRS];
+    af_event_data events_inline[AF_INLINE_EVENTS];
+    af_link_data links_inline[AF_INLINE_LINKS];
+    _Alignas(16) char arena[AF_ARENA_INLINE];
+};
+
+/* A processor: the public handle behind af_span_processor. */
+struct af_span_processor {
+    const af_span_processor_ops *ops;
+    void *self;
+    af_exporter *exporter; /* simple and batch processors only */
+    void (*stats)(void *self, af_processor_stats *out);
+};
+
+struct af_tracer {
+    af_tracer_provider *provider;
+    af_instrumentation_scope scope; /* strings owned by the tracer */
+    struct af_tracer *next;
+};
+
+struct af_tracer_provider {
+    af_resource *resource;
+    af_sampler *sampler;
+    af_span_limits limits;
+    const af_id_generator_ops *idgen;
+    void *idgen_self;
+    bool disabled;
+    _Atomic bool shut_down;
+    af_span_processor *processors[AF_MAX_PROCESSORS];
+    _Atomic size_t n_processors;
+    pthread_mutex_t mu; /* guards tracers list and processor registration */
+    af_tracer *tracers;
+    af_tracer noop_tracer; /* returned after shutdown */
+    _Atomic uint64_t spans_started;
+    _Atomic uint64_t spans_ended;
+    _Atomic uint64_t spans_unsampled;
+};
+
+/* pool.c */
+af_span_rec *af__span_rec_alloc(void);
+/* Drops one reference; the last one recycles the record (any thread). */
+void af__span_rec_release(af_span_rec *r);
+void af__span_rec_retain(af_span_rec *r);
+
+static inline af_span_rec *af__span_rec_of(const af_span_data *d)
+{
+    return (af_span_rec *)((char *)(uintptr_t)d - offsetof(af_span_rec, data));
+}
+
+/* arena.c: bump allocation inside a record; NULL on ENOMEM. The fast path is inline; a
+ * request that does not fit goes to af__arena_grow, which chains a malloc'd chunk. */
+void *af__arena_grow(af_span_rec *r, size_t size);
+
+static inline void *af__arena_alloc(af_span_rec *r, size_t size)
+{
+    size = (size + 15) & ~(size_t)15;
+    if (__builtin_expect(size > r->arena_left, 0))
+        return af__arena_grow(r, size);
+    void *p = r->arena_pos;
+    r->arena_pos += size;
+    r->arena_left -= size;
+    return p;
+}
+
+static inline char *af__arena_strdup(af_span_rec *r, const char *s, size_t len)
+{
+    char *p = (char *)af__arena_alloc(r, len + 1);
+    if (p) {
+        __builtin_memcpy(p, s, len);
+        p[len] = '\0';
+    }
+    return p;
+}
+
+void af__arena_reset(af_span_rec *r);
+/* Copies the items of an array attribute into the arena (strings truncated to max_chars
+ * characters); out->key and out->type are the caller's. Returns 0 or -1 on ENOMEM. */
+int af__arena_copy_array(af_span_rec *r, af_attr *out, const af_attr *in, uint32_t max_chars);
+
+/* fork.c: incremented in every child after fork(); lets lazily-restarted parts notice. */
+extern _Atomic uint64_t af__fork_generation;
+void af__fork_handlers_install(void);
+/* Per-module fork hooks, called in this order by fork.c (prepare: batch then pool). */
+void af__pool_atfork_prepare(void);
+void af__pool_atfork_parent(void);
+void af__pool_atfork_child(void);
+void af__batch_atfork_prepare(void);
+void af__batch_atfork_parent(void);
+void af__batch_atfork_child(void);
+
+#endif

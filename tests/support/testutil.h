@@ -1,0 +1,41 @@
+/*
+ * testutil.h - shared helpers for the cmocka unit tests.
+ */
+#ifndef AF_TESTUTIL_H
+#define AF_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+/* cmocka needs the four headers above first. */
+#include <cmocka.h>
+
+#include "agentaflow/export.h"
+#include "agentaflow/trace_sdk.h"
+
+/* A provider (AlwaysOn sampler, raw resource service.name=test) whose spans land in a memory
+ * exporter through a simple processor, so they are readable as soon as they end. */
+typedef struct af_test_env {
+    af_tracer_provider *provider;
+    af_tracer *tracer;
+    af_memory_exporter *mem;
+} af_test_env;
+
+void af_test_env_init(af_test_env *env);
+void af_test_env_free(af_test_env *env);
+/* Copies of the spans exported so far (oldest first); release with af_test_spans_free. */
+size_t af_test_spans(af_test_env *env, af_span_copy **out, size_t cap);
+void af_test_spans_free(af_span_copy **spans, size_t n);
+/* The first exported span with this name, or NULL (a borrowed view into `spans`). */
+const af_span_data *af_test_find_span(af_span_copy **spans, size_t n, const char *name);
+/* The attribute `key` of a span, or NULL. */
+const af_attr *af_test_find_attr(const af_attr *attrs, size_t n, const char *key);
+
+/* Captures af_log output: af_test_log_capture_begin installs a handler that appends every
+ * message (one per line) to an internal buffer; _text returns it; _end restores stderr. */
+void af_test_log_capture_begin(void);
+const char *af_test_log_capture_text(void);
+void af_test_log_capture_end(void);
+
+#endif

@@ -1,0 +1,435 @@
+/* Batch processor: triggers, drops, flush and shutdown bounds with slow and hanging
+ * exporters, fork, and a multi-thread stress run (also run under TSan). */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+/* An exporter whose behaviour the test scripts: count spans, optionally block until
+ * released (a hung collector) or until its deadline. */
+typedef struct ctl_exporter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t spans;
+    size_t calls;
+    size_t max_batch;
+    bool hang;          /* block until released, ignoring the deadline */
+    bool honour_deadline; /* block until the deadline instead */
+    bool fail;
+    bool shut_down;
+    bool destroyed_flag;
+    bool *destroyed;    /* set when destroy runs (may outlive the test's view) */
+} ctl_exporter;
+
+static int ctl_export(void *self, const af_span_data *const *spans, size_t n, uint64_t dl)
+{
+    ctl_exporter *c = self;
+    for (size_t i = 0; i < n; i++)
+        assert_true(spans[i]->trace_flags & AF_TRACE_FLAG_SAMPLED);
+    pthread_mutex_lock(&c->mu);
+    c->calls++;
+    c->spans += n;
+    if (n > c->max_batch)
+        c->max_batch = n;
+    pthread_cond_broadcast(&c->cv);
+    while (c->hang)
+        pthread_cond_wait(&c->cv, &c->mu);
+    bool fail = c->fail;
+    pthread_mutex_unlock(&c->mu);
+    if (c->honour_deadline) {
+        while (af_monotonic_ns() < dl) {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL); /* simulates a slow network call until its deadline */
+        }
+        return AF_ETIMEDOUT;
+    }
+    return fail ? AF_EEXPORT : 0;
+}
+
+static int ctl_shutdown(void *self, uint64_t dl)
+{
+    (void)dl;
+    ctl_exporter *c = self;
+    pthread_mutex_lock(&c->mu);
+    c->shut_down = true;
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+static void ctl_destroy(void *self)
+{
+    ctl_exporter *c = self;
+    if (c->destroyed)
+        *c->destroyed = true;
+}
+
+static const af_exporter_ops ctl_ops = {
+    .type = "ctl",
+    .export_spans = ctl_export,
+    .shutdown = ctl_shutdown,
+    .destroy = ctl_destroy,
+};
+
+static void ctl_init(ctl_exporter *c)
+{
+    memset(c, 0, sizeof(*c));
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+}
+
+static size_t ctl_spans(ctl_exporter *c)
+{
+    pthread_mutex_lock(&c->mu);
+    size_t n = c->spans;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+/* Waits (bounded) until the exporter has seen `want` spans. */
+static void wait_spans(ctl_exporter *c, size_t want)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 10;
+    pthread_mutex_lock(&c->mu);
+    while (c->spans < want)
+        if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) != 0)
+            break;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void release_hang(ctl_exporter *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->hang = false;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+typedef struct fixture {
+    af_tracer_provider *p;
+    af_tracer *t;
+    af_span_processor *proc;
+} fixture;
+
+static void fixture_init(fixture *f, ctl_exporter *c, const af_batch_processor_opts *o)
+{
+    af_tracer_provider_opts po;
+    af_tracer_provider_opts_init(&po);
+    po.sampler = af_sampler_always_on();
+    assert_int_equal(af_tracer_provider_new(&po, &f->p), 0);
+    af_exporter *e = NULL;
+    assert_int_equal(af_exporter_new(&ctl_ops, c, &e), 0);
+    assert_int_equal(af_batch_processor_new(e, o, &f->proc), 0);
+    assert_int_equal(af_tracer_provider_add_processor(f->p, f->proc), 0);
+    f->t = af_tracer_provider_get_tracer(f->p, "batch-test", NULL, NULL);
+}
+
+static void emit(af_tracer *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        af_span_end(af_span_start(t, "s", NULL));
+}
+
+static void opts(af_batch_processor_opts *o, uint32_t queue, uint32_t batch, uint32_t delay)
+{
+    af_batch_processor_opts_init(o);
+    o->max_queue_size = queue;
+    o->max_export_batch_size = batch;
+    o->schedule_delay_ms = delay;
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    af_batch_processor_opts o;
+    unsetenv("OTEL_BSP_MAX_QUEUE_SIZE");
+    af_batch_processor_opts_init(&o);
+    assert_int_equal(o.max_queue_size, 2048);
+    assert_int_equal(o.max_export_batch_size, 512);
+    assert_int_equal(o.schedule_delay_ms, 5000);
+    assert_int_equal(o.export_timeout_ms, 30000);
+    setenv("OTEL_BSP_MAX_QUEUE_SIZE", "4096", 1);
+    setenv("OTEL_BSP_SCHEDULE_DELAY", "abc", 1);
+    af_test_log_capture_begin();
+    af_batch_processor_opts_init(&o);
+    af_test_log_capture_end();
+    assert_int_equal(o.max_queue_size, 4096);
+    assert_int_equal(o.schedule_delay_ms, 5000);
+    assert_non_null(strstr(af_test_log_capture_text(), "OTEL_BSP_SCHEDULE_DELAY"));
+    unsetenv("OTEL_BSP_MAX_QUEUE_SIZE");
+    unsetenv("OTEL_BSP_SCHEDULE_DELAY");
+}
+
+static void test_full_batch_triggers_export(void **state)
+{
+    (void)state;
+    ctl_exporter c;
+    ctl_init(&c);
+    af_batch_processor_opts o;
+    opts(&o, 1024, 64, 3600000); /* the timer never fires in this test */
+    fixture f;
+    fixture_init(&f, &c, &o);
+    emit(f.t, 64 * 3);
+    wait_spans(&c, 64 * 3);
+    assert_int_equal(ctl_spans(&c), 64 * 3);
+    assert_int_equal(c.max_batch, 64);
+    af_processor_stats st;
+    af_span_processor_stats_get(f.proc, &st);
+    assert_int_equal(st.exported, 192);
+    assert_int_equal(st.dropped, 0);
+    af_tracer_provider_free(f.p);
+}
+
+static void test_schedule_delay_triggers_export(void **state)
+{
+    (void)state;
+    ctl_exporter c;
+    ctl_init(&c);
+    af_batch_processor_opts o;
+    opts(&o, 1024, 512, 20);
+    fixture f;
+    fixture_init(&f, &c, &o);
+    emit(f.t, 5);
+    wait_spans(&c, 5); /* well under a batch: only the timer can export these */
+    assert_int_equal(ctl_spans(&c), 5);
+    af_tracer_provider_free(f.p);
+}
+
+static void test_force_flush_exports_everything(void **state)
+{
+    (void)state;
+    ctl_exporter c;
+    ctl_init(&c);
+    af_batch_processor_opts o;
+    opts(&o, 4096, 100, 3600000);
+    fixture f;
+    fixture_init(&f, &c, &o);
+    emit(f.t, 1234);
+    assert_int_equal(af_tracer_provider_force_flush(f.p, 10000), 0);
+    assert_int_equal(ctl_spans(&c), 1234);
+    assert_true(c.max_batch <= 100);
+    af_tracer_provider_free(f.p);
+}
+
+static void test_full_queue_drops_and_counts(void **state)
+{
+    (void)state;
+    ctl_exporter c;
+    ctl_init(&c);
+    c.hang = true;
+    af_batch_processor_opts o;
+    opts(&o, 16, 4, 3600000);
+    fixture f;
+    fixture_init(&f, &c, &o);
+    emit(f.t, 4); /* the worker takes one batch and hangs in export */
+    wait_spans(&c, 4);
+    af_test_log_capture_begin();
+    emit(f.t, 100); /* 16 fit in the queue, 84 are dropped; the caller never blocks */
+    af_test_log_capture_end();
+    af_processor_stats st;
+    af_span_processor_stats_get(f.proc, &st);
+    assert_int_equal(st.dropped, 84);
+    assert_int_equal(st.queue_depth, 16);
+    assert_int_equal(st.queue_capacity, 16);
+    /* one rate-limited line, not one per span */
+    const char *log = af_test_log_capture_text();
+    const char *first = strstr(log, "queue full");
+    assert_non_null(first);
+    assert_null(strstr(first + 1, "queue full"));
+    af_provider_stats ps;
+    af_tracer_provider_stats(f.p, &ps);
+    assert_int_equal(ps.spans_dropped, 84);
+    release_hang(&c);
+    assert_int_equal(af_tracer_provider_force_flush(f.p, 10000), 0);
+    assert_int_equal(ctl_spans(&c), 20);
+    af_tracer_provider_free(f.p);
+}
+
+static void test_hanging_exporter_bounds_flush_and_shutdown(void **state)
+{
+    (void)state;
+    ctl_exporter *c = calloc(1, sizeof(*c)); /* outlives the provider: the worker frees late */
+    ctl_init(c);
+    c->hang = true;
+    bool destroyed = false;
+    c->destroyed = &destroyed;
+    af_batch_processor_opts o;
+    opts(&o, 64, 8, 3600000);
+    fixture f;
+    fixture_init(&f, c, &o);
+    emit(f.t, 8);
+    wait_spans(c, 8);
+    uint64_t t0 = af_monotonic_ns();
+    assert_int_equal(af_tracer_provider_force_flush(f.p, 100), AF_ETIMEDOUT);
+    uint64_t flush_ms = (af_monotonic_ns() - t0) / 1000000;
+    assert_true(flush_ms >= 90 && flush_ms < 5000);
+    t0 = af_monotonic_ns();
+    assert_int_equal(af_tracer_provider_shutdown(f.p, 150), AF_ETIMEDOUT);
+    uint64_t shut_ms = (af_monotonic_ns() - t0) / 1000000;
+    assert_true(shut_ms >= 140 && shut_ms < 5000);
+    af_tracer_provider_free(f.p); /* must not hang either: the worker is detached */
+    assert_false(destroyed);
+    release_hang(c); /* the collector "comes back": the worker finishes and frees itself */
+    for (int i = 0; i < 10000 && !__atomic_load_n(&destroyed, __ATOMIC_ACQUIRE); i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL); /* polling a flag set by another thread, bounded */
+    }
+    assert_true(__atomic_load_n(&destroyed, __ATOMIC_ACQUIRE));
+    free(c);
+}
+
+static void test_slow_exporter_deadline_passed_to_export(void **state)
+{
+    (void)state;
+    ctl_exporter c;
+    ctl_init(&c);
+    c.honour_deadline = true;
+    af_batch_processor_opts o;
+    opts(&o, 64, 8, 3600000);
+    o.export_timeout_ms = 50;
+    fixture f;
+    fixture_init(&f, &c, &o);
+    emit(f.t, 8);
+    uint64_t t0 = af_monotonic_ns();
+    af_tracer_provider_force_flush(f.p, 5000);
+    uint64_t ms = (af_monotonic_ns() - t0) / 1000000;
+    assert_true(ms >= 45 && ms < 4000);
+    af_processor_stats st;
+    af_span_processor_stats_get(f.proc, &st);
+    assert_int_equal(st.failed, 8);
+    af_tracer_provider_free(f.p);
+}
+
+static void test_shutdown_exports_then_rejects(void **state)
+{
+    (void)state;
+    ctl_exporter c;
+    ctl_init(&c);
+    af_batch_processor_opts o;
+    opts(&o, 256, 64, 3600000);
+    fixture f;
+    fixture_init(&f, &c, &o);
+    emit(f.t, 10);
+    assert_int_equal(af_tracer_provider_shutdown(f.p, 5000), 0);
+    assert_int_equal(ctl_spans(&c), 10);
+    assert_true(c.shut_down);
+    assert_int_equal(af_span_processor_exporter(f.proc) != NULL, 1);
+    af_tracer_provider_free(f.p);
+}
+
+static void test_fork_child_restarts_worker(void **state)
+{
+    (void)state;
+    ctl_exporter c;
+    ctl_init(&c);
+    af_batch_processor_opts o;
+    opts(&o, 256, 512, 3600000);
+    fixture f;
+    fixture_init(&f, &c, &o);
+    emit(f.t, 7); /* queued in the parent at fork time */
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        emit(f.t, 3);
+        int rc = af_tracer_provider_force_flush(f.p, 5000);
+        size_t n = ctl_spans(&c);
+        /* the child exports only its own 3 spans, not the parent's 7 */
+        char ok = (rc == 0 && n == 3) ? 'y' : 'n';
+        if (write(fds[1], &ok, 1) != 1)
+            _exit(2);
+        _exit(0);
+    }
+    close(fds[1]);
+    char ok = 0;
+    assert_int_equal(read(fds[0], &ok, 1), 1);
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    assert_int_equal(ok, 'y');
+    assert_int_equal(af_tracer_provider_force_flush(f.p, 5000), 0);
+    assert_int_equal(ctl_spans(&c), 7);
+    af_tracer_provider_free(f.p);
+}
+
+/* ----- stress ------------------------------------------------------------------------------ */
+
+typedef struct stress_arg {
+    af_tracer *t;
+    int n;
+} stress_arg;
+
+static void *stress_thread(void *arg)
+{
+    stress_arg *a = arg;
+    for (int i = 0; i < a->n; i++) {
+        af_span parent = af_span_start(a->t, "parent", NULL);
+        af_context_token tok = af_context_attach(parent);
+        af_span child = af_span_start(a->t, "child", NULL);
+        af_span_set_attrs(child, AF_ATTRS(AF_INT("i", i), AF_STR("s", "value")));
+        af_span_add_event(child, "ev", NULL, 0);
+        af_span_end(child);
+        af_context_detach(tok);
+        af_span_end(parent);
+        af_span_end(parent); /* double end from the same thread is harmless */
+    }
+    return NULL;
+}
+
+static void test_multithread_stress(void **state)
+{
+    (void)state;
+    ctl_exporter c;
+    ctl_init(&c);
+    af_batch_processor_opts o;
+    opts(&o, 2048, 512, 5);
+    fixture f;
+    fixture_init(&f, &c, &o);
+    enum { THREADS = 4, PER = 5000 };
+    pthread_t th[THREADS];
+    stress_arg arg = {f.t, PER};
+    for (int i = 0; i < THREADS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, stress_thread, &arg), 0);
+    /* concurrent flushes and stats reads while producers run */
+    for (int i = 0; i < 20; i++) {
+        af_tracer_provider_force_flush(f.p, 5000);
+        af_processor_stats st;
+        af_span_processor_stats_get(f.proc, &st);
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(af_tracer_provider_force_flush(f.p, 10000), 0);
+    af_processor_stats st;
+    af_span_processor_stats_get(f.proc, &st);
+    /* nothing lost: every span was either exported or counted as dropped */
+    assert_int_equal(st.exported + st.dropped, (uint64_t)THREADS * PER * 2);
+    assert_int_equal(ctl_spans(&c), st.exported);
+    af_provider_stats ps;
+    af_tracer_provider_stats(f.p, &ps);
+    assert_int_equal(ps.spans_started, (uint64_t)THREADS * PER * 2);
+    assert_int_equal(ps.spans_ended, ps.spans_started);
+    af_tracer_provider_free(f.p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_full_batch_triggers_export),
+        cmocka_unit_test(test_schedule_delay_triggers_export),
+        cmocka_unit_test(test_force_flush_exports_everything),
+        cmocka_unit_test(test_full_queue_drops_and_counts),
+        cmocka_unit_test(test_hanging_exporter_bounds_flush_and_shutdown),
+        cmocka_unit_test(test_slow_exporter_deadline_passed_to_export),
+        cmocka_unit_test(test_shutdown_exports_then_rejects),
+        cmocka_unit_test(test_fork_child_restarts_worker),
+        cmocka_unit_test(test_multithread_stress),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
