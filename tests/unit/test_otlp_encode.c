@@ -1,0 +1,537 @@
+/*
+ * OTLP encoders and response decoders: exact bytes of a small request, every attribute
+ * type, grouping by resource and scope, span/link flags, the JSON mapping's quirks, and the
+ * decoders on valid and malformed bodies.
+ */
+#include "testutil.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <string.h>
+
+#include "export/encode.h"
+#include "google/rpc/status.pb-c.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
+
+typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest pb_request;
+typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceResponse pb_response;
+typedef Opentelemetry__Proto__Trace__V1__Span pb_span;
+typedef Opentelemetry__Proto__Common__V1__AnyValue pb_any;
+
+static const af_instrumentation_scope scope_lib = {"lib", "1.0", ""};
+static const af_instrumentation_scope scope_other = {"other", "", "https://schema/scope"};
+
+static af_resource *resource_kv(const char *k, const char *v)
+{
+    af_resource *r = NULL;
+    assert_int_equal(af_resource_new_raw(AF_ATTRS(AF_STR(k, v)), &r), 0);
+    return r;
+}
+
+/* A root span with ids 01..10 / a1..a8, sampled, SERVER, 1 s .. 1 s + 500 ns. */
+static void span_basic(af_span_data *s, const af_resource *r, const af_instrumentation_scope *sc)
+{
+    memset(s, 0, sizeof(*s));
+    for (int i = 0; i < 16; i++)
+        s->trace_id[i] = (uint8_t)(i + 1);
+    for (int i = 0; i < 8; i++)
+        s->span_id[i] = (uint8_t)(0xa1 + i);
+    s->trace_flags = 1;
+    s->trace_state = "";
+    s->name = "op";
+    s->kind = AF_SPAN_KIND_SERVER;
+    s->start_ns = 1000000000u;
+    s->end_ns = 1000000500u;
+    s->status_message = "";
+    s->resource = r;
+    s->scope = sc;
+}
+
+static pb_request *unpack(const af_buf *b)
+{
+    pb_request *req =
+        opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
+            NULL, b->len, b->data);
+    assert_non_null(req);
+    return req;
+}
+
+static void unpack_free(pb_request *req)
+{
+    opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(req,
+                                                                                            NULL);
+}
+
+static void test_golden_bytes(void **state)
+{
+    (void)state;
+    af_resource *r = resource_kv("k", "v");
+    af_span_data s;
+    span_basic(&s, r, &scope_lib);
+    const af_span_data *spans[] = {&s};
+    af_buf b;
+    af__buf_init(&b);
+    assert_int_equal(af__otlp_proto_encode(spans, 1, &b), 0);
+
+    static const uint8_t want[] = {
+        0x0A, 0x56,                                                /* resource_spans, 86 bytes */
+        0x0A, 0x0A,                                                /* resource, 10 */
+        0x0A, 0x08, 0x0A, 0x01, 'k',  0x12, 0x03, 0x0A, 0x01, 'v', /* attributes k=v */
+        0x12, 0x48,                                                /* scope_spans, 72 */
+        0x0A, 0x0A, 0x0A, 0x03, 'l',  'i',  'b',  0x12, 0x03, '1',  '.', '0', /* scope */
+        0x12, 0x3A,                                                           /* span, 58 */
+        0x0A, 0x10, 1,    2,    3,    4,    5,    6,    7,    8,    9,   10,
+        11,   12,   13,   14,   15,   16,                           /* trace_id */
+        0x12, 0x08, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, /* span_id */
+        0x2A, 0x02, 'o',  'p',                                      /* name */
+        0x30, 0x02,                                                 /* kind SERVER */
+        0x39, 0x00, 0xCA, 0x9A, 0x3B, 0x00, 0x00, 0x00, 0x00,       /* start 1e9, fixed64 LE */
+        0x41, 0xF4, 0xCB, 0x9A, 0x3B, 0x00, 0x00, 0x00, 0x00,       /* end 1e9+500 */
+        0x85, 0x01, 0x01, 0x01, 0x00, 0x00, /* flags: sampled | HAS_IS_REMOTE */
+    };
+    assert_int_equal(b.len, sizeof(want));
+    assert_memory_equal(b.data, want, sizeof(want));
+    af__buf_free(&b);
+    af_resource_free(r);
+}
+
+static void test_flags_parent_remote(void **state)
+{
+    (void)state;
+    af_span_data s;
+    span_basic(&s, NULL, &scope_lib);
+    s.has_parent = true;
+    s.parent_is_remote = true;
+    memcpy(s.parent_span_id, "\x11\x22\x33\x44\x55\x66\x77\x88", 8);
+    const af_span_data *spans[] = {&s};
+    af_buf b;
+    af__buf_init(&b);
+    assert_int_equal(af__otlp_proto_encode(spans, 1, &b), 0);
+    static const uint8_t parent[] = {0x22, 0x08, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88};
+    static const uint8_t flags[] = {0x85, 0x01, 0x01, 0x03, 0x00, 0x00};
+    assert_non_null(memmem(b.data, b.len, parent, sizeof(parent)));
+    assert_non_null(memmem(b.data, b.len, flags, sizeof(flags)));
+
+    pb_request *req = unpack(&b);
+    pb_span *ps = req->resource_spans[0]->scope_spans[0]->spans[0];
+    assert_int_equal(ps->flags, 0x301);
+    assert_int_equal(ps->parent_span_id.len, 8);
+    assert_null(ps->status);
+    unpack_free(req);
+
+    /* A local parent: HAS_IS_REMOTE without IS_REMOTE. */
+    s.parent_is_remote = false;
+    af__buf_reset(&b);
+    assert_int_equal(af__otlp_proto_encode(spans, 1, &b), 0);
+    req = unpack(&b);
+    assert_int_equal(req->resource_spans[0]->scope_spans[0]->spans[0]->flags, 0x101);
+    unpack_free(req);
+    af__buf_free(&b);
+}
+
+static const char *const str_items[] = {"a", "b"};
+static const bool bool_items[] = {true, false};
+static const int64_t int_items[] = {-1, INT64_MAX};
+static const double dbl_items[] = {0.5, -2.25};
+
+static const af_attr all_types[] = {
+    {.key = "s", .type = AF_VAL_STRING, .v.s = {"str", 3}},
+    {.key = "b", .type = AF_VAL_BOOL, .v.b = true},
+    {.key = "i", .type = AF_VAL_INT, .v.i = -42},
+    {.key = "d", .type = AF_VAL_DOUBLE, .v.d = 3.5},
+    {.key = "sa", .type = AF_VAL_STRING_ARRAY, .v.arr = {str_items, 2}},
+    {.key = "ba", .type = AF_VAL_BOOL_ARRAY, .v.arr = {bool_items, 2}},
+    {.key = "ia", .type = AF_VAL_INT_ARRAY, .v.arr = {int_items, 2}},
+    {.key = "da", .type = AF_VAL_DOUBLE_ARRAY, .v.arr = {dbl_items, 2}},
+};
+
+static void check_all_types(Opentelemetry__Proto__Common__V1__KeyValue **kv, size_t n)
+{
+    assert_int_equal(n, 8);
+    assert_string_equal(kv[0]->key, "s");
+    assert_string_equal(kv[0]->value->string_value, "str");
+    assert_int_equal(kv[1]->value->value_case,
+                     OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE);
+    assert_true(kv[1]->value->bool_value);
+    assert_int_equal(kv[2]->value->int_value, -42);
+    assert_true(kv[3]->value->double_value == 3.5);
+    Opentelemetry__Proto__Common__V1__ArrayValue *a = kv[4]->value->array_value;
+    assert_int_equal(a->n_values, 2);
+    assert_string_equal(a->values[0]->string_value, "a");
+    assert_string_equal(a->values[1]->string_value, "b");
+    a = kv[5]->value->array_value;
+    assert_int_equal(a->n_values, 2);
+    assert_true(a->values[0]->bool_value);
+    assert_int_equal(a->values[1]->value_case,
+                     OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE);
+    assert_false(a->values[1]->bool_value);
+    a = kv[6]->value->array_value;
+    assert_int_equal(a->values[0]->int_value, -1);
+    assert_int_equal(a->values[1]->int_value, INT64_MAX);
+    a = kv[7]->value->array_value;
+    assert_true(a->values[0]->double_value == 0.5);
+    assert_true(a->values[1]->double_value == -2.25);
+}
+
+static void test_attribute_types_events_links(void **state)
+{
+    (void)state;
+    af_resource *r = NULL;
+    assert_int_equal(af_resource_new_raw(all_types, 8, &r), 0);
+    af_span_data s;
+    span_basic(&s, r, &scope_lib);
+    s.trace_state = "k=v";
+    s.attrs = all_types;
+    s.n_attrs = 8;
+    s.dropped_attrs = 3;
+    af_event_data ev = {
+        .time_ns = 1000000100u, .name = "ev", .attrs = all_types, .n_attrs = 8, .dropped_attrs = 1};
+    af_link_data ln = {.trace_flags = 1,
+                       .is_remote = true,
+                       .trace_state = "x=y",
+                       .attrs = all_types + 2,
+                       .n_attrs = 1,
+                       .dropped_attrs = 2};
+    memset(ln.trace_id, 0xee, 16);
+    memset(ln.span_id, 0xdd, 8);
+    s.events = &ev;
+    s.n_events = 1;
+    s.dropped_events = 4;
+    s.links = &ln;
+    s.n_links = 1;
+    s.dropped_links = 5;
+    s.status = AF_STATUS_ERROR;
+    s.status_message = "boom";
+    const af_span_data *spans[] = {&s};
+    af_buf b;
+    af__buf_init(&b);
+    assert_int_equal(af__otlp_proto_encode(spans, 1, &b), 0);
+    pb_request *req = unpack(&b);
+    check_all_types(req->resource_spans[0]->resource->attributes,
+                    req->resource_spans[0]->resource->n_attributes);
+    pb_span *ps = req->resource_spans[0]->scope_spans[0]->spans[0];
+    check_all_types(ps->attributes, ps->n_attributes);
+    assert_string_equal(ps->trace_state, "k=v");
+    assert_int_equal(ps->dropped_attributes_count, 3);
+    assert_int_equal(ps->n_events, 1);
+    assert_int_equal(ps->events[0]->time_unix_nano, 1000000100u);
+    assert_string_equal(ps->events[0]->name, "ev");
+    check_all_types(ps->events[0]->attributes, ps->events[0]->n_attributes);
+    assert_int_equal(ps->events[0]->dropped_attributes_count, 1);
+    assert_int_equal(ps->dropped_events_count, 4);
+    assert_int_equal(ps->n_links, 1);
+    assert_memory_equal(ps->links[0]->trace_id.data, ln.trace_id, 16);
+    assert_memory_equal(ps->links[0]->span_id.data, ln.span_id, 8);
+    assert_string_equal(ps->links[0]->trace_state, "x=y");
+    assert_int_equal(ps->links[0]->flags, 0x301);
+    assert_int_equal(ps->links[0]->n_attributes, 1);
+    assert_int_equal(ps->links[0]->attributes[0]->value->int_value, -42);
+    assert_int_equal(ps->links[0]->dropped_attributes_count, 2);
+    assert_int_equal(ps->dropped_links_count, 5);
+    assert_non_null(ps->status);
+    assert_int_equal(ps->status->code, 2);
+    assert_string_equal(ps->status->message, "boom");
+    assert_int_equal(ps->kind, 2);
+    unpack_free(req);
+
+    /* Ok keeps the code and never carries a description. */
+    s.status = AF_STATUS_OK;
+    af__buf_reset(&b);
+    assert_int_equal(af__otlp_proto_encode(spans, 1, &b), 0);
+    req = unpack(&b);
+    ps = req->resource_spans[0]->scope_spans[0]->spans[0];
+    assert_non_null(ps->status);
+    assert_int_equal(ps->status->code, 1);
+    assert_string_equal(ps->status->message, "");
+    unpack_free(req);
+    af__buf_free(&b);
+    af_resource_free(r);
+}
+
+static void test_grouping(void **state)
+{
+    (void)state;
+    af_resource *r1 = resource_kv("service.name", "one");
+    af_resource *r2 = resource_kv("service.name", "two");
+    assert_int_equal(af_resource_set_schema_url(r2, "https://schema/res"), 0);
+    af_span_data s[5];
+    span_basic(&s[0], r1, &scope_lib);
+    span_basic(&s[1], r2, &scope_lib);
+    span_basic(&s[2], r1, &scope_other);
+    span_basic(&s[3], r1, &scope_lib);
+    span_basic(&s[4], r2, &scope_lib);
+    for (int i = 0; i < 5; i++)
+        s[i].start_ns = (uint64_t)i;
+    const af_span_data *spans[] = {&s[0], &s[1], &s[2], &s[3], &s[4]};
+    af_buf b;
+    af__buf_init(&b);
+    assert_int_equal(af__otlp_proto_encode(spans, 5, &b), 0);
+    pb_request *req = unpack(&b);
+    assert_int_equal(req->n_resource_spans, 2);
+    Opentelemetry__Proto__Trace__V1__ResourceSpans *rs = req->resource_spans[0];
+    assert_string_equal(rs->resource->attributes[0]->value->string_value, "one");
+    assert_string_equal(rs->schema_url, "");
+    assert_int_equal(rs->n_scope_spans, 2);
+    assert_string_equal(rs->scope_spans[0]->scope->name, "lib");
+    assert_string_equal(rs->scope_spans[0]->scope->version, "1.0");
+    assert_int_equal(rs->scope_spans[0]->n_spans, 2);
+    assert_int_equal(rs->scope_spans[0]->spans[0]->start_time_unix_nano, 0);
+    assert_int_equal(rs->scope_spans[0]->spans[1]->start_time_unix_nano, 3);
+    assert_string_equal(rs->scope_spans[1]->scope->name, "other");
+    assert_string_equal(rs->scope_spans[1]->schema_url, "https://schema/scope");
+    assert_int_equal(rs->scope_spans[1]->n_spans, 1);
+    assert_int_equal(rs->scope_spans[1]->spans[0]->start_time_unix_nano, 2);
+    rs = req->resource_spans[1];
+    assert_string_equal(rs->resource->attributes[0]->value->string_value, "two");
+    assert_string_equal(rs->schema_url, "https://schema/res");
+    assert_int_equal(rs->n_scope_spans, 1);
+    assert_int_equal(rs->scope_spans[0]->n_spans, 2);
+    assert_int_equal(rs->scope_spans[0]->spans[0]->start_time_unix_nano, 1);
+    assert_int_equal(rs->scope_spans[0]->spans[1]->start_time_unix_nano, 4);
+    unpack_free(req);
+
+    /* The JSON encoder groups the same way. */
+    af__buf_reset(&b);
+    assert_int_equal(af__otlp_json_encode(spans, 5, &b), 0);
+    json_t *root = json_loadb((const char *)b.data, b.len, 0, NULL);
+    assert_non_null(root);
+    json_t *rsj = json_object_get(root, "resourceSpans");
+    assert_int_equal(json_array_size(rsj), 2);
+    json_t *ss0 = json_object_get(json_array_get(rsj, 0), "scopeSpans");
+    assert_int_equal(json_array_size(ss0), 2);
+    assert_int_equal(json_array_size(json_object_get(json_array_get(ss0, 0), "spans")), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ss0, 1), "schemaUrl")),
+                        "https://schema/scope");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rsj, 1), "schemaUrl")),
+                        "https://schema/res");
+    json_decref(root);
+    af__buf_free(&b);
+    af_resource_free(r1);
+    af_resource_free(r2);
+}
+
+static void test_invalid_and_empty(void **state)
+{
+    (void)state;
+    af_buf b;
+    af__buf_init(&b);
+    const af_span_data *spans[] = {NULL};
+    assert_int_equal(af__otlp_proto_encode(spans, 1, &b), -EINVAL);
+    assert_int_equal(af__otlp_json_encode(spans, 1, &b), -EINVAL);
+    assert_int_equal(af__otlp_proto_encode(NULL, 1, &b), -EINVAL);
+    assert_int_equal(af__otlp_proto_encode(NULL, 0, &b), 0);
+    assert_int_equal(b.len, 0); /* an empty request packs to nothing */
+    assert_int_equal(af__otlp_json_encode(NULL, 0, &b), 0);
+    af__buf_terminate(&b);
+    assert_string_equal((const char *)b.data, "{\"resourceSpans\":[]}");
+    af__buf_free(&b);
+}
+
+static bool contains(const af_buf *b, const char *needle)
+{
+    return memmem(b->data, b->len, needle, strlen(needle)) != NULL;
+}
+
+static void test_json_text(void **state)
+{
+    (void)state;
+    af_resource *r = resource_kv("service.name", "svc");
+    af_span_data s;
+    span_basic(&s, r, &scope_lib);
+    s.has_parent = true;
+    memcpy(s.parent_span_id, "\xAB\xCD\xEF\x01\x02\x03\x04\x05", 8);
+    s.start_ns = 1544712660000000000u;
+    s.attrs = all_types;
+    s.n_attrs = 8;
+    s.dropped_attrs = 7;
+    static const double odd[] = {NAN, INFINITY, -INFINITY, 0.1};
+    af_attr extra[] = {AF_DOUBLE_ARRAY("odd", odd, 4), AF_STR("esc", "q\"\n\x01"),
+                       AF_INT("min", INT64_MIN)};
+    af_event_data ev = {.time_ns = 5, .name = "ev", .attrs = extra, .n_attrs = 3};
+    s.events = &ev;
+    s.n_events = 1;
+    s.status = AF_STATUS_ERROR;
+    s.status_message = "bad";
+    const af_span_data *spans[] = {&s};
+    af_buf b;
+    af__buf_init(&b);
+    assert_int_equal(af__otlp_json_encode(spans, 1, &b), 0);
+    assert_true(contains(&b, "\"traceId\":\"0102030405060708090a0b0c0d0e0f10\""));
+    assert_true(contains(&b, "\"spanId\":\"a1a2a3a4a5a6a7a8\""));
+    assert_true(contains(&b, "\"parentSpanId\":\"abcdef0102030405\""));
+    assert_true(contains(&b, "\"startTimeUnixNano\":\"1544712660000000000\""));
+    assert_true(contains(&b, "\"endTimeUnixNano\":\"1000000500\""));
+    assert_true(contains(&b, "\"kind\":2"));
+    assert_true(contains(&b, "\"flags\":257"));
+    assert_true(contains(&b, "{\"key\":\"i\",\"value\":{\"intValue\":\"-42\"}}"));
+    assert_true(contains(&b, "{\"key\":\"b\",\"value\":{\"boolValue\":true}}"));
+    assert_true(contains(&b, "{\"key\":\"d\",\"value\":{\"doubleValue\":3.5}}"));
+    assert_true(contains(&b, "\"arrayValue\":{\"values\":[{\"stringValue\":\"a\"},"
+                             "{\"stringValue\":\"b\"}]}"));
+    assert_true(contains(&b, "[{\"intValue\":\"-1\"},{\"intValue\":\"9223372036854775807\"}]"));
+    assert_true(contains(&b, "\"intValue\":\"-9223372036854775808\""));
+    assert_true(contains(&b, "[{\"doubleValue\":\"NaN\"},{\"doubleValue\":\"Infinity\"},"
+                             "{\"doubleValue\":\"-Infinity\"},{\"doubleValue\":0.1}]"));
+    assert_true(contains(&b, "\"stringValue\":\"q\\\"\\n\\u0001\""));
+    assert_true(contains(&b, "\"droppedAttributesCount\":7"));
+    assert_true(contains(&b, "\"timeUnixNano\":\"5\""));
+    assert_true(contains(&b, "\"status\":{\"message\":\"bad\",\"code\":2}"));
+    assert_true(contains(&b, "\"scope\":{\"name\":\"lib\",\"version\":\"1.0\"}"));
+    /* Defaults are left out. */
+    assert_false(contains(&b, "traceState"));
+    assert_false(contains(&b, "droppedEventsCount"));
+    assert_false(contains(&b, "links"));
+    assert_false(contains(&b, "_"));
+    json_error_t err;
+    json_t *root = json_loadb((const char *)b.data, b.len, 0, &err);
+    assert_non_null(root);
+    json_decref(root);
+
+    /* The single-span form, compact and pretty, parses to the same object. */
+    af_buf one, pretty;
+    af__buf_init(&one);
+    af__buf_init(&pretty);
+    assert_int_equal(af__otlp_json_span(&s, &one, false), 0);
+    assert_int_equal(af__otlp_json_span(&s, &pretty, true), 0);
+    assert_true(contains(&b, (af__buf_terminate(&one), (const char *)one.data)));
+    assert_true(contains(&pretty, "{\n  \"traceId\": \"0102"));
+    assert_true(contains(&pretty, "\n  \"attributes\": [\n    {\n      \"key\": \"s\",\n"));
+    assert_true(contains(&pretty, "\n}") && pretty.data[pretty.len - 1] == '}');
+    json_t *a = json_loadb((const char *)one.data, one.len, 0, NULL);
+    json_t *p = json_loadb((const char *)pretty.data, pretty.len, 0, NULL);
+    assert_non_null(a);
+    assert_non_null(p);
+    assert_true(json_equal(a, p));
+    json_decref(a);
+    json_decref(p);
+    af__buf_free(&one);
+    af__buf_free(&pretty);
+    af__buf_free(&b);
+    af_resource_free(r);
+}
+
+static void test_decode_response_proto(void **state)
+{
+    (void)state;
+    af_otlp_response r;
+    memset(&r, 0x55, sizeof(r));
+    assert_int_equal(af__otlp_proto_decode_response(NULL, 0, &r), 0);
+    assert_false(r.has_partial_success);
+    assert_string_equal(r.error_message, "");
+
+    Opentelemetry__Proto__Collector__Trace__V1__ExportTracePartialSuccess ps =
+        OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_PARTIAL_SUCCESS__INIT;
+    ps.rejected_spans = 5;
+    ps.error_message = "too old";
+    pb_response resp =
+        OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_RESPONSE__INIT;
+    resp.partial_success = &ps;
+    uint8_t buf[64];
+    size_t n = protobuf_c_message_pack(&resp.base, buf);
+    assert_int_equal(af__otlp_proto_decode_response(buf, n, &r), 0);
+    assert_true(r.has_partial_success);
+    assert_int_equal(r.rejected_spans, 5);
+    assert_string_equal(r.error_message, "too old");
+
+    /* A response without partial_success (e.g. an unknown field only). */
+    static const uint8_t unknown[] = {0x10, 0x01};
+    assert_int_equal(af__otlp_proto_decode_response(unknown, sizeof(unknown), &r), 0);
+    assert_false(r.has_partial_success);
+
+    static const uint8_t garbage[][4] = {
+        {0x0A, 0x05, 0x08}, {0xFF, 0xFF, 0xFF, 0xFF}, {0x0A, 0x02, 0x12, 0x09}, {0x07, 0, 0, 0}};
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(af__otlp_proto_decode_response(garbage[i], 4, &r), AF_EPARSE);
+}
+
+static void test_decode_response_json(void **state)
+{
+    (void)state;
+    af_otlp_response r;
+    static const struct {
+        const char *body;
+        int rc;
+        bool has;
+        int64_t rejected;
+        const char *msg;
+    } cases[] = {
+        {"", 0, false, 0, ""},
+        {" \n", 0, false, 0, ""},
+        {"{}", 0, false, 0, ""},
+        {"{\"partialSuccess\":{}}", 0, true, 0, ""},
+        {"{\"partialSuccess\":{\"rejectedSpans\":\"5\",\"errorMessage\":\"x\"}}", 0, true, 5, "x"},
+        {"{\"partialSuccess\":{\"rejectedSpans\":7}}", 0, true, 7, ""},
+        {"{\"partial_success\":{\"rejected_spans\":2,\"error_message\":\"s\"}}", 0, true, 2, "s"},
+        {"{\"partialSuccess\":{\"rejectedSpans\":\"abc\"}}", AF_EPARSE, false, 0, ""},
+        {"{\"partialSuccess\":{\"rejectedSpans\":1.5}}", AF_EPARSE, false, 0, ""},
+        {"{\"partialSuccess\":{\"rejectedSpans\":1e300}}", AF_EPARSE, false, 0, ""},
+        {"{\"partialSuccess\":{\"errorMessage\":3}}", AF_EPARSE, false, 0, ""},
+        {"{\"partialSuccess\":[]}", AF_EPARSE, false, 0, ""},
+        {"[1,2]", AF_EPARSE, false, 0, ""},
+        {"{\"partialSuccess\":", AF_EPARSE, false, 0, ""},
+        {"\xff\xfe", AF_EPARSE, false, 0, ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int rc = af__otlp_json_decode_response(cases[i].body, strlen(cases[i].body), &r);
+        assert_int_equal(rc, cases[i].rc);
+        if (rc == 0) {
+            assert_int_equal(r.has_partial_success, cases[i].has);
+            assert_int_equal(r.rejected_spans, cases[i].rejected);
+            assert_string_equal(r.error_message, cases[i].msg);
+        }
+    }
+    /* Long messages are truncated, not overflowed. */
+    char body[1024];
+    char longmsg[600];
+    memset(longmsg, 'm', sizeof(longmsg) - 1);
+    longmsg[sizeof(longmsg) - 1] = '\0';
+    snprintf(body, sizeof(body), "{\"partialSuccess\":{\"errorMessage\":\"%s\"}}", longmsg);
+    assert_int_equal(af__otlp_json_decode_response(body, strlen(body), &r), 0);
+    assert_int_equal(strlen(r.error_message), sizeof(r.error_message) - 1);
+}
+
+static void test_decode_status(void **state)
+{
+    (void)state;
+    char msg[16];
+    Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
+    st.code = 3;
+    st.message = "invalid span batch";
+    uint8_t buf[64];
+    size_t n = protobuf_c_message_pack(&st.base, buf);
+    af__otlp_decode_status_message(buf, n, false, msg, sizeof(msg));
+    assert_string_equal(msg, "invalid span ba");
+
+    static const char json[] = "{\"code\":3,\"message\":\"bad\",\"details\":[]}";
+    af__otlp_decode_status_message((const uint8_t *)json, strlen(json), true, msg, sizeof(msg));
+    assert_string_equal(msg, "bad");
+
+    static const char *const bad[] = {"{\"message\":5}", "not json", "[\"message\"]", ""};
+    for (size_t i = 0; i < 4; i++) {
+        strcpy(msg, "x");
+        af__otlp_decode_status_message((const uint8_t *)bad[i], strlen(bad[i]), true, msg,
+                                       sizeof(msg));
+        assert_string_equal(msg, "");
+    }
+    static const uint8_t garbage[] = {0x12, 0x50, 'x'};
+    strcpy(msg, "x");
+    af__otlp_decode_status_message(garbage, sizeof(garbage), false, msg, sizeof(msg));
+    assert_string_equal(msg, "");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_golden_bytes),
+        cmocka_unit_test(test_flags_parent_remote),
+        cmocka_unit_test(test_attribute_types_events_links),
+        cmocka_unit_test(test_grouping),
+        cmocka_unit_test(test_invalid_and_empty),
+        cmocka_unit_test(test_json_text),
+        cmocka_unit_test(test_decode_response_proto),
+        cmocka_unit_test(test_decode_response_json),
+        cmocka_unit_test(test_decode_status),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
