@@ -23,7 +23,7 @@ void af__buf_reset(af_buf *b)
     b->failed = false;
 }
 
-bool af__buf_reserve(af_buf *b, size_t n)
+bool af__buf_grow(af_buf *b, size_t n)
 {
     if (b->failed)
         return false;
@@ -45,21 +45,6 @@ bool af__buf_reserve(af_buf *b, size_t n)
     b->data = p;
     b->cap = cap;
     return true;
-}
-
-void af__buf_append(af_buf *b, const void *p, size_t n)
-{
-    if (n == 0 || !af__buf_reserve(b, n))
-        return;
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-}
-
-void af__buf_putc(af_buf *b, char c)
-{
-    if (!af__buf_reserve(b, 1))
-        return;
-    b->data[b->len++] = (uint8_t)c;
 }
 
 void af__buf_puts(af_buf *b, const char *s)

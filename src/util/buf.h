@@ -19,10 +19,33 @@ typedef struct af_buf {
 void af__buf_init(af_buf *b);
 void af__buf_free(af_buf *b);
 void af__buf_reset(af_buf *b); /* len = 0, keeps capacity, clears failed */
-/* Makes room for n more bytes; false (and failed set) on allocation failure. */
-bool af__buf_reserve(af_buf *b, size_t n);
-void af__buf_append(af_buf *b, const void *p, size_t n);
-void af__buf_putc(af_buf *b, char c);
+/* Slow path of af__buf_reserve: grows the allocation. */
+bool af__buf_grow(af_buf *b, size_t n);
+
+/* Makes room for n more bytes (plus one spare for a terminator); false (and failed set) on
+ * allocation failure. The encoders call these per field, so the fast paths are inline. */
+static inline bool af__buf_reserve(af_buf *b, size_t n)
+{
+    if (__builtin_expect(!b->failed && b->cap - b->len > n, 1))
+        return true;
+    return af__buf_grow(b, n);
+}
+
+static inline void af__buf_append(af_buf *b, const void *p, size_t n)
+{
+    if (n == 0 || !af__buf_reserve(b, n))
+        return;
+    __builtin_memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+static inline void af__buf_putc(af_buf *b, char c)
+{
+    if (!af__buf_reserve(b, 1))
+        return;
+    b->data[b->len++] = (uint8_t)c;
+}
+
 void af__buf_puts(af_buf *b, const char *s);
 void af__buf_printf(af_buf *b, const char *fmt, ...)
 #if defined(__GNUC__)
