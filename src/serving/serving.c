@@ -362,11 +362,12 @@ int af_serving_new(const af_serving_opts *opts, af_serving **out)
     for (uint32_t i = 0; i < opts->workers; i++) {
         if ((rc = -pthread_create(&s->threads[i], NULL, batcher_main, s)) != 0)
             goto fail;
+        /* thread names are at most 15 characters; workers past 9999 share a name */
         char name[16];
         if (i == 0)
             snprintf(name, sizeof(name), "af-batcher");
         else
-            snprintf(name, sizeof(name), "af-batcher-%u", i);
+            snprintf(name, sizeof(name), "af-batcher-%u", (unsigned)(i % 10000));
         pthread_setname_np(s->threads[i], name);
         s->n_threads++;
     }

@@ -149,8 +149,6 @@ static void test_limits_and_truncation(void **state)
     af_span s2 = af_span_start(t, "trunc", NULL);
     af_span_set_string(s2, "k", "h\xc3\xa9llo");
     af_span_end(s2);
-    assert_int_equal(af_memory_exporter_snapshot(mem, hold, 2) >= 1, 1);
-    af_span_copy_release(hold[0]);
     af_span_copy *all[2];
     assert_int_equal(af_memory_exporter_snapshot(mem, all, 2), 2);
     d = af_span_copy_data(all[1]);
