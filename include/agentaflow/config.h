@@ -1,0 +1,264 @@
+/*
+ * agentaflow/config.h - the tracing configuration: the product document's
+ * tracing-config.yaml schema as a typed struct, its YAML loader, the OTEL_* environment
+ * overlay and dumps for `config check` and /api/v1/config.
+ *
+ * Precedence, lowest to highest:
+ *     1. built-in defaults  (af_tracing_config_init)
+ *     2. the config file    (af_tracing_config_load / _load_string)
+ *     3. OTEL_* environment (af_tracing_config_apply_env)
+ * The environment wins because operators expect it to override a file shipped with the
+ * product; the loader never reads the environment itself, so a caller that wants the file
+ * to be the last word simply does not call af_tracing_config_apply_env. The daemon calls
+ * init, load, apply_env in that order.
+ *
+ * Every key lives in one table (src/config/keys.c): dotted name, type, default, bounds,
+ * environment variable, secret flag and help text. The loader, the unknown-key warnings,
+ * the dumps and `agentaflow config check` all read it; af_config_key_at() iterates it.
+ *
+ * Durations are written as Go-style strings ("500ms", "30s", "1m", "2h", "1m30s", "1.5s";
+ * units ns, us, ms, s, m, h) or as a plain non-negative integer, which means milliseconds
+ * (the unit of the OTEL_* timeout variables). They are stored in milliseconds, rounded up.
+ *
+ * Ownership: an af_tracing_config owns every string and array in it (malloc'd);
+ * af_tracing_config_free releases them and _copy makes a deep copy. Callers that edit a
+ * string field free the old value and store a malloc'd one. Not thread-safe: build a config
+ * on one thread, then hand it to af_tracing_new (which copies it).
+ */
+#ifndef AGENTAFLOW_CONFIG_H
+#define AGENTAFLOW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agentaflow/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One key/value pair (header, resource attribute); both strings owned by the config. */
+typedef struct af_config_kv {
+    char *key;
+    char *value;
+} af_config_kv;
+
+typedef enum af_config_compression {
+    AF_COMPRESSION_NONE = 0,
+    AF_COMPRESSION_GZIP = 1,
+} af_config_compression;
+
+typedef struct af_tracing_config {
+    char *service_name;    /* service_name: "agentaflow-sro" */
+    char *service_version; /* service_version: "0.1.0" */
+    char *environment;     /* environment: "development" (-> deployment.environment) */
+
+    struct {
+        bool enabled;          /* tracing.enabled: true */
+        double sampling_ratio; /* tracing.sampling_ratio: 1.0, in [0, 1] */
+        struct {
+            struct {
+                bool enabled;   /* tracing.exporters.jaeger.enabled: false */
+                char *endpoint; /* "http://localhost:14268/api/traces" */
+            } jaeger;
+            struct {
+                bool enabled;          /* tracing.exporters.otlp_http.enabled: false */
+                char *endpoint;        /* full traces URL, "http://localhost:4318/v1/traces" */
+                af_config_kv *headers; /* values are secrets: redacted in every dump */
+                size_t n_headers;
+                af_otlp_protocol protocol;         /* "http/protobuf" | "http/json" */
+                af_config_compression compression; /* "none" | "gzip" */
+                uint32_t timeout_ms;               /* timeout: 10s; 0 = no limit */
+                char *ca_file;                     /* PEM paths, NULL = unset */
+                char *client_cert;
+                char *client_key;
+            } otlp_http;
+            struct {
+                bool enabled;      /* tracing.exporters.stdout.enabled: false */
+                bool pretty_print; /* true */
+            } stdout_;
+        } exporters;
+    } tracing;
+
+    /* resource_attributes: list of {key, value}; applied after service.name/version and
+     * deployment.environment, so a listed key overrides them. */
+    af_config_kv *resource_attributes;
+    size_t n_resource_attributes;
+
+    /* components.*: every toggle defaults to true except the ones the document marks noisy
+     * (trace_individual_gpus, trace_websocket_events, trace_health_checks). */
+    struct {
+        struct {
+            bool trace_workload_submission;
+            bool trace_scheduling_decisions;
+            bool trace_gpu_registration;
+        } gpu_scheduler;
+        struct {
+            bool trace_collection_cycles;
+            bool trace_individual_gpus;
+        } metrics_collector;
+        struct {
+            bool trace_inference_requests;
+            bool trace_model_loading;
+        } model_serving;
+        struct {
+            bool trace_api_requests;
+            bool trace_websocket_events;
+        } web_dashboard;
+        struct {
+            bool trace_cost_calculations;
+            bool trace_health_checks;
+        } observability;
+    } components;
+
+    struct {
+        uint32_t max_export_batch_size; /* 512 spans per export call */
+        /* Upper bound for the final flush when the integration is shut down or freed
+         * without an explicit timeout: 30s. */
+        uint32_t max_export_timeout_ms;
+        uint32_t export_timeout_ms; /* deadline of one batch export, retries included: 30s */
+        uint32_t max_queue_size;    /* 2048 spans per exporter queue */
+        uint32_t schedule_delay_ms; /* 5s between scheduled exports */
+    } performance;
+} af_tracing_config;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Diagnostics: everything the loader and the environment overlay have to say.               */
+
+typedef enum af_diag_severity {
+    AF_DIAG_ERROR = 0,   /* the value was rejected; the key keeps its previous value */
+    AF_DIAG_WARNING = 1, /* unknown key, ignored environment value, ... */
+    AF_DIAG_INFO = 2,    /* e.g. an alias key was used */
+} af_diag_severity;
+
+typedef struct af_config_diag_entry {
+    af_diag_severity severity;
+    /* The whole line, e.g.
+     *   tracing-config.yaml:12:5: tracing.sampling_ratio: expected a number between 0 and 1,
+     *   got "high"
+     * (source name as given, 1-based line and column of the offending node). Owned. */
+    char *message;
+    char *key;     /* dotted key the message is about, NULL when none; owned */
+    uint32_t line; /* 0 when the message is not about a position (environment) */
+    uint32_t column;
+} af_config_diag_entry;
+
+/* At most this many entries are kept; later ones are only counted in `suppressed`. */
+#define AF_CONFIG_DIAG_MAX 100
+
+typedef struct af_config_diag {
+    af_config_diag_entry *entries; /* owned */
+    size_t n_entries;
+    size_t cap;
+    size_t n_errors; /* counts include suppressed entries */
+    size_t n_warnings;
+    size_t n_infos;
+    size_t suppressed;
+} af_config_diag;
+
+void af_config_diag_init(af_config_diag *d);
+/* Frees every entry; leaves *d initialized and empty. */
+void af_config_diag_free(af_config_diag *d);
+const char *af_diag_severity_name(af_diag_severity s); /* "error", "warning", "info" */
+/* Every entry, one per line ("<message>\n"), malloc'd; NULL on ENOMEM. For `config check`. */
+char *af_config_diag_format(const af_config_diag *d);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Lifecycle.                                                                                */
+
+/* Fills *cfg with the built-in defaults. Returns 0 or -ENOMEM (cfg then needs no free). */
+int af_tracing_config_init(af_tracing_config *cfg);
+/* Releases everything cfg owns and zeroes it; NULL is a no-op. */
+void af_tracing_config_free(af_tracing_config *cfg);
+/* Deep copy into *dst (which is overwritten, not freed first). 0 or -ENOMEM. */
+int af_tracing_config_copy(af_tracing_config *dst, const af_tracing_config *src);
+
+/*
+ * Reads the YAML file at `path` over *cfg (which must be initialized; keys absent from the
+ * file keep their current values). Every problem goes into *diag (may be NULL): all errors
+ * up to AF_CONFIG_DIAG_MAX are collected rather than stopping at the first; a rejected value
+ * leaves its key unchanged. Unknown keys are warnings with a "did you mean" suggestion; the
+ * original Go project's flat keys (exporter_type, jaeger_endpoint, otlp_endpoint,
+ * sample_rate, attributes, enabled_spans) are accepted as aliases with an info note, and a
+ * canonical key beats its alias wherever both appear.
+ *
+ * Returns 0 when there were no errors, AF_EPARSE when at least one error was recorded
+ * (cfg then holds every value that was valid), -errno when the file cannot be read, or
+ * -ENOMEM.
+ */
+int af_tracing_config_load(const char *path, af_tracing_config *cfg, af_config_diag *diag);
+/* The same from memory; `name` is used in messages ("<string>" when NULL). */
+int af_tracing_config_load_string(const char *name, const char *yaml, size_t len,
+                                  af_tracing_config *cfg, af_config_diag *diag);
+
+/*
+ * Applies the OTEL_* environment over *cfg (see the precedence above): OTEL_SDK_DISABLED,
+ * OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER/_ARG (the traceidratio family sets
+ * sampling_ratio; always_on/always_off set it to 1/0), OTEL_TRACES_EXPORTER (otlp, console
+ * -> stdout, jaeger with a deprecation warning, none), OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT /
+ * HEADERS / TIMEOUT / COMPRESSION / PROTOCOL / CERTIFICATE / CLIENT_KEY / CLIENT_CERTIFICATE
+ * (per-signal beats generic), OTEL_BSP_SCHEDULE_DELAY / EXPORT_TIMEOUT / MAX_QUEUE_SIZE /
+ * MAX_EXPORT_BATCH_SIZE. An empty variable is unset; a bad value is a warning in *diag and
+ * is ignored. OTEL_RESOURCE_ATTRIBUTES is left to af_resource_new (which reads it when the
+ * integration builds its resource), so it is applied exactly once.
+ * Returns 0 or -ENOMEM.
+ */
+int af_tracing_config_apply_env(af_tracing_config *cfg, af_config_diag *diag);
+
+/* Checks cross-key consistency that a single key cannot (e.g. client_cert without
+ * client_key, an enabled exporter with an empty endpoint); adds errors to *diag.
+ * Returns 0 or AF_EPARSE. The loader calls it; apply_env does not. */
+int af_tracing_config_validate(const af_tracing_config *cfg, af_config_diag *diag);
+
+/* ---------------------------------------------------------------------------------------- */
+/* The key table.                                                                            */
+
+typedef enum af_config_type {
+    AF_CFG_STRING = 0,
+    AF_CFG_BOOL,
+    AF_CFG_RATIO,    /* number in [0, 1] */
+    AF_CFG_UINT,     /* integer in [min, max] */
+    AF_CFG_DURATION, /* milliseconds in [min, max] */
+    AF_CFG_MAP,      /* mapping of string to string */
+    AF_CFG_KV_LIST,  /* sequence of {key, value} mappings */
+    AF_CFG_ENUM,     /* one of enum_values */
+} af_config_type;
+
+typedef struct af_config_key_info {
+    const char *key; /* dotted, e.g. "tracing.exporters.otlp_http.timeout" */
+    af_config_type type;
+    const char *default_text;       /* the default as it would be written in YAML */
+    uint64_t min, max;              /* for uint and duration (milliseconds) */
+    const char *env;                /* environment variable(s) that override it, or NULL */
+    const char *const *enum_values; /* NULL-terminated, for AF_CFG_ENUM */
+    bool secret;                    /* values never shown (map values for headers) */
+    const char *help;
+} af_config_key_info;
+
+const char *af_config_type_name(af_config_type t); /* "string", "bool", ... */
+size_t af_config_key_count(void);
+/* Row i of the table (NULL past the end); static storage. */
+const af_config_key_info *af_config_key_at(size_t i);
+/* The row for a dotted key, or NULL. */
+const af_config_key_info *af_config_key_find(const char *dotted);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Dumps. With `redact`, secret values are written as "[redacted]" (header names stay);    */
+/* endpoints lose any userinfo. *out is malloc'd (caller frees). 0 or -ENOMEM.              */
+
+/* A JSON object nested as in the YAML document (durations as strings like "30s"). */
+int af_config_dump_json(const af_tracing_config *cfg, bool redact, char **out);
+/* One "dotted.key = value" line per table row, in table order. */
+int af_config_dump_text(const af_tracing_config *cfg, bool redact, char **out);
+
+/* Parses a duration as described at the top into milliseconds. 0 or AF_EPARSE (also for a
+ * value above UINT32_MAX ms). */
+int af_config_parse_duration(const char *s, uint32_t *out_ms);
+/* Formats milliseconds in the shortest exact form ("30s", "1500ms", "2h", "0"). */
+void af_config_format_duration(uint32_t ms, char *out, size_t out_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,189 @@
+/*
+ * Dumps of a configuration, driven by the key table: a nested JSON object (for
+ * /api/v1/config) and "key = value" lines (for `agentaflow config check`). With redact,
+ * secret values become "[redacted]" and URLs lose userinfo and query strings.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config_int.h"
+#include "util/buf.h"
+#include "util/str.h"
+
+#define REDACTED "[redacted]"
+
+static json_t *jstr(const char *s)
+{
+    if (!s)
+        return json_null();
+    json_t *j = json_string(s);
+    /* Environment values are not checked for UTF-8; JSON strings must be. */
+    return j ? j : json_string("[not UTF-8]");
+}
+
+static json_t *value_json(const af_tracing_config *cfg, const af__config_key *k, bool redact)
+{
+    const void *f = af__config_cfield(cfg, k);
+    char tmp[2048];
+    switch (k->info.type) {
+    case AF_CFG_STRING: {
+        const char *s = *(char *const *)f;
+        if (s && redact && (k->flags & AF__KEY_URL)) {
+            af__config_safe_url(s, tmp, sizeof tmp);
+            s = tmp;
+        }
+        return jstr(s);
+    }
+    case AF_CFG_BOOL:
+        return json_boolean(*(const bool *)f);
+    case AF_CFG_RATIO:
+        return json_real(*(const double *)f);
+    case AF_CFG_UINT:
+        return json_integer((json_int_t) * (const uint32_t *)f);
+    case AF_CFG_DURATION:
+        af_config_format_duration(*(const uint32_t *)f, tmp, sizeof tmp);
+        return json_string(tmp);
+    case AF_CFG_ENUM:
+        return json_string(k->info.enum_values[af__config_enum_get(cfg, k)]);
+    case AF_CFG_MAP: {
+        size_t n;
+        const af_config_kv *kv = af__config_kv_get(cfg, k, &n);
+        json_t *o = json_object();
+        for (size_t i = 0; o && i < n; i++) {
+            json_t *v = jstr(redact && k->info.secret ? REDACTED : kv[i].value);
+            if (!v || json_object_set_new(o, kv[i].key, v) != 0) {
+                json_decref(o);
+                return NULL;
+            }
+        }
+        return o;
+    }
+    case AF_CFG_KV_LIST: {
+        size_t n;
+        const af_config_kv *kv = af__config_kv_get(cfg, k, &n);
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < n; i++) {
+            json_t *item = json_pack("{s:o,s:o}", "key", jstr(kv[i].key), "value",
+                                     jstr(redact && k->info.secret ? REDACTED : kv[i].value));
+            if (!item || json_array_append_new(a, item) != 0) {
+                json_decref(a);
+                return NULL;
+            }
+        }
+        return a;
+    }
+    }
+    return NULL;
+}
+
+int af_config_dump_json(const af_tracing_config *cfg, bool redact, char **out)
+{
+    *out = NULL;
+    json_t *root = json_object();
+    if (!root)
+        return -ENOMEM;
+    for (size_t i = 0; i < af__config_nkeys; i++) {
+        const af__config_key *k = &af__config_keys[i];
+        /* Walk (creating) one object per dotted segment, then set the leaf. */
+        json_t *obj = root;
+        const char *seg = k->info.key;
+        const char *dot;
+        char name[128];
+        while ((dot = strchr(seg, '.'))) {
+            snprintf(name, sizeof name, "%.*s", (int)(dot - seg), seg);
+            json_t *child = json_object_get(obj, name);
+            if (!child) {
+                child = json_object();
+                if (!child || json_object_set_new(obj, name, child) != 0)
+                    goto fail;
+            }
+            obj = child;
+            seg = dot + 1;
+        }
+        json_t *v = value_json(cfg, k, redact);
+        if (!v || json_object_set_new(obj, seg, v) != 0)
+            goto fail;
+    }
+    *out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    json_decref(root);
+    return *out ? 0 : -ENOMEM;
+fail:
+    json_decref(root);
+    return -ENOMEM;
+}
+
+static void put_str(af_buf *b, const char *s)
+{
+    if (s)
+        af__buf_json_string(b, s, strlen(s));
+    else
+        af__buf_puts(b, "(unset)");
+}
+
+int af_config_dump_text(const af_tracing_config *cfg, bool redact, char **out)
+{
+    *out = NULL;
+    af_buf b;
+    af__buf_init(&b);
+    char tmp[2048];
+    for (size_t i = 0; i < af__config_nkeys; i++) {
+        const af__config_key *k = &af__config_keys[i];
+        const void *f = af__config_cfield(cfg, k);
+        af__buf_printf(&b, "%s = ", k->info.key);
+        switch (k->info.type) {
+        case AF_CFG_STRING: {
+            const char *s = *(char *const *)f;
+            if (s && redact && (k->flags & AF__KEY_URL)) {
+                af__config_safe_url(s, tmp, sizeof tmp);
+                s = tmp;
+            }
+            put_str(&b, s);
+            break;
+        }
+        case AF_CFG_BOOL:
+            af__buf_puts(&b, *(const bool *)f ? "true" : "false");
+            break;
+        case AF_CFG_RATIO:
+            af__buf_printf(&b, "%g", *(const double *)f);
+            break;
+        case AF_CFG_UINT:
+            af__buf_printf(&b, "%u", *(const uint32_t *)f);
+            break;
+        case AF_CFG_DURATION:
+            af_config_format_duration(*(const uint32_t *)f, tmp, sizeof tmp);
+            af__buf_puts(&b, tmp);
+            break;
+        case AF_CFG_ENUM:
+            af__buf_puts(&b, k->info.enum_values[af__config_enum_get(cfg, k)]);
+            break;
+        case AF_CFG_MAP:
+        case AF_CFG_KV_LIST: {
+            size_t n;
+            const af_config_kv *kv = af__config_kv_get(cfg, k, &n);
+            bool list = k->info.type == AF_CFG_KV_LIST;
+            af__buf_putc(&b, list ? '[' : '{');
+            for (size_t j = 0; j < n; j++) {
+                af__buf_puts(&b, j ? ", " : "");
+                put_str(&b, kv[j].key);
+                af__buf_putc(&b, list ? '=' : ':');
+                if (!list)
+                    af__buf_putc(&b, ' ');
+                put_str(&b, redact && k->info.secret ? REDACTED : kv[j].value);
+            }
+            af__buf_putc(&b, list ? ']' : '}');
+            break;
+        }
+        }
+        af__buf_putc(&b, '\n');
+    }
+    af__buf_terminate(&b);
+    if (b.failed) {
+        af__buf_free(&b);
+        return -ENOMEM;
+    }
+    *out = (char *)b.data;
+    return 0;
+}

@@ -1,0 +1,580 @@
+/*
+ * The one key table of the tracing configuration (DESIGN.md section 5.7) and the typed
+ * setters every reader of it shares: defaults are applied by parsing each row's
+ * default_text with the same setter the YAML loader uses, so the table cannot disagree with
+ * itself.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config/config_int.h"
+#include "util/str.h"
+
+#define OFF(field) offsetof(af_tracing_config, field)
+#define DAY_MS (24u * 3600u * 1000u)
+
+static const char *const protocol_values[] = {"http/protobuf", "http/json", NULL};
+static const char *const compression_values[] = {"none", "gzip", NULL};
+
+#define STR(k, f, d, env, fl, help)                                                                \
+    {                                                                                              \
+        {k, AF_CFG_STRING, d, 0, 0, env, NULL, false, help}, OFF(f), 0, fl                         \
+    }
+#define BOOL(k, f, d, env, help)                                                                   \
+    {                                                                                              \
+        {k, AF_CFG_BOOL, d, 0, 0, env, NULL, false, help}, OFF(f), 0, 0                            \
+    }
+#define UINT(k, f, d, lo, hi, env, help)                                                           \
+    {                                                                                              \
+        {k, AF_CFG_UINT, d, lo, hi, env, NULL, false, help}, OFF(f), 0, 0                          \
+    }
+#define DUR(k, f, d, lo, hi, env, help)                                                            \
+    {                                                                                              \
+        {k, AF_CFG_DURATION, d, lo, hi, env, NULL, false, help}, OFF(f), 0, 0                      \
+    }
+#define TOGGLE(k, f, d, help) BOOL("components." k, components.f, d, NULL, help)
+
+const af__config_key af__config_keys[] = {
+    STR("service_name", service_name, "agentaflow-sro", "OTEL_SERVICE_NAME", 0,
+        "service.name of every span's resource"),
+    STR("service_version", service_version, "0.1.0", NULL, 0, "service.version resource attribute"),
+    STR("environment", environment, "development", NULL, 0,
+        "deployment.environment resource attribute"),
+    BOOL("tracing.enabled", tracing.enabled, "true", "OTEL_SDK_DISABLED",
+         "master switch; false builds no provider and every tracer is NULL "
+         "(OTEL_SDK_DISABLED=true overrides it)"),
+    {{"tracing.sampling_ratio", AF_CFG_RATIO, "1.0", 0, 1,
+      "OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG", NULL, false,
+      "fraction of new traces recorded, 0 to 1; children follow their parent's decision "
+      "(ParentBased(TraceIdRatioBased))"},
+     OFF(tracing.sampling_ratio),
+     0,
+     0},
+    BOOL("tracing.exporters.jaeger.enabled", tracing.exporters.jaeger.enabled, "false",
+         "OTEL_TRACES_EXPORTER", "send spans to a Jaeger collector as Thrift over HTTP"),
+    STR("tracing.exporters.jaeger.endpoint", tracing.exporters.jaeger.endpoint,
+        "http://localhost:14268/api/traces", NULL, AF__KEY_URL,
+        "Jaeger collector URL (the collector's /api/traces on port 14268)"),
+    BOOL("tracing.exporters.otlp_http.enabled", tracing.exporters.otlp_http.enabled, "false",
+         "OTEL_TRACES_EXPORTER", "send spans over OTLP/HTTP"),
+    STR("tracing.exporters.otlp_http.endpoint", tracing.exporters.otlp_http.endpoint,
+        "http://localhost:4318/v1/traces",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT", AF__KEY_URL,
+        "full traces URL, used as-is (OTEL_EXPORTER_OTLP_ENDPOINT is a base: /v1/traces is "
+        "appended)"),
+    {{"tracing.exporters.otlp_http.headers", AF_CFG_MAP, "{}", 0, 0,
+      "OTEL_EXPORTER_OTLP_TRACES_HEADERS, OTEL_EXPORTER_OTLP_HEADERS", NULL, true,
+      "extra HTTP headers such as API keys; values are secret and never shown "
+      "(environment headers replace same-named file headers)"},
+     OFF(tracing.exporters.otlp_http.headers),
+     OFF(tracing.exporters.otlp_http.n_headers),
+     0},
+    {{"tracing.exporters.otlp_http.protocol", AF_CFG_ENUM, "http/protobuf", 0, 0,
+      "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL", protocol_values, false,
+      "request body encoding"},
+     OFF(tracing.exporters.otlp_http.protocol),
+     0,
+     0},
+    {{"tracing.exporters.otlp_http.compression", AF_CFG_ENUM, "none", 0, 0,
+      "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION, OTEL_EXPORTER_OTLP_COMPRESSION", compression_values,
+      false, "request body compression"},
+     OFF(tracing.exporters.otlp_http.compression),
+     0,
+     0},
+    DUR("tracing.exporters.otlp_http.timeout", tracing.exporters.otlp_http.timeout_ms, "10s", 0,
+        DAY_MS, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, OTEL_EXPORTER_OTLP_TIMEOUT",
+        "deadline of one OTLP export, retries included; 0 = no limit"),
+    STR("tracing.exporters.otlp_http.ca_file", tracing.exporters.otlp_http.ca_file, "",
+        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE, OTEL_EXPORTER_OTLP_CERTIFICATE", AF__KEY_OPTIONAL,
+        "PEM file of CAs trusted instead of the system store"),
+    STR("tracing.exporters.otlp_http.client_cert", tracing.exporters.otlp_http.client_cert, "",
+        "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE, OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+        AF__KEY_OPTIONAL, "PEM client certificate for mutual TLS (needs client_key)"),
+    STR("tracing.exporters.otlp_http.client_key", tracing.exporters.otlp_http.client_key, "",
+        "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY, OTEL_EXPORTER_OTLP_CLIENT_KEY", AF__KEY_OPTIONAL,
+        "PEM private key for mutual TLS (the path is shown, the file never read here)"),
+    BOOL("tracing.exporters.stdout.enabled", tracing.exporters.stdout_.enabled, "false",
+         "OTEL_TRACES_EXPORTER (console)", "write spans to stdout as OTLP/JSON (debugging)"),
+    BOOL("tracing.exporters.stdout.pretty_print", tracing.exporters.stdout_.pretty_print, "true",
+         NULL, "indented multi-line JSON instead of one line per span"),
+    {{"resource_attributes", AF_CFG_KV_LIST, "[]", 0, 0, "OTEL_RESOURCE_ATTRIBUTES", NULL, false,
+      "extra resource attributes, a list of {key, value}; they override service_name, "
+      "service_version and environment, and beat OTEL_RESOURCE_ATTRIBUTES"},
+     OFF(resource_attributes),
+     OFF(n_resource_attributes),
+     0},
+    TOGGLE("gpu_scheduler.trace_workload_submission", gpu_scheduler.trace_workload_submission,
+           "true", "spans for workload submission"),
+    TOGGLE("gpu_scheduler.trace_scheduling_decisions", gpu_scheduler.trace_scheduling_decisions,
+           "true", "spans for scheduling passes"),
+    TOGGLE("gpu_scheduler.trace_gpu_registration", gpu_scheduler.trace_gpu_registration, "true",
+           "spans for GPU registration"),
+    TOGGLE("metrics_collector.trace_collection_cycles", metrics_collector.trace_collection_cycles,
+           "true", "one span per metrics collection cycle"),
+    TOGGLE("metrics_collector.trace_individual_gpus", metrics_collector.trace_individual_gpus,
+           "false", "one span per GPU per cycle (noisy)"),
+    TOGGLE("model_serving.trace_inference_requests", model_serving.trace_inference_requests, "true",
+           "spans for inference requests"),
+    TOGGLE("model_serving.trace_model_loading", model_serving.trace_model_loading, "true",
+           "spans for model registration and loading"),
+    TOGGLE("web_dashboard.trace_api_requests", web_dashboard.trace_api_requests, "true",
+           "server spans for HTTP API requests"),
+    TOGGLE("web_dashboard.trace_websocket_events", web_dashboard.trace_websocket_events, "false",
+           "spans for WebSocket messages (noisy)"),
+    TOGGLE("observability.trace_cost_calculations", observability.trace_cost_calculations, "true",
+           "spans for cost recording and summaries"),
+    TOGGLE("observability.trace_health_checks", observability.trace_health_checks, "false",
+           "spans for health checks (noisy)"),
+    UINT("performance.max_export_batch_size", performance.max_export_batch_size, "512", 1, 1u << 20,
+         "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "spans per export call (clamped to max_queue_size)"),
+    DUR("performance.max_export_timeout", performance.max_export_timeout_ms, "30s", 0, DAY_MS, NULL,
+        "bound on the final flush when tracing shuts down; 0 = no limit"),
+    DUR("performance.export_timeout", performance.export_timeout_ms, "30s", 0, DAY_MS,
+        "OTEL_BSP_EXPORT_TIMEOUT",
+        "deadline of one batch export (and of a Jaeger request); "
+        "0 = no limit"),
+    UINT("performance.max_queue_size", performance.max_queue_size, "2048", 1, 1u << 24,
+         "OTEL_BSP_MAX_QUEUE_SIZE",
+         "spans buffered per exporter before new ones are dropped (rounded up to a power of 2)"),
+    DUR("performance.schedule_delay", performance.schedule_delay_ms, "5s", 1, DAY_MS,
+        "OTEL_BSP_SCHEDULE_DELAY", "longest wait between scheduled exports"),
+};
+
+const size_t af__config_nkeys = sizeof(af__config_keys) / sizeof(af__config_keys[0]);
+_Static_assert(sizeof(af__config_keys) / sizeof(af__config_keys[0]) <= AF__CONFIG_MAX_KEYS,
+               "raise AF__CONFIG_MAX_KEYS");
+
+const char *af_config_type_name(af_config_type t)
+{
+    switch (t) {
+    case AF_CFG_STRING:
+        return "string";
+    case AF_CFG_BOOL:
+        return "bool";
+    case AF_CFG_RATIO:
+        return "ratio";
+    case AF_CFG_UINT:
+        return "uint";
+    case AF_CFG_DURATION:
+        return "duration";
+    case AF_CFG_MAP:
+        return "map";
+    case AF_CFG_KV_LIST:
+        return "kv-list";
+    case AF_CFG_ENUM:
+        return "enum";
+    }
+    return "?";
+}
+
+size_t af_config_key_count(void)
+{
+    return af__config_nkeys;
+}
+
+const af_config_key_info *af_config_key_at(size_t i)
+{
+    return i < af__config_nkeys ? &af__config_keys[i].info : NULL;
+}
+
+const af__config_key *af__config_key_lookup(const char *key, size_t len)
+{
+    for (size_t i = 0; i < af__config_nkeys; i++) {
+        const char *k = af__config_keys[i].info.key;
+        if (strlen(k) == len && memcmp(k, key, len) == 0)
+            return &af__config_keys[i];
+    }
+    return NULL;
+}
+
+const af_config_key_info *af_config_key_find(const char *dotted)
+{
+    if (!dotted)
+        return NULL;
+    const af__config_key *k = af__config_key_lookup(dotted, strlen(dotted));
+    return k ? &k->info : NULL;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+/* Enums are stored in their own enum types; both used here are int-sized with small
+ * non-negative values, so they are read and written through memcpy of an int. */
+_Static_assert(sizeof(af_otlp_protocol) == sizeof(int), "enum size");
+_Static_assert(sizeof(af_config_compression) == sizeof(int), "enum size");
+
+int af__config_enum_get(const af_tracing_config *cfg, const af__config_key *k)
+{
+    int v;
+    memcpy(&v, af__config_cfield(cfg, k), sizeof v);
+    return v;
+}
+
+void af__config_expected(const af__config_key *k, char *out, size_t out_len)
+{
+    char lo[32], hi[32];
+    switch (k->info.type) {
+    case AF_CFG_STRING:
+        if (k->flags & AF__KEY_URL)
+            snprintf(out, out_len, "expected an http:// or https:// URL");
+        else
+            snprintf(out, out_len, "expected a non-empty string");
+        break;
+    case AF_CFG_BOOL:
+        snprintf(out, out_len, "expected true or false");
+        break;
+    case AF_CFG_RATIO:
+        snprintf(out, out_len, "expected a number between 0 and 1");
+        break;
+    case AF_CFG_UINT:
+        snprintf(out, out_len, "expected an integer between %llu and %llu",
+                 (unsigned long long)k->info.min, (unsigned long long)k->info.max);
+        break;
+    case AF_CFG_DURATION:
+        af_config_format_duration((uint32_t)k->info.min, lo, sizeof lo);
+        af_config_format_duration((uint32_t)k->info.max, hi, sizeof hi);
+        snprintf(out, out_len,
+                 "expected a duration between %s and %s such as \"30s\" or \"500ms\" "
+                 "(a plain number means milliseconds)",
+                 lo, hi);
+        break;
+    case AF_CFG_MAP:
+        snprintf(out, out_len, "expected a mapping of names to strings");
+        break;
+    case AF_CFG_KV_LIST:
+        snprintf(out, out_len, "expected a list of {key, value} mappings");
+        break;
+    case AF_CFG_ENUM: {
+        size_t used = (size_t)snprintf(out, out_len, "expected one of");
+        for (size_t i = 0; k->info.enum_values[i] && used < out_len; i++)
+            used += (size_t)snprintf(out + used, out_len - used, "%s \"%s\"", i ? "," : "",
+                                     k->info.enum_values[i]);
+        break;
+    }
+    }
+}
+
+static bool is_url(const char *s)
+{
+    const char *rest = NULL;
+    if (strncasecmp(s, "http://", 7) == 0)
+        rest = s + 7;
+    else if (strncasecmp(s, "https://", 8) == 0)
+        rest = s + 8;
+    /* A host is required; spaces and control characters never belong in a URL. */
+    if (!rest || !*rest || *rest == '/')
+        return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p <= ' ' || *p == 0x7f)
+            return false;
+    return true;
+}
+
+static int set_string(char **slot, const char *text, bool optional, bool url, bool *bad)
+{
+    if (!*text) {
+        if (!optional) {
+            *bad = true;
+            return AF_EPARSE;
+        }
+        free(*slot);
+        *slot = NULL;
+        return 0;
+    }
+    if (url && !is_url(text)) {
+        *bad = true;
+        return AF_EPARSE;
+    }
+    char *copy = af__strdup(text);
+    if (!copy)
+        return -ENOMEM;
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+static bool parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"true", "True", "TRUE"};
+    static const char *const no[] = {"false", "False", "FALSE"};
+    for (size_t i = 0; i < 3; i++) {
+        if (strcmp(s, yes[i]) == 0) {
+            *out = true;
+            return true;
+        }
+        if (strcmp(s, no[i]) == 0) {
+            *out = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    if (*s < '0' || *s > '9')
+        return false;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return false;
+    *out = v;
+    return true;
+}
+
+int af__config_set_scalar(af_tracing_config *cfg, const af__config_key *k, const char *text,
+                          char *why, size_t why_len)
+{
+    void *field = af__config_field(cfg, k);
+    bool bad = false;
+    int rc = 0;
+    switch (k->info.type) {
+    case AF_CFG_STRING:
+        rc = set_string((char **)field, text, k->flags & AF__KEY_OPTIONAL, k->flags & AF__KEY_URL,
+                        &bad);
+        break;
+    case AF_CFG_BOOL:
+        bad = !parse_bool(text, (bool *)field);
+        break;
+    case AF_CFG_RATIO: {
+        char *end = NULL;
+        errno = 0;
+        double d = strtod(text, &end);
+        if (!*text || errno || *end || !isfinite(d) || d < 0.0 || d > 1.0)
+            bad = true;
+        else
+            *(double *)field = d;
+        break;
+    }
+    case AF_CFG_UINT: {
+        uint64_t v = 0;
+        if (!parse_u64(text, &v) || v < k->info.min || v > k->info.max)
+            bad = true;
+        else
+            *(uint32_t *)field = (uint32_t)v;
+        break;
+    }
+    case AF_CFG_DURATION: {
+        uint32_t ms = 0;
+        if (af_config_parse_duration(text, &ms) != 0 || ms < k->info.min || ms > k->info.max)
+            bad = true;
+        else
+            *(uint32_t *)field = ms;
+        break;
+    }
+    case AF_CFG_ENUM: {
+        bad = true;
+        for (int i = 0; k->info.enum_values[i]; i++) {
+            if (strcasecmp(text, k->info.enum_values[i]) == 0) {
+                memcpy(field, &i, sizeof i);
+                bad = false;
+                break;
+            }
+        }
+        break;
+    }
+    case AF_CFG_MAP:
+    case AF_CFG_KV_LIST:
+        bad = true; /* not scalars: the callers handle them */
+        break;
+    }
+    if (bad) {
+        af__config_expected(k, why, why_len);
+        return AF_EPARSE;
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+af_config_kv **af__config_kv_slot(af_tracing_config *cfg, const af__config_key *k, size_t **n)
+{
+    *n = (size_t *)((char *)cfg + k->count_offset);
+    return (af_config_kv **)af__config_field(cfg, k);
+}
+
+const af_config_kv *af__config_kv_get(const af_tracing_config *cfg, const af__config_key *k,
+                                      size_t *n)
+{
+    *n = *(const size_t *)((const char *)cfg + k->count_offset);
+    return *(af_config_kv *const *)af__config_cfield(cfg, k);
+}
+
+int af__config_kv_put(af_config_kv **arr, size_t *n, const char *key, const char *value,
+                      bool replace, bool fold_case)
+{
+    char *v = af__strdup(value);
+    if (!v)
+        return -ENOMEM;
+    if (replace) {
+        for (size_t i = 0; i < *n; i++) {
+            bool same =
+                fold_case ? strcasecmp((*arr)[i].key, key) == 0 : strcmp((*arr)[i].key, key) == 0;
+            if (same) {
+                free((*arr)[i].value);
+                (*arr)[i].value = v;
+                return 0;
+            }
+        }
+    }
+    char *k = af__strdup(key);
+    af_config_kv *grown = k ? realloc(*arr, (*n + 1) * sizeof **arr) : NULL;
+    if (!grown) {
+        free(k);
+        free(v);
+        return -ENOMEM;
+    }
+    grown[*n].key = k;
+    grown[*n].value = v;
+    *arr = grown;
+    (*n)++;
+    return 0;
+}
+
+void af__config_kv_free(af_config_kv *arr, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(arr[i].key);
+        free(arr[i].value);
+    }
+    free(arr);
+}
+
+bool af__config_header_name_ok(const char *s)
+{
+    static const char tchar[] = "!#$%&'*+-.^_`|~";
+    if (!*s)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        bool ok = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+                  (*p >= 'A' && *p <= 'Z') || (*p && strchr(tchar, *p));
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+bool af__config_header_value_ok(const char *s)
+{
+    return strpbrk(s, "\r\n") == NULL;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+void af_tracing_config_free(af_tracing_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < af__config_nkeys; i++) {
+        const af__config_key *k = &af__config_keys[i];
+        if (k->info.type == AF_CFG_STRING) {
+            free(*(char **)af__config_field(cfg, k));
+        } else if (k->info.type == AF_CFG_MAP || k->info.type == AF_CFG_KV_LIST) {
+            size_t *n;
+            af_config_kv **arr = af__config_kv_slot(cfg, k, &n);
+            af__config_kv_free(*arr, *n);
+        }
+    }
+    memset(cfg, 0, sizeof *cfg);
+}
+
+int af_tracing_config_init(af_tracing_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    char why[256];
+    for (size_t i = 0; i < af__config_nkeys; i++) {
+        const af__config_key *k = &af__config_keys[i];
+        if (k->info.type == AF_CFG_MAP || k->info.type == AF_CFG_KV_LIST)
+            continue; /* empty by default */
+        /* The table's defaults are valid by construction, so only ENOMEM can fail here. */
+        int rc = af__config_set_scalar(cfg, k, k->info.default_text, why, sizeof why);
+        if (rc != 0) {
+            af_tracing_config_free(cfg);
+            return rc == -ENOMEM ? -ENOMEM : -EINVAL;
+        }
+    }
+    return 0;
+}
+
+int af_tracing_config_copy(af_tracing_config *dst, const af_tracing_config *src)
+{
+    /* Start from a shallow copy, then replace every owned pointer by a copy of its own. */
+    *dst = *src;
+    for (size_t i = 0; i < af__config_nkeys; i++) {
+        const af__config_key *k = &af__config_keys[i];
+        if (k->info.type == AF_CFG_STRING) {
+            char **slot = (char **)af__config_field(dst, k);
+            *slot = NULL;
+        } else if (k->info.type == AF_CFG_MAP || k->info.type == AF_CFG_KV_LIST) {
+            size_t *n;
+            af_config_kv **arr = af__config_kv_slot(dst, k, &n);
+            *arr = NULL;
+            *n = 0;
+        }
+    }
+    for (size_t i = 0; i < af__config_nkeys; i++) {
+        const af__config_key *k = &af__config_keys[i];
+        if (k->info.type == AF_CFG_STRING) {
+            const char *s = *(char *const *)af__config_cfield(src, k);
+            char **slot = (char **)af__config_field(dst, k);
+            if (s && !(*slot = af__strdup(s)))
+                goto fail;
+        } else if (k->info.type == AF_CFG_MAP || k->info.type == AF_CFG_KV_LIST) {
+            size_t sn, *dn;
+            const af_config_kv *from = af__config_kv_get(src, k, &sn);
+            af_config_kv **to = af__config_kv_slot(dst, k, &dn);
+            for (size_t j = 0; j < sn; j++)
+                if (af__config_kv_put(to, dn, from[j].key, from[j].value, false, false) != 0)
+                    goto fail;
+        }
+    }
+    return 0;
+fail:
+    af_tracing_config_free(dst);
+    return -ENOMEM;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Cross-key checks.                                                                         */
+
+int af__config_validate(const af_tracing_config *cfg, af_config_diag *diag, const char *src)
+{
+    int errors = 0;
+    const char *cert = cfg->tracing.exporters.otlp_http.client_cert;
+    const char *key = cfg->tracing.exporters.otlp_http.client_key;
+    if ((cert != NULL) != (key != NULL)) {
+        errors++;
+        if (af__diag_add(diag, AF_DIAG_ERROR, src, 0, 0,
+                         cert ? "tracing.exporters.otlp_http.client_cert"
+                              : "tracing.exporters.otlp_http.client_key",
+                         "mutual TLS needs both client_cert and client_key") != 0)
+            return -ENOMEM;
+    }
+    if (cfg->performance.max_export_batch_size > cfg->performance.max_queue_size &&
+        af__diag_add(diag, AF_DIAG_WARNING, src, 0, 0, "performance.max_export_batch_size",
+                     "%u is larger than performance.max_queue_size (%u); batches will hold at "
+                     "most %u spans",
+                     cfg->performance.max_export_batch_size, cfg->performance.max_queue_size,
+                     cfg->performance.max_queue_size) != 0)
+        return -ENOMEM;
+    bool any = cfg->tracing.exporters.jaeger.enabled || cfg->tracing.exporters.otlp_http.enabled ||
+               cfg->tracing.exporters.stdout_.enabled;
+    if (cfg->tracing.enabled && !any &&
+        af__diag_add(diag, AF_DIAG_INFO, src, 0, 0, "tracing.exporters",
+                     "no exporter is enabled; spans only reach exporters added in code (such "
+                     "as the daemon's trace store)") != 0)
+        return -ENOMEM;
+    return errors;
+}
+
+int af_tracing_config_validate(const af_tracing_config *cfg, af_config_diag *diag)
+{
+    int rc = af__config_validate(cfg, diag, NULL);
+    if (rc < 0)
+        return rc;
+    return rc ? AF_EPARSE : 0;
+}

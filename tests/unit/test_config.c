@@ -1,0 +1,744 @@
+/*
+ * Tests of the tracing configuration: the document's example file, every error class with
+ * its exact message, unknown-key suggestions, durations, the OTEL_* overlay and its
+ * precedence, the Go aliases and redaction in the dumps.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+#include "agentaflow/config.h"
+
+/* The repository root, from this file's path (CMake compiles it by absolute path). */
+static void repo_path(const char *rel, char *out, size_t out_len)
+{
+    const char *me = __FILE__;
+    const char *cut = strstr(me, "tests/unit/test_config.c");
+    snprintf(out, out_len, "%.*s%s", cut ? (int)(cut - me) : 0, me, rel);
+}
+
+typedef struct fixture {
+    af_tracing_config cfg;
+    af_config_diag diag;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    if (!f || af_tracing_config_init(&f->cfg) != 0)
+        return -1;
+    af_config_diag_init(&f->diag);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    af_tracing_config_free(&f->cfg);
+    af_config_diag_free(&f->diag);
+    free(f);
+    return 0;
+}
+
+static int load(fixture *f, const char *yaml)
+{
+    return af_tracing_config_load_string("t.yaml", yaml, strlen(yaml), &f->cfg, &f->diag);
+}
+
+/* True when some diagnostic's message is exactly `msg`. */
+static bool has_message(const af_config_diag *d, const char *msg)
+{
+    for (size_t i = 0; i < d->n_entries; i++)
+        if (strcmp(d->entries[i].message, msg) == 0)
+            return true;
+    return false;
+}
+
+static void assert_message(const af_config_diag *d, const char *msg)
+{
+    if (!has_message(d, msg)) {
+        char *all = af_config_diag_format(d);
+        fail_msg("expected diagnostic\n  %s\ngot\n%s", msg, all ? all : "(none)");
+        free(all);
+    }
+}
+
+static const char *kv_get(const af_config_kv *kv, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(kv[i].key, key) == 0)
+            return kv[i].value;
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static void test_defaults(void **state)
+{
+    fixture *f = *state;
+    const af_tracing_config *c = &f->cfg;
+    assert_string_equal(c->service_name, "agentaflow-sro");
+    assert_string_equal(c->service_version, "0.1.0");
+    assert_string_equal(c->environment, "development");
+    assert_true(c->tracing.enabled);
+    assert_true(c->tracing.sampling_ratio == 1.0);
+    assert_false(c->tracing.exporters.jaeger.enabled);
+    assert_string_equal(c->tracing.exporters.jaeger.endpoint, "http://localhost:14268/api/traces");
+    assert_false(c->tracing.exporters.otlp_http.enabled);
+    assert_string_equal(c->tracing.exporters.otlp_http.endpoint, "http://localhost:4318/v1/traces");
+    assert_int_equal(c->tracing.exporters.otlp_http.protocol, AF_OTLP_HTTP_PROTOBUF);
+    assert_int_equal(c->tracing.exporters.otlp_http.compression, AF_COMPRESSION_NONE);
+    assert_int_equal(c->tracing.exporters.otlp_http.timeout_ms, 10000);
+    assert_null(c->tracing.exporters.otlp_http.ca_file);
+    assert_false(c->tracing.exporters.stdout_.enabled);
+    assert_true(c->tracing.exporters.stdout_.pretty_print);
+    assert_int_equal(c->n_resource_attributes, 0);
+    assert_false(c->components.metrics_collector.trace_individual_gpus);
+    assert_true(c->components.gpu_scheduler.trace_gpu_registration);
+    assert_int_equal(c->performance.max_export_batch_size, 512);
+    assert_int_equal(c->performance.max_queue_size, 2048);
+    assert_int_equal(c->performance.export_timeout_ms, 30000);
+    assert_int_equal(c->performance.max_export_timeout_ms, 30000);
+    assert_int_equal(c->performance.schedule_delay_ms, 5000);
+}
+
+static void test_example_file(void **state)
+{
+    fixture *f = *state;
+    char path[1024];
+    repo_path("examples/tracing-config.yaml", path, sizeof path);
+    int rc = af_tracing_config_load(path, &f->cfg, &f->diag);
+    if (f->diag.n_errors || f->diag.n_warnings) {
+        char *all = af_config_diag_format(&f->diag);
+        fail_msg("%s", all);
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(f->diag.n_errors, 0);
+    assert_int_equal(f->diag.n_warnings, 0);
+
+    const af_tracing_config *c = &f->cfg;
+    assert_string_equal(c->service_name, "agentaflow-sro-community");
+    assert_string_equal(c->service_version, "0.1.0");
+    assert_string_equal(c->environment, "development");
+    assert_true(c->tracing.enabled);
+    assert_true(c->tracing.sampling_ratio == 1.0);
+    assert_true(c->tracing.exporters.jaeger.enabled);
+    assert_string_equal(c->tracing.exporters.jaeger.endpoint, "http://localhost:14268/api/traces");
+    assert_false(c->tracing.exporters.otlp_http.enabled);
+    assert_string_equal(c->tracing.exporters.otlp_http.endpoint,
+                        "https://api.honeycomb.io/v1/traces");
+    assert_int_equal(c->tracing.exporters.otlp_http.n_headers, 1);
+    assert_string_equal(c->tracing.exporters.otlp_http.headers[0].key, "x-honeycomb-team");
+    assert_string_equal(c->tracing.exporters.otlp_http.headers[0].value, "your-api-key");
+    assert_false(c->tracing.exporters.stdout_.enabled);
+    assert_true(c->tracing.exporters.stdout_.pretty_print);
+
+    assert_int_equal(c->n_resource_attributes, 3);
+    assert_string_equal(c->resource_attributes[0].key, "service.namespace");
+    assert_string_equal(c->resource_attributes[0].value, "agentaflow");
+    assert_string_equal(c->resource_attributes[1].key, "service.instance.id");
+    assert_string_equal(c->resource_attributes[1].value, "gpu-scheduler-1");
+    assert_string_equal(c->resource_attributes[2].key, "deployment.environment");
+    assert_string_equal(c->resource_attributes[2].value, "kubernetes");
+
+    assert_true(c->components.gpu_scheduler.trace_workload_submission);
+    assert_true(c->components.gpu_scheduler.trace_scheduling_decisions);
+    assert_true(c->components.gpu_scheduler.trace_gpu_registration);
+    assert_true(c->components.metrics_collector.trace_collection_cycles);
+    assert_false(c->components.metrics_collector.trace_individual_gpus);
+    assert_true(c->components.model_serving.trace_inference_requests);
+    assert_true(c->components.model_serving.trace_model_loading);
+    assert_true(c->components.web_dashboard.trace_api_requests);
+    assert_false(c->components.web_dashboard.trace_websocket_events);
+    assert_true(c->components.observability.trace_cost_calculations);
+    assert_false(c->components.observability.trace_health_checks);
+
+    assert_int_equal(c->performance.max_export_batch_size, 512);
+    assert_int_equal(c->performance.max_export_timeout_ms, 30000);
+    assert_int_equal(c->performance.export_timeout_ms, 30000);
+    assert_int_equal(c->performance.max_queue_size, 2048);
+    assert_int_equal(c->performance.schedule_delay_ms, 5000);
+}
+
+static void test_missing_file(void **state)
+{
+    fixture *f = *state;
+    int rc = af_tracing_config_load("/nonexistent/dir/t.yaml", &f->cfg, &f->diag);
+    assert_int_equal(rc, -ENOENT);
+    assert_int_equal(f->diag.n_errors, 1);
+    assert_string_equal(f->diag.entries[0].message,
+                        "/nonexistent/dir/t.yaml: cannot open: No such file or directory");
+}
+
+static void test_type_errors_exact(void **state)
+{
+    fixture *f = *state;
+    const char *yaml = "service_name: svc\n"              /* 1 */
+                       "tracing:\n"                       /* 2 */
+                       "  enabled: yes\n"                 /* 3 */
+                       "  sampling_ratio: high\n"         /* 4 */
+                       "  exporters:\n"                   /* 5 */
+                       "    otlp_http:\n"                 /* 6 */
+                       "      protocol: grpc\n"           /* 7 */
+                       "      compression: [gzip]\n"      /* 8 */
+                       "      timeout: 30 parsecs\n"      /* 9 */
+                       "      endpoint: localhost:4318\n" /* 10 */
+                       "performance:\n"                   /* 11 */
+                       "  max_queue_size: 0\n"            /* 12 */
+                       "  max_export_batch_size: -5\n"    /* 13 */
+                       "  schedule_delay: 0\n";           /* 14 */
+    assert_int_equal(load(f, yaml), AF_EPARSE);
+    assert_message(&f->diag, "t.yaml:3:12: tracing.enabled: expected true or false, got \"yes\"");
+    assert_message(&f->diag, "t.yaml:4:19: tracing.sampling_ratio: expected a number between 0 "
+                             "and 1, got \"high\"");
+    assert_message(&f->diag, "t.yaml:7:17: tracing.exporters.otlp_http.protocol: expected one of "
+                             "\"http/protobuf\", \"http/json\", got \"grpc\"");
+    assert_message(&f->diag, "t.yaml:8:20: tracing.exporters.otlp_http.compression: expected one "
+                             "of \"none\", \"gzip\", got a list");
+    assert_message(&f->diag,
+                   "t.yaml:9:16: tracing.exporters.otlp_http.timeout: expected a duration "
+                   "between 0 and 24h such as \"30s\" or \"500ms\" (a plain number means "
+                   "milliseconds), got \"30 parsecs\"");
+    assert_message(&f->diag, "t.yaml:10:17: tracing.exporters.otlp_http.endpoint: expected an "
+                             "http:// or https:// URL, got \"localhost:4318\"");
+    assert_message(&f->diag, "t.yaml:12:19: performance.max_queue_size: expected an integer "
+                             "between 1 and 16777216, got \"0\"");
+    assert_message(&f->diag, "t.yaml:13:26: performance.max_export_batch_size: expected an "
+                             "integer between 1 and 1048576, got \"-5\"");
+    assert_message(&f->diag, "t.yaml:14:19: performance.schedule_delay: expected a duration "
+                             "between 1ms and 24h such as \"30s\" or \"500ms\" (a plain number "
+                             "means milliseconds), got \"0\"");
+    /* All of them collected, none fatal; rejected values keep their previous value while the
+     * valid key of the same file was applied. */
+    assert_int_equal(f->diag.n_errors, 9);
+    assert_int_equal(f->diag.n_warnings, 0);
+    assert_string_equal(f->cfg.service_name, "svc");
+    assert_true(f->cfg.tracing.enabled);
+    assert_true(f->cfg.tracing.sampling_ratio == 1.0);
+    assert_int_equal(f->cfg.performance.max_queue_size, 2048);
+    assert_string_equal(f->cfg.tracing.exporters.otlp_http.endpoint,
+                        "http://localhost:4318/v1/traces");
+    assert_int_equal(f->diag.entries[0].line, 3);
+    assert_int_equal(f->diag.entries[0].column, 12);
+    assert_string_equal(f->diag.entries[0].key, "tracing.enabled");
+}
+
+static void test_structure_errors(void **state)
+{
+    fixture *f = *state;
+    const char *yaml = "tracing:\n"
+                       "  enabled: true\n"
+                       "  enabled: false\n"
+                       "  exporters: 5\n"
+                       "service_name: {a: b}\n"
+                       "environment:\n"
+                       "resource_attributes:\n"
+                       "  - key: a\n"
+                       "  - value: b\n"
+                       "  - 7\n"
+                       "  - {key: c, value: [1]}\n";
+    assert_int_equal(load(f, yaml), AF_EPARSE);
+    assert_message(&f->diag, "t.yaml:3:3: tracing.enabled: duplicate key (first given at line 2)");
+    assert_message(&f->diag, "t.yaml:4:14: tracing.exporters: expected a mapping, got a scalar");
+    assert_message(&f->diag,
+                   "t.yaml:5:15: service_name: expected a non-empty string, got a mapping");
+    assert_message(&f->diag, "t.yaml:6:13: environment: expected a non-empty string, got nothing");
+    assert_message(&f->diag, "t.yaml:8:5: resource_attributes[0]: missing \"value\"");
+    assert_message(&f->diag, "t.yaml:9:5: resource_attributes[1]: missing \"key\"");
+    assert_message(&f->diag, "t.yaml:10:5: resource_attributes[2]: expected a mapping with "
+                             "\"key\" and \"value\", got a scalar");
+    assert_message(&f->diag, "t.yaml:11:21: resource_attributes[3].value: expected a string, got "
+                             "a list");
+    assert_int_equal(f->diag.n_errors, 8);
+    /* The first of the duplicated keys counts. */
+    assert_true(f->cfg.tracing.enabled);
+    assert_int_equal(f->cfg.n_resource_attributes, 0);
+}
+
+static void test_top_level_not_mapping(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(load(f, "- a\n- b\n"), AF_EPARSE);
+    assert_message(&f->diag, "t.yaml:1:1: expected a mapping at the top level, got a list");
+}
+
+static void test_syntax_error(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(load(f, "tracing:\n  enabled: true\n sampling_ratio: 0.5\n"), AF_EPARSE);
+    assert_int_equal(f->diag.n_errors, 1);
+    const char *m = f->diag.entries[0].message;
+    assert_non_null(strstr(m, "YAML syntax error: "));
+    assert_int_equal(strncmp(m, "t.yaml:3:", 9), 0);
+    assert_int_equal(f->diag.entries[0].line, 3);
+
+    af_config_diag_free(&f->diag);
+    assert_int_equal(load(f, "a: [1, 2\n"), AF_EPARSE);
+    assert_int_equal(f->diag.n_errors, 1);
+    assert_non_null(strstr(f->diag.entries[0].message, "YAML syntax error: did not find expected"));
+}
+
+static void test_second_document(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(load(f, "service_name: a\n---\nservice_name: b\n"), AF_EPARSE);
+    assert_message(&f->diag, "t.yaml:3:1: only one YAML document is allowed; this one is not read");
+    assert_string_equal(f->cfg.service_name, "a");
+}
+
+static void test_empty_and_null_sections(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(load(f, ""), 0);
+    assert_int_equal(load(f, "# only a comment\n"), 0);
+    assert_int_equal(load(f, "tracing:\n  exporters:\n    jaeger:\n"), 0);
+    assert_int_equal(f->diag.n_errors + f->diag.n_warnings, 0);
+}
+
+static void test_unknown_keys(void **state)
+{
+    fixture *f = *state;
+    const char *yaml = "tracing:\n"
+                       "  sampling_rato: 0.5\n"
+                       "  exporters:\n"
+                       "    otlp:\n"
+                       "      enabled: true\n"
+                       "pretty_print: true\n"
+                       "completely_unrelated_thing: 1\n"
+                       "preformance:\n"
+                       "  max_queue_size: 4\n";
+    assert_int_equal(load(f, yaml), 0); /* warnings only */
+    assert_message(&f->diag, "t.yaml:2:3: tracing.sampling_rato: unknown key (ignored); did you "
+                             "mean \"tracing.sampling_ratio\"?");
+    assert_message(&f->diag, "t.yaml:4:5: tracing.exporters.otlp: unknown key (ignored); did you "
+                             "mean \"tracing.exporters.otlp_http\"?");
+    assert_message(&f->diag, "t.yaml:6:1: pretty_print: unknown key (ignored); did you mean "
+                             "\"tracing.exporters.stdout.pretty_print\"?");
+    assert_message(&f->diag, "t.yaml:7:1: completely_unrelated_thing: unknown key (ignored)");
+    assert_message(&f->diag, "t.yaml:8:1: preformance: unknown key (ignored); did you mean "
+                             "\"performance\"?");
+    assert_int_equal(f->diag.n_warnings, 5);
+    assert_int_equal(f->diag.n_errors, 0);
+    /* Nothing under an unknown key is applied. */
+    assert_int_equal(f->cfg.performance.max_queue_size, 2048);
+    assert_true(f->cfg.tracing.sampling_ratio == 1.0);
+}
+
+static void test_durations(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        uint32_t ms;
+    } ok[] = {
+        {"30s", 30000}, {"500ms", 500},     {"1m", 60000},     {"2h", 7200000}, {"1m30s", 90000},
+        {"1.5s", 1500}, {"0.1s", 100},      {"250", 250},      {"0", 0},        {"1500us", 2},
+        {"1ns", 1},     {"2h45m", 9900000}, {"1\xc2\xb5s", 1},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        uint32_t ms = 12345;
+        assert_int_equal(af_config_parse_duration(ok[i].in, &ms), 0);
+        assert_int_equal(ms, ok[i].ms);
+    }
+    static const char *const bad[] = {"",   "s",           "-1s",   "1d", "30 s", "1.s.",
+                                      "ms", "99999999999", "1200h", "5x", ".s"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint32_t ms = 7;
+        assert_int_equal(af_config_parse_duration(bad[i], &ms), AF_EPARSE);
+        assert_int_equal(ms, 7);
+    }
+    char buf[32];
+    af_config_format_duration(30000, buf, sizeof buf);
+    assert_string_equal(buf, "30s");
+    af_config_format_duration(1500, buf, sizeof buf);
+    assert_string_equal(buf, "1500ms");
+    af_config_format_duration(7200000, buf, sizeof buf);
+    assert_string_equal(buf, "2h");
+    af_config_format_duration(120000, buf, sizeof buf);
+    assert_string_equal(buf, "2m");
+    af_config_format_duration(0, buf, sizeof buf);
+    assert_string_equal(buf, "0");
+}
+
+static void test_duration_keys(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(load(f, "performance:\n  export_timeout: 2500\n  schedule_delay: 1m30s\n"
+                             "  max_export_timeout: 0\n"),
+                     0);
+    assert_int_equal(f->cfg.performance.export_timeout_ms, 2500);
+    assert_int_equal(f->cfg.performance.schedule_delay_ms, 90000);
+    assert_int_equal(f->cfg.performance.max_export_timeout_ms, 0);
+}
+
+static void test_headers_and_attributes(void **state)
+{
+    fixture *f = *state;
+    const char *yaml = "tracing:\n"
+                       "  exporters:\n"
+                       "    otlp_http:\n"
+                       "      headers:\n"
+                       "        x-api-key: s3cret\n"
+                       "        \"bad header\": v\n"
+                       "        X-API-KEY: again\n"
+                       "        x-multi: \"a\\r\\nInjected: 1\"\n"
+                       "resource_attributes:\n"
+                       "  team: ml\n"
+                       "  replicas: 3\n";
+    assert_int_equal(load(f, yaml), AF_EPARSE);
+    assert_message(&f->diag, "t.yaml:6:9: tracing.exporters.otlp_http.headers.bad header: not a "
+                             "valid HTTP header name");
+    assert_message(&f->diag, "t.yaml:7:9: tracing.exporters.otlp_http.headers.X-API-KEY: "
+                             "duplicate key (first given at line 5)");
+    assert_message(&f->diag, "t.yaml:8:18: tracing.exporters.otlp_http.headers.x-multi: header "
+                             "values must not contain line breaks");
+    /* No message ever quotes a header value. */
+    for (size_t i = 0; i < f->diag.n_entries; i++) {
+        assert_null(strstr(f->diag.entries[i].message, "s3cret"));
+        assert_null(strstr(f->diag.entries[i].message, "Injected"));
+    }
+    assert_int_equal(f->cfg.tracing.exporters.otlp_http.n_headers, 1);
+    assert_string_equal(f->cfg.tracing.exporters.otlp_http.headers[0].value, "s3cret");
+    /* The mapping form of resource_attributes; scalars are kept as their text. */
+    assert_int_equal(f->cfg.n_resource_attributes, 2);
+    assert_string_equal(kv_get(f->cfg.resource_attributes, 2, "replicas"), "3");
+}
+
+static void test_optional_strings_and_mtls(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(load(f, "tracing:\n  exporters:\n    otlp_http:\n"
+                             "      client_cert: /etc/c.pem\n      ca_file: /etc/ca.pem\n"),
+                     AF_EPARSE);
+    assert_message(&f->diag, "t.yaml: tracing.exporters.otlp_http.client_cert: mutual TLS needs "
+                             "both client_cert and client_key");
+    assert_string_equal(f->cfg.tracing.exporters.otlp_http.ca_file, "/etc/ca.pem");
+    af_config_diag_free(&f->diag);
+    assert_int_equal(load(f, "tracing:\n  exporters:\n    otlp_http:\n"
+                             "      client_cert: ~\n      ca_file: \"\"\n"),
+                     0);
+    assert_null(f->cfg.tracing.exporters.otlp_http.client_cert);
+    assert_null(f->cfg.tracing.exporters.otlp_http.ca_file);
+}
+
+static void test_aliases(void **state)
+{
+    fixture *f = *state;
+    const char *yaml = "service_name: go-svc\n"
+                       "exporter_type: otlp\n"
+                       "otlp_endpoint: http://collector:4318/v1/traces\n"
+                       "jaeger_endpoint: http://jaeger:14268/api/traces\n"
+                       "sample_rate: 0.25\n"
+                       "attributes:\n"
+                       "  team: infra\n"
+                       "enabled_spans:\n"
+                       "  websocket_events: true\n"
+                       "  gpu_scheduling: false\n"
+                       "  made_up: true\n";
+    assert_int_equal(load(f, yaml), 0);
+    assert_true(f->cfg.tracing.exporters.otlp_http.enabled);
+    assert_false(f->cfg.tracing.exporters.jaeger.enabled);
+    assert_false(f->cfg.tracing.exporters.stdout_.enabled);
+    assert_string_equal(f->cfg.tracing.exporters.otlp_http.endpoint,
+                        "http://collector:4318/v1/traces");
+    assert_string_equal(f->cfg.tracing.exporters.jaeger.endpoint, "http://jaeger:14268/api/traces");
+    assert_true(f->cfg.tracing.sampling_ratio == 0.25);
+    assert_int_equal(f->cfg.n_resource_attributes, 1);
+    assert_string_equal(f->cfg.resource_attributes[0].value, "infra");
+    assert_true(f->cfg.components.web_dashboard.trace_websocket_events);
+    assert_false(f->cfg.components.gpu_scheduler.trace_gpu_registration);
+    assert_false(f->cfg.components.gpu_scheduler.trace_scheduling_decisions);
+    assert_message(&f->diag, "t.yaml:5:1: sample_rate: key of the original Go project, read as "
+                             "tracing.sampling_ratio");
+    assert_message(&f->diag, "t.yaml:11:3: enabled_spans.made_up: unknown span category "
+                             "(ignored)");
+    assert_int_equal(f->diag.n_infos, 6);
+    assert_int_equal(f->diag.n_warnings, 1);
+}
+
+static void test_canonical_beats_alias(void **state)
+{
+    fixture *f = *state;
+    /* Either order: the document's key wins over the Go one. */
+    assert_int_equal(load(f, "tracing:\n  sampling_ratio: 0.5\nsample_rate: 0.1\n"), 0);
+    assert_true(f->cfg.tracing.sampling_ratio == 0.5);
+    assert_int_equal(load(f, "sample_rate: 0.1\ntracing:\n  sampling_ratio: 0.75\n"), 0);
+    assert_true(f->cfg.tracing.sampling_ratio == 0.75);
+    assert_int_equal(load(f, "exporter_type: none\ntracing:\n  enabled: true\n"), 0);
+    assert_true(f->cfg.tracing.enabled);
+    assert_int_equal(load(f, "exporter_type: none\n"), 0);
+    assert_false(f->cfg.tracing.enabled);
+    af_config_diag_free(&f->diag);
+    assert_int_equal(load(f, "exporter_type: zipkin\n"), AF_EPARSE);
+    assert_message(&f->diag, "t.yaml:1:16: exporter_type: expected one of \"jaeger\", \"otlp\", "
+                             "\"stdout\", \"none\", got \"zipkin\"");
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static const char *const otel_vars[] = {
+    "OTEL_SDK_DISABLED",
+    "OTEL_SERVICE_NAME",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+    "OTEL_BSP_SCHEDULE_DELAY",
+    "OTEL_BSP_EXPORT_TIMEOUT",
+    "OTEL_BSP_MAX_QUEUE_SIZE",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+};
+
+static int env_teardown(void **state)
+{
+    for (size_t i = 0; i < sizeof otel_vars / sizeof otel_vars[0]; i++)
+        unsetenv(otel_vars[i]);
+    return teardown(state);
+}
+
+static void test_env_overrides_file(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(load(f, "service_name: from-file\n"
+                             "tracing:\n  sampling_ratio: 0.5\n"
+                             "  exporters:\n    jaeger:\n      enabled: true\n"
+                             "    otlp_http:\n      headers:\n        x-keep: file\n"
+                             "        x-api-key: file-key\n"
+                             "performance:\n  max_queue_size: 1000\n"),
+                     0);
+    setenv("OTEL_SERVICE_NAME", "from-env", 1);
+    setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio", 1);
+    setenv("OTEL_TRACES_SAMPLER_ARG", "0.125", 1);
+    setenv("OTEL_TRACES_EXPORTER", "otlp, console", 1);
+    setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/base/", 1);
+    setenv("OTEL_EXPORTER_OTLP_HEADERS", "X-Api-Key=env%20key,x-new=1", 1);
+    setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1000", 1);
+    setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "2000", 1);
+    setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip", 1);
+    setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
+    setenv("OTEL_BSP_MAX_QUEUE_SIZE", "4096", 1);
+    setenv("OTEL_BSP_SCHEDULE_DELAY", "", 1); /* empty = unset */
+    assert_int_equal(af_tracing_config_apply_env(&f->cfg, &f->diag), 0);
+
+    const af_tracing_config *c = &f->cfg;
+    assert_string_equal(c->service_name, "from-env");
+    assert_true(c->tracing.sampling_ratio == 0.125);
+    assert_false(c->tracing.exporters.jaeger.enabled);
+    assert_true(c->tracing.exporters.otlp_http.enabled);
+    assert_true(c->tracing.exporters.stdout_.enabled);
+    assert_string_equal(c->tracing.exporters.otlp_http.endpoint,
+                        "http://collector:4318/base/v1/traces");
+    assert_int_equal(c->tracing.exporters.otlp_http.n_headers, 3);
+    const af_config_kv *h = c->tracing.exporters.otlp_http.headers;
+    assert_string_equal(kv_get(h, 3, "x-keep"), "file");
+    assert_string_equal(kv_get(h, 3, "x-api-key"), "env key"); /* same name, any case */
+    assert_string_equal(kv_get(h, 3, "x-new"), "1");
+    assert_int_equal(c->tracing.exporters.otlp_http.timeout_ms, 2000); /* per-signal wins */
+    assert_int_equal(c->tracing.exporters.otlp_http.compression, AF_COMPRESSION_GZIP);
+    assert_int_equal(c->tracing.exporters.otlp_http.protocol, AF_OTLP_HTTP_JSON);
+    assert_int_equal(c->performance.max_queue_size, 4096);
+    assert_int_equal(c->performance.schedule_delay_ms, 5000);
+    assert_int_equal(f->diag.n_warnings, 0);
+}
+
+static void test_env_bad_values_ignored(void **state)
+{
+    fixture *f = *state;
+    setenv("OTEL_SDK_DISABLED", "TRUE", 1);
+    setenv("OTEL_TRACES_SAMPLER", "traceidratio", 1);
+    setenv("OTEL_TRACES_SAMPLER_ARG", "lots", 1);
+    setenv("OTEL_TRACES_EXPORTER", "jaeger", 1);
+    setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector:4318", 1);
+    setenv("OTEL_EXPORTER_OTLP_HEADERS", "good=1,broken", 1);
+    setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "-5", 1);
+    setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", 1);
+    setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0", 1);
+    assert_int_equal(af_tracing_config_apply_env(&f->cfg, &f->diag), 0);
+    assert_false(f->cfg.tracing.enabled);
+    assert_true(f->cfg.tracing.sampling_ratio == 1.0);
+    assert_true(f->cfg.tracing.exporters.jaeger.enabled);
+    assert_string_equal(f->cfg.tracing.exporters.otlp_http.endpoint,
+                        "http://localhost:4318/v1/traces");
+    assert_int_equal(f->cfg.tracing.exporters.otlp_http.n_headers, 0);
+    assert_int_equal(f->cfg.tracing.exporters.otlp_http.timeout_ms, 10000);
+    assert_int_equal(f->cfg.tracing.exporters.otlp_http.protocol, AF_OTLP_HTTP_PROTOBUF);
+    assert_int_equal(f->cfg.performance.max_export_batch_size, 512);
+    assert_message(&f->diag, "OTEL_TRACES_SAMPLER_ARG: expected a number between 0 and 1, got "
+                             "\"lots\"; ignored");
+    assert_message(&f->diag, "OTEL_EXPORTER_OTLP_HEADERS: entry 2 has no '=' (expected "
+                             "name=value pairs separated by commas); ignored");
+    assert_message(&f->diag, "OTEL_EXPORTER_OTLP_TIMEOUT: expected a non-negative integer of "
+                             "milliseconds, got \"-5\"; ignored");
+    assert_message(&f->diag, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE: expected an integer between 1 and "
+                             "1048576, got \"0\"; ignored");
+    assert_int_equal(f->diag.n_warnings, 7); /* + jaeger deprecation, endpoint, grpc */
+    assert_int_equal(f->diag.n_errors, 0);
+}
+
+static void test_env_none_and_disabled_false(void **state)
+{
+    fixture *f = *state;
+    f->cfg.tracing.exporters.stdout_.enabled = true;
+    setenv("OTEL_TRACES_EXPORTER", "none", 1);
+    setenv("OTEL_SDK_DISABLED", "false", 1);
+    assert_int_equal(af_tracing_config_apply_env(&f->cfg, &f->diag), 0);
+    assert_true(f->cfg.tracing.enabled);
+    assert_false(f->cfg.tracing.exporters.stdout_.enabled);
+    assert_false(f->cfg.tracing.exporters.otlp_http.enabled);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static void test_dump_redacts(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(load(f, "tracing:\n  exporters:\n    otlp_http:\n"
+                             "      endpoint: https://user:pw@collector:4318/v1/traces?token=abc\n"
+                             "      headers:\n        x-honeycomb-team: topsecret\n"),
+                     0);
+    char *json = NULL, *text = NULL;
+    assert_int_equal(af_config_dump_json(&f->cfg, true, &json), 0);
+    assert_int_equal(af_config_dump_text(&f->cfg, true, &text), 0);
+    for (int i = 0; i < 2; i++) {
+        const char *s = i ? text : json;
+        assert_null(strstr(s, "topsecret"));
+        assert_null(strstr(s, "pw@"));
+        assert_null(strstr(s, "token=abc"));
+        assert_non_null(strstr(s, "x-honeycomb-team"));
+        assert_non_null(strstr(s, "[redacted]"));
+        assert_non_null(strstr(s, "https://collector:4318/v1/traces?[redacted]"));
+    }
+    assert_non_null(strstr(json, "\"x-honeycomb-team\": \"[redacted]\""));
+    assert_non_null(strstr(json, "\"export_timeout\": \"30s\""));
+    assert_non_null(strstr(text, "tracing.exporters.otlp_http.headers = {\"x-honeycomb-team\": "
+                                 "\"[redacted]\"}\n"));
+    assert_non_null(strstr(text, "performance.schedule_delay = 5s\n"));
+    free(json);
+    free(text);
+
+    assert_int_equal(af_config_dump_json(&f->cfg, false, &json), 0);
+    assert_non_null(strstr(json, "topsecret"));
+    free(json);
+}
+
+static void test_key_table(void **state)
+{
+    (void)state;
+    size_t n = af_config_key_count();
+    assert_true(n >= 30);
+    bool saw_secret = false;
+    for (size_t i = 0; i < n; i++) {
+        const af_config_key_info *k = af_config_key_at(i);
+        assert_non_null(k);
+        assert_non_null(k->help);
+        assert_ptr_equal(af_config_key_find(k->key), k);
+        if (k->secret)
+            saw_secret = true;
+    }
+    assert_null(af_config_key_at(n));
+    assert_true(saw_secret);
+    const af_config_key_info *k = af_config_key_find("performance.schedule_delay");
+    assert_non_null(k);
+    assert_int_equal(k->type, AF_CFG_DURATION);
+    assert_string_equal(k->env, "OTEL_BSP_SCHEDULE_DELAY");
+    assert_string_equal(af_config_type_name(k->type), "duration");
+    assert_null(af_config_key_find("tracing"));
+}
+
+static void test_copy(void **state)
+{
+    fixture *f = *state;
+    char path[1024];
+    repo_path("examples/tracing-config.yaml", path, sizeof path);
+    assert_int_equal(af_tracing_config_load(path, &f->cfg, &f->diag), 0);
+    af_tracing_config copy;
+    assert_int_equal(af_tracing_config_copy(&copy, &f->cfg), 0);
+    char *a = NULL, *b = NULL;
+    assert_int_equal(af_config_dump_json(&f->cfg, false, &a), 0);
+    af_tracing_config_free(&f->cfg);
+    assert_int_equal(af_config_dump_json(&copy, false, &b), 0);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    af_tracing_config_free(&copy);
+    assert_int_equal(af_tracing_config_init(&f->cfg), 0);
+}
+
+static void test_diag_cap(void **state)
+{
+    fixture *f = *state;
+    /* 200 unknown keys: counted, but only AF_CONFIG_DIAG_MAX kept. */
+    char yaml[200 * 16];
+    size_t o = 0;
+    for (int i = 0; i < 200; i++)
+        o += (size_t)snprintf(yaml + o, sizeof yaml - o, "zz%03d: 1\n", i);
+    assert_int_equal(load(f, yaml), 0);
+    assert_int_equal(f->diag.n_warnings, 200);
+    assert_int_equal(f->diag.n_entries, AF_CONFIG_DIAG_MAX);
+    /* + the "no exporter is enabled" note at the end */
+    assert_int_equal(f->diag.n_infos, 1);
+    assert_int_equal(f->diag.suppressed, 101);
+    char *all = af_config_diag_format(&f->diag);
+    assert_non_null(strstr(all, "(101 more not shown)"));
+    free(all);
+}
+
+static void test_diag_null_logs(void **state)
+{
+    fixture *f = *state;
+    af_test_log_capture_begin();
+    int rc =
+        af_tracing_config_load_string("x.yaml", "tracing: {enabled: maybe}\n", 26, &f->cfg, NULL);
+    const char *log = af_test_log_capture_text();
+    assert_int_equal(rc, AF_EPARSE);
+    assert_non_null(strstr(log, "x.yaml:1:20: tracing.enabled: expected true or false, got "
+                                "\"maybe\""));
+    af_test_log_capture_end();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_example_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_type_errors_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_structure_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_top_level_not_mapping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_document, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_and_null_sections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_keys, setup, teardown),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test_setup_teardown(test_duration_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_headers_and_attributes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_optional_strings_and_mtls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aliases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_canonical_beats_alias, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_env_overrides_file, setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_env_bad_values_ignored, setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_env_none_and_disabled_false, setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_dump_redacts, setup, teardown),
+        cmocka_unit_test(test_key_table),
+        cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_diag_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_diag_null_logs, setup, teardown),
+    };
+    for (size_t i = 0; i < sizeof otel_vars / sizeof otel_vars[0]; i++)
+        unsetenv(otel_vars[i]);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
