@@ -223,8 +223,11 @@ static void *worker_main(void *arg)
         if (!flush && !stop && !timer && ring_depth(bp) < bp->o.max_export_batch_size) {
             atomic_store(&bp->sleeping, true);
             if (ring_depth(bp) < bp->o.max_export_batch_size) {
+                /* Sleep until the schedule delay, but never more than a second at a time:
+                 * a safety net that bounds the cost of any missed wake-up to one second,
+                 * for one wake-up per second of idle time. */
                 struct timespec ts;
-                abs_timespec(next_export, &ts);
+                abs_timespec(min_u64(next_export, now + 1000000000ull), &ts);
                 pthread_cond_timedwait(&bp->wake, &bp->mu, &ts);
             }
             atomic_store(&bp->sleeping, false);

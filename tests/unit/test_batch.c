@@ -64,7 +64,7 @@ static void ctl_destroy(void *self)
 {
     ctl_exporter *c = self;
     if (c->destroyed)
-        *c->destroyed = true;
+        __atomic_store_n(c->destroyed, true, __ATOMIC_RELEASE);
 }
 
 static const af_exporter_ops ctl_ops = {
