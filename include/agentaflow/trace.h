@@ -209,13 +209,15 @@ typedef struct af_span_processor af_span_processor; /* see trace_sdk.h */
 
 typedef struct af_tracer_provider_opts {
     af_resource *resource; /* owned by the provider; NULL = af_resource_new(NULL) */
-    af_sampler *sampler;   /* owned; NULL = ParentBased(AlwaysOn) */
-    af_span_limits limits; /* af_tracer_provider_opts_init fills spec defaults */
+    af_sampler *sampler;   /* owned; NULL = af_sampler_from_env(), ParentBased(AlwaysOn) by default */
+    af_span_limits limits; /* spec defaults, then OTEL_*_LIMIT variables */
     const af_id_generator_ops *id_generator; /* NULL = the default random generator */
     void *id_generator_self;
     bool disabled; /* a no-op provider: spans never record but still propagate context */
 } af_tracer_provider_opts;
 
+/* Spec defaults overlaid with the environment: span limits from OTEL_*_LIMIT and disabled
+ * from OTEL_SDK_DISABLED ("true" in any case). Set fields afterwards to override. */
 void af_tracer_provider_opts_init(af_tracer_provider_opts *o);
 /*
  * Creates a provider. Takes ownership of opts->resource and opts->sampler even on failure.

@@ -10,6 +10,7 @@
 
 #include "agentaflow/log.h"
 #include "trace/span_int.h"
+#include "util/env.h"
 #include "util/str.h"
 
 static _Atomic(af_tracer_provider *) global_provider;
@@ -28,6 +29,8 @@ void af_tracer_provider_opts_init(af_tracer_provider_opts *o)
 {
     memset(o, 0, sizeof(*o));
     af_span_limits_init(&o->limits);
+    af_span_limits_from_env(&o->limits);
+    af__env_bool("OTEL_SDK_DISABLED", &o->disabled);
 }
 
 int af_tracer_provider_new(const af_tracer_provider_opts *opts, af_tracer_provider **out)
@@ -56,11 +59,8 @@ int af_tracer_provider_new(const af_tracer_provider_opts *opts, af_tracer_provid
     p->noop_tracer.scope.schema_url = "";
     if (!p->resource && af_resource_new(NULL, 0, &p->resource) != 0)
         goto fail;
-    if (!p->sampler) {
-        p->sampler = af_sampler_parent_based(af_sampler_always_on(), NULL, NULL, NULL, NULL);
-        if (!p->sampler)
-            goto fail;
-    }
+    if (!p->sampler && !(p->sampler = af_sampler_from_env()))
+        goto fail;
     af__fork_handlers_install();
     *out = p;
     return 0;

@@ -498,6 +498,28 @@ static void test_document_helpers(void **state)
     af_test_env_free(&env);
 }
 
+static void test_environment_configures_provider(void **state)
+{
+    (void)state;
+    setenv("OTEL_SDK_DISABLED", "TRUE", 1);
+    setenv("OTEL_SPAN_EVENT_COUNT_LIMIT", "7", 1);
+    setenv("OTEL_TRACES_SAMPLER", "always_off", 1);
+    af_tracer_provider_opts o;
+    af_tracer_provider_opts_init(&o);
+    assert_true(o.disabled);
+    assert_int_equal(o.limits.event_count, 7);
+    unsetenv("OTEL_SDK_DISABLED");
+    unsetenv("OTEL_SPAN_EVENT_COUNT_LIMIT");
+    af_tracer_provider_opts_init(&o);
+    assert_false(o.disabled);
+    assert_int_equal(o.limits.event_count, 128);
+    af_tracer_provider *p = NULL;
+    assert_int_equal(af_tracer_provider_new(&o, &p), 0);
+    assert_string_equal(af_sampler_description(af_tracer_provider_sampler(p)), "AlwaysOffSampler");
+    af_tracer_provider_free(p);
+    unsetenv("OTEL_TRACES_SAMPLER");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -513,6 +535,7 @@ int main(void)
         cmocka_unit_test(test_unsampled_and_disabled),
         cmocka_unit_test(test_tracers_by_scope_and_shutdown),
         cmocka_unit_test(test_document_helpers),
+        cmocka_unit_test(test_environment_configures_provider),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
