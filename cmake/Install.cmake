@@ -17,5 +17,6 @@ write_basic_package_version_file(${CMAKE_BINARY_DIR}/agentaflowConfigVersion.cma
   VERSION ${PROJECT_VERSION} COMPATIBILITY SameMajorVersion)
 install(FILES ${CMAKE_BINARY_DIR}/agentaflowConfig.cmake ${CMAKE_BINARY_DIR}/agentaflowConfigVersion.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/agentaflow)
+file(RELATIVE_PATH AF_PC_PREFIX_REL ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
 configure_file(${CMAKE_SOURCE_DIR}/cmake/agentaflow.pc.in ${CMAKE_BINARY_DIR}/agentaflow.pc @ONLY)
 install(FILES ${CMAKE_BINARY_DIR}/agentaflow.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
