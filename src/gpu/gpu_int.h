@@ -1,0 +1,101 @@
+/*
+ * gpu/gpu_int.h - declarations shared by the GPU scheduler and metrics files: a string-keyed
+ * hash map, the placement index used by scheduling passes, tracer lookup and small helpers.
+ * Nothing here is thread-safe on its own; callers hold their object's mutex.
+ */
+#ifndef AF_GPU_INT_H
+#define AF_GPU_INT_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agentaflow/gpu.h"
+#include "agentaflow/tracing.h"
+#include "util/buf.h"
+
+/* ---------------------------------------------------------------------------------------- */
+/* Open-addressing hash map from a NUL-terminated key to a pointer. The key is borrowed: it  */
+/* must live as long as its entry (it is normally a field of the value).                     */
+
+typedef struct af_gpu_map_entry {
+    const char *key; /* NULL = empty; the map's tombstone sentinel = deleted */
+    void *val;
+    uint32_t hash;
+} af_gpu_map_entry;
+
+typedef struct af_gpu_map {
+    af_gpu_map_entry *slots;
+    size_t cap; /* power of two or 0 */
+    size_t len;
+    size_t used; /* live + tombstones */
+} af_gpu_map;
+
+void af__gpu_map_free(af_gpu_map *m);
+void *af__gpu_map_get(const af_gpu_map *m, const char *key);
+/* Inserts or replaces; 0 or -ENOMEM. */
+int af__gpu_map_put(af_gpu_map *m, const char *key, void *val);
+void af__gpu_map_del(af_gpu_map *m, const char *key);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Placement index: a treap over GPU slots ordered by a (k1, k2, slot) key and augmented with */
+/* the largest free memory of each subtree (plain and "only if the GPU is empty"), so "the    */
+/* first GPU in key order at or after `lo` with at least `need` MB free" costs O(log G).      */
+
+/* One node per GPU slot, all fields in one cache line (the pass is bound by memory access). */
+typedef struct af_gpu_place_node {
+    int32_t left, right;
+    uint32_t prio;
+    double k1;
+    uint64_t k2;
+    uint64_t own, own_empty; /* this node's free memory (0 = cannot take anything) */
+    uint64_t agg, agg_empty; /* subtree maxima */
+} af_gpu_place_node;
+
+typedef struct af_gpu_place {
+    uint32_t cap;
+    int32_t root;
+    af_gpu_place_node *n;
+} af_gpu_place;
+
+typedef struct af_gpu_place_key {
+    double k1;
+    uint64_t k2;
+    uint32_t slot;
+} af_gpu_place_key;
+
+void af__gpu_place_free(af_gpu_place *p);
+/* Empties the index and makes room for n slots; 0 or -ENOMEM. */
+int af__gpu_place_reset(af_gpu_place *p, uint32_t n);
+/* Inserts slot with its key and free memory (slot must not be in the index). */
+void af__gpu_place_insert(af_gpu_place *p, uint32_t slot, double k1, uint64_t k2, uint64_t own,
+                          uint64_t own_empty);
+/* Removes slot (which must be in the index). */
+void af__gpu_place_erase(af_gpu_place *p, uint32_t slot);
+/* The first slot with key >= lo whose free memory (empty-only when `empty`) is >= need, or -1. */
+int32_t af__gpu_place_find(const af_gpu_place *p, const af_gpu_place_key *lo, uint64_t need,
+                           bool empty);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Misc.                                                                                     */
+
+/* The backend's self pointer when it was created with `ops`, else NULL. */
+void *af__gpu_backend_self(af_gpu_backend *b, const af_gpu_backend_ops *ops);
+
+/* The tracer for component c: af_tracing's toggle when set, else the bare tracer. */
+af_tracer *af__gpu_tracer(const af_gpu_tracing *t, af_trace_component c);
+
+/* snprintf into an optional error buffer. */
+void af__gpu_err(char *err, size_t err_len, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* RFC 3339 UTC with nanoseconds ("2024-01-02T03:04:05.123456789Z") as a JSON string. */
+void af__gpu_json_time(af_buf *b, uint64_t ns);
+/* A JSON number; NaN/inf become 0 so output is always valid JSON. */
+void af__gpu_json_num(af_buf *b, double v);
+
+#endif
