@@ -295,30 +295,48 @@ typedef struct af_span_start_opts {
  * tracer returns AF_SPAN_NONE at once. A span that is not sampled still gets ids and carries
  * its context (so propagation works) but records nothing. Never blocks.
  */
-af_span af_span_start(af_tracer *t, const char *name, const af_span_start_opts *opts);
+af_span af__span_start(af_tracer *t, const char *name, const af_span_start_opts *opts);
+inline af_span af_span_start(af_tracer *t, const char *name, const af_span_start_opts *opts)
+{
+    /* Inline so that disabled tracing (a NULL tracer) costs a test and a branch. */
+    return t ? af__span_start(t, name, opts) : AF_SPAN_NONE;
+}
 /* Shorthand for the common case: a child of `parent` (NULL = root) with kind and attributes. */
 af_span af_span_start_child(af_tracer *t, const char *name, af_span_kind kind,
                             const af_span_context *parent, const af_attr *attrs, size_t n_attrs);
 
 /* Ends the span now / at end_ns. Idempotent; never blocks and never does I/O. */
-void af_span_end(af_span s);
 void af_span_end_at(af_span s, uint64_t end_ns);
+inline void af_span_end(af_span s)
+{
+    if (s.rec)
+        af_span_end_at(s, 0);
+}
 
 bool af_span_is_recording(af_span s);
 /* Copies the span's context into *out; an invalid context for AF_SPAN_NONE. */
 void af_span_get_context(af_span s, af_span_context *out);
 
+void af__span_set_attrs(af_span s, const af_attr *attrs, size_t n);
+inline void af_span_set_attrs(af_span s, const af_attr *attrs, size_t n)
+{
+    if (s.rec)
+        af__span_set_attrs(s, attrs, n);
+}
 void af_span_set_attr(af_span s, const af_attr *a);
-void af_span_set_attrs(af_span s, const af_attr *attrs, size_t n);
 void af_span_set_string(af_span s, const char *key, const char *value);
 void af_span_set_int(af_span s, const char *key, int64_t value);
 void af_span_set_double(af_span s, const char *key, double value);
 void af_span_set_bool(af_span s, const char *key, bool value);
 
 /* Adds an event; time_ns 0 = now. */
-void af_span_add_event(af_span s, const char *name, const af_attr *attrs, size_t n_attrs);
 void af_span_add_event_at(af_span s, const char *name, uint64_t time_ns, const af_attr *attrs,
                           size_t n_attrs);
+inline void af_span_add_event(af_span s, const char *name, const af_attr *attrs, size_t n_attrs)
+{
+    if (s.rec)
+        af_span_add_event_at(s, name, 0, attrs, n_attrs);
+}
 void af_span_add_link(af_span s, const af_span_context *ctx, const af_attr *attrs, size_t n);
 
 /* Spec rules: Unset is ignored, Ok is final, description kept only with Error. */

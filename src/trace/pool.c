@@ -73,11 +73,12 @@ static bool refill(rec_cache *c)
 {
     pthread_mutex_lock(&pool_mu);
     if (!pool_free) {
-        slab *s = calloc(1, sizeof(*s));
-        if (!s) {
+        void *mem = NULL;
+        if (posix_memalign(&mem, 64, sizeof(slab)) != 0) { /* records are cache-aligned */
             pthread_mutex_unlock(&pool_mu);
             return false;
         }
+        slab *s = memset(mem, 0, sizeof(slab));
         s->next = pool_slabs;
         pool_slabs = s;
         for (int i = SLAB_RECORDS - 1; i >= 0; i--) {
@@ -113,13 +114,16 @@ af_span_rec *af__span_rec_alloc(void)
     af_span_rec *r = c->head;
     c->head = r->next_free;
     c->count--;
-    /* Recycle here rather than on the releasing thread: invalidate outstanding handles
-     * (under the span lock, so a concurrent call on a stale handle sees it) and drop any
-     * overflow chunks of the previous span. */
-    while (atomic_exchange_explicit(&r->lock, 1, memory_order_acquire))
-        ;
-    atomic_fetch_add_explicit(&r->gen, 1, memory_order_relaxed);
-    atomic_store_explicit(&r->lock, 0, memory_order_release);
+    /* Recycle here rather than on the releasing thread (often the export thread): invalidate
+     * outstanding handles under the span lock, so a concurrent call on a stale handle sees
+     * it, and drop any overflow chunks of the previous span. */
+    if (r->needs_invalidate) {
+        while (atomic_exchange_explicit(&r->lock, 1, memory_order_acquire))
+            ;
+        atomic_fetch_add_explicit(&r->gen, 1, memory_order_relaxed);
+        atomic_store_explicit(&r->lock, 0, memory_order_release);
+        r->needs_invalidate = false;
+    }
     if (r->chunks)
         af__arena_reset(r);
     return r;
@@ -136,6 +140,12 @@ void af__span_rec_release(af_span_rec *r)
         return;
     /* Last reference. The record keeps its generation until it is taken again: a stale
      * handle meanwhile finds it ended, which makes every call a no-op just the same. */
+    r->needs_invalidate = true;
+    af__span_rec_recycle_local(r);
+}
+
+void af__span_rec_recycle_local(af_span_rec *r)
+{
     rec_cache *c = &tcache;
     if (!c->registered)
         register_cache(c);

@@ -36,9 +36,11 @@ void af_tracer_provider_opts_init(af_tracer_provider_opts *o)
 int af_tracer_provider_new(const af_tracer_provider_opts *opts, af_tracer_provider **out)
 {
     *out = NULL;
-    af_tracer_provider *p = calloc(1, sizeof(*p));
-    if (!p)
+    af_tracer_provider *p = NULL;
+    void *mem = NULL;
+    if (posix_memalign(&mem, 64, sizeof(*p)) != 0) /* the counter shards are cache-aligned */
         goto fail;
+    p = memset(mem, 0, sizeof(*p));
     if (pthread_mutex_init(&p->mu, NULL) != 0) {
         free(p);
         p = NULL;
@@ -254,9 +256,9 @@ void af_tracer_provider_stats(const af_tracer_provider *p, af_provider_stats *ou
     memset(out, 0, sizeof(*out));
     if (!p)
         return;
-    out->spans_started = atomic_load_explicit(&p->spans_started, memory_order_relaxed);
-    out->spans_ended = atomic_load_explicit(&p->spans_ended, memory_order_relaxed);
-    out->spans_unsampled = atomic_load_explicit(&p->spans_unsampled, memory_order_relaxed);
+    out->spans_started = af__counter_sum(p->counters, AF_COUNT_STARTED);
+    out->spans_ended = af__counter_sum(p->counters, AF_COUNT_ENDED);
+    out->spans_unsampled = af__counter_sum(p->counters, AF_COUNT_UNSAMPLED);
     size_t n = atomic_load_explicit(&p->n_processors, memory_order_acquire);
     for (size_t i = 0; i < n; i++) {
         af_processor_stats st;

@@ -30,11 +30,11 @@ static inline bool lock_live(af_span s)
 {
     if (!s.rec)
         return false;
-    if (atomic_load_explicit(&s.rec->gen, memory_order_acquire) != s.gen)
-        return false;
+    if (atomic_load_explicit(&s.rec->gen, memory_order_acquire) != s.gen ||
+        !atomic_load_explicit(&s.rec->recording, memory_order_relaxed))
+        return false; /* non-recording spans never take the lock for a mutation */
     span_lock(s.rec);
-    if (atomic_load_explicit(&s.rec->gen, memory_order_relaxed) != s.gen || s.rec->ended ||
-        !s.rec->recording) {
+    if (atomic_load_explicit(&s.rec->gen, memory_order_relaxed) != s.gen || s.rec->ended) {
         span_unlock(s.rec);
         return false;
     }
@@ -254,7 +254,14 @@ static bool resolve_parent(const af_span_start_opts *o, af_span_context *sc)
     return af__context_current_parent(sc);
 }
 
-af_span af_span_start(af_tracer *t, const char *name, const af_span_start_opts *o)
+/* The external definitions of the header's inline wrappers (C99 inline model). */
+extern inline af_span af_span_start(af_tracer *t, const char *name, const af_span_start_opts *o);
+extern inline void af_span_end(af_span s);
+extern inline void af_span_set_attrs(af_span s, const af_attr *attrs, size_t n);
+extern inline void af_span_add_event(af_span s, const char *name, const af_attr *attrs,
+                                     size_t n_attrs);
+
+af_span af__span_start(af_tracer *t, const char *name, const af_span_start_opts *o)
 {
     if (!t)
         return AF_SPAN_NONE;
@@ -273,7 +280,7 @@ af_span af_span_start(af_tracer *t, const char *name, const af_span_start_opts *
 
     if (!p || p->disabled || t == &p->noop_tracer) {
         /* No-op SDK: a non-recording span that carries the parent's context unchanged. */
-        r->recording = false;
+        atomic_store_explicit(&r->recording, false, memory_order_relaxed);
         if (has_parent) {
             memcpy(d->trace_id, parent.trace_id, 16);
             memcpy(d->span_id, parent.span_id, 8);
@@ -322,12 +329,12 @@ af_span af_span_start(af_tracer *t, const char *name, const af_span_start_opts *
     }
 
     if (dec == AF_SAMPLING_DROP) {
-        r->recording = false;
-        atomic_fetch_add_explicit(&p->spans_unsampled, 1, memory_order_relaxed);
+        atomic_store_explicit(&r->recording, false, memory_order_relaxed);
+        af__counter_inc(p->counters, AF_COUNT_UNSAMPLED);
         return (af_span){r, atomic_load_explicit(&r->gen, memory_order_relaxed)};
     }
 
-    r->recording = true;
+    atomic_store_explicit(&r->recording, true, memory_order_relaxed);
     const char *nm = name ? name : "";
     d->name = af__arena_strdup(r, nm, strlen(nm));
     if (!d->name)
@@ -355,7 +362,7 @@ af_span af_span_start(af_tracer *t, const char *name, const af_span_start_opts *
         for (size_t i = 0; i < o->n_links; i++)
             add_link_locked(r, &o->links[i]);
     }
-    atomic_fetch_add_explicit(&p->spans_started, 1, memory_order_relaxed);
+    af__counter_inc(p->counters, AF_COUNT_STARTED);
 
     size_t np = atomic_load_explicit(&p->n_processors, memory_order_acquire);
     for (size_t i = 0; i < np; i++) {
@@ -392,28 +399,27 @@ void af_span_end_at(af_span s, uint64_t end_ns)
         return;
     }
     r->ended = true;
-    bool recording = r->recording;
-    if (recording) {
-        uint64_t t = end_ns ? end_ns : af_now_ns();
-        r->data.end_ns = t < r->data.start_ns ? r->data.start_ns : t;
+    if (!atomic_load_explicit(&r->recording, memory_order_relaxed)) {
+        /* Nobody else holds a non-recording span: invalidate handles while we hold the
+         * lock and recycle it here, without reference counting. */
+        atomic_store_explicit(&r->gen, s.gen + 1, memory_order_relaxed);
+        span_unlock(r);
+        af__span_rec_recycle_local(r);
+        return;
     }
+    uint64_t t = end_ns ? end_ns : af_now_ns();
+    r->data.end_ns = t < r->data.start_ns ? r->data.start_ns : t;
     span_unlock(r);
-    if (recording) {
-        af_tracer_provider *p = r->tracer->provider;
-        atomic_fetch_add_explicit(&p->spans_ended, 1, memory_order_relaxed);
-        size_t np = atomic_load_explicit(&p->n_processors, memory_order_acquire);
-        for (size_t i = 0; i < np; i++) {
-            af_span_processor *proc = p->processors[i];
-            proc->ops->on_end(proc->self, &r->data);
-        }
+    af_tracer_provider *p = r->tracer->provider;
+    af__counter_inc(p->counters, AF_COUNT_ENDED);
+    size_t np = atomic_load_explicit(&p->n_processors, memory_order_acquire);
+    for (size_t i = 0; i < np; i++) {
+        af_span_processor *proc = p->processors[i];
+        proc->ops->on_end(proc->self, &r->data);
     }
     af__span_rec_release(r);
 }
 
-void af_span_end(af_span s)
-{
-    af_span_end_at(s, 0);
-}
 
 /* ----- accessors ------------------------------------------------------------------------ */
 
@@ -423,7 +429,7 @@ bool af_span_is_recording(af_span s)
         return false;
     span_lock(s.rec);
     bool rec = atomic_load_explicit(&s.rec->gen, memory_order_relaxed) == s.gen &&
-               s.rec->recording && !s.rec->ended;
+               atomic_load_explicit(&s.rec->recording, memory_order_relaxed) && !s.rec->ended;
     span_unlock(s.rec);
     return rec;
 }
@@ -458,7 +464,7 @@ void af_span_get_context(af_span s, af_span_context *out)
 
 /* ----- mutation ------------------------------------------------------------------------- */
 
-void af_span_set_attrs(af_span s, const af_attr *attrs, size_t n)
+void af__span_set_attrs(af_span s, const af_attr *attrs, size_t n)
 {
     if (!lock_live(s))
         return;
@@ -538,10 +544,6 @@ void af_span_add_event_at(af_span s, const char *name, uint64_t time_ns, const a
     span_unlock(s.rec);
 }
 
-void af_span_add_event(af_span s, const char *name, const af_attr *attrs, size_t n_attrs)
-{
-    af_span_add_event_at(s, name, 0, attrs, n_attrs);
-}
 
 static void add_link_locked(af_span_rec *r, const af_link *l)
 {

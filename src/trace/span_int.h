@@ -41,7 +41,8 @@ struct af_span_rec {
     size_t arena_left;
     af_arena_chunk *chunks;
     bool ended;
-    bool recording;
+    _Atomic bool recording; /* set before the handle exists; read without the lock */
+    bool needs_invalidate; /* released without bumping gen: alloc must bump it */
     uint16_t attr_cap;
     uint16_t event_cap;
     uint16_t link_cap;
@@ -66,6 +67,24 @@ struct af_tracer {
     struct af_tracer *next;
 };
 
+/* Span counters, sharded so the hot path never does a locked add: each of the first
+ * AF_COUNTER_SHARDS threads that touch a provider owns one shard and updates it with plain
+ * relaxed loads and stores (one writer, so no update is lost); later threads share the last
+ * shard through atomic adds. Readers sum the shards. */
+#define AF_COUNTER_SHARDS 64
+
+typedef struct af_counter_shard {
+    _Alignas(64) _Atomic uint64_t started;
+    _Atomic uint64_t ended;
+    _Atomic uint64_t unsampled;
+} af_counter_shard;
+
+typedef enum af_counter { AF_COUNT_STARTED, AF_COUNT_ENDED, AF_COUNT_UNSAMPLED } af_counter;
+
+/* counters.c */
+void af__counter_inc(af_counter_shard *shards, af_counter which);
+uint64_t af__counter_sum(const af_counter_shard *shards, af_counter which);
+
 struct af_tracer_provider {
     af_resource *resource;
     af_sampler *sampler;
@@ -79,15 +98,16 @@ struct af_tracer_provider {
     pthread_mutex_t mu; /* guards tracers list and processor registration */
     af_tracer *tracers;
     af_tracer noop_tracer; /* returned after shutdown */
-    _Atomic uint64_t spans_started;
-    _Atomic uint64_t spans_ended;
-    _Atomic uint64_t spans_unsampled;
+    af_counter_shard counters[AF_COUNTER_SHARDS];
 };
 
 /* pool.c */
 af_span_rec *af__span_rec_alloc(void);
 /* Drops one reference; the last one recycles the record (any thread). */
 void af__span_rec_release(af_span_rec *r);
+/* Recycles a record nobody else can hold (a non-recording span at its end, under the span
+ * lock, with its generation already bumped): no atomics. */
+void af__span_rec_recycle_local(af_span_rec *r);
 void af__span_rec_retain(af_span_rec *r);
 
 static inline af_span_rec *af__span_rec_of(const af_span_data *d)
