@@ -13,7 +13,8 @@
 #include "agentaflow/trace_sdk.h"
 #include "util/buf.h"
 
-/* ExportTraceServiceRequest, protobuf binary (protobuf-c generated code from proto/). */
+/* ExportTraceServiceRequest, protobuf binary: the wire format of proto/ written directly (the
+ * protobuf-c generated code is the unit test's oracle for the bytes). */
 int af__otlp_proto_encode(const af_span_data *const *spans, size_t n, af_buf *out);
 /* ExportTraceServiceRequest, OTLP/JSON (hex ids, 64-bit integers as strings, enums as
  * integers, lowerCamelCase keys). */

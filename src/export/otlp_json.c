@@ -60,14 +60,18 @@ static void jw_close(jw *w, char c)
     w->need_comma = true;
 }
 
-static void jw_key(jw *w, const char *k)
+/* `text` is the quoted key and its colon, built at compile time by JW_KEY: one append per key
+ * instead of a strlen and three appends. */
+static void jw_key(jw *w, const char *text, size_t n)
 {
     jw_prefix(w);
-    af__buf_putc(w->b, '"');
-    af__buf_puts(w->b, k);
-    af__buf_append(w->b, w->pretty ? "\": " : "\":", w->pretty ? 3 : 2);
+    af__buf_append(w->b, text, n);
+    if (w->pretty)
+        af__buf_putc(w->b, ' ');
     w->after_key = true;
 }
+
+#define JW_KEY(w, k) jw_key((w), "\"" k "\":", sizeof(k) + 2)
 
 static void jw_raw(jw *w, const char *s, size_t n)
 {
@@ -124,6 +128,57 @@ static void jw_i64_str(jw *w, int64_t v)
     jw_raw(w, p, (size_t)(end - p));
 }
 
+static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8, 1e9,
+                                     1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18};
+
+/*
+ * The "%.15g" text of d without printf, for the common case of a value written with few
+ * decimals (12.75, 0.5, 3): finds the smallest k such that d is the double nearest to m/10^k
+ * for an integer |m| < 10^15, checked by one correctly rounded division of two exact
+ * doubles. Such a d rounds to m/10^k at 15 significant digits (its half-ulp is well below
+ * half a unit in the 15th digit), so "%.15g" prints exactly that decimal, and it reads back
+ * as d. Limited to 1e-4 <= |d| < 1e15, where "%.15g" uses fixed notation. Returns the length
+ * written to out[32], or 0 to fall back to printf.
+ */
+static size_t short_decimal(double d, char *out)
+{
+    double a = d < 0 ? -d : d;
+    if (!(a >= 1e-4 && a < 1e15))
+        return 0;
+    for (size_t k = 0; k < sizeof(pow10_exact) / sizeof(pow10_exact[0]); k++) {
+        double t = a * pow10_exact[k];
+        if (t >= 1e15)
+            return 0;
+        uint64_t m = (uint64_t)(t + 0.5);
+        if ((double)m / pow10_exact[k] != a)
+            continue;
+        char digits[24];
+        char *end = digits + sizeof(digits);
+        char *p = u64_digits(m, end);
+        size_t nd = (size_t)(end - p), o = 0;
+        if (d < 0)
+            out[o++] = '-';
+        if (nd <= k) {
+            /* 0.000ddd */
+            out[o++] = '0';
+            out[o++] = '.';
+            for (size_t z = nd; z < k; z++)
+                out[o++] = '0';
+            memcpy(out + o, p, nd);
+            return o + nd;
+        }
+        memcpy(out + o, p, nd - k);
+        o += nd - k;
+        if (k) {
+            out[o++] = '.';
+            memcpy(out + o, end - k, k);
+            o += k;
+        }
+        return o;
+    }
+    return 0;
+}
+
 /* Shortest "%.*g" text that reads back as the same double (15 digits, else 17); NaN and
  * infinities become the proto3 JSON strings. */
 static void jw_double(jw *w, double d)
@@ -140,6 +195,11 @@ static void jw_double(jw *w, double d)
         return;
     }
     char tmp[32];
+    size_t fast = short_decimal(d, tmp);
+    if (fast) {
+        jw_raw(w, tmp, fast);
+        return;
+    }
     int n = snprintf(tmp, sizeof(tmp), "%.15g", d);
     if (strtod(tmp, NULL) != d)
         n = snprintf(tmp, sizeof(tmp), "%.17g", d);
@@ -178,22 +238,22 @@ static void write_array_item(jw *w, const af_attr *a, size_t i)
     jw_open(w, '{');
     switch (a->type) {
     case AF_VAL_STRING_ARRAY:
-        jw_key(w, "stringValue");
+        JW_KEY(w, "stringValue");
         jw_cstr(w, ((const char *const *)a->v.arr.items)[i]);
         break;
     case AF_VAL_BOOL_ARRAY:
-        jw_key(w, "boolValue");
+        JW_KEY(w, "boolValue");
         if (((const bool *)a->v.arr.items)[i])
             jw_raw(w, "true", 4);
         else
             jw_raw(w, "false", 5);
         break;
     case AF_VAL_INT_ARRAY:
-        jw_key(w, "intValue");
+        JW_KEY(w, "intValue");
         jw_i64_str(w, ((const int64_t *)a->v.arr.items)[i]);
         break;
     default:
-        jw_key(w, "doubleValue");
+        JW_KEY(w, "doubleValue");
         jw_double(w, ((const double *)a->v.arr.items)[i]);
         break;
     }
@@ -205,29 +265,29 @@ static void write_value(jw *w, const af_attr *a)
     jw_open(w, '{');
     switch (a->type) {
     case AF_VAL_STRING:
-        jw_key(w, "stringValue");
+        JW_KEY(w, "stringValue");
         jw_str(w, a->v.s.ptr, attr_str_len(a));
         break;
     case AF_VAL_BOOL:
-        jw_key(w, "boolValue");
+        JW_KEY(w, "boolValue");
         if (a->v.b)
             jw_raw(w, "true", 4);
         else
             jw_raw(w, "false", 5);
         break;
     case AF_VAL_INT:
-        jw_key(w, "intValue");
+        JW_KEY(w, "intValue");
         jw_i64_str(w, a->v.i);
         break;
     case AF_VAL_DOUBLE:
-        jw_key(w, "doubleValue");
+        JW_KEY(w, "doubleValue");
         jw_double(w, a->v.d);
         break;
     default:
-        jw_key(w, "arrayValue");
+        JW_KEY(w, "arrayValue");
         jw_open(w, '{');
         if (a->v.arr.count) {
-            jw_key(w, "values");
+            JW_KEY(w, "values");
             jw_open(w, '[');
             for (size_t i = 0; i < a->v.arr.count; i++)
                 write_array_item(w, a, i);
@@ -243,20 +303,20 @@ static void write_value(jw *w, const af_attr *a)
 static void write_attrs(jw *w, const af_attr *attrs, size_t n, uint32_t dropped)
 {
     if (n) {
-        jw_key(w, "attributes");
+        JW_KEY(w, "attributes");
         jw_open(w, '[');
         for (size_t i = 0; i < n; i++) {
             jw_open(w, '{');
-            jw_key(w, "key");
+            JW_KEY(w, "key");
             jw_cstr(w, attrs[i].key);
-            jw_key(w, "value");
+            JW_KEY(w, "value");
             write_value(w, &attrs[i]);
             jw_close(w, '}');
         }
         jw_close(w, ']');
     }
     if (dropped) {
-        jw_key(w, "droppedAttributesCount");
+        JW_KEY(w, "droppedAttributesCount");
         jw_u64(w, dropped, false);
     }
 }
@@ -269,39 +329,39 @@ static uint32_t span_flags(uint8_t trace_flags, bool is_remote)
 static void write_span(jw *w, const af_span_data *s)
 {
     jw_open(w, '{');
-    jw_key(w, "traceId");
+    JW_KEY(w, "traceId");
     jw_hex(w, s->trace_id, 16);
-    jw_key(w, "spanId");
+    JW_KEY(w, "spanId");
     jw_hex(w, s->span_id, 8);
     if (!is_empty(s->trace_state)) {
-        jw_key(w, "traceState");
+        JW_KEY(w, "traceState");
         jw_cstr(w, s->trace_state);
     }
     if (s->has_parent) {
-        jw_key(w, "parentSpanId");
+        JW_KEY(w, "parentSpanId");
         jw_hex(w, s->parent_span_id, 8);
     }
-    jw_key(w, "flags");
+    JW_KEY(w, "flags");
     jw_u64(w, span_flags(s->trace_flags, s->parent_is_remote), false);
-    jw_key(w, "name");
+    JW_KEY(w, "name");
     jw_cstr(w, s->name);
-    jw_key(w, "kind");
+    JW_KEY(w, "kind");
     jw_u64(w, (uint64_t)s->kind, false);
-    jw_key(w, "startTimeUnixNano");
+    JW_KEY(w, "startTimeUnixNano");
     jw_u64(w, s->start_ns, true);
-    jw_key(w, "endTimeUnixNano");
+    JW_KEY(w, "endTimeUnixNano");
     jw_u64(w, s->end_ns, true);
     write_attrs(w, s->attrs, s->n_attrs, s->dropped_attrs);
 
     if (s->n_events) {
-        jw_key(w, "events");
+        JW_KEY(w, "events");
         jw_open(w, '[');
         for (uint32_t i = 0; i < s->n_events; i++) {
             const af_event_data *e = &s->events[i];
             jw_open(w, '{');
-            jw_key(w, "timeUnixNano");
+            JW_KEY(w, "timeUnixNano");
             jw_u64(w, e->time_ns, true);
-            jw_key(w, "name");
+            JW_KEY(w, "name");
             jw_cstr(w, e->name);
             write_attrs(w, e->attrs, e->n_attrs, e->dropped_attrs);
             jw_close(w, '}');
@@ -309,43 +369,43 @@ static void write_span(jw *w, const af_span_data *s)
         jw_close(w, ']');
     }
     if (s->dropped_events) {
-        jw_key(w, "droppedEventsCount");
+        JW_KEY(w, "droppedEventsCount");
         jw_u64(w, s->dropped_events, false);
     }
     if (s->n_links) {
-        jw_key(w, "links");
+        JW_KEY(w, "links");
         jw_open(w, '[');
         for (uint32_t i = 0; i < s->n_links; i++) {
             const af_link_data *l = &s->links[i];
             jw_open(w, '{');
-            jw_key(w, "traceId");
+            JW_KEY(w, "traceId");
             jw_hex(w, l->trace_id, 16);
-            jw_key(w, "spanId");
+            JW_KEY(w, "spanId");
             jw_hex(w, l->span_id, 8);
             if (!is_empty(l->trace_state)) {
-                jw_key(w, "traceState");
+                JW_KEY(w, "traceState");
                 jw_cstr(w, l->trace_state);
             }
             write_attrs(w, l->attrs, l->n_attrs, l->dropped_attrs);
-            jw_key(w, "flags");
+            JW_KEY(w, "flags");
             jw_u64(w, span_flags(l->trace_flags, l->is_remote), false);
             jw_close(w, '}');
         }
         jw_close(w, ']');
     }
     if (s->dropped_links) {
-        jw_key(w, "droppedLinksCount");
+        JW_KEY(w, "droppedLinksCount");
         jw_u64(w, s->dropped_links, false);
     }
     /* Unset is the default and is left out; the description only accompanies Error. */
     if (s->status != AF_STATUS_UNSET) {
-        jw_key(w, "status");
+        JW_KEY(w, "status");
         jw_open(w, '{');
         if (s->status == AF_STATUS_ERROR && !is_empty(s->status_message)) {
-            jw_key(w, "message");
+            JW_KEY(w, "message");
             jw_cstr(w, s->status_message);
         }
-        jw_key(w, "code");
+        JW_KEY(w, "code");
         jw_u64(w, (uint64_t)s->status, false);
         jw_close(w, '}');
     }
@@ -375,13 +435,13 @@ int af__otlp_json_encode(const af_span_data *const *spans, size_t n, af_buf *out
 
     jw w = {.b = out};
     jw_open(&w, '{');
-    jw_key(&w, "resourceSpans");
+    JW_KEY(&w, "resourceSpans");
     jw_open(&w, '[');
     for (size_t k = 0; k < g.n_groups; k++) {
         const af__otlp_group *gr = &g.groups[k];
         if (gr->new_resource) {
             jw_open(&w, '{');
-            jw_key(&w, "resource");
+            JW_KEY(&w, "resource");
             jw_open(&w, '{');
             if (gr->resource) {
                 size_t nr = 0;
@@ -389,28 +449,28 @@ int af__otlp_json_encode(const af_span_data *const *spans, size_t n, af_buf *out
                 write_attrs(&w, ra, nr, 0);
             }
             jw_close(&w, '}');
-            jw_key(&w, "scopeSpans");
+            JW_KEY(&w, "scopeSpans");
             jw_open(&w, '[');
         }
         jw_open(&w, '{');
-        jw_key(&w, "scope");
+        JW_KEY(&w, "scope");
         jw_open(&w, '{');
         if (gr->scope && !is_empty(gr->scope->name)) {
-            jw_key(&w, "name");
+            JW_KEY(&w, "name");
             jw_cstr(&w, gr->scope->name);
         }
         if (gr->scope && !is_empty(gr->scope->version)) {
-            jw_key(&w, "version");
+            JW_KEY(&w, "version");
             jw_cstr(&w, gr->scope->version);
         }
         jw_close(&w, '}');
-        jw_key(&w, "spans");
+        JW_KEY(&w, "spans");
         jw_open(&w, '[');
         for (size_t j = 0; j < gr->count; j++)
             write_span(&w, g.order[gr->first + j]);
         jw_close(&w, ']');
         if (gr->scope && !is_empty(gr->scope->schema_url)) {
-            jw_key(&w, "schemaUrl");
+            JW_KEY(&w, "schemaUrl");
             jw_cstr(&w, gr->scope->schema_url);
         }
         jw_close(&w, '}');
@@ -419,7 +479,7 @@ int af__otlp_json_encode(const af_span_data *const *spans, size_t n, af_buf *out
             jw_close(&w, ']');
             const char *url = gr->resource ? af_resource_schema_url(gr->resource) : NULL;
             if (!is_empty(url)) {
-                jw_key(&w, "schemaUrl");
+                JW_KEY(&w, "schemaUrl");
                 jw_cstr(&w, url);
             }
             jw_close(&w, '}');

@@ -411,6 +411,54 @@ static void test_json_text(void **state)
     af_resource_free(r);
 }
 
+/* Doubles print as the shortest of "%.15g" and "%.17g" that reads back exactly; the encoder
+ * formats short decimals without printf, so compare its text with printf's. */
+static void test_json_doubles(void **state)
+{
+    (void)state;
+    static const double vals[] = {12.75,
+                                  0.1,
+                                  0.3,
+                                  -2.5,
+                                  100,
+                                  3,
+                                  1.0 / 3,
+                                  1e-4,
+                                  1e-5,
+                                  0.000123456789012345,
+                                  123456789012345.0,
+                                  999999999999999.0,
+                                  1e15,
+                                  9007199254740993.0,
+                                  5e-324,
+                                  1e300,
+                                  -0.0,
+                                  0.0,
+                                  3.141592653589793,
+                                  2.675,
+                                  1.005};
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        char want[64];
+        int n = snprintf(want, sizeof(want), "%.15g", vals[i]);
+        if (strtod(want, NULL) != vals[i])
+            n = snprintf(want, sizeof(want), "%.17g", vals[i]);
+        assert_true(n > 0);
+        char needle[96];
+        snprintf(needle, sizeof(needle), "{\"doubleValue\":%s}", want);
+        af_span_data s;
+        span_basic(&s, NULL, &scope_lib);
+        const af_attr a[] = {AF_DOUBLE("d", vals[i])};
+        s.attrs = a;
+        s.n_attrs = 1;
+        af_buf b;
+        af__buf_init(&b);
+        assert_int_equal(af__otlp_json_span(&s, &b, false), 0);
+        if (!contains(&b, needle))
+            fail_msg("%.17g: want %s in %.*s", vals[i], needle, (int)b.len, (const char *)b.data);
+        af__buf_free(&b);
+    }
+}
+
 static void test_decode_response_proto(void **state)
 {
     (void)state;
@@ -520,6 +568,451 @@ static void test_decode_status(void **state)
     assert_string_equal(msg, "");
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* The schema oracle: the same request built as a protobuf-c message tree from the generated
+ * code and packed by protobuf_c_message_pack. The encoder writes the wire format by hand; its
+ * bytes must be identical. */
+
+typedef Opentelemetry__Proto__Trace__V1__ResourceSpans pb_resource_spans;
+typedef Opentelemetry__Proto__Trace__V1__ScopeSpans pb_scope_spans;
+typedef Opentelemetry__Proto__Trace__V1__Span__Event pb_event;
+typedef Opentelemetry__Proto__Trace__V1__Span__Link pb_link;
+typedef Opentelemetry__Proto__Trace__V1__Status pb_status;
+typedef Opentelemetry__Proto__Resource__V1__Resource pb_resource;
+typedef Opentelemetry__Proto__Common__V1__InstrumentationScope pb_scope;
+typedef Opentelemetry__Proto__Common__V1__KeyValue pb_kv;
+typedef Opentelemetry__Proto__Common__V1__ArrayValue pb_array;
+
+/* Every allocation of one tree, freed together. */
+typedef struct pool {
+    void **p;
+    size_t n, cap;
+} pool;
+
+static void *pool_alloc(pool *pl, size_t size)
+{
+    if (pl->n == pl->cap) {
+        pl->cap = pl->cap ? 2 * pl->cap : 64;
+        pl->p = realloc(pl->p, pl->cap * sizeof(*pl->p));
+        assert_non_null(pl->p);
+    }
+    void *m = calloc(1, size ? size : 1);
+    assert_non_null(m);
+    pl->p[pl->n++] = m;
+    return m;
+}
+
+static void pool_free(pool *pl)
+{
+    for (size_t i = 0; i < pl->n; i++)
+        free(pl->p[i]);
+    free(pl->p);
+}
+
+/* protobuf-c fields are `char *`; packing never writes through them. A literal "" (not
+ * protobuf_c_empty_string) makes an empty oneof string count as set. */
+static char *oracle_str(const char *s)
+{
+    return (char *)(s ? s : "");
+}
+
+static pb_any *oracle_item(pool *pl, const af_attr *a, size_t i)
+{
+    static const pb_any any_init = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__INIT;
+    pb_any *v = pool_alloc(pl, sizeof(*v));
+    *v = any_init;
+    switch (a->type) {
+    case AF_VAL_STRING_ARRAY:
+        v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+        v->string_value = oracle_str(((const char *const *)a->v.arr.items)[i]);
+        break;
+    case AF_VAL_BOOL_ARRAY:
+        v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE;
+        v->bool_value = ((const bool *)a->v.arr.items)[i];
+        break;
+    case AF_VAL_INT_ARRAY:
+        v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
+        v->int_value = ((const int64_t *)a->v.arr.items)[i];
+        break;
+    default:
+        v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE;
+        v->double_value = ((const double *)a->v.arr.items)[i];
+        break;
+    }
+    return v;
+}
+
+static pb_kv **oracle_attrs(pool *pl, const af_attr *attrs, size_t n, size_t *n_out)
+{
+    static const pb_kv kv_init = OPENTELEMETRY__PROTO__COMMON__V1__KEY_VALUE__INIT;
+    static const pb_any any_init = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__INIT;
+    static const pb_array arr_init = OPENTELEMETRY__PROTO__COMMON__V1__ARRAY_VALUE__INIT;
+    pb_kv **out = pool_alloc(pl, n * sizeof(*out));
+    for (size_t i = 0; i < n; i++) {
+        const af_attr *a = &attrs[i];
+        pb_kv *kv = pool_alloc(pl, sizeof(*kv));
+        *kv = kv_init;
+        kv->key = oracle_str(a->key);
+        pb_any *v = pool_alloc(pl, sizeof(*v));
+        *v = any_init;
+        switch (a->type) {
+        case AF_VAL_STRING:
+            /* Test strings are NUL-terminated with len == strlen or AF_LEN_NUL. */
+            v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+            v->string_value = oracle_str(a->v.s.ptr);
+            break;
+        case AF_VAL_BOOL:
+            v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE;
+            v->bool_value = a->v.b;
+            break;
+        case AF_VAL_INT:
+            v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
+            v->int_value = a->v.i;
+            break;
+        case AF_VAL_DOUBLE:
+            v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE;
+            v->double_value = a->v.d;
+            break;
+        default: {
+            pb_array *arr = pool_alloc(pl, sizeof(*arr));
+            *arr = arr_init;
+            arr->n_values = a->v.arr.count;
+            arr->values = pool_alloc(pl, a->v.arr.count * sizeof(*arr->values));
+            for (size_t j = 0; j < a->v.arr.count; j++)
+                arr->values[j] = oracle_item(pl, a, j);
+            v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE;
+            v->array_value = arr;
+            break;
+        }
+        }
+        kv->value = v;
+        out[i] = kv;
+    }
+    *n_out = n;
+    return out;
+}
+
+static ProtobufCBinaryData oracle_bytes(const uint8_t *p, size_t n)
+{
+    return (ProtobufCBinaryData){n, (uint8_t *)p};
+}
+
+static pb_span *oracle_span(pool *pl, const af_span_data *s)
+{
+    static const pb_span span_init = OPENTELEMETRY__PROTO__TRACE__V1__SPAN__INIT;
+    static const pb_event ev_init = OPENTELEMETRY__PROTO__TRACE__V1__SPAN__EVENT__INIT;
+    static const pb_link ln_init = OPENTELEMETRY__PROTO__TRACE__V1__SPAN__LINK__INIT;
+    static const pb_status status_init = OPENTELEMETRY__PROTO__TRACE__V1__STATUS__INIT;
+    pb_span *ps = pool_alloc(pl, sizeof(*ps));
+    *ps = span_init;
+    ps->trace_id = oracle_bytes(s->trace_id, 16);
+    ps->span_id = oracle_bytes(s->span_id, 8);
+    ps->trace_state = oracle_str(s->trace_state);
+    if (s->has_parent)
+        ps->parent_span_id = oracle_bytes(s->parent_span_id, 8);
+    ps->flags = s->trace_flags | 0x100u | (s->parent_is_remote ? 0x200u : 0);
+    ps->name = oracle_str(s->name);
+    ps->kind = (Opentelemetry__Proto__Trace__V1__Span__SpanKind)s->kind;
+    ps->start_time_unix_nano = s->start_ns;
+    ps->end_time_unix_nano = s->end_ns;
+    ps->attributes = oracle_attrs(pl, s->attrs, s->n_attrs, &ps->n_attributes);
+    ps->dropped_attributes_count = s->dropped_attrs;
+    ps->n_events = s->n_events;
+    ps->events = pool_alloc(pl, s->n_events * sizeof(*ps->events));
+    for (uint32_t i = 0; i < s->n_events; i++) {
+        const af_event_data *e = &s->events[i];
+        pb_event *pe = pool_alloc(pl, sizeof(*pe));
+        *pe = ev_init;
+        pe->time_unix_nano = e->time_ns;
+        pe->name = oracle_str(e->name);
+        pe->attributes = oracle_attrs(pl, e->attrs, e->n_attrs, &pe->n_attributes);
+        pe->dropped_attributes_count = e->dropped_attrs;
+        ps->events[i] = pe;
+    }
+    ps->dropped_events_count = s->dropped_events;
+    ps->n_links = s->n_links;
+    ps->links = pool_alloc(pl, s->n_links * sizeof(*ps->links));
+    for (uint32_t i = 0; i < s->n_links; i++) {
+        const af_link_data *l = &s->links[i];
+        pb_link *pk = pool_alloc(pl, sizeof(*pk));
+        *pk = ln_init;
+        pk->trace_id = oracle_bytes(l->trace_id, 16);
+        pk->span_id = oracle_bytes(l->span_id, 8);
+        pk->trace_state = oracle_str(l->trace_state);
+        pk->attributes = oracle_attrs(pl, l->attrs, l->n_attrs, &pk->n_attributes);
+        pk->dropped_attributes_count = l->dropped_attrs;
+        pk->flags = l->trace_flags | 0x100u | (l->is_remote ? 0x200u : 0);
+        ps->links[i] = pk;
+    }
+    ps->dropped_links_count = s->dropped_links;
+    if (s->status != AF_STATUS_UNSET) {
+        pb_status *st = pool_alloc(pl, sizeof(*st));
+        *st = status_init;
+        st->code = (Opentelemetry__Proto__Trace__V1__Status__StatusCode)s->status;
+        if (s->status == AF_STATUS_ERROR)
+            st->message = oracle_str(s->status_message);
+        ps->status = st;
+    }
+    return ps;
+}
+
+/* Packs spans[0..n) through protobuf-c into out (appending). */
+static void oracle_pack(const af_span_data *const *spans, size_t n, af_buf *out)
+{
+    static const pb_request req_init =
+        OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_REQUEST__INIT;
+    static const pb_resource_spans rs_init = OPENTELEMETRY__PROTO__TRACE__V1__RESOURCE_SPANS__INIT;
+    static const pb_resource res_init = OPENTELEMETRY__PROTO__RESOURCE__V1__RESOURCE__INIT;
+    static const pb_scope_spans ss_init = OPENTELEMETRY__PROTO__TRACE__V1__SCOPE_SPANS__INIT;
+    static const pb_scope scope_init =
+        OPENTELEMETRY__PROTO__COMMON__V1__INSTRUMENTATION_SCOPE__INIT;
+    pool pl = {0};
+    af__otlp_groups g;
+    assert_int_equal(af__otlp_groups_build(spans, n, &g), 0);
+    pb_request req = req_init;
+    req.resource_spans = pool_alloc(&pl, g.n_resources * sizeof(*req.resource_spans));
+    pb_resource_spans *rs = NULL;
+    for (size_t k = 0; k < g.n_groups; k++) {
+        const af__otlp_group *gr = &g.groups[k];
+        if (gr->new_resource) {
+            rs = pool_alloc(&pl, sizeof(*rs));
+            *rs = rs_init;
+            pb_resource *res = pool_alloc(&pl, sizeof(*res));
+            *res = res_init;
+            if (gr->resource) {
+                size_t nr = 0;
+                const af_attr *ra = af_resource_attrs(gr->resource, &nr);
+                res->attributes = oracle_attrs(&pl, ra, nr, &res->n_attributes);
+                rs->schema_url = oracle_str(af_resource_schema_url(gr->resource));
+            }
+            rs->resource = res;
+            rs->scope_spans = pool_alloc(&pl, g.n_groups * sizeof(*rs->scope_spans));
+            req.resource_spans[req.n_resource_spans++] = rs;
+        }
+        pb_scope_spans *ss = pool_alloc(&pl, sizeof(*ss));
+        *ss = ss_init;
+        pb_scope *sc = pool_alloc(&pl, sizeof(*sc));
+        *sc = scope_init;
+        if (gr->scope) {
+            sc->name = oracle_str(gr->scope->name);
+            sc->version = oracle_str(gr->scope->version);
+            ss->schema_url = oracle_str(gr->scope->schema_url);
+        }
+        ss->scope = sc;
+        ss->n_spans = gr->count;
+        ss->spans = pool_alloc(&pl, gr->count * sizeof(*ss->spans));
+        for (size_t j = 0; j < gr->count; j++)
+            ss->spans[j] = oracle_span(&pl, g.order[gr->first + j]);
+        rs->scope_spans[rs->n_scope_spans++] = ss;
+    }
+    size_t len = protobuf_c_message_get_packed_size(&req.base);
+    assert_true(af__buf_reserve(out, len));
+    assert_int_equal(protobuf_c_message_pack(&req.base, out->data + out->len), len);
+    out->len += len;
+    af__otlp_groups_free(&g);
+    pool_free(&pl);
+}
+
+/* Our bytes equal protobuf-c's, unpack, and pack back to themselves. */
+static void check_against_oracle(const af_span_data *const *spans, size_t n)
+{
+    af_buf ours, want;
+    af__buf_init(&ours);
+    af__buf_init(&want);
+    /* Appending after existing content must not disturb it. */
+    af__buf_append(&ours, "xy", 2);
+    assert_int_equal(af__otlp_proto_encode(spans, n, &ours), 0);
+    assert_memory_equal(ours.data, "xy", 2);
+    oracle_pack(spans, n, &want);
+    assert_int_equal(ours.len - 2, want.len);
+    assert_memory_equal(ours.data + 2, want.data, want.len);
+
+    pb_request *req =
+        opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
+            NULL, want.len, ours.data + 2);
+    assert_non_null(req);
+    size_t total = 0;
+    for (size_t r = 0; r < req->n_resource_spans; r++)
+        for (size_t k = 0; k < req->resource_spans[r]->n_scope_spans; k++)
+            total += req->resource_spans[r]->scope_spans[k]->n_spans;
+    assert_int_equal(total, n);
+    size_t len = protobuf_c_message_get_packed_size(&req->base);
+    assert_int_equal(len, want.len);
+    uint8_t *again = malloc(len ? len : 1);
+    assert_non_null(again);
+    assert_int_equal(protobuf_c_message_pack(&req->base, again), len);
+    assert_memory_equal(again, want.data, len);
+    free(again);
+    unpack_free(req);
+    af__buf_free(&ours);
+    af__buf_free(&want);
+}
+
+/* Deterministic xorshift so failures reproduce. */
+static uint64_t rnd(uint64_t *st)
+{
+    uint64_t x = *st;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *st = x;
+}
+
+static void test_matches_protobuf_c(void **state)
+{
+    (void)state;
+    static char long_str[300], huge_str[20000];
+    memset(long_str, 'L', sizeof(long_str) - 1);
+    memset(huge_str, 'H', sizeof(huge_str) - 1);
+    static const char *const strs[] = {"", "x", NULL, "gpu-0"};
+    static const char *const no_strs[] = {NULL};
+    static const bool bools[] = {false, true, false};
+    static const int64_t ints[] = {0, -1, INT64_MIN, INT64_MAX, 127, 128, -300};
+    static const double dbls[] = {0.0, -0.0, NAN, INFINITY, -INFINITY, 1e308, 4.9e-324, -2.5};
+    static int64_t many_ints[2100];
+    for (size_t i = 0; i < 2100; i++)
+        many_ints[i] = (int64_t)i * 1000003 - 1000000000;
+
+    const af_attr attrs[] = {
+        AF_STR("s", "value"),
+        AF_STR("empty", ""),
+        {.key = "null_str", .type = AF_VAL_STRING, .v.s = {NULL, 0}},
+        AF_STRN("lenset", "abc", 3),
+        AF_STR("", "empty key"),
+        {.key = NULL, .type = AF_VAL_INT, .v.i = 5},
+        AF_STR("long", long_str),
+        AF_BOOL("t", true),
+        AF_BOOL("f", false),
+        AF_INT("zero", 0),
+        AF_INT("neg", -42),
+        AF_INT("min", INT64_MIN),
+        AF_INT("max", INT64_MAX),
+        AF_DOUBLE("d0", 0.0),
+        AF_DOUBLE("dneg0", -0.0),
+        AF_DOUBLE("nan", NAN),
+        AF_DOUBLE("inf", INFINITY),
+        AF_DOUBLE("ninf", -INFINITY),
+        AF_DOUBLE("pi", 3.141592653589793),
+        AF_STR_ARRAY("sa", strs, 4),
+        AF_STR_ARRAY("sa0", no_strs, 0),
+        AF_STR_ARRAY("sa_null", no_strs, 1),
+        AF_BOOL_ARRAY("ba", bools, 3),
+        AF_BOOL_ARRAY("ba0", bools, 0),
+        AF_INT_ARRAY("ia", ints, 7),
+        AF_INT_ARRAY("ia0", ints, 0),
+        AF_INT_ARRAY("ia_many", many_ints, 2100), /* ArrayValue over 16 KiB */
+        AF_DOUBLE_ARRAY("da", dbls, 8),
+        AF_DOUBLE_ARRAY("da0", dbls, 0),
+    };
+    const size_t n_all = sizeof(attrs) / sizeof(attrs[0]);
+    const af_attr huge[] = {AF_STR("huge", huge_str)};
+
+    af_resource *r1 = NULL, *r2 = NULL, *r3 = NULL, *r4 = NULL;
+    /* Resources copy their attributes and reject empty keys and NULL values. */
+    assert_int_equal(af_resource_new_raw(attrs, 4, &r1), 0);
+    static const char *const res_strs[] = {"", "y"};
+    const af_attr res_attrs[] = {AF_STR("service.name", "svc"), AF_STR_ARRAY("sa", res_strs, 2),
+                                 AF_DOUBLE("nan", NAN), AF_INT_ARRAY("ia", ints, 7)};
+    assert_int_equal(af_resource_new_raw(attrs + 6, 13, &r2), 0);
+    assert_int_equal(af_resource_new_raw(res_attrs, 4, &r3), 0);
+    assert_int_equal(af_resource_set_schema_url(r2, "https://opentelemetry.io/schemas/1.24.0"), 0);
+    assert_int_equal(af_resource_new_raw(NULL, 0, &r4), 0);
+    static const af_instrumentation_scope sc_full = {"lib.a", "1.2.3", "https://schema/a"};
+    static const af_instrumentation_scope sc_empty = {"", "", ""};
+    static const af_instrumentation_scope sc_null = {NULL, NULL, NULL};
+    const af_resource *resources[] = {r1, r2, r3, r4, NULL};
+    const af_instrumentation_scope *scopes[] = {&scope_lib, &sc_full, &sc_empty, &sc_null, NULL};
+    static const char *const states[] = {"", NULL, "k=v,a=b"};
+    static const char *const names[] = {"op", "", NULL, "a much longer operation name"};
+    static const uint32_t counts[] = {0, 1, 127, 128, 16384, UINT32_MAX};
+    static const int kinds[] = {0, 1, 2, 3, 4, 5};
+    static const af_status_code statuses[] = {AF_STATUS_UNSET, AF_STATUS_OK, AF_STATUS_ERROR};
+    static const char *const messages[] = {"", "boom", NULL};
+
+    enum { N = 96 };
+    af_span_data s[N];
+    af_event_data ev[N][3];
+    af_link_data ln[N][2];
+    const af_span_data *spans[N];
+    uint64_t st = 0x9e3779b97f4a7c15u;
+    for (size_t i = 0; i < N; i++) {
+        af_span_data *d = &s[i];
+        memset(d, 0, sizeof(*d));
+        for (int k = 0; k < 16; k++)
+            d->trace_id[k] = (uint8_t)rnd(&st);
+        for (int k = 0; k < 8; k++)
+            d->span_id[k] = (uint8_t)rnd(&st);
+        d->has_parent = rnd(&st) % 2;
+        if (d->has_parent)
+            for (int k = 0; k < 8; k++)
+                d->parent_span_id[k] = (uint8_t)rnd(&st);
+        d->parent_is_remote = rnd(&st) % 2;
+        d->trace_flags = (uint8_t)(rnd(&st) % 3 == 0 ? 0 : rnd(&st));
+        d->trace_state = states[rnd(&st) % 3];
+        d->name = names[rnd(&st) % 4];
+        d->kind = (af_span_kind)kinds[rnd(&st) % 6];
+        d->start_ns = rnd(&st) % 5 == 0 ? 0 : rnd(&st);
+        d->end_ns = rnd(&st) % 5 == 0 ? 0 : rnd(&st);
+        size_t first = rnd(&st) % n_all;
+        d->attrs = attrs + first;
+        d->n_attrs = (uint32_t)(rnd(&st) % (n_all - first + 1));
+        d->dropped_attrs = counts[rnd(&st) % 6];
+        d->n_events = (uint32_t)(rnd(&st) % 4);
+        for (uint32_t e = 0; e < d->n_events; e++) {
+            size_t f = rnd(&st) % n_all;
+            ev[i][e] = (af_event_data){.time_ns = rnd(&st) % 4 == 0 ? 0 : rnd(&st),
+                                       .name = names[rnd(&st) % 4],
+                                       .attrs = attrs + f,
+                                       .n_attrs = (uint32_t)(rnd(&st) % (n_all - f + 1)),
+                                       .dropped_attrs = counts[rnd(&st) % 6]};
+        }
+        d->events = ev[i];
+        d->dropped_events = counts[rnd(&st) % 6];
+        d->n_links = (uint32_t)(rnd(&st) % 3);
+        for (uint32_t l = 0; l < d->n_links; l++) {
+            af_link_data *k = &ln[i][l];
+            memset(k, 0, sizeof(*k));
+            for (int b = 0; b < 16; b++)
+                k->trace_id[b] = (uint8_t)rnd(&st);
+            for (int b = 0; b < 8; b++)
+                k->span_id[b] = (uint8_t)rnd(&st);
+            k->trace_flags = (uint8_t)rnd(&st);
+            k->is_remote = rnd(&st) % 2;
+            k->trace_state = states[rnd(&st) % 3];
+            size_t f = rnd(&st) % n_all;
+            k->attrs = attrs + f;
+            k->n_attrs = (uint32_t)(rnd(&st) % (n_all - f + 1));
+            k->dropped_attrs = counts[rnd(&st) % 6];
+        }
+        d->links = ln[i];
+        d->dropped_links = counts[rnd(&st) % 6];
+        d->status = statuses[rnd(&st) % 3];
+        d->status_message = messages[rnd(&st) % 3];
+        /* Mostly two resources and two scopes; now and then the rarer shapes. */
+        d->resource = resources[rnd(&st) % 8 == 0 ? 2 + rnd(&st) % 3 : rnd(&st) % 2];
+        d->scope = scopes[rnd(&st) % 8 == 0 ? 2 + rnd(&st) % 3 : rnd(&st) % 2];
+        spans[i] = d;
+    }
+    /* One span over 16 KiB, so three-byte length prefixes appear at every level. */
+    s[7].attrs = huge;
+    s[7].n_attrs = 1;
+
+    check_against_oracle(spans, N);
+    check_against_oracle(spans, 0);
+    for (size_t i = 0; i < N; i++)
+        check_against_oracle(&spans[i], 1);
+    /* The single-group fast path of the grouping. */
+    for (size_t i = 0; i < N; i++) {
+        s[i].resource = r2;
+        s[i].scope = &sc_full;
+    }
+    check_against_oracle(spans, N);
+    af_resource_free(r1);
+    af_resource_free(r2);
+    af_resource_free(r3);
+    af_resource_free(r4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -528,7 +1021,9 @@ int main(void)
         cmocka_unit_test(test_attribute_types_events_links),
         cmocka_unit_test(test_grouping),
         cmocka_unit_test(test_invalid_and_empty),
+        cmocka_unit_test(test_matches_protobuf_c),
         cmocka_unit_test(test_json_text),
+        cmocka_unit_test(test_json_doubles),
         cmocka_unit_test(test_decode_response_proto),
         cmocka_unit_test(test_decode_response_json),
         cmocka_unit_test(test_decode_status),
