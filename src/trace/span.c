@@ -10,6 +10,7 @@
 #include "agentaflow/log.h"
 #include "trace/context_int.h"
 #include "trace/span_int.h"
+#include "util/clock.h"
 #include "util/str.h"
 
 static const char empty[] = "";
@@ -340,7 +341,7 @@ af_span af__span_start(af_tracer *t, const char *name, const af_span_start_opts 
     if (!d->name)
         d->name = empty;
     d->kind = kind;
-    d->start_ns = (o && o->start_ns) ? o->start_ns : af_now_ns();
+    d->start_ns = (o && o->start_ns) ? o->start_ns : af__clock_now_ns();
     d->end_ns = 0;
     d->attrs = r->attrs_inline;
     d->n_attrs = 0;
@@ -407,7 +408,7 @@ void af_span_end_at(af_span s, uint64_t end_ns)
         af__span_rec_recycle_local(r);
         return;
     }
-    uint64_t t = end_ns ? end_ns : af_now_ns();
+    uint64_t t = end_ns ? end_ns : af__clock_now_ns();
     r->data.end_ns = t < r->data.start_ns ? r->data.start_ns : t;
     span_unlock(r);
     af_tracer_provider *p = r->tracer->provider;
@@ -529,7 +530,7 @@ static void add_event_locked(af_span_rec *r, const char *name, uint64_t time_ns,
         d->dropped_events++;
         return;
     }
-    e->time_ns = time_ns ? time_ns : af_now_ns();
+    e->time_ns = time_ns ? time_ns : af__clock_now_ns();
     e->attrs =
         copy_attr_list(r, lim, attrs, n, lim->attribute_per_event_count, &e->n_attrs, &e->dropped_attrs);
     d->n_events++;

@@ -1,13 +1,14 @@
-/* Clocks: wall time for span timestamps, monotonic time for deadlines. */
+/* Clocks: wall time for timestamps, monotonic time for deadlines. */
 #include <time.h>
 
 #include "agentaflow/trace_sdk.h"
+#include "util/clock.h"
 
+/* The same clock as span timestamps (util/clock.h), so caller-supplied times and the
+ * library's agree. */
 uint64_t af_now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return af__clock_now_ns();
 }
 
 uint64_t af_monotonic_ns(void)

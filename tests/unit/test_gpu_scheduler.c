@@ -522,13 +522,13 @@ static void test_property_priority_order(void **state)
         af_gpu_scheduler *s = new_sched(AF_GPU_PRIORITY, NULL);
         int ngpu = 1 + (int)(rng_next(&x) % 4);
         for (int g = 0; g < ngpu; g++) {
-            char id[8];
+            char id[16];
             snprintf(id, sizeof(id), "g%d", g);
             add_gpu(s, id, "x", 100 * (1 + rng_next(&x) % 5), 0, 0);
         }
         int nw = 5 + (int)(rng_next(&x) % 40), prio[64];
         for (int i = 0; i < nw; i++) {
-            char id[8];
+            char id[16];
             snprintf(id, sizeof(id), "w%d", i);
             prio[i] = (int)(rng_next(&x) % 5);
             submit(s, id, "", prio[i], 100, false);
@@ -537,7 +537,7 @@ static void test_property_priority_order(void **state)
         af_gpu_scheduler_schedule(s, &n);
         bool placed[64];
         for (int i = 0; i < nw; i++) {
-            char id[8];
+            char id[16];
             snprintf(id, sizeof(id), "w%d", i);
             af_workload_info wi;
             af_gpu_scheduler_get_workload(s, id, &wi);

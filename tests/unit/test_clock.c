@@ -1,0 +1,57 @@
+/* The span clock tracks CLOCK_REALTIME closely, through calibration and re-anchoring. */
+#include <stdlib.h>
+#include <time.h>
+
+#include "testutil.h"
+#include "util/clock.h"
+
+static int64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Runs for 2.5 s of wall time (calibration after 50 ms, re-anchoring every second) and
+ * checks every reading against CLOCK_REALTIME read just before and just after it. */
+static void test_tracks_realtime(void **state)
+{
+    (void)state;
+    int64_t start = realtime_ns();
+    int64_t worst = 0;
+    long n = 0;
+    while (realtime_ns() - start < 2500000000) {
+        int64_t before = realtime_ns();
+        int64_t ours = (int64_t)af_now_ns();
+        int64_t after = realtime_ns();
+        int64_t err = ours < before ? before - ours : ours > after ? ours - after : 0;
+        if (err > worst)
+            worst = err;
+        n++;
+    }
+    /* Within 200 us of the system clock at every one of the readings. */
+    assert_true(worst < 200000);
+    assert_true(n > 1000);
+    print_message("readings %ld, worst deviation %lld ns, tsc path %s\n", n, (long long)worst,
+                  af__clock_uses_tsc() ? "on" : "off");
+}
+
+static void test_never_zero_and_moves_forward_overall(void **state)
+{
+    (void)state;
+    uint64_t a = af_now_ns();
+    struct timespec ts = {0, 2000000};
+    nanosleep(&ts, NULL); /* a measured interval, not a wait for an event */
+    uint64_t b = af_now_ns();
+    assert_true(a > 1600000000ull * 1000000000ull);
+    assert_true(b >= a + 1000000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tracks_realtime),
+        cmocka_unit_test(test_never_zero_and_moves_forward_overall),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
