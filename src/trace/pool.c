@@ -129,9 +129,33 @@ af_span_rec *af__span_rec_alloc(void)
     return r;
 }
 
+/* The record whose ending thread is running the processors' on_end right now. Its own
+ * reference is handed to the first processor that retains it, instead of that processor
+ * adding a reference and the ender dropping its own: two locked operations saved on every
+ * exported span. */
+static _Thread_local af_span_rec *handoff;
+
 void af__span_rec_retain(af_span_rec *r)
 {
+    if (handoff == r) {
+        handoff = NULL;
+        return;
+    }
     atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+}
+
+void af__span_rec_handoff_begin(af_span_rec *r)
+{
+    handoff = r;
+}
+
+void af__span_rec_handoff_end(af_span_rec *r)
+{
+    if (handoff == r) {
+        /* No processor kept the span: the ender's reference is the only one. */
+        handoff = NULL;
+        af__span_rec_release(r);
+    }
 }
 
 void af__span_rec_release(af_span_rec *r)

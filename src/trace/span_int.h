@@ -109,6 +109,10 @@ void af__span_rec_release(af_span_rec *r);
  * lock, with its generation already bumped): no atomics. */
 void af__span_rec_recycle_local(af_span_rec *r);
 void af__span_rec_retain(af_span_rec *r);
+/* Around the on_end calls at span end: the ender's reference goes to the first processor
+ * that retains the span (no atomic), or is dropped at _end if none did. */
+void af__span_rec_handoff_begin(af_span_rec *r);
+void af__span_rec_handoff_end(af_span_rec *r);
 
 static inline af_span_rec *af__span_rec_of(const af_span_data *d)
 {
