@@ -12,8 +12,10 @@ libcurl4-openssl-dev zlib1g-dev libssl-dev openssl
 libyaml-dev libjansson-dev
 protobuf-c-compiler libprotobuf-c-dev
 libwebsockets-dev
+prometheus wrk curl
 clang libclang-rt-dev
 nodejs npm
+chromium
 clang-format valgrind
 "
 

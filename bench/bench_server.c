@@ -1,0 +1,319 @@
+/*
+ * bench_server: the daemon under load, measured from outside with wrk (Debian package wrk).
+ *
+ *   server_gpus_rps / _p99_ms         GET /api/v1/gpus, wrk -t2 -c64, tracing on
+ *   server_health_rps / _p99_ms       GET /health
+ *   server_metrics_rps / _p99_ms      GET /metrics (Prometheus port)
+ *   server_inference_rps / _p99_ms    POST /api/v1/inference (simulated backend, every prompt
+ *                                     distinct so the cache never answers)
+ *   server_gpus_rps_tracing_off       the same GET with tracing.enabled: false
+ *   server_tracing_overhead_us        per-request cost of tracing (1/rps_on - 1/rps_off)
+ *   server_ws_fanout_1000_cpu_pct     daemon CPU with 1000 WebSocket clients, 200 ms pushes
+ *   server_ws_fanout_1000_msgs_per_s  messages the 1000 clients received per second
+ *
+ * Prints `name value unit` lines. Without wrk it says so and exits 0. The daemon binary is
+ * the agentaflow next to this program. BENCH_SECONDS (default 5) sets each wrk run's length.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char g_bin[PATH_MAX], g_tmp[64];
+static int g_secs = 5;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static pid_t start_daemon(const char *config, int *port, int *mport)
+{
+    static int seq;
+    char cfg[128], pf[128];
+    snprintf(cfg, sizeof(cfg), "%s/cfg%d.yaml", g_tmp, ++seq);
+    snprintf(pf, sizeof(pf), "%s/ports%d", g_tmp, seq);
+    FILE *f = fopen(cfg, "w");
+    if (!f)
+        return -1;
+    fputs(config, f);
+    fclose(f);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(g_bin, g_bin, "serve", "--config", cfg, "--port", "0", "--metrics-port", "0",
+              "--port-file", pf, "--gpu-backend", "simulated", "--no-load-generator", (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 400; i++) {
+        f = fopen(pf, "r");
+        if (f) {
+            int ok = fscanf(f, "%d %d", port, mport);
+            fclose(f);
+            if (ok == 2)
+                return pid;
+        }
+        poll(NULL, 0, 25);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+static void stop_daemon(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+}
+
+/* "850.00us" / "1.23ms" / "2.00s" -> milliseconds. */
+static double to_ms(const char *v)
+{
+    char *end;
+    double x = strtod(v, &end);
+    if (!strncmp(end, "us", 2))
+        return x / 1000.0;
+    if (!strncmp(end, "ms", 2))
+        return x;
+    if (*end == 's')
+        return x * 1000.0;
+    if (*end == 'm')
+        return x * 60000.0;
+    return x;
+}
+
+static int wrk(const char *url, int threads, int conns, const char *script, double *rps,
+               double *p99)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "wrk -t%d -c%d -d%ds --latency %s%s '%s' 2>&1", threads, conns,
+             g_secs, script ? "-s " : "", script ? script : "", url);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    char line[512];
+    *rps = *p99 = 0;
+    while (fgets(line, sizeof(line), p)) {
+        char v[64];
+        if (sscanf(line, " Requests/sec: %lf", rps) == 1)
+            continue;
+        if (sscanf(line, " 99%% %63s", v) == 1)
+            *p99 = to_ms(v);
+    }
+    return pclose(p) == 0 && *rps > 0 ? 0 : -1;
+}
+
+static int ws_client(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    char req[256];
+    int n = snprintf(req, sizeof(req),
+                     "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n",
+                     port);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    return fd;
+}
+
+static double cpu_seconds(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    unsigned long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return 0;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static void ws_fanout(void)
+{
+    int port, mport;
+    pid_t pid =
+        start_daemon("server:\n  ws_push_interval: 200ms\n  max_ws_clients: 2000\n", &port, &mport);
+    if (pid < 0)
+        return;
+    enum { N = 1000 };
+    static int fds[N];
+    int ok = 0;
+    for (int i = 0; i < N; i++) {
+        fds[i] = ws_client(port);
+        ok += fds[i] >= 0;
+    }
+    /* Drain for a second so handshakes settle, then measure. */
+    static char buf[65536];
+    double t_end = now_s() + 1.0;
+    while (now_s() < t_end)
+        for (int i = 0; i < N; i++)
+            if (fds[i] >= 0)
+                while (read(fds[i], buf, sizeof(buf)) > 0)
+                    ;
+    double c0 = cpu_seconds(pid), t0 = now_s();
+    unsigned long long bytes = 0, frames_est = 0;
+    struct pollfd *pf = calloc(N, sizeof(*pf));
+    double stop = t0 + g_secs;
+    while (pf && now_s() < stop) {
+        for (int i = 0; i < N; i++) {
+            pf[i].fd = fds[i];
+            pf[i].events = POLLIN;
+        }
+        if (poll(pf, N, 100) <= 0)
+            continue;
+        for (int i = 0; i < N; i++)
+            if (pf[i].revents & POLLIN) {
+                ssize_t k;
+                while ((k = read(fds[i], buf, sizeof(buf))) > 0) {
+                    bytes += (unsigned long long)k;
+                    /* Messages counted by their type key (one split across two reads
+                     * is missed: an estimate). */
+                    for (char *q = buf;
+                         (q = memmem(q, (size_t)(buf + k - q), "\"type\":\"metrics_update\"", 23));
+                         q += 23)
+                        frames_est++;
+                }
+            }
+    }
+    double dt = now_s() - t0, cpu = cpu_seconds(pid) - c0;
+    printf("server_ws_fanout_clients %d clients\n", ok);
+    printf("server_ws_fanout_1000_cpu_pct %.1f %%\n", dt > 0 ? cpu / dt * 100.0 : 0);
+    printf("server_ws_fanout_1000_mb_per_s %.2f MB/s\n", dt > 0 ? (double)bytes / dt / 1e6 : 0);
+    printf("server_ws_fanout_1000_msgs_per_s %.0f msg/s\n", dt > 0 ? (double)frames_est / dt : 0);
+    free(pf);
+    for (int i = 0; i < N; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    stop_daemon(pid);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (system("command -v wrk >/dev/null 2>&1") != 0) {
+        printf("# bench_server: wrk is not installed (Debian package wrk); skipped\n");
+        return 0;
+    }
+    const char *s = getenv("BENCH_SECONDS");
+    if (s && atoi(s) > 0)
+        g_secs = atoi(s);
+    ssize_t n = readlink("/proc/self/exe", g_bin, sizeof(g_bin) - 16);
+    if (n <= 0)
+        return 1;
+    g_bin[n] = '\0';
+    char *slash = strrchr(g_bin, '/');
+    snprintf(slash + 1, sizeof(g_bin) - (size_t)(slash + 1 - g_bin), "agentaflow");
+    if (access(g_bin, X_OK) != 0) {
+        printf("# bench_server: %s not built; skipped\n", g_bin);
+        return 0;
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    snprintf(g_tmp, sizeof(g_tmp), "/tmp/af-bench-XXXXXX");
+    if (!mkdtemp(g_tmp))
+        return 1;
+    char script[128];
+    snprintf(script, sizeof(script), "%s/infer.lua", g_tmp);
+    FILE *f = fopen(script, "w");
+    if (!f)
+        return 1;
+    fputs("local n = 0\n"
+          "request = function()\n"
+          "  n = n + 1\n"
+          "  return wrk.format('POST', '/api/v1/inference', {['Content-Type'] = "
+          "'application/json'}, '{\"model_id\":\"model-gpt\",\"input\":\"bench ' .. "
+          "tostring(n) .. ' ' .. tostring(math.random(1e9)) .. '\"}')\n"
+          "end\n",
+          f);
+    fclose(f);
+
+    int port, mport;
+    double rps, p99, rps_on = 0, rps_off = 0;
+    char url[256];
+    pid_t pid = start_daemon("service_name: agentaflow-bench\n", &port, &mport);
+    if (pid < 0) {
+        printf("# bench_server: the daemon did not start\n");
+        return 1;
+    }
+    static const struct {
+        const char *name, *path;
+        bool metrics;
+        int conns;
+        bool post;
+    } runs[] = {
+        {"server_gpus", "/api/v1/gpus", false, 64, false},
+        {"server_health", "/health", false, 64, false},
+        {"server_metrics", "/metrics", true, 64, false},
+        {"server_inference", "/api/v1/inference", false, 16, true},
+    };
+    for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", runs[i].metrics ? mport : port,
+                 runs[i].path);
+        if (wrk(url, 2, runs[i].conns, runs[i].post ? script : NULL, &rps, &p99) != 0) {
+            printf("# %s: wrk failed\n", runs[i].name);
+            continue;
+        }
+        if (i == 0)
+            rps_on = rps;
+        printf("%s_rps %.0f req/s\n%s_p99_ms %.3f ms\n", runs[i].name, rps, runs[i].name, p99);
+        fflush(stdout);
+    }
+    stop_daemon(pid);
+
+    pid = start_daemon("tracing:\n  enabled: false\n", &port, &mport);
+    if (pid >= 0) {
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/api/v1/gpus", port);
+        if (wrk(url, 2, 64, NULL, &rps, &p99) == 0) {
+            rps_off = rps;
+            printf("server_gpus_rps_tracing_off %.0f req/s\nserver_gpus_p99_ms_tracing_off %.3f "
+                   "ms\n",
+                   rps, p99);
+        }
+        stop_daemon(pid);
+    }
+    if (rps_on > 0 && rps_off > 0)
+        printf("server_tracing_overhead_us %.2f us/request\n",
+               (1.0 / rps_on - 1.0 / rps_off) * 1e6);
+    fflush(stdout);
+    ws_fanout();
+    char rm[128];
+    snprintf(rm, sizeof(rm), "rm -rf %s", g_tmp);
+    if (system(rm) != 0)
+        return 0;
+    return 0;
+}

@@ -1,0 +1,125 @@
+/*
+ * agentaflow/server.h - the daemon's network face: the HTTP JSON API, the dashboard page, the
+ * /ws WebSocket and the Prometheus endpoint, all on one libwebsockets event loop (thread
+ * "af-server"), with the tracing middleware, plus the in-process trace store and the built-in
+ * load generator.
+ *
+ * Threads: the event loop never blocks on slow work. Inference requests are handed to a small
+ * pool of worker threads ("af-srv-work") and their HTTP transactions resume when the answer
+ * is ready; everything else (scheduler, collector, cost tracker reads) is in-memory and runs
+ * on the loop. The load generator, when on, is one more thread ("af-loadgen").
+ *
+ * Ownership: af_server_opts is copied (strings too). The components in it are borrowed and
+ * must outlive the server; the server never frees them. af_server_stop/free must be called
+ * before the components are freed.
+ */
+#ifndef AGENTAFLOW_SERVER_H
+#define AGENTAFLOW_SERVER_H
+
+#include "agentaflow/cost.h"
+#include "agentaflow/export.h"
+#include "agentaflow/gpu.h"
+#include "agentaflow/serving.h"
+#include "agentaflow/tracing.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------- */
+/* Trace store: the last spans exported, grouped by trace id, for /api/v1/traces.           */
+
+typedef struct af_trace_store af_trace_store;
+
+/*
+ * Creates a store holding at most max_spans spans (0 = 8192; oldest dropped first) and the
+ * exporter that feeds it. Hand *exporter to af_tracing_add_exporter (which owns it from then
+ * on); the store reads through it, so free the store before (or right after) the tracing
+ * integration is freed and never use it after. 0, -EINVAL or -ENOMEM.
+ */
+int af_trace_store_new(size_t max_spans, af_exporter **exporter, af_trace_store **out);
+void af_trace_store_free(af_trace_store *s);
+/* Spans held now. */
+size_t af_trace_store_span_count(af_trace_store *s);
+
+typedef struct af_trace_query {
+    const char *service;      /* resource service.name equal to this; NULL = any */
+    const char *operation;    /* some span's name contains this; NULL = any */
+    uint64_t min_duration_ns; /* trace duration (first start to last end) at least this */
+    int error;                /* -1 any, 0 traces without an Error span, 1 with one */
+    size_t limit;             /* newest first; 0 = 50 */
+} af_trace_query;
+
+void af_trace_query_init(af_trace_query *q);
+/* JSON {"traces":[{trace_id, root_name, service, start_time, duration_ms, span_count,
+ * error, services:[...]}], "total": n} of the matching traces, newest first. *out malloc'd.
+ * 0 or -ENOMEM. */
+int af_trace_store_list_json(af_trace_store *s, const af_trace_query *q, char **out);
+/* JSON {"trace_id", "spans":[OTLP/JSON-shaped spans with service, start order]} of one
+ * trace. AF_ENOTFOUND when no span of it is held, -EINVAL for a malformed id. */
+int af_trace_store_get_json(af_trace_store *s, const char *trace_id_hex, char **out);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Server.                                                                                   */
+
+typedef struct af_server af_server;
+
+typedef struct af_server_opts {
+    const char *bind_address; /* "127.0.0.1"; any other address needs auth_token */
+    int port;                 /* 9000; 0 = an ephemeral port (see af_server_port) */
+    int metrics_port;         /* 9001; 0 = ephemeral; -1 = no Prometheus listener */
+    /* Bearer token required on write routes (POST); secret: never logged or shown. NULL or
+     * "" = none, allowed only on a loopback bind address. */
+    const char *auth_token;
+    uint32_t ws_push_interval_ms; /* 2000: metrics_update broadcast period */
+    uint32_t max_ws_clients;      /* 1000; more are closed with 1013 and a reason */
+    uint32_t ws_queue_depth;      /* 16 messages per client; the oldest is dropped */
+    size_t body_limit;            /* 1 MiB request body; more = 413 */
+    uint32_t max_inflight;        /* 256 async requests in flight; more = 503 */
+    uint32_t workers;             /* 4 inference worker threads */
+    uint32_t shutdown_timeout_ms; /* 5000: bound for finishing in-flight requests */
+    bool load_generator;          /* false: synthetic workloads, inference and costs */
+    uint32_t load_interval_ms;    /* 1000: load generator tick */
+    const char *title;            /* "AgentaFlow GPU Monitoring" (page title) */
+
+    /* Components, borrowed; any may be NULL (its routes then answer 503). */
+    af_tracing *tracing;
+    af_gpu_scheduler *scheduler;
+    af_gpu_collector *collector;
+    af_serving *serving;
+    af_cost_tracker *costs;
+    af_trace_store *traces;
+} af_server_opts;
+
+void af_server_opts_init(af_server_opts *o);
+
+/*
+ * Creates the event loop and binds both listeners (so the ports are known on return).
+ * Returns 0, -EINVAL (bad option), -EACCES (non-loopback bind without a token; the reason is
+ * in err), -EADDRINUSE / -EIO (cannot listen) or -ENOMEM. err (may be NULL) gets a sentence.
+ */
+int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t err_len);
+/* Starts the event loop, worker and load generator threads. -EALREADY when running. */
+int af_server_start(af_server *s);
+/* The bound ports (after af_server_new). 0 for metrics when it has no listener. */
+int af_server_port(const af_server *s);
+int af_server_metrics_port(const af_server *s);
+/*
+ * Graceful stop: stops accepting connections and the load generator, lets in-flight requests
+ * finish (bounded by shutdown_timeout_ms), closes WebSocket clients with 1001 and joins every
+ * thread. Idempotent. Spans are not flushed here: the caller shuts the tracing down next.
+ */
+void af_server_stop(af_server *s);
+/* Stops if needed and frees. NULL is a no-op. */
+void af_server_free(af_server *s);
+
+/* Sends a {"type":"notification"} WebSocket message to every client (thread-safe).
+ * level: "success", "info", "warning" or "error". */
+void af_server_notify(af_server *s, const char *title, const char *message, const char *level);
+/* WebSocket clients connected now. */
+uint32_t af_server_ws_clients(af_server *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

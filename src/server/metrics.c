@@ -1,0 +1,858 @@
+/*
+ * Prometheus exposition: text format 0.0.4 and OpenMetrics 1.0 (with exemplars).
+ *
+ * Rules that the original broke and this file keeps: every label value is quoted and escaped,
+ * labels are written in a fixed order, HELP and TYPE appear once per family before its
+ * samples, families and series come out in a stable order, histograms have cumulative
+ * buckets with +Inf, _sum and _count, and numbers keep full precision. Counters are named
+ * <base>_total in both formats (OpenMetrics' TYPE line names the family without _total).
+ *
+ * Values come from the components at scrape time, except what only the server sees (request
+ * latencies, inference outcomes per model, scheduling passes, workload transitions), which
+ * the recorders below accumulate under met_mu.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/server_int.h"
+#include "server/trace_store_int.h"
+#include "util/str.h"
+
+const double af__latency_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                     0.25,  0.5,    1,     2.5,  5,     10,   30};
+const size_t af__latency_nbounds = sizeof(af__latency_bounds) / sizeof(af__latency_bounds[0]);
+static const double batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+static const double queue_bounds[] = {0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600};
+static const double exec_bounds[] = {1, 5, 10, 30, 60, 300, 900, 1800, 3600, 14400, 86400};
+
+void af__hist_init(af__hist *h, const double *bounds, size_t n_bounds)
+{
+    memset(h, 0, sizeof(*h));
+    h->bounds = bounds;
+    h->n_bounds = n_bounds > AF__HIST_MAX_BOUNDS ? AF__HIST_MAX_BOUNDS : n_bounds;
+}
+
+void af__hist_observe(af__hist *h, double v, const af_span_context *sc)
+{
+    if (!isfinite(v))
+        return;
+    size_t i = 0;
+    while (i < h->n_bounds && v > h->bounds[i])
+        i++;
+    h->counts[i]++;
+    h->count++;
+    h->sum += v;
+    if (sc && af_span_context_is_valid(sc) && af_span_context_is_sampled(sc)) {
+        af__exemplar *e = &h->ex[i];
+        e->set = true;
+        af_trace_id_to_hex(sc->trace_id, e->trace_id);
+        af_span_id_to_hex(sc->span_id, e->span_id);
+        e->value = v;
+        e->time_ns = af_now_ns();
+    }
+}
+
+void af__metrics_init(af_server *s)
+{
+    s->http_hist = calloc(af__nroutes + 1, sizeof(af__hist));
+    s->http_errors = calloc(af__nroutes + 1, sizeof(uint64_t));
+    if (!s->http_hist || !s->http_errors) {
+        free(s->http_hist);
+        free(s->http_errors);
+        s->http_hist = NULL;
+        s->http_errors = NULL;
+        return;
+    }
+    for (size_t i = 0; i <= af__nroutes; i++)
+        af__hist_init(&s->http_hist[i], af__latency_bounds, af__latency_nbounds);
+    for (int i = 0; i < 4; i++)
+        af__hist_init(&s->sched_hist[i], af__latency_bounds, af__latency_nbounds);
+    af__hist_init(&s->exec_hist, exec_bounds, sizeof(exec_bounds) / sizeof(exec_bounds[0]));
+}
+
+void af__metrics_free(af_server *s)
+{
+    free(s->http_hist);
+    free(s->http_errors);
+    s->http_hist = NULL;
+    s->http_errors = NULL;
+}
+
+void af__metrics_http(af_server *s, int route, int status, double seconds,
+                      const af_span_context *sc)
+{
+    size_t i = route >= 0 && (size_t)route < af__nroutes ? (size_t)route : af__nroutes;
+    pthread_mutex_lock(&s->met_mu);
+    af__hist_observe(&s->http_hist[i], seconds, sc);
+    if (status >= 500)
+        s->http_errors[i]++;
+    s->requests_total++;
+    pthread_mutex_unlock(&s->met_mu);
+}
+
+/* Caller holds met_mu. NULL when the table is full (the model is then not broken out). */
+static af__model_metrics *model_slot(af_server *s, const char *id)
+{
+    for (size_t i = 0; i < s->n_models; i++)
+        if (strcmp(s->models[i].id, id) == 0)
+            return &s->models[i];
+    if (s->n_models == AF__MAX_MODELS)
+        return NULL;
+    af__model_metrics *m = &s->models[s->n_models++];
+    memset(m, 0, sizeof(*m));
+    af__strlcpy(m->id, id, sizeof(m->id));
+    af__hist_init(&m->latency, af__latency_bounds, af__latency_nbounds);
+    af__hist_init(&m->batch, batch_bounds, sizeof(batch_bounds) / sizeof(batch_bounds[0]));
+    return m;
+}
+
+void af__metrics_inference(af_server *s, const char *model_id, int rc,
+                           const af_inference_response *r, const af_span_context *sc)
+{
+    pthread_mutex_lock(&s->met_mu);
+    af__model_metrics *m = model_slot(s, model_id ? model_id : "");
+    if (m) {
+        if (rc != 0) {
+            m->errors++;
+        } else {
+            m->ok++;
+            if (r->cache_hit)
+                m->cache_hits++;
+            else
+                m->cache_misses++;
+            m->tokens += (uint64_t)(r->prompt_tokens + r->completion_tokens);
+            af__hist_observe(&m->latency, (double)r->latency_ns / 1e9, sc);
+            if (!r->cache_hit)
+                af__hist_observe(&m->batch, (double)r->batch_size, sc);
+        }
+    }
+    pthread_mutex_unlock(&s->met_mu);
+}
+
+/* Caller holds met_mu; keeps the table sorted by priority. */
+static af__prio_metrics *prio_slot(af_server *s, int32_t p)
+{
+    size_t i = 0;
+    while (i < s->n_prios && s->prios[i].priority < p)
+        i++;
+    if (i < s->n_prios && s->prios[i].priority == p)
+        return &s->prios[i];
+    if (s->n_prios == AF__MAX_PRIOS)
+        return NULL;
+    memmove(&s->prios[i + 1], &s->prios[i], (s->n_prios - i) * sizeof(s->prios[0]));
+    s->n_prios++;
+    af__prio_metrics *m = &s->prios[i];
+    memset(m, 0, sizeof(*m));
+    m->priority = p;
+    af__hist_init(&m->queue_time, queue_bounds, sizeof(queue_bounds) / sizeof(queue_bounds[0]));
+    return m;
+}
+
+void af__metrics_workload(af_server *s, int32_t priority, af_workload_status to,
+                          const af_workload_info *w, const af_span_context *sc)
+{
+    pthread_mutex_lock(&s->met_mu);
+    af__prio_metrics *m = prio_slot(s, priority);
+    switch (to) {
+    case AF_WORKLOAD_PENDING:
+        if (m)
+            m->submitted++;
+        break;
+    case AF_WORKLOAD_RUNNING:
+        if (m && w)
+            af__hist_observe(&m->queue_time, (double)w->queue_wait_ms / 1000.0, sc);
+        break;
+    case AF_WORKLOAD_COMPLETED:
+        if (m)
+            m->completed++;
+        if (w && w->started_ns && w->completed_ns > w->started_ns)
+            af__hist_observe(&s->exec_hist, (double)(w->completed_ns - w->started_ns) / 1e9, sc);
+        break;
+    case AF_WORKLOAD_CANCELLED:
+        if (m)
+            m->cancelled++;
+        break;
+    case AF_WORKLOAD_FAILED:
+        if (m)
+            m->failed++;
+        break;
+    }
+    pthread_mutex_unlock(&s->met_mu);
+}
+
+void af__metrics_schedule(af_server *s, af_gpu_strategy strategy, double seconds, size_t placed,
+                          size_t still_pending, const af_span_context *sc)
+{
+    unsigned k = (unsigned)strategy < 4 ? (unsigned)strategy : 0;
+    pthread_mutex_lock(&s->met_mu);
+    af__hist_observe(&s->sched_hist[k], seconds, sc);
+    s->sched_decisions[k][0] += placed;
+    s->sched_decisions[k][1] += still_pending;
+    pthread_mutex_unlock(&s->met_mu);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Writer.                                                                                   */
+
+typedef struct expo {
+    af_buf *b;
+    bool om;
+} expo;
+
+#define P "agentaflow_"
+
+static void put_value(af_buf *b, double v)
+{
+    if (isnan(v))
+        af__buf_puts(b, "NaN");
+    else if (isinf(v))
+        af__buf_puts(b, v > 0 ? "+Inf" : "-Inf");
+    else if (v == floor(v) && fabs(v) < 9e15)
+        af__buf_printf(b, "%.0f", v);
+    else {
+        /* Shortest of 15 or 17 significant digits that reads back exactly. */
+        char t[40];
+        snprintf(t, sizeof(t), "%.15g", v);
+        if (strtod(t, NULL) != v)
+            snprintf(t, sizeof(t), "%.17g", v);
+        af__buf_puts(b, t);
+    }
+}
+
+static void put_label_value(af_buf *b, const char *v)
+{
+    af__buf_putc(b, '"');
+    for (; *v; v++) {
+        if (*v == '\\')
+            af__buf_puts(b, "\\\\");
+        else if (*v == '"')
+            af__buf_puts(b, "\\\"");
+        else if (*v == '\n')
+            af__buf_puts(b, "\\n");
+        else
+            af__buf_putc(b, *v);
+    }
+    af__buf_putc(b, '"');
+}
+
+static void fam(expo *e, const char *base, const char *type, const char *help)
+{
+    bool counter = strcmp(type, "counter") == 0;
+    const char *sfx = counter && !e->om ? "_total" : "";
+    af__buf_printf(e->b, "# HELP " P "%s%s ", base, sfx);
+    /* HELP text escaping: backslash and newline. */
+    for (const char *h = help; *h; h++) {
+        if (*h == '\\')
+            af__buf_puts(e->b, "\\\\");
+        else if (*h == '\n')
+            af__buf_puts(e->b, "\\n");
+        else
+            af__buf_putc(e->b, *h);
+    }
+    af__buf_printf(e->b, "\n# TYPE " P "%s%s %s\n", base, sfx, type);
+}
+
+/* labels: NULL-terminated name/value pairs. */
+static void put_labels(af_buf *b, const char *const *labels, const char *le)
+{
+    if ((!labels || !labels[0]) && !le)
+        return;
+    af__buf_putc(b, '{');
+    bool first = true;
+    for (size_t i = 0; labels && labels[i]; i += 2) {
+        if (!first)
+            af__buf_putc(b, ',');
+        first = false;
+        af__buf_printf(b, "%s=", labels[i]);
+        put_label_value(b, labels[i + 1] ? labels[i + 1] : "");
+    }
+    if (le) {
+        if (!first)
+            af__buf_putc(b, ',');
+        af__buf_printf(b, "le=\"%s\"", le);
+    }
+    af__buf_putc(b, '}');
+}
+
+static void sample(expo *e, const char *base, const char *suffix, const char *const *labels,
+                   double v)
+{
+    af__buf_printf(e->b, P "%s%s", base, suffix);
+    put_labels(e->b, labels, NULL);
+    af__buf_putc(e->b, ' ');
+    put_value(e->b, v);
+    af__buf_putc(e->b, '\n');
+}
+
+static void gauge(expo *e, const char *base, const char *const *labels, double v)
+{
+    sample(e, base, "", labels, v);
+}
+
+static void counter(expo *e, const char *base, const char *const *labels, double v)
+{
+    sample(e, base, "_total", labels, v);
+}
+
+static void histogram(expo *e, const char *base, const char *const *labels, const af__hist *h)
+{
+    uint64_t cum = 0;
+    char le[32];
+    for (size_t i = 0; i <= h->n_bounds; i++) {
+        cum += h->counts[i];
+        if (i < h->n_bounds)
+            snprintf(le, sizeof(le), "%.15g", h->bounds[i]);
+        else
+            snprintf(le, sizeof(le), "+Inf");
+        af__buf_printf(e->b, P "%s_bucket", base);
+        put_labels(e->b, labels, le);
+        af__buf_printf(e->b, " %llu", (unsigned long long)cum);
+        if (e->om && h->ex[i].set) {
+            af__buf_printf(e->b, " # {trace_id=\"%s\",span_id=\"%s\"} ", h->ex[i].trace_id,
+                           h->ex[i].span_id);
+            put_value(e->b, h->ex[i].value);
+            af__buf_printf(e->b, " %llu.%03llu",
+                           (unsigned long long)(h->ex[i].time_ns / 1000000000ull),
+                           (unsigned long long)(h->ex[i].time_ns / 1000000ull % 1000));
+        }
+        af__buf_putc(e->b, '\n');
+    }
+    sample(e, base, "_sum", labels, h->sum);
+    sample(e, base, "_count", labels, (double)h->count);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Families.                                                                                 */
+
+#define L(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+typedef struct gpu_view {
+    af_gpu_sample *samples;
+    size_t n;
+    af_gpu_health *health;
+} gpu_view;
+
+static void render_gpus(af_server *s, expo *e, const char *node)
+{
+    if (!s->o.collector)
+        return;
+    enum { CAP = 256 };
+    af_gpu_sample *g = malloc(sizeof(*g) * CAP);
+    if (!g) {
+        e->b->failed = true;
+        return;
+    }
+    size_t n = af_gpu_collector_latest(s->o.collector, g, CAP);
+    if (n > CAP)
+        n = CAP;
+    static const struct {
+        const char *name, *help;
+        int field;
+    } fams[] = {
+        {"gpu_utilization_percent", "GPU utilization (percent)", 0},
+        {"gpu_memory_utilization_percent", "GPU memory controller utilization (percent)", 1},
+        {"gpu_memory_used_bytes", "GPU memory in use (bytes)", 2},
+        {"gpu_memory_total_bytes", "GPU memory size (bytes)", 3},
+        {"gpu_temperature_celsius", "GPU temperature (degrees Celsius)", 4},
+        {"gpu_power_draw_watts", "GPU power draw (watts)", 5},
+        {"gpu_power_usage_watts", "GPU power draw (watts); alias of gpu_power_draw_watts", 5},
+        {"gpu_power_limit_watts", "GPU power limit (watts)", 6},
+        {"gpu_fan_speed_percent", "GPU fan speed (percent)", 7},
+        {"gpu_clock_graphics_mhz", "GPU graphics clock (MHz)", 8},
+        {"gpu_clock_memory_mhz", "GPU memory clock (MHz)", 9},
+        {"gpu_processes", "Processes running on the GPU (the original gpu_process_count)", 10},
+        {"gpu_efficiency_score", "GPU utilization percent per watt drawn (not bounded by 1)", 11},
+        {"gpu_idle_time_percent", "100 minus GPU utilization (percent)", 12},
+    };
+    for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++) {
+        fam(e, fams[f].name, "gauge", fams[f].help);
+        for (size_t i = 0; i < n; i++) {
+            double v = 0;
+            switch (fams[f].field) {
+            case 0:
+                v = g[i].utilization_gpu;
+                break;
+            case 1:
+                v = g[i].utilization_memory;
+                break;
+            case 2:
+                v = (double)g[i].memory_used_mb * 1048576.0;
+                break;
+            case 3:
+                v = (double)g[i].memory_total_mb * 1048576.0;
+                break;
+            case 4:
+                v = g[i].temperature;
+                break;
+            case 5:
+                v = g[i].power_draw;
+                break;
+            case 6:
+                v = g[i].power_limit;
+                break;
+            case 7:
+                v = g[i].fan_speed;
+                break;
+            case 8:
+                v = g[i].clock_graphics;
+                break;
+            case 9:
+                v = g[i].clock_memory;
+                break;
+            case 10:
+                v = g[i].process_count;
+                break;
+            case 11:
+                v = g[i].power_draw > 0 ? g[i].utilization_gpu / g[i].power_draw : 0;
+                break;
+            default:
+                v = 100.0 - g[i].utilization_gpu;
+                break;
+            }
+            gauge(e, fams[f].name, L("gpu_id", g[i].gpu_id, "gpu_name", g[i].name, "node", node),
+                  v);
+        }
+    }
+    fam(e, "gpu_health_status", "gauge", "GPU health: 2 healthy, 1 warning, 0 critical");
+    for (size_t i = 0; i < n; i++) {
+        af_gpu_health h;
+        if (af_gpu_collector_health(s->o.collector, g[i].gpu_id, &h) != 0)
+            continue;
+        double v = h.status == AF_GPU_HEALTHY ? 2 : h.status == AF_GPU_WARNING ? 1 : 0;
+        gauge(e, "gpu_health_status",
+              L("gpu_id", g[i].gpu_id, "gpu_name", g[i].name, "node", node, "status",
+                af_gpu_level_name(h.status)),
+              v);
+    }
+    double avg = 0;
+    for (size_t i = 0; i < n; i++)
+        avg += g[i].utilization_gpu;
+    fam(e, "cluster_utilization_percent", "gauge", "Mean GPU utilization across the cluster");
+    gauge(e, "cluster_utilization_percent", NULL, n ? avg / (double)n : 0);
+    free(g);
+}
+
+static void render_scheduler(af_server *s, expo *e, const char *node)
+{
+    if (!s->o.scheduler)
+        return;
+    enum { GCAP = 256, WCAP = 2048 };
+    af_gpu_status *g = malloc(sizeof(*g) * GCAP);
+    af_workload_info *w = malloc(sizeof(*w) * WCAP);
+    if (!g || !w) {
+        free(g);
+        free(w);
+        e->b->failed = true;
+        return;
+    }
+    size_t ng = af_gpu_scheduler_list_gpus(s->o.scheduler, g, GCAP);
+    size_t nw = af_gpu_scheduler_list_workloads(s->o.scheduler, w, WCAP);
+    ng = ng > GCAP ? GCAP : ng;
+    nw = nw > WCAP ? WCAP : nw;
+
+    /* gpus_total / gpus_available by class, in class order. */
+    fam(e, "gpus_registered", "gauge",
+        "GPUs registered with the scheduler (the original gpus_total)");
+    uint32_t tot[AF_GPU_CLASS_COUNT] = {0}, avail[AF_GPU_CLASS_COUNT] = {0};
+    uint64_t mem = 0, reserved = 0;
+    for (size_t i = 0; i < ng; i++) {
+        af_gpu_class c = af_gpu_class_from_name(g[i].name);
+        tot[c]++;
+        avail[c] += g[i].available;
+        mem += g[i].memory_total_mb;
+        reserved += g[i].memory_reserved_mb;
+    }
+    for (int c = 0; c < AF_GPU_CLASS_COUNT; c++)
+        if (tot[c])
+            gauge(e, "gpus_registered", L("node", node, "gpu_type", af_gpu_class_name(c)), tot[c]);
+    fam(e, "gpus_available", "gauge", "GPUs available for new placements");
+    for (int c = 0; c < AF_GPU_CLASS_COUNT; c++)
+        if (tot[c])
+            gauge(e, "gpus_available", L("node", node, "gpu_type", af_gpu_class_name(c)), avail[c]);
+
+    const char *strategy = af_gpu_strategy_name(af_gpu_scheduler_strategy(s->o.scheduler));
+    fam(e, "gpu_allocation_efficiency", "gauge",
+        "Share of GPU memory reserved by running workloads (0-1)");
+    gauge(e, "gpu_allocation_efficiency", L("strategy", strategy),
+          mem ? (double)reserved / (double)mem : 0);
+
+    /* Pending per priority and running per (GPU, priority), from the live list. */
+    fam(e, "workloads_pending", "gauge", "Workloads waiting in the queue");
+    int32_t seen[64];
+    size_t nseen = 0;
+    for (size_t i = 0; i < nw; i++) {
+        if (w[i].status != AF_WORKLOAD_PENDING)
+            continue;
+        bool dup = false;
+        for (size_t k = 0; k < nseen && !dup; k++)
+            dup = seen[k] == w[i].priority;
+        if (dup || nseen == 64)
+            continue;
+        seen[nseen++] = w[i].priority;
+    }
+    for (size_t a = 1; a < nseen; a++) /* ascending priority */
+        for (size_t k = a; k > 0 && seen[k - 1] > seen[k]; k--) {
+            int32_t t = seen[k];
+            seen[k] = seen[k - 1];
+            seen[k - 1] = t;
+        }
+    for (size_t k = 0; k < nseen; k++) {
+        size_t c = 0;
+        for (size_t i = 0; i < nw; i++)
+            c += w[i].status == AF_WORKLOAD_PENDING && w[i].priority == seen[k];
+        char p[16];
+        snprintf(p, sizeof(p), "%d", seen[k]);
+        gauge(e, "workloads_pending", L("priority", p), (double)c);
+    }
+    fam(e, "workloads_running", "gauge", "Workloads running, per GPU and priority");
+    for (size_t gi = 0; gi < ng; gi++) {
+        /* priorities on this GPU, ascending */
+        int32_t ps[32];
+        size_t np = 0;
+        for (size_t i = 0; i < nw; i++) {
+            if (w[i].status != AF_WORKLOAD_RUNNING || strcmp(w[i].assigned_gpu, g[gi].id) != 0)
+                continue;
+            bool dup = false;
+            for (size_t k = 0; k < np && !dup; k++)
+                dup = ps[k] == w[i].priority;
+            if (!dup && np < 32)
+                ps[np++] = w[i].priority;
+        }
+        for (size_t a = 1; a < np; a++)
+            for (size_t k = a; k > 0 && ps[k - 1] > ps[k]; k--) {
+                int32_t t = ps[k];
+                ps[k] = ps[k - 1];
+                ps[k - 1] = t;
+            }
+        for (size_t k = 0; k < np; k++) {
+            size_t c = 0;
+            for (size_t i = 0; i < nw; i++)
+                c += w[i].status == AF_WORKLOAD_RUNNING && w[i].priority == ps[k] &&
+                     strcmp(w[i].assigned_gpu, g[gi].id) == 0;
+            char p[16];
+            snprintf(p, sizeof(p), "%d", ps[k]);
+            gauge(e, "workloads_running", L("gpu_id", g[gi].id, "priority", p), (double)c);
+        }
+    }
+    free(g);
+    free(w);
+
+    pthread_mutex_lock(&s->met_mu);
+    fam(e, "workloads", "counter", "Workload transitions seen by the daemon, by status");
+    static const char *st[] = {"submitted", "completed", "cancelled", "failed"};
+    for (int k = 0; k < 4; k++)
+        for (size_t i = 0; i < s->n_prios; i++) {
+            const af__prio_metrics *m = &s->prios[i];
+            uint64_t v = k == 0   ? m->submitted
+                         : k == 1 ? m->completed
+                         : k == 2 ? m->cancelled
+                                  : m->failed;
+            char p[16];
+            snprintf(p, sizeof(p), "%d", m->priority);
+            counter(e, "workloads", L("status", st[k], "priority", p), (double)v);
+        }
+    fam(e, "workloads_completed", "counter", "Workloads completed");
+    for (size_t i = 0; i < s->n_prios; i++) {
+        char p[16];
+        snprintf(p, sizeof(p), "%d", s->prios[i].priority);
+        counter(e, "workloads_completed", L("priority", p), (double)s->prios[i].completed);
+    }
+    fam(e, "workload_queue_time_seconds", "histogram",
+        "Time from submission to placement on a GPU");
+    for (size_t i = 0; i < s->n_prios; i++) {
+        char p[16];
+        snprintf(p, sizeof(p), "%d", s->prios[i].priority);
+        histogram(e, "workload_queue_time_seconds", L("priority", p), &s->prios[i].queue_time);
+    }
+    fam(e, "workload_execution_time_seconds", "histogram", "Time from placement to completion");
+    histogram(e, "workload_execution_time_seconds", NULL, &s->exec_hist);
+    fam(e, "scheduling_duration_seconds", "histogram", "Duration of one scheduling pass");
+    for (int k = 0; k < 4; k++)
+        if (s->sched_hist[k].count)
+            histogram(e, "scheduling_duration_seconds",
+                      L("strategy", af_gpu_strategy_name((af_gpu_strategy)k)), &s->sched_hist[k]);
+    fam(e, "scheduling_decisions", "counter",
+        "Scheduling outcomes: placed workloads, and workloads left pending after a pass");
+    for (int k = 0; k < 4; k++)
+        if (s->sched_hist[k].count) {
+            const char *sn = af_gpu_strategy_name((af_gpu_strategy)k);
+            counter(e, "scheduling_decisions", L("strategy", sn, "outcome", "placed"),
+                    (double)s->sched_decisions[k][0]);
+            counter(e, "scheduling_decisions", L("strategy", sn, "outcome", "pending"),
+                    (double)s->sched_decisions[k][1]);
+        }
+    pthread_mutex_unlock(&s->met_mu);
+}
+
+static void render_serving(af_server *s, expo *e)
+{
+    pthread_mutex_lock(&s->met_mu);
+    fam(e, "inference_requests", "counter", "Inference requests served by the daemon");
+    for (size_t i = 0; i < s->n_models; i++) {
+        counter(e, "inference_requests", L("model_id", s->models[i].id, "status", "success"),
+                (double)s->models[i].ok);
+        counter(e, "inference_requests", L("model_id", s->models[i].id, "status", "error"),
+                (double)s->models[i].errors);
+    }
+    fam(e, "inference_latency_seconds", "histogram", "Inference latency as the caller saw it");
+    for (size_t i = 0; i < s->n_models; i++)
+        histogram(e, "inference_latency_seconds", L("model_id", s->models[i].id),
+                  &s->models[i].latency);
+    fam(e, "inference_batch_size", "histogram", "Size of the batch a request was served in");
+    for (size_t i = 0; i < s->n_models; i++)
+        histogram(e, "inference_batch_size", L("model_id", s->models[i].id), &s->models[i].batch);
+    fam(e, "cache_hits", "counter", "Inference responses served from the cache");
+    for (size_t i = 0; i < s->n_models; i++)
+        counter(e, "cache_hits", L("model_id", s->models[i].id), (double)s->models[i].cache_hits);
+    fam(e, "cache_misses", "counter", "Inference requests that reached a backend");
+    for (size_t i = 0; i < s->n_models; i++)
+        counter(e, "cache_misses", L("model_id", s->models[i].id),
+                (double)s->models[i].cache_misses);
+    fam(e, "cache_hit_rate", "gauge", "Cache hits over successful requests (0-1)");
+    for (size_t i = 0; i < s->n_models; i++) {
+        const af__model_metrics *m = &s->models[i];
+        gauge(e, "cache_hit_rate", L("model_id", m->id),
+              m->ok ? (double)m->cache_hits / (double)m->ok : 0);
+    }
+    fam(e, "tokens_processed", "counter", "Prompt plus completion tokens of served requests");
+    for (size_t i = 0; i < s->n_models; i++)
+        counter(e, "tokens_processed", L("model_id", s->models[i].id, "operation", "inference"),
+                (double)s->models[i].tokens);
+    pthread_mutex_unlock(&s->met_mu);
+    if (s->o.serving) {
+        af_serving_stats st;
+        af_serving_stats_get(s->o.serving, &st);
+        fam(e, "serving_queue_depth", "gauge", "Inference requests queued for a batcher");
+        gauge(e, "serving_queue_depth", NULL, st.pending_requests);
+        fam(e, "serving_overloaded", "counter", "Inference requests refused: queue full");
+        counter(e, "serving_overloaded", NULL, (double)st.overloaded);
+        fam(e, "cache_entries", "gauge", "Entries in the response cache");
+        gauge(e, "cache_entries", NULL, (double)st.cache_entries);
+    }
+}
+
+static void render_costs(af_server *s, expo *e)
+{
+    if (!s->o.costs)
+        return;
+    af_cost_summary cs;
+    if (af_cost_summary_get(s->o.costs, NULL, s->started_wall_ns, 0, &cs) != 0)
+        return;
+    const char *cur = cs.currency[0] ? cs.currency : "USD";
+    fam(e, "cost_dollars", "counter", "Cost recorded since the daemon started, by operation");
+    for (size_t i = 0; i < cs.n_by_operation; i++)
+        counter(e, "cost_dollars", L("operation", cs.by_operation[i].name, "currency", cur),
+                cs.by_operation[i].cost);
+    fam(e, "cost_by_model_dollars", "counter", "Cost recorded since the daemon started, by model");
+    for (size_t i = 0; i < cs.n_by_model; i++)
+        counter(e, "cost_by_model_dollars", L("model_id", cs.by_model[i].name, "currency", cur),
+                cs.by_model[i].cost);
+    fam(e, "gpu_usage_seconds", "counter",
+        "GPU time recorded since start, by operation (the original gpu_hours_consumed, in "
+        "seconds)");
+    for (size_t i = 0; i < cs.n_by_operation; i++)
+        counter(e, "gpu_usage_seconds", L("workload_type", cs.by_operation[i].name),
+                cs.by_operation[i].gpu_hours * 3600.0);
+    af_cost_summary_free(&cs);
+    af_cost_forecast f;
+    if (af_cost_forecast_24h(s->o.costs, 0, &f) == 0) {
+        fam(e, "cost_per_hour_dollars", "gauge", "Fitted current cost rate per hour");
+        gauge(e, "cost_per_hour_dollars", L("resource_type", "all", "currency", cur),
+              f.current_rate_per_hour);
+        fam(e, "estimated_monthly_cost_dollars", "gauge", "Current hourly rate times 720 hours");
+        gauge(e, "estimated_monthly_cost_dollars", L("resource_type", "all"),
+              f.current_rate_per_hour > 0 ? f.current_rate_per_hour * 720.0 : 0);
+        fam(e, "predicted_cost_24h_dollars", "gauge", "Forecast cost of the next 24 hours");
+        gauge(e, "predicted_cost_24h_dollars", NULL, f.predicted_cost_24h);
+    }
+}
+
+static void render_alerts(af_server *s, expo *e)
+{
+    if (!s->o.collector)
+        return;
+    enum { CAP = 1000 };
+    af_gpu_alert *a = malloc(sizeof(*a) * CAP);
+    if (!a) {
+        e->b->failed = true;
+        return;
+    }
+    size_t n = af_gpu_collector_alerts(s->o.collector, NULL, 0, a, CAP);
+    n = n > CAP ? CAP : n;
+    static const char *types[] = {"temperature", "memory", "power", "utilization", "process"};
+    fam(e, "active_alerts", "gauge", "Unacknowledged alerts of the last hour");
+    uint64_t since = af_now_ns() - 3600ull * 1000000000ull;
+    for (int sev = 0; sev < 3; sev++)
+        for (int t = 0; t < 5; t++) {
+            size_t c = 0, all = 0;
+            for (size_t i = 0; i < n; i++) {
+                if ((int)a[i].severity != sev || strcmp(a[i].type, types[t]) != 0)
+                    continue;
+                all++;
+                c += !a[i].acknowledged && a[i].timestamp_ns > since;
+            }
+            if (all)
+                gauge(e, "active_alerts",
+                      L("severity", af_gpu_severity_name((af_gpu_level)sev), "type", types[t]),
+                      (double)c);
+        }
+    free(a);
+}
+
+static void render_system(af_server *s, expo *e)
+{
+    fam(e, "system_uptime_seconds", "gauge", "Seconds since the daemon started");
+    gauge(e, "system_uptime_seconds", NULL, (double)(af_monotonic_ns() - s->started_mono_ns) / 1e9);
+    fam(e, "component_health_status", "gauge", "Component health: 2 healthy, 1 degraded, 0 down");
+    gauge(e, "component_health_status", L("component", "dashboard"), 2);
+    if (s->o.collector)
+        gauge(e, "component_health_status", L("component", "metrics_collector"),
+              af_gpu_collector_running(s->o.collector) ? 2 : 0);
+    gauge(e, "component_health_status", L("component", "prometheus"), 2);
+    af_tracing_health th;
+    af_tracing_health_get(s->o.tracing, &th);
+    gauge(e, "component_health_status", L("component", "tracing"),
+          th.status == AF_HEALTH_HEALTHY    ? 2
+          : th.status == AF_HEALTH_DEGRADED ? 1
+                                            : 0);
+
+    fam(e, "websocket_clients", "gauge", "WebSocket clients connected");
+    gauge(e, "websocket_clients", NULL, atomic_load(&s->n_clients));
+    fam(e, "websocket_messages_sent", "counter", "WebSocket messages written to clients");
+    counter(e, "websocket_messages_sent", NULL, (double)atomic_load(&s->ws_sent));
+    fam(e, "websocket_messages_dropped", "counter",
+        "WebSocket updates dropped because a client's queue was full");
+    counter(e, "websocket_messages_dropped", NULL, (double)atomic_load(&s->ws_dropped));
+    fam(e, "websocket_rejected", "counter", "WebSocket clients refused by the client cap");
+    counter(e, "websocket_rejected", NULL, (double)atomic_load(&s->ws_rejected));
+
+    pthread_mutex_lock(&s->met_mu);
+    fam(e, "http_request_duration_seconds", "histogram", "HTTP API latency per route");
+    for (size_t i = 0; i <= af__nroutes; i++) {
+        if (!s->http_hist[i].count)
+            continue;
+        const char *route = i < af__nroutes ? af__routes[i].pattern : "unmatched";
+        const char *method =
+            i < af__nroutes ? (af__routes[i].methods & AF__M_POST ? "POST" : "GET") : "any";
+        histogram(e, "http_request_duration_seconds", L("route", route, "method", method),
+                  &s->http_hist[i]);
+    }
+    fam(e, "http_server_errors", "counter", "HTTP responses with a 5xx status per route");
+    for (size_t i = 0; i <= af__nroutes; i++) {
+        if (!s->http_hist[i].count)
+            continue;
+        const char *route = i < af__nroutes ? af__routes[i].pattern : "unmatched";
+        const char *method =
+            i < af__nroutes ? (af__routes[i].methods & AF__M_POST ? "POST" : "GET") : "any";
+        counter(e, "http_server_errors", L("route", route, "method", method),
+                (double)s->http_errors[i]);
+    }
+    pthread_mutex_unlock(&s->met_mu);
+}
+
+static void render_tracing(af_server *s, expo *e)
+{
+    af_tracer_provider *p = af_tracing_provider(s->o.tracing);
+    af_provider_stats ps;
+    memset(&ps, 0, sizeof(ps));
+    if (p)
+        af_tracer_provider_stats(p, &ps);
+    static const struct {
+        const char *name, *help;
+    } f[] = {
+        {"tracing_spans_started", "Recording spans started"},
+        {"tracing_spans_ended", "Recording spans ended"},
+        {"tracing_spans_unsampled", "Spans started without recording (sampled out)"},
+        {"tracing_spans_dropped", "Spans dropped because an export queue was full"},
+        {"tracing_spans_exported", "Spans accepted by an exporter"},
+        {"tracing_spans_failed", "Spans in batches an exporter rejected"},
+    };
+    uint64_t v[] = {ps.spans_started, ps.spans_ended,    ps.spans_unsampled,
+                    ps.spans_dropped, ps.spans_exported, ps.spans_failed};
+    for (size_t i = 0; i < 6; i++) {
+        fam(e, f[i].name, "counter", f[i].help);
+        counter(e, f[i].name, NULL, (double)v[i]);
+    }
+    size_t np = 0;
+    af_span_processor *const *procs = p ? af_tracer_provider_processors(p, &np) : NULL;
+    fam(e, "tracing_queue_depth", "gauge", "Spans waiting in an export queue");
+    for (size_t i = 0; i < np; i++) {
+        af_processor_stats st;
+        af_span_processor_stats_get(procs[i], &st);
+        af_exporter *ex = af_span_processor_exporter(procs[i]);
+        char idx[24];
+        snprintf(idx, sizeof(idx), "%zu", i);
+        gauge(e, "tracing_queue_depth",
+              L("processor", idx, "exporter", ex ? af_exporter_type(ex) : "custom"),
+              st.queue_depth);
+    }
+    fam(e, "tracing_queue_capacity", "gauge", "Capacity of an export queue");
+    for (size_t i = 0; i < np; i++) {
+        af_processor_stats st;
+        af_span_processor_stats_get(procs[i], &st);
+        af_exporter *ex = af_span_processor_exporter(procs[i]);
+        char idx[24];
+        snprintf(idx, sizeof(idx), "%zu", i);
+        gauge(e, "tracing_queue_capacity",
+              L("processor", idx, "exporter", ex ? af_exporter_type(ex) : "custom"),
+              st.queue_capacity);
+    }
+    fam(e, "tracing_export_seconds", "counter", "Time spent inside exporters");
+    for (size_t i = 0; i < np; i++) {
+        af_processor_stats st;
+        af_span_processor_stats_get(procs[i], &st);
+        af_exporter *ex = af_span_processor_exporter(procs[i]);
+        char idx[24];
+        snprintf(idx, sizeof(idx), "%zu", i);
+        counter(e, "tracing_export_seconds",
+                L("processor", idx, "exporter", ex ? af_exporter_type(ex) : "custom"),
+                (double)st.export_ns_total / 1e9);
+    }
+    fam(e, "tracing_export_calls", "counter", "Export calls made");
+    for (size_t i = 0; i < np; i++) {
+        af_processor_stats st;
+        af_span_processor_stats_get(procs[i], &st);
+        af_exporter *ex = af_span_processor_exporter(procs[i]);
+        char idx[24];
+        snprintf(idx, sizeof(idx), "%zu", i);
+        counter(e, "tracing_export_calls",
+                L("processor", idx, "exporter", ex ? af_exporter_type(ex) : "custom"),
+                (double)st.export_calls);
+    }
+    if (s->o.traces) {
+        af__hist h;
+        af__trace_store_export_hist(s->o.traces, &h);
+        fam(e, "tracing_export_duration_seconds", "histogram",
+            "Latency of one export call into the in-process trace store");
+        histogram(e, "tracing_export_duration_seconds", L("exporter", "trace_store"), &h);
+    }
+}
+
+int af__metrics_render(af_server *s, bool openmetrics, af_buf *out)
+{
+    static char node[256];
+    static atomic_bool have_node;
+    if (!atomic_load(&have_node)) {
+        char tmp[256];
+        if (gethostname(tmp, sizeof(tmp)) != 0)
+            af__strlcpy(tmp, "localhost", sizeof(tmp));
+        tmp[sizeof(tmp) - 1] = '\0';
+        memcpy(node, tmp, sizeof(node));
+        atomic_store(&have_node, true);
+    }
+    expo e = {.b = out, .om = openmetrics};
+    render_gpus(s, &e, node);
+    render_scheduler(s, &e, node);
+    render_serving(s, &e);
+    render_costs(s, &e);
+    render_alerts(s, &e);
+    render_system(s, &e);
+    render_tracing(s, &e);
+    if (openmetrics)
+        af__buf_puts(out, "# EOF\n");
+    return out->failed ? -ENOMEM : 0;
+}

@@ -1,0 +1,1559 @@
+/*
+ * The route table and the handlers of the JSON API. Every handler runs on the event loop and
+ * only touches in-memory component state (each component has its own mutex); the one slow
+ * route, inference, queues a job for the worker pool (server.c).
+ *
+ * Key names follow the original dashboard (upstream-inventory section 6) wherever it had the
+ * field; values come from the components, never from constants.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agentaflow/log.h"
+#include "server/server_int.h"
+#include "util/str.h"
+
+int af__server_submit_job(af__req *rq, af__resp *rs, af__job *j);
+
+#define MAX_GPUS 256
+#define MAX_ALERTS 256
+
+void af__rfc3339(uint64_t ns, char out[40])
+{
+    time_t secs = (time_t)(ns / 1000000000ull);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char base[24];
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, 40, "%s.%09uZ", base, (unsigned)(ns % 1000000000ull));
+}
+
+/* JSON numbers never carry NaN or infinity. */
+static double fin(double v)
+{
+    return isfinite(v) ? v : 0.0;
+}
+
+static void put_str(af_buf *b, const char *s)
+{
+    af__buf_json_string(b, s ? s : "", s ? strlen(s) : 0);
+}
+
+static void put_time(af_buf *b, uint64_t ns)
+{
+    if (!ns) {
+        af__buf_puts(b, "null");
+        return;
+    }
+    char ts[40];
+    af__rfc3339(ns, ts);
+    af__buf_printf(b, "\"%s\"", ts);
+}
+
+static void put_json_str(af_buf *b, char *json)
+{
+    af__buf_puts(b, json ? json : "null");
+    free(json);
+}
+
+static bool need(af__resp *rs, const void *component, const char *name)
+{
+    if (component)
+        return true;
+    af__resp_error(rs, 503, "unavailable", "the %s is not running in this daemon", name);
+    return false;
+}
+
+static json_t *parse_object(af__req *rq, af__resp *rs)
+{
+    json_error_t e;
+    json_t *j = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &e);
+    if (!j) {
+        af__resp_error(rs, 400, "invalid_json",
+                       "malformed JSON at line %d, column %d (byte %d): %s", e.line, e.column,
+                       e.position, e.text);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        af__resp_error(rs, 400, "invalid_json", "the body must be a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+/* Typed field readers: false (and a 400) when present with the wrong type. */
+static bool get_str(json_t *o, const char *k, const char **out, af__resp *rs)
+{
+    json_t *v = json_object_get(o, k);
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_string(v)) {
+        af__resp_error(rs, 400, "invalid_argument", "\"%s\" must be a string", k);
+        return false;
+    }
+    *out = json_string_value(v);
+    return true;
+}
+
+static bool get_num(json_t *o, const char *k, double lo, double hi, double *out, af__resp *rs)
+{
+    json_t *v = json_object_get(o, k);
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_number(v) || json_number_value(v) < lo || json_number_value(v) > hi ||
+        !isfinite(json_number_value(v))) {
+        af__resp_error(rs, 400, "invalid_argument", "\"%s\" must be a number between %g and %g", k,
+                       lo, hi);
+        return false;
+    }
+    *out = json_number_value(v);
+    return true;
+}
+
+static bool get_bool(json_t *o, const char *k, bool *out, af__resp *rs)
+{
+    json_t *v = json_object_get(o, k);
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_boolean(v)) {
+        af__resp_error(rs, 400, "invalid_argument", "\"%s\" must be true or false", k);
+        return false;
+    }
+    *out = json_is_true(v);
+    return true;
+}
+
+static bool url_arg(af__req *rq, const char *name, char *buf, int len)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "%s=", name);
+    const char *v = lws_get_urlarg_by_name(rq->wsi, key, buf, len);
+    if (!v)
+        return false;
+    memmove(buf, v, strlen(v) + 1);
+    return true;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Derived views shared by several routes.                                                   */
+
+typedef struct view {
+    af_gpu_sample *samples; /* sized to the GPU count: a request never allocates more */
+    size_t n;
+    af_gpu_thresholds th;
+    double avg_util, avg_temp, total_power, mem_total_mb, mem_used_mb;
+    uint32_t active;
+} view;
+
+static void view_load(af_server *s, view *v)
+{
+    memset(v, 0, sizeof(*v));
+    af_gpu_thresholds_init(&v->th);
+    if (!s->o.collector)
+        return;
+    af_gpu_collector_get_thresholds(s->o.collector, &v->th);
+    size_t cap = af_gpu_collector_gpu_count(s->o.collector);
+    cap = cap > MAX_GPUS ? MAX_GPUS : cap;
+    v->samples = cap ? malloc(sizeof(*v->samples) * cap) : NULL;
+    if (!v->samples)
+        return;
+    v->n = af_gpu_collector_latest(s->o.collector, v->samples, cap);
+    if (v->n > cap)
+        v->n = cap;
+    for (size_t i = 0; i < v->n; i++) {
+        const af_gpu_sample *g = &v->samples[i];
+        v->avg_util += g->utilization_gpu;
+        v->avg_temp += g->temperature;
+        v->total_power += g->power_draw;
+        v->mem_total_mb += (double)g->memory_total_mb;
+        v->mem_used_mb += (double)g->memory_used_mb;
+        if (g->utilization_gpu > 5.0)
+            v->active++;
+    }
+    if (v->n) {
+        v->avg_util /= (double)v->n;
+        v->avg_temp /= (double)v->n;
+    }
+}
+
+static void view_free(view *v)
+{
+    if (v)
+        free(v->samples);
+    free(v);
+}
+
+static const char *gpu_state(const view *v, double util, double temp)
+{
+    if (temp >= v->th.temperature_critical)
+        return "critical";
+    if (temp >= v->th.temperature_warning || util >= v->th.utilization_high)
+        return "warning";
+    return util > 5.0 ? "active" : "idle";
+}
+
+/* clamp(avg util - 2 * degrees above the warning temperature, 0, 100) */
+static double efficiency_score(const view *v)
+{
+    double over = v->avg_temp - v->th.temperature_warning;
+    double e = v->avg_util - 2.0 * (over > 0 ? over : 0);
+    return fin(e < 0 ? 0 : e > 100 ? 100 : e);
+}
+
+static void put_system_stats(af_buf *b, const view *v)
+{
+    af__buf_printf(b,
+                   "{\"total_gpus\":%zu,\"active_gpus\":%u,\"average_utilization\":%.2f,"
+                   "\"total_memory_gb\":%.3f,\"used_memory_gb\":%.3f,\"average_temperature\":"
+                   "%.2f,\"total_power_watts\":%.2f,\"efficiency_score\":%.2f}",
+                   v->n, v->active, fin(v->avg_util), v->mem_total_mb / 1024.0,
+                   v->mem_used_mb / 1024.0, fin(v->avg_temp), fin(v->total_power),
+                   efficiency_score(v));
+}
+
+/* The original's CostSummary over the last 24 hours. */
+static void put_cost_summary(af_server *s, af_buf *b, af_cost_summary *keep)
+{
+    af_cost_summary cs;
+    memset(&cs, 0, sizeof(cs));
+    uint64_t now = af_now_ns();
+    if (!s->o.costs ||
+        af_cost_summary_get(s->o.costs, NULL, now - 24ull * 3600 * 1000000000ull, 0, &cs) != 0) {
+        af__buf_puts(b, "{\"total_cost\":0,\"period\":\"24h\",\"currency\":\"USD\","
+                        "\"gpu_hours\":0,\"avg_cost_per_hr\":0}");
+        if (keep)
+            memset(keep, 0, sizeof(*keep));
+        return;
+    }
+    af__buf_printf(b, "{\"total_cost\":%.6f,\"period\":\"24h\",\"currency\":", fin(cs.total_cost));
+    put_str(b, cs.currency[0] ? cs.currency : "USD");
+    af__buf_printf(b, ",\"gpu_hours\":%.6f,\"avg_cost_per_hr\":%.6f,\"entry_count\":%llu}",
+                   fin(cs.total_gpu_hours), fin(cs.avg_cost_per_hour),
+                   (unsigned long long)cs.entry_count);
+    if (keep)
+        *keep = cs;
+    else
+        af_cost_summary_free(&cs);
+}
+
+static const char *alert_level(const af_gpu_alert *a)
+{
+    return af_gpu_severity_name(a->severity);
+}
+
+void af__put_alert(af_buf *b, const af_gpu_alert *a)
+{
+    af__buf_printf(b,
+                   "{\"id\":\"alert-%llu\",\"level\":\"%s\",\"type\":", (unsigned long long)a->id,
+                   alert_level(a));
+    put_str(b, a->type);
+    af__buf_puts(b, ",\"message\":");
+    put_str(b, a->message);
+    af__buf_puts(b, ",\"source\":");
+    put_str(b, a->gpu_id);
+    af__buf_printf(b, ",\"value\":%.2f,\"threshold\":%.2f,\"acknowledged\":%s,\"timestamp\":",
+                   fin(a->value), fin(a->threshold), a->acknowledged ? "true" : "false");
+    put_time(b, a->timestamp_ns);
+    af__buf_putc(b, '}');
+}
+
+/* Active alerts: unacknowledged, from the last hour, newest first. */
+static size_t active_alerts(af_server *s, af_gpu_alert *out, size_t cap)
+{
+    if (!s->o.collector)
+        return 0;
+    uint64_t since = af_now_ns() - 3600ull * 1000000000ull;
+    size_t n = af_gpu_collector_alerts(s->o.collector, NULL, since, out, cap);
+    if (n > cap)
+        n = cap;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!out[i].acknowledged)
+            out[k++] = out[i];
+    for (size_t i = 0; i < k / 2; i++) { /* newest first */
+        af_gpu_alert t = out[i];
+        out[i] = out[k - 1 - i];
+        out[k - 1 - i] = t;
+    }
+    return k;
+}
+
+static void put_performance(af_server *s, af_buf *b, const view *v, double total_cost)
+{
+    af_cost_forecast fc;
+    memset(&fc, 0, sizeof(fc));
+    if (s->o.costs)
+        af_cost_forecast_24h(s->o.costs, 0, &fc);
+    af__buf_printf(b,
+                   "{\"utilization_trend\":%.2f,\"cost_trend\":%.6f,\"efficiency_trend\":%.2f,"
+                   "\"predicted_cost_24h\":%.6f,\"optimization_tips\":[",
+                   fin(v->avg_util), fin(fc.trend_per_hour), efficiency_score(v),
+                   fin(fc.predicted_cost_24h));
+    if (v->n && v->avg_util < 50.0) {
+        af__buf_printf(b,
+                       "{\"type\":\"efficiency\",\"message\":\"GPU utilization is below 50%%. "
+                       "Consider consolidating workloads.\",\"impact\":\"high\",\"savings\":%.6f,"
+                       "\"action\":\"Redistribute workloads to fewer GPUs\"}",
+                       fin(total_cost * 0.3));
+    }
+    af__buf_puts(b, "]}");
+}
+
+int af__dashboard_metrics_json(af_server *s, af_buf *b)
+{
+    view *v = calloc(1, sizeof(*v));
+    af_gpu_alert *al = malloc(sizeof(*al) * 64);
+    if (!v || !al) {
+        view_free(v);
+        free(al);
+        return -ENOMEM;
+    }
+    view_load(s, v);
+    af__buf_puts(b, "{\"timestamp\":");
+    put_time(b, af_now_ns());
+    af__buf_puts(b, ",\"gpu_metrics\":{");
+    for (size_t i = 0; i < v->n; i++) {
+        char *j = NULL;
+        af_gpu_sample_json(&v->samples[i], &j);
+        if (i)
+            af__buf_putc(b, ',');
+        put_str(b, v->samples[i].gpu_id);
+        af__buf_putc(b, ':');
+        put_json_str(b, j);
+    }
+    af__buf_puts(b, "},\"system_stats\":");
+    put_system_stats(b, v);
+    af__buf_puts(b, ",\"cost_data\":");
+    af_cost_summary cs;
+    put_cost_summary(s, b, &cs);
+    af__buf_puts(b, ",\"alerts\":[");
+    size_t na = active_alerts(s, al, 64);
+    for (size_t i = 0; i < na; i++) {
+        if (i)
+            af__buf_putc(b, ',');
+        af__put_alert(b, &al[i]);
+    }
+    af__buf_puts(b, "],\"performance\":");
+    put_performance(s, b, v, cs.total_cost);
+    af_cost_summary_free(&cs);
+    af__buf_putc(b, '}');
+    view_free(v);
+    free(al);
+    return b->failed ? -ENOMEM : 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Handlers.                                                                                 */
+
+static int h_health(af__req *rq, af__resp *rs)
+{
+    af_server *s = rq->srv;
+    af_tracer *ht = af_tracing_tracer_for(s->o.tracing, AF_TRACE_HEALTH_CHECKS);
+    af_span hs = af_span_start_child(ht, "observability.health_check", AF_SPAN_KIND_INTERNAL,
+                                     &rq->span_ctx, NULL, 0);
+    af_buf *b = &rs->body;
+    int degraded = 0, down = 0;
+    af__buf_puts(b, "{\"components\":{");
+
+    af__buf_puts(b, "\"gpu_scheduler\":");
+    if (s->o.scheduler) {
+        af_gpu_status g[1];
+        size_t n = af_gpu_scheduler_list_gpus(s->o.scheduler, g, 0);
+        size_t w = af_gpu_scheduler_list_workloads(s->o.scheduler, NULL, 0);
+        af__buf_printf(
+            b, "{\"status\":\"%s\",\"gpus\":%zu,\"live_workloads\":%zu,\"strategy\":\"%s\"}",
+            n ? "healthy" : "degraded", n, w,
+            af_gpu_strategy_name(af_gpu_scheduler_strategy(s->o.scheduler)));
+        degraded += n == 0;
+    } else {
+        af__buf_puts(b, "{\"status\":\"disabled\"}");
+    }
+
+    af__buf_puts(b, ",\"metrics_collector\":");
+    if (s->o.collector) {
+        af_gpu_overview ov;
+        af_gpu_collector_overview(s->o.collector, &ov);
+        bool running = af_gpu_collector_running(s->o.collector);
+        uint64_t age_ms = ov.timestamp_ns && af_now_ns() > ov.timestamp_ns
+                              ? (af_now_ns() - ov.timestamp_ns) / 1000000ull
+                              : 0;
+        bool stale = ov.timestamp_ns == 0 || age_ms > 3ull * ov.collection_interval_ms + 5000;
+        const char *st = !running ? "down" : stale ? "degraded" : "healthy";
+        down += !running;
+        degraded += running && stale;
+        af__buf_printf(b, "{\"status\":\"%s\",\"backend\":", st);
+        put_str(b, af_gpu_collector_backend_name(s->o.collector));
+        af__buf_puts(b, ",\"backend_reason\":");
+        put_str(b, af_gpu_collector_backend_reason(s->o.collector));
+        af__buf_printf(b,
+                       ",\"gpus\":%u,\"healthy_gpus\":%u,\"interval_ms\":%u,"
+                       "\"last_sample_age_ms\":%llu}",
+                       ov.total_gpus, ov.healthy_gpus, ov.collection_interval_ms,
+                       (unsigned long long)age_ms);
+    } else {
+        af__buf_puts(b, "{\"status\":\"disabled\"}");
+    }
+
+    af__buf_puts(b, ",\"model_serving\":");
+    if (s->o.serving) {
+        af_serving_stats st;
+        af_serving_stats_get(s->o.serving, &st);
+        bool ok = st.total_models > 0 && st.available_instances > 0;
+        degraded += !ok;
+        af__buf_printf(b,
+                       "{\"status\":\"%s\",\"models\":%u,\"instances\":%u,"
+                       "\"available_instances\":%u,\"pending_requests\":%u,\"in_flight\":%u,"
+                       "\"requests\":%llu,\"errors\":%llu,\"overloaded\":%llu}",
+                       ok ? "healthy" : "degraded", st.total_models, st.total_instances,
+                       st.available_instances, st.pending_requests, st.in_flight,
+                       (unsigned long long)st.requests, (unsigned long long)st.errors,
+                       (unsigned long long)st.overloaded);
+    } else {
+        af__buf_puts(b, "{\"status\":\"disabled\"}");
+    }
+
+    af__buf_puts(b, ",\"cost_tracking\":");
+    if (s->o.costs) {
+        af_cost_stats cst;
+        af_cost_stats_get(s->o.costs, &cst);
+        af__buf_printf(b,
+                       "{\"status\":\"healthy\",\"entries\":%llu,\"buckets\":%llu,"
+                       "\"recorded\":%llu}",
+                       (unsigned long long)cst.entries, (unsigned long long)cst.buckets,
+                       (unsigned long long)cst.recorded);
+    } else {
+        af__buf_puts(b, "{\"status\":\"disabled\"}");
+    }
+
+    af__buf_printf(b,
+                   ",\"websocket\":{\"status\":\"healthy\",\"clients\":%u,\"max_clients\":%u},"
+                   "\"prometheus\":{\"status\":\"%s\",\"port\":%d}",
+                   atomic_load(&s->n_clients), s->o.max_ws_clients,
+                   s->vh_metrics ? "healthy" : "disabled", s->metrics_port);
+    af__buf_puts(b, ",\"trace_store\":");
+    if (s->o.traces)
+        af__buf_printf(b, "{\"status\":\"healthy\",\"spans\":%zu}",
+                       af_trace_store_span_count(s->o.traces));
+    else
+        af__buf_puts(b, "{\"status\":\"disabled\"}");
+
+    af__buf_puts(b, ",\"tracing\":");
+    af_tracing_health th;
+    af_tracing_health_get(s->o.tracing, &th);
+    degraded += th.status == AF_HEALTH_DEGRADED;
+    put_json_str(b, af_tracing_health_json(s->o.tracing));
+
+    const char *overall = down ? "unhealthy" : degraded ? "degraded" : "healthy";
+    af__buf_printf(b,
+                   "},\"status\":\"%s\",\"version\":\"%s\",\"uptime_seconds\":%.3f,"
+                   "\"timestamp\":",
+                   overall, AF_VERSION_STRING,
+                   (double)(af_monotonic_ns() - s->started_mono_ns) / 1e9);
+    put_time(b, af_now_ns());
+    af__buf_putc(b, '}');
+    rs->status = down ? 503 : 200;
+    af_span_set_string(hs, "health.status", overall);
+    af_span_end(hs);
+    return 0;
+}
+
+static int h_metrics(af__req *rq, af__resp *rs)
+{
+    if (af__dashboard_metrics_json(rq->srv, &rs->body) != 0)
+        af__resp_error(rs, 500, "internal", "out of memory");
+    return 0;
+}
+
+static int h_gpus(af__req *rq, af__resp *rs)
+{
+    af_server *s = rq->srv;
+    view *v = calloc(1, sizeof(*v));
+    size_t scap = s->o.scheduler ? af_gpu_scheduler_list_gpus(s->o.scheduler, NULL, 0) : 0;
+    scap = scap > MAX_GPUS ? MAX_GPUS : scap;
+    af_gpu_status *st = malloc(sizeof(*st) * (scap ? scap : 1));
+    if (!v || !st) {
+        view_free(v);
+        free(st);
+        af__resp_error(rs, 500, "internal", "out of memory");
+        return 0;
+    }
+    view_load(s, v);
+    size_t ns = scap ? af_gpu_scheduler_list_gpus(s->o.scheduler, st, scap) : 0;
+    if (ns > scap)
+        ns = scap;
+    af_buf *b = &rs->body;
+    af__buf_puts(b, "{\"gpus\":[");
+    size_t total = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        const af_gpu_sample *g = &v->samples[i];
+        const af_gpu_status *sg = NULL;
+        for (size_t k = 0; k < ns; k++)
+            if (strcmp(st[k].id, g->gpu_id) == 0)
+                sg = &st[k];
+        if (total++)
+            af__buf_putc(b, ',');
+        af__buf_puts(b, "{\"id\":");
+        put_str(b, g->gpu_id);
+        af__buf_puts(b, ",\"name\":");
+        put_str(b, g->name);
+        af__buf_printf(b,
+                       ",\"status\":\"%s\",\"utilization\":%.2f,\"temperature\":%.2f,"
+                       "\"memory_total\":%llu,\"memory_used\":%llu,\"power_draw\":%.2f,"
+                       "\"workloads\":%u,\"available\":%s,\"last_updated\":",
+                       gpu_state(v, g->utilization_gpu, g->temperature), fin(g->utilization_gpu),
+                       fin(g->temperature), (unsigned long long)g->memory_total_mb,
+                       (unsigned long long)g->memory_used_mb, fin(g->power_draw),
+                       sg ? sg->workload_count : 0, !sg || sg->available ? "true" : "false");
+        put_time(b, g->timestamp_ns);
+        af__buf_putc(b, '}');
+    }
+    /* GPUs registered through the API that no collector measures. */
+    for (size_t k = 0; k < ns; k++) {
+        bool seen = false;
+        for (size_t i = 0; i < v->n && !seen; i++)
+            seen = strcmp(st[k].id, v->samples[i].gpu_id) == 0;
+        if (seen)
+            continue;
+        if (total++)
+            af__buf_putc(b, ',');
+        af__buf_puts(b, "{\"id\":");
+        put_str(b, st[k].id);
+        af__buf_puts(b, ",\"name\":");
+        put_str(b, st[k].name);
+        af__buf_printf(b,
+                       ",\"status\":\"%s\",\"utilization\":%.2f,\"temperature\":%.2f,"
+                       "\"memory_total\":%llu,\"memory_used\":%llu,\"power_draw\":%.2f,"
+                       "\"workloads\":%u,\"available\":%s,\"last_updated\":",
+                       gpu_state(v, st[k].utilization, st[k].temperature), fin(st[k].utilization),
+                       fin(st[k].temperature), (unsigned long long)st[k].memory_total_mb,
+                       (unsigned long long)st[k].memory_used_mb, fin(st[k].power_usage),
+                       st[k].workload_count, st[k].available ? "true" : "false");
+        put_time(b, st[k].last_metrics_update_ns);
+        af__buf_putc(b, '}');
+    }
+    af__buf_printf(b, "],\"total\":%zu,\"timestamp\":", total);
+    put_time(b, af_now_ns());
+    af__buf_putc(b, '}');
+    view_free(v);
+    free(st);
+    return 0;
+}
+
+static void put_gpu_status(af_buf *b, const af_gpu_status *g)
+{
+    af__buf_puts(b, "{\"id\":");
+    put_str(b, g->id);
+    af__buf_puts(b, ",\"name\":");
+    put_str(b, g->name);
+    af__buf_printf(b,
+                   ",\"memory_total_mb\":%llu,\"memory_used_mb\":%llu,\"memory_free_mb\":%llu,"
+                   "\"utilization\":%.2f,\"temperature\":%.2f,\"power_usage\":%.2f,"
+                   "\"available\":%s,\"workload_count\":%u}",
+                   (unsigned long long)g->memory_total_mb, (unsigned long long)g->memory_used_mb,
+                   (unsigned long long)g->memory_free_mb, fin(g->utilization), fin(g->temperature),
+                   fin(g->power_usage), g->available ? "true" : "false", g->workload_count);
+}
+
+static int h_gpu_register(af__req *rq, af__resp *rs)
+{
+    af_server *s = rq->srv;
+    if (!need(rs, s->o.scheduler, "GPU scheduler"))
+        return 0;
+    json_t *o = parse_object(rq, rs);
+    if (!o)
+        return 0;
+    af_gpu_spec g = {.available = true};
+    double mem = 0, used = 0;
+    if (get_str(o, "id", &g.id, rs) && get_str(o, "name", &g.name, rs) &&
+        get_num(o, "memory_total_mb", 0, 1e9, &mem, rs) &&
+        get_num(o, "memory_used_mb", 0, 1e9, &used, rs) &&
+        get_num(o, "utilization", 0, 100, &g.utilization, rs) &&
+        get_num(o, "temperature", -50, 200, &g.temperature, rs) &&
+        get_num(o, "power_usage", 0, 1e5, &g.power_usage, rs) &&
+        get_bool(o, "available", &g.available, rs)) {
+        g.memory_total_mb = (uint64_t)mem;
+        g.memory_used_mb = (uint64_t)used;
+        char err[256] = "";
+        int rc = af_gpu_scheduler_register_gpu(s->o.scheduler, &g, err, sizeof(err));
+        af_gpu_status st;
+        if (rc != 0) {
+            af__resp_from_errno(rs, rc, err);
+        } else if (af_gpu_scheduler_get_gpu(s->o.scheduler, g.id, &st) == 0) {
+            rs->status = 201;
+            put_gpu_status(&rs->body, &st);
+            af__schedule_pass(s);
+            af__system_update(s, "gpu_registered", g.id);
+        }
+    }
+    json_decref(o);
+    return 0;
+}
+
+static bool gpu_sample(af__req *rq, af__resp *rs, af_gpu_sample *g)
+{
+    if (!need(rs, rq->srv->o.collector, "metrics collector"))
+        return false;
+    if (af_gpu_collector_latest_for(rq->srv->o.collector, rq->params[0], g) != 0) {
+        af__resp_error(rs, 404, "not_found", "GPU not found: %s", rq->params[0]);
+        return false;
+    }
+    return true;
+}
+
+static int h_gpu_metrics(af__req *rq, af__resp *rs)
+{
+    af_gpu_sample g;
+    if (!gpu_sample(rq, rs, &g))
+        return 0;
+    char *j = NULL;
+    af_gpu_sample_json(&g, &j);
+    af__resp_json_take(rs, 200, j);
+    return 0;
+}
+
+static int h_gpu_processes(af__req *rq, af__resp *rs)
+{
+    af_gpu_sample g;
+    if (!gpu_sample(rq, rs, &g))
+        return 0;
+    af_gpu_process p[AF_GPU_MAX_PROCESSES];
+    size_t n = af_gpu_collector_processes(rq->srv->o.collector, g.gpu_id, p, AF_GPU_MAX_PROCESSES);
+    if (n > AF_GPU_MAX_PROCESSES)
+        n = AF_GPU_MAX_PROCESSES;
+    af_buf *b = &rs->body;
+    af__buf_puts(b, "{\"gpu_id\":");
+    put_str(b, g.gpu_id);
+    af__buf_puts(b, ",\"processes\":[");
+    for (size_t i = 0; i < n; i++) {
+        af__buf_printf(b, "%s{\"pid\":%u,\"name\":", i ? "," : "", p[i].pid);
+        put_str(b, p[i].process_name);
+        af__buf_printf(b, ",\"memory_used\":%llu,\"type\":\"%c\"}",
+                       (unsigned long long)p[i].memory_used_mb, p[i].type ? p[i].type : 'C');
+    }
+    af__buf_printf(b, "],\"count\":%zu,\"timestamp\":", n);
+    put_time(b, g.timestamp_ns);
+    af__buf_putc(b, '}');
+    return 0;
+}
+
+static int h_gpu_history(af__req *rq, af__resp *rs)
+{
+    af_gpu_sample g;
+    if (!gpu_sample(rq, rs, &g))
+        return 0;
+    char arg[32];
+    double hours = 1;
+    if (url_arg(rq, "hours", arg, sizeof(arg))) {
+        char *end;
+        hours = strtod(arg, &end);
+        if (*end || !(hours > 0) || hours > 24 * 30) {
+            af__resp_error(rs, 400, "invalid_argument", "hours must be a number in (0, 720]");
+            return 0;
+        }
+    }
+    uint64_t since = af_now_ns() - (uint64_t)(hours * 3600e9);
+    enum { CAP = 1000 };
+    af_gpu_sample *h = malloc(sizeof(*h) * CAP);
+    if (!h) {
+        af__resp_error(rs, 500, "internal", "out of memory");
+        return 0;
+    }
+    size_t n = af_gpu_collector_history(rq->srv->o.collector, g.gpu_id, since, h, CAP);
+    if (n > CAP)
+        n = CAP;
+    af_buf *b = &rs->body;
+    af__buf_puts(b, "{\"gpu_id\":");
+    put_str(b, g.gpu_id);
+    af__buf_puts(b, ",\"since\":");
+    put_time(b, since);
+    af__buf_puts(b, ",\"history\":[");
+    for (size_t i = 0; i < n; i++) {
+        af__buf_puts(b, i ? ",{\"timestamp\":" : "{\"timestamp\":");
+        put_time(b, h[i].timestamp_ns);
+        af__buf_printf(b,
+                       ",\"utilization\":%.2f,\"temperature\":%.2f,\"memory_used\":%llu,"
+                       "\"power_draw\":%.2f}",
+                       fin(h[i].utilization_gpu), fin(h[i].temperature),
+                       (unsigned long long)h[i].memory_used_mb, fin(h[i].power_draw));
+    }
+    af__buf_printf(b, "],\"count\":%zu}", n);
+    free(h);
+    return 0;
+}
+
+static int h_gpu_stats(af__req *rq, af__resp *rs)
+{
+    af_gpu_sample g;
+    if (!gpu_sample(rq, rs, &g))
+        return 0;
+    af_gpu_stats st;
+    int rc = af_gpu_collector_stats(rq->srv->o.collector, g.gpu_id, 0, &st);
+    if (rc != 0) {
+        af__resp_from_errno(rs, rc, "no statistics available");
+        return 0;
+    }
+    char *j = NULL;
+    af_gpu_stats_json(&st, &j);
+    af__resp_json_take(rs, 200, j);
+    return 0;
+}
+
+static int h_gpu_health(af__req *rq, af__resp *rs)
+{
+    af_gpu_sample g;
+    if (!gpu_sample(rq, rs, &g))
+        return 0;
+    af_gpu_health h;
+    int rc = af_gpu_collector_health(rq->srv->o.collector, g.gpu_id, &h);
+    if (rc != 0) {
+        af__resp_from_errno(rs, rc, "no health data yet");
+        return 0;
+    }
+    char *j = NULL;
+    af_gpu_health_json(&h, &j);
+    af__resp_json_take(rs, 200, j);
+    return 0;
+}
+
+static int h_system_stats(af__req *rq, af__resp *rs)
+{
+    view *v = calloc(1, sizeof(*v));
+    if (!v) {
+        af__resp_error(rs, 500, "internal", "out of memory");
+        return 0;
+    }
+    view_load(rq->srv, v);
+    put_system_stats(&rs->body, v);
+    view_free(v);
+    return 0;
+}
+
+/* The original's system health: 100 - 20 per GPU at or above the warning temperature. */
+static void put_health_status(af_buf *b, const view *v)
+{
+    if (!v->n) {
+        af__buf_puts(b, "{\"status\":\"warning\",\"score\":50}");
+        return;
+    }
+    int hot = 0;
+    for (size_t i = 0; i < v->n; i++)
+        hot += v->samples[i].temperature >= v->th.temperature_warning;
+    int score = 100 - 20 * hot;
+    if (score < 0)
+        score = 0;
+    af__buf_printf(b, "{\"status\":\"%s\",\"score\":%d}",
+                   score < 50   ? "critical"
+                   : score < 80 ? "warning"
+                                : "healthy",
+                   score);
+}
+
+static int h_system_overview(af__req *rq, af__resp *rs)
+{
+    af_server *s = rq->srv;
+    view *v = calloc(1, sizeof(*v));
+    af_gpu_alert *al = malloc(sizeof(*al) * MAX_ALERTS);
+    if (!v || !al) {
+        view_free(v);
+        free(al);
+        af__resp_error(rs, 500, "internal", "out of memory");
+        return 0;
+    }
+    view_load(s, v);
+    af_buf *b = &rs->body;
+    af__buf_puts(b, "{\"system_stats\":");
+    put_system_stats(b, v);
+    af__buf_puts(b, ",\"health_status\":");
+    put_health_status(b, v);
+    af__buf_puts(b, ",\"cost_summary\":");
+    af_cost_summary cs;
+    put_cost_summary(s, b, &cs);
+    af__buf_printf(b, ",\"active_alerts\":%zu,\"performance\":", active_alerts(s, al, MAX_ALERTS));
+    put_performance(s, b, v, cs.total_cost);
+    af_cost_summary_free(&cs);
+    uint64_t up = (af_monotonic_ns() - s->started_mono_ns) / 1000000000ull;
+    af__buf_printf(b,
+                   ",\"uptime\":\"%llu days, %llu hours, %llu minutes\",\"uptime_seconds\":%llu,"
+                   "\"last_updated\":",
+                   (unsigned long long)(up / 86400), (unsigned long long)(up / 3600 % 24),
+                   (unsigned long long)(up / 60 % 60), (unsigned long long)up);
+    put_time(b, af_now_ns());
+    af__buf_putc(b, '}');
+    view_free(v);
+    free(al);
+    return 0;
+}
+
+static int h_system_status(af__req *rq, af__resp *rs)
+{
+    af_server *s = rq->srv;
+    af_gpu_overview ov;
+    memset(&ov, 0, sizeof(ov));
+    if (s->o.collector)
+        af_gpu_collector_overview(s->o.collector, &ov);
+    bool running = s->o.collector && af_gpu_collector_running(s->o.collector);
+    uint64_t now = af_now_ns();
+    bool fresh = ov.timestamp_ns && now - ov.timestamp_ns < 30ull * 1000000000ull;
+    af_buf *b = &rs->body;
+    af__buf_printf(b,
+                   "{\"status\":\"%s\",\"components\":{\"metrics_collector\":\"%s\","
+                   "\"websocket_server\":\"healthy\",\"prometheus\":\"%s\",\"dashboard\":"
+                   "\"healthy\"},\"active_connections\":%u,\"data_freshness\":{\"last_update\":",
+                   running && fresh ? "operational" : "degraded", running ? "healthy" : "down",
+                   s->vh_metrics ? "healthy" : "disabled", atomic_load(&s->n_clients));
+    put_time(b, ov.timestamp_ns);
+    af__buf_printf(b, ",\"status\":\"%s\"},\"timestamp\":", fresh ? "fresh" : "stale");
+    put_time(b, now);
+    af__buf_putc(b, '}');
+    return 0;
+}
+
+static int h_costs(af__req *rq, af__resp *rs)
+{
+    put_cost_summary(rq->srv, &rs->body, NULL);
+    return 0;
+}
+
+static int h_cost_record(af__req *rq, af__resp *rs)
+{
+    af_server *s = rq->srv;
+    if (!need(rs, s->o.costs, "cost tracker"))
+        return 0;
+    json_t *o = parse_object(rq, rs);
+    if (!o)
+        return 0;
+    af_cost_entry e = {0};
+    double dur_ms = 0, tokens = 0;
+    if (get_str(o, "id", &e.id, rs) && get_str(o, "operation", &e.operation, rs) &&
+        get_str(o, "model_id", &e.model_id, rs) && get_str(o, "currency", &e.currency, rs) &&
+        get_num(o, "duration_ms", 0, 1e12, &dur_ms, rs) &&
+        get_num(o, "tokens_used", 0, 9e15, &tokens, rs) &&
+        get_num(o, "gpu_hours", 0, 1e9, &e.gpu_hours, rs) &&
+        get_num(o, "cost", 0, 1e12, &e.cost, rs)) {
+        if (!e.operation || !*e.operation) {
+            af__resp_error(rs, 400, "invalid_argument", "\"operation\" is required");
+        } else {
+            e.duration_ns = (uint64_t)(dur_ms * 1e6);
+            e.tokens_used = (int64_t)tokens;
+            int rc = af_cost_record(s->o.costs, &rq->span_ctx, &e);
+            if (rc != 0) {
+                af__resp_from_errno(rs, rc, "invalid cost entry");
+            } else {
+                rs->status = 201;
+                af__buf_puts(&rs->body, "{\"status\":\"recorded\",\"operation\":");
+                put_str(&rs->body, e.operation);
+                af__buf_printf(&rs->body, ",\"cost\":%.6f}", e.cost);
+            }
+        }
+    }
+    json_decref(o);
+    return 0;
+}
+
+static void put_groups(af_buf *b, const af_cost_group *g, size_t n)
+{
+    af__buf_putc(b, '{');
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            af__buf_putc(b, ',');
+        put_str(b, g[i].name);
+        af__buf_printf(b, ":{\"cost\":%.6f,\"gpu_hours\":%.6f,\"tokens\":%lld,\"count\":%llu}",
+                       fin(g[i].cost), fin(g[i].gpu_hours), (long long)g[i].tokens,
+                       (unsigned long long)g[i].count);
+    }
+    af__buf_putc(b, '}');
+}
+
+static int h_costs_summary(af__req *rq, af__resp *rs)
+{
+    af_server *s = rq->srv;
+    if (!need(rs, s->o.costs, "cost tracker"))
+        return 0;
+    af_buf *b = &rs->body;
+    af__buf_puts(b, "{\"current_period\":");
+    af_cost_summary cs;
+    put_cost_summary(s, b, &cs);
+    af__buf_puts(b, ",\"by_operation\":");
+    put_groups(b, cs.by_operation, cs.n_by_operation);
+    af__buf_puts(b, ",\"by_model\":");
+    put_groups(b, cs.by_model, cs.n_by_model);
+    af_cost_summary_free(&cs);
+    /* Seven real calendar days (UTC), oldest first. */
+    af__buf_puts(b, ",\"daily_breakdown\":[");
+    uint64_t day = 86400ull * 1000000000ull, now = af_now_ns();
+    uint64_t today = now / day * day;
+    for (int i = 6; i >= 0; i--) {
+        uint64_t start = today - (uint64_t)i * day;
+        af_cost_summary d;
+        double cost = 0;
+        if (af_cost_summary_get(s->o.costs, NULL, start, start + day, &d) == 0) {
+            cost = d.total_cost;
+            af_cost_summary_free(&d);
+        }
+        char ts[40];
+        af__rfc3339(start, ts);
+        ts[10] = '\0';
+        af__buf_printf(b, "%s{\"date\":\"%s\",\"cost\":%.6f}", i == 6 ? "" : ",", ts, fin(cost));
+    }
+    af__buf_puts(b, "]}");
+    return 0;
+}
+
+static int h_costs_forecast(af__req *rq, af__resp *rs)
+{
+    af_server *s = rq->srv;
+    if (!need(rs, s->o.costs, "cost tracker"))
+        return 0;
+    af_cost_forecast f;
+    int rc = af_cost_forecast_24h(s->o.costs, 0, &f);
+    if (rc != 0) {
+        af__resp_from_errno(rs, rc, "forecast failed");
+        return 0;
+    }
+    /* Beyond 24 h the trend is not trusted: the current rate is held flat. */
+    double rate = f.current_rate_per_hour > 0 ? f.current_rate_per_hour : 0;
+    af__buf_printf(&rs->body,
+                   "{\"next_24h\":%.6f,\"next_7_days\":%.6f,\"next_30_days\":%.6f,"
+                   "\"current_rate_per_hour\":%.6f,\"trend_per_hour\":%.6f,\"window_hours\":%.3f,"
+                   "\"slots\":%u,\"based_on\":\"least-squares fit of the hourly cost rate over "
+                   "the last %.1f hours\"}",
+                   fin(f.predicted_cost_24h), fin(f.predicted_cost_24h + rate * 144.0),
+                   fin(f.predicted_cost_24h + rate * 696.0), fin(f.current_rate_per_hour),
+                   fin(f.trend_per_hour), fin(f.window_hours), f.slots, fin(f.window_hours));
+    return 0;
+}
+
+static int h_alerts(af__req *rq, af__resp *rs)
+{
+    af_gpu_alert *al = malloc(sizeof(*al) * MAX_ALERTS);
+    if (!al) {
+        af__resp_error(rs, 500, "internal", "out of memory");
+        return 0;
+    }
+    size_t n = active_alerts(rq->srv, al, MAX_ALERTS);
+    af__buf_putc(&rs->body, '[');
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            af__buf_putc(&rs->body, ',');
+        af__put_alert(&rs->body, &al[i]);
+    }
+    af__buf_putc(&rs->body, ']');
+    free(al);
+    return 0;
+}
+
+static int h_alert_resolve(af__req *rq, af__resp *rs)
+{
+    if (!need(rs, rq->srv->o.collector, "metrics collector"))
+        return 0;
+    const char *p = rq->params[0];
+    if (strncmp(p, "alert-", 6) == 0)
+        p += 6;
+    char *end;
+    unsigned long long id = strtoull(p, &end, 10);
+    if (!*p || *end) {
+        af__resp_error(rs, 400, "invalid_argument", "alert ids look like alert-<n>");
+        return 0;
+    }
+    if (af_gpu_collector_ack_alert(rq->srv->o.collector, id) != 0) {
+        af__resp_error(rs, 404, "not_found", "alert %s not found", rq->params[0]);
+        return 0;
+    }
+    af__buf_printf(&rs->body, "{\"id\":\"alert-%llu\",\"status\":\"resolved\"}", id);
+    af__system_update(rq->srv, "alert_resolved", rq->params[0]);
+    return 0;
+}
+
+static int h_alerts_summary(af__req *rq, af__resp *rs)
+{
+    af_gpu_alert *al = malloc(sizeof(*al) * MAX_ALERTS);
+    if (!al) {
+        af__resp_error(rs, 500, "internal", "out of memory");
+        return 0;
+    }
+    size_t n = active_alerts(rq->srv, al, MAX_ALERTS);
+    size_t by[3] = {0};
+    for (size_t i = 0; i < n; i++)
+        by[al[i].severity <= AF_GPU_CRITICAL ? al[i].severity : 0]++;
+    af_buf *b = &rs->body;
+    af__buf_printf(b,
+                   "{\"total_alerts\":%zu,\"critical_count\":%zu,\"warning_count\":%zu,"
+                   "\"info_count\":%zu,\"recent_alerts\":[",
+                   n, by[AF_GPU_CRITICAL], by[AF_GPU_WARNING], by[AF_GPU_HEALTHY]);
+    for (size_t i = 0; i < n && i < 5; i++) {
+        if (i)
+            af__buf_putc(b, ',');
+        af__put_alert(b, &al[i]);
+    }
+    af__buf_puts(b, "],\"top_sources\":[");
+    /* Count per source (GPU), in order of first appearance. */
+    bool first = true;
+    for (size_t i = 0; i < n; i++) {
+        bool earlier = false;
+        for (size_t k = 0; k < i && !earlier; k++)
+            earlier = strcmp(al[k].gpu_id, al[i].gpu_id) == 0;
+        if (earlier)
+            continue;
+        size_t c = 0;
+        for (size_t k = i; k < n; k++)
+            c += strcmp(al[k].gpu_id, al[i].gpu_id) == 0;
+        if (!first)
+            af__buf_putc(b, ',');
+        first = false;
+        af__buf_puts(b, "{\"source\":");
+        put_str(b, al[i].gpu_id);
+        af__buf_printf(b, ",\"count\":%zu}", c);
+    }
+    af__buf_puts(b, "]}");
+    free(al);
+    return 0;
+}
+
+static int h_performance(af__req *rq, af__resp *rs)
+{
+    view *v = calloc(1, sizeof(*v));
+    if (!v) {
+        af__resp_error(rs, 500, "internal", "out of memory");
+        return 0;
+    }
+    view_load(rq->srv, v);
+    af_cost_summary cs;
+    af_buf tmp;
+    af__buf_init(&tmp);
+    put_cost_summary(rq->srv, &tmp, &cs);
+    af__buf_free(&tmp);
+    put_performance(rq->srv, &rs->body, v, cs.total_cost);
+    af_cost_summary_free(&cs);
+    view_free(v);
+    return 0;
+}
+
+static int h_performance_efficiency(af__req *rq, af__resp *rs)
+{
+    view *v = calloc(1, sizeof(*v));
+    if (!v) {
+        af__resp_error(rs, 500, "internal", "out of memory");
+        return 0;
+    }
+    view_load(rq->srv, v);
+    af_buf *b = &rs->body;
+    double mem_eff = v->mem_total_mb > 0 ? v->mem_used_mb / v->mem_total_mb * 100.0 : 0;
+    double thermal = 100.0 - (v->avg_temp - 40.0) * 2.0;
+    int hot = 0;
+    for (size_t i = 0; i < v->n; i++)
+        hot += v->samples[i].temperature >= v->th.temperature_warning;
+    int score = v->n ? 100 - 20 * hot : 50;
+    af__buf_printf(b, "{\"overall_score\":%d,\"gpu_efficiency\":{", score < 0 ? 0 : score);
+    for (size_t i = 0; i < v->n; i++) {
+        const af_gpu_sample *g = &v->samples[i];
+        if (i)
+            af__buf_putc(b, ',');
+        put_str(b, g->gpu_id);
+        af__buf_printf(b, ":%.4f", g->power_draw > 0 ? fin(g->utilization_gpu / g->power_draw) : 0);
+    }
+    af__buf_printf(b,
+                   "},\"power_efficiency\":%.4f,\"memory_efficiency\":%.2f,"
+                   "\"thermal_efficiency\":%.2f,\"recommendations\":[",
+                   v->total_power > 0 ? fin(v->avg_util * (double)v->n / v->total_power) : 0,
+                   fin(mem_eff),
+                   v->n ? fin(thermal < 0     ? 0
+                              : thermal > 100 ? 100
+                                              : thermal)
+                        : 0);
+    bool first = true;
+    if (v->n && v->avg_util < 50.0) {
+        af__buf_puts(b, "{\"type\":\"utilization\",\"priority\":\"high\",\"title\":\"Low GPU "
+                        "Utilization\",\"description\":\"Consider consolidating workloads to "
+                        "improve efficiency\",\"impact\":\"30% cost reduction\"}");
+        first = false;
+    }
+    if (v->n && v->avg_temp >= v->th.temperature_warning)
+        af__buf_printf(b,
+                       "%s{\"type\":\"thermal\",\"priority\":\"medium\",\"title\":\"High "
+                       "Operating Temperature\",\"description\":\"Improve cooling or reduce "
+                       "workload intensity\",\"impact\":\"Extended hardware lifespan\"}",
+                       first ? "" : ",");
+    af__buf_puts(b, "]}");
+    view_free(v);
+    return 0;
+}
+
+static void put_workload(af_buf *b, const af_workload_info *w)
+{
+    af__buf_puts(b, "{\"id\":");
+    put_str(b, w->id);
+    af__buf_puts(b, ",\"name\":");
+    put_str(b, w->name);
+    af__buf_printf(b,
+                   ",\"priority\":%d,\"memory_required_mb\":%llu,\"estimated_time_ms\":%llu,"
+                   "\"exclusive\":%s,\"status\":\"%s\",\"assigned_gpu\":",
+                   w->priority, (unsigned long long)w->memory_required_mb,
+                   (unsigned long long)w->estimated_time_ms, w->exclusive ? "true" : "false",
+                   af_workload_status_name(w->status));
+    if (w->assigned_gpu[0])
+        put_str(b, w->assigned_gpu);
+    else
+        af__buf_puts(b, "null");
+    af__buf_puts(b, ",\"submitted_at\":");
+    put_time(b, w->submitted_ns);
+    af__buf_puts(b, ",\"started_at\":");
+    put_time(b, w->started_ns);
+    af__buf_puts(b, ",\"completed_at\":");
+    put_time(b, w->completed_ns);
+    af__buf_printf(b, ",\"queue_wait_ms\":%llu,\"pending_reason\":\"%s\"",
+                   (unsigned long long)w->queue_wait_ms, af_pending_reason_name(w->pending_reason));
+    if (w->failure[0]) {
+        af__buf_puts(b, ",\"failure\":");
+        put_str(b, w->failure);
+    }
+    af__buf_putc(b, '}');
+}
+
+int af__schedule_pass(af_server *s)
+{
+    if (!s->o.scheduler)
+        return 0;
+    af_span_context sc;
+    af_context_current(&sc);
+    uint64_t t0 = af_monotonic_ns();
+    size_t placed = 0;
+    af_gpu_scheduler_schedule(s->o.scheduler, &placed);
+    double secs = (double)(af_monotonic_ns() - t0) / 1e9;
+    af_gpu_utilization u;
+    memset(&u, 0, sizeof(u));
+    size_t pending = 0;
+    /* Queue-time observations for what was just placed. */
+    enum { CAP = 512 };
+    af_workload_info *w = placed ? malloc(sizeof(*w) * CAP) : NULL;
+    size_t n = w ? af_gpu_scheduler_list_workloads(s->o.scheduler, w, CAP) : 0;
+    if (n > CAP)
+        n = CAP;
+    uint64_t since = af_now_ns() - (uint64_t)(secs * 1e9) - 1000000ull;
+    for (size_t i = 0; i < n; i++) {
+        if (w[i].status == AF_WORKLOAD_PENDING)
+            pending++;
+        else if (w[i].status == AF_WORKLOAD_RUNNING && w[i].started_ns >= since)
+            af__metrics_workload(s, w[i].priority, AF_WORKLOAD_RUNNING, &w[i], &sc);
+    }
+    free(w);
+    af__metrics_schedule(s, af_gpu_scheduler_strategy(s->o.scheduler), secs, placed, pending, &sc);
+    if (placed)
+        af__system_update(s, "workloads_scheduled", NULL);
+    return (int)placed;
+}
+
+static int h_workloads(af__req *rq, af__resp *rs)
+{
+    af_server *s = rq->srv;
+    if (!need(rs, s->o.scheduler, "GPU scheduler"))
+        return 0;
+    enum { CAP = 1024 };
+    af_workload_info *w = malloc(sizeof(*w) * CAP);
+    if (!w) {
+        af__resp_error(rs, 500, "internal", "out of memory");
+        return 0;
+    }
+    size_t n = af_gpu_scheduler_list_workloads(s->o.scheduler, w, CAP);
+    size_t shown = n > CAP ? CAP : n;
+    af_buf *b = &rs->body;
+    af__buf_puts(b, "{\"workloads\":[");
+    size_t pending = 0, running = 0;
+    for (size_t i = 0; i < shown; i++) {
+        if (i)
+            af__buf_putc(b, ',');
+        put_workload(b, &w[i]);
+        pending += w[i].status == AF_WORKLOAD_PENDING;
+        running += w[i].status == AF_WORKLOAD_RUNNING;
+    }
+    af__buf_printf(b, "],\"total\":%zu,\"pending\":%zu,\"running\":%zu,\"strategy\":\"%s\"}", n,
+                   pending, running,
+                   af_gpu_strategy_name(af_gpu_scheduler_strategy(s->o.scheduler)));
+    free(w);
+    return 0;
+}
+
+static int h_workload_submit(af__req *rq, af__resp *rs)
+{
+    af_server *s = rq->srv;
+    if (!need(rs, s->o.scheduler, "GPU scheduler"))
+        return 0;
+    json_t *o = parse_object(rq, rs);
+    if (!o)
+        return 0;
+    af_workload_spec w = {0};
+    double prio = 0, mem = 0, est = 0;
+    char idbuf[48];
+    if (get_str(o, "id", &w.id, rs) && get_str(o, "name", &w.name, rs) &&
+        get_num(o, "priority", -1000000, 1000000, &prio, rs) &&
+        get_num(o, "memory_required_mb", 0, 1e9, &mem, rs) &&
+        get_num(o, "estimated_time_ms", 0, 1e12, &est, rs) &&
+        get_bool(o, "exclusive", &w.exclusive, rs)) {
+        if (!w.id || !*w.id) {
+            static atomic_ulong seq;
+            snprintf(idbuf, sizeof(idbuf), "wl-%llu-%lu",
+                     (unsigned long long)(af_now_ns() / 1000000000ull),
+                     (unsigned long)atomic_fetch_add(&seq, 1) + 1);
+            w.id = idbuf;
+        }
+        w.priority = (int32_t)prio;
+        w.memory_required_mb = (uint64_t)mem;
+        w.estimated_time_ms = (uint64_t)est;
+        char err[256] = "";
+        int rc = af_gpu_scheduler_submit(s->o.scheduler, &w, err, sizeof(err));
+        if (rc != 0) {
+            af__resp_from_errno(rs, rc, err);
+        } else {
+            af_workload_info wi;
+            af__metrics_workload(s, w.priority, AF_WORKLOAD_PENDING, NULL, &rq->span_ctx);
+            af__schedule_pass(s);
+            af__system_update(s, "workload_submitted", w.id);
+            if (af_gpu_scheduler_get_workload(s->o.scheduler, w.id, &wi) == 0) {
+                rs->status = 201;
+                put_workload(&rs->body, &wi);
+            }
+        }
+    }
+    json_decref(o);
+    return 0;
+}
+
+static int h_workload_get(af__req *rq, af__resp *rs)
+{
+    if (!need(rs, rq->srv->o.scheduler, "GPU scheduler"))
+        return 0;
+    af_workload_info wi;
+    if (af_gpu_scheduler_get_workload(rq->srv->o.scheduler, rq->params[0], &wi) != 0) {
+        af__resp_error(rs, 404, "not_found", "workload %s not found", rq->params[0]);
+        return 0;
+    }
+    put_workload(&rs->body, &wi);
+    return 0;
+}
+
+static int workload_transition(af__req *rq, af__resp *rs, bool complete)
+{
+    af_server *s = rq->srv;
+    if (!need(rs, s->o.scheduler, "GPU scheduler"))
+        return 0;
+    char err[256] = "";
+    af_workload_info before;
+    bool had = af_gpu_scheduler_get_workload(s->o.scheduler, rq->params[0], &before) == 0;
+    int rc = complete ? af_gpu_scheduler_complete(s->o.scheduler, rq->params[0], err, sizeof(err))
+                      : af_gpu_scheduler_cancel(s->o.scheduler, rq->params[0], err, sizeof(err));
+    if (rc != 0) {
+        af__resp_from_errno(rs, rc, err);
+        return 0;
+    }
+    af_workload_info wi;
+    if (af_gpu_scheduler_get_workload(s->o.scheduler, rq->params[0], &wi) != 0)
+        wi = before;
+    if (had)
+        af__metrics_workload(s, wi.priority,
+                             complete ? AF_WORKLOAD_COMPLETED : AF_WORKLOAD_CANCELLED, &wi,
+                             &rq->span_ctx);
+    af__schedule_pass(s);
+    af__system_update(s, complete ? "workload_completed" : "workload_cancelled", rq->params[0]);
+    put_workload(&rs->body, &wi);
+    return 0;
+}
+
+static int h_workload_complete(af__req *rq, af__resp *rs)
+{
+    return workload_transition(rq, rs, true);
+}
+
+static int h_workload_cancel(af__req *rq, af__resp *rs)
+{
+    return workload_transition(rq, rs, false);
+}
+
+static int h_models(af__req *rq, af__resp *rs)
+{
+    if (!need(rs, rq->srv->o.serving, "model-serving gateway"))
+        return 0;
+    char *j = NULL;
+    af_serving_metrics_json(rq->srv->o.serving, &j);
+    af__resp_json_take(rs, 200, j);
+    return 0;
+}
+
+static int h_inference(af__req *rq, af__resp *rs)
+{
+    af_server *s = rq->srv;
+    if (!need(rs, s->o.serving, "model-serving gateway"))
+        return 0;
+    json_t *o = parse_object(rq, rs);
+    if (!o)
+        return 0;
+    const char *model = NULL, *input = NULL, *id = NULL;
+    double max_tokens = 0, timeout = 0;
+    int rc = 0;
+    if (get_str(o, "model_id", &model, rs) && get_str(o, "input", &input, rs) &&
+        get_str(o, "request_id", &id, rs) && get_num(o, "max_tokens", 0, 1e6, &max_tokens, rs) &&
+        get_num(o, "timeout_ms", 0, 600000, &timeout, rs)) {
+        if (!model && !get_str(o, "model", &model, rs))
+            goto out;
+        if (!input && !get_str(o, "prompt", &input, rs))
+            goto out;
+        if (!model || !*model || !input || !*input) {
+            af__resp_error(rs, 400, "invalid_argument", "\"model_id\" and \"input\" are required");
+            goto out;
+        }
+        af__job *j = calloc(1, sizeof(*j));
+        if (!j || !(j->model_id = af__strdup(model)) || !(j->input = af__strdup(input)) ||
+            (id && !(j->request_id = af__strdup(id)))) {
+            if (j) {
+                free(j->model_id);
+                free(j->input);
+                free(j);
+            }
+            af__resp_error(rs, 500, "internal", "out of memory");
+            goto out;
+        }
+        j->max_tokens = (uint32_t)max_tokens;
+        j->timeout_ms = (uint32_t)timeout;
+        j->parent = rq->span_ctx;
+        rc = af__server_submit_job(rq, rs, j);
+    }
+out:
+    json_decref(o);
+    return rc;
+}
+
+static int h_traces(af__req *rq, af__resp *rs)
+{
+    af_server *s = rq->srv;
+    if (!need(rs, s->o.traces, "trace store"))
+        return 0;
+    af_trace_query q;
+    af_trace_query_init(&q);
+    char service[128], op[128], arg[64];
+    if (url_arg(rq, "service", service, sizeof(service)))
+        q.service = service;
+    if (url_arg(rq, "operation", op, sizeof(op)))
+        q.operation = op;
+    if (url_arg(rq, "min_duration_ms", arg, sizeof(arg))) {
+        char *end;
+        double ms = strtod(arg, &end);
+        if (*end || !(ms >= 0) || ms > 1e9) {
+            af__resp_error(rs, 400, "invalid_argument", "min_duration_ms must be a number >= 0");
+            return 0;
+        }
+        q.min_duration_ns = (uint64_t)(ms * 1e6);
+    }
+    if (url_arg(rq, "error", arg, sizeof(arg))) {
+        if (strcmp(arg, "true") == 0 || strcmp(arg, "1") == 0)
+            q.error = 1;
+        else if (strcmp(arg, "false") == 0 || strcmp(arg, "0") == 0)
+            q.error = 0;
+        else {
+            af__resp_error(rs, 400, "invalid_argument", "error must be true or false");
+            return 0;
+        }
+    }
+    if (url_arg(rq, "limit", arg, sizeof(arg))) {
+        char *end;
+        unsigned long n = strtoul(arg, &end, 10);
+        if (*end || n == 0 || n > 1000) {
+            af__resp_error(rs, 400, "invalid_argument", "limit must be 1..1000");
+            return 0;
+        }
+        q.limit = n;
+    }
+    char *j = NULL;
+    af_trace_store_list_json(s->o.traces, &q, &j);
+    af__resp_json_take(rs, 200, j);
+    return 0;
+}
+
+static int h_trace(af__req *rq, af__resp *rs)
+{
+    if (!need(rs, rq->srv->o.traces, "trace store"))
+        return 0;
+    char *j = NULL;
+    int rc = af_trace_store_get_json(rq->srv->o.traces, rq->params[0], &j);
+    if (rc == -EINVAL)
+        af__resp_error(rs, 400, "invalid_argument", "trace ids are 32 hex digits");
+    else if (rc == AF_ENOTFOUND)
+        af__resp_error(rs, 404, "not_found", "trace %s is not in the store", rq->params[0]);
+    else if (rc != 0)
+        af__resp_error(rs, 500, "internal", "out of memory");
+    else
+        af__resp_json_take(rs, 200, j);
+    return 0;
+}
+
+static int h_config(af__req *rq, af__resp *rs)
+{
+    af_server *s = rq->srv;
+    json_t *root = NULL;
+    const af_tracing_config *cfg = af_tracing_config_of(s->o.tracing);
+    if (cfg) {
+        char *dump = NULL;
+        if (af_config_dump_json(cfg, true, &dump) == 0)
+            root = json_loads(dump, 0, NULL);
+        free(dump);
+    }
+    if (!root)
+        root = json_object();
+    json_t *srv = json_pack(
+        "{s:s,s:i,s:i,s:s,s:i,s:i,s:i,s:I,s:i,s:b,s:s}", "bind_address", s->bind_address, "port",
+        s->port, "metrics_port", s->metrics_port, "auth_token", s->auth_token ? "[redacted]" : "",
+        "ws_push_interval_ms", (int)s->o.ws_push_interval_ms, "max_ws_clients",
+        (int)s->o.max_ws_clients, "ws_queue_depth", (int)s->o.ws_queue_depth, "body_limit",
+        (json_int_t)s->o.body_limit, "max_inflight", (int)s->o.max_inflight, "load_generator",
+        s->o.load_generator, "title", s->title);
+    if (srv)
+        json_object_set_new(root, "server", srv);
+    char *out = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    af__resp_json_take(rs, 200, out);
+    return 0;
+}
+
+static int h_demo_trigger(af__req *rq, af__resp *rs)
+{
+    af_server *s = rq->srv;
+    if (!need(rs, s->o.collector, "metrics collector"))
+        return 0;
+    af_gpu_backend *be = af_gpu_collector_backend(s->o.collector);
+    const char *id = rq->params[0];
+    if (strncmp(id, "gpu-", 4) != 0) {
+        af__resp_error(rs, 404, "not_found", "GPU not found: %s", id);
+        return 0;
+    }
+    char *end;
+    unsigned long idx = strtoul(id + 4, &end, 10);
+    if (*end || !id[4]) {
+        af__resp_error(rs, 404, "not_found", "GPU not found: %s", id);
+        return 0;
+    }
+    int rc = af_gpu_sim_set_pattern(be, (uint32_t)idx, rq->params[1]);
+    if (rc == -EINVAL) {
+        af__resp_error(rs, 409, "conflict", "workload patterns exist only on simulated GPUs");
+        return 0;
+    }
+    if (rc != 0) {
+        af__resp_error(rs, 404, "not_found",
+                       "unknown GPU or pattern (Idle, Light Inference, Training, Heavy Inference, "
+                       "Batch Processing)");
+        return 0;
+    }
+    char msg[400];
+    snprintf(msg, sizeof(msg), "GPU %s switched to %s workload pattern", id, rq->params[1]);
+    af_server_notify(s, "Workload Pattern Changed", msg, "info");
+    af__buf_puts(&rs->body, "{\"gpu_id\":");
+    put_str(&rs->body, id);
+    af__buf_puts(&rs->body, ",\"pattern\":");
+    put_str(&rs->body, rq->params[1]);
+    af__buf_puts(&rs->body, ",\"status\":\"triggered\",\"message\":");
+    put_str(&rs->body, msg);
+    af__buf_putc(&rs->body, '}');
+    return 0;
+}
+
+static int h_ws_plain(af__req *rq, af__resp *rs)
+{
+    (void)rq;
+    af__resp_error(rs, 426, "upgrade_required", "/ws speaks WebSocket only");
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The table. Patterns with the same shape are grouped so 405 can list every method.        */
+
+#define G AF__M_GET
+#define P AF__M_POST
+const af__route af__routes[] = {
+    {G, "/health", "health", h_health, false},
+    {G, "/ws", "websocket_plain", h_ws_plain, false},
+    {G, "/api/v1/metrics", "dashboard_metrics", h_metrics, false},
+    {G, "/api/v1/gpus", "list_gpus", h_gpus, false},
+    {P, "/api/v1/gpus", "register_gpu", h_gpu_register, true},
+    {G, "/api/v1/gpu/{id}/metrics", "gpu_metrics", h_gpu_metrics, false},
+    {G, "/api/v1/gpu/{id}/processes", "gpu_processes", h_gpu_processes, false},
+    {G, "/api/v1/gpu/{id}/history", "gpu_history", h_gpu_history, false},
+    {G, "/api/v1/gpu/{id}/stats", "gpu_stats", h_gpu_stats, false},
+    {G, "/api/v1/gpu/{id}/health", "gpu_health", h_gpu_health, false},
+    {G, "/api/v1/system/stats", "system_stats", h_system_stats, false},
+    {G, "/api/v1/system/overview", "system_overview", h_system_overview, false},
+    {G, "/api/v1/system/status", "system_status", h_system_status, false},
+    {G, "/api/v1/costs", "cost_summary", h_costs, false},
+    {P, "/api/v1/costs", "record_cost", h_cost_record, true},
+    {G, "/api/v1/costs/summary", "cost_breakdown", h_costs_summary, false},
+    {G, "/api/v1/costs/forecast", "cost_forecast", h_costs_forecast, false},
+    {G, "/api/v1/alerts", "list_alerts", h_alerts, false},
+    {G, "/api/v1/alerts/summary", "alert_summary", h_alerts_summary, false},
+    {P, "/api/v1/alerts/{id}/resolve", "resolve_alert", h_alert_resolve, true},
+    {G, "/api/v1/performance", "performance", h_performance, false},
+    {G, "/api/v1/performance/efficiency", "efficiency", h_performance_efficiency, false},
+    {G, "/api/v1/workloads", "list_workloads", h_workloads, false},
+    {P, "/api/v1/workloads", "submit_workload", h_workload_submit, true},
+    {G, "/api/v1/workloads/{id}", "get_workload", h_workload_get, false},
+    {P, "/api/v1/workloads/{id}/complete", "complete_workload", h_workload_complete, true},
+    {P, "/api/v1/workloads/{id}/cancel", "cancel_workload", h_workload_cancel, true},
+    {G, "/api/v1/models", "list_models", h_models, false},
+    {P, "/api/v1/inference", "inference", h_inference, true},
+    {G, "/api/v1/traces", "list_traces", h_traces, false},
+    {G, "/api/v1/traces/{id}", "get_trace", h_trace, false},
+    {G, "/api/v1/config", "config", h_config, false},
+    {P, "/api/v1/demo/trigger/{gpu}/{pattern}", "demo_trigger", h_demo_trigger, true},
+};
+#undef G
+#undef P
+const size_t af__nroutes = sizeof(af__routes) / sizeof(af__routes[0]);
+
+/* Matches one pattern; fills params (a segment is at most AF_GPU_ID_MAX - 1 bytes). */
+static bool pattern_match(const char *pat, const char *path,
+                          char params[AF__MAX_PARAMS][AF_GPU_ID_MAX])
+{
+    int np = 0;
+    while (*pat && *path) {
+        if (*pat == '{') {
+            const char *pe = strchr(pat, '}');
+            const char *se = strchr(path, '/');
+            size_t n = se ? (size_t)(se - path) : strlen(path);
+            if (!pe || n == 0 || n >= AF_GPU_ID_MAX || np >= AF__MAX_PARAMS)
+                return false;
+            memcpy(params[np], path, n);
+            params[np++][n] = '\0';
+            pat = pe + 1;
+            path += n;
+            continue;
+        }
+        if (*pat != *path)
+            return false;
+        pat++;
+        path++;
+    }
+    /* A trailing slash is the same route. */
+    if (*path == '/' && path[1] == '\0')
+        path++;
+    return *pat == '\0' && *path == '\0';
+}
+
+int af__route_match(const char *path, unsigned method, unsigned *allowed,
+                    char params[AF__MAX_PARAMS][AF_GPU_ID_MAX])
+{
+    *allowed = 0;
+    int found = -1;
+    char tmp[AF__MAX_PARAMS][AF_GPU_ID_MAX];
+    for (size_t i = 0; i < af__nroutes; i++) {
+        if (!pattern_match(af__routes[i].pattern, path, tmp))
+            continue;
+        *allowed |= af__routes[i].methods;
+        if (found < 0 && (af__routes[i].methods & method)) {
+            found = (int)i;
+            memcpy(params, tmp, sizeof(tmp));
+        }
+    }
+    if (*allowed & AF__M_GET)
+        *allowed |= AF__M_HEAD;
+    return found;
+}

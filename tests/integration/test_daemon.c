@@ -1,0 +1,1015 @@
+/*
+ * End-to-end tests of the agentaflow daemon: the real binary (argv[1]) started on ephemeral
+ * loopback ports with a temporary config, driven over HTTP (libcurl) and WebSocket (a minimal
+ * RFC 6455 client written here, so a test can also play a client that never reads), with a
+ * loopback OTLP receiver for the cross-process propagation test.
+ *
+ * Every wait polls with a deadline; nothing sleeps blindly.
+ */
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http_receiver.h"
+#include "testutil.h"
+
+static const char *g_bin;
+static char g_tmp[256];
+
+/* ---------------------------------------------------------------------------------------- */
+/* Daemon process.                                                                           */
+
+typedef struct daemon {
+    pid_t pid;
+    int port, mport;
+    char portfile[512];
+    char logfile[512];
+} daemon_t;
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void pause_ms(int ms)
+{
+    poll(NULL, 0, ms);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Starts the daemon with `config` text (NULL = none) and extra args; env "K=V" pairs. */
+static void daemon_start(daemon_t *d, const char *config, const char *const *extra,
+                         const char *const *env)
+{
+    static int seq;
+    memset(d, 0, sizeof(*d));
+    char cfgpath[512];
+    snprintf(cfgpath, sizeof(cfgpath), "%s/cfg-%d.yaml", g_tmp, ++seq);
+    snprintf(d->portfile, sizeof(d->portfile), "%s/ports-%d", g_tmp, seq);
+    snprintf(d->logfile, sizeof(d->logfile), "%s/daemon-%d.log", g_tmp, seq);
+    if (config)
+        write_file(cfgpath, config);
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = g_bin;
+    argv[n++] = "serve";
+    if (config) {
+        argv[n++] = "--config";
+        argv[n++] = cfgpath;
+    }
+    argv[n++] = "--port";
+    argv[n++] = "0";
+    argv[n++] = "--metrics-port";
+    argv[n++] = "0";
+    argv[n++] = "--port-file";
+    argv[n++] = d->portfile;
+    argv[n++] = "--gpu-backend";
+    argv[n++] = "simulated";
+    for (int i = 0; extra && extra[i]; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    d->pid = fork();
+    assert_true(d->pid >= 0);
+    if (d->pid == 0) {
+        int fd = open(d->logfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        for (int i = 0; env && env[i]; i++)
+            putenv((char *)env[i]);
+        execv(g_bin, (char *const *)argv);
+        _exit(127);
+    }
+    uint64_t deadline = now_ms() + 20000;
+    while (now_ms() < deadline) {
+        FILE *f = fopen(d->portfile, "r");
+        if (f) {
+            int ok = fscanf(f, "%d %d", &d->port, &d->mport);
+            fclose(f);
+            if (ok == 2)
+                return;
+        }
+        int st;
+        if (waitpid(d->pid, &st, WNOHANG) == d->pid)
+            fail_msg("daemon exited early (see %s)", d->logfile);
+        pause_ms(20);
+    }
+    fail_msg("daemon did not report its ports (see %s)", d->logfile);
+}
+
+/* SIGTERM, then the exit status (bounded wait). */
+static int daemon_stop(daemon_t *d)
+{
+    if (d->pid <= 0)
+        return -1;
+    kill(d->pid, SIGTERM);
+    uint64_t deadline = now_ms() + 15000;
+    int st = 0;
+    while (now_ms() < deadline) {
+        if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
+            d->pid = 0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        pause_ms(20);
+    }
+    kill(d->pid, SIGKILL);
+    waitpid(d->pid, &st, 0);
+    d->pid = 0;
+    return -1;
+}
+
+/* Runs the binary to completion; returns the exit code and stdout+stderr in *out. */
+static int run_cmd(const char *const *args, const char *const *env, char **out)
+{
+    char logp[512];
+    snprintf(logp, sizeof(logp), "%s/run.log", g_tmp);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        for (int i = 0; env && env[i]; i++)
+            putenv((char *)env[i]);
+        execv(g_bin, (char *const *)args);
+        _exit(127);
+    }
+    int st = 0;
+    uint64_t deadline = now_ms() + 30000;
+    while (waitpid(pid, &st, WNOHANG) != pid) {
+        if (now_ms() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            break;
+        }
+        pause_ms(20);
+    }
+    FILE *f = fopen(logp, "r");
+    static char buf[65536];
+    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    buf[n] = '\0';
+    if (f)
+        fclose(f);
+    *out = buf;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* HTTP.                                                                                     */
+
+typedef struct resp {
+    long status;
+    char *body;
+    size_t len;
+    char headers[4096];
+    size_t hlen;
+} resp;
+
+static size_t on_body(void *p, size_t sz, size_t n, void *u)
+{
+    resp *r = u;
+    char *nb = realloc(r->body, r->len + sz * n + 1);
+    if (!nb)
+        return 0;
+    r->body = nb;
+    memcpy(r->body + r->len, p, sz * n);
+    r->len += sz * n;
+    r->body[r->len] = '\0';
+    return sz * n;
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *u)
+{
+    resp *r = u;
+    size_t k = sz * n;
+    if (r->hlen + k < sizeof(r->headers)) {
+        memcpy(r->headers + r->hlen, p, k);
+        r->hlen += k;
+        r->headers[r->hlen] = '\0';
+    }
+    return k;
+}
+
+/* headers: NULL-terminated list of "Name: value". */
+static resp http(int port, const char *method, const char *path, const char *body,
+                 const char *const *headers)
+{
+    resp r;
+    memset(&r, 0, sizeof(r));
+    char url[512];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    for (int i = 0; headers && headers[i]; i++)
+        h = curl_slist_append(h, headers[i]);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 15000L);
+    if (h)
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (!r.body)
+        r.body = calloc(1, 1);
+    return r;
+}
+
+static json_t *json_of(const resp *r)
+{
+    json_error_t e;
+    json_t *j = json_loads(r->body, 0, &e);
+    if (!j)
+        fail_msg("not JSON (%s): %.300s", e.text, r->body);
+    return j;
+}
+
+static json_t *get_json(int port, const char *path, long want)
+{
+    resp r = http(port, "GET", path, NULL, NULL);
+    if (r.status != want)
+        fail_msg("GET %s: %ld, want %ld: %.300s", path, r.status, want, r.body);
+    json_t *j = json_of(&r);
+    free(r.body);
+    return j;
+}
+
+static void expect_error(const resp *r, long status, const char *code)
+{
+    if (r->status != status)
+        fail_msg("status %ld, want %ld: %.300s", r->status, status, r->body);
+    json_t *j = json_of(r);
+    json_t *err = json_object_get(j, "error");
+    assert_non_null(err);
+    assert_string_equal(json_string_value(json_object_get(err, "code")), code);
+    assert_non_null(json_string_value(json_object_get(err, "message")));
+    json_decref(j);
+}
+
+static const char *header(const resp *r, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    for (const char *p = r->headers; p && *p;) {
+        if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+            p += nl + 1;
+            while (*p == ' ')
+                p++;
+            size_t k = strcspn(p, "\r\n");
+            snprintf(out, cap, "%.*s", (int)k, p);
+            return out;
+        }
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* A minimal WebSocket client.                                                               */
+
+static int ws_connect(int port, const char *origin)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return -1;
+    }
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char req[512];
+    int n = snprintf(req, sizeof(req),
+                     "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n%s%s%s\r\n",
+                     port, origin ? "Origin: " : "", origin ? origin : "", origin ? "\r\n" : "");
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    /* Read the 101 response byte by byte so no frame byte is consumed. */
+    char buf[2048];
+    size_t got = 0;
+    while (got < sizeof(buf) - 1) {
+        ssize_t k = read(fd, buf + got, 1);
+        if (k <= 0)
+            break;
+        got++;
+        if (got >= 4 && memcmp(buf + got - 4, "\r\n\r\n", 4) == 0)
+            break;
+    }
+    buf[got] = '\0';
+    if (strncmp(buf, "HTTP/1.1 101", 12) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int read_full(int fd, void *p, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = read(fd, (char *)p + got, n - got);
+        if (k <= 0)
+            return -1;
+        got += (size_t)k;
+    }
+    return 0;
+}
+
+/* Reads one frame; returns the opcode (1 text, 8 close, ...) or -1; payload malloc'd. */
+static int ws_read(int fd, char **payload, size_t *len)
+{
+    unsigned char h[2];
+    if (read_full(fd, h, 2) != 0)
+        return -1;
+    uint64_t n = h[1] & 0x7f;
+    if (n == 126) {
+        unsigned char e[2];
+        if (read_full(fd, e, 2) != 0)
+            return -1;
+        n = (uint64_t)e[0] << 8 | e[1];
+    } else if (n == 127) {
+        unsigned char e[8];
+        if (read_full(fd, e, 8) != 0)
+            return -1;
+        n = 0;
+        for (int i = 0; i < 8; i++)
+            n = n << 8 | e[i];
+    }
+    char *p = malloc(n + 1);
+    if (!p || read_full(fd, p, n) != 0) {
+        free(p);
+        return -1;
+    }
+    p[n] = '\0';
+    *payload = p;
+    *len = n;
+    return h[0] & 0x0f;
+}
+
+static int ws_send(int fd, const char *text)
+{
+    size_t n = strlen(text);
+    unsigned char f[14 + 1024];
+    if (n > 1024)
+        return -1;
+    size_t k = 0;
+    f[k++] = 0x81;
+    if (n < 126) {
+        f[k++] = (unsigned char)(0x80 | n);
+    } else {
+        f[k++] = 0x80 | 126;
+        f[k++] = (unsigned char)(n >> 8);
+        f[k++] = (unsigned char)n;
+    }
+    unsigned char mask[4] = {1, 2, 3, 4};
+    memcpy(f + k, mask, 4);
+    k += 4;
+    for (size_t i = 0; i < n; i++)
+        f[k++] = (unsigned char)text[i] ^ mask[i % 4];
+    return write(fd, f, k) == (ssize_t)k ? 0 : -1;
+}
+
+/* Reads text frames until one of `type` arrives (bounded by the socket timeout). */
+static json_t *ws_expect(int fd, const char *type)
+{
+    for (int i = 0; i < 200; i++) {
+        char *p = NULL;
+        size_t n = 0;
+        int op = ws_read(fd, &p, &n);
+        if (op < 0)
+            return NULL;
+        if (op == 1) {
+            json_t *j = json_loads(p, 0, NULL);
+            free(p);
+            const char *t = j ? json_string_value(json_object_get(j, "type")) : NULL;
+            if (t && strcmp(t, type) == 0)
+                return j;
+            json_decref(j);
+            continue;
+        }
+        free(p);
+        if (op == 8)
+            return NULL;
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Tests.                                                                                    */
+
+static const char *base_config = "service_name: agentaflow-it\n"
+                                 "server:\n"
+                                 "  ws_push_interval: 200ms\n"
+                                 "  load_generator: false\n";
+
+static daemon_t g_d; /* shared daemon for the read-mostly tests */
+
+static int setup_shared(void **state)
+{
+    (void)state;
+    daemon_start(&g_d, base_config, NULL, NULL);
+    return 0;
+}
+
+static int teardown_shared(void **state)
+{
+    (void)state;
+    int rc = daemon_stop(&g_d);
+    if (rc != 0) {
+        fprintf(stderr, "daemon exit status %d (want 0)\n", rc);
+        return -1;
+    }
+    return 0;
+}
+
+static void test_read_routes(void **state)
+{
+    (void)state;
+    int p = g_d.port;
+    json_t *j = get_json(p, "/health", 200);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "healthy");
+    json_t *comp = json_object_get(j, "components");
+    assert_non_null(json_object_get(comp, "tracing"));
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(comp, "metrics_collector"), "gpus")), 4);
+    json_decref(j);
+
+    j = get_json(p, "/api/v1/gpus", 200);
+    assert_int_equal(json_integer_value(json_object_get(j, "total")), 4);
+    json_t *g0 = json_array_get(json_object_get(j, "gpus"), 0);
+    assert_string_equal(json_string_value(json_object_get(g0, "id")), "gpu-0");
+    assert_true(json_integer_value(json_object_get(g0, "memory_total")) > 0);
+    assert_non_null(json_string_value(json_object_get(g0, "status")));
+    json_decref(j);
+
+    j = get_json(p, "/api/v1/metrics", 200);
+    assert_int_equal(json_object_size(json_object_get(j, "gpu_metrics")), 4);
+    assert_true(json_is_array(json_object_get(j, "alerts"))); /* never null */
+    assert_non_null(json_object_get(json_object_get(j, "system_stats"), "efficiency_score"));
+    assert_non_null(json_object_get(json_object_get(j, "cost_data"), "total_cost"));
+    json_decref(j);
+
+    j = get_json(p, "/api/v1/gpu/gpu-1/metrics", 200);
+    assert_string_equal(json_string_value(json_object_get(j, "gpu_id")), "gpu-1");
+    json_decref(j);
+    j = get_json(p, "/api/v1/gpu/gpu-1/history?hours=1", 200);
+    assert_true(json_integer_value(json_object_get(j, "count")) >= 1);
+    json_decref(j);
+    j = get_json(p, "/api/v1/gpu/gpu-1/processes", 200);
+    assert_true(json_is_array(json_object_get(j, "processes")));
+    json_decref(j);
+    j = get_json(p, "/api/v1/system/stats", 200);
+    assert_int_equal(json_integer_value(json_object_get(j, "total_gpus")), 4);
+    json_decref(j);
+
+    static const char *ok[] = {
+        "/api/v1/system/overview", "/api/v1/system/status",   "/api/v1/costs",
+        "/api/v1/costs/summary",   "/api/v1/costs/forecast",  "/api/v1/alerts",
+        "/api/v1/alerts/summary",  "/api/v1/performance",     "/api/v1/performance/efficiency",
+        "/api/v1/workloads",       "/api/v1/models",          "/api/v1/traces",
+        "/api/v1/config",          "/api/v1/gpu/gpu-0/stats", "/api/v1/gpu/gpu-0/health"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        json_decref(get_json(p, ok[i], 200));
+
+    resp r = http(p, "GET", "/", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "AgentaFlow GPU Monitoring"));
+    free(r.body);
+}
+
+static void test_error_routes(void **state)
+{
+    (void)state;
+    int p = g_d.port;
+    resp r = http(p, "GET", "/api/v1/nope", NULL, NULL);
+    expect_error(&r, 404, "not_found");
+    free(r.body);
+    r = http(p, "GET", "/api/v1/gpu/gpu-99/metrics", NULL, NULL);
+    expect_error(&r, 404, "not_found");
+    free(r.body);
+
+    r = http(p, "DELETE", "/api/v1/gpus", NULL, NULL);
+    expect_error(&r, 405, "method_not_allowed");
+    char allow[128];
+    assert_non_null(header(&r, "allow", allow, sizeof(allow)));
+    assert_non_null(strstr(allow, "GET"));
+    assert_non_null(strstr(allow, "POST"));
+    free(r.body);
+
+    r = http(p, "POST", "/api/v1/workloads", "{\"name\": \"x\",\n \"priority\": }", NULL);
+    expect_error(&r, 400, "invalid_json");
+    assert_non_null(strstr(r.body, "line 2"));
+    assert_non_null(strstr(r.body, "column"));
+    free(r.body);
+
+    r = http(p, "POST", "/api/v1/workloads", "{\"memory_required_mb\": \"lots\"}", NULL);
+    expect_error(&r, 400, "invalid_argument");
+    free(r.body);
+
+    char *big = malloc(2 * 1024 * 1024 + 1);
+    memset(big, 'a', 2 * 1024 * 1024);
+    big[2 * 1024 * 1024] = '\0';
+    r = http(p, "POST", "/api/v1/costs", big, NULL);
+    expect_error(&r, 413, "payload_too_large");
+    free(r.body);
+    free(big);
+
+    r = http(p, "GET", "/ws", NULL, NULL);
+    assert_int_equal(r.status, 426);
+    free(r.body);
+
+    r = http(p, "GET", "/api/v1/traces/not-a-trace-id", NULL, NULL);
+    expect_error(&r, 400, "invalid_argument");
+    free(r.body);
+    r = http(p, "GET", "/api/v1/traces/00000000000000000000000000000001", NULL, NULL);
+    expect_error(&r, 404, "not_found");
+    free(r.body);
+}
+
+static void test_write_routes(void **state)
+{
+    (void)state;
+    int p = g_d.port;
+    resp r = http(p, "POST", "/api/v1/gpus",
+                  "{\"id\":\"api-gpu\",\"name\":\"NVIDIA H100\",\"memory_total_mb\":81920}", NULL);
+    assert_int_equal(r.status, 201);
+    free(r.body);
+    json_t *j = get_json(p, "/api/v1/gpus", 200);
+    assert_int_equal(json_integer_value(json_object_get(j, "total")), 5);
+    json_decref(j);
+
+    r = http(p, "POST", "/api/v1/workloads",
+             "{\"id\":\"it-1\",\"name\":\"job\",\"priority\":2,\"memory_required_mb\":1024}", NULL);
+    assert_int_equal(r.status, 201);
+    j = json_of(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "running");
+    json_decref(j);
+    free(r.body);
+    r = http(p, "POST", "/api/v1/workloads",
+             "{\"id\":\"it-1\",\"name\":\"dup\",\"memory_required_mb\":1024}", NULL);
+    expect_error(&r, 409, "conflict");
+    free(r.body);
+    r = http(p, "POST", "/api/v1/workloads/it-1/complete", "", NULL);
+    assert_int_equal(r.status, 200);
+    j = json_of(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "completed");
+    json_decref(j);
+    free(r.body);
+    r = http(p, "POST", "/api/v1/workloads/it-1/cancel", "", NULL);
+    expect_error(&r, 400, "invalid_argument"); /* already finished */
+    free(r.body);
+    r = http(p, "POST", "/api/v1/workloads/nope/cancel", "", NULL);
+    expect_error(&r, 404, "not_found");
+    free(r.body);
+    /* Too large for any GPU: stays pending, then cancelled. */
+    r = http(p, "POST", "/api/v1/workloads",
+             "{\"id\":\"it-2\",\"name\":\"huge\",\"memory_required_mb\":900000}", NULL);
+    assert_int_equal(r.status, 201);
+    j = json_of(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "pending");
+    assert_string_equal(json_string_value(json_object_get(j, "pending_reason")), "too_large");
+    json_decref(j);
+    free(r.body);
+    r = http(p, "POST", "/api/v1/workloads/it-2/cancel", "", NULL);
+    assert_int_equal(r.status, 200);
+    free(r.body);
+
+    r = http(p, "POST", "/api/v1/costs",
+             "{\"operation\":\"training\",\"model_id\":\"m\",\"cost\":12.5,\"gpu_hours\":2}", NULL);
+    assert_int_equal(r.status, 201);
+    free(r.body);
+    j = get_json(p, "/api/v1/costs/summary", 200);
+    json_t *tr = json_object_get(json_object_get(j, "by_operation"), "training");
+    assert_non_null(tr);
+    assert_true(json_real_value(json_object_get(tr, "cost")) >= 12.5);
+    json_decref(j);
+
+    r = http(p, "POST", "/api/v1/inference", "{\"model_id\":\"model-bert\",\"input\":\"hi\"}",
+             NULL);
+    assert_int_equal(r.status, 200);
+    j = json_of(&r);
+    assert_non_null(strstr(json_string_value(json_object_get(j, "output")), "BERT"));
+    assert_true(json_integer_value(json_object_get(j, "completion_tokens")) > 0);
+    json_decref(j);
+    free(r.body);
+    r = http(p, "POST", "/api/v1/inference", "{\"model_id\":\"ghost\",\"input\":\"hi\"}", NULL);
+    expect_error(&r, 404, "not_found");
+    free(r.body);
+
+    r = http(p, "POST", "/api/v1/alerts/alert-999999/resolve", "", NULL);
+    expect_error(&r, 404, "not_found");
+    free(r.body);
+    r = http(p, "POST", "/api/v1/demo/trigger/gpu-0/Training", "", NULL);
+    assert_int_equal(r.status, 200);
+    free(r.body);
+}
+
+static void test_trace_middleware(void **state)
+{
+    (void)state;
+    int p = g_d.port;
+    const char *tid = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const char *h[] = {"traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                       "baggage: tenant=acme", NULL};
+    resp r = http(p, "GET", "/api/v1/gpus", NULL, h);
+    assert_int_equal(r.status, 200);
+    char tr[128];
+    assert_non_null(header(&r, "traceresponse", tr, sizeof(tr)));
+    assert_int_equal(strncmp(tr, "00-4bf92f3577b34da6a3ce929d0e0e4736-", 36), 0);
+    free(r.body);
+
+    /* The store is fed by a batch processor with a short delay: poll. */
+    char path[128];
+    snprintf(path, sizeof(path), "/api/v1/traces/%s", tid);
+    json_t *j = NULL;
+    uint64_t deadline = now_ms() + 10000;
+    while (now_ms() < deadline) {
+        resp q = http(p, "GET", path, NULL, NULL);
+        if (q.status == 200) {
+            j = json_of(&q);
+            free(q.body);
+            if (json_array_size(json_object_get(j, "spans")) >= 2)
+                break;
+            json_decref(j);
+            j = NULL;
+        } else {
+            free(q.body);
+        }
+        pause_ms(50);
+    }
+    assert_non_null(j);
+    json_t *spans = json_object_get(j, "spans");
+    bool server = false, child = false;
+    for (size_t i = 0; i < json_array_size(spans); i++) {
+        json_t *s = json_array_get(spans, i);
+        const char *name = json_string_value(json_object_get(s, "name"));
+        if (strcmp(name, "api_requests.GET /api/v1/gpus") == 0) {
+            server = true;
+            assert_int_equal(json_integer_value(json_object_get(s, "kind")), 2);
+            assert_string_equal(json_string_value(json_object_get(s, "parentSpanId")),
+                                "00f067aa0ba902b7");
+            assert_non_null(
+                strstr(json_dumps(json_object_get(s, "attributes"), 0), "http.status_code"));
+        }
+        if (strcmp(name, "api_requests.list_gpus") == 0)
+            child = true;
+    }
+    assert_true(server);
+    assert_true(child);
+    json_decref(j);
+
+    j = get_json(p, "/api/v1/traces?operation=list_gpus&service=agentaflow-it", 200);
+    assert_true(json_integer_value(json_object_get(j, "total")) >= 1);
+    json_decref(j);
+    j = get_json(p, "/api/v1/traces?service=nobody", 200);
+    assert_int_equal(json_integer_value(json_object_get(j, "total")), 0);
+    json_decref(j);
+    j = get_json(p, "/api/v1/traces?min_duration_ms=100000", 200);
+    assert_int_equal(json_integer_value(json_object_get(j, "total")), 0);
+    json_decref(j);
+
+    /* A 4xx is not an error on a SERVER span. */
+    resp bad = http(p, "GET", "/api/v1/gpu/none/metrics", NULL, NULL);
+    free(bad.body);
+    json_t *errs = get_json(p, "/api/v1/traces?error=true&operation=gpu_metrics", 200);
+    assert_int_equal(json_integer_value(json_object_get(errs, "total")), 0);
+    json_decref(errs);
+}
+
+static void test_metrics_endpoint(void **state)
+{
+    (void)state;
+    /* One inference through the API so the latency histogram has an exemplar. */
+    const char *h[] = {"traceparent: 00-11112222333344445555666677778888-1111222233334444-01",
+                       NULL};
+    resp r = http(g_d.port, "POST", "/api/v1/inference",
+                  "{\"model_id\":\"model-gpt\",\"input\":\"exemplar please\"}", h);
+    assert_int_equal(r.status, 200);
+    free(r.body);
+    r = http(g_d.mport, "GET", "/metrics", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    char ct[128];
+    assert_non_null(header(&r, "content-type", ct, sizeof(ct)));
+    assert_non_null(strstr(ct, "version=0.0.4"));
+    static const char *names[] = {"agentaflow_gpu_temperature_celsius{",
+                                  "agentaflow_gpu_utilization_percent{",
+                                  "agentaflow_gpu_memory_used_bytes{",
+                                  "agentaflow_gpu_power_usage_watts{",
+                                  "agentaflow_inference_latency_seconds_bucket{",
+                                  "agentaflow_tracing_spans_started_total ",
+                                  "agentaflow_tracing_queue_depth{",
+                                  "# TYPE agentaflow_inference_latency_seconds histogram"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (!strstr(r.body, names[i]))
+            fail_msg("missing %s", names[i]);
+    assert_null(strstr(r.body, "# {trace_id")); /* exemplars only in OpenMetrics */
+    free(r.body);
+
+    const char *om[] = {"Accept: application/openmetrics-text; version=1.0.0", NULL};
+    r = http(g_d.mport, "GET", "/metrics", NULL, om);
+    assert_int_equal(r.status, 200);
+    assert_non_null(header(&r, "content-type", ct, sizeof(ct)));
+    assert_non_null(strstr(ct, "application/openmetrics-text"));
+    assert_non_null(strstr(r.body, "# {trace_id=\"11112222333344445555666677778888\""));
+    assert_int_equal(strcmp(r.body + r.len - 6, "# EOF\n"), 0);
+    free(r.body);
+
+    r = http(g_d.mport, "GET", "/other", NULL, NULL);
+    assert_int_equal(r.status, 404);
+    free(r.body);
+}
+
+static void test_websocket(void **state)
+{
+    (void)state;
+    int fd = ws_connect(g_d.port, NULL);
+    assert_true(fd >= 0);
+    json_t *j = ws_expect(fd, "metrics_update"); /* sent on connect */
+    assert_non_null(j);
+    assert_non_null(json_object_get(json_object_get(j, "data"), "gpu_metrics"));
+    json_decref(j);
+    assert_int_equal(ws_send(fd, "{\"type\":\"ping\"}"), 0);
+    j = ws_expect(fd, "pong");
+    assert_non_null(j);
+    assert_non_null(json_string_value(json_object_get(j, "timestamp")));
+    json_decref(j);
+    assert_int_equal(ws_send(fd, "{\"type\":\"get_metrics\"}"), 0);
+    j = ws_expect(fd, "metrics_update");
+    assert_non_null(j);
+    json_decref(j);
+    /* A notification from the demo trigger route reaches connected clients. */
+    resp r = http(g_d.port, "POST", "/api/v1/demo/trigger/gpu-1/Idle", "", NULL);
+    assert_int_equal(r.status, 200);
+    free(r.body);
+    j = ws_expect(fd, "notification");
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "data"), "title")),
+                        "Workload Pattern Changed");
+    json_decref(j);
+    close(fd);
+
+    /* A foreign Origin is refused. */
+    assert_true(ws_connect(g_d.port, "http://evil.example") < 0);
+}
+
+static void test_websocket_fanout_and_stall(void **state)
+{
+    (void)state;
+    enum { N = 100 };
+    int fds[N];
+    /* A client that completes the handshake and then never reads. */
+    int stalled = ws_connect(g_d.port, NULL);
+    assert_true(stalled >= 0);
+    int small = 1024;
+    setsockopt(stalled, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    for (int i = 0; i < N; i++) {
+        fds[i] = ws_connect(g_d.port, NULL);
+        assert_true(fds[i] >= 0);
+    }
+    json_t *h = get_json(g_d.port, "/health", 200);
+    assert_true(json_integer_value(json_object_get(
+                    json_object_get(json_object_get(h, "components"), "websocket"), "clients")) >=
+                N + 1);
+    json_decref(h);
+    /* Every client gets the connect update plus at least two periodic broadcasts (200 ms
+     * apart), while the stalled one reads nothing. */
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < N; i++) {
+            json_t *j = ws_expect(fds[i], "metrics_update");
+            if (!j)
+                fail_msg("client %d got no metrics_update in round %d", i, round);
+            json_decref(j);
+        }
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    close(stalled);
+}
+
+static void test_ws_client_cap(void **state)
+{
+    (void)state;
+    daemon_t d;
+    daemon_start(&d,
+                 "server:\n  max_ws_clients: 2\n  load_generator: false\n"
+                 "  ws_push_interval: 200ms\n",
+                 NULL, NULL);
+    int a = ws_connect(d.port, NULL), b = ws_connect(d.port, NULL);
+    assert_true(a >= 0 && b >= 0);
+    json_decref(ws_expect(a, "metrics_update"));
+    json_decref(ws_expect(b, "metrics_update"));
+    int c = ws_connect(d.port, NULL);
+    assert_true(c >= 0);
+    char *p = NULL;
+    size_t n = 0;
+    int op = ws_read(c, &p, &n);
+    assert_int_equal(op, 8); /* close */
+    assert_true(n >= 2);
+    assert_int_equal(((unsigned char)p[0] << 8) | (unsigned char)p[1], 1013);
+    assert_non_null(strstr(p + 2, "too many WebSocket clients"));
+    free(p);
+    close(a);
+    close(b);
+    close(c);
+    assert_int_equal(daemon_stop(&d), 0);
+}
+
+static void test_auth(void **state)
+{
+    (void)state;
+    static char env_tok[] = "AGENTAFLOW_AUTH_TOKEN=s3cret-token-value";
+    const char *env[] = {env_tok, NULL};
+    daemon_t d;
+    daemon_start(&d, base_config, NULL, env);
+    const char *body = "{\"name\":\"x\",\"memory_required_mb\":10}";
+    resp r = http(d.port, "POST", "/api/v1/workloads", body, NULL);
+    expect_error(&r, 401, "unauthorized");
+    char wa[128];
+    assert_non_null(header(&r, "www-authenticate", wa, sizeof(wa)));
+    free(r.body);
+    const char *bad[] = {"Authorization: Bearer s3cret-token-valuX", NULL};
+    r = http(d.port, "POST", "/api/v1/workloads", body, bad);
+    assert_int_equal(r.status, 401);
+    free(r.body);
+    const char *good[] = {"Authorization: Bearer s3cret-token-value", NULL};
+    r = http(d.port, "POST", "/api/v1/workloads", body, good);
+    assert_int_equal(r.status, 201);
+    free(r.body);
+    r = http(d.port, "GET", "/api/v1/gpus", NULL, NULL); /* reads stay open */
+    assert_int_equal(r.status, 200);
+    free(r.body);
+    static const char *no_secret[] = {"/api/v1/config", "/health"};
+    for (int i = 0; i < 2; i++) {
+        r = http(d.port, "GET", no_secret[i], NULL, NULL);
+        assert_int_equal(r.status, 200);
+        assert_null(strstr(r.body, "s3cret"));
+        free(r.body);
+    }
+    assert_int_equal(daemon_stop(&d), 0);
+    FILE *f = fopen(d.logfile, "r");
+    char log[65536];
+    size_t n = fread(log, 1, sizeof(log) - 1, f);
+    log[n] = '\0';
+    fclose(f);
+    assert_null(strstr(log, "s3cret"));
+
+    /* A non-loopback bind without a token refuses to start. */
+    const char *args[] = {g_bin, "serve",          "--bind", "0.0.0.0", "--port",
+                          "0",   "--metrics-port", "-1",     NULL};
+    char *out;
+    assert_int_equal(run_cmd(args, NULL, &out), 2);
+    assert_non_null(strstr(out, "auth token"));
+}
+
+static void test_cli(void **state)
+{
+    (void)state;
+    char *out;
+    const char *v[] = {g_bin, "version", NULL};
+    assert_int_equal(run_cmd(v, NULL, &out), 0);
+    assert_non_null(strstr(out, "agentaflow 0.1.0"));
+    const char *help[] = {g_bin, "serve", "--help", NULL};
+    assert_int_equal(run_cmd(help, NULL, &out), 0);
+    assert_non_null(strstr(out, "--no-load-generator"));
+
+    char good[512], bad[512];
+    snprintf(good, sizeof(good), "%s/good.yaml", g_tmp);
+    snprintf(bad, sizeof(bad), "%s/bad.yaml", g_tmp);
+    write_file(good, "service_name: x\ntracing:\n  sampling_ratio: 0.5\n"
+                     "server:\n  port: 9100\n  auth_token: hunter2hunter2\n");
+    write_file(bad, "tracing:\n  sampling_ratio: high\nserver:\n  port: 70000\n");
+    const char *c1[] = {g_bin, "config", "check", good, NULL};
+    assert_int_equal(run_cmd(c1, NULL, &out), 0);
+    assert_non_null(strstr(out, "server.port = 9100"));
+    assert_non_null(strstr(out, "[redacted]"));
+    assert_null(strstr(out, "hunter2"));
+    const char *c2[] = {g_bin, "config", "check", bad, NULL};
+    assert_int_equal(run_cmd(c2, NULL, &out), 1);
+    assert_non_null(strstr(out, "sampling_ratio"));
+    assert_non_null(strstr(out, "server.port"));
+    const char *s2[] = {g_bin, "serve", "--config", bad, "--port", "0", NULL};
+    assert_int_equal(run_cmd(s2, NULL, &out), 2);
+}
+
+static void test_otlp_propagation(void **state)
+{
+    (void)state;
+    af_test_http_receiver *rcv = NULL;
+    assert_int_equal(af_test_http_receiver_start(NULL, &rcv), 0);
+    char cfg[1024];
+    snprintf(cfg, sizeof(cfg),
+             "service_name: agentaflow-otlp-it\n"
+             "tracing:\n  exporters:\n    otlp_http:\n      enabled: true\n"
+             "      endpoint: http://127.0.0.1:%u/v1/traces\n"
+             "performance:\n  schedule_delay: 100ms\n"
+             "server:\n  load_generator: false\n",
+             af_test_http_receiver_port(rcv));
+    daemon_t d;
+    daemon_start(&d, cfg, NULL, NULL);
+    const char *h[] = {"traceparent: 00-aaaabbbbccccddddeeeeffff00001111-2222333344445555-01",
+                       NULL};
+    resp r = http(d.port, "GET", "/api/v1/system/stats", NULL, h);
+    assert_int_equal(r.status, 200);
+    free(r.body);
+    /* Wait for a batch that holds the server span. */
+    char path[512];
+    snprintf(path, sizeof(path), "%s/otlp.pb", g_tmp);
+    bool found = false;
+    uint64_t deadline = now_ms() + 15000;
+    size_t seen = 0;
+    while (!found && now_ms() < deadline) {
+        size_t n = af_test_http_receiver_wait(rcv, seen + 1, 200);
+        for (; seen < n; seen++) {
+            const af_test_http_request *q = af_test_http_receiver_request(rcv, seen);
+            static const uint8_t want[] = {0xaa, 0xaa, 0xbb, 0xbb, 0xcc, 0xcc, 0xdd, 0xdd};
+            if (q->body_len && memmem(q->body, q->body_len, want, sizeof(want))) {
+                FILE *f = fopen(path, "wb");
+                fwrite(q->body, 1, q->body_len, f);
+                fclose(f);
+                found = true;
+                break;
+            }
+        }
+    }
+    assert_true(found);
+    assert_int_equal(daemon_stop(&d), 0);
+    af_test_http_receiver_stop(rcv);
+    const char *node = getenv("AF_NODE");
+    const char *script = getenv("AF_DECODE_SCRIPT");
+    if (!node || !script || !*node) {
+        skip();
+        return;
+    }
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "'%s' '%s' '%s' aaaabbbbccccddddeeeeffff00001111 2222333344445555",
+             node, script, path);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_daemon /path/to/agentaflow\n");
+        return 2;
+    }
+    g_bin = argv[1];
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(g_tmp, sizeof(g_tmp), "/tmp/af-daemon-it-XXXXXX");
+    if (!mkdtemp(g_tmp))
+        return 1;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest shared[] = {
+        cmocka_unit_test(test_read_routes),
+        cmocka_unit_test(test_error_routes),
+        cmocka_unit_test(test_write_routes),
+        cmocka_unit_test(test_trace_middleware),
+        cmocka_unit_test(test_metrics_endpoint),
+        cmocka_unit_test(test_websocket),
+        cmocka_unit_test(test_websocket_fanout_and_stall),
+    };
+    const struct CMUnitTest own[] = {
+        cmocka_unit_test(test_ws_client_cap),
+        cmocka_unit_test(test_auth),
+        cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_otlp_propagation),
+    };
+    int rc = cmocka_run_group_tests_name("daemon", shared, setup_shared, teardown_shared);
+    rc |= cmocka_run_group_tests_name("daemon_own", own, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}

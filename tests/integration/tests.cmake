@@ -1,0 +1,25 @@
+# Integration suite: the real agentaflow daemon on ephemeral loopback ports.
+#
+#   integration.daemon       test_daemon (cmocka): routes, errors, auth, WebSocket, CLI, and
+#                            OTLP propagation decoded by decode_spans.js (interop node_modules)
+#   integration.prometheus   promtool check metrics on our exposition, then a real Prometheus
+#                            scraping the daemon until its target is up (skipped without them)
+if(NOT TARGET agentaflow)
+  return()
+endif()
+
+add_executable(test_daemon ${CMAKE_CURRENT_LIST_DIR}/test_daemon.c)
+target_link_libraries(test_daemon PRIVATE af_testutil)
+
+find_program(AF_IT_NODE node)
+add_test(NAME integration.daemon COMMAND test_daemon $<TARGET_FILE:agentaflow>)
+set_tests_properties(integration.daemon PROPERTIES TIMEOUT 300 LABELS integration
+  ENVIRONMENT "AF_NODE=${AF_IT_NODE};AF_DECODE_SCRIPT=${CMAKE_CURRENT_LIST_DIR}/decode_spans.js")
+if(AF_IT_NODE AND TEST interop.npm_ci)
+  set_tests_properties(integration.daemon PROPERTIES FIXTURES_REQUIRED interop_npm)
+endif()
+
+add_test(NAME integration.prometheus
+  COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/prometheus_scrape.sh $<TARGET_FILE:agentaflow>)
+set_tests_properties(integration.prometheus PROPERTIES TIMEOUT 180 LABELS integration
+  SKIP_RETURN_CODE 77)
