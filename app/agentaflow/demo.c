@@ -214,6 +214,8 @@ int cmd_demo(int argc, char **argv)
     af_span_end(parent);
 
     printf("7. Health check\n");
+    /* Flush first so the health figures include the spans the demo just made. */
+    af_tracing_force_flush(p.tracing, 5000);
     char *health = af_tracing_health_json(p.tracing);
     printf("  %s\n", health ? health : "(unavailable)");
     free(health);
