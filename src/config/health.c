@@ -4,9 +4,10 @@
  *
  * Status rule (kept simple so operators can predict it):
  *   disabled - tracing.enabled is false (or no integration);
- *   degraded - some exporter's last export failed (consecutive_failures > 0), or the
- *              provider dropped spans since the previous health check (the first check
- *              compares against zero);
+ *   degraded - some exporter is failing: its last export failed (consecutive_failures >
+ *              0) or its latest attempt did, even while it is still retrying (the last
+ *              failure is newer than the last success); or the provider dropped spans since
+ *              the previous health check (the first check compares against zero);
  *   healthy  - otherwise.
  */
 #include <errno.h>
@@ -18,6 +19,13 @@
 #include "config/config_int.h"
 #include "config/tracing_int.h"
 #include "util/str.h"
+
+/* An exporter is failing when its last export failed, or when its latest attempt failed
+ * while the export is still being retried (no success since). */
+static bool exporter_failing(const af_exporter_health *h)
+{
+    return h->consecutive_failures > 0 || h->last_failure_ns > h->last_success_ns;
+}
 
 const char *af_health_status_name(af_health_status s)
 {
@@ -70,7 +78,7 @@ void af_tracing_health_get(const af_tracing *t, af_tracing_health *out)
             char safe[sizeof h->endpoint];
             af__config_safe_url(h->endpoint, safe, sizeof safe);
             memcpy(h->endpoint, safe, sizeof safe);
-            if (h->consecutive_failures > 0)
+            if (exporter_failing(h))
                 failing = true;
         }
     }
@@ -97,7 +105,7 @@ static json_t *exporter_json(const af_exporter_health *h)
     int bad = 0;
     bad |= set(o, "type", json_string(h->type));
     bad |= set(o, "endpoint", h->endpoint[0] ? json_string(h->endpoint) : json_null());
-    bad |= set(o, "healthy", json_boolean(h->consecutive_failures == 0));
+    bad |= set(o, "healthy", json_boolean(!exporter_failing(h)));
     bad |= set(o, "last_success_unix_nano", json_integer((json_int_t)h->last_success_ns));
     bad |= set(o, "last_failure_unix_nano", json_integer((json_int_t)h->last_failure_ns));
     json_t *err = h->last_error[0] ? json_string(h->last_error) : json_null();

@@ -600,10 +600,13 @@ void af__http_health_failure(af__http_health *hh, uint64_t spans, const char *er
     hh->failures_unlogged = 0;
 }
 
-void af__http_health_retries(af__http_health *hh, uint32_t retries)
+void af__http_health_retrying(af__http_health *hh, const char *error)
 {
+    uint64_t now = af_now_ns();
     pthread_mutex_lock(&hh->mu);
-    hh->h.retries += retries;
+    hh->h.retries++;
+    hh->h.last_failure_ns = now;
+    af__strlcpy(hh->h.last_error, error, sizeof(hh->h.last_error));
     pthread_mutex_unlock(&hh->mu);
 }
 

@@ -107,7 +107,9 @@ void af__http_health_destroy(af__http_health *hh);
 void af__http_health_success(af__http_health *hh, uint64_t spans, uint64_t rejected);
 /* Records a failed export and logs it, at most once per 10 s with a count of the rest. */
 void af__http_health_failure(af__http_health *hh, uint64_t spans, const char *error);
-void af__http_health_retries(af__http_health *hh, uint32_t retries);
+/* A failed attempt that will be retried: counts the retry and records the failure at once,
+ * so health shows a dead collector while the export is still retrying. */
+void af__http_health_retrying(af__http_health *hh, const char *error);
 void af__http_health_get(af__http_health *hh, af_exporter_health *out);
 
 #endif

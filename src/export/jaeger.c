@@ -74,10 +74,8 @@ static int send_group(jaeger *j, size_t n, uint64_t deadline_ns)
         af__http_health_failure(&j->health, n, err);
         return rc;
     }
-    uint32_t retries = 0;
     rc = af__retry_post(j->client, &j->stop, &j->retry, &j->rng, wire, wire_len, deadline_ns,
-                        &j->resp, &retries);
-    af__http_health_retries(&j->health, retries);
+                        &j->resp, &j->health);
     long status = j->resp.status;
     if (rc != 0) {
         af__http_health_failure(&j->health, n, j->resp.error);

@@ -312,10 +312,8 @@ static int otlp_export(void *self, const af_span_data *const *spans, size_t n, u
         rc = fail(x, n, rc, err);
         goto out;
     }
-    uint32_t retries = 0;
     rc = af__retry_post(x->client, &x->stop, &x->retry, &x->rng, wire, wire_len, deadline_ns,
-                        &x->resp, &retries);
-    af__http_health_retries(&x->health, retries);
+                        &x->resp, &x->health);
     long status = x->resp.status;
     if (rc != 0) {
         rc = fail(x, n, rc, x->resp.error);

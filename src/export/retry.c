@@ -178,10 +178,9 @@ int af__stopper_wait_idle(af__stopper *s, uint64_t deadline_ns)
 
 int af__retry_post(af__http_client *c, af__stopper *s, const af_retry_opts *o, uint64_t *rng,
                    const void *wire, size_t len, uint64_t deadline_ns, af__http_response *resp,
-                   uint32_t *retries)
+                   af__http_health *hh)
 {
     uint32_t max_attempts = o->max_attempts ? o->max_attempts : 1;
-    *retries = 0;
     for (uint32_t attempt = 1;; attempt++) {
         int rc = af__http_client_post(c, wire, len, deadline_ns, resp);
         bool transient;
@@ -204,10 +203,17 @@ int af__retry_post(af__http_client *c, af__stopper *s, const af_retry_opts *o, u
                    attempt, (unsigned long long)(delay / 1000000u));
             return rc;
         }
+        if (hh) {
+            char why[sizeof(resp->error) + 32];
+            if (rc != 0)
+                snprintf(why, sizeof(why), "%s (retrying)", resp->error);
+            else
+                snprintf(why, sizeof(why), "HTTP %ld (retrying)", resp->status);
+            af__http_health_retrying(hh, why);
+        }
         if (af__stopper_sleep_until(s, now + delay) != 0) {
             snprintf(resp->error, sizeof(resp->error), "retry cancelled by shutdown");
             return AF_ESHUTDOWN;
         }
-        (*retries)++;
     }
 }

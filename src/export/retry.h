@@ -57,11 +57,11 @@ int af__stopper_wait_idle(af__stopper *s, uint64_t deadline_ns);
  * Sends wire[0..len) and retries transient failures while attempts and time remain. A wait
  * that would end at or after deadline_ns is not started: the last outcome is returned at
  * once. Returns what the last af__http_client_post returned (0 = a response is in resp,
- * whatever its status), or AF_ESHUTDOWN when a wait was interrupted. *retries counts the
- * retries made.
+ * whatever its status), or AF_ESHUTDOWN when a wait was interrupted. Each attempt that is
+ * retried is recorded in `hh` (may be NULL) as it happens.
  */
 int af__retry_post(af__http_client *c, af__stopper *s, const af_retry_opts *o, uint64_t *rng,
                    const void *wire, size_t len, uint64_t deadline_ns, af__http_response *resp,
-                   uint32_t *retries);
+                   af__http_health *hh);
 
 #endif

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "testutil.h"
 
@@ -297,6 +298,50 @@ static void test_shutdown_flushes_pending(void **state)
     af_tracing_free(t);
 }
 
+/* A dead collector (nothing listens on the port) behind the OTLP exporter must neither
+ * delay nor lose the spans of another exporter: each has its own batch processor. */
+static void test_dead_exporter_does_not_delay_others(void **state)
+{
+    (void)state;
+    af_tracing_config cfg;
+    base_config(&cfg);
+    cfg.tracing.exporters.otlp_http.enabled = true;
+    free(cfg.tracing.exporters.otlp_http.endpoint);
+    cfg.tracing.exporters.otlp_http.endpoint = strdup("http://127.0.0.1:9/v1/traces");
+    cfg.performance.schedule_delay_ms = 10;
+    af_tracing *t = NULL;
+    char err[256] = "";
+    assert_int_equal(af_tracing_new(&cfg, &t, err, sizeof(err)), 0);
+    af_tracing_config_free(&cfg);
+    af_exporter *e = NULL;
+    af_memory_exporter *mem = NULL;
+    assert_int_equal(af_memory_exporter_new(0, &e, &mem), 0);
+    af_batch_processor_opts bo = fast_batch();
+    assert_int_equal(af_tracing_add_exporter(t, e, &bo), 0);
+
+    enum { N = 200 };
+    uint64_t t0 = af_monotonic_ns();
+    for (int i = 0; i < N; i++)
+        af_span_end(af_span_start(af_tracing_tracer(t), "through", NULL));
+    /* Poll (bounded) until the memory exporter has every span. */
+    while (af_memory_exporter_total(mem) < N && af_monotonic_ns() - t0 < 5000000000ull) {
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
+    uint64_t ms = (af_monotonic_ns() - t0) / 1000000;
+    assert_int_equal(af_memory_exporter_total(mem), N);
+    assert_true(ms < 2000); /* the dead exporter's retries ran in its own thread */
+
+    /* The dead one is reported; shutdown stays within its bound. */
+    af_tracing_health h;
+    af_tracing_health_get(t, &h);
+    assert_int_equal(h.status, AF_HEALTH_DEGRADED);
+    t0 = af_monotonic_ns();
+    af_tracing_shutdown(t, 1500);
+    assert_true((af_monotonic_ns() - t0) / 1000000 < 3000);
+    af_tracing_free(t);
+}
+
 int main(void)
 {
     static const char *const vars[] = {"OTEL_SDK_DISABLED", "OTEL_SERVICE_NAME",
@@ -311,6 +356,7 @@ int main(void)
         cmocka_unit_test(test_degraded_and_no_secrets),
         cmocka_unit_test(test_bad_exporter_config),
         cmocka_unit_test(test_shutdown_flushes_pending),
+        cmocka_unit_test(test_dead_exporter_does_not_delay_others),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
