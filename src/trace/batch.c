@@ -443,16 +443,17 @@ static void batch_destroy(void *self)
     pthread_mutex_lock(&bp->mu);
     bool running = bp->thread_running;
     bool exited = bp->worker_exited;
+    pthread_t worker = bp->thread; /* read under the lock: an orphaned worker frees bp */
     if (running && !exited)
         bp->orphaned = true;
     pthread_mutex_unlock(&bp->mu);
     if (running && !exited) {
         /* The worker is stuck in the exporter; it frees everything when it returns. */
-        pthread_detach(bp->thread);
+        pthread_detach(worker);
         return;
     }
     if (running)
-        pthread_join(bp->thread, NULL);
+        pthread_join(worker, NULL);
     af_span_rec *rec;
     while ((rec = ring_pop(bp)))
         af__span_rec_release(rec);

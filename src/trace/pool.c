@@ -1,8 +1,17 @@
 /*
- * The span record pool. Application threads take records from a thread-local cache that
- * refills from a global free list 64 at a time; the export thread returns records to its own
+ * The span record pool.
+ *
+ * Application threads take records from a thread-local cache (an array of pointers) that
+ * refills from a global stack 64 at a time; the export thread returns records to its own
  * cache and spills them back in batches. The global lock is therefore taken about once per
  * 64 spans, and no malloc/free pair ever crosses threads in steady state (DESIGN.md §6).
+ *
+ * The caches hold pointers, not links inside the records, and a releasing thread that is
+ * the record's last owner only reads it: the export thread never writes to a record, so the
+ * record's lines are not pulled back and forth between cores for bookkeeping. Everything a
+ * record needs before reuse (a new generation, dropping overflow chunks) happens when it
+ * is taken again, on the thread that will use it.
+ *
  * Records are allocated in slabs and never freed: a stale span handle always points at a
  * record, and its generation tells whether the record still holds that span.
  */
@@ -13,7 +22,7 @@
 
 #define SLAB_RECORDS 64
 #define REFILL_BATCH 64
-#define CACHE_SPILL 256
+#define CACHE_CAP 512
 
 typedef struct slab {
     struct slab *next;
@@ -21,32 +30,41 @@ typedef struct slab {
 } slab;
 
 typedef struct rec_cache {
-    af_span_rec *head;
+    af_span_rec *items[CACHE_CAP];
     uint32_t count;
     bool registered;
 } rec_cache;
 
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
-static af_span_rec *pool_free;
-static size_t pool_free_count;
+static af_span_rec **pool_items; /* global stack of free records */
+static size_t pool_count, pool_cap;
 static slab *pool_slabs; /* keeps every slab reachable */
 static pthread_key_t cache_key;
 static pthread_once_t cache_key_once = PTHREAD_ONCE_INIT;
 static _Thread_local rec_cache tcache;
 
-/* Moves `n` records from the front of the thread cache to the global list. */
+/* Moves the `n` oldest records of the thread cache to the global stack. */
 static void spill(rec_cache *c, uint32_t n)
 {
-    af_span_rec *first = c->head, *last = c->head;
-    for (uint32_t i = 1; i < n; i++)
-        last = last->next_free;
-    c->head = last->next_free;
-    c->count -= n;
     pthread_mutex_lock(&pool_mu);
-    last->next_free = pool_free;
-    pool_free = first;
-    pool_free_count += n;
+    if (pool_count + n > pool_cap) {
+        size_t cap = pool_cap ? pool_cap * 2 : 1024;
+        while (cap < pool_count + n)
+            cap *= 2;
+        af_span_rec **p = realloc(pool_items, cap * sizeof(*p));
+        if (!p) {
+            /* Keep them in the cache; it only grows past its soft cap by the failed spill. */
+            pthread_mutex_unlock(&pool_mu);
+            return;
+        }
+        pool_items = p;
+        pool_cap = cap;
+    }
+    memcpy(pool_items + pool_count, c->items, n * sizeof(*c->items));
+    pool_count += n;
     pthread_mutex_unlock(&pool_mu);
+    memmove(c->items, c->items + n, (c->count - n) * sizeof(*c->items));
+    c->count -= n;
 }
 
 static void cache_destructor(void *arg)
@@ -68,11 +86,11 @@ static void register_cache(rec_cache *c)
     c->registered = true;
 }
 
-/* Takes up to REFILL_BATCH records from the global list, allocating a slab when empty. */
+/* Takes up to REFILL_BATCH records from the global stack, allocating a slab when empty. */
 static bool refill(rec_cache *c)
 {
     pthread_mutex_lock(&pool_mu);
-    if (!pool_free) {
+    if (pool_count == 0) {
         void *mem = NULL;
         if (posix_memalign(&mem, 64, sizeof(slab)) != 0) { /* records are cache-aligned */
             pthread_mutex_unlock(&pool_mu);
@@ -81,22 +99,16 @@ static bool refill(rec_cache *c)
         slab *s = memset(mem, 0, sizeof(slab));
         s->next = pool_slabs;
         pool_slabs = s;
+        pthread_mutex_unlock(&pool_mu);
         for (int i = SLAB_RECORDS - 1; i >= 0; i--) {
             atomic_init(&s->recs[i].gen, 1);
-            s->recs[i].next_free = pool_free;
-            pool_free = &s->recs[i];
+            c->items[c->count++] = &s->recs[i];
         }
-        pool_free_count += SLAB_RECORDS;
+        return true;
     }
-    uint32_t n = 0;
-    while (pool_free && n < REFILL_BATCH) {
-        af_span_rec *r = pool_free;
-        pool_free = r->next_free;
-        r->next_free = c->head;
-        c->head = r;
-        n++;
-    }
-    pool_free_count -= n;
+    uint32_t n = pool_count < REFILL_BATCH ? (uint32_t)pool_count : REFILL_BATCH;
+    pool_count -= n;
+    memcpy(c->items + c->count, pool_items + pool_count, n * sizeof(*c->items));
     pthread_mutex_unlock(&pool_mu);
     c->count += n;
     return true;
@@ -105,18 +117,15 @@ static bool refill(rec_cache *c)
 af_span_rec *af__span_rec_alloc(void)
 {
     rec_cache *c = &tcache;
-    if (!c->head) {
+    if (!c->count) {
         if (!c->registered)
             register_cache(c);
         if (!refill(c))
             return NULL;
     }
-    af_span_rec *r = c->head;
-    c->head = r->next_free;
-    c->count--;
-    /* Recycle here rather than on the releasing thread (often the export thread): invalidate
-     * outstanding handles under the span lock, so a concurrent call on a stale handle sees
-     * it, and drop any overflow chunks of the previous span. */
+    af_span_rec *r = c->items[--c->count];
+    /* Invalidate outstanding handles under the span lock, so a concurrent call on a stale
+     * handle sees it, and drop any overflow chunks of the previous span. */
     if (r->needs_invalidate) {
         while (atomic_exchange_explicit(&r->lock, 1, memory_order_acquire))
             ;
@@ -129,42 +138,49 @@ af_span_rec *af__span_rec_alloc(void)
     return r;
 }
 
-/* The record whose ending thread is running the processors' on_end right now. Its own
- * reference is handed to the first processor that retains it, instead of that processor
- * adding a reference and the ender dropping its own: two locked operations saved on every
- * exported span. */
+/* The record whose ending thread is running the processors' on_end right now. With a single
+ * processor, the ender's own reference is handed to it when it retains the span, instead of
+ * the processor adding a reference and the ender dropping its own: two locked operations
+ * saved on every exported span. With more processors it is not offered (the first one's
+ * worker could release the span while the ender is still handing it to the next one). */
 static _Thread_local af_span_rec *handoff;
+static _Thread_local bool handoff_taken;
 
 void af__span_rec_retain(af_span_rec *r)
 {
     if (handoff == r) {
         handoff = NULL;
+        handoff_taken = true;
         return;
     }
     atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
 }
 
-void af__span_rec_handoff_begin(af_span_rec *r)
+void af__span_rec_handoff_begin(af_span_rec *r, bool single_processor)
 {
-    handoff = r;
+    /* Written here, on the ending thread that still owns the line: the record will need a
+     * new generation when it is reused (the releasing thread must not write to it). */
+    r->needs_invalidate = true;
+    handoff = single_processor ? r : NULL;
+    handoff_taken = false;
 }
 
 void af__span_rec_handoff_end(af_span_rec *r)
 {
-    if (handoff == r) {
-        /* No processor kept the span: the ender's reference is the only one. */
-        handoff = NULL;
+    handoff = NULL;
+    if (handoff_taken)
+        handoff_taken = false; /* the processor owns the ender's reference now */
+    else
         af__span_rec_release(r);
-    }
 }
 
 void af__span_rec_release(af_span_rec *r)
 {
-    if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
+    /* A sole owner (the common case: one batch processor) only reads the count; nobody
+     * can take a new reference to an ended span, so no one else can be releasing. */
+    if (atomic_load_explicit(&r->refs, memory_order_acquire) != 1 &&
+        atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
         return;
-    /* Last reference. The record keeps its generation until it is taken again: a stale
-     * handle meanwhile finds it ended, which makes every call a no-op just the same. */
-    r->needs_invalidate = true;
     af__span_rec_recycle_local(r);
 }
 
@@ -173,10 +189,12 @@ void af__span_rec_recycle_local(af_span_rec *r)
     rec_cache *c = &tcache;
     if (!c->registered)
         register_cache(c);
-    r->next_free = c->head;
-    c->head = r;
-    if (++c->count > CACHE_SPILL)
-        spill(c, CACHE_SPILL / 2);
+    if (c->count == CACHE_CAP)
+        spill(c, CACHE_CAP / 2);
+    /* If even the spill could not allocate, the record stays in its slab unused: memory
+     * is short, and losing one record beats failing the caller. */
+    if (c->count < CACHE_CAP)
+        c->items[c->count++] = r;
 }
 
 void af_span_data_retain(const af_span_data *span)

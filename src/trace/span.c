@@ -414,7 +414,7 @@ void af_span_end_at(af_span s, uint64_t end_ns)
     af_tracer_provider *p = r->tracer->provider;
     af__counter_inc(p->counters, AF_COUNT_ENDED);
     size_t np = atomic_load_explicit(&p->n_processors, memory_order_acquire);
-    af__span_rec_handoff_begin(r);
+    af__span_rec_handoff_begin(r, np == 1);
     for (size_t i = 0; i < np; i++) {
         af_span_processor *proc = p->processors[i];
         proc->ops->on_end(proc->self, &r->data);

@@ -29,13 +29,12 @@ typedef struct af_arena_chunk {
 
 struct af_span_rec {
     /* First cache line: everything the export thread touches when it lets go of a record
-     * (refs, next_free) and the control words, so a recycled record costs one line of
+     * (refs) and the control words, so a recycled record costs one line of
      * cross-core traffic. Recycling work (generation bump, arena reset) happens when the
      * record is taken again, on the thread that will use it. */
     _Alignas(64) _Atomic uint32_t refs; /* 1 for the live span + one per retaining processor */
     _Atomic uint32_t lock;
     _Atomic uint64_t gen;
-    af_span_rec *next_free;
     af_tracer *tracer;
     char *arena_pos;
     size_t arena_left;
@@ -109,9 +108,9 @@ void af__span_rec_release(af_span_rec *r);
  * lock, with its generation already bumped): no atomics. */
 void af__span_rec_recycle_local(af_span_rec *r);
 void af__span_rec_retain(af_span_rec *r);
-/* Around the on_end calls at span end: the ender's reference goes to the first processor
- * that retains the span (no atomic), or is dropped at _end if none did. */
-void af__span_rec_handoff_begin(af_span_rec *r);
+/* Around the on_end calls at span end: with a single processor the ender's reference goes
+ * to it if it retains the span (no atomic); otherwise _end drops the ender's reference. */
+void af__span_rec_handoff_begin(af_span_rec *r, bool single_processor);
 void af__span_rec_handoff_end(af_span_rec *r);
 
 static inline af_span_rec *af__span_rec_of(const af_span_data *d)

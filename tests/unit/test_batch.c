@@ -17,6 +17,7 @@ typedef struct ctl_exporter {
     size_t spans;
     size_t calls;
     size_t max_batch;
+    size_t bad; /* spans whose name or attribute was not what the producer wrote */
     bool hang;          /* block until released, ignoring the deadline */
     bool honour_deadline; /* block until the deadline instead */
     bool fail;
@@ -28,9 +29,15 @@ typedef struct ctl_exporter {
 static int ctl_export(void *self, const af_span_data *const *spans, size_t n, uint64_t dl)
 {
     ctl_exporter *c = self;
-    for (size_t i = 0; i < n; i++)
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
         assert_true(spans[i]->trace_flags & AF_TRACE_FLAG_SAMPLED);
+        if (strcmp(spans[i]->name, "shared") == 0 &&
+            (spans[i]->n_attrs != 1 || strcmp(spans[i]->attrs[0].key, "i") != 0))
+            bad++;
+    }
     pthread_mutex_lock(&c->mu);
+    c->bad += bad;
     c->calls++;
     c->spans += n;
     if (n > c->max_batch)
@@ -364,6 +371,37 @@ static void test_fork_child_restarts_worker(void **state)
     af_tracer_provider_free(f.p);
 }
 
+/* Two processors share every span: each must get all of them intact, with the first one's
+ * worker exporting (and letting go of) spans while the ender still hands them to the second. */
+static void test_two_processors_share_spans(void **state)
+{
+    (void)state;
+    ctl_exporter a, b;
+    ctl_init(&a);
+    ctl_init(&b);
+    af_batch_processor_opts o;
+    opts(&o, 8192, 1, 1); /* export every span at once: the widest window for the race */
+    fixture f;
+    fixture_init(&f, &a, &o);
+    af_exporter *e = NULL;
+    af_span_processor *second = NULL;
+    assert_int_equal(af_exporter_new(&ctl_ops, &b, &e), 0);
+    assert_int_equal(af_batch_processor_new(e, &o, &second), 0);
+    assert_int_equal(af_tracer_provider_add_processor(f.p, second), 0);
+    enum { N = 5000 };
+    for (int i = 0; i < N; i++) {
+        af_span s = af_span_start(f.t, "shared", NULL);
+        af_span_set_int(s, "i", i);
+        af_span_end(s);
+    }
+    assert_int_equal(af_tracer_provider_force_flush(f.p, 10000), 0);
+    assert_int_equal(ctl_spans(&a), N);
+    assert_int_equal(ctl_spans(&b), N);
+    assert_int_equal(a.bad, 0);
+    assert_int_equal(b.bad, 0);
+    af_tracer_provider_free(f.p);
+}
+
 /* ----- stress ------------------------------------------------------------------------------ */
 
 typedef struct stress_arg {
@@ -435,6 +473,7 @@ int main(void)
         cmocka_unit_test(test_slow_exporter_deadline_passed_to_export),
         cmocka_unit_test(test_shutdown_exports_then_rejects),
         cmocka_unit_test(test_fork_child_restarts_worker),
+        cmocka_unit_test(test_two_processors_share_spans),
         cmocka_unit_test(test_multithread_stress),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
