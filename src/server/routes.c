@@ -23,14 +23,45 @@ int af__server_submit_job(af__req *rq, af__resp *rs, af__job *j);
 #define MAX_GPUS 256
 #define MAX_ALERTS 256
 
+/* Writes n decimal digits of v (zero-padded) at out. */
+static void put_digits(char *out, unsigned v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        out[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
+void af__rfc3339_frac(uint64_t ns, int digits, char *out)
+{
+    /* Every response and span carries a timestamp: the date part changes once a second, so
+     * each thread keeps the last second's text and formats only the fraction. */
+    static _Thread_local uint64_t cached_secs = UINT64_MAX;
+    static _Thread_local char cached[20];
+    uint64_t secs = ns / 1000000000ull;
+    if (secs != cached_secs) {
+        time_t t = (time_t)secs;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        char tmp[24];
+        if (strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%S", &tm) != 19)
+            memcpy(tmp, "1970-01-01T00:00:00", 20);
+        memcpy(cached, tmp, 19);
+        cached_secs = secs;
+    }
+    memcpy(out, cached, 19);
+    unsigned frac = (unsigned)(ns % 1000000000ull);
+    for (int i = digits; i < 9; i++)
+        frac /= 10;
+    out[19] = '.';
+    put_digits(out + 20, frac, digits);
+    out[20 + digits] = 'Z';
+    out[21 + digits] = '\0';
+}
+
 void af__rfc3339(uint64_t ns, char out[40])
 {
-    time_t secs = (time_t)(ns / 1000000000ull);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    char base[24];
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, 40, "%s.%09uZ", base, (unsigned)(ns % 1000000000ull));
+    af__rfc3339_frac(ns, 9, out);
 }
 
 /* JSON numbers never carry NaN or infinity. */
@@ -50,9 +81,11 @@ static void put_time(af_buf *b, uint64_t ns)
         af__buf_puts(b, "null");
         return;
     }
-    char ts[40];
-    af__rfc3339(ns, ts);
-    af__buf_printf(b, "\"%s\"", ts);
+    char ts[41];
+    ts[0] = '"';
+    af__rfc3339(ns, ts + 1);
+    af__buf_append(b, ts, 31); /* quote, 30 characters */
+    af__buf_putc(b, '"');
 }
 
 static void put_json_str(af_buf *b, char *json)
@@ -470,79 +503,159 @@ static int h_metrics(af__req *rq, af__resp *rs)
     return 0;
 }
 
+static bool gpus_reserve(af__gpus_cache *c, size_t n)
+{
+    if (n <= c->cap)
+        return true;
+    af__gpu_row *r = realloc(c->rows, n * sizeof(*r));
+    if (r)
+        c->rows = r;
+    af__gpu_row *sc = realloc(c->scratch, n * sizeof(*sc));
+    if (sc)
+        c->scratch = sc;
+    af_gpu_sample *sa = realloc(c->samples, n * sizeof(*sa));
+    if (sa)
+        c->samples = sa;
+    af_gpu_status *st = realloc(c->status, n * sizeof(*st));
+    if (st)
+        c->status = st;
+    if (!r || !sc || !sa || !st)
+        return false;
+    c->cap = n;
+    return true;
+}
+
+/* Fills c->scratch from the components; returns the row count. */
+static size_t gpus_load_rows(af_server *s, af__gpus_cache *c, size_t nc, size_t ns)
+{
+    view v; /* only the thresholds: gpu_state reads nothing else */
+    memset(&v, 0, sizeof(v));
+    af_gpu_thresholds_init(&v.th);
+    size_t n = 0, nst = 0;
+    if (nc) {
+        af_gpu_collector_get_thresholds(s->o.collector, &v.th);
+        n = af_gpu_collector_latest(s->o.collector, c->samples, nc);
+        n = n > nc ? nc : n;
+    }
+    if (ns) {
+        nst = af_gpu_scheduler_list_gpus(s->o.scheduler, c->status, ns);
+        nst = nst > ns ? ns : nst;
+    }
+    size_t rows = 0;
+    for (size_t i = 0; i < n; i++) {
+        const af_gpu_sample *g = &c->samples[i];
+        const af_gpu_status *sg = NULL;
+        for (size_t k = 0; k < nst; k++)
+            if (strcmp(c->status[k].id, g->gpu_id) == 0)
+                sg = &c->status[k];
+        af__gpu_row *r = &c->scratch[rows++];
+        memset(r, 0, sizeof(*r));
+        af__strlcpy(r->id, g->gpu_id, sizeof(r->id));
+        af__strlcpy(r->name, g->name, sizeof(r->name));
+        r->state = gpu_state(&v, g->utilization_gpu, g->temperature);
+        r->utilization = fin(g->utilization_gpu);
+        r->temperature = fin(g->temperature);
+        r->power = fin(g->power_draw);
+        r->memory_total_mb = g->memory_total_mb;
+        r->memory_used_mb = g->memory_used_mb;
+        r->updated_ns = g->timestamp_ns;
+        r->workloads = sg ? sg->workload_count : 0;
+        r->available = !sg || sg->available;
+    }
+    /* GPUs registered through the API that no collector measures. */
+    for (size_t k = 0; k < nst; k++) {
+        const af_gpu_status *g = &c->status[k];
+        bool seen = false;
+        for (size_t i = 0; i < n && !seen; i++)
+            seen = strcmp(g->id, c->samples[i].gpu_id) == 0;
+        if (seen)
+            continue;
+        af__gpu_row *r = &c->scratch[rows++];
+        memset(r, 0, sizeof(*r));
+        af__strlcpy(r->id, g->id, sizeof(r->id));
+        af__strlcpy(r->name, g->name, sizeof(r->name));
+        r->state = gpu_state(&v, g->utilization, g->temperature);
+        r->utilization = fin(g->utilization);
+        r->temperature = fin(g->temperature);
+        r->power = fin(g->power_usage);
+        r->memory_total_mb = g->memory_total_mb;
+        r->memory_used_mb = g->memory_used_mb;
+        r->updated_ns = g->last_metrics_update_ns;
+        r->workloads = g->workload_count;
+        r->available = g->available;
+    }
+    return rows;
+}
+
+static void gpus_render(af__gpus_cache *c)
+{
+    af_buf *b = &c->body;
+    af__buf_reset(b);
+    af__buf_puts(b, "{\"gpus\":[");
+    for (size_t i = 0; i < c->n_rows; i++) {
+        const af__gpu_row *r = &c->rows[i];
+        if (i)
+            af__buf_putc(b, ',');
+        af__buf_puts(b, "{\"id\":");
+        put_str(b, r->id);
+        af__buf_puts(b, ",\"name\":");
+        put_str(b, r->name);
+        af__buf_printf(b,
+                       ",\"status\":\"%s\",\"utilization\":%.2f,\"temperature\":%.2f,"
+                       "\"memory_total\":%llu,\"memory_used\":%llu,\"power_draw\":%.2f,"
+                       "\"workloads\":%u,\"available\":%s,\"last_updated\":",
+                       r->state, r->utilization, r->temperature,
+                       (unsigned long long)r->memory_total_mb,
+                       (unsigned long long)r->memory_used_mb, r->power, r->workloads,
+                       r->available ? "true" : "false");
+        put_time(b, r->updated_ns);
+        af__buf_putc(b, '}');
+    }
+    af__buf_printf(b, "],\"total\":%zu,\"timestamp\":", c->n_rows);
+}
+
+/* The list is read far more often than the collector samples (once a second by default), so
+ * the body is kept and re-rendered only when the rows it shows changed: a request costs the
+ * component reads, one memcmp and one copy. */
 static int h_gpus(af__req *rq, af__resp *rs)
 {
     af_server *s = rq->srv;
-    view *v = calloc(1, sizeof(*v));
-    size_t scap = s->o.scheduler ? af_gpu_scheduler_list_gpus(s->o.scheduler, NULL, 0) : 0;
-    scap = scap > MAX_GPUS ? MAX_GPUS : scap;
-    af_gpu_status *st = malloc(sizeof(*st) * (scap ? scap : 1));
-    if (!v || !st) {
-        view_free(v);
-        free(st);
+    af__gpus_cache *c = &s->gpus;
+    size_t nc = s->o.collector ? af_gpu_collector_gpu_count(s->o.collector) : 0;
+    size_t ns = s->o.scheduler ? af_gpu_scheduler_list_gpus(s->o.scheduler, NULL, 0) : 0;
+    nc = nc > MAX_GPUS ? MAX_GPUS : nc;
+    ns = ns > MAX_GPUS ? MAX_GPUS : ns;
+    if (!gpus_reserve(c, nc + ns + 1)) {
         af__resp_error(rs, 500, "internal", "out of memory");
         return 0;
     }
-    view_load(s, v);
-    size_t ns = scap ? af_gpu_scheduler_list_gpus(s->o.scheduler, st, scap) : 0;
-    if (ns > scap)
-        ns = scap;
+    size_t n = gpus_load_rows(s, c, nc, ns);
+    if (!c->valid || n != c->n_rows || memcmp(c->rows, c->scratch, n * sizeof(*c->rows)) != 0) {
+        af__gpu_row *t = c->rows;
+        c->rows = c->scratch;
+        c->scratch = t;
+        c->n_rows = n;
+        gpus_render(c);
+        c->valid = !c->body.failed;
+    }
     af_buf *b = &rs->body;
-    af__buf_puts(b, "{\"gpus\":[");
-    size_t total = 0;
-    for (size_t i = 0; i < v->n; i++) {
-        const af_gpu_sample *g = &v->samples[i];
-        const af_gpu_status *sg = NULL;
-        for (size_t k = 0; k < ns; k++)
-            if (strcmp(st[k].id, g->gpu_id) == 0)
-                sg = &st[k];
-        if (total++)
-            af__buf_putc(b, ',');
-        af__buf_puts(b, "{\"id\":");
-        put_str(b, g->gpu_id);
-        af__buf_puts(b, ",\"name\":");
-        put_str(b, g->name);
-        af__buf_printf(b,
-                       ",\"status\":\"%s\",\"utilization\":%.2f,\"temperature\":%.2f,"
-                       "\"memory_total\":%llu,\"memory_used\":%llu,\"power_draw\":%.2f,"
-                       "\"workloads\":%u,\"available\":%s,\"last_updated\":",
-                       gpu_state(v, g->utilization_gpu, g->temperature), fin(g->utilization_gpu),
-                       fin(g->temperature), (unsigned long long)g->memory_total_mb,
-                       (unsigned long long)g->memory_used_mb, fin(g->power_draw),
-                       sg ? sg->workload_count : 0, !sg || sg->available ? "true" : "false");
-        put_time(b, g->timestamp_ns);
-        af__buf_putc(b, '}');
-    }
-    /* GPUs registered through the API that no collector measures. */
-    for (size_t k = 0; k < ns; k++) {
-        bool seen = false;
-        for (size_t i = 0; i < v->n && !seen; i++)
-            seen = strcmp(st[k].id, v->samples[i].gpu_id) == 0;
-        if (seen)
-            continue;
-        if (total++)
-            af__buf_putc(b, ',');
-        af__buf_puts(b, "{\"id\":");
-        put_str(b, st[k].id);
-        af__buf_puts(b, ",\"name\":");
-        put_str(b, st[k].name);
-        af__buf_printf(b,
-                       ",\"status\":\"%s\",\"utilization\":%.2f,\"temperature\":%.2f,"
-                       "\"memory_total\":%llu,\"memory_used\":%llu,\"power_draw\":%.2f,"
-                       "\"workloads\":%u,\"available\":%s,\"last_updated\":",
-                       gpu_state(v, st[k].utilization, st[k].temperature), fin(st[k].utilization),
-                       fin(st[k].temperature), (unsigned long long)st[k].memory_total_mb,
-                       (unsigned long long)st[k].memory_used_mb, fin(st[k].power_usage),
-                       st[k].workload_count, st[k].available ? "true" : "false");
-        put_time(b, st[k].last_metrics_update_ns);
-        af__buf_putc(b, '}');
-    }
-    af__buf_printf(b, "],\"total\":%zu,\"timestamp\":", total);
+    af__buf_append(b, c->body.data, c->body.len);
     put_time(b, af_now_ns());
     af__buf_putc(b, '}');
-    view_free(v);
-    free(st);
+    if (!c->valid)
+        af__resp_error(rs, 500, "internal", "out of memory");
     return 0;
+}
+
+void af__routes_free(af_server *s)
+{
+    af__gpus_cache *c = &s->gpus;
+    free(c->rows);
+    free(c->scratch);
+    free(c->samples);
+    free(c->status);
+    af__buf_free(&c->body);
+    memset(c, 0, sizeof(*c));
 }
 
 static void put_gpu_status(af_buf *b, const af_gpu_status *g)
@@ -1468,74 +1581,77 @@ static int h_ws_plain(af__req *rq, af__resp *rs)
 /* ---------------------------------------------------------------------------------------- */
 /* The table. Patterns with the same shape are grouped so 405 can list every method.        */
 
-#define G AF__M_GET
-#define P AF__M_POST
+/* The span names are string literals so the middleware never formats one per request. */
+#define R(m, pattern, name, fn, write)                                                             \
+    {                                                                                              \
+        AF__M_##m, pattern, name, fn, write, "api_requests." #m " " pattern, "api_requests." name  \
+    }
 const af__route af__routes[] = {
-    {G, "/health", "health", h_health, false},
-    {G, "/ws", "websocket_plain", h_ws_plain, false},
-    {G, "/api/v1/metrics", "dashboard_metrics", h_metrics, false},
-    {G, "/api/v1/gpus", "list_gpus", h_gpus, false},
-    {P, "/api/v1/gpus", "register_gpu", h_gpu_register, true},
-    {G, "/api/v1/gpu/{id}/metrics", "gpu_metrics", h_gpu_metrics, false},
-    {G, "/api/v1/gpu/{id}/processes", "gpu_processes", h_gpu_processes, false},
-    {G, "/api/v1/gpu/{id}/history", "gpu_history", h_gpu_history, false},
-    {G, "/api/v1/gpu/{id}/stats", "gpu_stats", h_gpu_stats, false},
-    {G, "/api/v1/gpu/{id}/health", "gpu_health", h_gpu_health, false},
-    {G, "/api/v1/system/stats", "system_stats", h_system_stats, false},
-    {G, "/api/v1/system/overview", "system_overview", h_system_overview, false},
-    {G, "/api/v1/system/status", "system_status", h_system_status, false},
-    {G, "/api/v1/costs", "cost_summary", h_costs, false},
-    {P, "/api/v1/costs", "record_cost", h_cost_record, true},
-    {G, "/api/v1/costs/summary", "cost_breakdown", h_costs_summary, false},
-    {G, "/api/v1/costs/forecast", "cost_forecast", h_costs_forecast, false},
-    {G, "/api/v1/alerts", "list_alerts", h_alerts, false},
-    {G, "/api/v1/alerts/summary", "alert_summary", h_alerts_summary, false},
-    {P, "/api/v1/alerts/{id}/resolve", "resolve_alert", h_alert_resolve, true},
-    {G, "/api/v1/performance", "performance", h_performance, false},
-    {G, "/api/v1/performance/efficiency", "efficiency", h_performance_efficiency, false},
-    {G, "/api/v1/workloads", "list_workloads", h_workloads, false},
-    {P, "/api/v1/workloads", "submit_workload", h_workload_submit, true},
-    {G, "/api/v1/workloads/{id}", "get_workload", h_workload_get, false},
-    {P, "/api/v1/workloads/{id}/complete", "complete_workload", h_workload_complete, true},
-    {P, "/api/v1/workloads/{id}/cancel", "cancel_workload", h_workload_cancel, true},
-    {G, "/api/v1/models", "list_models", h_models, false},
-    {P, "/api/v1/inference", "inference", h_inference, true},
-    {G, "/api/v1/traces", "list_traces", h_traces, false},
-    {G, "/api/v1/traces/{id}", "get_trace", h_trace, false},
-    {G, "/api/v1/config", "config", h_config, false},
-    {P, "/api/v1/demo/trigger/{gpu}/{pattern}", "demo_trigger", h_demo_trigger, true},
+    R(GET, "/health", "health", h_health, false),
+    R(GET, "/ws", "websocket_plain", h_ws_plain, false),
+    R(GET, "/api/v1/metrics", "dashboard_metrics", h_metrics, false),
+    R(GET, "/api/v1/gpus", "list_gpus", h_gpus, false),
+    R(POST, "/api/v1/gpus", "register_gpu", h_gpu_register, true),
+    R(GET, "/api/v1/gpu/{id}/metrics", "gpu_metrics", h_gpu_metrics, false),
+    R(GET, "/api/v1/gpu/{id}/processes", "gpu_processes", h_gpu_processes, false),
+    R(GET, "/api/v1/gpu/{id}/history", "gpu_history", h_gpu_history, false),
+    R(GET, "/api/v1/gpu/{id}/stats", "gpu_stats", h_gpu_stats, false),
+    R(GET, "/api/v1/gpu/{id}/health", "gpu_health", h_gpu_health, false),
+    R(GET, "/api/v1/system/stats", "system_stats", h_system_stats, false),
+    R(GET, "/api/v1/system/overview", "system_overview", h_system_overview, false),
+    R(GET, "/api/v1/system/status", "system_status", h_system_status, false),
+    R(GET, "/api/v1/costs", "cost_summary", h_costs, false),
+    R(POST, "/api/v1/costs", "record_cost", h_cost_record, true),
+    R(GET, "/api/v1/costs/summary", "cost_breakdown", h_costs_summary, false),
+    R(GET, "/api/v1/costs/forecast", "cost_forecast", h_costs_forecast, false),
+    R(GET, "/api/v1/alerts", "list_alerts", h_alerts, false),
+    R(GET, "/api/v1/alerts/summary", "alert_summary", h_alerts_summary, false),
+    R(POST, "/api/v1/alerts/{id}/resolve", "resolve_alert", h_alert_resolve, true),
+    R(GET, "/api/v1/performance", "performance", h_performance, false),
+    R(GET, "/api/v1/performance/efficiency", "efficiency", h_performance_efficiency, false),
+    R(GET, "/api/v1/workloads", "list_workloads", h_workloads, false),
+    R(POST, "/api/v1/workloads", "submit_workload", h_workload_submit, true),
+    R(GET, "/api/v1/workloads/{id}", "get_workload", h_workload_get, false),
+    R(POST, "/api/v1/workloads/{id}/complete", "complete_workload", h_workload_complete, true),
+    R(POST, "/api/v1/workloads/{id}/cancel", "cancel_workload", h_workload_cancel, true),
+    R(GET, "/api/v1/models", "list_models", h_models, false),
+    R(POST, "/api/v1/inference", "inference", h_inference, true),
+    R(GET, "/api/v1/traces", "list_traces", h_traces, false),
+    R(GET, "/api/v1/traces/{id}", "get_trace", h_trace, false),
+    R(GET, "/api/v1/config", "config", h_config, false),
+    R(POST, "/api/v1/demo/trigger/{gpu}/{pattern}", "demo_trigger", h_demo_trigger, true),
 };
-#undef G
-#undef P
+#undef R
 const size_t af__nroutes = sizeof(af__routes) / sizeof(af__routes[0]);
 
-/* Matches one pattern; fills params (a segment is at most AF_GPU_ID_MAX - 1 bytes). */
-static bool pattern_match(const char *pat, const char *path,
+/* Matches one pattern; fills params (a segment is at most AF_GPU_ID_MAX - 1 bytes). Literal
+ * runs are compared with memcmp: every request walks the whole table. */
+static bool pattern_match(const char *pat, const char *path, size_t path_len,
                           char params[AF__MAX_PARAMS][AF_GPU_ID_MAX])
 {
     int np = 0;
-    while (*pat && *path) {
-        if (*pat == '{') {
-            const char *pe = strchr(pat, '}');
-            const char *se = strchr(path, '/');
-            size_t n = se ? (size_t)(se - path) : strlen(path);
-            if (!pe || n == 0 || n >= AF_GPU_ID_MAX || np >= AF__MAX_PARAMS)
-                return false;
-            memcpy(params[np], path, n);
-            params[np++][n] = '\0';
-            pat = pe + 1;
-            path += n;
-            continue;
-        }
-        if (*pat != *path)
+    const char *pend = path + path_len;
+    for (;;) {
+        const char *brace = strchr(pat, '{');
+        size_t lit = brace ? (size_t)(brace - pat) : strlen(pat);
+        if ((size_t)(pend - path) < lit || memcmp(pat, path, lit) != 0)
             return false;
-        pat++;
-        path++;
+        pat += lit;
+        path += lit;
+        if (!brace)
+            break;
+        const char *pe = strchr(pat, '}');
+        const char *se = memchr(path, '/', (size_t)(pend - path));
+        size_t n = se ? (size_t)(se - path) : (size_t)(pend - path);
+        if (!pe || n == 0 || n >= AF_GPU_ID_MAX || np >= AF__MAX_PARAMS)
+            return false;
+        memcpy(params[np], path, n);
+        params[np++][n] = '\0';
+        pat = pe + 1;
+        path += n;
     }
     /* A trailing slash is the same route. */
-    if (*path == '/' && path[1] == '\0')
-        path++;
-    return *pat == '\0' && *path == '\0';
+    return path == pend || (path + 1 == pend && *path == '/');
 }
 
 int af__route_match(const char *path, unsigned method, unsigned *allowed,
@@ -1544,8 +1660,9 @@ int af__route_match(const char *path, unsigned method, unsigned *allowed,
     *allowed = 0;
     int found = -1;
     char tmp[AF__MAX_PARAMS][AF_GPU_ID_MAX];
+    size_t len = strlen(path);
     for (size_t i = 0; i < af__nroutes; i++) {
-        if (!pattern_match(af__routes[i].pattern, path, tmp))
+        if (!pattern_match(af__routes[i].pattern, path, len, tmp))
             continue;
         *allowed |= af__routes[i].methods;
         if (found < 0 && (af__routes[i].methods & method)) {

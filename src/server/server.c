@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "agentaflow/log.h"
 #include "agentaflow/propagation.h"
@@ -58,9 +59,10 @@ void af__resp_free(af__resp *rs)
 
 void af__resp_reset_body(af__resp *rs)
 {
-    static const uint8_t pre[AF__RESP_HEADROOM];
+    /* The headroom is only ever overwritten by the headers: it needs no content. */
     af__buf_reset(&rs->body);
-    af__buf_append(&rs->body, pre, AF__RESP_HEADROOM);
+    if (af__buf_reserve(&rs->body, AF__RESP_HEADROOM))
+        rs->body.len = AF__RESP_HEADROOM;
 }
 
 void af__resp_error(af__resp *rs, int status, const char *code, const char *fmt, ...)
@@ -141,9 +143,13 @@ static size_t lws_get_all(void *self, const char *key, af_str *out, size_t cap)
 {
     lws_carrier *c = self;
     char name[64];
-    int nlen = snprintf(name, sizeof(name), "%s:", key);
-    if (nlen <= 0 || (size_t)nlen >= sizeof(name))
+    size_t klen = strlen(key);
+    if (klen + 2 > sizeof(name))
         return 0;
+    memcpy(name, key, klen);
+    name[klen] = ':';
+    name[klen + 1] = '\0';
+    int nlen = (int)klen + 1;
     int n = lws_hdr_custom_length(c->wsi, name, nlen);
     if (n <= 0)
         return 0;
@@ -205,6 +211,34 @@ static void pss_reset(af__pss *pss)
     af__buf_free(&pss->body);
     af__resp_free(&pss->resp);
     memset(pss, 0, sizeof(*pss));
+}
+
+/* The client's address, for the span. lws binds the per-session data to one transaction,
+ * so nothing can be kept per connection; getpeername directly costs less than
+ * lws_get_peer_simple. */
+static void peer_of(struct lws *wsi, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    out[0] = '\0';
+    if (getpeername(lws_get_socket_fd(wsi), (struct sockaddr *)&ss, &sl) != 0)
+        return;
+    if (ss.ss_family == AF_INET && cap >= INET_ADDRSTRLEN) {
+        /* Dotted quad by hand: glibc's inet_ntop goes through sprintf. */
+        const uint8_t *a = (const uint8_t *)&((struct sockaddr_in *)&ss)->sin_addr;
+        char *p = out;
+        for (int i = 0; i < 4; i++) {
+            unsigned v = a[i];
+            if (v >= 100)
+                *p++ = (char)('0' + v / 100);
+            if (v >= 10)
+                *p++ = (char)('0' + v / 10 % 10);
+            *p++ = (char)('0' + v % 10);
+            *p++ = i < 3 ? '.' : '\0';
+        }
+    } else if (ss.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)cap);
+    }
 }
 
 /* Writes headers and body and closes the transaction; returns the callback's verdict. */
@@ -374,9 +408,10 @@ static int dispatch(af_server *s, struct lws *wsi, af__pss *pss)
     rq.body_len = pss->body.len;
     rq.span = pss->span;
     af_span_get_context(pss->span, &rq.span_ctx);
-    unsigned allowed = 0;
-    int r = af__route_match(pss->path, pss->method == AF__M_HEAD ? AF__M_GET : pss->method,
-                            &allowed, rq.params);
+    /* on_http matched the route already (for the span name). */
+    unsigned allowed = pss->allowed;
+    int r = pss->route;
+    memcpy(rq.params, pss->params, sizeof(rq.params));
     if (r < 0) {
         if (allowed) {
             allow_text(allowed, rs->allow, sizeof(rs->allow));
@@ -397,10 +432,8 @@ static int dispatch(af_server *s, struct lws *wsi, af__pss *pss)
     }
     /* The route's work is a child span; component spans nest under it through the thread's
      * current context. */
-    char cname[96];
-    snprintf(cname, sizeof(cname), "api_requests.%s", rt->name);
-    af_span child =
-        af_span_start_child(s->api_tracer, cname, AF_SPAN_KIND_INTERNAL, &rq.span_ctx, NULL, 0);
+    af_span child = af_span_start_child(s->api_tracer, rt->child_name, AF_SPAN_KIND_INTERNAL,
+                                        &rq.span_ctx, NULL, 0);
     af_span_get_context(child, &rq.span_ctx);
     af_context_token tok = af_context_attach(child);
     int rc = rt->fn(&rq, rs);
@@ -413,6 +446,29 @@ static int dispatch(af_server *s, struct lws *wsi, af__pss *pss)
         af_span_set_status(child, AF_STATUS_ERROR, "handler failed");
     af_span_end(child);
     return send_response(s, wsi, pss);
+}
+
+/* The SERVER span as af_trace_api_request makes it (name "api_requests.<METHOD> <route>",
+ * http.method, http.route and operation.start_time with milliseconds), with the route
+ * table's precomputed name when the request matched a route with its own method, so the
+ * common case formats no name. */
+static af_span start_server_span(af_server *s, const af__pss *pss, const af_span_context *parent,
+                                 const char *tmpl)
+{
+    if (pss->route < 0 || pss->method != af__routes[pss->route].methods)
+        return af_trace_api_request(s->api_tracer, parent, pss->method_name, tmpl);
+    uint64_t now = af_now_ns();
+    char ts[32];
+    af__rfc3339_frac(now, 3, ts);
+    af_attr a[3] = {AF_STR("http.method", pss->method_name), AF_STR("http.route", tmpl),
+                    AF_STR("operation.start_time", ts)};
+    af_span_start_opts o = {.kind = AF_SPAN_KIND_SERVER,
+                            .parent_mode = AF_PARENT_EXPLICIT,
+                            .parent = parent,
+                            .start_ns = now,
+                            .attrs = a,
+                            .n_attrs = 3};
+    return af_span_start(s->api_tracer, af__routes[pss->route].span_name, &o);
 }
 
 static int on_http(af_server *s, struct lws *wsi, af__pss *pss, const char *uri)
@@ -428,8 +484,13 @@ static int on_http(af_server *s, struct lws *wsi, af__pss *pss, const char *uri)
 
     bool metrics_vhost = lws_get_vhost(wsi) == s->vh_metrics;
     unsigned allowed = 0;
-    char params[AF__MAX_PARAMS][AF_GPU_ID_MAX];
-    pss->route = metrics_vhost ? -1 : af__route_match(pss->path, pss->method, &allowed, params);
+    /* HEAD is answered by the GET route (without the body). */
+    pss->route =
+        metrics_vhost
+            ? -1
+            : af__route_match(pss->path, pss->method == AF__M_HEAD ? AF__M_GET : pss->method,
+                              &allowed, pss->params);
+    pss->allowed = allowed;
     const char *tmpl = metrics_vhost     ? "/metrics"
                        : pss->route >= 0 ? af__routes[pss->route].pattern
                        : allowed         ? pss->path
@@ -449,15 +510,15 @@ static int on_http(af_server *s, struct lws *wsi, af__pss *pss, const char *uri)
         af_span_context_init(&parent);
         af_baggage *bag = NULL;
         af_propagate_extract(AF_PROPAGATE_DEFAULT, &c, &parent, &bag);
-        pss->span = af_trace_api_request(s->api_tracer, &parent, pss->method_name, tmpl);
+        pss->span = start_server_span(s, pss, &parent, tmpl);
         if (af_span_is_recording(pss->span)) {
-            char target[1024], args[512] = "", ua[256] = "", peer[64] = "";
+            char target[1024], args[512] = "", ua[256] = "", peer[INET6_ADDRSTRLEN];
             if (lws_hdr_copy(wsi, args, sizeof(args), WSI_TOKEN_HTTP_URI_ARGS) > 0)
                 snprintf(target, sizeof(target), "%s?%s", pss->path, args);
             else
                 af__strlcpy(target, pss->path, sizeof(target));
             lws_hdr_copy(wsi, ua, sizeof(ua), WSI_TOKEN_HTTP_USER_AGENT);
-            lws_get_peer_simple(wsi, peer, sizeof(peer));
+            peer_of(wsi, peer, sizeof(peer));
             af_span_set_attrs(
                 pss->span,
                 AF_ATTRS(AF_STR("http.target", target), AF_STR("url.path", pss->path),
@@ -975,6 +1036,7 @@ void af_server_free(af_server *s)
     for (size_t i = 0; i < s->outbox_len; i++)
         af__ws_msg_unref(s->outbox[i]);
     free(s->outbox);
+    af__routes_free(s);
     af__metrics_free(s);
     pthread_mutex_destroy(&s->job_mu);
     pthread_cond_destroy(&s->job_cv);

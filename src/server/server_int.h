@@ -95,7 +95,9 @@ typedef struct af__route {
     const char *pattern; /* "/api/v1/gpu/{id}/metrics": {x} matches one segment */
     const char *name;    /* handler name, for the child span */
     af__handler fn;
-    bool write; /* needs the bearer token when one is configured */
+    bool write;             /* needs the bearer token when one is configured */
+    const char *span_name;  /* "api_requests.<METHOD> <pattern>": the SERVER span */
+    const char *child_name; /* "api_requests.<name>": the handler's child span */
 } af__route;
 
 extern const af__route af__routes[];
@@ -146,6 +148,8 @@ typedef struct af__pss {
     bool ready;  /* the response is ready to send (async completion) */
     bool too_large;
     int route;
+    unsigned allowed; /* methods the path's patterns accept (405's Allow) */
+    char params[AF__MAX_PARAMS][AF_GPU_ID_MAX];
     unsigned method;
     const char *method_name;
     char path[512];
@@ -200,6 +204,30 @@ typedef struct af__prio_metrics {
     uint64_t submitted, completed, cancelled, failed;
     af__hist queue_time;
 } af__prio_metrics;
+
+/* ---------------------------------------------------------------------------------------- */
+/* GET /api/v1/gpus: one row per GPU, exactly what the body shows. Rows are zeroed before they
+ * are filled so two row arrays compare with memcmp; the body is rendered again only when the
+ * rows differ from the ones it was rendered from (a new sample, a scheduler change).        */
+
+typedef struct af__gpu_row {
+    char id[AF_GPU_ID_MAX];
+    char name[AF_GPU_NAME_MAX];
+    const char *state; /* static string */
+    double utilization, temperature, power;
+    uint64_t memory_total_mb, memory_used_mb, updated_ns;
+    uint32_t workloads;
+    bool available;
+} af__gpu_row;
+
+typedef struct af__gpus_cache {
+    af__gpu_row *rows, *scratch; /* rows: what body shows; scratch: this request's */
+    size_t n_rows, cap;
+    bool valid;
+    af_buf body; /* {"gpus":[...],"total":n,"timestamp": */
+    af_gpu_sample *samples;
+    af_gpu_status *status;
+} af__gpus_cache;
 
 /* ---------------------------------------------------------------------------------------- */
 /* The server.                                                                               */
@@ -263,6 +291,8 @@ struct af_server {
     int alert_cb; /* collector callback handles, 0 = none */
     int sample_cb;
     uint64_t last_price_ns[256]; /* per GPU index: previous priced sample */
+
+    af__gpus_cache gpus; /* loop */
 };
 
 /* server.c */
@@ -294,11 +324,15 @@ void af__ws_close_all(af_server *s);
 int af__dashboard_metrics_json(af_server *s, af_buf *out);
 /* RFC 3339 UTC with nanoseconds into out[40]. */
 void af__rfc3339(uint64_t ns, char out[40]);
+/* RFC 3339 UTC with digits (1-9) fraction digits into out (at least 22 + digits bytes). */
+void af__rfc3339_frac(uint64_t ns, int digits, char *out);
 
 /* routes.c helpers used by the WebSocket and the load generator. */
 void af__put_alert(af_buf *b, const af_gpu_alert *a);
 int af__schedule_pass(af_server *s);
 void af__system_update(af_server *s, const char *event, const char *id);
+/* Frees the handlers' loop-only caches (af_server_free). */
+void af__routes_free(af_server *s);
 
 /* loadgen.c: the load generator thread, and GPU usage pricing + alert fan-out callbacks
  * registered on the collector for the server's whole life. */

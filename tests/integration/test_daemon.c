@@ -299,11 +299,15 @@ static const char *header(const resp *r, const char *name, char *out, size_t cap
 /* ---------------------------------------------------------------------------------------- */
 /* A minimal WebSocket client.                                                               */
 
-static int ws_connect(int port, const char *origin)
+/* rcvbuf > 0: the receive buffer, set before connecting so the advertised window is small
+ * from the start (a client that stops reading then fills the server's socket quickly). */
+static int ws_connect_rcvbuf(int port, const char *origin, int rcvbuf)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
         close(fd);
         return -1;
@@ -337,6 +341,11 @@ static int ws_connect(int port, const char *origin)
         return -1;
     }
     return fd;
+}
+
+static int ws_connect(int port, const char *origin)
+{
+    return ws_connect_rcvbuf(port, origin, 0);
 }
 
 static int read_full(int fd, void *p, size_t n)
@@ -428,6 +437,219 @@ static json_t *ws_expect(int fd, const char *type)
             return NULL;
     }
     return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Overload, graceful stop and a stalled WebSocket client.                                   */
+
+/* A simulated inference that takes about `ms` (50 us per prompt token, 4 bytes a token). */
+static char *slow_infer_request(int port, int ms, int seq)
+{
+    size_t chars = (size_t)ms * 80;
+    size_t cap = chars + 512;
+    char *body = malloc(cap);
+    assert_non_null(body);
+    int n = snprintf(body, cap, "{\"model_id\":\"model-gpt\",\"input\":\"slow %d ", seq);
+    memset(body + n, 'x', chars);
+    snprintf(body + n + chars, cap - (size_t)n - chars, "\"}");
+    size_t blen = strlen(body);
+    char *req = malloc(blen + 512);
+    assert_non_null(req);
+    snprintf(req, blen + 512,
+             "POST /api/v1/inference HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: "
+             "application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+             port, blen, body);
+    free(body);
+    return req;
+}
+
+/* Connects to 127.0.0.1:port; -1 with errno when refused. */
+static int tcp_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    struct timeval tv = {15, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+static void send_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t k = write(fd, p, n);
+        assert_true(k > 0);
+        p += k;
+        n -= (size_t)k;
+    }
+}
+
+/* Reads until EOF (the requests say Connection: close); malloc'd, NUL-terminated. */
+static char *read_to_eof(int fd)
+{
+    size_t len = 0, cap = 4096;
+    char *b = malloc(cap);
+    assert_non_null(b);
+    for (;;) {
+        if (len + 1024 > cap)
+            b = realloc(b, cap *= 2);
+        assert_non_null(b);
+        ssize_t k = read(fd, b + len, cap - len - 1);
+        if (k <= 0)
+            break;
+        len += (size_t)k;
+    }
+    b[len] = '\0';
+    return b;
+}
+
+/* Model-serving requests queued or running, from /health. */
+static long serving_busy(int port)
+{
+    json_t *h = get_json(port, "/health", 200);
+    json_t *m = json_object_get(json_object_get(h, "components"), "model_serving");
+    long n = (long)(json_integer_value(json_object_get(m, "in_flight")) +
+                    json_integer_value(json_object_get(m, "pending_requests")));
+    json_decref(h);
+    return n;
+}
+
+/* A sample's value from the Prometheus exposition (-1 when absent). */
+static double metric_value(int mport, const char *name)
+{
+    resp r = http(mport, "GET", "/metrics", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    double v = -1;
+    size_t nl = strlen(name);
+    for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, name, nl) == 0 && p[nl] == ' ') {
+            v = strtod(p + nl + 1, NULL);
+            break;
+        }
+    free(r.body);
+    return v;
+}
+
+/* With max_inflight 1, a slow inference in flight makes the next one a 503 "overloaded";
+ * then SIGTERM: new requests get a clean 503 "shutting_down" while the slow request still
+ * completes with 200, and the daemon exits 0. */
+static void test_overload_and_graceful_stop(void **state)
+{
+    (void)state;
+    daemon_t d;
+    daemon_start(&d,
+                 "service_name: agentaflow-it\nserver:\n  load_generator: false\n"
+                 "  max_inflight: 1\n",
+                 NULL, NULL);
+    char *req = slow_infer_request(d.port, 1500, 1);
+    int slow = tcp_connect(d.port);
+    assert_true(slow >= 0);
+    send_all(slow, req, strlen(req));
+    free(req);
+    uint64_t deadline = now_ms() + 10000;
+    while (serving_busy(d.port) == 0 && now_ms() < deadline)
+        pause_ms(5);
+    assert_true(serving_busy(d.port) > 0);
+
+    resp r = http(d.port, "POST", "/api/v1/inference",
+                  "{\"model_id\":\"model-gpt\",\"input\":\"one too many\"}", NULL);
+    expect_error(&r, 503, "overloaded");
+    free(r.body);
+
+    assert_int_equal(kill(d.pid, SIGTERM), 0);
+    /* From the stop on, a new request is refused or answered with a clean 503
+     * "shutting_down" (never hangs); before the signal lands it may still get a 200. */
+    bool stopped = false;
+    deadline = now_ms() + 5000;
+    while (!stopped && now_ms() < deadline) {
+        int fd = tcp_connect(d.port);
+        if (fd < 0) {
+            assert_int_equal(errno, ECONNREFUSED);
+            stopped = true;
+            break;
+        }
+        const char *get = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        send_all(fd, get, strlen(get));
+        char *ans = read_to_eof(fd);
+        close(fd);
+        stopped = strstr(ans, " 503 ") && strstr(ans, "\"shutting_down\"");
+        assert_true(stopped || strncmp(ans, "HTTP/1.1 200", 12) == 0);
+        free(ans);
+        pause_ms(5);
+    }
+    assert_true(stopped);
+    int st;
+    assert_int_equal(waitpid(d.pid, &st, WNOHANG), 0); /* still finishing the slow one */
+
+    char *ans = read_to_eof(slow);
+    close(slow);
+    if (strncmp(ans, "HTTP/1.1 200", 12) != 0)
+        fail_msg("the in-flight request did not complete: %.200s", ans);
+    assert_non_null(strstr(ans, "\"request_id\""));
+    free(ans);
+    assert_int_equal(daemon_stop(&d), 0);
+}
+
+/* A client that never reads: once its socket is full its bounded queue drops the oldest
+ * updates (counted in /metrics), the others are not held up, and when it reads again it gets
+ * a current update after at most the kernel's buffer and its queue, not every update. */
+static void test_ws_stalled_client_drops_oldest(void **state)
+{
+    (void)state;
+    daemon_t d;
+    daemon_start(&d,
+                 "service_name: agentaflow-it\nserver:\n  load_generator: false\n"
+                 "  ws_push_interval: 100ms\n  ws_queue_depth: 2\n",
+                 NULL, NULL);
+    int stalled = ws_connect_rcvbuf(d.port, NULL, 1024);
+    assert_true(stalled >= 0);
+    int live = ws_connect(d.port, NULL);
+    assert_true(live >= 0);
+
+    /* The live client keeps receiving while the stalled one's queue overflows. */
+    int live_msgs = 0;
+    uint64_t deadline = now_ms() + 30000;
+    while (metric_value(d.mport, "agentaflow_websocket_messages_dropped_total") <= 0 &&
+           now_ms() < deadline) {
+        json_t *j = ws_expect(live, "metrics_update");
+        assert_non_null(j);
+        json_decref(j);
+        live_msgs++;
+    }
+    double dropped = metric_value(d.mport, "agentaflow_websocket_messages_dropped_total");
+    assert_true(dropped > 0);
+    json_t *j = ws_expect(live, "metrics_update");
+    assert_non_null(j);
+    char mark[64];
+    snprintf(mark, sizeof(mark), "%s", json_string_value(json_object_get(j, "timestamp")));
+    json_decref(j);
+    live_msgs++;
+
+    /* Reading again, the stalled client reaches an update at least as new as `mark` having
+     * seen fewer updates than the live client: the dropped ones never arrive. */
+    int stalled_msgs = 0;
+    bool caught_up = false;
+    while (!caught_up) {
+        j = ws_expect(stalled, "metrics_update");
+        assert_non_null(j);
+        const char *ts = json_string_value(json_object_get(j, "timestamp"));
+        assert_non_null(ts);
+        caught_up = strcmp(ts, mark) >= 0;
+        json_decref(j);
+        stalled_msgs++;
+    }
+    assert_true(stalled_msgs < live_msgs);
+    close(stalled);
+    close(live);
+    assert_int_equal(daemon_stop(&d), 0);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1006,6 +1228,8 @@ int main(int argc, char **argv)
     };
     const struct CMUnitTest own[] = {
         cmocka_unit_test(test_ws_client_cap),
+        cmocka_unit_test(test_overload_and_graceful_stop),
+        cmocka_unit_test(test_ws_stalled_client_drops_oldest),
         cmocka_unit_test(test_auth),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_otlp_propagation),
