@@ -1,8 +1,14 @@
 /*
  * Deep copies of span data, for exporters that keep spans after export() returns (the
- * memory exporter and the daemon's trace store). One copy is a single malloc'd block plus
- * its own resource; it is reference counted so readers can hold spans while the ring moves.
+ * memory exporter and the daemon's trace store). One copy is a single malloc'd block (the
+ * header followed by every string and array); it is reference counted so readers can hold
+ * spans while the ring moves.
+ *
+ * Spans of one process nearly always carry the same resource, so copies share resource
+ * copies through a small cache keyed by content: copying the resource for every span cost
+ * a couple of dozen small allocations per span on the export thread.
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,13 +16,116 @@
 #include "agentaflow/export.h"
 #include "util/str.h"
 
+/* A resource copy shared by span copies. */
+typedef struct shared_res {
+    _Atomic uint32_t refs;
+    af_resource *res;
+} shared_res;
+
 struct af_span_copy {
     _Atomic uint32_t refs;
     af_span_data data;
     af_instrumentation_scope scope;
-    af_resource *resource;
-    char *block; /* every string and array of the copy */
+    shared_res *resource;
+    /* the copied strings and arrays follow, in the same allocation */
 };
+
+#define RES_CACHE 4
+static pthread_mutex_t res_mu = PTHREAD_MUTEX_INITIALIZER;
+static shared_res *res_cache[RES_CACHE]; /* each slot holds one reference */
+static unsigned res_next;
+
+static void shared_release(shared_res *sr)
+{
+    if (sr && atomic_fetch_sub_explicit(&sr->refs, 1, memory_order_acq_rel) == 1) {
+        af_resource_free(sr->res);
+        free(sr);
+    }
+}
+
+static bool value_equal(const af_attr *a, const af_attr *b)
+{
+    if (a->type != b->type || strcmp(a->key, b->key) != 0)
+        return false;
+    switch (a->type) {
+    case AF_VAL_STRING:
+        return a->v.s.len == b->v.s.len && memcmp(a->v.s.ptr, b->v.s.ptr, a->v.s.len) == 0;
+    case AF_VAL_BOOL:
+        return a->v.b == b->v.b;
+    case AF_VAL_INT:
+        return a->v.i == b->v.i;
+    case AF_VAL_DOUBLE:
+        return memcmp(&a->v.d, &b->v.d, sizeof(double)) == 0;
+    case AF_VAL_STRING_ARRAY:
+        if (a->v.arr.count != b->v.arr.count)
+            return false;
+        for (size_t i = 0; i < a->v.arr.count; i++)
+            if (strcmp(((const char *const *)a->v.arr.items)[i],
+                       ((const char *const *)b->v.arr.items)[i]) != 0)
+                return false;
+        return true;
+    default: {
+        size_t elem = a->type == AF_VAL_BOOL_ARRAY  ? sizeof(bool)
+                      : a->type == AF_VAL_INT_ARRAY ? sizeof(int64_t)
+                                                    : sizeof(double);
+        return a->v.arr.count == b->v.arr.count &&
+               (a->v.arr.count == 0 ||
+                memcmp(a->v.arr.items, b->v.arr.items, a->v.arr.count * elem) == 0);
+    }
+    }
+}
+
+static bool resource_equal(const af_resource *a, const af_resource *b)
+{
+    size_t na, nb;
+    const af_attr *aa = af_resource_attrs(a, &na);
+    const af_attr *ba = af_resource_attrs(b, &nb);
+    if (na != nb || strcmp(af_resource_schema_url(a), af_resource_schema_url(b)) != 0)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (!value_equal(&aa[i], &ba[i]))
+            return false;
+    return true;
+}
+
+/* A shared copy of `src` with one reference for the caller; NULL on ENOMEM. */
+static shared_res *shared_resource(const af_resource *src)
+{
+    pthread_mutex_lock(&res_mu);
+    for (unsigned i = 0; i < RES_CACHE; i++) {
+        shared_res *sr = res_cache[i];
+        if (sr && resource_equal(sr->res, src)) {
+            atomic_fetch_add_explicit(&sr->refs, 1, memory_order_relaxed);
+            pthread_mutex_unlock(&res_mu);
+            return sr;
+        }
+    }
+    pthread_mutex_unlock(&res_mu);
+
+    shared_res *sr = malloc(sizeof(*sr));
+    if (!sr)
+        return NULL;
+    size_t n;
+    const af_attr *ra = af_resource_attrs(src, &n);
+    const char *url = af_resource_schema_url(src);
+    if (af_resource_new_raw(ra, n, &sr->res) != 0) {
+        free(sr);
+        return NULL;
+    }
+    if (url && url[0] && af_resource_set_schema_url(sr->res, url) != 0) {
+        af_resource_free(sr->res);
+        free(sr);
+        return NULL;
+    }
+    atomic_init(&sr->refs, 2); /* the caller's and the cache's */
+    pthread_mutex_lock(&res_mu);
+    shared_res *victim = res_cache[res_next];
+    res_cache[res_next] = sr;
+    res_next = (res_next + 1) % RES_CACHE;
+    pthread_mutex_unlock(&res_mu);
+    shared_release(victim);
+    return sr;
+}
 
 /* A two-pass copier: the first pass (out == NULL) only measures. */
 typedef struct copier {
@@ -126,42 +235,30 @@ static void copy_span(copier *c, af_span_data *dst, const af_span_data *src)
 
 af_span_copy *af_span_copy_new(const af_span_data *span)
 {
-    af_span_copy *cp = calloc(1, sizeof(*cp));
-    if (!cp)
-        return NULL;
-    copier measure = {NULL, 0};
+    copier measure = {NULL, sizeof(af_span_copy)};
     af_span_data scratch;
     copy_span(&measure, &scratch, span);
     const af_instrumentation_scope *sc = span->scope;
     copy_str(&measure, sc ? sc->name : "");
     copy_str(&measure, sc ? sc->version : "");
     copy_str(&measure, sc ? sc->schema_url : "");
-    cp->block = malloc(measure.used ? measure.used : 1);
-    if (!cp->block)
-        goto fail;
-    copier real = {cp->block, 0};
+    af_span_copy *cp = malloc(measure.used);
+    if (!cp)
+        return NULL;
+    memset(cp, 0, sizeof(*cp));
+    copier real = {(char *)cp, sizeof(af_span_copy)};
     copy_span(&real, &cp->data, span);
     cp->scope.name = copy_str(&real, sc ? sc->name : "");
     cp->scope.version = copy_str(&real, sc ? sc->version : "");
     cp->scope.schema_url = copy_str(&real, sc ? sc->schema_url : "");
     cp->data.scope = &cp->scope;
-    if (span->resource) {
-        size_t n;
-        const af_attr *ra = af_resource_attrs(span->resource, &n);
-        if (af_resource_new_raw(ra, n, &cp->resource) != 0)
-            goto fail;
-        const char *url = af_resource_schema_url(span->resource);
-        if (url && url[0] && af_resource_set_schema_url(cp->resource, url) != 0)
-            goto fail;
+    if (span->resource && !(cp->resource = shared_resource(span->resource))) {
+        free(cp);
+        return NULL;
     }
-    cp->data.resource = cp->resource;
+    cp->data.resource = cp->resource ? cp->resource->res : NULL;
     atomic_init(&cp->refs, 1);
     return cp;
-fail:
-    af_resource_free(cp->resource);
-    free(cp->block);
-    free(cp);
-    return NULL;
 }
 
 const af_span_data *af_span_copy_data(const af_span_copy *c)
@@ -178,7 +275,6 @@ void af_span_copy_release(af_span_copy *c)
 {
     if (!c || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
         return;
-    af_resource_free(c->resource);
-    free(c->block);
+    shared_release(c->resource);
     free(c);
 }

@@ -15,7 +15,7 @@
 
 #include "agentaflow/trace_sdk.h"
 
-#define AF_INLINE_ATTRS 8
+#define AF_INLINE_ATTRS 16 /* an HTTP server span carries about 14 */
 #define AF_INLINE_EVENTS 2
 #define AF_INLINE_LINKS 1
 #define AF_ARENA_INLINE 1024
