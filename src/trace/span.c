@@ -218,18 +218,23 @@ static void gen_span_id(const af_tracer_provider *p, uint8_t out[8])
 
 static void add_link_locked(af_span_rec *r, const af_link *l);
 
+/* What every span needs; recording spans also get init_storage. The arena is reset here
+ * too because a non-recording span may copy its parent's tracestate into it. */
 static void init_record(af_span_rec *r, af_tracer *t)
 {
     r->tracer = t;
     r->ended = false;
     r->arena_pos = r->arena;
     r->arena_left = sizeof(r->arena);
-    r->chunks = NULL;
+    atomic_store_explicit(&r->refs, 1, memory_order_relaxed);
+    atomic_store_explicit(&r->lock, 0, memory_order_relaxed);
+}
+
+static void init_storage(af_span_rec *r)
+{
     r->attr_cap = AF_INLINE_ATTRS;
     r->event_cap = AF_INLINE_EVENTS;
     r->link_cap = AF_INLINE_LINKS;
-    atomic_store_explicit(&r->refs, 1, memory_order_relaxed);
-    atomic_store_explicit(&r->lock, 0, memory_order_relaxed);
 }
 
 /* Resolves the parent into *sc (header fields only; trace_state copied when present). */
@@ -336,6 +341,7 @@ af_span af__span_start(af_tracer *t, const char *name, const af_span_start_opts 
     }
 
     atomic_store_explicit(&r->recording, true, memory_order_relaxed);
+    init_storage(r);
     const char *nm = name ? name : "";
     d->name = af__arena_strdup(r, nm, strlen(nm));
     if (!d->name)

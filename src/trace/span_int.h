@@ -81,8 +81,25 @@ typedef struct af_counter_shard {
 typedef enum af_counter { AF_COUNT_STARTED, AF_COUNT_ENDED, AF_COUNT_UNSAMPLED } af_counter;
 
 /* counters.c */
-void af__counter_inc(af_counter_shard *shards, af_counter which);
+extern _Thread_local int af__counter_shard_index; /* -1 until the thread's first count */
+int af__counter_shard_assign(void);
 uint64_t af__counter_sum(const af_counter_shard *shards, af_counter which);
+
+static inline void af__counter_inc(af_counter_shard *shards, af_counter which)
+{
+    int i = af__counter_shard_index;
+    if (__builtin_expect(i < 0, 0))
+        i = af__counter_shard_assign();
+    af_counter_shard *s = &shards[i];
+    _Atomic uint64_t *f = which == AF_COUNT_STARTED ? &s->started
+                          : which == AF_COUNT_ENDED ? &s->ended
+                                                    : &s->unsampled;
+    if (i < AF_COUNTER_SHARDS - 1) /* this thread is the shard's only writer */
+        atomic_store_explicit(f, atomic_load_explicit(f, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(f, 1, memory_order_relaxed);
+}
 
 struct af_tracer_provider {
     af_resource *resource;
