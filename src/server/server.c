@@ -9,6 +9,7 @@
  * loop, LWS_CALLBACK_EVENT_WAIT_CANCELLED drains the completions, HTTP_WRITEABLE answers).
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -196,7 +197,7 @@ static unsigned method_of(struct lws *wsi, const char **name)
     return 0;
 }
 
-static void allow_text(unsigned m, char *out, size_t cap)
+void af__allow_text(unsigned m, char *out, size_t cap)
 {
     static const char *names[] = {"GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"};
     out[0] = '\0';
@@ -414,7 +415,7 @@ static int dispatch(af_server *s, struct lws *wsi, af__pss *pss)
     memcpy(rq.params, pss->params, sizeof(rq.params));
     if (r < 0) {
         if (allowed) {
-            allow_text(allowed, rs->allow, sizeof(rs->allow));
+            af__allow_text(allowed, rs->allow, sizeof(rs->allow));
             af__resp_error(rs, 405, "method_not_allowed", "%s is not allowed on %s (allowed: %s)",
                            pss->method_name, pss->path, rs->allow);
         } else if (pss->method & (AF__M_GET | AF__M_HEAD) && strncmp(pss->path, "/api/", 5) != 0) {
@@ -697,6 +698,57 @@ static void drain_jobs(af_server *s)
 /* ---------------------------------------------------------------------------------------- */
 /* The protocol callback.                                                                    */
 
+/* The local port of a listening TCP socket, or -1 for anything else. */
+static int listener_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    int on = 0;
+    socklen_t l = sizeof(on);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &l) != 0 || !on ||
+        getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+        return -1;
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return -1;
+}
+
+/* Creation: the fd lws listens on for port, among this process's descriptors. */
+static int find_listener(int port)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int found = -1;
+    for (struct dirent *e; found < 0 && (e = readdir(d)) != NULL;) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (*end != '\0' || end == e->d_name || fd == dirfd(d))
+            continue;
+        if (listener_port((int)fd) == port)
+            found = (int)fd;
+    }
+    closedir(d);
+    return found;
+}
+
+/* Loop, on stop: new API connections are refused from now on while the ones in progress
+ * finish. shutdown(SHUT_RD) moves a listening TCP socket to CLOSED (the kernel answers new
+ * SYNs and the unaccepted backlog with RST) but leaves the fd to lws, which sees POLLHUP and
+ * closes its listen wsi on this thread; closing the fd under lws instead would leave a stale
+ * entry in its poll set. The metrics listener stays open so the drain can be scraped. */
+static void close_api_listener(af_server *s)
+{
+    /* Checked again: the number is only ours to touch while it is still that listener. */
+    if (s->api_listen_fd < 0 || listener_port(s->api_listen_fd) != s->port)
+        return;
+    if (shutdown(s->api_listen_fd, SHUT_RD) != 0)
+        af_log(AF_LOG_WARN, "server: cannot close the listener on port %d: %s", s->port,
+               strerror(errno));
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
@@ -843,6 +895,7 @@ int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t
     af_server *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
+    s->api_listen_fd = -1;
     s->o = *opts;
     s->bind_address = af__strdup(bind);
     s->auth_token = has_token ? af__strdup(opts->auth_token) : NULL;
@@ -911,6 +964,12 @@ int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t
         }
         s->metrics_port = lws_get_vhost_listen_port(s->vh_metrics);
     }
+    s->api_listen_fd = find_listener(s->port);
+    if (s->api_listen_fd < 0)
+        af_log(AF_LOG_WARN,
+               "server: the listener of port %d was not found; on stop it keeps "
+               "accepting (and answers 503) until the last request finishes",
+               s->port);
     *out = s;
     return 0;
 fail:
@@ -935,9 +994,11 @@ static void *loop_main(void *arg)
     af__ws_timer_start(s);
     while (!atomic_load(&s->loop_exit)) {
         if (atomic_load(&s->stopping)) {
-            if (!s->stop_deadline_mono)
+            if (!s->stop_deadline_mono) {
                 s->stop_deadline_mono =
                     af_monotonic_ns() + (uint64_t)s->o.shutdown_timeout_ms * 1000000ull;
+                close_api_listener(s);
+            }
             uint32_t inflight;
             pthread_mutex_lock(&s->job_mu);
             inflight = s->inflight;

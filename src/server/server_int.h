@@ -108,6 +108,9 @@ extern const size_t af__nroutes;
 int af__route_match(const char *path, unsigned method, unsigned *allowed,
                     char params[AF__MAX_PARAMS][AF_GPU_ID_MAX]);
 
+/* The Allow header value for a method mask: "GET, POST, HEAD" (AF__M_* bit order). */
+void af__allow_text(unsigned m, char *out, size_t cap);
+
 /* Response helpers. */
 void af__resp_init(af__resp *rs);
 void af__resp_free(af__resp *rs);
@@ -245,7 +248,10 @@ struct af_server {
     bool loop_started;
     atomic_bool stopping;
     atomic_bool loop_exit;
-    bool deprecated;             /* loop: listeners closed */
+    /* The API vhost's listening socket, found by its port once lws opened it (lws 4.1 has no
+     * call that returns a vhost's listen wsi); -1 = not found. Owned by lws: the loop only
+     * shuts it down on stop so new connections are refused. */
+    int api_listen_fd;
     uint64_t stop_deadline_mono; /* loop */
     uint32_t http_active;        /* loop: transactions in progress */
 
