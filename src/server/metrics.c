@@ -328,6 +328,9 @@ static void histogram(expo *e, const char *base, const char *const *labels, cons
 /* ---------------------------------------------------------------------------------------- */
 /* Families.                                                                                 */
 
+/* A provider holds at most 16 processors (AF_MAX_PROCESSORS in the trace core). */
+#define AF_MAX_EXPORT_PROCESSORS 16
+
 #define L(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 typedef struct gpu_view {
@@ -777,51 +780,42 @@ static void render_tracing(af_server *s, expo *e)
         fam(e, f[i].name, "counter", f[i].help);
         counter(e, f[i].name, NULL, (double)v[i]);
     }
+    /* Per-processor families: the stats are read once, then each family is written whole
+     * (the exposition needs all samples of a family together). */
     size_t np = 0;
     af_span_processor *const *procs = p ? af_tracer_provider_processors(p, &np) : NULL;
-    fam(e, "tracing_queue_depth", "gauge", "Spans waiting in an export queue");
+    af_processor_stats st[AF_MAX_EXPORT_PROCESSORS];
+    const char *type[AF_MAX_EXPORT_PROCESSORS];
+    char idx[AF_MAX_EXPORT_PROCESSORS][24];
+    if (np > AF_MAX_EXPORT_PROCESSORS)
+        np = AF_MAX_EXPORT_PROCESSORS;
     for (size_t i = 0; i < np; i++) {
-        af_processor_stats st;
-        af_span_processor_stats_get(procs[i], &st);
+        af_span_processor_stats_get(procs[i], &st[i]);
         af_exporter *ex = af_span_processor_exporter(procs[i]);
-        char idx[24];
-        snprintf(idx, sizeof(idx), "%zu", i);
-        gauge(e, "tracing_queue_depth",
-              L("processor", idx, "exporter", ex ? af_exporter_type(ex) : "custom"),
-              st.queue_depth);
+        type[i] = ex ? af_exporter_type(ex) : "custom";
+        snprintf(idx[i], sizeof(idx[i]), "%zu", i);
     }
-    fam(e, "tracing_queue_capacity", "gauge", "Capacity of an export queue");
-    for (size_t i = 0; i < np; i++) {
-        af_processor_stats st;
-        af_span_processor_stats_get(procs[i], &st);
-        af_exporter *ex = af_span_processor_exporter(procs[i]);
-        char idx[24];
-        snprintf(idx, sizeof(idx), "%zu", i);
-        gauge(e, "tracing_queue_capacity",
-              L("processor", idx, "exporter", ex ? af_exporter_type(ex) : "custom"),
-              st.queue_capacity);
-    }
-    fam(e, "tracing_export_seconds", "counter", "Time spent inside exporters");
-    for (size_t i = 0; i < np; i++) {
-        af_processor_stats st;
-        af_span_processor_stats_get(procs[i], &st);
-        af_exporter *ex = af_span_processor_exporter(procs[i]);
-        char idx[24];
-        snprintf(idx, sizeof(idx), "%zu", i);
-        counter(e, "tracing_export_seconds",
-                L("processor", idx, "exporter", ex ? af_exporter_type(ex) : "custom"),
-                (double)st.export_ns_total / 1e9);
-    }
-    fam(e, "tracing_export_calls", "counter", "Export calls made");
-    for (size_t i = 0; i < np; i++) {
-        af_processor_stats st;
-        af_span_processor_stats_get(procs[i], &st);
-        af_exporter *ex = af_span_processor_exporter(procs[i]);
-        char idx[24];
-        snprintf(idx, sizeof(idx), "%zu", i);
-        counter(e, "tracing_export_calls",
-                L("processor", idx, "exporter", ex ? af_exporter_type(ex) : "custom"),
-                (double)st.export_calls);
+    static const struct {
+        const char *name, *kind, *help;
+    } pf[] = {
+        {"tracing_queue_depth", "gauge", "Spans waiting in an export queue"},
+        {"tracing_queue_capacity", "gauge", "Capacity of an export queue"},
+        {"tracing_export_seconds", "counter", "Time spent inside exporters"},
+        {"tracing_export_calls", "counter", "Export calls made"},
+    };
+    for (size_t k = 0; k < sizeof(pf) / sizeof(pf[0]); k++) {
+        fam(e, pf[k].name, pf[k].kind, pf[k].help);
+        for (size_t i = 0; i < np; i++) {
+            double val = k == 0   ? st[i].queue_depth
+                         : k == 1 ? st[i].queue_capacity
+                         : k == 2 ? (double)st[i].export_ns_total / 1e9
+                                  : (double)st[i].export_calls;
+            const char *const *labels = L("processor", idx[i], "exporter", type[i]);
+            if (k < 2)
+                gauge(e, pf[k].name, labels, val);
+            else
+                counter(e, pf[k].name, labels, val);
+        }
     }
     if (s->o.traces) {
         af__hist h;
