@@ -26,6 +26,7 @@ typedef struct app_settings {
     uint64_t body_limit;
     uint32_t max_inflight;
     uint32_t workers;
+    uint32_t event_loops; /* 0 = one per online CPU */
     uint32_t trace_store_spans;
     bool load_generator;
     char gpu_backend[16]; /* auto | nvml | simulated */

@@ -24,6 +24,7 @@ void app_settings_init(app_settings *s)
     s->body_limit = o.body_limit;
     s->max_inflight = o.max_inflight;
     s->workers = o.workers;
+    s->event_loops = o.event_loops;
     s->trace_store_spans = 8192;
     s->load_generator = true;
     snprintf(s->gpu_backend, sizeof(s->gpu_backend), "auto");
@@ -100,6 +101,10 @@ static const char *set_key(app_settings *s, const char *k, const char *v)
         if (!parse_u64(v, 1, 64, &n))
             return "expected an integer 1-64";
         s->workers = (uint32_t)n;
+    } else if (!strcmp(k, "event_loops")) {
+        if (!parse_u64(v, 0, 64, &n))
+            return "expected an integer 0-64 (0 = one per CPU)";
+        s->event_loops = (uint32_t)n;
     } else if (!strcmp(k, "trace_store_spans")) {
         if (!parse_u64(v, 16, 1000000, &n))
             return "expected an integer 16-1000000";
@@ -221,12 +226,13 @@ void app_settings_print(const app_settings *s, FILE *out)
             "server.bind_address = %s\nserver.port = %d\nserver.metrics_port = %d\n"
             "server.auth_token = %s\nserver.ws_push_interval = %s\nserver.max_ws_clients = %u\n"
             "server.ws_queue_depth = %u\nserver.body_limit = %llu\nserver.max_inflight = %u\n"
-            "server.workers = %u\nserver.trace_store_spans = %u\nserver.load_generator = %s\n"
+            "server.workers = %u\nserver.event_loops = %u\nserver.trace_store_spans = "
+            "%u\nserver.load_generator = %s\n"
             "server.gpu_backend = %s\nserver.simulated_gpus = %u\nserver.title = %s\n",
             s->bind_address, s->port, s->metrics_port, s->auth_token[0] ? "[redacted]" : "\"\"", d,
             s->max_ws_clients, s->ws_queue_depth, (unsigned long long)s->body_limit,
-            s->max_inflight, s->workers, s->trace_store_spans, s->load_generator ? "true" : "false",
-            s->gpu_backend, s->simulated_gpus, s->title);
+            s->max_inflight, s->workers, s->event_loops, s->trace_store_spans,
+            s->load_generator ? "true" : "false", s->gpu_backend, s->simulated_gpus, s->title);
 }
 
 static bool about_server(const af_config_diag_entry *e)
@@ -423,6 +429,7 @@ void app_server_opts(af_server_opts *o, const app_settings *st, const app_platfo
     o->body_limit = (size_t)st->body_limit;
     o->max_inflight = st->max_inflight;
     o->workers = st->workers;
+    o->event_loops = st->event_loops;
     o->load_generator = st->load_generator;
     o->title = st->title;
     o->tracing = p->tracing;

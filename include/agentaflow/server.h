@@ -77,6 +77,7 @@ typedef struct af_server_opts {
     size_t body_limit;            /* 1 MiB request body; more = 413 */
     uint32_t max_inflight;        /* 256 async requests in flight; more = 503 */
     uint32_t workers;             /* 4 inference worker threads */
+    uint32_t event_loops;         /* 0: one HTTP event-loop thread per online CPU (max 8) */
     uint32_t shutdown_timeout_ms; /* 5000: bound for finishing in-flight requests */
     bool load_generator;          /* false: synthetic workloads, inference and costs */
     uint32_t load_interval_ms;    /* 1000: load generator tick */

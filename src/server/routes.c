@@ -7,6 +7,7 @@
  * field; values come from the components, never from constants.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -164,13 +165,7 @@ static bool get_bool(json_t *o, const char *k, bool *out, af__resp *rs)
 
 static bool url_arg(af__req *rq, const char *name, char *buf, int len)
 {
-    char key[64];
-    snprintf(key, sizeof(key), "%s=", name);
-    const char *v = lws_get_urlarg_by_name(rq->wsi, key, buf, len);
-    if (!v)
-        return false;
-    memmove(buf, v, strlen(v) + 1);
-    return true;
+    return len > 0 && af__http_query_arg(rq->query, strlen(rq->query), name, buf, (size_t)len);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -468,7 +463,7 @@ static int h_health(af__req *rq, af__resp *rs)
                    ",\"websocket\":{\"status\":\"healthy\",\"clients\":%u,\"max_clients\":%u},"
                    "\"prometheus\":{\"status\":\"%s\",\"port\":%d}",
                    atomic_load(&s->n_clients), s->o.max_ws_clients,
-                   s->vh_metrics ? "healthy" : "disabled", s->metrics_port);
+                   s->metrics_fd >= 0 ? "healthy" : "disabled", s->metrics_port);
     af__buf_puts(b, ",\"trace_store\":");
     if (s->o.traces)
         af__buf_printf(b, "{\"status\":\"healthy\",\"spans\":%zu}",
@@ -620,7 +615,7 @@ static void gpus_render(af__gpus_cache *c)
 static int h_gpus(af__req *rq, af__resp *rs)
 {
     af_server *s = rq->srv;
-    af__gpus_cache *c = &s->gpus;
+    af__gpus_cache *c = &rq->loop->gpus;
     size_t nc = s->o.collector ? af_gpu_collector_gpu_count(s->o.collector) : 0;
     size_t ns = s->o.scheduler ? af_gpu_scheduler_list_gpus(s->o.scheduler, NULL, 0) : 0;
     nc = nc > MAX_GPUS ? MAX_GPUS : nc;
@@ -647,9 +642,8 @@ static int h_gpus(af__req *rq, af__resp *rs)
     return 0;
 }
 
-void af__routes_free(af_server *s)
+void af__gpus_cache_free(af__gpus_cache *c)
 {
-    af__gpus_cache *c = &s->gpus;
     free(c->rows);
     free(c->scratch);
     free(c->samples);
@@ -919,7 +913,7 @@ static int h_system_status(af__req *rq, af__resp *rs)
                    "\"websocket_server\":\"healthy\",\"prometheus\":\"%s\",\"dashboard\":"
                    "\"healthy\"},\"active_connections\":%u,\"data_freshness\":{\"last_update\":",
                    running && fresh ? "operational" : "degraded", running ? "healthy" : "down",
-                   s->vh_metrics ? "healthy" : "disabled", atomic_load(&s->n_clients));
+                   s->metrics_fd >= 0 ? "healthy" : "disabled", atomic_load(&s->n_clients));
     put_time(b, ov.timestamp_ns);
     af__buf_printf(b, ",\"status\":\"%s\"},\"timestamp\":", fresh ? "fresh" : "stale");
     put_time(b, now);
@@ -1516,11 +1510,12 @@ static int h_config(af__req *rq, af__resp *rs)
     if (!root)
         root = json_object();
     json_t *srv = json_pack(
-        "{s:s,s:i,s:i,s:s,s:i,s:i,s:i,s:I,s:i,s:b,s:s}", "bind_address", s->bind_address, "port",
-        s->port, "metrics_port", s->metrics_port, "auth_token", s->auth_token ? "[redacted]" : "",
-        "ws_push_interval_ms", (int)s->o.ws_push_interval_ms, "max_ws_clients",
-        (int)s->o.max_ws_clients, "ws_queue_depth", (int)s->o.ws_queue_depth, "body_limit",
-        (json_int_t)s->o.body_limit, "max_inflight", (int)s->o.max_inflight, "load_generator",
+        "{s:s,s:i,s:i,s:s,s:i,s:i,s:i,s:I,s:i,s:i,s:i,s:b,s:s}", "bind_address", s->bind_address,
+        "port", s->port, "metrics_port", s->metrics_port, "auth_token",
+        s->auth_token ? "[redacted]" : "", "ws_push_interval_ms", (int)s->o.ws_push_interval_ms,
+        "max_ws_clients", (int)s->o.max_ws_clients, "ws_queue_depth", (int)s->o.ws_queue_depth,
+        "body_limit", (json_int_t)s->o.body_limit, "max_inflight", (int)s->o.max_inflight,
+        "workers", (int)s->o.workers, "event_loops", (int)s->n_loops, "load_generator",
         s->o.load_generator, "title", s->title);
     if (srv)
         json_object_set_new(root, "server", srv);
@@ -1654,20 +1649,51 @@ static bool pattern_match(const char *pat, const char *path, size_t path_len,
     return path == pend || (path + 1 == pend && *path == '/');
 }
 
+/* Each pattern's literal prefix (up to its first parameter) and whether it has parameters,
+ * computed once: a request path is then rejected by most routes with a length compare. */
+typedef struct route_shape {
+    size_t prefix_len;
+    bool has_params;
+} route_shape;
+
+static route_shape shapes[sizeof(af__routes) / sizeof(af__routes[0])];
+static pthread_once_t shapes_once = PTHREAD_ONCE_INIT;
+
+static void shapes_init(void)
+{
+    for (size_t i = 0; i < af__nroutes; i++) {
+        const char *brace = strchr(af__routes[i].pattern, '{');
+        shapes[i].has_params = brace != NULL;
+        shapes[i].prefix_len =
+            brace ? (size_t)(brace - af__routes[i].pattern) : strlen(af__routes[i].pattern);
+    }
+}
+
 int af__route_match(const char *path, unsigned method, unsigned *allowed,
                     char params[AF__MAX_PARAMS][AF_GPU_ID_MAX])
 {
+    pthread_once(&shapes_once, shapes_init);
     *allowed = 0;
     int found = -1;
     char tmp[AF__MAX_PARAMS][AF_GPU_ID_MAX];
     size_t len = strlen(path);
     for (size_t i = 0; i < af__nroutes; i++) {
-        if (!pattern_match(af__routes[i].pattern, path, len, tmp))
+        const route_shape *sh = &shapes[i];
+        const char *pat = af__routes[i].pattern;
+        if (!sh->has_params) {
+            /* Exact, or with one trailing slash. */
+            if (!(len == sh->prefix_len || (len == sh->prefix_len + 1 && path[len - 1] == '/')) ||
+                memcmp(path, pat, sh->prefix_len) != 0)
+                continue;
+        } else if (len <= sh->prefix_len || memcmp(path, pat, sh->prefix_len) != 0 ||
+                   !pattern_match(pat, path, len, tmp)) {
             continue;
+        }
         *allowed |= af__routes[i].methods;
         if (found < 0 && (af__routes[i].methods & method)) {
             found = (int)i;
-            memcpy(params, tmp, sizeof(tmp));
+            if (sh->has_params)
+                memcpy(params, tmp, sizeof(tmp));
         }
     }
     if (*allowed & AF__M_GET)

@@ -1,12 +1,15 @@
 /*
- * server/server_int.h - what the files of src/server share: the server object, the per-
- * connection state, the route table, histograms for the Prometheus exposition and the
- * WebSocket hub.
+ * server/server_int.h - what the files of src/server share: the server object, the HTTP event
+ * loops and their connections, the route table, histograms for the Prometheus exposition and
+ * the WebSocket hub.
  *
- * Threading rule: everything named lws_* and every field marked "loop" is touched only on the
- * event-loop thread ("af-server"). Other threads hand work over through the two queues below
- * (job completions, WebSocket broadcasts), each behind its own mutex, and wake the loop with
- * lws_cancel_service().
+ * Threads: plain HTTP is served by `event_loops` loop threads ("af-http-N", http_loop.c), each
+ * with its own epoll set, connections and caches; the listeners are shared (EPOLLEXCLUSIVE),
+ * so a connection lives and dies on the loop that accepted it. Fields marked "loop" belong to
+ * their loop's thread. WebSocket clients live on one libwebsockets context served by its own
+ * thread ("af-ws"): a loop hands an upgrade request's socket over to it (ws.c). Other threads
+ * hand work over through queues behind mutexes (job completions per loop, WebSocket
+ * broadcasts) and wake the owner (the loop's eventfd, lws_cancel_service).
  */
 #ifndef AF_SERVER_SERVER_INT_H
 #define AF_SERVER_SERVER_INT_H
@@ -16,6 +19,7 @@
 #include <stdatomic.h>
 
 #include "agentaflow/server.h"
+#include "server/http_parse.h"
 #include "util/buf.h"
 
 /* ---------------------------------------------------------------------------------------- */
@@ -75,12 +79,17 @@ typedef struct af__resp {
     bool www_authenticate;
 } af__resp;
 
+typedef struct af__loop af__loop;
+typedef struct af__conn af__conn;
+
 typedef struct af__req {
     af_server *srv;
-    struct lws *wsi;
+    af__loop *loop;
+    af__conn *conn;
     unsigned method;
     const char *method_name;
     const char *path;
+    const char *query; /* after '?', NUL-terminated; "" when none */
     char params[AF__MAX_PARAMS][AF_GPU_ID_MAX];
     const char *body;
     size_t body_len;
@@ -132,7 +141,8 @@ void af__resp_from_errno(af__resp *rs, int err, const char *msg);
 typedef struct af__job {
     struct af__job *next;
     af_server *srv;
-    struct lws *wsi; /* loop-only; NULL once the connection closed (orphan) */
+    af__loop *loop; /* where the answer goes */
+    af__conn *conn; /* loop-only; NULL once the connection closed (orphan) */
     char *model_id;
     char *input;
     char *request_id;
@@ -142,28 +152,35 @@ typedef struct af__job {
     af__resp resp; /* filled by the worker */
 } af__job;
 
-/* Per-connection state (HTTP and WebSocket share the protocol). */
-typedef struct af__ws_client af__ws_client;
-
-typedef struct af__pss {
-    /* HTTP */
-    bool active; /* a transaction is in progress */
-    bool ready;  /* the response is ready to send (async completion) */
+/* The request in progress on a connection: what the middleware, the route and the response
+ * need after the head's bytes are gone (the head is parsed in place in the receive buffer,
+ * which a body read may move). */
+typedef struct af__txn {
+    bool active;     /* between the head and the response */
+    bool keep_alive; /* the client keeps the connection after this response */
     bool too_large;
+    bool http10;
     int route;
     unsigned allowed; /* methods the path's patterns accept (405's Allow) */
     char params[AF__MAX_PARAMS][AF_GPU_ID_MAX];
     unsigned method;
     const char *method_name;
     char path[512];
+    char *query; /* malloc'd copy after '?', or NULL */
+    char authorization[512];
+    char accept[256]; /* metrics listener: text format or OpenMetrics */
     af_buf body;
     af__resp resp;
     af__job *job;
     af_span span;
     uint64_t start_mono;
-    /* WebSocket */
+} af__txn;
+
+/* The WebSocket context's per-session data. */
+typedef struct af__ws_client af__ws_client;
+typedef struct af__ws_pss {
     af__ws_client *ws;
-} af__pss;
+} af__ws_pss;
 
 /* ---------------------------------------------------------------------------------------- */
 /* WebSocket hub.                                                                            */
@@ -235,25 +252,71 @@ typedef struct af__gpus_cache {
 /* ---------------------------------------------------------------------------------------- */
 /* The server.                                                                               */
 
+/* One HTTP connection, owned by its loop. */
+typedef enum af__conn_state {
+    AF__CONN_HEAD,    /* reading a request head */
+    AF__CONN_BODY,    /* reading a Content-Length body */
+    AF__CONN_CHUNKED, /* reading a chunked body */
+    AF__CONN_BUSY,    /* the route answers later (a worker job) */
+} af__conn_state;
+
+struct af__conn {
+    af__loop *loop;
+    int fd;
+    bool metrics;     /* accepted on the Prometheus listener */
+    bool close_after; /* close once the pending output is written */
+    bool lingering;   /* our side is shut; reading the client's last bytes until it closes */
+    uint32_t events;  /* what epoll watches now */
+    af__conn_state state;
+    af__conn *prev, *next;         /* the loop's timeout list, oldest deadline first; then the
+                                    * list of closed connections waiting to be freed */
+    af__conn *all_prev, *all_next; /* every open connection of the loop */
+    uint64_t deadline_mono;        /* the current request must arrive / the output move by then */
+    bool timed;                    /* on the timeout list (not while BUSY) */
+    af_buf rx;                     /* received bytes; [rx_off, rx.len) are not consumed yet */
+    size_t rx_off;
+    af_buf tx; /* output the socket did not take yet; [tx_off, tx.len) */
+    size_t tx_off;
+    uint64_t body_left; /* AF__CONN_BODY */
+    af__http_chunked chunked;
+    char peer[46]; /* the client's address, for the span */
+    af__txn txn;
+};
+
+/* One HTTP event-loop thread. */
+struct af__loop {
+    af_server *srv;
+    unsigned index;
+    pthread_t thread;
+    bool started;
+    int epfd;
+    int wake_fd;                       /* eventfd: job completions and stop */
+    af__conn *timed_head, *timed_tail; /* loop */
+    af__conn *conns;                   /* loop: every open connection */
+    af__conn *dead;                    /* loop: closed this turn, freed at its end */
+    uint32_t n_conns;                  /* loop */
+    uint32_t http_active;              /* loop: transactions in progress */
+    bool listening;                    /* loop: the listeners are in this loop's epoll set */
+    uint64_t accept_paused_until;      /* loop: out of descriptors; retry accepting then */
+    uint64_t accept_warned_until;      /* loop: the next warning about it */
+    uint64_t stop_deadline_mono;       /* loop */
+    af__job *done_head;                /* finished jobs for this loop (job_mu) */
+    af__gpus_cache gpus;               /* loop: GET /api/v1/gpus */
+};
+
 struct af_server {
     af_server_opts o;
     char *bind_address, *auth_token, *title;
-    struct lws_context *ctx;
-    struct lws_vhost *vh_api, *vh_metrics;
     int port, metrics_port;
     uint64_t started_wall_ns, started_mono_ns;
     af_tracer *api_tracer, *ws_tracer;
 
-    pthread_t loop_thread;
-    bool loop_started;
+    /* HTTP: the listeners (owned; shut down on stop, closed by af_server_free) and loops */
+    int api_fd, metrics_fd; /* -1 = none */
+    af__loop *loops;
+    unsigned n_loops;
+    bool running; /* af_server_start was called */
     atomic_bool stopping;
-    atomic_bool loop_exit;
-    /* The API vhost's listening socket, found by its port once lws opened it (lws 4.1 has no
-     * call that returns a vhost's listen wsi); -1 = not found. Owned by lws: the loop only
-     * shuts it down on stop so new connections are refused. */
-    int api_listen_fd;
-    uint64_t stop_deadline_mono; /* loop */
-    uint32_t http_active;        /* loop: transactions in progress */
 
     /* jobs */
     pthread_mutex_t job_mu;
@@ -265,13 +328,20 @@ struct af_server {
     pthread_t *workers;
     uint32_t n_workers;
 
-    /* WebSocket hub: clients are loop-only; the outbox is shared */
+    /* WebSocket hub: the context, its clients and timer belong to the "af-ws" thread; the
+     * outbox and the hand-off queue are shared (ws_mu) */
+    struct lws_context *ws_ctx;
+    struct lws_vhost *ws_vh;
+    pthread_t ws_thread;
+    bool ws_started;
+    atomic_bool ws_exit;
     af__ws_client *clients;
     atomic_uint n_clients;
-    uint64_t next_client_id; /* loop */
+    uint64_t next_client_id;
     pthread_mutex_t ws_mu;
     af__ws_msg **outbox;
     size_t outbox_len, outbox_cap;
+    struct af__ws_handoff *handoffs; /* sockets waiting to be adopted */
     lws_sorted_usec_list_t push_timer;
     atomic_ulong ws_sent, ws_dropped, ws_rejected;
 
@@ -297,12 +367,41 @@ struct af_server {
     int alert_cb; /* collector callback handles, 0 = none */
     int sample_cb;
     uint64_t last_price_ns[256]; /* per GPU index: previous priced sample */
-
-    af__gpus_cache gpus; /* loop */
 };
 
-/* server.c */
-void af__server_wake(af_server *s);
+/* http_loop.c: the HTTP event loops. */
+/* Binds and listens on addr:port (0 = ephemeral): *fd_out, *port_out. err gets a sentence. */
+int af__http_listen(const char *addr, int port, int *fd_out, int *port_out, char *err,
+                    size_t err_len);
+/* Creates n loops watching s->api_fd and s->metrics_fd. */
+int af__loops_new(af_server *s, unsigned n);
+int af__loops_start(af_server *s);
+/* Wakes every loop so it sees `stopping`, and joins them. */
+void af__loops_stop(af_server *s);
+void af__loops_free(af_server *s);
+/* Any thread: makes the loop look at its finished jobs. */
+void af__loop_wake(af__loop *l);
+/* Loop: sends the transaction's response (headers + body) and ends the transaction. */
+void af__conn_respond(af__conn *c);
+/* Loop: after an asynchronous answer, handles requests that arrived meanwhile. */
+void af__conn_resume(af__conn *c);
+
+/* server.c: the transaction (the tracing middleware, routing, the response). */
+/* Loop: a request head arrived; begins the transaction (the SERVER span starts here). */
+void af__txn_begin(af__conn *c, const af__http_request *req);
+/* Loop: the body is complete (or there is none): runs the route. The response is sent
+ * before this returns unless the route went asynchronous (state AF__CONN_BUSY). */
+void af__txn_dispatch(af__conn *c);
+/* Loop: the connection closes with a transaction open (client gone, timeout, stop). */
+void af__txn_abort(af__conn *c, const char *why);
+/* Loop: the response was written: the middleware's epilogue (status and duration on the
+ * span, the histogram), then the transaction's resources go. */
+void af__txn_end(af__conn *c);
+void af__txn_free(af__txn *t);
+/* Loop: moves finished jobs to their connections. */
+void af__jobs_drain(af__loop *l);
+/* Frees a GET /api/v1/gpus cache (routes.c). */
+void af__gpus_cache_free(af__gpus_cache *c);
 
 /* metrics.c: recorders (thread-safe) and the exposition. */
 void af__metrics_init(af_server *s);
@@ -323,8 +422,18 @@ void af__ws_timer_start(af_server *s);
 void af__ws_broadcast(af_server *s, const char *json, size_t len);
 /* Loop: moves the outbox to the clients. */
 void af__ws_drain(af_server *s);
-int af__ws_callback(af_server *s, struct lws *wsi, enum lws_callback_reasons reason, af__pss *pss,
-                    void *in, size_t len);
+int af__ws_callback(af_server *s, struct lws *wsi, enum lws_callback_reasons reason,
+                    af__ws_pss *pss, void *in, size_t len);
+/* The WebSocket context: created by af__ws_new, served by its thread between af__ws_start and
+ * af__ws_stop (which closes every client with 1001 first). */
+int af__ws_new(af_server *s);
+int af__ws_start(af_server *s);
+void af__ws_stop(af_server *s);
+void af__ws_free(af_server *s);
+/* Any loop: passes an upgrade request's socket (and the bytes read from it, at most
+ * AF__WS_HANDOFF_MAX) to the WebSocket thread, which owns the fd from now on. */
+#define AF__WS_HANDOFF_MAX 2048
+int af__ws_handoff(af_server *s, int fd, const char *bytes, size_t len);
 void af__ws_close_all(af_server *s);
 /* The DashboardMetrics object (the REST /api/v1/metrics body and the metrics_update data). */
 int af__dashboard_metrics_json(af_server *s, af_buf *out);
@@ -337,8 +446,6 @@ void af__rfc3339_frac(uint64_t ns, int digits, char *out);
 void af__put_alert(af_buf *b, const af_gpu_alert *a);
 int af__schedule_pass(af_server *s);
 void af__system_update(af_server *s, const char *event, const char *id);
-/* Frees the handlers' loop-only caches (af_server_free). */
-void af__routes_free(af_server *s);
 
 /* loadgen.c: the load generator thread, and GPU usage pricing + alert fan-out callbacks
  * registered on the collector for the server's whole life. */

@@ -6,12 +6,17 @@
  * a bounded ring (ws_queue_depth); when it is full the oldest queued message is dropped and
  * counted, so a client that stops reading costs a bounded amount of memory and never holds
  * anyone else up: the loop only writes to a client when its socket is writable.
+ *
+ * The clients live on one libwebsockets context served by the "af-ws" thread. It has no
+ * listener of its own: an HTTP loop that reads an upgrade request for /ws hands the socket
+ * and the bytes it read over (af__ws_handoff), and lws performs the handshake from them.
  */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agentaflow/log.h"
 #include "agentaflow/trace_helpers.h"
@@ -19,6 +24,20 @@
 
 #define WS_RX_LIMIT 65536
 #define OUTBOX_MAX 256
+
+/* A socket on its way from an HTTP loop to the WebSocket context. */
+struct af__ws_handoff {
+    struct af__ws_handoff *next;
+    int fd;
+    size_t len;
+    char bytes[];
+};
+
+static void ws_wake(af_server *s)
+{
+    if (s->ws_ctx)
+        lws_cancel_service(s->ws_ctx);
+}
 
 af__ws_msg *af__ws_msg_new(const char *json, size_t len)
 {
@@ -95,7 +114,7 @@ void af__ws_broadcast(af_server *s, const char *json, size_t len)
     }
     s->outbox[s->outbox_len++] = m;
     pthread_mutex_unlock(&s->ws_mu);
-    af__server_wake(s);
+    ws_wake(s);
 }
 
 void af__ws_drain(af_server *s)
@@ -146,13 +165,13 @@ static void push_cb(lws_sorted_usec_list_t *sul)
         }
         ws_span(s, "broadcast", NULL, "metrics_update");
     }
-    lws_sul_schedule(s->ctx, 0, &s->push_timer, push_cb,
+    lws_sul_schedule(s->ws_ctx, 0, &s->push_timer, push_cb,
                      (lws_usec_t)s->o.ws_push_interval_ms * LWS_US_PER_MS);
 }
 
 void af__ws_timer_start(af_server *s)
 {
-    lws_sul_schedule(s->ctx, 0, &s->push_timer, push_cb,
+    lws_sul_schedule(s->ws_ctx, 0, &s->push_timer, push_cb,
                      (lws_usec_t)s->o.ws_push_interval_ms * LWS_US_PER_MS);
 }
 
@@ -224,12 +243,12 @@ static bool origin_ok(struct lws *wsi)
     return p && host[0] && strcmp(p + 3, host) == 0;
 }
 
-int af__ws_callback(af_server *s, struct lws *wsi, enum lws_callback_reasons reason, af__pss *pss,
-                    void *in, size_t len)
+int af__ws_callback(af_server *s, struct lws *wsi, enum lws_callback_reasons reason,
+                    af__ws_pss *pss, void *in, size_t len)
 {
     switch (reason) {
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
-        if (lws_get_vhost(wsi) != s->vh_api || atomic_load(&s->stopping))
+        if (atomic_load(&s->stopping))
             return -1;
         char uri[64] = "";
         lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
@@ -252,14 +271,13 @@ int af__ws_callback(af_server *s, struct lws *wsi, enum lws_callback_reasons rea
         c->id = ++s->next_client_id;
         pss->ws = c;
         if (atomic_load(&s->n_clients) >= s->o.max_ws_clients) {
-            /* Refused clearly: close code 1013 "try again later" with the reason. */
+            /* Refused clearly: close code 1013 "try again later" with the reason, sent from
+             * the writable callback (where lws sends a close frame reliably). */
             c->rejected = true;
+            c->closing = true;
             atomic_fetch_add(&s->ws_rejected, 1);
-            char why[96];
-            int n = snprintf(why, sizeof(why), "too many WebSocket clients (limit %u)",
-                             s->o.max_ws_clients);
-            lws_close_reason(wsi, (enum lws_close_status)1013, (unsigned char *)why, (size_t)n);
-            return -1;
+            lws_callback_on_writable(wsi);
+            return 0;
         }
         c->next = s->clients;
         if (s->clients)
@@ -278,6 +296,13 @@ int af__ws_callback(af_server *s, struct lws *wsi, enum lws_callback_reasons rea
         af__ws_client *c = pss->ws;
         if (!c)
             return 0;
+        if (c->closing && c->rejected) {
+            char why[96];
+            int n = snprintf(why, sizeof(why), "too many WebSocket clients (limit %u)",
+                             s->o.max_ws_clients);
+            lws_close_reason(wsi, (enum lws_close_status)1013, (unsigned char *)why, (size_t)n);
+            return -1;
+        }
         if (c->closing) {
             lws_close_reason(wsi, LWS_CLOSE_STATUS_GOINGAWAY, (unsigned char *)"server stopping",
                              15);
@@ -337,6 +362,159 @@ int af__ws_callback(af_server *s, struct lws *wsi, enum lws_callback_reasons rea
     default:
         return 0;
     }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The WebSocket context and its thread.                                                     */
+
+int af__ws_handoff(af_server *s, int fd, const char *bytes, size_t len)
+{
+    if (len > AF__WS_HANDOFF_MAX)
+        return -EMSGSIZE;
+    struct af__ws_handoff *h = malloc(sizeof(*h) + len);
+    if (!h)
+        return -ENOMEM;
+    h->fd = fd;
+    h->len = len;
+    memcpy(h->bytes, bytes, len);
+    pthread_mutex_lock(&s->ws_mu);
+    h->next = s->handoffs;
+    s->handoffs = h;
+    pthread_mutex_unlock(&s->ws_mu);
+    ws_wake(s);
+    return 0;
+}
+
+/* The WebSocket thread: adopts handed-over sockets (lws closes one it cannot adopt). */
+static void adopt_handoffs(af_server *s)
+{
+    pthread_mutex_lock(&s->ws_mu);
+    struct af__ws_handoff *h = s->handoffs;
+    s->handoffs = NULL;
+    pthread_mutex_unlock(&s->ws_mu);
+    while (h) {
+        struct af__ws_handoff *n = h->next;
+        if (!lws_adopt_socket_vhost_readbuf(s->ws_vh, h->fd, h->bytes, h->len))
+            af_log(AF_LOG_WARN, "server: a WebSocket connection could not be adopted");
+        free(h);
+        h = n;
+    }
+}
+
+static int ws_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                           size_t len)
+{
+    af_server *s = lws_context_user(lws_get_context(wsi));
+    switch (reason) {
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        adopt_handoffs(s);
+        af__ws_drain(s);
+        return 0;
+    case LWS_CALLBACK_HTTP:
+        /* Only upgrade requests reach this context; one lws did not accept as a WebSocket
+         * handshake (a missing Sec-WebSocket-Key, say) is refused. */
+        lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST,
+                               "expected a WebSocket handshake (RFC 6455)");
+        return -1;
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+    case LWS_CALLBACK_ESTABLISHED:
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+    case LWS_CALLBACK_RECEIVE:
+    case LWS_CALLBACK_CLOSED:
+        if (user || reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION)
+            return af__ws_callback(s, wsi, reason, user, in, len);
+        return 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+static const struct lws_protocols ws_protocols[] = {
+    {"agentaflow", ws_lws_callback, sizeof(af__ws_pss), 65536, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void lws_log_bridge(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    af_log(level == LLL_ERR ? AF_LOG_WARN : AF_LOG_DEBUG, "lws: %.*s", (int)n, line);
+}
+
+int af__ws_new(af_server *s)
+{
+    lws_set_log_level(LLL_ERR, lws_log_bridge);
+    struct lws_context_creation_info ci;
+    memset(&ci, 0, sizeof(ci));
+    ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    ci.user = s;
+    ci.port = CONTEXT_PORT_NO_LISTEN;
+    ci.count_threads = 1;
+    ci.timeout_secs = 30;
+    s->ws_ctx = lws_create_context(&ci);
+    if (!s->ws_ctx)
+        return -EIO;
+    struct lws_context_creation_info vi;
+    memset(&vi, 0, sizeof(vi));
+    vi.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    vi.protocols = ws_protocols;
+    vi.vhost_name = "ws";
+    vi.keepalive_timeout = 30;
+    s->ws_vh = lws_create_vhost(s->ws_ctx, &vi);
+    return s->ws_vh ? 0 : -EIO;
+}
+
+static void *ws_main(void *arg)
+{
+    af_server *s = arg;
+    pthread_setname_np(pthread_self(), "af-ws");
+    af__ws_timer_start(s);
+    while (!atomic_load(&s->ws_exit))
+        if (lws_service(s->ws_ctx, 0) < 0)
+            break;
+    af__ws_close_all(s);
+    /* A few more turns so the close frames leave. */
+    for (int i = 0; i < 4; i++)
+        lws_service(s->ws_ctx, -1);
+    return NULL;
+}
+
+int af__ws_start(af_server *s)
+{
+    int rc = pthread_create(&s->ws_thread, NULL, ws_main, s);
+    if (rc != 0)
+        return -rc;
+    s->ws_started = true;
+    return 0;
+}
+
+void af__ws_stop(af_server *s)
+{
+    if (!s->ws_started)
+        return;
+    atomic_store(&s->ws_exit, true);
+    ws_wake(s);
+    pthread_join(s->ws_thread, NULL);
+    s->ws_started = false;
+}
+
+void af__ws_free(af_server *s)
+{
+    if (s->ws_ctx)
+        lws_context_destroy(s->ws_ctx);
+    s->ws_ctx = NULL;
+    while (s->handoffs) {
+        struct af__ws_handoff *h = s->handoffs;
+        s->handoffs = h->next;
+        close(h->fd);
+        free(h);
+    }
+    for (size_t i = 0; i < s->outbox_len; i++)
+        af__ws_msg_unref(s->outbox[i]);
+    free(s->outbox);
+    s->outbox = NULL;
+    s->outbox_len = 0;
 }
 
 void af_server_notify(af_server *s, const char *title, const char *message, const char *level)

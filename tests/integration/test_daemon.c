@@ -799,6 +799,161 @@ static void test_error_routes(void **state)
     free(r.body);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* HTTP/1.1 framing, over raw sockets (libcurl would hide it).                               */
+
+/* Reads until the text holds `want` (when not NULL) or the server closes; NUL-terminated.
+ * Returns the length; *closed tells whether the server closed the connection. */
+static size_t read_until(int fd, char *out, size_t cap, const char *want, bool *closed)
+{
+    size_t len = 0;
+    *closed = false;
+    out[0] = '\0';
+    uint64_t deadline = now_ms() + 10000;
+    while (now_ms() < deadline && len + 1 < cap) {
+        if (want && strstr(out, want))
+            break;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, 100) <= 0)
+            continue;
+        ssize_t n = recv(fd, out + len, cap - 1 - len, 0);
+        if (n <= 0) {
+            *closed = true;
+            break;
+        }
+        len += (size_t)n;
+        out[len] = '\0';
+    }
+    return len;
+}
+
+/* One exchange on a fresh connection: send, read until the server closes. */
+static char *exchange(const char *request, size_t len)
+{
+    int fd = tcp_connect(g_d.port);
+    assert_true(fd >= 0);
+    send_all(fd, request, len);
+    char *out = malloc(1 << 20);
+    assert_non_null(out);
+    bool closed;
+    read_until(fd, out, 1 << 20, NULL, &closed);
+    assert_true(closed);
+    close(fd);
+    return out;
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+static void test_http_framing(void **state)
+{
+    (void)state;
+    /* Pipelined requests are answered in order on one connection. */
+    const char pipelined[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+                             "GET /api/v1/gpus HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    char *out = exchange(pipelined, sizeof(pipelined) - 1);
+    assert_int_equal(count_of(out, "HTTP/1.1 200 OK\r\n"), 2);
+    char *second = strstr(out + 1, "HTTP/1.1 200 OK");
+    assert_non_null(strstr(out, "\"status\""));
+    assert_non_null(strstr(second, "\"gpus\""));
+    assert_non_null(strstr(second, "connection: close\r\n"));
+    assert_non_null(strstr(out, "traceresponse: 00-"));
+    free(out);
+
+    /* A chunked body, split oddly, with a trailer. */
+    const char chunked[] =
+        "POST /api/v1/workloads HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        "Content-Type: application/json\r\nConnection: close\r\n\r\n"
+        "5\r\n{\"id\"\r\n1e;ext=1\r\n:\"chunky\",\"name\":\"c\",\"priority\r\n"
+        "1d\r\n\":1,\"memory_required_mb\":256}\r\n0\r\nX-Trailer: t\r\n\r\n";
+    out = exchange(chunked, sizeof(chunked) - 1);
+    assert_non_null(strstr(out, "HTTP/1.1 201 "));
+    assert_non_null(strstr(out, "\"chunky\""));
+    free(out);
+
+    /* Expect: 100-continue gets the interim answer before the body is sent. */
+    int fd = tcp_connect(g_d.port);
+    assert_true(fd >= 0);
+    const char body[] = "{\"id\":\"expect-1\",\"name\":\"e\",\"memory_required_mb\":128}";
+    char head[256];
+    int hl = snprintf(head, sizeof(head),
+                      "POST /api/v1/workloads HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n"
+                      "Expect: 100-continue\r\n\r\n",
+                      sizeof(body) - 1);
+    send_all(fd, head, (size_t)hl);
+    char buf[8192];
+    bool closed;
+    read_until(fd, buf, sizeof(buf), "\r\n\r\n", &closed);
+    assert_string_equal(buf, "HTTP/1.1 100 Continue\r\n\r\n");
+    send_all(fd, body, sizeof(body) - 1);
+    read_until(fd, buf, sizeof(buf), "expect-1", &closed);
+    assert_non_null(strstr(buf, "HTTP/1.1 201 "));
+    /* ...and the connection stays open for the next request. */
+    send_all(fd, "GET /health HTTP/1.1\r\n\r\n", 25);
+    read_until(fd, buf, sizeof(buf), "\"status\"", &closed);
+    assert_false(closed);
+    assert_non_null(strstr(buf, "HTTP/1.1 200 OK"));
+    close(fd);
+
+    /* Malformed input: a JSON error that says where, then the connection closes. */
+    const char bad[] = "GET /health HTTP/1.1\r\nBad Header\r\n\r\n";
+    out = exchange(bad, sizeof(bad) - 1);
+    assert_non_null(strstr(out, "HTTP/1.1 400 Bad Request\r\n"));
+    assert_non_null(strstr(out, "\"code\":\"bad_request\""));
+    assert_non_null(strstr(out, "byte"));
+    assert_non_null(strstr(out, "connection: close"));
+    free(out);
+
+    const char coding[] = "POST /api/v1/costs HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n";
+    out = exchange(coding, sizeof(coding) - 1);
+    assert_non_null(strstr(out, "HTTP/1.1 501 "));
+    free(out);
+
+    const char smuggle[] =
+        "POST /api/v1/costs HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+    out = exchange(smuggle, sizeof(smuggle) - 1);
+    assert_non_null(strstr(out, "HTTP/1.1 400 "));
+    free(out);
+
+    /* A head over 16 KiB. */
+    size_t big = 20000;
+    char *huge = malloc(big + 64);
+    int n = snprintf(huge, 64, "GET /health HTTP/1.1\r\nX-Big: ");
+    memset(huge + n, 'a', big);
+    memcpy(huge + n + big, "\r\n\r\n", 5);
+    out = exchange(huge, (size_t)n + big + 4);
+    assert_non_null(strstr(out, "HTTP/1.1 431 "));
+    free(out);
+    free(huge);
+
+    /* HTTP/1.0 closes unless asked to keep alive. */
+    const char old[] = "GET /health HTTP/1.0\r\n\r\n";
+    out = exchange(old, sizeof(old) - 1);
+    assert_non_null(strstr(out, "HTTP/1.0 200 OK\r\n"));
+    free(out);
+
+    /* A client that never reads its answers still gets them all once it does. */
+    fd = tcp_connect(g_d.port);
+    assert_true(fd >= 0);
+    char many[64 * 32];
+    size_t ml = 0;
+    for (int i = 0; i < 64; i++)
+        ml += (size_t)snprintf(many + ml, sizeof(many) - ml, "GET /api/v1/gpus HTTP/1.1\r\n%s\r\n",
+                               i == 63 ? "Connection: close\r\n" : "");
+    send_all(fd, many, ml);
+    out = malloc(1 << 20);
+    read_until(fd, out, 1 << 20, NULL, &closed);
+    assert_true(closed);
+    assert_int_equal(count_of(out, "HTTP/1.1 200 OK"), 64);
+    free(out);
+    close(fd);
+}
+
 static void test_write_routes(void **state)
 {
     (void)state;
@@ -1233,13 +1388,10 @@ int main(int argc, char **argv)
         return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest shared[] = {
-        cmocka_unit_test(test_read_routes),
-        cmocka_unit_test(test_error_routes),
-        cmocka_unit_test(test_write_routes),
-        cmocka_unit_test(test_trace_middleware),
-        cmocka_unit_test(test_metrics_endpoint),
-        cmocka_unit_test(test_websocket),
-        cmocka_unit_test(test_websocket_fanout_and_stall),
+        cmocka_unit_test(test_read_routes),      cmocka_unit_test(test_error_routes),
+        cmocka_unit_test(test_http_framing),     cmocka_unit_test(test_write_routes),
+        cmocka_unit_test(test_trace_middleware), cmocka_unit_test(test_metrics_endpoint),
+        cmocka_unit_test(test_websocket),        cmocka_unit_test(test_websocket_fanout_and_stall),
     };
     const struct CMUnitTest own[] = {
         cmocka_unit_test(test_ws_client_cap),
