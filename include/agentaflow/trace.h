@@ -209,8 +209,8 @@ typedef struct af_span_processor af_span_processor; /* see trace_sdk.h */
 
 typedef struct af_tracer_provider_opts {
     af_resource *resource; /* owned by the provider; NULL = af_resource_new(NULL) */
-    af_sampler *sampler;   /* owned; NULL = af_sampler_from_env(), ParentBased(AlwaysOn) by default */
-    af_span_limits limits; /* spec defaults, then OTEL_*_LIMIT variables */
+    af_sampler *sampler; /* owned; NULL = af_sampler_from_env(), ParentBased(AlwaysOn) by default */
+    af_span_limits limits;                   /* spec defaults, then OTEL_*_LIMIT variables */
     const af_id_generator_ops *id_generator; /* NULL = the default random generator */
     void *id_generator_self;
     bool disabled; /* a no-op provider: spans never record but still propagate context */

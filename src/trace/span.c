@@ -428,7 +428,6 @@ void af_span_end_at(af_span s, uint64_t end_ns)
     af__span_rec_handoff_end(r);
 }
 
-
 /* ----- accessors ------------------------------------------------------------------------ */
 
 bool af_span_is_recording(af_span s)
@@ -538,8 +537,8 @@ static void add_event_locked(af_span_rec *r, const char *name, uint64_t time_ns,
         return;
     }
     e->time_ns = time_ns ? time_ns : af__clock_now_ns();
-    e->attrs =
-        copy_attr_list(r, lim, attrs, n, lim->attribute_per_event_count, &e->n_attrs, &e->dropped_attrs);
+    e->attrs = copy_attr_list(r, lim, attrs, n, lim->attribute_per_event_count, &e->n_attrs,
+                              &e->dropped_attrs);
     d->n_events++;
 }
 
@@ -551,7 +550,6 @@ void af_span_add_event_at(af_span s, const char *name, uint64_t time_ns, const a
     add_event_locked(s.rec, name, time_ns, attrs, n_attrs);
     span_unlock(s.rec);
 }
-
 
 static void add_link_locked(af_span_rec *r, const af_link *l)
 {
@@ -583,8 +581,8 @@ static void add_link_locked(af_span_rec *r, const af_link *l)
         if (ts)
             ld->trace_state = ts;
     }
-    ld->attrs = copy_attr_list(r, lim, l->attrs, l->n_attrs, lim->attribute_per_link_count, &ld->n_attrs,
-                               &ld->dropped_attrs);
+    ld->attrs = copy_attr_list(r, lim, l->attrs, l->n_attrs, lim->attribute_per_link_count,
+                               &ld->n_attrs, &ld->dropped_attrs);
     d->n_links++;
 }
 

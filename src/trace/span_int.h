@@ -41,7 +41,7 @@ struct af_span_rec {
     af_arena_chunk *chunks;
     bool ended;
     _Atomic bool recording; /* set before the handle exists; read without the lock */
-    bool needs_invalidate; /* released without bumping gen: alloc must bump it */
+    bool needs_invalidate;  /* released without bumping gen: alloc must bump it */
     uint16_t attr_cap;
     uint16_t event_cap;
     uint16_t link_cap;

@@ -95,7 +95,8 @@ uint64_t af__clock_slow(uint64_t tsc)
         atomic_store_explicit(&af__clock.base_tsc, now_tsc, memory_order_relaxed);
         atomic_store_explicit(&af__clock.base_ns, now_ns, memory_order_relaxed);
         atomic_store_explicit(&af__clock.mult, mult, memory_order_relaxed);
-        atomic_store_explicit(&af__clock.next_tsc, now_tsc + ticks_per_s * RECALIBRATE_NS / 1000000000u,
+        atomic_store_explicit(&af__clock.next_tsc,
+                              now_tsc + ticks_per_s * RECALIBRATE_NS / 1000000000u,
                               memory_order_relaxed);
         atomic_store_explicit(&af__clock.ready, true, memory_order_relaxed);
         atomic_store_explicit(&af__clock.seq, s + 2, memory_order_release);

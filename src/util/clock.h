@@ -25,12 +25,12 @@
 #endif
 
 typedef struct af_clock_state {
-    _Atomic uint32_t seq;        /* odd while being updated */
-    _Atomic bool ready;          /* a scale has been measured */
-    _Atomic uint64_t base_tsc;   /* anchor: TSC reading ... */
-    _Atomic uint64_t base_ns;    /* ... and CLOCK_REALTIME at the same instant */
-    _Atomic uint64_t mult;       /* nanoseconds per tick, 32.32 fixed point */
-    _Atomic uint64_t next_tsc;   /* re-anchor once the TSC passes this */
+    _Atomic uint32_t seq;      /* odd while being updated */
+    _Atomic bool ready;        /* a scale has been measured */
+    _Atomic uint64_t base_tsc; /* anchor: TSC reading ... */
+    _Atomic uint64_t base_ns;  /* ... and CLOCK_REALTIME at the same instant */
+    _Atomic uint64_t mult;     /* nanoseconds per tick, 32.32 fixed point */
+    _Atomic uint64_t next_tsc; /* re-anchor once the TSC passes this */
 } af_clock_state;
 
 extern af_clock_state af__clock;

@@ -45,16 +45,17 @@ void af_log_level_from_env(void)
     static const struct {
         const char *name;
         af_log_level level;
-    } map[] = {{"debug", AF_LOG_DEBUG}, {"info", AF_LOG_INFO},   {"warn", AF_LOG_WARN},
-               {"error", AF_LOG_ERROR}, {"none", AF_LOG_OFF},    {"off", AF_LOG_OFF}};
+    } map[] = {{"debug", AF_LOG_DEBUG}, {"info", AF_LOG_INFO}, {"warn", AF_LOG_WARN},
+               {"error", AF_LOG_ERROR}, {"none", AF_LOG_OFF},  {"off", AF_LOG_OFF}};
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
         if (strcasecmp(v, map[i].name) == 0) {
             af_log_set_level(map[i].level);
             return;
         }
     }
-    af_log(AF_LOG_WARN, "OTEL_LOG_LEVEL: unknown level \"%s\" (expected debug, info, warn, error "
-                        "or none); keeping %s",
+    af_log(AF_LOG_WARN,
+           "OTEL_LOG_LEVEL: unknown level \"%s\" (expected debug, info, warn, error "
+           "or none); keeping %s",
            v, af_log_level_name(af_log_get_level()));
 }
 

@@ -17,13 +17,13 @@ typedef struct ctl_exporter {
     size_t spans;
     size_t calls;
     size_t max_batch;
-    size_t bad; /* spans whose name or attribute was not what the producer wrote */
-    bool hang;          /* block until released, ignoring the deadline */
+    size_t bad;           /* spans whose name or attribute was not what the producer wrote */
+    bool hang;            /* block until released, ignoring the deadline */
     bool honour_deadline; /* block until the deadline instead */
     bool fail;
     bool shut_down;
     bool destroyed_flag;
-    bool *destroyed;    /* set when destroy runs (may outlive the test's view) */
+    bool *destroyed; /* set when destroy runs (may outlive the test's view) */
 } ctl_exporter;
 
 static int ctl_export(void *self, const af_span_data *const *spans, size_t n, uint64_t dl)

@@ -63,8 +63,8 @@ static void test_attribute_types_and_overwrite(void **state)
                                   AF_STR_ARRAY("sa", strs, 2), AF_INT_ARRAY("ia", ints, 3),
                                   AF_DOUBLE_ARRAY("da", dbls, 1), AF_BOOL_ARRAY("ba", bools, 2),
                                   AF_STR("empty", "")));
-    strcpy(owned, "XXXX"); /* the span copied the string */
-    af_span_set_int(s, "s", 42); /* same key overwrites, type may change */
+    strcpy(owned, "XXXX");                /* the span copied the string */
+    af_span_set_int(s, "s", 42);          /* same key overwrites, type may change */
     af_span_set_string(s, "", "ignored"); /* empty keys are not allowed */
     af_span_end(s);
     af_span_copy *hold[1];
@@ -115,8 +115,8 @@ static void test_limits_and_truncation(void **state)
     /* "héllo wörld": 4 characters = "héll" (5 bytes), never a split é */
     af_span_set_string(s, "k1", "h\xc3\xa9llo w\xc3\xb6rld");
     const char *arr[] = {"\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac", "ok"};
-    af_span_set_attrs(s, AF_ATTRS(AF_STR_ARRAY("k2", arr, 2), AF_INT("k3", 1), AF_INT("k4", 2),
-                                  AF_INT("k5", 3)));
+    af_span_set_attrs(
+        s, AF_ATTRS(AF_STR_ARRAY("k2", arr, 2), AF_INT("k3", 1), AF_INT("k4", 2), AF_INT("k5", 3)));
     af_span_set_int(s, "k1", 7); /* overwrite at the limit is not an add */
     for (int i = 0; i < 5; i++)
         af_span_add_event(s, "ev", AF_ATTRS(AF_INT("a", i), AF_INT("b", i)));
@@ -314,8 +314,8 @@ static void test_parenting_current_and_explicit(void **state)
     remote.trace_flags = AF_TRACE_FLAG_SAMPLED;
     remote.is_remote = true;
     assert_int_equal(af_tracestate_set(&remote, "vendor=abc", 10), 0);
-    af_span explicit_child = af_span_start_child(env.tracer, "explicit", AF_SPAN_KIND_SERVER,
-                                                 &remote, NULL, 0);
+    af_span explicit_child =
+        af_span_start_child(env.tracer, "explicit", AF_SPAN_KIND_SERVER, &remote, NULL, 0);
     af_span_end(explicit_child);
     af_span_end(root);
 
@@ -406,8 +406,8 @@ static void test_unsampled_and_disabled(void **state)
     assert_int_equal(af_tracer_provider_new(&o, &p), 0);
     t = af_tracer_provider_get_tracer(p, "noop", NULL, NULL);
     af_span_context remote;
-    assert_int_equal(af_traceparent_parse(
-                         "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", 55, &remote),
+    assert_int_equal(af_traceparent_parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                                          55, &remote),
                      0);
     af_span c = af_span_start_child(t, "child", AF_SPAN_KIND_SERVER, &remote, NULL, 0);
     assert_false(af_span_is_recording(c));
