@@ -45,23 +45,6 @@ static bool is_ows(char c)
     return c == ' ' || c == '\t';
 }
 
-/* Case-insensitive equality of two counted strings (ASCII). */
-static bool ieq(const char *a, size_t alen, const char *b, size_t blen)
-{
-    if (alen != blen)
-        return false;
-    for (size_t i = 0; i < alen; i++) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z')
-            x = (char)(x + 32);
-        if (y >= 'A' && y <= 'Z')
-            y = (char)(y + 32);
-        if (x != y)
-            return false;
-    }
-    return true;
-}
-
 /* Calls fn for each comma-separated, trimmed, non-empty element of a field value. */
 typedef void (*list_fn)(const char *item, size_t len, void *arg);
 static void each_item(const char *v, size_t n, list_fn fn, void *arg)
@@ -89,17 +72,17 @@ typedef struct conn_tokens {
 static void conn_item(const char *it, size_t n, void *arg)
 {
     conn_tokens *t = arg;
-    if (ieq(it, n, "close", 5))
+    if (af__str_ieq(it, n, "close"))
         t->close = true;
-    else if (ieq(it, n, "keep-alive", 10))
+    else if (af__str_ieq(it, n, "keep-alive"))
         t->keep_alive = true;
-    else if (ieq(it, n, "upgrade", 7))
+    else if (af__str_ieq(it, n, "upgrade"))
         t->upgrade = true;
 }
 
 static void upgrade_item(const char *it, size_t n, void *arg)
 {
-    if (ieq(it, n, "websocket", 9))
+    if (af__str_ieq(it, n, "websocket"))
         *(bool *)arg = true;
 }
 
@@ -164,7 +147,7 @@ static int parse_target(const char *t, size_t n, const char *method, size_t mlen
         req->path_len = 1;
         return AF__HTTP_OK;
     }
-    if (n >= 7 && (ieq(t, 7, "http://", 7) || (n >= 8 && ieq(t, 8, "https://", 8)))) {
+    if (n >= 7 && (af__str_ieq(t, 7, "http://") || (n >= 8 && af__str_ieq(t, 8, "https://")))) {
         /* absolute-form: the path starts at the first '/' after the authority */
         size_t skip = t[4] == ':' ? 7 : 8;
         size_t i = skip;
@@ -318,19 +301,19 @@ int af__http_parse_request(const char *buf, size_t len, size_t max_head, af__htt
 
         switch (k) {
         case 6:
-            if (ieq(p, k, "expect", 6) && ieq(v, h->value_len, "100-continue", 12))
+            if (af__str_ieq(p, k, "expect") && af__str_ieq(v, h->value_len, "100-continue"))
                 req->expect_continue = true;
             break;
         case 7:
-            if (ieq(p, k, "upgrade", 7))
+            if (af__str_ieq(p, k, "upgrade"))
                 each_item(v, h->value_len, upgrade_item, &upgrade_ws);
             break;
         case 10:
-            if (ieq(p, k, "connection", 10))
+            if (af__str_ieq(p, k, "connection"))
                 each_item(v, h->value_len, conn_item, &ct);
             break;
         case 14:
-            if (ieq(p, k, "content-length", 14)) {
+            if (af__str_ieq(p, k, "content-length")) {
                 each_item(v, h->value_len, cl_item, &cl);
                 if (!cl.seen || cl.bad)
                     return fail(err, 400,
@@ -341,8 +324,8 @@ int af__http_parse_request(const char *buf, size_t len, size_t max_head, af__htt
             }
             break;
         case 17:
-            if (ieq(p, k, "transfer-encoding", 17)) {
-                if (ieq(v, h->value_len, "chunked", 7) && !te)
+            if (af__str_ieq(p, k, "transfer-encoding")) {
+                if (af__str_ieq(v, h->value_len, "chunked") && !te)
                     te = true;
                 else
                     te_other = true;
