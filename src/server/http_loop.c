@@ -602,7 +602,10 @@ static void conn_process(af__conn *c)
             c->rx_off += (size_t)n;
             if (done) {
                 af__buf_terminate(&c->txn.body);
-                af__txn_dispatch(c);
+                if (c->txn.body.failed)
+                    body_fail(c, 500, "out of memory reading the request body");
+                else
+                    af__txn_dispatch(c);
             }
         } else {
             break; /* AF__CONN_BUSY */

@@ -45,130 +45,141 @@ static bool is_ows(char c)
     return c == ' ' || c == '\t';
 }
 
-/* Calls fn for each comma-separated, trimmed, non-empty element of a field value. */
-typedef void (*list_fn)(const char *item, size_t len, void *arg);
-static void each_item(const char *v, size_t n, list_fn fn, void *arg)
+/* A field-value byte (RFC 9110 §5.5): VCHAR, obs-text, SP or HTAB. CR and LF are not, so the
+ * scan that validates a value also finds its line end. */
+static inline bool is_vbyte(char c)
 {
-    size_t i = 0;
-    while (i < n) {
-        size_t j = i;
-        while (j < n && v[j] != ',')
-            j++;
-        size_t a = i, b = j;
-        while (a < b && is_ows(v[a]))
-            a++;
-        while (b > a && is_ows(v[b - 1]))
-            b--;
-        if (b > a)
-            fn(v + a, b - a, arg);
-        i = j + 1;
+    unsigned char u = (unsigned char)c;
+    return u >= 0x20 ? u != 0x7f : u == '\t';
+}
+
+/* Skips the 8-byte words of p[0..end) whose bytes are all >= lo (lo <= 0x80) and not DEL,
+ * then returns; the caller's byte loop takes it from there. Values and targets are most of a
+ * head's bytes (traceparent, user agents), and this tests eight at a time (the classic
+ * "has a byte less than n" / "has a zero byte" word tricks, exact as to whether any byte
+ * matches). */
+static const char *skip_words(const char *p, const char *end, uint64_t lo)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    while (end - p >= 8) {
+        uint64_t x, del;
+        memcpy(&x, p, 8);
+        del = x ^ (ones * 0x7f);
+        if (((x - ones * lo) & ~x & highs) | ((del - ones) & ~del & highs))
+            break;
+        p += 8;
     }
+    return p;
 }
 
-typedef struct conn_tokens {
-    bool close, keep_alive, upgrade;
-} conn_tokens;
-
-static void conn_item(const char *it, size_t n, void *arg)
+/* The next comma-separated element of v[*pos..n), without surrounding whitespace; empty
+ * elements are skipped (RFC 9110 §5.6.1). False when none is left. */
+static bool next_item(const char *v, size_t n, size_t *pos, const char **item, size_t *len)
 {
-    conn_tokens *t = arg;
-    if (af__str_ieq(it, n, "close"))
-        t->close = true;
-    else if (af__str_ieq(it, n, "keep-alive"))
-        t->keep_alive = true;
-    else if (af__str_ieq(it, n, "upgrade"))
-        t->upgrade = true;
+    size_t i = *pos;
+    while (i < n && (is_ows(v[i]) || v[i] == ','))
+        i++;
+    if (i == n) {
+        *pos = n;
+        return false;
+    }
+    size_t a = i;
+    while (i < n && v[i] != ',')
+        i++;
+    size_t b = i;
+    while (is_ows(v[b - 1]))
+        b--;
+    *pos = i;
+    *item = v + a;
+    *len = b - a;
+    return true;
 }
 
-static void upgrade_item(const char *it, size_t n, void *arg)
-{
-    if (af__str_ieq(it, n, "websocket"))
-        *(bool *)arg = true;
-}
-
+/* Content-Length: one decimal number, possibly repeated (as a list or as several fields); all
+ * values must agree (RFC 9112 §6.3). */
 typedef struct cl_state {
     bool seen, bad, differ;
     uint64_t value;
 } cl_state;
 
-static void cl_item(const char *it, size_t n, void *arg)
+static void cl_add(cl_state *c, const char *v, size_t n)
 {
-    cl_state *c = arg;
-    uint64_t v = 0;
-    if (n > 19)
-        c->bad = true;
-    for (size_t i = 0; i < n && !c->bad; i++) {
-        if (it[i] < '0' || it[i] > '9') {
+    size_t pos = 0, len;
+    const char *it;
+    bool any = false;
+    while (next_item(v, n, &pos, &it, &len)) {
+        any = true;
+        uint64_t x = 0;
+        /* 19 digits cannot overflow 64 bits; the value is then capped at 2^62. */
+        if (len > 19) {
             c->bad = true;
-            break;
+            return;
         }
-        v = v * 10 + (uint64_t)(it[i] - '0');
+        for (size_t i = 0; i < len; i++) {
+            if (it[i] < '0' || it[i] > '9') {
+                c->bad = true;
+                return;
+            }
+            x = x * 10 + (uint64_t)(it[i] - '0');
+        }
+        if (x > (1ull << 62)) {
+            c->bad = true;
+            return;
+        }
+        if (c->seen && x != c->value)
+            c->differ = true;
+        c->seen = true;
+        c->value = x;
     }
-    if (v > (1ull << 62))
+    if (!any)
         c->bad = true;
-    if (c->seen && v != c->value)
-        c->differ = true;
-    c->seen = true;
-    c->value = v;
 }
 
-/* Finds the end of the line starting at p (before end): *next gets the start of the next
- * line, the return value the line's length without CR LF. NULL-equivalent: returns SIZE_MAX
- * when no LF is in range. */
-static size_t line_end(const char *p, const char *end, const char **next)
-{
-    const char *lf = memchr(p, '\n', (size_t)(end - p));
-    if (!lf)
-        return (size_t)-1;
-    *next = lf + 1;
-    size_t n = (size_t)(lf - p);
-    if (n && p[n - 1] == '\r')
-        n--;
-    return n;
-}
-
-static int parse_target(const char *t, size_t n, const char *method, size_t mlen,
-                        af__http_request *req, size_t at, af__http_error *err)
+/* Splits the request-target into path and query (RFC 9112 §3.2). Control characters and
+ * spaces were already excluded by the request-line scan. */
+static int parse_target(const char *t, size_t n, af__http_request *req, size_t at,
+                        af__http_error *err)
 {
     req->target = t;
     req->target_len = n;
-    req->query = NULL;
-    req->query_len = 0;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)t[i] <= 0x20 || (unsigned char)t[i] == 0x7f)
-            return fail(err, 400, "request line: a control character in the target at byte %zu",
-                        at + i);
     const char *p = t;
     size_t len = n;
     if (n == 1 && t[0] == '*') {
-        if (!(mlen == 7 && memcmp(method, "OPTIONS", 7) == 0))
-            return fail(err, 400, "request line: the target \"*\" is only allowed with OPTIONS");
+        if (!(req->method_len == 7 && memcmp(req->method, "OPTIONS", 7) == 0))
+            return fail(err, 400,
+                        "request line: the target \"*\" at byte %zu is only allowed with OPTIONS",
+                        at);
         req->path = t;
         req->path_len = 1;
         return AF__HTTP_OK;
     }
-    if (n >= 7 && (af__str_ieq(t, 7, "http://") || (n >= 8 && af__str_ieq(t, 8, "https://")))) {
+    if (n >= 7 && (t[0] | 0x20) == 'h' &&
+        (af__str_ieq(t, 7, "http://") || (n >= 8 && af__str_ieq(t, 8, "https://")))) {
         /* absolute-form: the path starts at the first '/' after the authority */
         size_t skip = t[4] == ':' ? 7 : 8;
         size_t i = skip;
         while (i < n && t[i] != '/' && t[i] != '?')
             i++;
         if (i == skip)
-            return fail(err, 400, "request line: absolute target without a host at byte %zu", at);
+            return fail(err, 400, "request line: expected a host after \"%.*s\" at byte %zu",
+                        (int)skip, t, at + skip);
         p = t + i;
         len = n - i;
         if (len == 0 || p[0] == '?') {
             /* "http://host" or "http://host?q": the path is "/" */
             req->path = "/";
             req->path_len = 1;
-            if (len && p[0] == '?') {
+            if (len) {
                 req->query = p + 1;
                 req->query_len = len - 1;
             }
             return AF__HTTP_OK;
         }
     } else if (n == 0 || t[0] != '/') {
-        return fail(err, 400, "request line: expected a target starting with '/' at byte %zu", at);
+        return fail(err, 400,
+                    "request line: expected a target starting with '/' (or http://, or *) at "
+                    "byte %zu",
+                    at);
     }
     const char *q = memchr(p, '?', len);
     req->path = p;
@@ -182,179 +193,257 @@ static int parse_target(const char *t, size_t n, const char *method, size_t mlen
     return AF__HTTP_OK;
 }
 
+/* One pass over the head: every line is judged as soon as its end is in the buffer, so a
+ * malformed request is refused without waiting for the rest, and running out of bytes
+ * anywhere (before the empty line) means "incomplete". Nothing in a prefix of a valid head is
+ * an error, which is what lets the caller simply call again with more bytes. */
 int af__http_parse_request(const char *buf, size_t len, size_t max_head, af__http_request *req,
                            af__http_error *err)
 {
-    const char *end = buf + len;
+    /* Bytes past max_head can only belong to a head that is too large: never scan them. */
+    const char *end = buf + (len > max_head ? max_head : len);
     const char *p = buf;
-    /* Empty lines before the request line are ignored (RFC 9112 §2.2). */
-    while (p < end && (*p == '\r' || *p == '\n')) {
-        if (*p == '\r' && (p + 1 >= end || p[1] != '\n'))
-            break;
-        p += *p == '\r' ? 2 : 1;
-    }
-    /* The whole head must be here before anything is judged, except its size. */
-    const char *scan = p;
-    const char *head_end = NULL;
-    while (scan < end) {
-        const char *next;
-        size_t n = line_end(scan, end, &next);
-        if (n == (size_t)-1)
-            break;
-        if (n == 0 && scan != p) {
-            head_end = next;
-            break;
-        }
-        scan = next;
-    }
-    if (!head_end) {
-        if (len > max_head)
-            return fail(err, 431, "the request head exceeds %zu bytes", max_head);
-        return AF__HTTP_INCOMPLETE;
-    }
-    if ((size_t)(head_end - buf) > max_head)
-        return fail(err, 431, "the request head is %zu bytes; the limit is %zu",
-                    (size_t)(head_end - buf), max_head);
 
     /* Everything but the header array (filled up to n_headers only). */
     memset(req, 0, offsetof(af__http_request, headers));
     memset(&req->n_headers, 0, sizeof(*req) - offsetof(af__http_request, n_headers));
-    req->head_len = (size_t)(head_end - buf);
 
-    /* Request line: method SP target SP HTTP/1.x */
-    const char *next = head_end;
-    size_t ll = line_end(p, end, &next);
+    /* Empty lines before the request line are ignored (RFC 9112 §2.2). */
+    while (p < end && (*p == '\r' || *p == '\n')) {
+        if (*p == '\n') {
+            p++;
+            continue;
+        }
+        if (p + 1 == end)
+            goto more;
+        if (p[1] != '\n')
+            break; /* refused below as a bad method */
+        p += 2;
+    }
+
+    /* Request line: method SP request-target SP HTTP-version CRLF */
     const char *line = p;
-    size_t at = (size_t)(p - buf);
-    size_t i = 0;
-    while (i < ll && tchar[(unsigned char)line[i]])
-        i++;
-    if (i == 0 || i >= ll || line[i] != ' ')
+    while (p < end && tchar[(unsigned char)*p])
+        p++;
+    if (p == end)
+        goto more;
+    if (p == line || *p != ' ')
         return fail(err, 400, "request line: expected a method token and a space at byte %zu",
-                    at + i);
+                    (size_t)(p - buf));
     req->method = line;
-    req->method_len = i;
-    size_t t0 = i + 1;
-    const char *sp = memchr(line + t0, ' ', ll - t0);
-    if (!sp)
-        return fail(err, 400,
-                    "request line: expected \"<method> <target> HTTP/1.1\" (no version after "
-                    "the target at byte %zu)",
-                    at + t0);
-    size_t tlen = (size_t)(sp - (line + t0));
-    int rc = parse_target(line + t0, tlen, req->method, req->method_len, req, at + t0, err);
+    req->method_len = (size_t)(p - line);
+    const char *t = ++p;
+    p = skip_words(p, end, 0x21);
+    while (p < end && (unsigned char)*p > 0x20 && *p != 0x7f)
+        p++;
+    if (p == end)
+        goto more;
+    if (*p != ' ') {
+        if (*p == '\r' || *p == '\n')
+            return fail(err, 400,
+                        "request line: expected \"<method> <target> HTTP/1.1\" (no version "
+                        "after the target at byte %zu)",
+                        (size_t)(p - buf));
+        return fail(err, 400, "request line: a control character in the target at byte %zu",
+                    (size_t)(p - buf));
+    }
+    const char *ver = ++p;
+    while (p < end && *p != '\r' && *p != '\n')
+        p++;
+    if (p == end || (*p == '\r' && p + 1 == end))
+        goto more;
+    if (*p == '\r' && p[1] != '\n')
+        return fail(err, 400, "request line: expected LF after CR at byte %zu",
+                    (size_t)(p + 1 - buf));
+    size_t vlen = (size_t)(p - ver);
+    p += *p == '\r' ? 2 : 1;
+    int rc = parse_target(t, (size_t)(ver - 1 - t), req, (size_t)(t - buf), err);
     if (rc != AF__HTTP_OK)
         return rc;
-    const char *ver = sp + 1;
-    size_t vlen = ll - (size_t)(ver - line);
-    size_t vat = at + (size_t)(ver - line);
     if (vlen == 8 && memcmp(ver, "HTTP/1.", 7) == 0 && (ver[7] == '0' || ver[7] == '1')) {
         req->minor_version = ver[7] - '0';
     } else if (vlen == 8 && memcmp(ver, "HTTP/", 5) == 0 && ver[5] >= '0' && ver[5] <= '9' &&
                ver[6] == '.' && ver[7] >= '0' && ver[7] <= '9') {
-        return fail(err, 505, "request line: HTTP/%c.%c is not supported (use HTTP/1.1)", ver[5],
-                    ver[7]);
+        return fail(err, 505,
+                    "request line: HTTP/%c.%c at byte %zu is not supported (use HTTP/1.1)", ver[5],
+                    ver[7], (size_t)(ver - buf));
     } else {
-        return fail(err, 400, "request line: expected HTTP/1.1 or HTTP/1.0 at byte %zu", vat);
+        return fail(err, 400, "request line: expected HTTP/1.1 or HTTP/1.0 at byte %zu",
+                    (size_t)(ver - buf));
     }
 
-    /* Header fields. */
-    conn_tokens ct = {0};
+    /* Header fields, up to the empty line. */
     cl_state cl = {0};
-    bool te = false, te_other = false, upgrade_ws = false;
+    bool conn_close = false, conn_keep = false, conn_upgrade = false, upgrade_ws = false;
+    bool te = false;
+    const char *te_other = NULL;
+    size_t te_other_len = 0;
     unsigned lineno = 1;
-    for (p = next; p < head_end;) {
-        ll = line_end(p, end, &next);
+    for (;;) {
         lineno++;
-        at = (size_t)(p - buf);
-        if (ll == 0)
+        line = p;
+        if (p == end)
+            goto more;
+        if (*p == '\r' || *p == '\n') {
+            if (*p == '\n') {
+                p++;
+                break;
+            }
+            if (p + 1 == end)
+                goto more;
+            if (p[1] != '\n')
+                return fail(err, 400, "header line %u (byte %zu): expected LF after CR", lineno,
+                            (size_t)(p + 1 - buf));
+            p += 2;
             break;
-        if (is_ows(p[0]))
+        }
+        if (is_ows(*p))
             return fail(err, 400, "header line %u (byte %zu): obsolete line folding is not allowed",
-                        lineno, at);
-        size_t k = 0;
-        while (k < ll && tchar[(unsigned char)p[k]])
-            k++;
-        if (k == ll || (p[k] != ':' && !is_ows(p[k])) || k == 0)
-            return fail(err, 400, "header line %u (byte %zu): expected \"Name: value\"", lineno,
-                        at);
-        if (p[k] != ':')
-            return fail(err, 400, "header line %u (byte %zu): whitespace before ':' is not allowed",
-                        lineno, at + k);
-        const char *v = p + k + 1;
-        const char *ve = p + ll;
-        while (v < ve && is_ows(*v))
-            v++;
+                        lineno, (size_t)(p - buf));
+        while (p < end && tchar[(unsigned char)*p])
+            p++;
+        if (p == end)
+            goto more;
+        size_t k = (size_t)(p - line);
+        if (k == 0 || *p != ':') {
+            if (k && is_ows(*p))
+                return fail(err, 400,
+                            "header line %u (byte %zu): whitespace before ':' is not allowed",
+                            lineno, (size_t)(p - buf));
+            return fail(err, 400,
+                        "header line %u (byte %zu): expected \"Name: value\" (a field name "
+                        "token, then ':')",
+                        lineno, (size_t)(p - buf));
+        }
+        p++;
+        while (p < end && is_ows(*p))
+            p++;
+        const char *v = p;
+        p = skip_words(p, end, 0x20);
+        while (p < end && is_vbyte(*p))
+            p++;
+        if (p == end || (*p == '\r' && p + 1 == end))
+            goto more;
+        if (*p != '\n' && !(*p == '\r' && p[1] == '\n'))
+            return fail(err, 400,
+                        "header line %u (byte %zu): a control character in the value (expected "
+                        "visible characters, SP or HTAB)",
+                        lineno, (size_t)(p - buf));
+        const char *ve = p;
+        p += *p == '\r' ? 2 : 1;
         while (ve > v && is_ows(ve[-1]))
             ve--;
-        for (const char *c = v; c < ve; c++)
-            if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
-                return fail(err, 400, "header line %u (byte %zu): a control character in the value",
-                            lineno, at + (size_t)(c - p));
         if (req->n_headers == AF__HTTP_MAX_HEADERS)
-            return fail(err, 431, "more than %d header fields", AF__HTTP_MAX_HEADERS);
+            return fail(err, 431, "header line %u (byte %zu): more than %d header fields", lineno,
+                        (size_t)(line - buf), AF__HTTP_MAX_HEADERS);
+        size_t vn = (size_t)(ve - v);
         af__http_header *h = &req->headers[req->n_headers++];
-        h->name = p;
+        h->name = line;
         h->name_len = k;
         h->value = v;
-        h->value_len = (size_t)(ve - v);
+        h->value_len = vn;
 
+        /* The fields that frame the message or steer the connection; the first letter is a
+         * cheap filter before the case-insensitive compare. */
+        size_t pos = 0, il;
+        const char *it;
         switch (k) {
         case 6:
-            if (af__str_ieq(p, k, "expect") && af__str_ieq(v, h->value_len, "100-continue"))
+            if ((line[0] | 0x20) == 'e' && af__str_ieq(line, k, "expect") &&
+                af__str_ieq(v, vn, "100-continue"))
                 req->expect_continue = true;
             break;
         case 7:
-            if (af__str_ieq(p, k, "upgrade"))
-                each_item(v, h->value_len, upgrade_item, &upgrade_ws);
+            if ((line[0] | 0x20) == 'u' && af__str_ieq(line, k, "upgrade"))
+                while (next_item(v, vn, &pos, &it, &il))
+                    if (af__str_ieq(it, il, "websocket"))
+                        upgrade_ws = true;
             break;
         case 10:
-            if (af__str_ieq(p, k, "connection"))
-                each_item(v, h->value_len, conn_item, &ct);
+            if ((line[0] | 0x20) == 'c' && af__str_ieq(line, k, "connection"))
+                while (next_item(v, vn, &pos, &it, &il)) {
+                    if (il == 5 && af__str_ieq(it, il, "close"))
+                        conn_close = true;
+                    else if (il == 10 && af__str_ieq(it, il, "keep-alive"))
+                        conn_keep = true;
+                    else if (il == 7 && af__str_ieq(it, il, "upgrade"))
+                        conn_upgrade = true;
+                }
             break;
         case 14:
-            if (af__str_ieq(p, k, "content-length")) {
-                each_item(v, h->value_len, cl_item, &cl);
-                if (!cl.seen || cl.bad)
+            if ((line[0] | 0x20) == 'c' && af__str_ieq(line, k, "content-length")) {
+                cl_add(&cl, v, vn);
+                if (cl.bad)
                     return fail(err, 400,
-                                "header line %u: Content-Length \"%.*s\" is not a decimal number",
-                                lineno, (int)(h->value_len > 40 ? 40 : h->value_len), v);
+                                "header line %u (byte %zu): Content-Length \"%.*s\" is not a "
+                                "decimal number (at most 2^62)",
+                                lineno, (size_t)(v - buf), (int)(vn > 40 ? 40 : vn), v);
                 if (cl.differ)
-                    return fail(err, 400, "header line %u: Content-Length values disagree", lineno);
+                    return fail(err, 400,
+                                "header line %u (byte %zu): Content-Length values disagree", lineno,
+                                (size_t)(v - buf));
             }
             break;
         case 17:
-            if (af__str_ieq(p, k, "transfer-encoding")) {
-                if (af__str_ieq(v, h->value_len, "chunked") && !te)
-                    te = true;
-                else
-                    te_other = true;
+            if ((line[0] | 0x20) == 't' && af__str_ieq(line, k, "transfer-encoding")) {
+                bool any = false;
+                while (next_item(v, vn, &pos, &it, &il)) {
+                    any = true;
+                    if (il == 7 && af__str_ieq(it, il, "chunked")) {
+                        if (te)
+                            return fail(err, 400,
+                                        "header line %u (byte %zu): the chunked transfer coding "
+                                        "is applied more than once",
+                                        lineno, (size_t)(it - buf));
+                        te = true;
+                    } else if (!te_other) {
+                        te_other = it;
+                        te_other_len = il;
+                    }
+                }
+                if (!any)
+                    return fail(err, 400,
+                                "header line %u (byte %zu): expected a transfer coding in "
+                                "Transfer-Encoding",
+                                lineno, (size_t)(v - buf));
             }
             break;
         default:
             break;
         }
-        p = next;
     }
+    req->head_len = (size_t)(p - buf);
     if (te_other)
         return fail(err, 501,
-                    "unsupported transfer coding: only \"Transfer-Encoding: chunked\" is accepted");
+                    "unsupported transfer coding \"%.*s\" at byte %zu: only "
+                    "\"Transfer-Encoding: chunked\" is accepted",
+                    (int)(te_other_len > 40 ? 40 : te_other_len), te_other,
+                    (size_t)(te_other - buf));
     if (te && cl.seen)
-        return fail(err, 400, "both Content-Length and Transfer-Encoding: send only one");
+        return fail(err, 400,
+                    "both Content-Length and Transfer-Encoding in the request head: send only one");
     if (te && req->minor_version == 0)
-        return fail(err, 400, "Transfer-Encoding is not allowed in HTTP/1.0");
+        return fail(err, 400, "Transfer-Encoding is not allowed in an HTTP/1.0 request");
     req->chunked = te;
     req->has_content_length = cl.seen;
     req->content_length = cl.value;
-    req->keep_alive = req->minor_version == 1 ? !ct.close : (ct.keep_alive && !ct.close);
-    req->upgrade_websocket = ct.upgrade && upgrade_ws;
+    req->keep_alive = req->minor_version == 1 ? !conn_close : (conn_keep && !conn_close);
+    req->upgrade_websocket = conn_upgrade && upgrade_ws;
     return AF__HTTP_OK;
+
+more:
+    if (len > max_head)
+        return fail(err, 431, "the request head exceeds %zu bytes (no empty line ending it yet)",
+                    max_head);
+    return AF__HTTP_INCOMPLETE;
 }
 
 const char *af__http_header_get(const af__http_request *req, const char *name, size_t *len)
 {
+    size_t n = strlen(name);
     for (size_t i = 0; i < req->n_headers; i++)
-        if (af__str_ieq(req->headers[i].name, req->headers[i].name_len, name)) {
+        if (req->headers[i].name_len == n &&
+            af__str_ieq(req->headers[i].name, req->headers[i].name_len, name)) {
             if (len)
                 *len = req->headers[i].value_len;
             return req->headers[i].value;
@@ -366,12 +455,14 @@ const char *af__http_header_get(const af__http_request *req, const char *name, s
 /* Chunked transfer coding.                                                                  */
 
 enum {
-    CH_SIZE,    /* hex digits */
-    CH_EXT,     /* after the size: extension up to LF */
-    CH_DATA,    /* chunk data */
-    CH_DATA_CR, /* CR (or LF) after the data */
-    CH_DATA_LF, /* LF after CR */
-    CH_TRAILER, /* a trailer line (or the empty line ending the body) */
+    CH_SIZE,       /* hex digits */
+    CH_EXT,        /* after the size: BWS and chunk extensions up to the line end */
+    CH_SIZE_LF,    /* LF after the size line's CR */
+    CH_DATA,       /* chunk data */
+    CH_DATA_CR,    /* CR (or LF) after the data */
+    CH_DATA_LF,    /* LF after CR */
+    CH_TRAILER,    /* a trailer line (or the empty line ending the body) */
+    CH_TRAILER_LF, /* LF after a trailer line's CR */
     CH_DONE,
 };
 
@@ -397,8 +488,10 @@ static int hexval(char ch)
 long af__http_chunked_feed(af__http_chunked *c, const char *in, size_t len, af_buf *out,
                            size_t limit, bool *done, af__http_error *err)
 {
+    /* Extensions and trailer lines may hold anything but control characters (HTAB allowed),
+     * and a CR must be followed by LF: parsers that disagree on where such a line ends are
+     * what chunked-body smuggling feeds on. */
     size_t i = 0;
-    *done = c->state == CH_DONE;
     while (i < len && c->state != CH_DONE) {
         char ch = in[i];
         size_t at = c->consumed + i;
@@ -419,24 +512,34 @@ long af__http_chunked_feed(af__http_chunked *c, const char *in, size_t len, af_b
                 c->state = CH_EXT;
             } else {
                 return fail(err, 400,
-                            "chunked body: unexpected '%c' after the chunk size at byte %zu", ch,
-                            at);
+                            "chunked body: expected ';' or CRLF after the chunk size, not 0x%02x, "
+                            "at byte %zu",
+                            (unsigned char)ch, at);
             }
             break;
         }
         case CH_EXT:
+        case CH_SIZE_LF:
             i++;
             if (ch == '\n') {
                 c->line_len = 0;
                 if (c->remaining == 0) {
                     c->state = CH_TRAILER;
                 } else {
-                    if (out->len + c->remaining > limit)
+                    if (c->remaining > limit || out->len > limit - c->remaining)
                         return fail(err, 413, "request body exceeds %zu bytes", limit);
                     c->state = CH_DATA;
                 }
+            } else if (c->state == CH_SIZE_LF) {
+                return fail(err, 400, "chunked body: expected LF after CR at byte %zu", at);
+            } else if (ch == '\r') {
+                c->state = CH_SIZE_LF;
+            } else if (!is_vbyte(ch)) {
+                return fail(err, 400,
+                            "chunked body: a control character in a chunk extension at byte %zu",
+                            at);
             } else if (++c->line_len > CH_LINE_MAX) {
-                return fail(err, 400, "chunked body: a chunk header longer than %d bytes",
+                return fail(err, 400, "chunked body: a chunk size line longer than %d bytes",
                             CH_LINE_MAX);
             }
             break;
@@ -468,15 +571,21 @@ long af__http_chunked_feed(af__http_chunked *c, const char *in, size_t len, af_b
             c->state = CH_SIZE;
             break;
         case CH_TRAILER:
+        case CH_TRAILER_LF:
             i++;
             if (ch == '\n') {
-                if (c->line_len == 0)
-                    c->state = CH_DONE;
+                c->state = c->line_len == 0 ? CH_DONE : CH_TRAILER;
                 c->line_len = 0;
-            } else if (ch != '\r' || c->line_len > 0) {
-                if (++c->line_len > CH_LINE_MAX)
-                    return fail(err, 400, "chunked body: a trailer line longer than %d bytes",
-                                CH_LINE_MAX);
+            } else if (c->state == CH_TRAILER_LF) {
+                return fail(err, 400, "chunked body: expected LF after CR at byte %zu", at);
+            } else if (ch == '\r') {
+                c->state = CH_TRAILER_LF;
+            } else if (!is_vbyte(ch)) {
+                return fail(err, 400,
+                            "chunked body: a control character in a trailer field at byte %zu", at);
+            } else if (++c->line_len > CH_LINE_MAX) {
+                return fail(err, 400, "chunked body: a trailer line longer than %d bytes",
+                            CH_LINE_MAX);
             }
             break;
         default:
@@ -519,6 +628,8 @@ bool af__http_query_arg(const char *query, size_t query_len, const char *key, ch
                     if (hi < 0 || lo < 0)
                         return false;
                     ch = (char)(hi * 16 + lo);
+                    if (ch == '\0')
+                        return false; /* would silently cut the C string short */
                     k += 2;
                 }
                 if (o + 1 >= cap)

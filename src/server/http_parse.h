@@ -67,8 +67,9 @@ enum {
 
 /* Parses the request head at the start of buf[0..len). A head longer than max_head bytes (or
  * with more than AF__HTTP_MAX_HEADERS fields) is an error with status 431, reported as soon as
- * len exceeds max_head without a complete head. Empty lines before the request line are
- * skipped (RFC 9112 §2.2) and counted in head_len. */
+ * len exceeds max_head without a complete head. A malformed line is refused as soon as it has
+ * ended, without waiting for the rest of the head; no prefix of a valid head is refused.
+ * Empty lines before the request line are skipped (RFC 9112 §2.2) and counted in head_len. */
 int af__http_parse_request(const char *buf, size_t len, size_t max_head, af__http_request *req,
                            af__http_error *err);
 
@@ -96,7 +97,7 @@ long af__http_chunked_feed(af__http_chunked *c, const char *in, size_t len, af_b
 /* Query-string argument: the value of the first key=value pair of query[0..query_len) whose
  * key equals key, percent-decoded ('+' as space) into out (NUL-terminated, cap > 0). A pair
  * without '=' has an empty value. Returns false when the key is absent or the decoded value
- * (or its escapes) is malformed or does not fit. */
+ * (or its escapes) is malformed, holds a NUL (%00), or does not fit. */
 bool af__http_query_arg(const char *query, size_t query_len, const char *key, char *out,
                         size_t cap);
 

@@ -1675,7 +1675,7 @@ int af__route_match(const char *path, unsigned method, unsigned *allowed,
     pthread_once(&shapes_once, shapes_init);
     *allowed = 0;
     int found = -1;
-    char tmp[AF__MAX_PARAMS][AF_GPU_ID_MAX];
+    char tmp[AF__MAX_PARAMS][AF_GPU_ID_MAX] = {{0}}; /* unused parameters stay empty */
     size_t len = strlen(path);
     for (size_t i = 0; i < af__nroutes; i++) {
         const route_shape *sh = &shapes[i];

@@ -270,6 +270,445 @@ static void test_query_args(void **state)
     assert_false(af__http_query_arg(NULL, 0, "a", v, sizeof(v)));
 }
 
+/* The offset named in an error message ("byte N"), or -1. */
+static long byte_in(const char *msg)
+{
+    const char *b = strstr(msg, "byte ");
+    return b ? strtol(b + 5, NULL, 10) : -1;
+}
+
+static void expect_error(const char *text, int status, long at, const char *says)
+{
+    af__http_request r;
+    af__http_error e;
+    memset(&e, 0, sizeof(e));
+    int rc = parse(text, &r, &e);
+    if (rc != AF__HTTP_ERROR || e.status != status || (at >= 0 && byte_in(e.message) != at) ||
+        (says && !strstr(e.message, says)))
+        fail_msg("\"%s\": rc %d status %d message \"%s\" (want %d at byte %ld, \"%s\")", text, rc,
+                 e.status, e.message, status, at, says ? says : "");
+}
+
+static void test_error_positions(void **state)
+{
+    (void)state;
+    expect_error(" / HTTP/1.1\r\n\r\n", 400, 0, "method");
+    expect_error("\r\n\r\nGE\x01T / HTTP/1.1\r\n\r\n", 400, 6, "method");
+    expect_error("\rGET / HTTP/1.1\r\n\r\n", 400, 0, "method");
+    expect_error("GET /a\x01 HTTP/1.1\r\n\r\n", 400, 6, "control character in the target");
+    expect_error("GET /a\x7f HTTP/1.1\r\n\r\n", 400, 6, "control character in the target");
+    expect_error("GET /a\r\n\r\n", 400, 6, "no version");
+    expect_error("GET  HTTP/1.1\r\n\r\n", 400, 4, "'/'");
+    expect_error("GET http:///x HTTP/1.1\r\n\r\n", 400, 11, "host");
+    expect_error("GET / HTTP/1.1\rX\r\n\r\n", 400, 15, "LF after CR");
+    expect_error("GET / HTTP/1.10\r\n\r\n", 400, 6, "HTTP/1.1");
+    expect_error("GET / http/1.1\r\n\r\n", 400, 6, "HTTP/1.1");
+    expect_error("GET / HTTP/1.1 \r\n\r\n", 400, 6, "HTTP/1.1");
+    expect_error("GET / HTTP/1.2\r\n\r\n", 505, 6, "HTTP/1.2");
+    expect_error("GET / HTTP/3.0\r\n\r\n", 505, 6, "not supported");
+    /* Header lines: number and byte. */
+    expect_error("GET / HTTP/1.1\r\nA: b\r\nHost : x\r\n\r\n", 400, 26, "header line 3 (byte 26)");
+    expect_error("GET / HTTP/1.1\r\nHost\t: x\r\n\r\n", 400, 20, "whitespace before ':'");
+    expect_error("GET / HTTP/1.1\r\n\tx: y\r\n\r\n", 400, 16, "folding");
+    expect_error("GET / HTTP/1.1\r\n: empty name\r\n\r\n", 400, 16, "header line 2");
+    expect_error("GET / HTTP/1.1\r\nNa/me: v\r\n\r\n", 400, 18, "Name: value");
+    expect_error("GET / HTTP/1.1\r\nA: b\rc\r\n\r\n", 400, 20, "control character");
+    expect_error("GET / HTTP/1.1\r\nA: b\x7f\r\n\r\n", 400, 20, "control character");
+    expect_error("GET / HTTP/1.1\r\nA: b\r\n\rX", 400, 23, "LF after CR");
+    static const char nul[] = "GET / HTTP/1.1\r\nA: x\0y\r\n\r\n";
+    af__http_request r;
+    af__http_error e;
+    assert_int_equal(af__http_parse_request(nul, sizeof(nul) - 1, 16384, &r, &e), AF__HTTP_ERROR);
+    assert_int_equal(e.status, 400);
+    assert_int_equal(byte_in(e.message), 20);
+}
+
+static void test_framing_headers(void **state)
+{
+    (void)state;
+    af__http_request r;
+    af__http_error e;
+    assert_int_equal(
+        parse("POST / HTTP/1.1\r\nContent-Length:\t 4611686018427387904 \r\n\r\n", &r, &e),
+        AF__HTTP_OK);
+    assert_true(r.has_content_length);
+    assert_true(r.content_length == (1ull << 62));
+    assert_int_equal(parse("POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n", &r, &e), AF__HTTP_OK);
+    assert_true(r.has_content_length);
+    assert_int_equal(r.content_length, 0);
+    assert_int_equal(
+        parse("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5,5\r\n\r\n", &r, &e),
+        AF__HTTP_OK);
+    assert_int_equal(r.content_length, 5);
+    expect_error("POST / HTTP/1.1\r\nContent-Length: 4611686018427387905\r\n\r\n", 400, 33,
+                 "decimal");
+    expect_error("POST / HTTP/1.1\r\nContent-Length: \r\n\r\n", 400, -1, "Content-Length");
+    expect_error("POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\n", 400, -1, "\"+1\"");
+    expect_error("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400, -1, "decimal");
+    expect_error("POST / HTTP/1.1\r\nContent-Length: 1, 2\r\n\r\n", 400, -1, "disagree");
+    expect_error("POST / HTTP/1.1\r\nContent-Length: 12a\r\n\r\n", 400, 33,
+                 "Content-Length \"12a\" is not a decimal number");
+
+    assert_int_equal(parse("POST / HTTP/1.1\r\nTransfer-Encoding: CHUNKED\r\n\r\n", &r, &e),
+                     AF__HTTP_OK);
+    assert_true(r.chunked);
+    assert_false(r.has_content_length);
+    expect_error("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501, 36,
+                 "\"gzip\"");
+    expect_error("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n", 501, -1,
+                 "unsupported transfer coding");
+    expect_error("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"
+                 "\r\n",
+                 400, -1, "more than once");
+    expect_error("POST / HTTP/1.1\r\nTransfer-Encoding: \r\n\r\n", 400, -1, "transfer coding");
+    expect_error("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400,
+                 -1, "only one");
+
+    /* Connection handling. */
+    assert_int_equal(parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", &r, &e),
+                     AF__HTTP_OK);
+    assert_true(r.keep_alive);
+    assert_int_equal(parse("GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n", &r, &e),
+                     AF__HTTP_OK);
+    assert_false(r.keep_alive);
+    assert_int_equal(parse("GET / HTTP/1.1\r\nConnection: foo, CLOSE\r\n\r\n", &r, &e),
+                     AF__HTTP_OK);
+    assert_false(r.keep_alive);
+    assert_int_equal(parse("GET / HTTP/1.1\r\nConnection: closed\r\n\r\n", &r, &e), AF__HTTP_OK);
+    assert_true(r.keep_alive);
+    assert_int_equal(parse("GET /ws HTTP/1.1\r\nUpgrade: h2c, websocket\r\nConnection: "
+                           "UPGRADE\r\n\r\n",
+                           &r, &e),
+                     AF__HTTP_OK);
+    assert_true(r.upgrade_websocket);
+    assert_int_equal(
+        parse("GET /ws HTTP/1.1\r\nUpgrade: websockets\r\nConnection: upgrade\r\n\r\n", &r, &e),
+        AF__HTTP_OK);
+    assert_false(r.upgrade_websocket);
+    assert_int_equal(parse("POST / HTTP/1.1\r\nExpect: 100-Continue\r\n\r\n", &r, &e), AF__HTTP_OK);
+    assert_true(r.expect_continue);
+    assert_int_equal(parse("POST / HTTP/1.1\r\nExpect: 100-continue-x\r\n\r\n", &r, &e),
+                     AF__HTTP_OK);
+    assert_false(r.expect_continue);
+    /* Host is not required, in either version. */
+    assert_int_equal(parse("GET / HTTP/1.1\r\n\r\n", &r, &e), AF__HTTP_OK);
+}
+
+static void test_header_slices(void **state)
+{
+    (void)state;
+    const char *t = "\r\n\nPUT /p?a HTTP/1.1\nX-Empty:\r\nX-Tabs:\t a b \t\r\nx-tabs: second\n"
+                    "X-Obs: caf\xc3\xa9\r\n\r\nBODY";
+    af__http_request r;
+    af__http_error e;
+    assert_int_equal(parse(t, &r, &e), AF__HTTP_OK);
+    assert_int_equal(r.head_len, strlen(t) - 4); /* leading empty lines included */
+    assert_true(slice_is(r.method, r.method_len, "PUT"));
+    assert_ptr_equal(r.method, t + 3);
+    assert_int_equal(r.n_headers, 4);
+    assert_true(slice_is(r.headers[0].name, r.headers[0].name_len, "X-Empty"));
+    assert_int_equal(r.headers[0].value_len, 0);
+    size_t n = 99;
+    const char *v = af__http_header_get(&r, "X-TABS", &n);
+    assert_true(slice_is(v, n, "a b")); /* the first of two, inner whitespace kept */
+    v = af__http_header_get(&r, "x-obs", &n);
+    assert_true(slice_is(v, n, "caf\xc3\xa9")); /* obs-text is allowed in values */
+    assert_non_null(af__http_header_get(&r, "x-empty", NULL));
+    assert_null(af__http_header_get(&r, "X-Tab", &n));
+    assert_null(af__http_header_get(&r, "X-Tabss", &n));
+    /* Method case is kept (RFC 9110: methods are case-sensitive). */
+    assert_int_equal(parse("get / HTTP/1.1\r\n\r\n", &r, &e), AF__HTTP_OK);
+    assert_true(slice_is(r.method, r.method_len, "get"));
+    assert_int_equal(parse("GET /x? HTTP/1.1\r\n\r\n", &r, &e), AF__HTTP_OK);
+    assert_non_null(r.query);
+    assert_int_equal(r.query_len, 0);
+    assert_int_equal(parse("GET https://h:1?q=2 HTTP/1.1\r\n\r\n", &r, &e), AF__HTTP_OK);
+    assert_true(slice_is(r.path, r.path_len, "/"));
+    assert_true(slice_is(r.query, r.query_len, "q=2"));
+    assert_true(slice_is(r.target, r.target_len, "https://h:1?q=2"));
+    assert_int_equal(parse("OPTIONS HTTP://h/a/b HTTP/1.1\r\n\r\n", &r, &e), AF__HTTP_OK);
+    assert_true(slice_is(r.path, r.path_len, "/a/b"));
+    assert_null(r.query);
+}
+
+/* Every prefix of these heads is incomplete and the whole parses: the parser judges lines as
+ * they end, so nothing in a valid head may look like an error before its end arrives. */
+static void test_every_prefix_mixed(void **state)
+{
+    (void)state;
+    static const char *heads[] = {
+        "\r\n\nGET http://h:1/a?b=%20 HTTP/1.0\nConnection: keep-alive\r\nX:\r\n\n",
+        "OPTIONS * HTTP/1.1\r\nA:  \t\r\nTransfer-Encoding: chunked\r\nExpect: "
+        "100-continue\r\n\r\n",
+        "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
+        "dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    };
+    for (size_t h = 0; h < sizeof(heads) / sizeof(heads[0]); h++) {
+        size_t n = strlen(heads[h]);
+        af__http_request r;
+        af__http_error e;
+        for (size_t i = 0; i < n; i++) {
+            char *copy = malloc(i ? i : 1); /* exact size, so ASan sees any over-read */
+            memcpy(copy, heads[h], i);
+            int rc = af__http_parse_request(copy, i, 16384, &r, &e);
+            free(copy);
+            if (rc != AF__HTTP_INCOMPLETE)
+                fail_msg("head %zu prefix %zu: %d (%s)", h, i, rc, e.message);
+        }
+        assert_int_equal(af__http_parse_request(heads[h], n, 16384, &r, &e), AF__HTTP_OK);
+        assert_int_equal(r.head_len, n);
+    }
+}
+
+static void test_head_size_limit(void **state)
+{
+    (void)state;
+    const char *t = "GET /abc HTTP/1.1\r\nHost: x\r\n\r\n";
+    size_t n = strlen(t);
+    af__http_request r;
+    af__http_error e;
+    assert_int_equal(af__http_parse_request(t, n, n, &r, &e), AF__HTTP_OK);
+    assert_int_equal(af__http_parse_request(t, n, n - 1, &r, &e), AF__HTTP_ERROR);
+    assert_int_equal(e.status, 431);
+    assert_non_null(strstr(e.message, "exceeds"));
+    /* Incomplete: refused once more than max_head bytes are here, not before. */
+    assert_int_equal(af__http_parse_request(t, n - 2, n - 2, &r, &e), AF__HTTP_INCOMPLETE);
+    assert_int_equal(af__http_parse_request(t, n - 2, n - 3, &r, &e), AF__HTTP_ERROR);
+    assert_int_equal(e.status, 431);
+    /* Exactly AF__HTTP_MAX_HEADERS fields are fine; the next one names its line. */
+    char many[AF__HTTP_MAX_HEADERS * 16 + 64];
+    size_t len = (size_t)snprintf(many, sizeof(many), "GET / HTTP/1.1\r\n");
+    for (int i = 0; i < AF__HTTP_MAX_HEADERS; i++)
+        len += (size_t)snprintf(many + len, sizeof(many) - len, "H%d: v\r\n", i);
+    size_t at = len;
+    memcpy(many + len, "\r\n", 2);
+    assert_int_equal(af__http_parse_request(many, len + 2, 16384, &r, &e), AF__HTTP_OK);
+    assert_int_equal(r.n_headers, AF__HTTP_MAX_HEADERS);
+    len += (size_t)snprintf(many + len, sizeof(many) - len, "One: more\r\n\r\n");
+    assert_int_equal(af__http_parse_request(many, len, 16384, &r, &e), AF__HTTP_ERROR);
+    assert_int_equal(e.status, 431);
+    assert_int_equal(byte_in(e.message), (long)at);
+    assert_non_null(strstr(e.message, "header line 66"));
+}
+
+static void test_pipelined_with_bodies(void **state)
+{
+    (void)state;
+    const char *t = "POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
+                    "POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+                    "GET /c HTTP/1.1\r\n\r\n";
+    const char *p = t, *end = t + strlen(t);
+    const char *paths[] = {"/a", "/b", "/c"};
+    const char *bodies[] = {"hello", "abc", ""};
+    for (int i = 0; i < 3; i++) {
+        af__http_request r;
+        af__http_error e;
+        assert_int_equal(af__http_parse_request(p, (size_t)(end - p), 16384, &r, &e), AF__HTTP_OK);
+        assert_true(slice_is(r.path, r.path_len, paths[i]));
+        p += r.head_len;
+        if (r.chunked) {
+            af__http_chunked c;
+            af__http_chunked_init(&c);
+            af_buf out;
+            af__buf_init(&out);
+            bool done = false;
+            long n = af__http_chunked_feed(&c, p, (size_t)(end - p), &out, 100, &done, &e);
+            assert_true(done);
+            assert_true(n > 0);
+            assert_int_equal(out.len, strlen(bodies[i]));
+            assert_memory_equal(out.data, bodies[i], out.len);
+            af__buf_free(&out);
+            p += n;
+        } else {
+            assert_memory_equal(p, bodies[i], r.content_length);
+            p += r.content_length;
+        }
+    }
+    assert_ptr_equal(p, end);
+}
+
+/* Decodes in[] split into three pieces at every pair of positions: the result must not depend
+ * on how the bytes arrived. */
+static void chunked_all_splits(const char *in, size_t len, const char *want, size_t want_len,
+                               size_t want_used)
+{
+    for (size_t a = 0; a <= len; a++)
+        for (size_t b = a; b <= len; b++) {
+            af__http_chunked c;
+            af__http_chunked_init(&c);
+            af_buf out;
+            af__buf_init(&out);
+            af__http_error e;
+            bool done = false;
+            size_t cuts[] = {0, a, b, len}, used = 0;
+            for (int k = 0; k < 3 && !done; k++) {
+                long n = af__http_chunked_feed(&c, in + cuts[k], cuts[k + 1] - cuts[k], &out, 1024,
+                                               &done, &e);
+                if (n < 0)
+                    fail_msg("split %zu/%zu: %s", a, b, e.message);
+                used += (size_t)n;
+            }
+            if (!done || used != want_used || out.len != want_len ||
+                memcmp(out.data, want, want_len) != 0)
+                fail_msg("split %zu/%zu: done %d used %zu len %zu", a, b, done, used, out.len);
+            af__buf_free(&out);
+        }
+}
+
+static void test_chunked_shapes(void **state)
+{
+    (void)state;
+    /* Bare LF everywhere, upper-case hex, leading zeros, quoted extension, two trailers. */
+    static const char lf[] = "A;x=\"q;r\"\nabcdefghij\n001\n!\n0;last\nT1: a\nT2:\tb\n\nrest";
+    chunked_all_splits(lf, sizeof(lf) - 1, "abcdefghij!", 11, sizeof(lf) - 1 - 4);
+    static const char crlf[] = "1 ; ext\r\nx\r\n0\r\n\r\n";
+    chunked_all_splits(crlf, sizeof(crlf) - 1, "x", 1, sizeof(crlf) - 1);
+
+    /* Once done, nothing more is consumed. */
+    af__http_chunked c;
+    af__http_chunked_init(&c);
+    af_buf out;
+    af__buf_init(&out);
+    af__http_error e;
+    bool done = false;
+    assert_int_equal(af__http_chunked_feed(&c, "0\r\n\r\nGET", 8, &out, 10, &done, &e), 5);
+    assert_true(done);
+    done = false;
+    assert_int_equal(af__http_chunked_feed(&c, "GET", 3, &out, 10, &done, &e), 0);
+    assert_true(done);
+    assert_int_equal(out.len, 0);
+    af__buf_free(&out);
+}
+
+static void test_chunked_limit(void **state)
+{
+    (void)state;
+    af__http_chunked c;
+    af_buf out;
+    af__http_error e;
+    bool done = false;
+    /* Exactly the limit, over two chunks. */
+    af__http_chunked_init(&c);
+    af__buf_init(&out);
+    const char *ok = "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+    assert_int_equal(af__http_chunked_feed(&c, ok, strlen(ok), &out, 5, &done, &e),
+                     (long)strlen(ok));
+    assert_true(done);
+    assert_int_equal(out.len, 5);
+    /* One more byte: refused when the size line ends, before the data is read. */
+    af__http_chunked_init(&c);
+    af__buf_reset(&out);
+    const char *big = "3\r\nabc\r\n3\r\n";
+    assert_int_equal(af__http_chunked_feed(&c, big, strlen(big), &out, 5, &done, &e),
+                     AF__HTTP_ERROR);
+    assert_int_equal(e.status, 413);
+    assert_string_equal(e.message, "request body exceeds 5 bytes");
+    /* A huge size does not wrap the limit check. */
+    af__http_chunked_init(&c);
+    af__buf_reset(&out);
+    assert_int_equal(af__http_chunked_feed(&c, "7fffffffffffffff\r\n", 18, &out, 5, &done, &e),
+                     AF__HTTP_ERROR);
+    assert_int_equal(e.status, 413);
+    af__buf_free(&out);
+}
+
+static void test_chunked_error_positions(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        long at;
+        const char *says;
+    } cases[] = {
+        {"\r\n", 0, "hexadecimal chunk size"},
+        {"0x5\r\n", 1, "after the chunk size"},
+        {"10000000000000000\r\n", 16, "too large"},
+        {"5\rX", 2, "LF after CR"},
+        {"5;a\x01\r\n", 3, "chunk extension"},
+        {"1\r\nxy\r\n", 4, "CRLF after the chunk data"},
+        {"1\r\nx\rZ", 5, "LF after CR"},
+        {"0\r\nT: a\x02\r\n\r\n", 7, "trailer"},
+        {"0\r\nT: a\rb\r\n\r\n", 8, "LF after CR"},
+        {"0\r\n\rX", 4, "LF after CR"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        /* Whole, then byte by byte: the same error at the same byte. */
+        for (int bytewise = 0; bytewise < 2; bytewise++) {
+            af__http_chunked c;
+            af__http_chunked_init(&c);
+            af_buf out;
+            af__buf_init(&out);
+            af__http_error e;
+            memset(&e, 0, sizeof(e));
+            bool done = false;
+            size_t len = strlen(cases[i].in);
+            long n = 0;
+            if (bytewise) {
+                for (size_t k = 0; k < len && n >= 0; k++)
+                    n = af__http_chunked_feed(&c, cases[i].in + k, 1, &out, 1024, &done, &e);
+            } else {
+                n = af__http_chunked_feed(&c, cases[i].in, len, &out, 1024, &done, &e);
+            }
+            if (n != AF__HTTP_ERROR || e.status != 400 || byte_in(e.message) != cases[i].at ||
+                !strstr(e.message, cases[i].says))
+                fail_msg("case %zu (%s): %ld status %d \"%s\"", i, bytewise ? "bytewise" : "whole",
+                         n, e.status, e.message);
+            af__buf_free(&out);
+        }
+    }
+    /* Over-long extension and trailer lines. */
+    size_t big = 9000;
+    char *t = malloc(big + 16);
+    memcpy(t, "1;", 2);
+    memset(t + 2, 'e', big);
+    af__http_chunked c;
+    af_buf out;
+    af__http_error e;
+    bool done;
+    af__http_chunked_init(&c);
+    af__buf_init(&out);
+    assert_int_equal(af__http_chunked_feed(&c, t, big + 2, &out, 1024, &done, &e), AF__HTTP_ERROR);
+    assert_int_equal(e.status, 400);
+    memcpy(t, "0\r\n", 3);
+    memset(t + 3, 't', big);
+    af__http_chunked_init(&c);
+    assert_int_equal(af__http_chunked_feed(&c, t, big + 3, &out, 1024, &done, &e), AF__HTTP_ERROR);
+    assert_int_equal(e.status, 400);
+    assert_non_null(strstr(e.message, "trailer line longer than 8192"));
+    af__buf_free(&out);
+    free(t);
+}
+
+static void test_query_escapes(void **state)
+{
+    (void)state;
+    char v[8];
+    const char *q = "x=%41%62%2f%2F&a=1&a=2&k=b=c&&last=%2B+";
+    size_t n = strlen(q);
+    assert_true(af__http_query_arg(q, n, "x", v, sizeof(v)));
+    assert_string_equal(v, "Ab//");
+    assert_true(af__http_query_arg(q, n, "a", v, sizeof(v)));
+    assert_string_equal(v, "1"); /* the first of two */
+    assert_true(af__http_query_arg(q, n, "k", v, sizeof(v)));
+    assert_string_equal(v, "b=c");
+    assert_true(af__http_query_arg(q, n, "last", v, sizeof(v)));
+    assert_string_equal(v, "+ ");
+    assert_false(af__http_query_arg(q, n, "", v, sizeof(v)) && v[0] != '\0');
+    assert_false(af__http_query_arg("a=x%00y", 7, "a", v, sizeof(v))); /* NUL would cut it */
+    assert_false(af__http_query_arg("a=%g1", 5, "a", v, sizeof(v)));
+    assert_false(af__http_query_arg("a=%", 3, "a", v, sizeof(v)));
+    /* The key is compared raw: an escaped key does not match. */
+    assert_false(af__http_query_arg("%61=1", 5, "a", v, sizeof(v)));
+    /* Fits exactly (7 bytes + NUL), one more does not. */
+    assert_true(af__http_query_arg("a=1234567", 9, "a", v, sizeof(v)));
+    assert_string_equal(v, "1234567");
+    assert_false(af__http_query_arg("a=12345678", 10, "a", v, sizeof(v)));
+    /* Only query[0..query_len) is read. */
+    assert_false(af__http_query_arg("a=1&b=2", 3, "b", v, sizeof(v)));
+    assert_true(af__http_query_arg("a=12&b=2", 3, "a", v, sizeof(v)));
+    assert_string_equal(v, "1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -283,6 +722,16 @@ int main(void)
         cmocka_unit_test(test_chunked_every_split),
         cmocka_unit_test(test_chunked_errors),
         cmocka_unit_test(test_query_args),
+        cmocka_unit_test(test_error_positions),
+        cmocka_unit_test(test_framing_headers),
+        cmocka_unit_test(test_header_slices),
+        cmocka_unit_test(test_every_prefix_mixed),
+        cmocka_unit_test(test_head_size_limit),
+        cmocka_unit_test(test_pipelined_with_bodies),
+        cmocka_unit_test(test_chunked_shapes),
+        cmocka_unit_test(test_chunked_limit),
+        cmocka_unit_test(test_chunked_error_positions),
+        cmocka_unit_test(test_query_escapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
