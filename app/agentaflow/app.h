@@ -32,6 +32,16 @@ typedef struct app_settings {
     char gpu_backend[16]; /* auto | nvml | simulated */
     uint32_t simulated_gpus;
     char title[128];
+    uint64_t trace_store_bytes;  /* bound on the trace store's memory */
+    char allowed_hosts[16][256]; /* server.allowed_hosts: extra accepted Host values */
+    size_t n_allowed_hosts;
+    bool auth_read;                /* server.auth.read */
+    char tls_cert_file[4096];      /* server.tls.cert_file */
+    char tls_key_file[4096];       /* server.tls.key_file */
+    char tls_client_ca_file[4096]; /* server.tls.client_ca_file */
+    uint32_t inference_timeout_ms; /* server.inference_timeout */
+    uint32_t max_input_tokens;     /* server.max_input_tokens */
+    uint32_t max_label_values;     /* server.max_label_values */
 } app_settings;
 
 void app_settings_init(app_settings *s);

@@ -30,6 +30,18 @@ void app_settings_init(app_settings *s)
     snprintf(s->gpu_backend, sizeof(s->gpu_backend), "auto");
     s->simulated_gpus = 4;
     snprintf(s->title, sizeof(s->title), "%s", o.title);
+    s->trace_store_bytes = 64ull << 20;
+    s->inference_timeout_ms = o.inference_timeout_ms;
+    s->max_input_tokens = o.max_input_tokens;
+    s->max_label_values = o.max_label_values;
+}
+
+static const char *set_path(char *dst, size_t cap, const char *v)
+{
+    if (strlen(v) >= cap)
+        return "the path is too long";
+    snprintf(dst, cap, "%s", v);
+    return NULL;
 }
 
 static bool parse_u64(const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
@@ -124,10 +136,94 @@ static const char *set_key(app_settings *s, const char *k, const char *v)
         if (strlen(v) >= sizeof(s->title))
             return "the title is too long";
         snprintf(s->title, sizeof(s->title), "%s", v);
+    } else if (!strcmp(k, "trace_store_bytes")) {
+        if (!parse_u64(v, 1u << 20, 64ull << 30, &n))
+            return "expected a byte count 1048576-68719476736";
+        s->trace_store_bytes = n;
+    } else if (!strcmp(k, "allowed_hosts")) {
+        if (s->n_allowed_hosts == sizeof(s->allowed_hosts) / sizeof(s->allowed_hosts[0]))
+            return "at most 16 allowed hosts";
+        if (!*v || strlen(v) >= sizeof(s->allowed_hosts[0]))
+            return "expected a host name, optionally with :port";
+        snprintf(s->allowed_hosts[s->n_allowed_hosts++], sizeof(s->allowed_hosts[0]), "%s", v);
+    } else if (!strcmp(k, "auth.read")) {
+        if (!parse_bool(v, &s->auth_read))
+            return "expected true or false";
+    } else if (!strcmp(k, "tls.cert_file")) {
+        return set_path(s->tls_cert_file, sizeof(s->tls_cert_file), v);
+    } else if (!strcmp(k, "tls.key_file")) {
+        return set_path(s->tls_key_file, sizeof(s->tls_key_file), v);
+    } else if (!strcmp(k, "tls.client_ca_file")) {
+        return set_path(s->tls_client_ca_file, sizeof(s->tls_client_ca_file), v);
+    } else if (!strcmp(k, "inference_timeout")) {
+        if (af_config_parse_duration(v, &ms) != 0 || ms < 100 || ms > 3600000)
+            return "expected a duration between 100ms and 1h";
+        s->inference_timeout_ms = ms;
+    } else if (!strcmp(k, "max_input_tokens")) {
+        if (!parse_u64(v, 1, 1000000, &n))
+            return "expected an integer 1-1000000";
+        s->max_input_tokens = (uint32_t)n;
+    } else if (!strcmp(k, "max_label_values")) {
+        if (!parse_u64(v, 10, 100000, &n))
+            return "expected an integer 10-100000";
+        s->max_label_values = (uint32_t)n;
     } else {
         return "unknown key";
     }
     return NULL;
+}
+
+static int report(const char *path, const yaml_node_t *at, const char *key, const char *why,
+                  FILE *err)
+{
+    /* Never echo the value: it may be the token. */
+    fprintf(err, "%s:%zu:%zu: server.%s: %s\n", path, at->start_mark.line + 1,
+            at->start_mark.column + 1, key, why);
+    return 1;
+}
+
+/* One mapping of the server section; prefix is "" or "tls." for a nested one. */
+static int load_section(app_settings *s, yaml_document_t *doc, yaml_node_t *map, const char *prefix,
+                        const char *path, FILE *err)
+{
+    int errors = 0;
+    for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < map->data.mapping.pairs.top;
+         q++) {
+        yaml_node_t *kk = yaml_document_get_node(doc, q->key);
+        yaml_node_t *vv = yaml_document_get_node(doc, q->value);
+        if (!kk || kk->type != YAML_SCALAR_NODE || !vv) {
+            fprintf(err, "%s:%zu:%zu: server: expected key: value pairs\n", path,
+                    (kk ? kk->start_mark.line : 0) + 1, (kk ? kk->start_mark.column : 0) + 1);
+            errors++;
+            continue;
+        }
+        char key[128];
+        snprintf(key, sizeof(key), "%s%s", prefix, (const char *)kk->data.scalar.value);
+        const char *why = NULL;
+        if (vv->type == YAML_MAPPING_NODE && !*prefix) {
+            char sub[160];
+            snprintf(sub, sizeof(sub), "%s.", key);
+            errors += load_section(s, doc, vv, sub, path, err);
+            continue;
+        }
+        if (vv->type == YAML_SEQUENCE_NODE) {
+            for (yaml_node_item_t *it = vv->data.sequence.items.start;
+                 it < vv->data.sequence.items.top; it++) {
+                yaml_node_t *e = yaml_document_get_node(doc, *it);
+                why = e && e->type == YAML_SCALAR_NODE
+                          ? set_key(s, key, (const char *)e->data.scalar.value)
+                          : "expected a list of strings";
+                if (why)
+                    errors += report(path, e ? e : vv, key, why, err);
+            }
+            continue;
+        }
+        why = vv->type == YAML_SCALAR_NODE ? set_key(s, key, (const char *)vv->data.scalar.value)
+                                           : "expected a value";
+        if (why)
+            errors += report(path, vv, key, why, err);
+    }
+    return errors;
 }
 
 int app_settings_load(app_settings *s, const char *path, FILE *err)
@@ -166,26 +262,7 @@ int app_settings_load(app_settings *s, const char *path, FILE *err)
                 errors++;
                 continue;
             }
-            for (yaml_node_pair_t *q = v->data.mapping.pairs.start; q < v->data.mapping.pairs.top;
-                 q++) {
-                yaml_node_t *kk = yaml_document_get_node(&doc, q->key);
-                yaml_node_t *vv = yaml_document_get_node(&doc, q->value);
-                if (!kk || kk->type != YAML_SCALAR_NODE || !vv || vv->type != YAML_SCALAR_NODE) {
-                    fprintf(err, "%s:%zu:%zu: server: expected key: value pairs\n", path,
-                            (kk ? kk->start_mark.line : 0) + 1,
-                            (kk ? kk->start_mark.column : 0) + 1);
-                    errors++;
-                    continue;
-                }
-                const char *key = (const char *)kk->data.scalar.value;
-                const char *why = set_key(s, key, (const char *)vv->data.scalar.value);
-                if (why) {
-                    /* Never echo the value: it may be the token. */
-                    fprintf(err, "%s:%zu:%zu: server.%s: %s\n", path, vv->start_mark.line + 1,
-                            vv->start_mark.column + 1, key, why);
-                    errors++;
-                }
-            }
+            errors += load_section(s, &doc, v, "", path, err);
         }
     }
     yaml_document_delete(&doc);
@@ -233,6 +310,18 @@ void app_settings_print(const app_settings *s, FILE *out)
             s->max_ws_clients, s->ws_queue_depth, (unsigned long long)s->body_limit,
             s->max_inflight, s->workers, s->event_loops, s->trace_store_spans,
             s->load_generator ? "true" : "false", s->gpu_backend, s->simulated_gpus, s->title);
+    af_config_format_duration(s->inference_timeout_ms, d, sizeof(d));
+    fprintf(out,
+            "server.trace_store_bytes = %llu\nserver.auth.read = %s\nserver.tls.cert_file = %s\n"
+            "server.tls.key_file = %s\nserver.tls.client_ca_file = %s\n"
+            "server.inference_timeout = %s\nserver.max_input_tokens = %u\n"
+            "server.max_label_values = %u\nserver.allowed_hosts = [",
+            (unsigned long long)s->trace_store_bytes, s->auth_read ? "true" : "false",
+            s->tls_cert_file, s->tls_key_file, s->tls_client_ca_file, d, s->max_input_tokens,
+            s->max_label_values);
+    for (size_t i = 0; i < s->n_allowed_hosts; i++)
+        fprintf(out, "%s%s", i ? ", " : "", s->allowed_hosts[i]);
+    fprintf(out, "]\n");
 }
 
 static bool about_server(const af_config_diag_entry *e)
@@ -432,6 +521,18 @@ void app_server_opts(af_server_opts *o, const app_settings *st, const app_platfo
     o->event_loops = st->event_loops;
     o->load_generator = st->load_generator;
     o->title = st->title;
+    static const char *hosts[16];
+    for (size_t i = 0; i < st->n_allowed_hosts; i++)
+        hosts[i] = st->allowed_hosts[i];
+    o->allowed_hosts = hosts;
+    o->n_allowed_hosts = st->n_allowed_hosts;
+    o->auth_read = st->auth_read;
+    o->tls_cert_file = st->tls_cert_file;
+    o->tls_key_file = st->tls_key_file;
+    o->tls_client_ca_file = st->tls_client_ca_file;
+    o->inference_timeout_ms = st->inference_timeout_ms;
+    o->max_input_tokens = st->max_input_tokens;
+    o->max_label_values = st->max_label_values;
     o->tracing = p->tracing;
     o->scheduler = p->scheduler;
     o->collector = p->collector;

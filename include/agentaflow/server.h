@@ -83,6 +83,19 @@ typedef struct af_server_opts {
     uint32_t load_interval_ms;    /* 1000: load generator tick */
     const char *title;            /* "AgentaFlow GPU Monitoring" (page title) */
 
+    /* Exposure and hostile input (docs/security.md). Strings and the list are copied. */
+    /* Host header values accepted besides the loopback names (localhost, 127.0.0.1, [::1])
+     * with the listener's port; an entry without ":port" matches any port. */
+    const char *const *allowed_hosts;
+    size_t n_allowed_hosts;
+    bool auth_read;                 /* false; true: GET routes, /ws and /metrics need the token */
+    const char *tls_cert_file;      /* NULL/"" = plain HTTP; PEM certificate chain */
+    const char *tls_key_file;       /* PEM private key; required with tls_cert_file */
+    const char *tls_client_ca_file; /* NULL/"" = no client certificate; else mutual TLS */
+    uint32_t inference_timeout_ms;  /* 30000: an inference past it answers 504 */
+    uint32_t max_input_tokens;      /* 8192: longer inference input answers 400 */
+    uint32_t max_label_values;      /* 1000 distinct label values per metric family */
+
     /* Components, borrowed; any may be NULL (its routes then answer 503). */
     af_tracing *tracing;
     af_gpu_scheduler *scheduler;

@@ -179,6 +179,9 @@ void af_server_opts_init(af_server_opts *o)
     o->shutdown_timeout_ms = 5000;
     o->load_interval_ms = 1000;
     o->title = "AgentaFlow GPU Monitoring";
+    o->inference_timeout_ms = 30000;
+    o->max_input_tokens = 8192;
+    o->max_label_values = 1000;
 }
 
 static bool is_loopback(const char *addr)
