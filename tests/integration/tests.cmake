@@ -8,8 +8,13 @@ if(NOT TARGET agentaflow)
   return()
 endif()
 
+# The harness every daemon test links: process control, HTTP, WebSocket and raw TCP clients.
+add_library(af_it_harness STATIC ${CMAKE_CURRENT_LIST_DIR}/harness.c)
+target_include_directories(af_it_harness PUBLIC ${CMAKE_CURRENT_LIST_DIR})
+target_link_libraries(af_it_harness PUBLIC af_testutil)
+
 add_executable(test_daemon ${CMAKE_CURRENT_LIST_DIR}/test_daemon.c)
-target_link_libraries(test_daemon PRIVATE af_testutil)
+target_link_libraries(test_daemon PRIVATE af_it_harness)
 
 find_program(AF_IT_NODE node)
 add_test(NAME integration.daemon COMMAND test_daemon $<TARGET_FILE:agentaflow>)
