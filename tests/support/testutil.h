@@ -11,8 +11,19 @@
 /* cmocka needs the four headers above first. */
 #include <cmocka.h>
 
+#include <math.h>
+
 #include "agentaflow/export.h"
 #include "agentaflow/trace_sdk.h"
+
+/* Debian's cmocka 1.1.5 assert_float_equal compares as float (about 7 significant digits),
+ * so a 1e-12 tolerance there tests about 1e-7. This compares doubles; NaN never passes. */
+#define assert_double_near(actual, expected, tolerance)                                            \
+    do {                                                                                           \
+        double af_a_ = (actual), af_e_ = (expected), af_t_ = (tolerance);                          \
+        if (!(fabs(af_a_ - af_e_) <= af_t_))                                                       \
+            fail_msg("%s = %.17g, want %.17g within %g", #actual, af_a_, af_e_, af_t_);            \
+    } while (0)
 
 /* A provider (AlwaysOn sampler, raw resource service.name=test) whose spans land in a memory
  * exporter through a simple processor, so they are readable as soon as they end. */

@@ -274,11 +274,11 @@ static void test_hanging_exporter_bounds_flush_and_shutdown(void **state)
     uint64_t t0 = af_monotonic_ns();
     assert_int_equal(af_tracer_provider_force_flush(f.p, 100), AF_ETIMEDOUT);
     uint64_t flush_ms = (af_monotonic_ns() - t0) / 1000000;
-    assert_true(flush_ms >= 90 && flush_ms < 5000);
+    assert_true(flush_ms >= 90 && flush_ms < 30000); /* waited its bound, then gave up */
     t0 = af_monotonic_ns();
     assert_int_equal(af_tracer_provider_shutdown(f.p, 150), AF_ETIMEDOUT);
     uint64_t shut_ms = (af_monotonic_ns() - t0) / 1000000;
-    assert_true(shut_ms >= 140 && shut_ms < 5000);
+    assert_true(shut_ms >= 140 && shut_ms < 30000);
     af_tracer_provider_free(f.p); /* must not hang either: the worker is detached */
     assert_false(destroyed);
     release_hang(c); /* the collector "comes back": the worker finishes and frees itself */

@@ -53,12 +53,12 @@ static void test_demo_numbers(void **state)
     record(t, "inference", "model-gpt", 1.0, 300000, 5.00, 0);
     af_cost_summary s;
     assert_int_equal(af_cost_summary_get(t, NULL, 0, 0, &s), 0);
-    assert_float_equal(s.total_cost, 25.50, 1e-9);
-    assert_float_equal(s.inference_cost, 7.50, 1e-9);
-    assert_float_equal(s.training_cost, 18.00, 1e-9);
+    assert_double_near(s.total_cost, 25.50, 1e-9);
+    assert_double_near(s.inference_cost, 7.50, 1e-9);
+    assert_double_near(s.training_cost, 18.00, 1e-9);
     assert_int_equal(s.total_tokens, 450000);
-    assert_float_equal(s.total_gpu_hours, 7.5, 1e-9);
-    assert_float_equal(s.avg_cost_per_hour, 25.50 / 7.5, 1e-9);
+    assert_double_near(s.total_gpu_hours, 7.5, 1e-9);
+    assert_double_near(s.avg_cost_per_hour, 25.50 / 7.5, 1e-9);
     assert_int_equal(s.entry_count, 3);
     assert_string_equal(s.currency, "USD");
     assert_int_equal(s.n_by_operation, 2);
@@ -67,7 +67,7 @@ static void test_demo_numbers(void **state)
     assert_int_equal(s.by_operation[1].count, 1);
     const af_cost_group *g = group(s.by_model, s.n_by_model, "model-gpt");
     assert_non_null(g);
-    assert_float_equal(g->cost, 7.5, 1e-9);
+    assert_double_near(g->cost, 7.5, 1e-9);
     assert_int_equal(g->tokens, 450000);
 
     char *json = NULL;
@@ -94,9 +94,9 @@ static void test_any_operation(void **state)
     af_cost_summary s;
     assert_int_equal(af_cost_summary_get(t, NULL, 0, 0, &s), 0);
     assert_int_equal(s.n_by_operation, 4);
-    assert_float_equal(s.training_cost, 0.025, 1e-12);
-    assert_float_equal(s.inference_cost, 0.0044, 1e-12);
-    assert_float_equal(s.total_cost, 0.025 + 0.0044 + 0.0088 + 3.06, 1e-12);
+    assert_double_near(s.training_cost, 0.025, 1e-12);
+    assert_double_near(s.inference_cost, 0.0044, 1e-12);
+    assert_double_near(s.total_cost, 0.025 + 0.0044 + 0.0088 + 3.06, 1e-12);
     assert_non_null(group(s.by_operation, s.n_by_operation, "batch_processing"));
     assert_non_null(group(s.by_model, s.n_by_model, ""));
     assert_int_equal(group(s.by_model, s.n_by_model, "")->count, 2);
@@ -115,10 +115,10 @@ static void test_timestamps_and_range(void **state)
     record(t, "c", NULL, 1, 1, 4.0, now - 1 * H);
     af_cost_summary s;
     assert_int_equal(af_cost_summary_get(t, NULL, now - 3 * H, now - 1 * H, &s), 0);
-    assert_float_equal(s.total_cost, 3.0, 1e-12);
+    assert_double_near(s.total_cost, 3.0, 1e-12);
     af_cost_summary_free(&s);
     assert_int_equal(af_cost_summary_get(t, NULL, now - 2 * H, now, &s), 0);
-    assert_float_equal(s.total_cost, 6.0, 1e-12);
+    assert_double_near(s.total_cost, 6.0, 1e-12);
     af_cost_summary_free(&s);
     assert_int_equal(af_cost_summary_get(t, NULL, now, now - 1, &s), -EINVAL);
     af_cost_tracker_free(t);
@@ -175,39 +175,39 @@ static void test_pricing(void **state)
     for (int c = 0; c < AF_GPU_CLASS_COUNT; c++)
         assert_true(p.per_hour[c] > 0);
     assert_true(p.per_hour[AF_GPU_H100] != p.per_hour[AF_GPU_GENERIC]);
-    assert_float_equal(af_cost_price(&p, AF_GPU_A100, 1.0, 100, 0), 3.06, 1e-12);
+    assert_double_near(af_cost_price(&p, AF_GPU_A100, 1.0, 100, 0), 3.06, 1e-12);
     /* Idle: min + idle_reduction * u = 0.1 + 0.1 * 0.05. */
-    assert_float_equal(af_cost_price(&p, AF_GPU_A100, 1.0, 5, 0), 3.06 * 0.105, 1e-12);
+    assert_double_near(af_cost_price(&p, AF_GPU_A100, 1.0, 5, 0), 3.06 * 0.105, 1e-12);
     /* Busy: min + u * (1 - min) = 0.1 + 0.5 * 0.9. */
-    assert_float_equal(af_cost_price(&p, AF_GPU_T4, 2.0, 50, 0), 0.526 * 2 * 0.55, 1e-12);
+    assert_double_near(af_cost_price(&p, AF_GPU_T4, 2.0, 50, 0), 0.526 * 2 * 0.55, 1e-12);
     p.use_utilization_factor = false;
-    assert_float_equal(af_cost_price(&p, AF_GPU_K80, 1.0, 0, 0), 0.90, 1e-12);
+    assert_double_near(af_cost_price(&p, AF_GPU_K80, 1.0, 0, 0), 0.90, 1e-12);
     /* Spot 60 %, tax 10 %, volume 5 % from 24 h and 10 % from 168 h (cumulative). */
     p.spot_discount = 0.6;
     p.tax_rate = 0.1;
     p.volume[0] = (af_volume_discount){24, 0.05};
     p.volume[1] = (af_volume_discount){168, 0.10};
     p.n_volume = 2;
-    assert_float_equal(af_cost_price(&p, AF_GPU_A100, 1.0, 0, 0), 3.06 * 0.4 * 1.1, 1e-12);
-    assert_float_equal(af_cost_price(&p, AF_GPU_A100, 1.0, 0, 30), 3.06 * 0.4 * 0.95 * 1.1, 1e-12);
-    assert_float_equal(af_cost_price(&p, AF_GPU_A100, 1.0, 0, 200), 3.06 * 0.4 * 0.9 * 1.1, 1e-12);
-    assert_float_equal(af_cost_price(&p, AF_GPU_A100, NAN, NAN, NAN), 0.0, 0);
+    assert_double_near(af_cost_price(&p, AF_GPU_A100, 1.0, 0, 0), 3.06 * 0.4 * 1.1, 1e-12);
+    assert_double_near(af_cost_price(&p, AF_GPU_A100, 1.0, 0, 30), 3.06 * 0.4 * 0.95 * 1.1, 1e-12);
+    assert_double_near(af_cost_price(&p, AF_GPU_A100, 1.0, 0, 200), 3.06 * 0.4 * 0.9 * 1.1, 1e-12);
+    assert_double_near(af_cost_price(&p, AF_GPU_A100, NAN, NAN, NAN), 0.0, 0);
 
     af_cost_tracker *t = new_tracker(NULL);
     double amount = 0;
     af_gpu_usage u = {
         .gpu_id = "gpu-0", .gpu_name = "NVIDIA H100", .hours = 0.5, .utilization = 100};
     assert_int_equal(af_cost_record_gpu_usage(t, NULL, &u, &amount), 0);
-    assert_float_equal(amount, 12.29 * 0.5, 1e-12);
+    assert_double_near(amount, 12.29 * 0.5, 1e-12);
     af_cost_summary s;
     assert_int_equal(af_cost_summary_get(t, NULL, 0, 0, &s), 0);
     assert_string_equal(s.by_operation[0].name, "gpu_compute");
     assert_string_equal(s.by_model[0].name, "gpu_h100");
-    assert_float_equal(s.total_gpu_hours, 0.5, 1e-12);
+    assert_double_near(s.total_gpu_hours, 0.5, 1e-12);
     af_cost_summary_free(&s);
     af_cost_stats st;
     af_cost_stats_get(t, &st);
-    assert_float_equal(st.cumulative_gpu_hours_priced, 0.5, 1e-12);
+    assert_double_near(st.cumulative_gpu_hours_priced, 0.5, 1e-12);
     af_cost_tracker_free(t);
 }
 
@@ -218,10 +218,10 @@ static void test_forecast(void **state)
     af_cost_tracker *t = new_tracker(NULL);
     /* No data: zero, not NaN. */
     assert_int_equal(af_cost_forecast_24h(t, 0, &f), 0);
-    assert_float_equal(f.predicted_cost_24h, 0, 0);
+    assert_double_near(f.predicted_cost_24h, 0, 0);
     /* "now" before the tracker existed: no history at all. */
     assert_int_equal(af_cost_forecast_24h(t, 1, &f), 0);
-    assert_float_equal(f.predicted_cost_24h, 0, 0);
+    assert_double_near(f.predicted_cost_24h, 0, 0);
 
     /* $1 every 10 minutes for the last 6 hours: a flat $6/h -> $144 in 24 h. */
     uint64_t now = af_now_ns();
@@ -229,10 +229,10 @@ static void test_forecast(void **state)
         record(t, "inference", "m", 0, 0, 1.0, now - (uint64_t)k * 10 * MIN);
     assert_int_equal(af_cost_forecast_24h(t, now, &f), 0);
     assert_int_equal(f.slots, 6);
-    assert_float_equal(f.window_hours, 6.0, 1e-9);
-    assert_float_equal(f.current_rate_per_hour, 6.0, 1e-9);
-    assert_float_equal(f.trend_per_hour, 0.0, 1e-9);
-    assert_float_equal(f.predicted_cost_24h, 144.0, 1e-6);
+    assert_double_near(f.window_hours, 6.0, 1e-9);
+    assert_double_near(f.current_rate_per_hour, 6.0, 1e-9);
+    assert_double_near(f.trend_per_hour, 0.0, 1e-9);
+    assert_double_near(f.predicted_cost_24h, 144.0, 1e-6);
     af_cost_tracker_free(t);
 
     /* Rising: hour i (oldest first) costs i+1 -> positive trend, more than the flat sum. */
@@ -240,9 +240,9 @@ static void test_forecast(void **state)
     for (int i = 0; i < 6; i++)
         record(t, "training", "m", 0, 0, (double)(i + 1), now - (uint64_t)(6 - i) * H);
     assert_int_equal(af_cost_forecast_24h(t, now, &f), 0);
-    assert_float_equal(f.trend_per_hour, 1.0, 1e-9);
-    assert_float_equal(f.current_rate_per_hour, 6.5, 1e-9);
-    assert_float_equal(f.predicted_cost_24h, 6.5 * 24 + 24.0 * 24.0 / 2, 1e-6);
+    assert_double_near(f.trend_per_hour, 1.0, 1e-9);
+    assert_double_near(f.current_rate_per_hour, 6.5, 1e-9);
+    assert_double_near(f.predicted_cost_24h, 6.5 * 24 + 24.0 * 24.0 / 2, 1e-6);
     af_cost_tracker_free(t);
 
     /* Falling to zero: the line is clipped at 0 instead of forecasting negative cost. */
@@ -250,8 +250,8 @@ static void test_forecast(void **state)
     for (int i = 0; i < 6; i++)
         record(t, "training", "m", 0, 0, (double)(6 - i), now - (uint64_t)(6 - i) * H);
     assert_int_equal(af_cost_forecast_24h(t, now, &f), 0);
-    assert_float_equal(f.trend_per_hour, -1.0, 1e-9);
-    assert_float_equal(f.predicted_cost_24h, 0.5 * 0.5 / 2, 1e-6);
+    assert_double_near(f.trend_per_hour, -1.0, 1e-9);
+    assert_double_near(f.predicted_cost_24h, 0.5 * 0.5 / 2, 1e-6);
     assert_true(isfinite(f.predicted_cost_24h));
     af_cost_tracker_free(t);
 
@@ -290,7 +290,7 @@ static void test_retention_bounded(void **state)
     assert_int_equal(st.folded + st.entries, 5000);
     af_cost_summary s;
     assert_int_equal(af_cost_summary_get(t, NULL, 0, 0, &s), 0);
-    assert_float_equal(s.total_cost, 2500.0, 1e-6);
+    assert_double_near(s.total_cost, 2500.0, 1e-6);
     assert_int_equal(s.entry_count, 5000);
     assert_int_equal(s.total_tokens, 50000);
     assert_int_equal(group(s.by_operation, s.n_by_operation, "training")->count, 2500);
@@ -342,7 +342,7 @@ static void test_threads(void **state)
     af_cost_summary s;
     assert_int_equal(af_cost_summary_get(t, NULL, 0, 0, &s), 0);
     assert_int_equal(s.entry_count, 2000);
-    assert_float_equal(s.total_cost, 500.0, 1e-9);
+    assert_double_near(s.total_cost, 500.0, 1e-9);
     af_cost_summary_free(&s);
     af_cost_tracker_free(t);
 }
@@ -374,22 +374,22 @@ static void test_spans(void **state)
     const af_span_data *rec = af_span_copy_data(spans[0]);
     assert_string_equal(rec->name, "cost_tracking.record_cost");
     assert_string_equal(attr(rec, "cost.operation")->v.s.ptr, "training");
-    assert_float_equal(attr(rec, "cost.gpu_hours")->v.d, 6.0, 0);
+    assert_double_near(attr(rec, "cost.gpu_hours")->v.d, 6.0, 0);
     assert_int_equal(attr(rec, "cost.tokens_used")->v.i, 1500000);
-    assert_float_equal(attr(rec, "cost.amount")->v.d, 18.0, 0);
+    assert_double_near(attr(rec, "cost.amount")->v.d, 18.0, 0);
     assert_string_equal(attr(rec, "operation.status")->v.s.ptr, "success");
     assert_non_null(af_test_find_attr(rec->attrs, rec->n_attrs, "operation.duration_ms"));
     assert_int_equal(rec->n_events, 1);
     assert_string_equal(rec->events[0].name, "cost.recorded");
     const af_attr *ev = af_test_find_attr(rec->events[0].attrs, rec->events[0].n_attrs, "cost");
     assert_non_null(ev);
-    assert_float_equal(ev->v.d, 18.0, 0);
+    assert_double_near(ev->v.d, 18.0, 0);
 
     const af_span_data *sum = af_test_find_span(spans, n, "cost_tracking.get_cost_summary");
     assert_non_null(sum);
     /* The real total (the original read a missing key and always reported 0). */
-    assert_float_equal(attr(sum, "cost.gpu_hours")->v.d, 7.5, 1e-12);
-    assert_float_equal(attr(sum, "cost.total")->v.d, 25.5, 1e-12);
+    assert_double_near(attr(sum, "cost.gpu_hours")->v.d, 7.5, 1e-12);
+    assert_double_near(attr(sum, "cost.total")->v.d, 25.5, 1e-12);
     assert_string_equal(attr(sum, "cost.start_time")->v.s.ptr, "1970-01-01T00:00:00.000000000Z");
     assert_int_equal(strlen(attr(sum, "cost.end_time")->v.s.ptr), 30);
 

@@ -346,7 +346,9 @@ static void test_connection_refused(void **state)
     t0 = af_monotonic_ns();
     assert_true(af_exporter_export(e, one, 1, UINT64_MAX) < 0);
     elapsed = af_monotonic_ns() - t0;
-    assert_true(elapsed < (400 + 300) * MS);
+    /* Bounded by the deadline, not by a million attempts: seconds of slack for a loaded
+     * machine, still far below what the retries would take without the deadline. */
+    assert_true(elapsed < 10000 * MS);
     af_exporter_health_get(e, &h);
     assert_true(h.retries >= 1);
     af_exporter_free(e);
@@ -366,7 +368,7 @@ static void test_slow_receiver_times_out(void **state)
     int rc = af_exporter_export(e, f->ptrs, 1, in_ms(10000));
     uint64_t elapsed = af_monotonic_ns() - t0;
     assert_int_equal(rc, AF_ETIMEDOUT);
-    assert_true(elapsed < (300 + 500) * MS);
+    assert_true(elapsed < 4000 * MS); /* the receiver would answer after 5 s */
     af_exporter_health h;
     af_exporter_health_get(e, &h);
     assert_int_equal(h.spans_failed, 1);

@@ -328,9 +328,9 @@ static void test_dead_exporter_does_not_delay_others(void **state)
         struct timespec ts = {0, 2000000};
         nanosleep(&ts, NULL);
     }
-    uint64_t ms = (af_monotonic_ns() - t0) / 1000000;
+    /* Every span arrived while the dead exporter was still retrying (its backoff alone
+     * outlasts the poll bound): its retries ran in its own thread. */
     assert_int_equal(af_memory_exporter_total(mem), N);
-    assert_true(ms < 2000); /* the dead exporter's retries ran in its own thread */
 
     /* The dead one is reported as soon as its first attempt fails (polled, bounded), while
      * it is still retrying; shutdown stays within its bound. */
