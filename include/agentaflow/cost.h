@@ -1,7 +1,7 @@
 /*
  * agentaflow/cost.h - cost tracking: cost entries, GPU usage pricing, summaries, forecast.
  *
- * The original's MonitoringService cost half (upstream-inventory §4), fixed: caller
+ * The original's MonitoringService cost half (docs/upstream-differences.md), fixed: caller
  * timestamps are honoured, summaries group by every operation and model (not only
  * "inference"/"training"), every GPU type it recognises is priced, volume discounts apply to
  * cumulative hours, and memory is bounded.
@@ -11,8 +11,8 @@
  * (hour, operation, model), which live `bucket_retention_h` hours (at most `max_buckets`).
  * A summary reads both, so totals stay exact at hour resolution after folding.
  *
- * Tracing: spans cost_tracking.record_cost and cost_tracking.get_cost_summary (TRACING.md
- * §Cost Operations). The tracer comes from opts.tracing (component
+ * Tracing: spans cost_tracking.record_cost and cost_tracking.get_cost_summary (docs/tracing.md,
+ * cost operations). The tracer comes from opts.tracing (component
  * components.observability.trace_cost_calculations) or, when that is NULL, opts.tracer (a
  * plain tracer, e.g. a test's); both borrowed, must outlive the tracker. NULL = no spans.
  *

@@ -1,5 +1,5 @@
 /*
- * The OTEL_* environment overlay (otel-reference section 1.8): empty means unset, a value
+ * The OTEL_* environment overlay (docs/standards.md, environment variables): empty means unset, a value
  * that does not parse is a warning and is ignored, per-signal (_TRACES_) variables beat the
  * generic ones. Warnings go into the caller's diagnostics instead of the log so that
  * `agentaflow config check` shows them next to the file's.

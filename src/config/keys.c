@@ -1,5 +1,5 @@
 /*
- * The one key table of the tracing configuration (DESIGN.md section 5.7) and the typed
+ * The one key table of the tracing configuration (docs/architecture.md) and the typed
  * setters every reader of it shares: defaults are applied by parsing each row's
  * default_text with the same setter the YAML loader uses, so the table cannot disagree with
  * itself.

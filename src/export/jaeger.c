@@ -1,6 +1,6 @@
 /*
  * Jaeger exporter: Thrift binary Batch over HTTP (collector endpoint /api/traces, port 14268),
- * kept for Jaeger deployments that predate OTLP (otel-reference 2.3, 2.5). A Batch carries
+ * kept for Jaeger deployments that predate OTLP (docs/standards.md, Jaeger). A Batch carries
  * one Process (one resource), so an export() with spans from several resources sends one
  * POST per resource. Retry, timeout and health rules are those of the OTLP/HTTP exporter.
  */

@@ -1,6 +1,6 @@
 /*
  * Jaeger Thrift encoder: one jaeger.thrift Batch in the Thrift binary protocol
- * (otel-reference.md sections 2.1, 2.2), mapped from OpenTelemetry as in section 2.4.
+ * (docs/standards.md, Jaeger), mapped from OpenTelemetry as described there.
  *
  * The structs are fixed, so they are written by hand: a field is its type byte, its id as a
  * big-endian i16, then the value; a struct ends with a stop byte; a list is the element type

@@ -1,7 +1,7 @@
 /*
  * OTLP/HTTP trace exporter: one POST of an ExportTraceServiceRequest (protobuf or JSON) per
  * export() call, retried on transient failures, with partial-success handling and a health
- * record. Configuration follows the OTEL_EXPORTER_OTLP_* rules (otel-reference 1.8, 1.11).
+ * record. Configuration follows the OTEL_EXPORTER_OTLP_* rules (docs/standards.md, environment variables and OTLP/HTTP).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -376,7 +376,7 @@ static const af_exporter_ops otlp_ops = {
     .health = otlp_health,
 };
 
-/* The effective URL (otel-reference 1.8): code, per-signal variable, generic variable,
+/* The effective URL (docs/standards.md): code, per-signal variable, generic variable,
  * default. Returns a malloc'd string or NULL with *rc set. */
 static char *resolve_url(const char *endpoint, int *rc)
 {

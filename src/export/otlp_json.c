@@ -1,5 +1,5 @@
 /*
- * OTLP/JSON encoder (otel-reference.md section 1.13): the proto3 JSON mapping with OTLP's
+ * OTLP/JSON encoder (docs/standards.md, OTLP/JSON): the proto3 JSON mapping with OTLP's
  * exceptions - hex ids, enums as integers, lowerCamelCase keys, 64-bit integers as decimal
  * strings. Fields holding their default value are left out. A small writer tracks commas and
  * indentation so that the same code prints compact lines and the stdout exporter's pretty

@@ -1,6 +1,6 @@
 /*
  * OTLP protobuf encoder: ExportTraceServiceRequest written directly in the wire format of
- * proto/ (otel-reference.md section 1.12), in two passes over the spans.
+ * proto/ (docs/standards.md, OTLP protobuf), in two passes over the spans.
  *
  * Why not protobuf-c: packing a generated message tree makes protobuf-c measure every nested
  * message again at each level to write its length prefix (an attribute's AnyValue is measured

@@ -15,7 +15,7 @@
 #include "agentaflow/export.h"
 #include "export/http_client.h"
 
-/* Defaults of af_retry_opts (the C++/Java/JS SDKs' values, otel-reference 1.11). */
+/* Defaults of af_retry_opts (the C++/Java/JS SDKs' values, docs/standards.md, OTLP/HTTP). */
 void af__retry_opts_default(af_retry_opts *o);
 
 /* OTLP/HTTP: only 429, 502, 503 and 504 are transient. */

@@ -194,7 +194,7 @@ static void gen_inference(af_server *s, rng *r)
     }
 }
 
-/* The original web demo's cost generator (upstream-inventory section 9). */
+/* The original web demo's cost generator (docs/upstream-differences.md). */
 static void gen_cost(af_server *s, rng *r)
 {
     static const struct {

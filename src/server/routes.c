@@ -3,7 +3,7 @@
  * only touches in-memory component state (each component has its own mutex); the one slow
  * route, inference, queues a job for the worker pool (server.c).
  *
- * Key names follow the original dashboard (upstream-inventory section 6) wherever it had the
+ * Key names follow the original dashboard (docs/upstream-differences.md) wherever it had the
  * field; values come from the components, never from constants.
  */
 #include <errno.h>

@@ -4,7 +4,7 @@
  * Application threads take records from a thread-local cache (an array of pointers) that
  * refills from a global stack 64 at a time; the export thread returns records to its own
  * cache and spills them back in batches. The global lock is therefore taken about once per
- * 64 spans, and no malloc/free pair ever crosses threads in steady state (DESIGN.md §6).
+ * 64 spans, and no malloc/free pair ever crosses threads in steady state (docs/architecture.md).
  *
  * The caches hold pointers, not links inside the records, and a releasing thread that is
  * the record's last owner only reads it: the export thread never writes to a record, so the
