@@ -12,7 +12,7 @@ libcurl4-openssl-dev zlib1g-dev libssl-dev openssl
 libyaml-dev libjansson-dev
 protobuf-c-compiler libprotobuf-c-dev
 libwebsockets-dev
-prometheus wrk curl
+prometheus wrk curl wget
 clang libclang-rt-dev
 nodejs npm
 chromium
