@@ -18,10 +18,10 @@ build: deps
 	@cmake -S . -B $(BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-# The main job. Until the daemon lands this runs the tracing demo with the stdout exporter.
+# The main job: the daemon (dashboard and API on :9000, Prometheus on :9001) until Ctrl-C.
+# ARGS are passed to `agentaflow serve`, e.g. make run ARGS="--config tracing-config.yaml".
 run: build
-	@if [ -x $(BUILD)/bin/agentaflow ]; then exec $(BUILD)/bin/agentaflow serve $(ARGS); \
-	else exec $(BUILD)/bin/tracing_demo $(ARGS); fi
+	@exec $(BUILD)/bin/agentaflow serve $(ARGS)
 
 demo: build
 	@$(BUILD)/bin/tracing_demo $(ARGS)
