@@ -1,6 +1,7 @@
 /*
  * agentaflow config check FILE: every diagnostic, then the effective configuration (file,
  * then environment) with secrets redacted. Exit 0 when valid, 1 when there are errors.
+ * agentaflow config docs: docs/configuration.md from the key table, on stdout.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,10 +11,12 @@
 
 static void config_help(FILE *f)
 {
-    fprintf(f, "usage: agentaflow config check FILE\n\n"
+    fprintf(f, "usage: agentaflow config check FILE\n"
+               "       agentaflow config docs\n\n"
                "check: loads FILE (tracing keys and the server: section), applies the OTEL_* and\n"
                "AGENTAFLOW_* environment, and prints either every error (exit 1) or the\n"
-               "effective settings with secrets redacted (exit 0).\n");
+               "effective settings with secrets redacted (exit 0).\n"
+               "docs: prints the reference of every key (docs/configuration.md) as Markdown.\n");
 }
 
 static int check(const char *path)
@@ -37,6 +40,18 @@ static int check(const char *path)
     return 0;
 }
 
+static int docs(void)
+{
+    char *md = NULL;
+    if (af_config_dump_docs(&md) != 0) {
+        fprintf(stderr, "agentaflow: out of memory\n");
+        return 1;
+    }
+    fputs(md, stdout);
+    free(md);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int cmd_config(int argc, char **argv)
 {
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -49,6 +64,8 @@ int cmd_config(int argc, char **argv)
     }
     if (argc == 3 && !strcmp(argv[1], "check"))
         return check(argv[2]);
+    if (argc == 2 && !strcmp(argv[1], "docs"))
+        return docs();
     config_help(stderr);
     return 2;
 }

@@ -14,8 +14,8 @@
  *
  * Every key lives in one table (src/config/keys.c): dotted name, type, default, bounds,
  * environment variable, secret flag and help text. The loader, the environment overlay of
- * the AGENTAFLOW_* variables, the unknown-key warnings, the dumps, `agentaflow config check`
- * and /api/v1/config all read it; af_config_key_at() iterates it.
+ * the AGENTAFLOW_* variables, the unknown-key warnings, the dumps, `agentaflow config check`,
+ * /api/v1/config and docs/configuration.md all read it; af_config_key_at() iterates it.
  *
  * The file also carries the daemon's `server:` section. Its settings are a plain struct
  * (af_server_config) embedded in af_tracing_config rather than a second object beside it, so
@@ -327,6 +327,9 @@ int af_config_set(af_tracing_config *cfg, const char *key, const char *text, cha
 int af_config_dump_json(const af_tracing_config *cfg, bool redact, char **out);
 /* One "dotted.key = value" line per table row, in table order. */
 int af_config_dump_text(const af_tracing_config *cfg, bool redact, char **out);
+/* docs/configuration.md: every key of the table grouped by section, with its type, default,
+ * bounds, environment variable and help, as Markdown. *out malloc'd. 0 or -ENOMEM. */
+int af_config_dump_docs(char **out);
 
 /* Parses a duration as described at the top into milliseconds. 0 or AF_EPARSE (also for a
  * value above UINT32_MAX ms). */

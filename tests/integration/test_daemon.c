@@ -826,6 +826,9 @@ static void test_cli(void **state)
     const char *s3[] = {g_bin, "serve", "--port", "65536", NULL};
     assert_int_equal(run_cmd(s3, NULL, &out), 2);
     assert_non_null(strstr(out, "--port: expected a port number 0-65535"));
+    const char *docs[] = {g_bin, "config", "docs", NULL};
+    assert_int_equal(run_cmd(docs, NULL, &out), 0);
+    assert_non_null(strstr(out, "| `server.allowed_hosts` | list |"));
 }
 
 static void test_otlp_propagation(void **state)

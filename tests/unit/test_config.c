@@ -1035,6 +1035,29 @@ static void test_config_set(void **state)
     assert_int_equal(f->cfg.server.n_allowed_hosts, 0);
 }
 
+/* docs/configuration.md comes from here: every key once, with its bounds and variable. */
+static void test_docs(void **state)
+{
+    (void)state;
+    char *md = NULL;
+    assert_int_equal(af_config_dump_docs(&md), 0);
+    for (size_t i = 0; i < af_config_key_count(); i++) {
+        char cell[160];
+        snprintf(cell, sizeof cell, "| `%s` |", af_config_key_at(i)->key);
+        const char *at = strstr(md, cell);
+        assert_non_null(at);
+        assert_null(strstr(at + 1, cell));
+    }
+    assert_non_null(
+        strstr(md, "| `server.port` | int | `9000` | 0 to 65535 | `AGENTAFLOW_PORT` |"));
+    assert_non_null(strstr(md, "| `server.auth_token` | string, secret | unset |"));
+    assert_non_null(strstr(md, "| `server.gpu_backend` | enum | `auto` | auto, nvml, simulated |"));
+    assert_non_null(
+        strstr(md, "`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_ENDPOINT`"));
+    assert_non_null(strstr(md, "\n## server\n"));
+    free(md);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1071,6 +1094,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_env, setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_server_dump_redacts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_set, setup, teardown),
+        cmocka_unit_test(test_docs),
     };
     for (size_t i = 0; i < sizeof otel_vars / sizeof otel_vars[0]; i++)
         unsetenv(otel_vars[i]);
