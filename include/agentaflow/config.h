@@ -308,7 +308,8 @@ const af_config_key_info *af_config_key_at(size_t i);
 /* The row for a dotted key, or NULL. */
 const af_config_key_info *af_config_key_find(const char *dotted);
 /* The bounds or allowed values of a row in words ("0 to 65535", "\"auto\", \"nvml\"",
- * "at most 16 entries"), "" when it has none. For documentation and messages. */
+ * "at most 16 entries"), "" when it has none or k is not a row of the table. For the
+ * documentation. */
 void af_config_key_bounds(const af_config_key_info *k, char *out, size_t out_len);
 
 /*

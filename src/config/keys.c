@@ -824,6 +824,8 @@ void af_config_key_bounds(const af_config_key_info *info, char *out, size_t out_
 {
     const af__config_key *k = row_of(info);
     char lo[32], hi[32];
+    if (!out || !out_len)
+        return;
     out[0] = '\0';
     if (!k)
         return;

@@ -1056,6 +1056,15 @@ static void test_docs(void **state)
         strstr(md, "`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_ENDPOINT`"));
     assert_non_null(strstr(md, "\n## server\n"));
     free(md);
+
+    char bounds[128];
+    af_config_key_bounds(af_config_key_find("server.ws_push_interval"), bounds, sizeof bounds);
+    assert_string_equal(bounds, "100ms to 1h");
+    af_config_key_bounds(af_config_key_find("server.allowed_hosts"), bounds, sizeof bounds);
+    assert_string_equal(bounds, "at most 16 entries of at most 255 bytes");
+    af_config_key_info copy = *af_config_key_find("server.port"); /* not a table row */
+    af_config_key_bounds(&copy, bounds, sizeof bounds);
+    assert_string_equal(bounds, "");
 }
 
 int main(void)
