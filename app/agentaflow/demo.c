@@ -86,26 +86,35 @@ int cmd_demo(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     af_tracing_config cfg;
-    app_settings st;
-    if (app_load_config(config, &cfg, &st, stderr) != 0) {
+    if (app_load_config(config, &cfg, stderr) != 0) {
         fprintf(stderr, "agentaflow demo: the configuration has errors\n");
         af_tracing_config_free(&cfg);
         return 2;
     }
-    st.load_generator = false;
-    st.port = 0;
-    st.metrics_port = -1;
-    snprintf(st.bind_address, sizeof(st.bind_address), "127.0.0.1");
-    snprintf(st.gpu_backend, sizeof(st.gpu_backend), "simulated");
+    /* The demo runs alone and quietly: no synthetic load, a private port, simulated GPUs. */
+    static const struct {
+        const char *key, *value;
+    } fixed[] = {
+        {"server.load_generator", "false"},  {"server.port", "0"},
+        {"server.metrics_port", "-1"},       {"server.bind_address", "127.0.0.1"},
+        {"server.gpu_backend", "simulated"},
+    };
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+        if (app_set_flag(&cfg, "agentaflow demo", fixed[i].key, fixed[i].key, fixed[i].value,
+                         stderr) != 0) {
+            af_tracing_config_free(&cfg);
+            return 1;
+        }
+    }
     app_platform p;
-    int rc = app_platform_start(&p, &cfg, &st, stderr);
+    int rc = app_platform_start(&p, &cfg, stderr);
     if (rc != 0) {
         af_tracing_config_free(&cfg);
         app_platform_stop(&p, 2000);
         return 2;
     }
     af_server_opts so;
-    app_server_opts(&so, &st, &p);
+    app_server_opts(&so, &cfg.server, &p);
     af_server *srv = NULL;
     char err[256] = "";
     if (af_server_new(&so, &srv, err, sizeof(err)) != 0 || af_server_start(srv) != 0) {

@@ -13,37 +13,39 @@
 
 static void serve_help(FILE *f)
 {
-    fprintf(f, "usage: agentaflow serve [options]\n\n"
-               "Runs the daemon until SIGINT or SIGTERM.\n\n"
-               "options:\n"
-               "  --config FILE         tracing-config.yaml (plus an optional server: section)\n"
-               "  --no-load-generator   no synthetic workloads, inference requests or costs\n"
-               "  --port N              dashboard/API/WebSocket port (default 9000, 0 = any free)\n"
-               "  --metrics-port N      Prometheus port (default 9001, 0 = any free, -1 = off)\n"
-               "  --bind ADDR           listen address (default 127.0.0.1; others need a token)\n"
-               "  --port-file FILE      write the bound ports there (\"PORT METRICS_PORT\\n\")\n"
-               "  --gpu-backend B       auto (default), nvml or simulated\n"
-               "  -h, --help            this text\n\n"
-               "environment: AGENTAFLOW_AUTH_TOKEN (bearer token for write routes),\n"
-               "AGENTAFLOW_BIND_ADDRESS, AGENTAFLOW_PORT, AGENTAFLOW_METRICS_PORT, and the\n"
-               "OTEL_* variables of the tracing configuration.\n");
-}
-
-static bool int_arg(const char *v, long lo, long hi, int *out)
-{
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (!*v || *end || n < lo || n > hi)
-        return false;
-    *out = (int)n;
-    return true;
+    fprintf(f,
+            "usage: agentaflow serve [options]\n\n"
+            "Runs the daemon until SIGINT or SIGTERM.\n\n"
+            "options:\n"
+            "  --config FILE         tracing-config.yaml (plus an optional server: section)\n"
+            "  --no-load-generator   no synthetic workloads, inference requests or costs\n"
+            "  --port N              dashboard/API/WebSocket port (default 9000, 0 = any free)\n"
+            "  --metrics-port N      Prometheus port (default 9001, 0 = any free, -1 = off)\n"
+            "  --bind ADDR           listen address (default 127.0.0.1; others need a token)\n"
+            "  --port-file FILE      write the bound ports there (\"PORT METRICS_PORT\\n\")\n"
+            "  --gpu-backend B       auto (default), nvml or simulated\n"
+            "  -h, --help            this text\n\n"
+            "environment: AGENTAFLOW_AUTH_TOKEN (bearer token for write routes),\n"
+            "AGENTAFLOW_BIND_ADDRESS, AGENTAFLOW_PORT, AGENTAFLOW_METRICS_PORT,\n"
+            "AGENTAFLOW_ALLOWED_HOSTS, and the OTEL_* variables of the tracing configuration.\n"
+            "Options override the file and the environment. Every key: docs/configuration.md.\n");
 }
 
 int cmd_serve(int argc, char **argv)
 {
-    const char *config = NULL, *port_file = NULL, *bind = NULL, *backend = NULL;
-    int port = -2, mport = -2;
-    bool no_load = false;
+    const char *config = NULL, *port_file = NULL;
+    /* Flags that override a key, in the table's words; applied after the file and the
+     * environment, so they win. A repeated flag: the last one counts. */
+    struct {
+        const char *flag, *key, *value;
+    } flags[] = {
+        {"--no-load-generator", "server.load_generator", NULL},
+        {"--bind", "server.bind_address", NULL},
+        {"--gpu-backend", "server.gpu_backend", NULL},
+        {"--port", "server.port", NULL},
+        {"--metrics-port", "server.metrics_port", NULL},
+    };
+    const size_t n_flags = sizeof(flags) / sizeof(flags[0]);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has_val = i + 1 < argc;
@@ -51,25 +53,19 @@ int cmd_serve(int argc, char **argv)
             serve_help(stdout);
             return 0;
         } else if (!strcmp(a, "--no-load-generator")) {
-            no_load = true;
+            flags[0].value = "false";
         } else if (!strcmp(a, "--config") && has_val) {
             config = argv[++i];
         } else if (!strcmp(a, "--port-file") && has_val) {
             port_file = argv[++i];
         } else if (!strcmp(a, "--bind") && has_val) {
-            bind = argv[++i];
+            flags[1].value = argv[++i];
         } else if (!strcmp(a, "--gpu-backend") && has_val) {
-            backend = argv[++i];
+            flags[2].value = argv[++i];
         } else if (!strcmp(a, "--port") && has_val) {
-            if (!int_arg(argv[++i], 0, 65535, &port)) {
-                fprintf(stderr, "agentaflow serve: --port needs 0-65535\n");
-                return 2;
-            }
+            flags[3].value = argv[++i];
         } else if (!strcmp(a, "--metrics-port") && has_val) {
-            if (!int_arg(argv[++i], -1, 65535, &mport)) {
-                fprintf(stderr, "agentaflow serve: --metrics-port needs -1-65535\n");
-                return 2;
-            }
+            flags[4].value = argv[++i];
         } else {
             fprintf(stderr, "agentaflow serve: unknown or incomplete option '%s'\n\n", a);
             serve_help(stderr);
@@ -87,38 +83,29 @@ int cmd_serve(int argc, char **argv)
     af_log_level_from_env();
 
     af_tracing_config cfg;
-    app_settings st;
-    if (app_load_config(config, &cfg, &st, stderr) != 0) {
+    if (app_load_config(config, &cfg, stderr) != 0) {
         fprintf(stderr, "agentaflow serve: the configuration has errors; not starting\n");
         af_tracing_config_free(&cfg);
         return 2;
     }
-    if (no_load)
-        st.load_generator = false;
-    if (port != -2)
-        st.port = port;
-    if (mport != -2)
-        st.metrics_port = mport;
-    if (bind)
-        snprintf(st.bind_address, sizeof(st.bind_address), "%s", bind);
-    if (backend) {
-        if (strcmp(backend, "auto") && strcmp(backend, "nvml") && strcmp(backend, "simulated")) {
-            fprintf(stderr, "agentaflow serve: --gpu-backend is auto, nvml or simulated\n");
+    for (size_t i = 0; i < n_flags; i++) {
+        if (flags[i].value && app_set_flag(&cfg, "agentaflow serve", flags[i].flag, flags[i].key,
+                                           flags[i].value, stderr) != 0) {
             af_tracing_config_free(&cfg);
             return 2;
         }
-        snprintf(st.gpu_backend, sizeof(st.gpu_backend), "%s", backend);
     }
 
+    /* cfg lives until the end: the server options borrow its strings. */
     app_platform p;
-    int rc = app_platform_start(&p, &cfg, &st, stderr);
-    af_tracing_config_free(&cfg);
+    int rc = app_platform_start(&p, &cfg, stderr);
     if (rc != 0) {
         app_platform_stop(&p, 2000);
+        af_tracing_config_free(&cfg);
         return 2;
     }
     af_server_opts so;
-    app_server_opts(&so, &st, &p);
+    app_server_opts(&so, &cfg.server, &p);
     af_server *srv = NULL;
     char err[512] = "";
     rc = af_server_new(&so, &srv, err, sizeof(err));
@@ -128,13 +115,15 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "agentaflow serve: %s\n", err[0] ? err : af_strerror(rc));
         af_server_free(srv);
         app_platform_stop(&p, 2000);
+        af_tracing_config_free(&cfg);
         return rc == -EACCES || rc == -EINVAL ? 2 : 1;
     }
-    printf("listening on http://%s:%d\n", st.bind_address, af_server_port(srv));
+    const char *bind = cfg.server.bind_address;
+    printf("listening on http://%s:%d\n", bind, af_server_port(srv));
     if (af_server_metrics_port(srv))
-        printf("metrics on http://%s:%d/metrics\n", st.bind_address, af_server_metrics_port(srv));
+        printf("metrics on http://%s:%d/metrics\n", bind, af_server_metrics_port(srv));
     printf("GPU backend: %s (%s); load generator %s\n", af_gpu_collector_backend_name(p.collector),
-           af_gpu_collector_backend_reason(p.collector), st.load_generator ? "on" : "off");
+           af_gpu_collector_backend_reason(p.collector), cfg.server.load_generator ? "on" : "off");
     fflush(stdout);
     if (port_file) {
         char tmp[4096];
@@ -153,6 +142,7 @@ int cmd_serve(int argc, char **argv)
     af_server_free(srv);
     /* Spans are flushed within a bound even when a collector is dead. */
     app_platform_stop(&p, 5000);
+    af_tracing_config_free(&cfg);
     fprintf(stderr, "agentaflow: stopped\n");
     return 0;
 }

@@ -13,8 +13,16 @@
  * init, load, apply_env in that order.
  *
  * Every key lives in one table (src/config/keys.c): dotted name, type, default, bounds,
- * environment variable, secret flag and help text. The loader, the unknown-key warnings,
- * the dumps and `agentaflow config check` all read it; af_config_key_at() iterates it.
+ * environment variable, secret flag and help text. The loader, the environment overlay of
+ * the AGENTAFLOW_* variables, the unknown-key warnings, the dumps, `agentaflow config check`,
+ * /api/v1/config and docs/configuration.md all read it; af_config_key_at() iterates it.
+ *
+ * The file also carries the daemon's `server:` section. Its settings are a plain struct
+ * (af_server_config) embedded in af_tracing_config rather than a second object beside it, so
+ * that one table with one base address describes every key: one YAML parse fills both, one
+ * init/copy/free owns both, and the copy the tracing integration keeps (af_tracing_config_of)
+ * is what /api/v1/config shows. The tracing SDK ignores the section. It is typed here, in the
+ * config layer, without the server's headers; the program maps it to af_server_opts.
  *
  * Durations are written as Go-style strings ("500ms", "30s", "1m", "2h", "1m30s", "1.5s";
  * units ns, us, ms, s, m, h) or as a plain non-negative integer, which means milliseconds
@@ -48,6 +56,48 @@ typedef enum af_config_compression {
     AF_COMPRESSION_NONE = 0,
     AF_COMPRESSION_GZIP = 1,
 } af_config_compression;
+
+typedef enum af_config_gpu_backend {
+    AF_CONFIG_GPU_AUTO = 0, /* NVML when it works, else simulated GPUs */
+    AF_CONFIG_GPU_NVML = 1,
+    AF_CONFIG_GPU_SIMULATED = 2,
+} af_config_gpu_backend;
+
+/* The daemon's `server:` section (bounds and help in the key table and in
+ * docs/configuration.md). Strings are owned; optional ones are NULL when unset. */
+typedef struct af_server_config {
+    char *bind_address;           /* "127.0.0.1"; other addresses need auth_token */
+    int port;                     /* 9000; 0 = any free port */
+    int metrics_port;             /* 9001; 0 = any free port; -1 = no Prometheus listener */
+    char *auth_token;             /* secret: never shown; NULL = none */
+    uint32_t ws_push_interval_ms; /* 2s */
+    uint32_t max_ws_clients;      /* 1000 */
+    uint32_t ws_queue_depth;      /* 16 */
+    uint64_t body_limit;          /* 1 MiB */
+    uint32_t max_inflight;        /* 256 */
+    uint32_t workers;             /* 4 */
+    uint32_t event_loops;         /* 0 = one per online CPU */
+    uint32_t trace_store_spans;   /* 8192 */
+    uint64_t trace_store_bytes;   /* 64 MiB */
+    bool load_generator;          /* true */
+    af_config_gpu_backend gpu_backend;
+    uint32_t simulated_gpus; /* 4 */
+    char *title;             /* "AgentaFlow GPU Monitoring" */
+    char *jaeger_ui_url;     /* NULL; the dashboard links traces there */
+    char **allowed_hosts;    /* extra accepted Host header values, at most 16 */
+    size_t n_allowed_hosts;
+    struct {
+        bool read; /* false; true: reads need the token too */
+    } auth;
+    struct {
+        char *cert_file; /* NULL = plain HTTP */
+        char *key_file;
+        char *client_ca_file; /* NULL = no client certificates */
+    } tls;
+    uint32_t inference_timeout_ms; /* 30s */
+    uint32_t max_input_tokens;     /* 8192 */
+    uint32_t max_label_values;     /* 1000 */
+} af_server_config;
 
 typedef struct af_tracing_config {
     char *service_name;    /* service_name: "agentaflow-sro" */
@@ -121,6 +171,8 @@ typedef struct af_tracing_config {
         uint32_t max_queue_size;    /* 2048 spans per exporter queue */
         uint32_t schedule_delay_ms; /* 5s between scheduled exports */
     } performance;
+
+    af_server_config server; /* server.*: read by the agentaflow daemon only */
 } af_tracing_config;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -193,7 +245,15 @@ int af_tracing_config_load_string(const char *name, const char *yaml, size_t len
                                   af_tracing_config *cfg, af_config_diag *diag);
 
 /*
- * Applies the OTEL_* environment over *cfg (see the precedence above): OTEL_SDK_DISABLED,
+ * Applies the environment over *cfg (see the precedence above).
+ *
+ * Keys whose table row names an AGENTAFLOW_* variable (AGENTAFLOW_AUTH_TOKEN,
+ * AGENTAFLOW_BIND_ADDRESS, AGENTAFLOW_PORT, AGENTAFLOW_METRICS_PORT, AGENTAFLOW_ALLOWED_HOSTS
+ * as a comma-separated list) take the variable's text exactly as a YAML value; a bad value is
+ * an error in *diag, because a daemon that silently dropped, say, its token would start more
+ * exposed than its operator asked.
+ *
+ * The OTEL_* variables: OTEL_SDK_DISABLED,
  * OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER/_ARG (the traceidratio family sets
  * sampling_ratio; always_on/always_off set it to 1/0), OTEL_TRACES_EXPORTER (otlp, console
  * -> stdout, jaeger with a deprecation warning, none), OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT /
@@ -223,13 +283,18 @@ typedef enum af_config_type {
     AF_CFG_MAP,      /* mapping of string to string */
     AF_CFG_KV_LIST,  /* sequence of {key, value} mappings */
     AF_CFG_ENUM,     /* one of enum_values */
+    AF_CFG_INT,      /* signed integer (int) in [min, max] */
+    AF_CFG_BYTES,    /* byte count (uint64_t) in [min, max] */
+    AF_CFG_LIST,     /* sequence of strings, at most max entries */
 } af_config_type;
 
 typedef struct af_config_key_info {
     const char *key; /* dotted, e.g. "tracing.exporters.otlp_http.timeout" */
     af_config_type type;
-    const char *default_text;       /* the default as it would be written in YAML */
-    uint64_t min, max;              /* for uint and duration (milliseconds) */
+    const char *default_text; /* the default as it would be written in YAML */
+    /* Numeric bounds (durations in milliseconds), signed so that one pair serves int
+     * (metrics_port's -1) and 64-bit byte counts alike; for a list, max is its most entries. */
+    int64_t min, max;
     const char *env;                /* environment variable(s) that override it, or NULL */
     const char *const *enum_values; /* NULL-terminated, for AF_CFG_ENUM */
     bool secret;                    /* values never shown (map values for headers) */
@@ -242,6 +307,18 @@ size_t af_config_key_count(void);
 const af_config_key_info *af_config_key_at(size_t i);
 /* The row for a dotted key, or NULL. */
 const af_config_key_info *af_config_key_find(const char *dotted);
+/* The bounds or allowed values of a row in words ("0 to 65535", "\"auto\", \"nvml\"",
+ * "at most 16 entries"), "" when it has none or k is not a row of the table. For the
+ * documentation. */
+void af_config_key_bounds(const af_config_key_info *k, char *out, size_t out_len);
+
+/*
+ * Sets one scalar key (not a map or list) from text, validated exactly like the same value in
+ * the file; for command-line flags that override a key. Returns 0; -EINVAL for an unknown or
+ * non-scalar key; AF_EPARSE with the reason ("expected a port number ...") in err; -ENOMEM.
+ */
+int af_config_set(af_tracing_config *cfg, const char *key, const char *text, char *err,
+                  size_t err_len);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Dumps. With `redact`, secret values are written as "[redacted]" (header names stay);    */
@@ -251,6 +328,9 @@ const af_config_key_info *af_config_key_find(const char *dotted);
 int af_config_dump_json(const af_tracing_config *cfg, bool redact, char **out);
 /* One "dotted.key = value" line per table row, in table order. */
 int af_config_dump_text(const af_tracing_config *cfg, bool redact, char **out);
+/* docs/configuration.md: every key of the table grouped by section, with its type, default,
+ * bounds, environment variable and help, as Markdown. *out malloc'd. 0 or -ENOMEM. */
+int af_config_dump_docs(char **out);
 
 /* Parses a duration as described at the top into milliseconds. 0 or AF_EPARSE (also for a
  * value above UINT32_MAX ms). */

@@ -1,8 +1,10 @@
 /*
- * The OTEL_* environment overlay (docs/standards.md, environment variables): empty means unset, a value
- * that does not parse is a warning and is ignored, per-signal (_TRACES_) variables beat the
- * generic ones. Warnings go into the caller's diagnostics instead of the log so that
- * `agentaflow config check` shows them next to the file's.
+ * The environment overlay. The AGENTAFLOW_* variables come from the key table's env column
+ * and are parsed like the file's values; a bad one is an error. The OTEL_* variables
+ * (docs/standards.md, environment variables): empty means unset, a value that does not parse
+ * is a warning and is ignored, per-signal (_TRACES_) variables beat the generic ones. Warnings
+ * go into the caller's diagnostics instead of the log so that `agentaflow config check` shows
+ * them next to the file's.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -311,10 +313,91 @@ static void apply_path(env_ctx *e, const char *traces_var, const char *generic_v
         set_row(e, var, key, v);
 }
 
+static void env_error(env_ctx *e, const char *var, const char *why, const char *text, bool secret)
+{
+    char got[96];
+    int rc;
+    if (secret) {
+        rc = af__diag_add(e->diag, AF_DIAG_ERROR, NULL, 0, 0, var, "%s", why);
+    } else {
+        af__config_quote(text, strlen(text), got, sizeof got);
+        rc = af__diag_add(e->diag, AF_DIAG_ERROR, NULL, 0, 0, var, "%s, got %s", why, got);
+    }
+    if (rc != 0)
+        e->rc = -ENOMEM;
+}
+
+/* A comma-separated list; blanks around entries and empty entries are dropped so that
+ * "a, b," reads as two hosts. */
+static void set_list_env(env_ctx *e, const af__config_key *k, const char *var, const char *v)
+{
+    char why[256];
+    char **items = NULL;
+    size_t n = 0;
+    for (const char *p = v; *p && e->rc == 0;) {
+        size_t len = strcspn(p, ",");
+        const char *b = p, *end = p + len;
+        while (b < end && (*b == ' ' || *b == '\t'))
+            b++;
+        while (end > b && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        p += len + (p[len] == ',');
+        if (b == end)
+            continue;
+        if (n == (size_t)k->info.max) {
+            snprintf(why, sizeof why, "more than %lld entries", (long long)k->info.max);
+            env_error(e, var, why, v, false);
+            goto fail;
+        }
+        char *item = af__strndup(b, (size_t)(end - b));
+        char **grown = item ? realloc(items, (n + 1) * sizeof *items) : NULL;
+        if (!grown) {
+            free(item);
+            e->rc = -ENOMEM;
+            goto fail;
+        }
+        items = grown;
+        items[n++] = item;
+        if (!af__config_list_item_ok(k, item, why, sizeof why)) {
+            env_error(e, var, why, item, false);
+            goto fail;
+        }
+    }
+    af__config_list_replace(e->cfg, k, items, n);
+    return;
+fail:
+    af__config_list_free(items, n);
+}
+
+/* Rows marked AF__KEY_ENV: their variable is the value, parsed by the table's setter. */
+static void apply_table_env(env_ctx *e)
+{
+    char why[256];
+    for (size_t i = 0; i < af__config_nkeys && e->rc == 0; i++) {
+        const af__config_key *k = &af__config_keys[i];
+        if (!(k->flags & AF__KEY_ENV))
+            continue;
+        const char *v = af__getenv(k->info.env);
+        if (!v)
+            continue;
+        if (k->info.type == AF_CFG_LIST) {
+            set_list_env(e, k, k->info.env, v);
+            continue;
+        }
+        int rc = af__config_set_scalar(e->cfg, k, v, why, sizeof why);
+        if (rc == -ENOMEM)
+            e->rc = rc;
+        else if (rc != 0)
+            env_error(e, k->info.env, why, v, k->info.secret);
+    }
+}
+
 int af_tracing_config_apply_env(af_tracing_config *cfg, af_config_diag *diag)
 {
     env_ctx e = {cfg, diag, 0};
     const char *v;
+
+    apply_table_env(&e);
 
     if ((v = af__getenv("OTEL_SDK_DISABLED"))) {
         if (strcasecmp(v, "true") == 0)

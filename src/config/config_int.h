@@ -14,18 +14,25 @@
 enum {
     AF__KEY_OPTIONAL = 1u << 0, /* string: null or "" means unset (stored as NULL) */
     AF__KEY_URL = 1u << 1,      /* string: must be an http:// or https:// URL */
+    /* info.env is one variable read generically by af_tracing_config_apply_env (the value is
+     * parsed like the YAML one); rows without it document variables config_env.c reads
+     * with their own rules (the OTEL_* family). */
+    AF__KEY_ENV = 1u << 2,
 };
 
 typedef struct af__config_key {
     af_config_key_info info;
     size_t offset;       /* of the value in af_tracing_config */
-    size_t count_offset; /* map / kv-list: of the size_t element count */
+    size_t count_offset; /* map / kv-list / list: of the size_t element count */
     unsigned flags;
+    size_t maxlen;      /* string, list entry: longest value in bytes; 0 = no limit */
+    const char *expect; /* the reason for a rejected value (list: entry) instead of the
+                         * generic one, where the key has a clearer way to say it */
 } af__config_key;
 
 /* Upper bound on the table's length (checked at compile time in keys.c), for per-load
  * bookkeeping arrays. */
-#define AF__CONFIG_MAX_KEYS 64
+#define AF__CONFIG_MAX_KEYS 128
 
 extern const af__config_key af__config_keys[];
 extern const size_t af__config_nkeys;
@@ -42,6 +49,15 @@ int af__config_set_scalar(af_tracing_config *cfg, const af__config_key *k, const
                           char *why, size_t why_len);
 /* The reason text for a wrong value of row k, e.g. "expected true or false". */
 void af__config_expected(const af__config_key *k, char *out, size_t out_len);
+
+/* List rows: whether one entry is acceptable (non-empty, within maxlen), and replacing the
+ * whole list with `items` (n entries, malloc'd strings in a malloc'd array; ownership is
+ * taken, also of a NULL array when n is 0). */
+bool af__config_list_item_ok(const af__config_key *k, const char *text, char *why, size_t why_len);
+char *const *af__config_list_get(const af_tracing_config *cfg, const af__config_key *k, size_t *n);
+void af__config_list_replace(af_tracing_config *cfg, const af__config_key *k, char **items,
+                             size_t n);
+void af__config_list_free(char **items, size_t n);
 
 /* Map / kv-list storage of row k. */
 af_config_kv **af__config_kv_slot(af_tracing_config *cfg, const af__config_key *k, size_t **n);

@@ -31,7 +31,9 @@ static json_t *value_json(const af_tracing_config *cfg, const af__config_key *k,
     switch (k->info.type) {
     case AF_CFG_STRING: {
         const char *s = *(char *const *)f;
-        if (s && redact && (k->flags & AF__KEY_URL)) {
+        if (s && redact && k->info.secret) {
+            s = REDACTED;
+        } else if (s && redact && (k->flags & AF__KEY_URL)) {
             af__config_safe_url(s, tmp, sizeof tmp);
             s = tmp;
         }
@@ -43,6 +45,22 @@ static json_t *value_json(const af_tracing_config *cfg, const af__config_key *k,
         return json_real(*(const double *)f);
     case AF_CFG_UINT:
         return json_integer((json_int_t) * (const uint32_t *)f);
+    case AF_CFG_INT:
+        return json_integer((json_int_t) * (const int *)f);
+    case AF_CFG_BYTES:
+        return json_integer((json_int_t) * (const uint64_t *)f);
+    case AF_CFG_LIST: {
+        size_t n;
+        char *const *items = af__config_list_get(cfg, k, &n);
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < n; i++) {
+            if (json_array_append_new(a, jstr(items[i])) != 0) {
+                json_decref(a);
+                return NULL;
+            }
+        }
+        return a;
+    }
     case AF_CFG_DURATION:
         af_config_format_duration(*(const uint32_t *)f, tmp, sizeof tmp);
         return json_string(tmp);
@@ -136,6 +154,10 @@ int af_config_dump_text(const af_tracing_config *cfg, bool redact, char **out)
         switch (k->info.type) {
         case AF_CFG_STRING: {
             const char *s = *(char *const *)f;
+            if (s && redact && k->info.secret) {
+                af__buf_puts(&b, REDACTED);
+                break;
+            }
             if (s && redact && (k->flags & AF__KEY_URL)) {
                 af__config_safe_url(s, tmp, sizeof tmp);
                 s = tmp;
@@ -152,6 +174,23 @@ int af_config_dump_text(const af_tracing_config *cfg, bool redact, char **out)
         case AF_CFG_UINT:
             af__buf_printf(&b, "%u", *(const uint32_t *)f);
             break;
+        case AF_CFG_INT:
+            af__buf_printf(&b, "%d", *(const int *)f);
+            break;
+        case AF_CFG_BYTES:
+            af__buf_printf(&b, "%llu", (unsigned long long)*(const uint64_t *)f);
+            break;
+        case AF_CFG_LIST: {
+            size_t n;
+            char *const *items = af__config_list_get(cfg, k, &n);
+            af__buf_putc(&b, '[');
+            for (size_t j = 0; j < n; j++) {
+                af__buf_puts(&b, j ? ", " : "");
+                put_str(&b, items[j]);
+            }
+            af__buf_putc(&b, ']');
+            break;
+        }
         case AF_CFG_DURATION:
             af_config_format_duration(*(const uint32_t *)f, tmp, sizeof tmp);
             af__buf_puts(&b, tmp);

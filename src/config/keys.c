@@ -19,24 +19,47 @@
 
 static const char *const protocol_values[] = {"http/protobuf", "http/json", NULL};
 static const char *const compression_values[] = {"none", "gzip", NULL};
+/* In af_config_gpu_backend order. */
+static const char *const gpu_backend_values[] = {"auto", "nvml", "simulated", NULL};
 
 #define STR(k, f, d, env, fl, help)                                                                \
     {                                                                                              \
-        {k, AF_CFG_STRING, d, 0, 0, env, NULL, false, help}, OFF(f), 0, fl                         \
+        {k, AF_CFG_STRING, d, 0, 0, env, NULL, false, help}, OFF(f), 0, fl, 0, NULL                \
     }
 #define BOOL(k, f, d, env, help)                                                                   \
     {                                                                                              \
-        {k, AF_CFG_BOOL, d, 0, 0, env, NULL, false, help}, OFF(f), 0, 0                            \
+        {k, AF_CFG_BOOL, d, 0, 0, env, NULL, false, help}, OFF(f), 0, 0, 0, NULL                   \
     }
 #define UINT(k, f, d, lo, hi, env, help)                                                           \
     {                                                                                              \
-        {k, AF_CFG_UINT, d, lo, hi, env, NULL, false, help}, OFF(f), 0, 0                          \
+        {k, AF_CFG_UINT, d, lo, hi, env, NULL, false, help}, OFF(f), 0, 0, 0, NULL                 \
     }
 #define DUR(k, f, d, lo, hi, env, help)                                                            \
     {                                                                                              \
-        {k, AF_CFG_DURATION, d, lo, hi, env, NULL, false, help}, OFF(f), 0, 0                      \
+        {k, AF_CFG_DURATION, d, lo, hi, env, NULL, false, help}, OFF(f), 0, 0, 0, NULL             \
     }
 #define TOGGLE(k, f, d, help) BOOL("components." k, components.f, d, NULL, help)
+
+/* server.* rows: strings carry a length limit and most rows a message of their own, kept
+ * from the daemon's former hand-written parser so operators see the words they know. */
+#define SSTR(k, f, d, env, fl, maxlen, secret, expect, help)                                       \
+    {                                                                                              \
+        {"server." k, AF_CFG_STRING, d, 0, 0, env, NULL, secret, help}, OFF(server.f), 0, fl,      \
+            maxlen, expect                                                                         \
+    }
+#define SINT(k, f, d, lo, hi, env, fl, expect, help)                                               \
+    {                                                                                              \
+        {"server." k, AF_CFG_INT, d, lo, hi, env, NULL, false, help}, OFF(server.f), 0, fl, 0,     \
+            expect                                                                                 \
+    }
+#define SUINT(k, f, d, lo, hi, help) UINT("server." k, server.f, d, lo, hi, NULL, help)
+#define SBYTES(k, f, d, lo, hi, help)                                                              \
+    {                                                                                              \
+        {"server." k, AF_CFG_BYTES, d, lo, hi, NULL, NULL, false, help}, OFF(server.f), 0, 0, 0,   \
+            NULL                                                                                   \
+    }
+#define HOUR_MS (3600u * 1000u)
+#define PATH_MAX_LEN 4095
 
 const af__config_key af__config_keys[] = {
     STR("service_name", service_name, "agentaflow-sro", "OTEL_SERVICE_NAME", 0,
@@ -53,7 +76,9 @@ const af__config_key af__config_keys[] = {
       "(ParentBased(TraceIdRatioBased))"},
      OFF(tracing.sampling_ratio),
      0,
-     0},
+     0,
+     0,
+     NULL},
     BOOL("tracing.exporters.jaeger.enabled", tracing.exporters.jaeger.enabled, "false",
          "OTEL_TRACES_EXPORTER", "send spans to a Jaeger collector as Thrift over HTTP"),
     STR("tracing.exporters.jaeger.endpoint", tracing.exporters.jaeger.endpoint,
@@ -72,19 +97,25 @@ const af__config_key af__config_keys[] = {
       "(environment headers replace same-named file headers)"},
      OFF(tracing.exporters.otlp_http.headers),
      OFF(tracing.exporters.otlp_http.n_headers),
-     0},
+     0,
+     0,
+     NULL},
     {{"tracing.exporters.otlp_http.protocol", AF_CFG_ENUM, "http/protobuf", 0, 0,
       "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL", protocol_values, false,
       "request body encoding"},
      OFF(tracing.exporters.otlp_http.protocol),
      0,
-     0},
+     0,
+     0,
+     NULL},
     {{"tracing.exporters.otlp_http.compression", AF_CFG_ENUM, "none", 0, 0,
       "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION, OTEL_EXPORTER_OTLP_COMPRESSION", compression_values,
       false, "request body compression"},
      OFF(tracing.exporters.otlp_http.compression),
      0,
-     0},
+     0,
+     0,
+     NULL},
     DUR("tracing.exporters.otlp_http.timeout", tracing.exporters.otlp_http.timeout_ms, "10s", 0,
         DAY_MS, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, OTEL_EXPORTER_OTLP_TIMEOUT",
         "deadline of one OTLP export, retries included; 0 = no limit"),
@@ -106,7 +137,9 @@ const af__config_key af__config_keys[] = {
       "service_version and environment, and beat OTEL_RESOURCE_ATTRIBUTES"},
      OFF(resource_attributes),
      OFF(n_resource_attributes),
-     0},
+     0,
+     0,
+     NULL},
     TOGGLE("gpu_scheduler.trace_workload_submission", gpu_scheduler.trace_workload_submission,
            "true", "spans for workload submission"),
     TOGGLE("gpu_scheduler.trace_scheduling_decisions", gpu_scheduler.trace_scheduling_decisions,
@@ -142,6 +175,78 @@ const af__config_key af__config_keys[] = {
          "spans buffered per exporter before new ones are dropped (rounded up to a power of 2)"),
     DUR("performance.schedule_delay", performance.schedule_delay_ms, "5s", 1, DAY_MS,
         "OTEL_BSP_SCHEDULE_DELAY", "longest wait between scheduled exports"),
+
+    SSTR("bind_address", bind_address, "127.0.0.1", "AGENTAFLOW_BIND_ADDRESS", AF__KEY_ENV, 127,
+         false, "expected an IP address",
+         "listen address of the dashboard, API and metrics; a non-loopback address needs "
+         "auth_token"),
+    SINT("port", port, "9000", 0, 65535, "AGENTAFLOW_PORT", AF__KEY_ENV,
+         "expected a port number 0-65535 (0 = any free port)",
+         "dashboard, JSON API and WebSocket port; 0 = any free port"),
+    SINT("metrics_port", metrics_port, "9001", -1, 65535, "AGENTAFLOW_METRICS_PORT", AF__KEY_ENV,
+         "expected a port number 0-65535 (0 = any free port) or -1 (no listener)",
+         "Prometheus /metrics port; 0 = any free port, -1 = no listener"),
+    SSTR("auth_token", auth_token, "", "AGENTAFLOW_AUTH_TOKEN", AF__KEY_ENV | AF__KEY_OPTIONAL, 255,
+         true, "expected a token of at most 255 bytes",
+         "bearer token required on write routes (and on reads with auth.read); secret: never "
+         "shown or logged; empty = none, allowed only on a loopback bind_address"),
+    BOOL("server.auth.read", server.auth.read, "false", NULL,
+         "true: GET routes, /ws and /metrics need the token too"),
+    DUR("server.ws_push_interval", server.ws_push_interval_ms, "2s", 100, HOUR_MS, NULL,
+        "metrics_update WebSocket broadcast period"),
+    SUINT("max_ws_clients", max_ws_clients, "1000", 1, 100000,
+          "WebSocket clients; more are closed with 1013 and a reason"),
+    SUINT("ws_queue_depth", ws_queue_depth, "16", 1, 1024,
+          "messages queued per WebSocket client; a full queue drops its oldest"),
+    SBYTES("body_limit", body_limit, "1048576", 1024, 64ll << 20,
+           "largest request body in bytes; more answers 413"),
+    SUINT("max_inflight", max_inflight, "256", 1, 100000,
+          "asynchronous requests in flight; more answer 503"),
+    SUINT("workers", workers, "4", 1, 64, "inference worker threads"),
+    SUINT("event_loops", event_loops, "0", 0, 64,
+          "HTTP event-loop threads; 0 = one per online CPU (at most 8)"),
+    SUINT("trace_store_spans", trace_store_spans, "8192", 16, 1000000,
+          "spans the in-process trace store keeps for /api/v1/traces (oldest dropped first)"),
+    SBYTES("trace_store_bytes", trace_store_bytes, "67108864", 1ll << 20, 64ll << 30,
+           "bound on the trace store's memory in bytes"),
+    BOOL("server.load_generator", server.load_generator, "true", NULL,
+         "synthetic workloads, inference requests and costs so the dashboard has data"),
+    {{"server.gpu_backend", AF_CFG_ENUM, "auto", 0, 0, NULL, gpu_backend_values, false,
+      "GPU metrics source: NVML when it works (auto), NVML only, or simulated GPUs"},
+     OFF(server.gpu_backend),
+     0,
+     0,
+     0,
+     NULL},
+    SUINT("simulated_gpus", simulated_gpus, "4", 1, 64, "GPUs of the simulated backend"),
+    SSTR("title", title, "AgentaFlow GPU Monitoring", NULL, 0, 127, false, NULL,
+         "dashboard page title"),
+    SSTR("jaeger_ui_url", jaeger_ui_url, "", NULL, AF__KEY_OPTIONAL | AF__KEY_URL, 2048, false,
+         NULL,
+         "Jaeger UI the dashboard links every trace to; empty = the enabled Jaeger exporter's "
+         "host on port 16686, if any"),
+    {{"server.allowed_hosts", AF_CFG_LIST, "[]", 0, 16, "AGENTAFLOW_ALLOWED_HOSTS", NULL, false,
+      "Host header values accepted besides localhost, 127.0.0.1 and [::1] with the "
+      "listener's port; an entry without :port matches any port (environment: comma-separated)"},
+     OFF(server.allowed_hosts),
+     OFF(server.n_allowed_hosts),
+     AF__KEY_ENV,
+     255,
+     "expected a host name, optionally with :port"},
+    SSTR("tls.cert_file", tls.cert_file, "", NULL, AF__KEY_OPTIONAL, PATH_MAX_LEN, false,
+         "expected a file path of at most 4095 bytes",
+         "PEM certificate chain; set = HTTPS (needs tls.key_file)"),
+    SSTR("tls.key_file", tls.key_file, "", NULL, AF__KEY_OPTIONAL, PATH_MAX_LEN, false,
+         "expected a file path of at most 4095 bytes", "PEM private key of tls.cert_file"),
+    SSTR("tls.client_ca_file", tls.client_ca_file, "", NULL, AF__KEY_OPTIONAL, PATH_MAX_LEN, false,
+         "expected a file path of at most 4095 bytes",
+         "PEM CAs for client certificates; set = mutual TLS (needs tls.cert_file)"),
+    DUR("server.inference_timeout", server.inference_timeout_ms, "30s", 100, HOUR_MS, NULL,
+        "an inference running longer answers 504"),
+    SUINT("max_input_tokens", max_input_tokens, "8192", 1, 1000000,
+          "longer inference input answers 400"),
+    SUINT("max_label_values", max_label_values, "1000", 10, 100000,
+          "distinct label values per Prometheus metric family"),
 };
 
 const size_t af__config_nkeys = sizeof(af__config_keys) / sizeof(af__config_keys[0]);
@@ -167,6 +272,12 @@ const char *af_config_type_name(af_config_type t)
         return "kv-list";
     case AF_CFG_ENUM:
         return "enum";
+    case AF_CFG_INT:
+        return "int";
+    case AF_CFG_BYTES:
+        return "bytes";
+    case AF_CFG_LIST:
+        return "list";
     }
     return "?";
 }
@@ -205,6 +316,7 @@ const af_config_key_info *af_config_key_find(const char *dotted)
  * non-negative values, so they are read and written through memcpy of an int. */
 _Static_assert(sizeof(af_otlp_protocol) == sizeof(int), "enum size");
 _Static_assert(sizeof(af_config_compression) == sizeof(int), "enum size");
+_Static_assert(sizeof(af_config_gpu_backend) == sizeof(int), "enum size");
 
 int af__config_enum_get(const af_tracing_config *cfg, const af__config_key *k)
 {
@@ -216,10 +328,17 @@ int af__config_enum_get(const af_tracing_config *cfg, const af__config_key *k)
 void af__config_expected(const af__config_key *k, char *out, size_t out_len)
 {
     char lo[32], hi[32];
+    if (k->expect && k->info.type != AF_CFG_LIST) {
+        snprintf(out, out_len, "%s", k->expect);
+        return;
+    }
     switch (k->info.type) {
     case AF_CFG_STRING:
         if (k->flags & AF__KEY_URL)
             snprintf(out, out_len, "expected an http:// or https:// URL");
+        else if (k->maxlen)
+            snprintf(out, out_len, "expected a %sstring of at most %zu bytes",
+                     k->flags & AF__KEY_OPTIONAL ? "" : "non-empty ", k->maxlen);
         else
             snprintf(out, out_len, "expected a non-empty string");
         break;
@@ -230,8 +349,16 @@ void af__config_expected(const af__config_key *k, char *out, size_t out_len)
         snprintf(out, out_len, "expected a number between 0 and 1");
         break;
     case AF_CFG_UINT:
-        snprintf(out, out_len, "expected an integer between %llu and %llu",
-                 (unsigned long long)k->info.min, (unsigned long long)k->info.max);
+    case AF_CFG_INT:
+        snprintf(out, out_len, "expected an integer between %lld and %lld", (long long)k->info.min,
+                 (long long)k->info.max);
+        break;
+    case AF_CFG_BYTES:
+        snprintf(out, out_len, "expected a byte count between %lld and %lld",
+                 (long long)k->info.min, (long long)k->info.max);
+        break;
+    case AF_CFG_LIST:
+        snprintf(out, out_len, "expected a list of at most %lld strings", (long long)k->info.max);
         break;
     case AF_CFG_DURATION:
         af_config_format_duration((uint32_t)k->info.min, lo, sizeof lo);
@@ -273,8 +400,13 @@ static bool is_url(const char *s)
     return true;
 }
 
-static int set_string(char **slot, const char *text, bool optional, bool url, bool *bad)
+static int set_string(char **slot, const char *text, bool optional, bool url, size_t maxlen,
+                      bool *bad)
 {
+    if (maxlen && strlen(text) > maxlen) {
+        *bad = true;
+        return AF_EPARSE;
+    }
     if (!*text) {
         if (!optional) {
             *bad = true;
@@ -335,7 +467,7 @@ int af__config_set_scalar(af_tracing_config *cfg, const af__config_key *k, const
     switch (k->info.type) {
     case AF_CFG_STRING:
         rc = set_string((char **)field, text, k->flags & AF__KEY_OPTIONAL, k->flags & AF__KEY_URL,
-                        &bad);
+                        k->maxlen, &bad);
         break;
     case AF_CFG_BOOL:
         bad = !parse_bool(text, (bool *)field);
@@ -350,12 +482,27 @@ int af__config_set_scalar(af_tracing_config *cfg, const af__config_key *k, const
             *(double *)field = d;
         break;
     }
-    case AF_CFG_UINT: {
+    case AF_CFG_UINT:
+    case AF_CFG_BYTES: {
+        /* The table's bounds are non-negative for these types, so the casts are exact. */
         uint64_t v = 0;
-        if (!parse_u64(text, &v) || v < k->info.min || v > k->info.max)
+        if (!parse_u64(text, &v) || v < (uint64_t)k->info.min || v > (uint64_t)k->info.max)
+            bad = true;
+        else if (k->info.type == AF_CFG_UINT)
+            *(uint32_t *)field = (uint32_t)v;
+        else
+            *(uint64_t *)field = v;
+        break;
+    }
+    case AF_CFG_INT: {
+        const char *digits = *text == '-' ? text + 1 : text;
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(text, &end, 10);
+        if (*digits < '0' || *digits > '9' || errno || *end || v < k->info.min || v > k->info.max)
             bad = true;
         else
-            *(uint32_t *)field = (uint32_t)v;
+            *(int *)field = (int)v;
         break;
     }
     case AF_CFG_DURATION: {
@@ -379,6 +526,7 @@ int af__config_set_scalar(af_tracing_config *cfg, const af__config_key *k, const
     }
     case AF_CFG_MAP:
     case AF_CFG_KV_LIST:
+    case AF_CFG_LIST:
         bad = true; /* not scalars: the callers handle them */
         break;
     }
@@ -444,6 +592,46 @@ void af__config_kv_free(af_config_kv *arr, size_t n)
     free(arr);
 }
 
+bool af__config_list_item_ok(const af__config_key *k, const char *text, char *why, size_t why_len)
+{
+    if (*text && (!k->maxlen || strlen(text) <= k->maxlen))
+        return true;
+    if (k->expect)
+        snprintf(why, why_len, "%s", k->expect);
+    else
+        snprintf(why, why_len, "expected a non-empty string of at most %zu bytes", k->maxlen);
+    return false;
+}
+
+void af__config_list_free(char **items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(items[i]);
+    free(items);
+}
+
+static char ***list_slot(af_tracing_config *cfg, const af__config_key *k, size_t **n)
+{
+    *n = (size_t *)((char *)cfg + k->count_offset);
+    return (char ***)af__config_field(cfg, k);
+}
+
+char *const *af__config_list_get(const af_tracing_config *cfg, const af__config_key *k, size_t *n)
+{
+    *n = *(const size_t *)((const char *)cfg + k->count_offset);
+    return *(char **const *)af__config_cfield(cfg, k);
+}
+
+void af__config_list_replace(af_tracing_config *cfg, const af__config_key *k, char **items,
+                             size_t n)
+{
+    size_t *cur_n;
+    char ***cur = list_slot(cfg, k, &cur_n);
+    af__config_list_free(*cur, *cur_n);
+    *cur = items;
+    *cur_n = n;
+}
+
 bool af__config_header_name_ok(const char *s)
 {
     static const char tchar[] = "!#$%&'*+-.^_`|~";
@@ -477,6 +665,10 @@ void af_tracing_config_free(af_tracing_config *cfg)
             size_t *n;
             af_config_kv **arr = af__config_kv_slot(cfg, k, &n);
             af__config_kv_free(*arr, *n);
+        } else if (k->info.type == AF_CFG_LIST) {
+            size_t *n;
+            char ***arr = list_slot(cfg, k, &n);
+            af__config_list_free(*arr, *n);
         }
     }
     memset(cfg, 0, sizeof *cfg);
@@ -488,7 +680,8 @@ int af_tracing_config_init(af_tracing_config *cfg)
     char why[256];
     for (size_t i = 0; i < af__config_nkeys; i++) {
         const af__config_key *k = &af__config_keys[i];
-        if (k->info.type == AF_CFG_MAP || k->info.type == AF_CFG_KV_LIST)
+        if (k->info.type == AF_CFG_MAP || k->info.type == AF_CFG_KV_LIST ||
+            k->info.type == AF_CFG_LIST)
             continue; /* empty by default */
         /* The table's defaults are valid by construction, so only ENOMEM can fail here. */
         int rc = af__config_set_scalar(cfg, k, k->info.default_text, why, sizeof why);
@@ -514,6 +707,11 @@ int af_tracing_config_copy(af_tracing_config *dst, const af_tracing_config *src)
             af_config_kv **arr = af__config_kv_slot(dst, k, &n);
             *arr = NULL;
             *n = 0;
+        } else if (k->info.type == AF_CFG_LIST) {
+            size_t *n;
+            char ***arr = list_slot(dst, k, &n);
+            *arr = NULL;
+            *n = 0;
         }
     }
     for (size_t i = 0; i < af__config_nkeys; i++) {
@@ -530,6 +728,16 @@ int af_tracing_config_copy(af_tracing_config *dst, const af_tracing_config *src)
             for (size_t j = 0; j < sn; j++)
                 if (af__config_kv_put(to, dn, from[j].key, from[j].value, false, false) != 0)
                     goto fail;
+        } else if (k->info.type == AF_CFG_LIST) {
+            size_t sn, *dn;
+            char *const *from = af__config_list_get(src, k, &sn);
+            char ***to = list_slot(dst, k, &dn);
+            if (sn && !(*to = calloc(sn, sizeof **to)))
+                goto fail;
+            /* Counted as they are made, so a failure frees exactly what exists. */
+            for (; *dn < sn; (*dn)++)
+                if (!((*to)[*dn] = af__strdup(from[*dn])))
+                    goto fail;
         }
     }
     return 0;
@@ -540,6 +748,29 @@ fail:
 
 /* ---------------------------------------------------------------------------------------- */
 /* Cross-key checks.                                                                         */
+
+/* server.tls: the certificate and its key go together, and client certificates can only be
+ * asked for over TLS. Checked here so that `config check` reports it, not only a refused
+ * start. */
+static int validate_server(const af_tracing_config *cfg, af_config_diag *diag, const char *src)
+{
+    int errors = 0;
+    const char *cert = cfg->server.tls.cert_file, *key = cfg->server.tls.key_file;
+    if ((cert != NULL) != (key != NULL)) {
+        errors++;
+        if (af__diag_add(diag, AF_DIAG_ERROR, src, 0, 0,
+                         cert ? "server.tls.cert_file" : "server.tls.key_file",
+                         "HTTPS needs both tls.cert_file and tls.key_file") != 0)
+            return -ENOMEM;
+    }
+    if (cfg->server.tls.client_ca_file && !cert) {
+        errors++;
+        if (af__diag_add(diag, AF_DIAG_ERROR, src, 0, 0, "server.tls.client_ca_file",
+                         "client certificates need HTTPS: set tls.cert_file and tls.key_file") != 0)
+            return -ENOMEM;
+    }
+    return errors;
+}
 
 int af__config_validate(const af_tracing_config *cfg, af_config_diag *diag, const char *src)
 {
@@ -568,7 +799,8 @@ int af__config_validate(const af_tracing_config *cfg, af_config_diag *diag, cons
                      "no exporter is enabled; spans only reach exporters added in code (such "
                      "as the daemon's trace store)") != 0)
         return -ENOMEM;
-    return errors;
+    int server_errors = validate_server(cfg, diag, src);
+    return server_errors < 0 ? server_errors : errors + server_errors;
 }
 
 int af_tracing_config_validate(const af_tracing_config *cfg, af_config_diag *diag)
@@ -577,4 +809,79 @@ int af_tracing_config_validate(const af_tracing_config *cfg, af_config_diag *dia
     if (rc < 0)
         return rc;
     return rc ? AF_EPARSE : 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static const af__config_key *row_of(const af_config_key_info *info)
+{
+    /* info is the first member of a row, so a pointer into the table converts back. */
+    const af__config_key *k = (const af__config_key *)(const void *)info;
+    return k >= af__config_keys && k < af__config_keys + af__config_nkeys ? k : NULL;
+}
+
+void af_config_key_bounds(const af_config_key_info *info, char *out, size_t out_len)
+{
+    const af__config_key *k = row_of(info);
+    char lo[32], hi[32];
+    if (!out || !out_len)
+        return;
+    out[0] = '\0';
+    if (!k)
+        return;
+    switch (k->info.type) {
+    case AF_CFG_UINT:
+    case AF_CFG_INT:
+    case AF_CFG_BYTES:
+        snprintf(out, out_len, "%lld to %lld", (long long)k->info.min, (long long)k->info.max);
+        break;
+    case AF_CFG_DURATION:
+        af_config_format_duration((uint32_t)k->info.min, lo, sizeof lo);
+        af_config_format_duration((uint32_t)k->info.max, hi, sizeof hi);
+        snprintf(out, out_len, "%s to %s", lo, hi);
+        break;
+    case AF_CFG_RATIO:
+        snprintf(out, out_len, "0 to 1");
+        break;
+    case AF_CFG_ENUM: {
+        size_t used = 0;
+        for (size_t i = 0; k->info.enum_values[i] && used < out_len; i++)
+            used += (size_t)snprintf(out + used, out_len - used, "%s%s", i ? ", " : "",
+                                     k->info.enum_values[i]);
+        break;
+    }
+    case AF_CFG_STRING:
+        if (k->flags & AF__KEY_URL)
+            snprintf(out, out_len, "http:// or https:// URL");
+        else if (k->maxlen)
+            snprintf(out, out_len, "at most %zu bytes", k->maxlen);
+        break;
+    case AF_CFG_LIST:
+        snprintf(out, out_len, "at most %lld entries of at most %zu bytes", (long long)k->info.max,
+                 k->maxlen);
+        break;
+    case AF_CFG_BOOL:
+    case AF_CFG_MAP:
+    case AF_CFG_KV_LIST:
+        break;
+    }
+}
+
+int af_config_set(af_tracing_config *cfg, const char *key, const char *text, char *err,
+                  size_t err_len)
+{
+    char why[256];
+    if (!cfg || !key || !text)
+        return -EINVAL;
+    const af__config_key *k = af__config_key_lookup(key, strlen(key));
+    if (!k || k->info.type == AF_CFG_MAP || k->info.type == AF_CFG_KV_LIST ||
+        k->info.type == AF_CFG_LIST) {
+        if (err && err_len)
+            snprintf(err, err_len, "%s: %s", key, k ? "not a single value" : "unknown key");
+        return -EINVAL;
+    }
+    int rc = af__config_set_scalar(cfg, k, text, why, sizeof why);
+    if (rc == AF_EPARSE && err && err_len)
+        snprintf(err, err_len, "%s", why);
+    return rc;
 }

@@ -224,6 +224,8 @@ static void set_scalar_node(load_ctx *c, const af__config_key *k, const yaml_nod
     int rc = af__config_set_scalar(c->cfg, k, text, why, sizeof why);
     if (rc == -ENOMEM) {
         c->rc = rc;
+    } else if (rc != 0 && k->info.secret) {
+        diag_at(c, AF_DIAG_ERROR, v, shown_key, "%s", why); /* never quote a secret */
     } else if (rc != 0) {
         char got[96];
         af__config_quote(text, v->data.scalar.length, got, sizeof got);
@@ -331,6 +333,52 @@ static void set_map(load_ctx *c, const af__config_key *k, const yaml_node_t *v)
     af__config_kv_free(*cur, *cur_n);
     *cur = list;
     *cur_n = n;
+}
+
+static const char *item_text(load_ctx *c, const yaml_node_t *n, const char *key);
+
+/* A list of strings (server.allowed_hosts): replaced as a whole, and only when every entry
+ * is valid, so a rejected list leaves the previous value like any other rejected value. */
+static void set_list(load_ctx *c, const af__config_key *k, const yaml_node_t *v)
+{
+    char why[256], shown[300];
+    char **items = NULL;
+    size_t n = 0;
+    bool bad = false;
+    if (!scalar_is_null(v)) {
+        if (v->type != YAML_SEQUENCE_NODE) {
+            af__config_expected(k, why, sizeof why);
+            diag_at(c, AF_DIAG_ERROR, v, k->info.key, "%s, got %s", why, node_kind(v));
+            return;
+        }
+        size_t count = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+        if (too_big(c, v, k->info.key, count, (size_t)k->info.max))
+            return;
+        if (count && !(items = calloc(count, sizeof *items))) {
+            c->rc = -ENOMEM;
+            return;
+        }
+        for (size_t i = 0; i < count && c->rc == 0; i++) {
+            yaml_node_t *item = yaml_document_get_node(c->doc, v->data.sequence.items.start[i]);
+            snprintf(shown, sizeof shown, "%s[%zu]", k->info.key, i);
+            const char *text = item_text(c, item, shown);
+            if (!text) {
+                bad = true;
+            } else if (!af__config_list_item_ok(k, text, why, sizeof why)) {
+                char got[96];
+                af__config_quote(text, item->data.scalar.length, got, sizeof got);
+                diag_at(c, AF_DIAG_ERROR, item, shown, "%s, got %s", why, got);
+                bad = true;
+            } else if (!(items[n++] = af__strdup(text))) {
+                c->rc = -ENOMEM;
+            }
+        }
+    }
+    if (bad || c->rc != 0 || !may_set(c, k, false)) {
+        af__config_list_free(items, n);
+        return;
+    }
+    af__config_list_replace(c->cfg, k, items, n);
 }
 
 static const char *item_text(load_ctx *c, const yaml_node_t *n, const char *key)
@@ -632,6 +680,8 @@ static void walk_mapping(load_ctx *c, const yaml_node_t *map, const char *prefix
                 set_map(c, k, vn);
             else if (k->info.type == AF_CFG_KV_LIST)
                 set_kv_list(c, k, vn, false, k->info.key);
+            else if (k->info.type == AF_CFG_LIST)
+                set_list(c, k, vn);
             else
                 set_scalar_node(c, k, vn, k->info.key, false);
         } else if (is_section(full)) {

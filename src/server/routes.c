@@ -1517,8 +1517,15 @@ static int h_config(af__req *rq, af__resp *rs)
         "body_limit", (json_int_t)s->o.body_limit, "max_inflight", (int)s->o.max_inflight,
         "workers", (int)s->o.workers, "event_loops", (int)s->n_loops, "load_generator",
         s->o.load_generator, "title", s->title);
-    if (srv)
+    /* The table's server.* keys (from the config the tracing integration keeps) stay; the
+     * values the running server actually uses (bound ports, loop count) replace theirs. */
+    json_t *table = json_object_get(root, "server");
+    if (srv && json_is_object(table)) {
+        json_object_update(table, srv);
+        json_decref(srv);
+    } else if (srv) {
         json_object_set_new(root, "server", srv);
+    }
     char *out = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     af__resp_json_take(rs, 200, out);

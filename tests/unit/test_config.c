@@ -11,6 +11,7 @@
 #include "testutil.h"
 
 #include "agentaflow/config.h"
+#include "agentaflow/server.h"
 
 /* The repository root, from this file's path (CMake compiles it by absolute path). */
 static void repo_path(const char *rel, char *out, size_t out_len)
@@ -501,6 +502,11 @@ static const char *const otel_vars[] = {
     "OTEL_BSP_EXPORT_TIMEOUT",
     "OTEL_BSP_MAX_QUEUE_SIZE",
     "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    "AGENTAFLOW_AUTH_TOKEN",
+    "AGENTAFLOW_BIND_ADDRESS",
+    "AGENTAFLOW_PORT",
+    "AGENTAFLOW_METRICS_PORT",
+    "AGENTAFLOW_ALLOWED_HOSTS",
 };
 
 static int env_teardown(void **state)
@@ -710,6 +716,357 @@ static void test_diag_null_logs(void **state)
     af_test_log_capture_end();
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* The server: section.                                                                      */
+
+/* The table's defaults are the server's own (af_server_opts_init), so a daemon without a
+ * server: section behaves like a server built from default options. */
+static void test_server_defaults(void **state)
+{
+    fixture *f = *state;
+    const af_server_config *c = &f->cfg.server;
+    af_server_opts o;
+    af_server_opts_init(&o);
+    assert_string_equal(c->bind_address, o.bind_address);
+    assert_int_equal(c->port, o.port);
+    assert_int_equal(c->metrics_port, o.metrics_port);
+    assert_null(c->auth_token);
+    assert_int_equal(c->ws_push_interval_ms, o.ws_push_interval_ms);
+    assert_int_equal(c->max_ws_clients, o.max_ws_clients);
+    assert_int_equal(c->ws_queue_depth, o.ws_queue_depth);
+    assert_int_equal(c->body_limit, o.body_limit);
+    assert_int_equal(c->max_inflight, o.max_inflight);
+    assert_int_equal(c->workers, o.workers);
+    assert_int_equal(c->event_loops, o.event_loops);
+    assert_string_equal(c->title, o.title);
+    assert_int_equal(c->auth.read, o.auth_read);
+    assert_int_equal(c->n_allowed_hosts, 0);
+    assert_null(c->tls.cert_file);
+    assert_int_equal(c->inference_timeout_ms, o.inference_timeout_ms);
+    assert_int_equal(c->max_input_tokens, o.max_input_tokens);
+    assert_int_equal(c->max_label_values, o.max_label_values);
+    assert_int_equal(c->trace_store_spans, 8192);
+    assert_int_equal(c->trace_store_bytes, 64ull << 20);
+    assert_true(c->load_generator);
+    assert_int_equal(c->gpu_backend, AF_CONFIG_GPU_AUTO);
+    assert_int_equal(c->simulated_gpus, 4);
+}
+
+static void test_server_keys_load(void **state)
+{
+    fixture *f = *state;
+    const char *yaml = "server:\n"
+                       "  bind_address: 0.0.0.0\n"
+                       "  port: 0\n"
+                       "  metrics_port: -1\n"
+                       "  auth_token: t0ken\n"
+                       "  ws_push_interval: 500ms\n"
+                       "  body_limit: 2048\n"
+                       "  event_loops: 2\n"
+                       "  trace_store_bytes: 68719476736\n"
+                       "  load_generator: false\n"
+                       "  gpu_backend: simulated\n"
+                       "  title: Lab\n"
+                       "  allowed_hosts:\n"
+                       "    - gpu.example.com\n"
+                       "    - \"10.0.0.5:9000\"\n"
+                       "  auth:\n"
+                       "    read: true\n"
+                       "  tls:\n"
+                       "    cert_file: /etc/af/cert.pem\n"
+                       "    key_file: /etc/af/key.pem\n"
+                       "    client_ca_file: /etc/af/ca.pem\n"
+                       "  inference_timeout: 2s\n"
+                       "  max_input_tokens: 100\n"
+                       "  max_label_values: 10\n";
+    assert_int_equal(load(f, yaml), 0);
+    assert_int_equal(f->diag.n_errors + f->diag.n_warnings, 0);
+    const af_server_config *c = &f->cfg.server;
+    assert_string_equal(c->bind_address, "0.0.0.0");
+    assert_int_equal(c->port, 0);
+    assert_int_equal(c->metrics_port, -1);
+    assert_string_equal(c->auth_token, "t0ken");
+    assert_int_equal(c->ws_push_interval_ms, 500);
+    assert_int_equal(c->body_limit, 2048);
+    assert_int_equal(c->event_loops, 2);
+    assert_int_equal(c->trace_store_bytes, 64ull << 30);
+    assert_false(c->load_generator);
+    assert_int_equal(c->gpu_backend, AF_CONFIG_GPU_SIMULATED);
+    assert_string_equal(c->title, "Lab");
+    assert_int_equal(c->n_allowed_hosts, 2);
+    assert_string_equal(c->allowed_hosts[0], "gpu.example.com");
+    assert_string_equal(c->allowed_hosts[1], "10.0.0.5:9000");
+    assert_true(c->auth.read);
+    assert_string_equal(c->tls.cert_file, "/etc/af/cert.pem");
+    assert_string_equal(c->tls.key_file, "/etc/af/key.pem");
+    assert_string_equal(c->tls.client_ca_file, "/etc/af/ca.pem");
+    assert_int_equal(c->inference_timeout_ms, 2000);
+    assert_int_equal(c->max_input_tokens, 100);
+    assert_int_equal(c->max_label_values, 10);
+
+    /* A deep copy owns its own list and strings. */
+    af_tracing_config copy;
+    assert_int_equal(af_tracing_config_copy(&copy, &f->cfg), 0);
+    assert_ptr_not_equal(copy.server.allowed_hosts, c->allowed_hosts);
+    assert_string_equal(copy.server.allowed_hosts[1], "10.0.0.5:9000");
+    assert_string_equal(copy.server.auth_token, "t0ken");
+    af_tracing_config_free(&copy);
+
+    /* A later file replaces the list as a whole; null empties it. */
+    assert_int_equal(load(f, "server: {allowed_hosts: [only.example]}\n"), 0);
+    assert_int_equal(c->n_allowed_hosts, 1);
+    assert_string_equal(c->allowed_hosts[0], "only.example");
+    assert_int_equal(load(f, "server:\n  allowed_hosts:\n"), 0);
+    assert_int_equal(c->n_allowed_hosts, 0);
+}
+
+static void test_server_bad_values(void **state)
+{
+    fixture *f = *state;
+    const char *yaml = "server:\n"
+                       "  port: 70000\n"
+                       "  metrics_port: -2\n"
+                       "  body_limit: 10\n"
+                       "  gpu_backend: cuda\n"
+                       "  ws_push_interval: 10ms\n"
+                       "  workers: 0\n"
+                       "  load_generator: maybe\n"
+                       "  auth_token: [a, b]\n"
+                       "  allowed_hosts: gpu.example.com\n"
+                       "  tls: /etc/cert.pem\n"
+                       "  auth:\n"
+                       "    read: sometimes\n";
+    assert_int_equal(load(f, yaml), AF_EPARSE);
+    assert_message(&f->diag, "t.yaml:2:9: server.port: expected a port number 0-65535 (0 = any "
+                             "free port), got \"70000\"");
+    assert_message(&f->diag, "t.yaml:3:17: server.metrics_port: expected a port number 0-65535 "
+                             "(0 = any free port) or -1 (no listener), got \"-2\"");
+    assert_message(&f->diag, "t.yaml:4:15: server.body_limit: expected a byte count between 1024 "
+                             "and 67108864, got \"10\"");
+    assert_message(&f->diag, "t.yaml:5:16: server.gpu_backend: expected one of \"auto\", "
+                             "\"nvml\", \"simulated\", got \"cuda\"");
+    assert_message(&f->diag, "t.yaml:6:21: server.ws_push_interval: expected a duration between "
+                             "100ms and 1h such as \"30s\" or \"500ms\" (a plain number means "
+                             "milliseconds), got \"10ms\"");
+    assert_message(&f->diag, "t.yaml:7:12: server.workers: expected an integer between 1 and 64, "
+                             "got \"0\"");
+    assert_message(&f->diag, "t.yaml:8:19: server.load_generator: expected true or false, got "
+                             "\"maybe\"");
+    assert_message(&f->diag, "t.yaml:9:15: server.auth_token: expected a token of at most 255 "
+                             "bytes, got a list");
+    assert_message(&f->diag, "t.yaml:10:18: server.allowed_hosts: expected a list of at most 16 "
+                             "strings, got a scalar");
+    assert_message(&f->diag, "t.yaml:11:8: server.tls: expected a mapping, got a scalar");
+    assert_message(&f->diag, "t.yaml:13:11: server.auth.read: expected true or false, got "
+                             "\"sometimes\"");
+    assert_int_equal(f->diag.n_errors, 11);
+    /* Every rejected key kept its default. */
+    assert_int_equal(f->cfg.server.port, 9000);
+    assert_int_equal(f->cfg.server.metrics_port, 9001);
+    assert_int_equal(f->cfg.server.gpu_backend, AF_CONFIG_GPU_AUTO);
+    assert_true(f->cfg.server.load_generator);
+}
+
+static void test_server_list_and_secret_errors(void **state)
+{
+    fixture *f = *state;
+    char yaml[4096];
+    size_t o = (size_t)snprintf(yaml, sizeof yaml, "server:\n  allowed_hosts:\n");
+    for (int i = 0; i < 17; i++)
+        o += (size_t)snprintf(yaml + o, sizeof yaml - o, "    - h%d.example\n", i);
+    assert_int_equal(load(f, yaml), AF_EPARSE);
+    assert_message(&f->diag, "t.yaml:3:5: server.allowed_hosts: more than 16 entries");
+    assert_int_equal(f->cfg.server.n_allowed_hosts, 0);
+
+    /* One bad entry rejects the whole list (the previous one stays). */
+    assert_int_equal(load(f, "server:\n  allowed_hosts: [ok.example]\n"), 0);
+    assert_int_equal(load(f, "server:\n  allowed_hosts: [a.example, \"\", {x: 1}]\n"), AF_EPARSE);
+    assert_message(&f->diag, "t.yaml:2:30: server.allowed_hosts[1]: expected a host name, "
+                             "optionally with :port, got \"\"");
+    assert_message(&f->diag,
+                   "t.yaml:2:34: server.allowed_hosts[2]: expected a string, got a mapping");
+    assert_int_equal(f->cfg.server.n_allowed_hosts, 1);
+    assert_string_equal(f->cfg.server.allowed_hosts[0], "ok.example");
+
+    /* A rejected token is never quoted back. */
+    char token[300];
+    memset(token, 'k', sizeof token - 1);
+    token[sizeof token - 1] = '\0';
+    snprintf(yaml, sizeof yaml, "server:\n  auth_token: %s\n", token);
+    assert_int_equal(load(f, yaml), AF_EPARSE);
+    assert_message(&f->diag,
+                   "t.yaml:2:15: server.auth_token: expected a token of at most 255 bytes");
+    char *all = af_config_diag_format(&f->diag);
+    assert_null(strstr(all, "kkkk"));
+    free(all);
+    assert_null(f->cfg.server.auth_token);
+}
+
+static void test_server_tls_pairing(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(load(f, "server:\n  tls:\n    cert_file: /c.pem\n"), AF_EPARSE);
+    assert_message(&f->diag,
+                   "t.yaml: server.tls.cert_file: HTTPS needs both tls.cert_file and tls.key_file");
+    af_config_diag_free(&f->diag);
+    assert_int_equal(load(f, "server:\n  tls: {cert_file: \"\", client_ca_file: /ca.pem}\n"),
+                     AF_EPARSE);
+    assert_message(&f->diag, "t.yaml: server.tls.client_ca_file: client certificates need "
+                             "HTTPS: set tls.cert_file and tls.key_file");
+}
+
+static void test_server_unknown_keys(void **state)
+{
+    fixture *f = *state;
+    const char *yaml = "server:\n"
+                       "  prot: 9100\n"
+                       "  tsl:\n"
+                       "    cert_file: /c.pem\n"
+                       "  tls:\n"
+                       "    cert_fle: /c.pem\n"
+                       "  auth:\n"
+                       "    raed: true\n"
+                       "tracing:\n"
+                       "  enabeld: false\n";
+    assert_int_equal(load(f, yaml), 0);
+    assert_message(&f->diag, "t.yaml:2:3: server.prot: unknown key (ignored); did you mean "
+                             "\"server.port\"?");
+    assert_message(&f->diag, "t.yaml:3:3: server.tsl: unknown key (ignored); did you mean "
+                             "\"server.tls\"?");
+    assert_message(&f->diag, "t.yaml:6:5: server.tls.cert_fle: unknown key (ignored); did you "
+                             "mean \"server.tls.cert_file\"?");
+    assert_message(&f->diag, "t.yaml:8:5: server.auth.raed: unknown key (ignored); did you mean "
+                             "\"server.auth.read\"?");
+    assert_message(&f->diag, "t.yaml:10:3: tracing.enabeld: unknown key (ignored); did you mean "
+                             "\"tracing.enabled\"?");
+    assert_int_equal(f->diag.n_warnings, 5);
+    assert_int_equal(f->cfg.server.port, 9000);
+    assert_null(f->cfg.server.tls.cert_file);
+    assert_true(f->cfg.tracing.enabled);
+}
+
+static void test_server_env(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(load(f, "server:\n  port: 9100\n  bind_address: 127.0.0.2\n"
+                             "  allowed_hosts: [file.example]\n"),
+                     0);
+    setenv("AGENTAFLOW_PORT", "9200", 1);
+    setenv("AGENTAFLOW_METRICS_PORT", "-1", 1);
+    setenv("AGENTAFLOW_BIND_ADDRESS", "", 1); /* empty = unset: the file's value stays */
+    setenv("AGENTAFLOW_AUTH_TOKEN", "env-token", 1);
+    setenv("AGENTAFLOW_ALLOWED_HOSTS", " a.example , b.example:8080,,", 1);
+    assert_int_equal(af_tracing_config_apply_env(&f->cfg, &f->diag), 0);
+    const af_server_config *c = &f->cfg.server;
+    assert_int_equal(c->port, 9200);
+    assert_int_equal(c->metrics_port, -1);
+    assert_string_equal(c->bind_address, "127.0.0.2");
+    assert_string_equal(c->auth_token, "env-token");
+    assert_int_equal(c->n_allowed_hosts, 2);
+    assert_string_equal(c->allowed_hosts[0], "a.example");
+    assert_string_equal(c->allowed_hosts[1], "b.example:8080");
+    assert_int_equal(f->diag.n_errors + f->diag.n_warnings, 0);
+
+    /* Bad values are errors (the daemon must not start half-configured), and the token is
+     * never quoted. */
+    char token[300];
+    memset(token, 'k', sizeof token - 1);
+    token[sizeof token - 1] = '\0';
+    setenv("AGENTAFLOW_PORT", "http", 1);
+    setenv("AGENTAFLOW_AUTH_TOKEN", token, 1);
+    setenv("AGENTAFLOW_ALLOWED_HOSTS", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17", 1);
+    assert_int_equal(af_tracing_config_apply_env(&f->cfg, &f->diag), 0);
+    assert_message(&f->diag, "AGENTAFLOW_PORT: expected a port number 0-65535 (0 = any free "
+                             "port), got \"http\"");
+    assert_message(&f->diag, "AGENTAFLOW_AUTH_TOKEN: expected a token of at most 255 bytes");
+    assert_message(&f->diag, "AGENTAFLOW_ALLOWED_HOSTS: more than 16 entries, got "
+                             "\"1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17\"");
+    assert_int_equal(f->diag.n_errors, 3);
+    assert_int_equal(c->port, 9200);
+    assert_string_equal(c->auth_token, "env-token");
+    assert_int_equal(c->n_allowed_hosts, 2);
+}
+
+static void test_server_dump_redacts(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(load(f, "server:\n  auth_token: hunter2hunter2\n"
+                             "  allowed_hosts: [gpu.example]\n  tls: {cert_file: /c, key_file: "
+                             "/k}\n"),
+                     0);
+    char *json = NULL, *text = NULL;
+    assert_int_equal(af_config_dump_json(&f->cfg, true, &json), 0);
+    assert_int_equal(af_config_dump_text(&f->cfg, true, &text), 0);
+    assert_null(strstr(json, "hunter2"));
+    assert_null(strstr(text, "hunter2"));
+    assert_non_null(strstr(json, "\"auth_token\": \"[redacted]\""));
+    assert_non_null(strstr(json, "\"allowed_hosts\": [\n      \"gpu.example\"\n    ]"));
+    assert_non_null(strstr(json, "\"tls\": {\n      \"cert_file\": \"/c\""));
+    assert_non_null(strstr(json, "\"metrics_port\": 9001"));
+    assert_non_null(strstr(text, "server.auth_token = [redacted]\n"));
+    assert_non_null(strstr(text, "server.port = 9000\n"));
+    assert_non_null(strstr(text, "server.allowed_hosts = [\"gpu.example\"]\n"));
+    assert_non_null(strstr(text, "server.tls.client_ca_file = (unset)\n"));
+    assert_non_null(strstr(text, "server.body_limit = 1048576\n"));
+    assert_non_null(strstr(text, "server.gpu_backend = auto\n"));
+    free(json);
+    free(text);
+    assert_int_equal(af_config_dump_json(&f->cfg, false, &json), 0);
+    assert_non_null(strstr(json, "hunter2hunter2"));
+    free(json);
+}
+
+/* af_config_set: what command-line flags use. */
+static void test_config_set(void **state)
+{
+    fixture *f = *state;
+    char err[256] = "";
+    assert_int_equal(af_config_set(&f->cfg, "server.port", "0", err, sizeof err), 0);
+    assert_int_equal(f->cfg.server.port, 0);
+    assert_int_equal(af_config_set(&f->cfg, "server.gpu_backend", "NVML", err, sizeof err), 0);
+    assert_int_equal(f->cfg.server.gpu_backend, AF_CONFIG_GPU_NVML);
+    assert_int_equal(af_config_set(&f->cfg, "server.metrics_port", "65536", err, sizeof err),
+                     AF_EPARSE);
+    assert_string_equal(err, "expected a port number 0-65535 (0 = any free port) or -1 (no "
+                             "listener)");
+    assert_int_equal(af_config_set(&f->cfg, "server.prot", "1", err, sizeof err), -EINVAL);
+    assert_string_equal(err, "server.prot: unknown key");
+    assert_int_equal(af_config_set(&f->cfg, "server.allowed_hosts", "x", err, sizeof err), -EINVAL);
+    assert_int_equal(f->cfg.server.n_allowed_hosts, 0);
+}
+
+/* docs/configuration.md comes from here: every key once, with its bounds and variable. */
+static void test_docs(void **state)
+{
+    (void)state;
+    char *md = NULL;
+    assert_int_equal(af_config_dump_docs(&md), 0);
+    for (size_t i = 0; i < af_config_key_count(); i++) {
+        char cell[160];
+        snprintf(cell, sizeof cell, "| `%s` |", af_config_key_at(i)->key);
+        const char *at = strstr(md, cell);
+        assert_non_null(at);
+        assert_null(strstr(at + 1, cell));
+    }
+    assert_non_null(
+        strstr(md, "| `server.port` | int | `9000` | 0 to 65535 | `AGENTAFLOW_PORT` |"));
+    assert_non_null(strstr(md, "| `server.auth_token` | string, secret | unset |"));
+    assert_non_null(strstr(md, "| `server.gpu_backend` | enum | `auto` | auto, nvml, simulated |"));
+    assert_non_null(
+        strstr(md, "`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_ENDPOINT`"));
+    assert_non_null(strstr(md, "\n## server\n"));
+    free(md);
+
+    char bounds[128];
+    af_config_key_bounds(af_config_key_find("server.ws_push_interval"), bounds, sizeof bounds);
+    assert_string_equal(bounds, "100ms to 1h");
+    af_config_key_bounds(af_config_key_find("server.allowed_hosts"), bounds, sizeof bounds);
+    assert_string_equal(bounds, "at most 16 entries of at most 255 bytes");
+    af_config_key_info copy = *af_config_key_find("server.port"); /* not a table row */
+    af_config_key_bounds(&copy, bounds, sizeof bounds);
+    assert_string_equal(bounds, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -737,6 +1094,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_diag_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_diag_null_logs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_keys_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_bad_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_list_and_secret_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_tls_pairing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_unknown_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_env, setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_server_dump_redacts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_set, setup, teardown),
+        cmocka_unit_test(test_docs),
     };
     for (size_t i = 0; i < sizeof otel_vars / sizeof otel_vars[0]; i++)
         unsetenv(otel_vars[i]);
