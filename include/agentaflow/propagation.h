@@ -56,8 +56,9 @@ int af_traceparent_parse(const char *value, size_t len, af_span_context *out);
 void af_traceparent_format(const af_span_context *sc, char out[56]);
 
 /*
- * Validates a tracestate value (list-members with W3C keys and values, at most 32 members;
- * empty members allowed and removed) and stores it normalized into sc->trace_state,
+ * Validates a tracestate value (list-members with W3C Level 2 keys and values, at most 32
+ * members; empty members allowed and removed; a key repeated later in the list is dropped,
+ * the first entry kept) and stores it normalized into sc->trace_state,
  * truncating to AF_TRACE_STATE_MAX by the spec's order (entries longer than 128 characters
  * first, then from the end). Returns 0, or AF_EPARSE leaving sc untouched.
  */
