@@ -289,7 +289,11 @@ typedef struct af_span {
     uint64_t gen;
 } af_span;
 
+#ifdef __cplusplus
+#define AF_SPAN_NONE (af_span{NULL, 0})
+#else
 #define AF_SPAN_NONE ((af_span){NULL, 0})
+#endif
 
 struct af_link {
     const af_span_context *context;
@@ -320,7 +324,7 @@ typedef struct af_span_start_opts {
  * its context (so propagation works) but records nothing. Never blocks.
  */
 af_span af__span_start(af_tracer *t, const char *name, const af_span_start_opts *opts);
-inline af_span af_span_start(af_tracer *t, const char *name, const af_span_start_opts *opts)
+static inline af_span af_span_start(af_tracer *t, const char *name, const af_span_start_opts *opts)
 {
     /* Inline so that disabled tracing (a NULL tracer) costs a test and a branch. */
     return t ? af__span_start(t, name, opts) : AF_SPAN_NONE;
@@ -331,7 +335,7 @@ af_span af_span_start_child(af_tracer *t, const char *name, af_span_kind kind,
 
 /* Ends the span now / at end_ns. Idempotent; never blocks and never does I/O. */
 void af_span_end_at(af_span s, uint64_t end_ns);
-inline void af_span_end(af_span s)
+static inline void af_span_end(af_span s)
 {
     if (s.rec)
         af_span_end_at(s, 0);
@@ -342,7 +346,7 @@ bool af_span_is_recording(af_span s);
 void af_span_get_context(af_span s, af_span_context *out);
 
 void af__span_set_attrs(af_span s, const af_attr *attrs, size_t n);
-inline void af_span_set_attrs(af_span s, const af_attr *attrs, size_t n)
+static inline void af_span_set_attrs(af_span s, const af_attr *attrs, size_t n)
 {
     if (s.rec)
         af__span_set_attrs(s, attrs, n);
@@ -356,7 +360,8 @@ void af_span_set_bool(af_span s, const char *key, bool value);
 /* Adds an event; time_ns 0 = now. */
 void af_span_add_event_at(af_span s, const char *name, uint64_t time_ns, const af_attr *attrs,
                           size_t n_attrs);
-inline void af_span_add_event(af_span s, const char *name, const af_attr *attrs, size_t n_attrs)
+static inline void af_span_add_event(af_span s, const char *name, const af_attr *attrs,
+                                     size_t n_attrs)
 {
     if (s.rec)
         af_span_add_event_at(s, name, 0, attrs, n_attrs);

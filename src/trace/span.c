@@ -282,13 +282,6 @@ static af_span_kind invalid_kind(af_span_kind kind)
     return AF_SPAN_KIND_INTERNAL;
 }
 
-/* The external definitions of the header's inline wrappers (C99 inline model). */
-extern inline af_span af_span_start(af_tracer *t, const char *name, const af_span_start_opts *o);
-extern inline void af_span_end(af_span s);
-extern inline void af_span_set_attrs(af_span s, const af_attr *attrs, size_t n);
-extern inline void af_span_add_event(af_span s, const char *name, const af_attr *attrs,
-                                     size_t n_attrs);
-
 af_span af__span_start(af_tracer *t, const char *name, const af_span_start_opts *o)
 {
     if (!t)
