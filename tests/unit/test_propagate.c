@@ -471,12 +471,14 @@ static void test_propagators_from_env(void **state)
     assert_string_equal(log_text, "");
     assert_int_equal(env("none"), 0);
     assert_string_equal(log_text, "");
-    assert_int_equal(env("b3,tracecontext"), AF_PROPAGATE_TRACECONTEXT);
-    assert_non_null(strstr(log_text, "warn: "));
-    assert_non_null(strstr(log_text, "unsupported propagator \"b3\""));
+    assert_int_equal(env("b3,tracecontext"), AF_PROPAGATE_B3 | AF_PROPAGATE_TRACECONTEXT);
+    assert_int_equal(env("B3MULTI , b3"), AF_PROPAGATE_B3_MULTI | AF_PROPAGATE_B3);
+    assert_string_equal(log_text, "");
     assert_int_equal(env("xray"), 0);
-    assert_non_null(strstr(log_text, "\"xray\""));
-    assert_int_equal(env("jaeger,b3multi,ottrace,baggage"), AF_PROPAGATE_BAGGAGE);
+    assert_non_null(strstr(log_text, "warn: "));
+    assert_non_null(strstr(log_text, "unsupported propagator \"xray\""));
+    assert_int_equal(env("jaeger,b3multi,ottrace,baggage"),
+                     AF_PROPAGATE_B3_MULTI | AF_PROPAGATE_BAGGAGE);
     assert_non_null(strstr(log_text, "\"ottrace\""));
     assert_int_equal(env("nonsense,tracecontext"), AF_PROPAGATE_TRACECONTEXT);
     assert_non_null(strstr(log_text, "unknown propagator \"nonsense\""));
