@@ -36,15 +36,21 @@ include(CheckLanguage)
 check_language(CXX)
 if(CMAKE_CXX_COMPILER)
   enable_language(CXX)
+  # The project's warning flags apply to C++ too, less the two that exist only for C.
+  macro(af_cxx_target tgt std)
+    set_target_properties(${tgt} PROPERTIES
+      CXX_STANDARD ${std} CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
+    get_target_property(af_cxx_opts ${tgt} COMPILE_OPTIONS)
+    list(REMOVE_ITEM af_cxx_opts -Wstrict-prototypes -Wmissing-prototypes)
+    set_target_properties(${tgt} PROPERTIES COMPILE_OPTIONS "${af_cxx_opts}")
+    target_link_libraries(${tgt} PRIVATE agentaflow_static)
+  endmacro()
+  # Every public header as C++11 (building it is the check).
+  add_library(af_all_headers_cxx11 OBJECT ${CMAKE_CURRENT_LIST_DIR}/all_headers.cpp)
+  af_cxx_target(af_all_headers_cxx11 11)
   foreach(std 17 20)
     add_executable(readme_quickstart_cxx${std} ${CMAKE_CURRENT_BINARY_DIR}/readme_quickstart.cpp)
-    set_target_properties(readme_quickstart_cxx${std} PROPERTIES
-      CXX_STANDARD ${std} CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
-    # The project's warning flags apply, less the two that exist only for C.
-    get_target_property(af_qs_opts readme_quickstart_cxx${std} COMPILE_OPTIONS)
-    list(REMOVE_ITEM af_qs_opts -Wstrict-prototypes -Wmissing-prototypes)
-    set_target_properties(readme_quickstart_cxx${std} PROPERTIES COMPILE_OPTIONS "${af_qs_opts}")
-    target_link_libraries(readme_quickstart_cxx${std} PRIVATE agentaflow_static)
+    af_cxx_target(readme_quickstart_cxx${std} ${std})
     add_test(NAME example.readme_quickstart_cxx${std} COMMAND readme_quickstart_cxx${std})
     set_tests_properties(example.readme_quickstart_cxx${std} PROPERTIES TIMEOUT 60
       LABELS example ENVIRONMENT "${af_qs_env}")
