@@ -118,7 +118,10 @@ typedef enum af_sampling_decision {
     AF_SAMPLING_RECORD_AND_SAMPLE = 2,
 } af_sampling_decision;
 
-/* What a sampler sees when a span starts. */
+typedef struct af_link af_link; /* defined with the span API below */
+
+/* What a sampler sees when a span starts (the spec's ShouldSample inputs). Fields are only
+ * ever appended, so samplers built against an older header keep working. */
 typedef struct af_sampling_params {
     const af_span_context *parent; /* NULL or invalid = root span */
     const uint8_t *trace_id;       /* 16 bytes */
@@ -126,6 +129,8 @@ typedef struct af_sampling_params {
     af_span_kind kind;
     const af_attr *attrs;
     size_t n_attrs;
+    const af_link *links; /* the links given at start (af_span_start_opts), as passed */
+    size_t n_links;
 } af_sampling_params;
 
 /* Custom sampler hooks. `should_sample` must be thread-safe and must not block. */
@@ -226,11 +231,30 @@ void af_tracer_provider_opts_init(af_tracer_provider_opts *o);
 int af_tracer_provider_new(const af_tracer_provider_opts *opts, af_tracer_provider **out);
 /* Appends a processor (registration order = call order). Takes ownership. Not after shutdown. */
 int af_tracer_provider_add_processor(af_tracer_provider *p, af_span_processor *proc);
+/* The instrumentation scope a tracer is asked for (the spec's "Get a Tracer" parameters). */
+typedef struct af_tracer_opts {
+    const char *name;       /* required; NULL or "" is logged and used as "" */
+    const char *version;    /* NULL = none */
+    const char *schema_url; /* NULL = none */
+    /* Scope attributes, copied (a repeated key keeps its last value). OTLP exports them as
+     * InstrumentationScope.attributes; Jaeger has no scope object, and the collector's
+     * OTLP-to-Jaeger mapping drops them too, so the Jaeger exporter leaves them out. */
+    const af_attr *attrs;
+    size_t n_attrs;
+} af_tracer_opts;
+
+/* All fields empty. */
+void af_tracer_opts_init(af_tracer_opts *o);
 /*
- * Gets (or creates) the tracer for an instrumentation scope. version and schema_url may be
- * NULL. The same (name, version, schema_url) returns the same tracer. After shutdown the
- * returned tracer is a no-op one. Never returns NULL for a non-NULL provider.
+ * Gets (or creates) the tracer for an instrumentation scope. The same name, version,
+ * schema_url and attribute set (in any order) return the same tracer. An attribute with a
+ * NULL or empty key or a NULL value pointer makes the whole list ignored, with a warning (a
+ * tracer is still returned). After shutdown the returned tracer is a no-op one. Never
+ * returns NULL for a non-NULL provider and non-NULL opts.
  */
+af_tracer *af_tracer_provider_get_tracer_opts(af_tracer_provider *p, const af_tracer_opts *o);
+/* af_tracer_provider_get_tracer_opts without scope attributes; version and schema_url may
+ * be NULL. */
 af_tracer *af_tracer_provider_get_tracer(af_tracer_provider *p, const char *name,
                                          const char *version, const char *schema_url);
 /* Exports everything ended before the call; 0, AF_ETIMEDOUT or AF_EEXPORT. */
@@ -265,13 +289,17 @@ typedef struct af_span {
     uint64_t gen;
 } af_span;
 
+#ifdef __cplusplus
+#define AF_SPAN_NONE (af_span{NULL, 0})
+#else
 #define AF_SPAN_NONE ((af_span){NULL, 0})
+#endif
 
-typedef struct af_link {
+struct af_link {
     const af_span_context *context;
     const af_attr *attrs;
     size_t n_attrs;
-} af_link;
+};
 
 typedef enum af_parent_mode {
     AF_PARENT_CURRENT = 0, /* the thread's current span (af_context_attach), else root */
@@ -296,7 +324,7 @@ typedef struct af_span_start_opts {
  * its context (so propagation works) but records nothing. Never blocks.
  */
 af_span af__span_start(af_tracer *t, const char *name, const af_span_start_opts *opts);
-inline af_span af_span_start(af_tracer *t, const char *name, const af_span_start_opts *opts)
+static inline af_span af_span_start(af_tracer *t, const char *name, const af_span_start_opts *opts)
 {
     /* Inline so that disabled tracing (a NULL tracer) costs a test and a branch. */
     return t ? af__span_start(t, name, opts) : AF_SPAN_NONE;
@@ -307,7 +335,7 @@ af_span af_span_start_child(af_tracer *t, const char *name, af_span_kind kind,
 
 /* Ends the span now / at end_ns. Idempotent; never blocks and never does I/O. */
 void af_span_end_at(af_span s, uint64_t end_ns);
-inline void af_span_end(af_span s)
+static inline void af_span_end(af_span s)
 {
     if (s.rec)
         af_span_end_at(s, 0);
@@ -318,7 +346,7 @@ bool af_span_is_recording(af_span s);
 void af_span_get_context(af_span s, af_span_context *out);
 
 void af__span_set_attrs(af_span s, const af_attr *attrs, size_t n);
-inline void af_span_set_attrs(af_span s, const af_attr *attrs, size_t n)
+static inline void af_span_set_attrs(af_span s, const af_attr *attrs, size_t n)
 {
     if (s.rec)
         af__span_set_attrs(s, attrs, n);
@@ -332,7 +360,8 @@ void af_span_set_bool(af_span s, const char *key, bool value);
 /* Adds an event; time_ns 0 = now. */
 void af_span_add_event_at(af_span s, const char *name, uint64_t time_ns, const af_attr *attrs,
                           size_t n_attrs);
-inline void af_span_add_event(af_span s, const char *name, const af_attr *attrs, size_t n_attrs)
+static inline void af_span_add_event(af_span s, const char *name, const af_attr *attrs,
+                                     size_t n_attrs)
 {
     if (s.rec)
         af_span_add_event_at(s, name, 0, attrs, n_attrs);

@@ -23,6 +23,8 @@ typedef struct af_instrumentation_scope {
     const char *name;
     const char *version;    /* "" when none */
     const char *schema_url; /* "" when none */
+    const af_attr *attrs;   /* the scope's attributes (af_tracer_opts); NULL when none */
+    size_t n_attrs;
 } af_instrumentation_scope;
 
 typedef struct af_event_data {

@@ -242,6 +242,7 @@ af_span_copy *af_span_copy_new(const af_span_data *span)
     copy_str(&measure, sc ? sc->name : "");
     copy_str(&measure, sc ? sc->version : "");
     copy_str(&measure, sc ? sc->schema_url : "");
+    copy_attrs(&measure, sc ? sc->attrs : NULL, sc ? (uint32_t)sc->n_attrs : 0);
     af_span_copy *cp = malloc(measure.used);
     if (!cp)
         return NULL;
@@ -251,6 +252,8 @@ af_span_copy *af_span_copy_new(const af_span_data *span)
     cp->scope.name = copy_str(&real, sc ? sc->name : "");
     cp->scope.version = copy_str(&real, sc ? sc->version : "");
     cp->scope.schema_url = copy_str(&real, sc ? sc->schema_url : "");
+    cp->scope.n_attrs = sc ? sc->n_attrs : 0;
+    cp->scope.attrs = copy_attrs(&real, sc ? sc->attrs : NULL, (uint32_t)cp->scope.n_attrs);
     cp->data.scope = &cp->scope;
     if (span->resource && !(cp->resource = shared_resource(span->resource))) {
         free(cp);

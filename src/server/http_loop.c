@@ -389,6 +389,9 @@ static void send_resp(af__conn *c, af__resp *rs, bool keep_alive, bool http10, b
     if (traceresponse && traceresponse[0]) {
         p = PUT_LIT(p, "traceresponse: ");
         p = put(p, traceresponse, 55);
+        /* The W3C response binding now also names the Server-Timing metric "trace". */
+        p = PUT_LIT(p, "\r\nserver-timing: trace;desc=");
+        p = put(p, traceresponse, 55);
         p = PUT_LIT(p, "\r\n");
     }
     if (rs->allow[0]) {

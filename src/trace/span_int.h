@@ -62,7 +62,8 @@ struct af_span_processor {
 
 struct af_tracer {
     af_tracer_provider *provider;
-    af_instrumentation_scope scope; /* strings owned by the tracer */
+    af_instrumentation_scope scope; /* strings owned by the tracer; attrs point into ... */
+    af_resource *scope_attrs;       /* ... this owned attribute set (NULL when none) */
     struct af_tracer *next;
 };
 

@@ -535,6 +535,11 @@ static void test_trace_middleware(void **state)
     char tr[128];
     assert_non_null(header(&r, "traceresponse", tr, sizeof(tr)));
     assert_int_equal(strncmp(tr, "00-4bf92f3577b34da6a3ce929d0e0e4736-", 36), 0);
+    /* The same value under the W3C Server-Timing binding (metric "trace"). */
+    char st[128], want[160];
+    assert_non_null(header(&r, "Server-Timing", st, sizeof(st)));
+    snprintf(want, sizeof(want), "trace;desc=%s", tr);
+    assert_string_equal(st, want);
     free(r.body);
 
     /* The store is fed by a batch processor with a short delay: poll. */

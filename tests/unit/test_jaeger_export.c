@@ -15,7 +15,7 @@
 
 #define MS 1000000ull
 
-static const af_instrumentation_scope scope = {"lib", "1.0", ""};
+static const af_instrumentation_scope scope = {"lib", "1.0", "", NULL, 0};
 
 typedef struct fixture {
     af_test_http_receiver *rx;
