@@ -257,10 +257,12 @@ af_tracer *af_tracer_provider_get_tracer_opts(af_tracer_provider *p, const af_tr
  * be NULL. */
 af_tracer *af_tracer_provider_get_tracer(af_tracer_provider *p, const char *name,
                                          const char *version, const char *schema_url);
-/* Exports everything ended before the call; 0, AF_ETIMEDOUT or AF_EEXPORT. */
+/* Exports everything ended before the call: 0, AF_ETIMEDOUT or AF_EEXPORT (an export it
+ * waited for failed). */
 int af_tracer_provider_force_flush(af_tracer_provider *p, uint32_t timeout_ms);
-/* Flushes and shuts every processor down, bounded by timeout_ms in total. Only the first call
- * does anything; later calls return AF_ESHUTDOWN. */
+/* Flushes and shuts every processor down, bounded by timeout_ms in total: 0, AF_ETIMEDOUT or
+ * AF_EEXPORT (an export it waited for failed). Only the first call does anything; later
+ * calls return AF_ESHUTDOWN. */
 int af_tracer_provider_shutdown(af_tracer_provider *p, uint32_t timeout_ms);
 /* Shuts down (if not yet, with a 5 s bound) and frees. NULL is a no-op. */
 void af_tracer_provider_free(af_tracer_provider *p);

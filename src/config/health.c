@@ -6,9 +6,12 @@
  *   disabled - tracing.enabled is false (or no integration);
  *   degraded - some exporter is failing: its last export failed (consecutive_failures >
  *              0) or its latest attempt did, even while it is still retrying (the last
- *              failure is newer than the last success); or the provider dropped spans since
- *              the previous health check (the first check compares against zero);
+ *              failure is newer than the last success); or the provider dropped a span in
+ *              the last 60 seconds;
  *   healthy  - otherwise.
+ *
+ * A health read changes nothing: /health, the Prometheus scrape and any other reader see the
+ * same status however often they ask.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -84,10 +87,8 @@ void af_tracing_health_get(const af_tracing *t, af_tracing_health *out)
     }
     out->export_latency_ns_avg = calls ? ns / calls : 0;
 
-    pthread_mutex_lock(&t->health->lock);
-    bool dropping = out->spans.spans_dropped > t->health->last_dropped;
-    t->health->last_dropped = out->spans.spans_dropped;
-    pthread_mutex_unlock(&t->health->lock);
+    uint64_t last_drop = out->spans.last_drop_ns;
+    bool dropping = last_drop != 0 && t->health->clock() - last_drop < t->health->drop_window_ns;
 
     out->status = (failing || dropping) ? AF_HEALTH_DEGRADED : AF_HEALTH_HEALTHY;
 }
@@ -147,14 +148,19 @@ char *af_tracing_health_json(const af_tracing *t)
 {
     af_tracing_health h;
     af_tracing_health_get(t, &h);
+    return af_tracing_health_to_json(t, &h);
+}
+
+char *af_tracing_health_to_json(const af_tracing *t, const af_tracing_health *h)
+{
     json_t *o = json_object();
     json_t *exps = json_array();
     if (!o || !exps)
         goto fail;
     int bad = 0;
-    bad |= set(o, "status", json_string(af_health_status_name(h.status)));
+    bad |= set(o, "status", json_string(af_health_status_name(h->status)));
     bad |= set(o, "enabled", json_boolean(t && t->provider));
-    json_t *sn = json_string(h.service_name);
+    json_t *sn = json_string(h->service_name);
     bad |= set(o, "service_name", sn ? sn : json_string("[not UTF-8]"));
     if (t) {
         json_t *env = json_string(t->cfg.environment ? t->cfg.environment : "");
@@ -162,31 +168,31 @@ char *af_tracing_health_json(const af_tracing *t)
     }
     /* The full description: the struct's copy is truncated to its fixed size. */
     const af_sampler *smp = t && t->provider ? af_tracer_provider_sampler(t->provider) : NULL;
-    bad |= set(o, "sampler", json_string(smp ? af_sampler_description(smp) : h.sampler));
-    bad |= set(o, "sampling_ratio", json_real(h.sampling_ratio));
+    bad |= set(o, "sampler", json_string(smp ? af_sampler_description(smp) : h->sampler));
+    bad |= set(o, "sampling_ratio", json_real(h->sampling_ratio));
 
     /* exporter_type: the Go HealthCheck's key, now the comma-joined list of exporters. */
     char types[AF_TRACING_MAX_EXPORTERS * 17 + 1] = "";
-    for (size_t i = 0; i < h.n_exporters; i++) {
-        json_t *e = exporter_json(&h.exporters[i]);
+    for (size_t i = 0; i < h->n_exporters; i++) {
+        json_t *e = exporter_json(&h->exporters[i]);
         if (!e || json_array_append_new(exps, e) != 0)
             goto fail;
         size_t used = strlen(types);
-        snprintf(types + used, sizeof types - used, "%s%.16s", i ? "," : "", h.exporters[i].type);
+        snprintf(types + used, sizeof types - used, "%s%.16s", i ? "," : "", h->exporters[i].type);
     }
-    bad |= set(o, "exporter_type", json_string(h.n_exporters ? types : "none"));
+    bad |= set(o, "exporter_type", json_string(h->n_exporters ? types : "none"));
     bad |= json_object_set(o, "exporters", exps);
     bad |= set(o, "queue",
-               json_pack("{s:I,s:I}", "depth", (json_int_t)h.queue_depth, "capacity",
-                         (json_int_t)h.queue_capacity));
+               json_pack("{s:I,s:I}", "depth", (json_int_t)h->queue_depth, "capacity",
+                         (json_int_t)h->queue_capacity));
     bad |= set(o, "spans",
-               json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "started", (json_int_t)h.spans.spans_started,
-                         "ended", (json_int_t)h.spans.spans_ended, "unsampled",
-                         (json_int_t)h.spans.spans_unsampled, "dropped",
-                         (json_int_t)h.spans.spans_dropped, "exported",
-                         (json_int_t)h.spans.spans_exported, "failed",
-                         (json_int_t)h.spans.spans_failed));
-    bad |= set(o, "export_latency_ms_avg", json_real((double)h.export_latency_ns_avg / 1e6));
+               json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "started", (json_int_t)h->spans.spans_started,
+                         "ended", (json_int_t)h->spans.spans_ended, "unsampled",
+                         (json_int_t)h->spans.spans_unsampled, "dropped",
+                         (json_int_t)h->spans.spans_dropped, "exported",
+                         (json_int_t)h->spans.spans_exported, "failed",
+                         (json_int_t)h->spans.spans_failed));
+    bad |= set(o, "export_latency_ms_avg", json_real((double)h->export_latency_ns_avg / 1e6));
     if (t)
         bad |= set(o, "components", components_json(t));
     if (bad)

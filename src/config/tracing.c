@@ -154,8 +154,8 @@ int af_tracing_new(const af_tracing_config *cfg, af_tracing **out, char *err, si
         goto fail_lock;
     if (!(t->health = calloc(1, sizeof *t->health)))
         goto fail_health;
-    if (pthread_mutex_init(&t->health->lock, NULL) != 0)
-        goto fail_health_lock;
+    t->health->drop_window_ns = AF__HEALTH_DROP_WINDOW_NS;
+    t->health->clock = af_monotonic_ns;
     if (af_tracing_config_copy(&t->cfg, cfg) != 0)
         goto fail_cfg;
 
@@ -190,8 +190,6 @@ fail_exporters:
 fail_provider:
     af_tracing_config_free(&t->cfg);
 fail_cfg:
-    pthread_mutex_destroy(&t->health->lock);
-fail_health_lock:
     free(t->health);
 fail_health:
     pthread_mutex_destroy(&t->lock);
@@ -255,7 +253,6 @@ void af_tracing_free(af_tracing *t)
         af_tracer_provider_free(t->provider);
     }
     af_tracing_config_free(&t->cfg);
-    pthread_mutex_destroy(&t->health->lock);
     free(t->health);
     pthread_mutex_destroy(&t->lock);
     free(t);

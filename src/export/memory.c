@@ -68,11 +68,25 @@ static void mem_health(void *self, af_exporter_health *out)
     pthread_mutex_unlock(&m->mu);
 }
 
+/* The lock is held only for ring updates, never across I/O: taking it before fork() waits a
+ * moment at most, and the child gets a ring no thread was half-way through changing. */
+static void mem_atfork(void *self, af_fork_phase phase)
+{
+    af_memory_exporter *m = self;
+    if (phase == AF_FORK_PREPARE)
+        pthread_mutex_lock(&m->mu);
+    else if (phase == AF_FORK_PARENT)
+        pthread_mutex_unlock(&m->mu);
+    else
+        pthread_mutex_init(&m->mu, NULL); /* the locker's thread does not exist here */
+}
+
 static const af_exporter_ops mem_ops = {
     .type = "memory",
     .export_spans = mem_export,
     .destroy = mem_destroy,
     .health = mem_health,
+    .atfork = mem_atfork,
 };
 
 int af_memory_exporter_new(size_t capacity, af_exporter **out, af_memory_exporter **out_handle)

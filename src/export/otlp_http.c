@@ -367,6 +367,12 @@ static void otlp_health(void *self, af_exporter_health *out)
     af__http_health_get(&x->health, out);
 }
 
+static void otlp_atfork(void *self, af_fork_phase phase)
+{
+    otlp_http *x = self;
+    af__http_exporter_atfork(x->client, &x->stop, &x->health, phase);
+}
+
 static const af_exporter_ops otlp_ops = {
     .type = "otlp_http",
     .export_spans = otlp_export,
@@ -374,6 +380,7 @@ static const af_exporter_ops otlp_ops = {
     .shutdown = otlp_shutdown,
     .destroy = otlp_destroy,
     .health = otlp_health,
+    .atfork = otlp_atfork,
 };
 
 /* The effective URL (docs/standards.md): code, per-signal variable, generic variable,

@@ -35,6 +35,31 @@ static pthread_mutex_t res_mu = PTHREAD_MUTEX_INITIALIZER;
 static shared_res *res_cache[RES_CACHE]; /* each slot holds one reference */
 static unsigned res_next;
 
+/* Fork: a parent thread copying a span may hold res_mu at fork(), which left the child's
+ * first copy (its memory exporter's first export) blocked forever. res_mu nests inside no
+ * other lock, so taking it before the fork cannot deadlock. */
+static void res_prepare(void)
+{
+    pthread_mutex_lock(&res_mu);
+}
+
+static void res_parent(void)
+{
+    pthread_mutex_unlock(&res_mu);
+}
+
+static void res_child(void)
+{
+    pthread_mutex_init(&res_mu, NULL); /* the thread that held it does not exist here */
+}
+
+static pthread_once_t res_fork_once = PTHREAD_ONCE_INIT;
+
+static void res_fork_install(void)
+{
+    pthread_atfork(res_prepare, res_parent, res_child);
+}
+
 static void shared_release(shared_res *sr)
 {
     if (sr && atomic_fetch_sub_explicit(&sr->refs, 1, memory_order_acq_rel) == 1) {
@@ -91,6 +116,7 @@ static bool resource_equal(const af_resource *a, const af_resource *b)
 /* A shared copy of `src` with one reference for the caller; NULL on ENOMEM. */
 static shared_res *shared_resource(const af_resource *src)
 {
+    pthread_once(&res_fork_once, res_fork_install);
     pthread_mutex_lock(&res_mu);
     for (unsigned i = 0; i < RES_CACHE; i++) {
         shared_res *sr = res_cache[i];

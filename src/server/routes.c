@@ -475,7 +475,7 @@ static int h_health(af__req *rq, af__resp *rs)
     af_tracing_health th;
     af_tracing_health_get(s->o.tracing, &th);
     degraded += th.status == AF_HEALTH_DEGRADED;
-    put_json_str(b, af_tracing_health_json(s->o.tracing));
+    put_json_str(b, af_tracing_health_to_json(s->o.tracing, &th));
 
     const char *overall = down ? "unhealthy" : degraded ? "degraded" : "healthy";
     af__buf_printf(b,

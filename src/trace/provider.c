@@ -355,5 +355,7 @@ void af_tracer_provider_stats(const af_tracer_provider *p, af_provider_stats *ou
         out->spans_dropped += st.dropped;
         out->spans_exported += st.exported;
         out->spans_failed += st.failed;
+        if (st.last_drop_ns > out->last_drop_ns)
+            out->last_drop_ns = st.last_drop_ns;
     }
 }

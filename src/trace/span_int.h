@@ -176,5 +176,7 @@ void af__pool_atfork_child(void);
 void af__batch_atfork_prepare(void);
 void af__batch_atfork_parent(void);
 void af__batch_atfork_child(void);
+/* Runs the exporter's optional atfork hook (see af_exporter_ops). */
+void af__exporter_atfork(af_exporter *e, af_fork_phase phase);
 
 #endif

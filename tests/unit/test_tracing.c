@@ -3,6 +3,7 @@
  * toggles, added exporters, shutdown, and the health check (status rule, keys, no secrets).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -12,6 +13,7 @@
 #include "agentaflow/config.h"
 #include "agentaflow/export.h"
 #include "agentaflow/tracing.h"
+#include "config/tracing_int.h"
 
 static void base_config(af_tracing_config *cfg)
 {
@@ -350,6 +352,90 @@ static void test_dead_exporter_does_not_delay_others(void **state)
     af_tracing_free(t);
 }
 
+/* An exporter that holds its first export until released: a stalled collector, so the
+ * processor's queue fills up and spans are dropped. */
+typedef struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool open;
+} gate;
+
+static int gate_export(void *self, const af_span_data *const *spans, size_t n, uint64_t dl)
+{
+    (void)spans;
+    (void)n;
+    (void)dl;
+    gate *g = self;
+    pthread_mutex_lock(&g->mu);
+    while (!g->open)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+    return 0;
+}
+
+static const af_exporter_ops gate_ops = {.type = "gate", .export_spans = gate_export};
+
+static uint64_t clock_offset_ns;
+
+/* The monotonic clock moved forward by clock_offset_ns: steps past the drop window. */
+static uint64_t shifted_clock(void)
+{
+    return af_monotonic_ns() + clock_offset_ns;
+}
+
+/* Issue 12 (7): reading health consumed the "spans dropped" signal, so the second read said
+ * healthy, /health disagreed with itself and each Prometheus scrape reset it. */
+static void test_health_read_is_pure(void **state)
+{
+    (void)state;
+    af_tracing_config cfg;
+    base_config(&cfg);
+    af_tracing *t = NULL;
+    char err[256] = "";
+    assert_int_equal(af_tracing_new(&cfg, &t, err, sizeof(err)), 0);
+    af_tracing_config_free(&cfg);
+    gate g = {.open = false};
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    af_exporter *e = NULL;
+    assert_int_equal(af_exporter_new(&gate_ops, &g, &e), 0);
+    af_batch_processor_opts bo = fast_batch();
+    bo.max_queue_size = 8;
+    bo.max_export_batch_size = 8;
+    assert_int_equal(af_tracing_add_exporter(t, e, &bo), 0);
+
+    af_tracing_health h;
+    af_tracing_health_get(t, &h);
+    assert_int_equal(h.status, AF_HEALTH_HEALTHY);
+    af_test_log_capture_begin(); /* the processor warns about the full queue */
+    for (int i = 0; i < 1000; i++)
+        af_span_end(af_span_start(af_tracing_tracer(t), "s", NULL));
+    af_test_log_capture_end();
+    for (int i = 0; i < 3; i++) {
+        af_tracing_health_get(t, &h);
+        assert_true(h.spans.spans_dropped > 0);
+        assert_int_equal(h.status, AF_HEALTH_DEGRADED);
+    }
+    char *json = af_tracing_health_json(t);
+    assert_non_null(json);
+    assert_non_null(strstr(json, "\"status\":\"degraded\""));
+    free(json);
+
+    clock_offset_ns = t->health->drop_window_ns;
+    t->health->clock = shifted_clock;
+    af_tracing_health_get(t, &h);
+    assert_int_equal(h.status, AF_HEALTH_HEALTHY);
+    clock_offset_ns = t->health->drop_window_ns / 2; /* still inside the window */
+    af_tracing_health_get(t, &h);
+    assert_int_equal(h.status, AF_HEALTH_DEGRADED);
+
+    pthread_mutex_lock(&g.mu);
+    g.open = true;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    af_tracing_free(t);
+}
+
 int main(void)
 {
     static const char *const vars[] = {"OTEL_SDK_DISABLED", "OTEL_SERVICE_NAME",
@@ -365,6 +451,7 @@ int main(void)
         cmocka_unit_test(test_bad_exporter_config),
         cmocka_unit_test(test_shutdown_flushes_pending),
         cmocka_unit_test(test_dead_exporter_does_not_delay_others),
+        cmocka_unit_test(test_health_read_is_pure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
