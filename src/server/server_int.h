@@ -281,6 +281,13 @@ struct af__conn {
     af__http_chunked chunked;
     char peer[46]; /* the client's address, for the span */
     af__txn txn;
+
+    /* TLS (tls.h); ssl is NULL on a plain listener. A blocked TLS read may have to write
+     * first (the handshake) and a blocked write to read first: it then waits for the other
+     * readiness. */
+    struct ssl_st *ssl;
+    bool tls_read_on_out;
+    bool tls_write_on_in;
 };
 
 /* One HTTP event-loop thread. */
@@ -313,6 +320,7 @@ struct af_server {
 
     /* HTTP: the listeners (owned; shut down on stop, closed by af_server_free) and loops */
     int api_fd, metrics_fd; /* -1 = none */
+    struct af__tls *tls;    /* both listeners speak TLS; NULL = plain HTTP */
     af__loop *loops;
     unsigned n_loops;
     bool running; /* af_server_start was called */
