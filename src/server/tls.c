@@ -141,19 +141,13 @@ static int build_ctx(const af__tls *t, SSL_CTX **out, char *err, size_t err_len)
     static const unsigned char sid_ctx[] = "agentaflow";
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
     SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
-    int rc = -EINVAL;
     if (SSL_CTX_use_certificate_chain_file(ctx, t->cert) != 1) {
         ssl_err(err, err_len, "cannot load the TLS certificate chain from", t->cert);
         goto fail;
     }
+    /* This also checks that the key matches the certificate ("key values mismatch"). */
     if (SSL_CTX_use_PrivateKey_file(ctx, t->key, SSL_FILETYPE_PEM) != 1) {
         ssl_err(err, err_len, "cannot load the TLS private key from", t->key);
-        goto fail;
-    }
-    if (SSL_CTX_check_private_key(ctx) != 1) {
-        snprintf(err, err_len, "the TLS private key %s does not match the certificate %s", t->key,
-                 t->cert);
-        ERR_clear_error();
         goto fail;
     }
     if (t->client_ca) {
@@ -170,7 +164,7 @@ static int build_ctx(const af__tls *t, SSL_CTX **out, char *err, size_t err_len)
     return 0;
 fail:
     SSL_CTX_free(ctx);
-    return rc;
+    return -EINVAL;
 }
 
 int af__tls_new(const char *cert, const char *key, const char *client_ca, af__tls **out, char *err,
