@@ -19,6 +19,11 @@
  * faster than they are answered, holds at most one response and max_head + body_limit bytes.
  * Every connection has a deadline (the next request must be complete, or the pending output
  * must move, within AF__HTTP_IDLE_MS); the loop keeps connections in deadline order.
+ *
+ * TLS (tls.c, when server.tls is set): the same flow through conn_recv/conn_send. The
+ * handshake runs inside the first reads, bounded by the same deadline. Sessions read records
+ * ahead (one recv() per request again), so a connection whose session already holds input,
+ * which epoll cannot see, is read once more at the end of the loop turn (read_ready).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -159,11 +164,33 @@ static void all_add(af__conn *c)
     l->n_conns++;
 }
 
+/* Takes a closing connection off the TLS read queue (short: connections with pipelined
+ * input), so bury() cannot free one that is still queued. */
+static void ready_remove(af__conn *c)
+{
+    af__loop *l = c->loop;
+    af__conn *prev = NULL;
+    for (af__conn *q = l->tls_ready_head; q; prev = q, q = q->ready_next) {
+        if (q != c)
+            continue;
+        if (prev)
+            prev->ready_next = c->ready_next;
+        else
+            l->tls_ready_head = c->ready_next;
+        if (l->tls_ready_tail == c)
+            l->tls_ready_tail = prev;
+        break;
+    }
+    c->tls_ready = false;
+}
+
 /* The connection leaves every list of open ones; its memory waits for the end of the turn. */
 static void retire(af__conn *c)
 {
     af__loop *l = c->loop;
     timed_remove(c);
+    if (c->tls_ready)
+        ready_remove(c);
     if (c->all_prev)
         c->all_prev->all_next = c->all_next;
     else
@@ -198,6 +225,21 @@ static void conn_close(af__conn *c, const char *why)
     retire(c);
 }
 
+/* Queues a TLS connection for a read at the end of the loop turn (read_ready). */
+static void ready_add(af__conn *c)
+{
+    af__loop *l = c->loop;
+    if (c->tls_ready)
+        return;
+    c->tls_ready = true;
+    c->ready_next = NULL;
+    if (l->tls_ready_tail)
+        l->tls_ready_tail->ready_next = c;
+    else
+        l->tls_ready_head = c;
+    l->tls_ready_tail = c;
+}
+
 static void update_events(af__conn *c)
 {
     if (c->fd < 0)
@@ -211,6 +253,9 @@ static void update_events(af__conn *c)
         want = EPOLLRDHUP;
     else
         want = (c->tls_read_on_out ? EPOLLOUT : EPOLLIN) | EPOLLRDHUP;
+    /* Input the session already holds never makes the socket readable again. */
+    if (c->ssl && (want & EPOLLIN) && !c->lingering && af__tls_buffered(c->ssl))
+        ready_add(c);
     if (want == c->events)
         return;
     struct epoll_event ev = {.events = want, .data.ptr = c};
@@ -819,6 +864,23 @@ static void on_accept(af__loop *l, int lfd, bool metrics, uint64_t now)
 /* ---------------------------------------------------------------------------------------- */
 /* The loop.                                                                                 */
 
+/* Reads the TLS connections queued by ready_add, as if their sockets were readable. Those
+ * queued again while this runs wait for the next turn, so one client streaming pipelined
+ * requests cannot hold the loop. */
+static void read_ready(af__loop *l)
+{
+    af__conn *c = l->tls_ready_head;
+    l->tls_ready_head = l->tls_ready_tail = NULL;
+    while (c) {
+        af__conn *next = c->ready_next;
+        c->tls_ready = false;
+        if (c->fd >= 0 && !c->lingering && !c->tls_read_on_out && c->state != AF__CONN_BUSY &&
+            c->tx.len == c->tx_off)
+            conn_read(c);
+        c = next;
+    }
+}
+
 static void expire(af__loop *l, uint64_t now)
 {
     while (l->timed_head && l->timed_head->deadline_mono <= now) {
@@ -907,6 +969,8 @@ static void *loop_main(void *arg)
         }
         if (atomic_load(&s->stopping) && timeout > 50)
             timeout = 50;
+        if (l->tls_ready_head)
+            timeout = 0;
         int n = epoll_wait(l->epfd, ev, AF__EVENTS, timeout);
         now = af_monotonic_ns();
         for (int i = 0; i < n; i++) {
@@ -925,6 +989,7 @@ static void *loop_main(void *arg)
             }
         }
         expire(l, now);
+        read_ready(l);
         bury(l);
     }
     /* Whatever is left: idle, timed out, or past the stop bound. */

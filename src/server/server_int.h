@@ -288,6 +288,8 @@ struct af__conn {
     struct ssl_st *ssl;
     bool tls_read_on_out;
     bool tls_write_on_in;
+    bool tls_ready; /* on the loop's tls_ready list */
+    af__conn *ready_next;
 };
 
 /* One HTTP event-loop thread. */
@@ -309,6 +311,9 @@ struct af__loop {
     uint64_t stop_deadline_mono;       /* loop */
     af__job *done_head;                /* finished jobs for this loop (job_mu) */
     af__gpus_cache gpus;               /* loop: GET /api/v1/gpus */
+    /* loop: TLS connections to read at the end of the turn (input their sessions read ahead
+     * is invisible to epoll), in order */
+    af__conn *tls_ready_head, *tls_ready_tail;
 };
 
 struct af_server {

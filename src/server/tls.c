@@ -141,6 +141,9 @@ static int build_ctx(const af__tls *t, SSL_CTX **out, char *err, size_t err_len)
     static const unsigned char sid_ctx[] = "agentaflow";
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
     SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    /* One recv() per record instead of two (header, then body); the loop reads what this
+     * leaves buffered without waiting for epoll (af__tls_buffered). */
+    SSL_CTX_set_read_ahead(ctx, 1);
     if (SSL_CTX_use_certificate_chain_file(ctx, t->cert) != 1) {
         ssl_err(err, err_len, "cannot load the TLS certificate chain from", t->cert);
         goto fail;
@@ -297,6 +300,11 @@ size_t af__tls_pending(struct ssl_st *ssl)
 {
     int n = SSL_pending(ssl);
     return n > 0 ? (size_t)n : 0;
+}
+
+bool af__tls_buffered(struct ssl_st *ssl)
+{
+    return SSL_has_pending(ssl) == 1;
 }
 
 void af__tls_notify_close(struct ssl_st *ssl)

@@ -51,8 +51,11 @@ ssize_t af__tls_read(struct ssl_st *ssl, void *buf, size_t len, uint32_t *want, 
  * start with the same unsent bytes (they may have moved in memory). */
 ssize_t af__tls_write(struct ssl_st *ssl, const void *buf, size_t len, uint32_t *want,
                       const char *peer);
-/* Decrypted bytes the session holds that the socket no longer shows as readable. */
+/* Decrypted bytes of the last record that the last read did not take. */
 size_t af__tls_pending(struct ssl_st *ssl);
+/* The session holds input (decrypted, or records read ahead from the socket) that the socket
+ * no longer shows as readable: the next read may return data although epoll says nothing. */
+bool af__tls_buffered(struct ssl_st *ssl);
 /* Sends close_notify once (best effort, never blocks); no-op after a failure. */
 void af__tls_notify_close(struct ssl_st *ssl);
 /* af__tls_notify_close, then frees the session. NULL is a no-op. */
