@@ -152,6 +152,10 @@ int cmd_serve(int argc, char **argv)
 
     int sig = 0;
     while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
+        if (!st.tls_cert_file[0]) {
+            af_log(AF_LOG_INFO, "SIGHUP: TLS is not configured; nothing to reload");
+            continue;
+        }
         rc = af_server_reload_tls(srv, err, sizeof(err));
         if (rc == 0)
             af_log(AF_LOG_INFO, "SIGHUP: TLS certificates reloaded; new connections use them");
