@@ -89,7 +89,7 @@ typedef struct af_server_opts {
     const char *const *allowed_hosts;
     size_t n_allowed_hosts;
     bool auth_read;                 /* false; true: GET routes, /ws and /metrics need the token */
-    const char *tls_cert_file;      /* NULL/"" = plain HTTP; PEM certificate chain */
+    const char *tls_cert_file;      /* NULL/"" = plain HTTP; PEM chain; both listeners use TLS */
     const char *tls_key_file;       /* PEM private key; required with tls_cert_file */
     const char *tls_client_ca_file; /* NULL/"" = no client certificate; else mutual TLS */
     uint32_t inference_timeout_ms;  /* 30000: an inference past it answers 504 */
@@ -109,8 +109,9 @@ void af_server_opts_init(af_server_opts *o);
 
 /*
  * Creates the event loop and binds both listeners (so the ports are known on return).
- * Returns 0, -EINVAL (bad option), -EACCES (non-loopback bind without a token; the reason is
- * in err), -EADDRINUSE / -EIO (cannot listen) or -ENOMEM. err (may be NULL) gets a sentence.
+ * Returns 0, -EINVAL (bad option, or a TLS file missing or unusable), -EACCES (non-loopback bind
+ * without a token; the reason is in err), -EADDRINUSE / -EIO (cannot listen) or -ENOMEM. err (may
+ * be NULL) gets a sentence.
  */
 int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t err_len);
 /* Starts the event loop, worker and load generator threads. -EALREADY when running. */
@@ -126,6 +127,14 @@ int af_server_metrics_port(const af_server *s);
 void af_server_stop(af_server *s);
 /* Stops if needed and frees. NULL is a no-op. */
 void af_server_free(af_server *s);
+
+/*
+ * Reads the TLS certificate, key and client CA files again (thread-safe; `agentaflow serve`
+ * calls it on SIGHUP). Connections accepted from now on use them; open connections keep the
+ * ones they started with. On failure the current ones stay and err gets a sentence naming the
+ * file. 0, -EINVAL (TLS not configured, or a bad file) or -ENOMEM.
+ */
+int af_server_reload_tls(af_server *s, char *err, size_t err_len);
 
 /* Sends a {"type":"notification"} WebSocket message to every client (thread-safe).
  * level: "success", "info", "warning" or "error". */

@@ -19,6 +19,11 @@
  * faster than they are answered, holds at most one response and max_head + body_limit bytes.
  * Every connection has a deadline (the next request must be complete, or the pending output
  * must move, within AF__HTTP_IDLE_MS); the loop keeps connections in deadline order.
+ *
+ * TLS (tls.c, when server.tls is set): the same flow through conn_recv/conn_send. The
+ * handshake runs inside the first reads, bounded by the same deadline. Sessions read records
+ * ahead (one recv() per request again), so a connection whose session already holds input,
+ * which epoll cannot see, is read once more at the end of the loop turn (read_ready).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,6 +41,7 @@
 #include "agentaflow/log.h"
 #include "agentaflow/propagation.h"
 #include "server/server_int.h"
+#include "server/tls.h"
 
 #define AF__HTTP_IDLE_MS 30000   /* keep-alive idle, request read and write-progress bound */
 #define AF__HTTP_MAX_HEAD 16384  /* request line + headers; more = 431 */
@@ -158,11 +164,33 @@ static void all_add(af__conn *c)
     l->n_conns++;
 }
 
+/* Takes a closing connection off the TLS read queue (short: connections with pipelined
+ * input), so bury() cannot free one that is still queued. */
+static void ready_remove(af__conn *c)
+{
+    af__loop *l = c->loop;
+    af__conn *prev = NULL;
+    for (af__conn *q = l->tls_ready_head; q; prev = q, q = q->ready_next) {
+        if (q != c)
+            continue;
+        if (prev)
+            prev->ready_next = c->ready_next;
+        else
+            l->tls_ready_head = c->ready_next;
+        if (l->tls_ready_tail == c)
+            l->tls_ready_tail = prev;
+        break;
+    }
+    c->tls_ready = false;
+}
+
 /* The connection leaves every list of open ones; its memory waits for the end of the turn. */
 static void retire(af__conn *c)
 {
     af__loop *l = c->loop;
     timed_remove(c);
+    if (c->tls_ready)
+        ready_remove(c);
     if (c->all_prev)
         c->all_prev->all_next = c->all_next;
     else
@@ -190,9 +218,26 @@ static void conn_close(af__conn *c, const char *why)
         return;
     if (c->txn.active)
         af__txn_abort(c, why);
+    af__tls_close(c->ssl);
+    c->ssl = NULL;
     close(c->fd);
     c->fd = -1;
     retire(c);
+}
+
+/* Queues a TLS connection for a read at the end of the loop turn (read_ready). */
+static void ready_add(af__conn *c)
+{
+    af__loop *l = c->loop;
+    if (c->tls_ready)
+        return;
+    c->tls_ready = true;
+    c->ready_next = NULL;
+    if (l->tls_ready_tail)
+        l->tls_ready_tail->ready_next = c;
+    else
+        l->tls_ready_head = c;
+    l->tls_ready_tail = c;
 }
 
 static void update_events(af__conn *c)
@@ -200,12 +245,17 @@ static void update_events(af__conn *c)
     if (c->fd < 0)
         return;
     uint32_t want;
+    /* A TLS write may have to read first and a TLS read (the handshake) to write first: then
+     * the readiness that operation waits for is the other one. */
     if (c->tx.len > c->tx_off)
-        want = EPOLLOUT | EPOLLRDHUP;
+        want = (c->tls_write_on_in ? EPOLLIN : EPOLLOUT) | EPOLLRDHUP;
     else if (c->state == AF__CONN_BUSY)
         want = EPOLLRDHUP;
     else
-        want = EPOLLIN | EPOLLRDHUP;
+        want = (c->tls_read_on_out ? EPOLLOUT : EPOLLIN) | EPOLLRDHUP;
+    /* Input the session already holds never makes the socket readable again. */
+    if (c->ssl && (want & EPOLLIN) && !c->lingering && af__tls_buffered(c->ssl))
+        ready_add(c);
     if (want == c->events)
         return;
     struct epoll_event ev = {.events = want, .data.ptr = c};
@@ -223,6 +273,11 @@ static void conn_linger(af__conn *c)
 {
     if (c->fd < 0 || c->lingering)
         return;
+    /* TLS: close_notify first, so the client knows the response was not truncated. What it
+     * sends after that is dropped undecrypted. */
+    if (c->ssl)
+        af__tls_notify_close(c->ssl);
+    c->tls_read_on_out = c->tls_write_on_in = false;
     if (shutdown(c->fd, SHUT_WR) != 0) {
         conn_close(c, NULL);
         return;
@@ -234,14 +289,38 @@ static void conn_linger(af__conn *c)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Socket I/O, through the connection's TLS session when it has one.                         */
+
+/* As recv(): -1 with errno EAGAIN when nothing can be read now. */
+static ssize_t conn_recv(af__conn *c, void *buf, size_t len)
+{
+    if (!c->ssl)
+        return recv(c->fd, buf, len, 0);
+    uint32_t want = EPOLLIN;
+    ssize_t n = af__tls_read(c->ssl, buf, len, &want, c->peer);
+    c->tls_read_on_out = n < 0 && want == EPOLLOUT;
+    return n;
+}
+
+/* As send() without SIGPIPE: -1 with errno EAGAIN when the socket takes nothing now. */
+static ssize_t conn_send(af__conn *c, const void *buf, size_t len)
+{
+    if (!c->ssl)
+        return send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    uint32_t want = EPOLLOUT;
+    ssize_t n = af__tls_write(c->ssl, buf, len, &want, c->peer);
+    c->tls_write_on_in = n < 0 && want == EPOLLIN;
+    return n;
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Output.                                                                                   */
 
 /* Sends what is pending; false when the connection closed. */
 static bool conn_flush(af__conn *c, uint64_t now)
 {
     while (c->tx.len > c->tx_off) {
-        ssize_t n =
-            send(c->fd, c->tx.data + c->tx_off, c->tx.len - c->tx_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = conn_send(c, c->tx.data + c->tx_off, c->tx.len - c->tx_off);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -272,8 +351,7 @@ static void conn_write(af__conn *c, const void *data, size_t len)
     size_t done = 0;
     if (c->tx.len == c->tx_off) {
         while (done < len) {
-            ssize_t n =
-                send(c->fd, (const char *)data + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+            ssize_t n = conn_send(c, (const char *)data + done, len - done);
             if (n < 0) {
                 if (errno == EINTR)
                     continue;
@@ -488,6 +566,11 @@ static bool is_ws_path(const af__http_request *r)
 static void hand_over(af__conn *c, size_t head_off)
 {
     af__loop *l = c->loop;
+    if (c->ssl) {
+        /* The WebSocket thread takes a plain socket; this session cannot move with it. */
+        conn_fail(c, 501, "not_implemented", "WebSocket over TLS (wss) is not available yet");
+        return;
+    }
     const char *bytes = (const char *)c->rx.data + head_off;
     size_t len = c->rx.len - head_off;
     if (len > AF__WS_HANDOFF_MAX) {
@@ -639,19 +722,28 @@ void af__conn_resume(af__conn *c)
 static void conn_read(af__conn *c)
 {
     if (c->lingering) {
-        char sink[4096];
+        char sink[4096]; /* raw: TLS records after close_notify are dropped undecrypted */
         ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
             conn_close(c, NULL);
         return;
     }
-    if (!af__buf_reserve(&c->rx, AF__HTTP_READ_CHUNK)) {
-        conn_close(c, "out of memory");
-        return;
-    }
-    ssize_t n = recv(c->fd, c->rx.data + c->rx.len, c->rx.cap - c->rx.len - 1, 0);
-    if (n > 0) {
-        c->rx.len += (size_t)n;
+    size_t got = 0;
+    ssize_t n;
+    do {
+        if (!af__buf_reserve(&c->rx, AF__HTTP_READ_CHUNK)) {
+            conn_close(c, "out of memory");
+            return;
+        }
+        n = conn_recv(c, c->rx.data + c->rx.len, c->rx.cap - c->rx.len - 1);
+        if (n > 0) {
+            c->rx.len += (size_t)n;
+            got += (size_t)n;
+        }
+        /* The rest of a TLS record already read from the socket is invisible to epoll: take
+         * it now (at most one record, 16 KiB) or it would wait for the client's next bytes. */
+    } while (n > 0 && c->ssl && af__tls_pending(c->ssl));
+    if (got > 0) {
         conn_process(c);
     } else if (n == 0) {
         conn_close(c, "client disconnected");
@@ -668,6 +760,12 @@ static void conn_event(af__conn *c, uint32_t ev, uint64_t now)
         conn_close(c, "client disconnected");
         return;
     }
+    /* A blocked TLS operation waits for the other direction (update_events): its readiness
+     * resumes that operation. */
+    if (c->tls_read_on_out && (ev & EPOLLOUT) && c->tx.len == c->tx_off)
+        ev = (ev & ~(uint32_t)EPOLLOUT) | EPOLLIN;
+    else if (c->tls_write_on_in && (ev & EPOLLIN) && c->tx.len > c->tx_off)
+        ev = (ev & ~(uint32_t)EPOLLIN) | EPOLLOUT;
     if (ev & EPOLLOUT) {
         if (!conn_flush(c, now) || c->fd < 0 || c->lingering)
             return;
@@ -741,6 +839,11 @@ static void on_accept(af__loop *l, int lfd, bool metrics, uint64_t now)
         c->loop = l;
         c->fd = fd;
         c->metrics = metrics;
+        if (l->srv->tls && !(c->ssl = af__tls_session(l->srv->tls, fd))) {
+            close(fd);
+            free(c);
+            continue;
+        }
         c->state = AF__CONN_HEAD;
         c->events = EPOLLIN | EPOLLRDHUP;
         af__buf_init(&c->rx);
@@ -750,6 +853,7 @@ static void on_accept(af__loop *l, int lfd, bool metrics, uint64_t now)
         c->txn.span = AF_SPAN_NONE;
         format_peer(&ss, c->peer, sizeof(c->peer));
         if (watch(l, fd, c->events, c) != 0) {
+            af__tls_close(c->ssl);
             close(fd);
             af__resp_free(&c->txn.resp);
             free(c);
@@ -762,6 +866,23 @@ static void on_accept(af__loop *l, int lfd, bool metrics, uint64_t now)
 
 /* ---------------------------------------------------------------------------------------- */
 /* The loop.                                                                                 */
+
+/* Reads the TLS connections queued by ready_add, as if their sockets were readable. Those
+ * queued again while this runs wait for the next turn, so one client streaming pipelined
+ * requests cannot hold the loop. */
+static void read_ready(af__loop *l)
+{
+    af__conn *c = l->tls_ready_head;
+    l->tls_ready_head = l->tls_ready_tail = NULL;
+    while (c) {
+        af__conn *next = c->ready_next;
+        c->tls_ready = false;
+        if (c->fd >= 0 && !c->lingering && !c->tls_read_on_out && c->state != AF__CONN_BUSY &&
+            c->tx.len == c->tx_off)
+            conn_read(c);
+        c = next;
+    }
+}
 
 static void expire(af__loop *l, uint64_t now)
 {
@@ -851,6 +972,8 @@ static void *loop_main(void *arg)
         }
         if (atomic_load(&s->stopping) && timeout > 50)
             timeout = 50;
+        if (l->tls_ready_head)
+            timeout = 0;
         int n = epoll_wait(l->epfd, ev, AF__EVENTS, timeout);
         now = af_monotonic_ns();
         for (int i = 0; i < n; i++) {
@@ -869,6 +992,7 @@ static void *loop_main(void *arg)
             }
         }
         expire(l, now);
+        read_ready(l);
         bury(l);
     }
     /* Whatever is left: idle, timed out, or past the stop bound. */

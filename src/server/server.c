@@ -17,6 +17,7 @@
 #include "agentaflow/log.h"
 #include "agentaflow/trace_helpers.h"
 #include "server/server_int.h"
+#include "server/tls.h"
 #include "util/str.h"
 
 /* ---------------------------------------------------------------------------------------- */
@@ -269,6 +270,20 @@ int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t
     af__metrics_init(s);
     if (!s->http_hist)
         goto fail;
+    if ((opts->tls_cert_file && *opts->tls_cert_file) ||
+        (opts->tls_key_file && *opts->tls_key_file)) {
+        rc = af__tls_new(opts->tls_cert_file, opts->tls_key_file, opts->tls_client_ca_file, &s->tls,
+                         err, err_len);
+        if (rc != 0)
+            goto fail;
+    } else if (opts->tls_client_ca_file && *opts->tls_client_ca_file) {
+        seterr(err, err_len,
+               "server.tls.client_ca_file needs server.tls.cert_file and server.tls.key_file");
+        rc = -EINVAL;
+        goto fail;
+    }
+    /* The option strings are borrowed; only the TLS object keeps the paths. */
+    s->o.tls_cert_file = s->o.tls_key_file = s->o.tls_client_ca_file = NULL;
     rc = af__http_listen(addr, opts->port, &s->api_fd, &s->port, err, err_len);
     if (rc != 0)
         goto fail;
@@ -333,8 +348,14 @@ int af_server_start(af_server *s)
     af__collector_hooks_add(s);
     if (s->o.load_generator && af__loadgen_start(s) != 0)
         af_log(AF_LOG_WARN, "server: the load generator did not start");
-    af_log(AF_LOG_INFO, "server: listening on http://%s:%d (metrics on %d, %u event loops)",
-           s->bind_address, s->port, s->metrics_port, s->n_loops);
+    af_log(AF_LOG_INFO, "server: listening on %s://%s:%d (metrics on %d, %u event loops)",
+           s->tls ? "https" : "http", s->bind_address, s->port, s->metrics_port, s->n_loops);
+    if (!s->tls && !is_loopback(s->bind_address))
+        af_log(AF_LOG_WARN,
+               "server: WARNING: listening on %s WITHOUT TLS: the bearer token, the API and the "
+               "metrics cross the network in clear text; set server.tls.cert_file and "
+               "server.tls.key_file",
+               s->bind_address);
     return 0;
 }
 
@@ -384,6 +405,7 @@ void af_server_free(af_server *s)
         }
     af__loops_free(s);
     af__ws_free(s);
+    af__tls_free(s->tls);
     if (s->api_fd >= 0)
         close(s->api_fd);
     if (s->metrics_fd >= 0)
@@ -405,6 +427,15 @@ void af_server_free(af_server *s)
     free(s->bind_address);
     free(s->title);
     free(s);
+}
+
+int af_server_reload_tls(af_server *s, char *err, size_t err_len)
+{
+    if (!s || !s->tls) {
+        seterr(err, err_len, "TLS is not configured (server.tls.cert_file)");
+        return -EINVAL;
+    }
+    return af__tls_reload(s->tls, err, err_len);
 }
 
 uint32_t af_server_ws_clients(af_server *s)

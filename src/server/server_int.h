@@ -281,6 +281,15 @@ struct af__conn {
     af__http_chunked chunked;
     char peer[46]; /* the client's address, for the span */
     af__txn txn;
+
+    /* TLS (tls.h); ssl is NULL on a plain listener. A blocked TLS read may have to write
+     * first (the handshake) and a blocked write to read first: it then waits for the other
+     * readiness. */
+    struct ssl_st *ssl;
+    bool tls_read_on_out;
+    bool tls_write_on_in;
+    bool tls_ready; /* on the loop's tls_ready list */
+    af__conn *ready_next;
 };
 
 /* One HTTP event-loop thread. */
@@ -302,6 +311,9 @@ struct af__loop {
     uint64_t stop_deadline_mono;       /* loop */
     af__job *done_head;                /* finished jobs for this loop (job_mu) */
     af__gpus_cache gpus;               /* loop: GET /api/v1/gpus */
+    /* loop: TLS connections to read at the end of the turn (input their sessions read ahead
+     * is invisible to epoll), in order */
+    af__conn *tls_ready_head, *tls_ready_tail;
 };
 
 struct af_server {
@@ -313,6 +325,7 @@ struct af_server {
 
     /* HTTP: the listeners (owned; shut down on stop, closed by af_server_free) and loops */
     int api_fd, metrics_fd; /* -1 = none */
+    struct af__tls *tls;    /* both listeners speak TLS; NULL = plain HTTP */
     af__loop *loops;
     unsigned n_loops;
     bool running; /* af_server_start was called */

@@ -284,7 +284,8 @@ void af__txn_begin(af__conn *c, const af__http_request *req)
         af_attr a[] = {
             AF_STRN("http.target", req->target, req->target_len),
             AF_STRN("url.path", req->path, req->path_len),
-            AF_STR("http.scheme", "http"),
+            AF_STR("http.scheme", c->ssl ? "https" : "http"),
+            AF_STR("url.scheme", c->ssl ? "https" : "http"),
             AF_STRN("user_agent.original", ua ? ua : "", ua ? ua_len : 0),
             AF_STR("client.address", c->peer),
             AF_STR("net.peer.ip", c->peer),

@@ -2,6 +2,9 @@
 #
 #   integration.daemon       test_daemon (cmocka): routes, errors, auth, WebSocket, CLI, and
 #                            OTLP propagation decoded by decode_spans.js (interop node_modules)
+#   integration.tls          test_tls (cmocka): both listeners over TLS with certificates from a
+#                            throw-away CA made by the openssl command, mutual TLS, SIGHUP
+#                            reload, bad files (skipped without openssl)
 #   integration.prometheus   promtool check metrics on our exposition, then a real Prometheus
 #                            scraping the daemon until its target is up (skipped without them)
 if(NOT TARGET agentaflow)
@@ -23,6 +26,12 @@ set_tests_properties(integration.daemon PROPERTIES TIMEOUT 300 LABELS integratio
 if(AF_IT_NODE AND TEST interop.npm_ci)
   set_tests_properties(integration.daemon PROPERTIES FIXTURES_REQUIRED interop_npm)
 endif()
+
+add_executable(test_tls ${CMAKE_CURRENT_LIST_DIR}/test_tls.c)
+target_link_libraries(test_tls PRIVATE af_it_harness)
+add_test(NAME integration.tls COMMAND test_tls $<TARGET_FILE:agentaflow>)
+set_tests_properties(integration.tls PROPERTIES TIMEOUT 300 LABELS integration
+  SKIP_RETURN_CODE 77)
 
 add_test(NAME integration.prometheus
   COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/prometheus_scrape.sh $<TARGET_FILE:agentaflow>)
