@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -197,8 +198,14 @@ resp http(int port, const char *method, const char *path, const char *body,
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
     CURL *c = curl_easy_init();
     struct curl_slist *h = NULL;
-    for (int i = 0; headers && headers[i]; i++)
+    bool has_ct = false;
+    for (int i = 0; headers && headers[i]; i++) {
         h = curl_slist_append(h, headers[i]);
+        has_ct |= strncasecmp(headers[i], "content-type:", 13) == 0;
+    }
+    /* The daemon takes only JSON bodies on writes; curl would say form-urlencoded. */
+    if (body && !has_ct)
+        h = curl_slist_append(h, "Content-Type: application/json");
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
