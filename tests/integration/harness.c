@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -46,8 +47,9 @@ void write_file(const char *path, const char *text)
     fclose(f);
 }
 
-/* Starts the daemon with `config` text (NULL = none) and extra args; env "K=V" pairs. */
-void daemon_start(daemon_t *d, const char *config, const char *const *extra, const char *const *env)
+/* daemon_start with RLIMIT_NOFILE set to nofile in the child before exec (0 = inherited). */
+static void spawn(daemon_t *d, const char *config, const char *const *extra, const char *const *env,
+                  rlim_t nofile)
 {
     static int seq;
     memset(d, 0, sizeof(*d));
@@ -84,6 +86,11 @@ void daemon_start(daemon_t *d, const char *config, const char *const *extra, con
         dup2(fd, 2);
         for (int i = 0; env && env[i]; i++)
             putenv((char *)env[i]);
+        if (nofile) {
+            struct rlimit rl = {.rlim_cur = nofile, .rlim_max = nofile};
+            if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+                _exit(126);
+        }
         execv(g_bin, (char *const *)argv);
         _exit(127);
     }
@@ -102,6 +109,17 @@ void daemon_start(daemon_t *d, const char *config, const char *const *extra, con
         pause_ms(20);
     }
     fail_msg("daemon did not report its ports (see %s)", d->logfile);
+}
+
+void daemon_start(daemon_t *d, const char *config, const char *const *extra, const char *const *env)
+{
+    spawn(d, config, extra, env, 0);
+}
+
+void daemon_start_nofile(daemon_t *d, const char *config, const char *const *extra,
+                         const char *const *env, unsigned long nofile)
+{
+    spawn(d, config, extra, env, (rlim_t)nofile);
 }
 
 /* SIGTERM, then the exit status (bounded wait). */
