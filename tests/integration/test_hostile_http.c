@@ -26,7 +26,8 @@ static const char *base_config = "service_name: agentaflow-hostile\n"
                                  "server:\n"
                                  "  load_generator: false\n";
 
-static daemon_t g_d; /* no token: loopback defaults */
+static daemon_t g_d;   /* no token: loopback defaults */
+static daemon_t g_own; /* a test's own daemon; stopped by its teardown even when it fails */
 
 /* ---------------------------------------------------------------------------------------- */
 /* Helpers.                                                                                  */
@@ -96,6 +97,13 @@ static int teardown_shared(void **state)
     return daemon_stop(&g_d) == 0 ? 0 : -1;
 }
 
+static int stop_own(void **state)
+{
+    (void)state;
+    daemon_stop(&g_own);
+    return 0;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* 2. Descriptor exhaustion.                                                                 */
 
@@ -137,33 +145,34 @@ static bool health_ok(int port)
 static void test_descriptor_exhaustion(void **state)
 {
     (void)state;
-    daemon_t d;
-    daemon_start_nofile(&d, "server:\n  load_generator: false\n  event_loops: 2\n", NULL, NULL, 96);
+    daemon_start_nofile(&g_own, "server:\n  load_generator: false\n  event_loops: 2\n", NULL, NULL,
+                        96);
     enum { CLIENTS = 250 };
     int fds[CLIENTS], n = 0;
     for (int i = 0; i < CLIENTS; i++) {
-        int fd = tcp_connect(d.port);
+        int fd = tcp_connect(g_own.port);
         if (fd >= 0)
             fds[n++] = fd;
     }
     assert_true(n > 150); /* the backlog takes what the daemon cannot accept */
     uint64_t deadline = now_ms() + 10000;
-    while (!file_has(d.logfile, "cannot accept connections") && now_ms() < deadline)
+    while (!file_has(g_own.logfile, "cannot accept connections") && now_ms() < deadline)
         pause_ms(20);
-    assert_true(file_has(d.logfile, "cannot accept connections"));
+    assert_true(file_has(g_own.logfile, "cannot accept connections"));
 
     /* One scrape while out of descriptors: the metrics listener must not make a loop spin. */
-    int m = tcp_connect(d.mport);
+    int m = tcp_connect(g_own.mport);
     assert_true(m >= 0);
     const char *scrape = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
     (void)send(m, scrape, strlen(scrape), MSG_NOSIGNAL);
-    long t0 = cpu_ticks(d.pid);
+    long t0 = cpu_ticks(g_own.pid);
     uint64_t w0 = now_ms();
     while (now_ms() < w0 + 1000)
         pause_ms(50);
-    long cpu_ms = (cpu_ticks(d.pid) - t0) * 1000 / sysconf(_SC_CLK_TCK);
+    long cpu_ms = (cpu_ticks(g_own.pid) - t0) * 1000 / sysconf(_SC_CLK_TCK);
     uint64_t wall = now_ms() - w0;
-    if ((uint64_t)cpu_ms * 4 > wall)
+    /* A spinning loop burns a core (less on a loaded machine); an idle daemon a few ms. */
+    if ((uint64_t)cpu_ms * 8 > wall)
         fail_msg("the daemon used %ld ms of CPU in %llu ms while out of descriptors (a spin)",
                  cpu_ms, (unsigned long long)wall);
     struct timeval tv = {5, 0};
@@ -181,19 +190,19 @@ static void test_descriptor_exhaustion(void **state)
     deadline = now_ms() + 30000;
     bool ok = false;
     while (!ok && now_ms() < deadline) {
-        ok = health_ok(d.port);
+        ok = health_ok(g_own.port);
         if (!ok)
             pause_ms(100);
     }
     assert_true(ok);
     /* ...and the daemon is idle again. */
-    t0 = cpu_ticks(d.pid);
+    t0 = cpu_ticks(g_own.pid);
     w0 = now_ms();
     while (now_ms() < w0 + 500)
         pause_ms(50);
-    cpu_ms = (cpu_ticks(d.pid) - t0) * 1000 / sysconf(_SC_CLK_TCK);
-    assert_true((uint64_t)cpu_ms * 4 <= now_ms() - w0);
-    assert_int_equal(daemon_stop(&d), 0);
+    cpu_ms = (cpu_ticks(g_own.pid) - t0) * 1000 / sysconf(_SC_CLK_TCK);
+    assert_true((uint64_t)cpu_ms * 8 <= now_ms() - w0);
+    assert_int_equal(daemon_stop(&g_own), 0);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -324,14 +333,13 @@ static void test_host_allow_list(void **state)
 static void test_query_token_redacted(void **state)
 {
     (void)state;
-    daemon_t d;
-    daemon_start(&d, "server:\n  load_generator: false\n  auth_token: the-real-token-123\n", NULL,
-                 NULL);
+    daemon_start(&g_own, "server:\n  load_generator: false\n  auth_token: the-real-token-123\n",
+                 NULL, NULL);
     const char *tid = "0af7651916cd43dd8448eb211c80319c";
     const char *h[] = {"traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
                        NULL};
     resp r =
-        http(d.port, "POST",
+        http(g_own.port, "POST",
              "/api/v1/demo/trigger/gpu-0/Training?access_token=leaked-secret-42&hours=5", NULL, h);
     assert_int_equal(r.status, 401);
     free(r.body);
@@ -341,7 +349,7 @@ static void test_query_token_redacted(void **state)
     char *body = NULL;
     uint64_t deadline = now_ms() + 15000;
     while (!body && now_ms() < deadline) {
-        resp q = http(d.port, "GET", path, NULL, NULL); /* no token: reads are public here */
+        resp q = http(g_own.port, "GET", path, NULL, NULL); /* no token: reads are public here */
         if (q.status == 200 && strstr(q.body, "http.target"))
             body = q.body;
         else
@@ -355,8 +363,8 @@ static void test_query_token_redacted(void **state)
     assert_non_null(strstr(body, "access_token=REDACTED&hours=REDACTED"));
     assert_non_null(strstr(body, "/api/v1/demo/trigger/gpu-0/Training?"));
     free(body);
-    assert_int_equal(daemon_stop(&d), 0);
-    assert_false(file_has(d.logfile, "leaked-secret-42"));
+    assert_int_equal(daemon_stop(&g_own), 0);
+    assert_false(file_has(g_own.logfile, "leaked-secret-42"));
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -476,48 +484,47 @@ static void test_log_flood(void **state)
 static void test_read_access(void **state)
 {
     (void)state;
-    daemon_t d;
-    daemon_start(&d,
+    daemon_start(&g_own,
                  "server:\n  load_generator: false\n  auth_token: read-token-77\n"
                  "  auth:\n    read: true\n  allowed_hosts: [dash.example, 'ops.example:8443']\n",
                  NULL, NULL);
     const char *tok[] = {"Authorization: Bearer read-token-77", NULL};
     const char *wrong[] = {"Authorization: Bearer read-token-78", NULL};
-    resp r = http(d.port, "GET", "/api/v1/gpus", NULL, NULL);
+    resp r = http(g_own.port, "GET", "/api/v1/gpus", NULL, NULL);
     expect_error(&r, 401, "unauthorized");
     free(r.body);
-    r = http(d.port, "GET", "/api/v1/gpus", NULL, wrong);
+    r = http(g_own.port, "GET", "/api/v1/gpus", NULL, wrong);
     expect_error(&r, 401, "unauthorized");
     free(r.body);
-    r = http(d.port, "GET", "/api/v1/gpus", NULL, tok);
+    r = http(g_own.port, "GET", "/api/v1/gpus", NULL, tok);
     assert_int_equal(r.status, 200);
     free(r.body);
     /* The query token counts only for /ws. */
-    r = http(d.port, "GET", "/api/v1/gpus?access_token=read-token-77", NULL, NULL);
+    r = http(g_own.port, "GET", "/api/v1/gpus?access_token=read-token-77", NULL, NULL);
     expect_error(&r, 401, "unauthorized");
     free(r.body);
-    r = http(d.port, "POST", "/api/v1/demo/trigger/gpu-0/Idle?access_token=read-token-77", NULL,
+    r = http(g_own.port, "POST", "/api/v1/demo/trigger/gpu-0/Idle?access_token=read-token-77", NULL,
              NULL);
     expect_error(&r, 401, "unauthorized");
     free(r.body);
     /* The page and its assets hold no data. */
-    r = http(d.port, "GET", "/", NULL, NULL);
+    r = http(g_own.port, "GET", "/", NULL, NULL);
     assert_int_equal(r.status, 200);
     free(r.body);
     /* /health: liveness without a token, details with one. */
-    r = http(d.port, "GET", "/health", NULL, NULL);
+    r = http(g_own.port, "GET", "/health", NULL, NULL);
     assert_int_equal(r.status, 200);
     assert_null(strstr(r.body, "components"));
     free(r.body);
-    r = http(d.port, "GET", "/health", NULL, tok);
+    r = http(g_own.port, "GET", "/health", NULL, tok);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "components"));
     free(r.body);
     /* /metrics. */
-    r = http(d.mport, "GET", "/metrics", NULL, NULL);
+    r = http(g_own.mport, "GET", "/metrics", NULL, NULL);
     assert_int_equal(r.status, 401);
     free(r.body);
-    r = http(d.mport, "GET", "/metrics", NULL, tok);
+    r = http(g_own.mport, "GET", "/metrics", NULL, tok);
     assert_int_equal(r.status, 200);
     free(r.body);
     /* /ws: a header or ?access_token=. */
@@ -526,14 +533,14 @@ static void test_read_access(void **state)
              "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
              "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
              "Sec-WebSocket-Version: 13\r\n\r\n",
-             d.port);
-    expect_raw(d.port, req, 401, "access_token");
+             g_own.port);
+    expect_raw(g_own.port, req, 401, "access_token");
     snprintf(req, sizeof(req),
              "GET /ws?access_token=read-token-77 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
              "Upgrade: websocket\r\nConnection: Upgrade\r\n"
              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-             d.port);
-    int fd = tcp_connect(d.port);
+             g_own.port);
+    int fd = tcp_connect(g_own.port);
     assert_true(fd >= 0);
     send_all(fd, req, strlen(req));
     char buf[64] = "";
@@ -544,17 +551,18 @@ static void test_read_access(void **state)
     /* allowed_hosts: a name without a port matches any port; with one, only that port. */
     snprintf(req, sizeof(req),
              "GET /health HTTP/1.1\r\nHost: dash.example:4321\r\nConnection: close\r\n\r\n");
-    expect_raw(d.port, req, 200, NULL);
-    expect_raw(d.port,
+    expect_raw(g_own.port, req, 200, NULL);
+    expect_raw(g_own.port,
                "GET /health HTTP/1.1\r\nHost: ops.example:8443\r\nConnection: close\r\n\r\n", 200,
                NULL);
-    expect_raw(d.port,
+    expect_raw(g_own.port,
                "GET /health HTTP/1.1\r\nHost: ops.example:8444\r\nConnection: close\r\n\r\n", 421,
                NULL);
-    expect_raw(d.port, "GET /health HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n",
-               421, NULL);
-    assert_int_equal(daemon_stop(&d), 0);
-    assert_false(file_has(d.logfile, "read-token-77"));
+    expect_raw(g_own.port,
+               "GET /health HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n", 421,
+               NULL);
+    assert_int_equal(daemon_stop(&g_own), 0);
+    assert_false(file_has(g_own.logfile, "read-token-77"));
 }
 
 int main(int argc, char **argv)
@@ -575,9 +583,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_log_flood),
     };
     const struct CMUnitTest own[] = {
-        cmocka_unit_test(test_descriptor_exhaustion),
-        cmocka_unit_test(test_query_token_redacted),
-        cmocka_unit_test(test_read_access),
+        cmocka_unit_test_teardown(test_descriptor_exhaustion, stop_own),
+        cmocka_unit_test_teardown(test_query_token_redacted, stop_own),
+        cmocka_unit_test_teardown(test_read_access, stop_own),
     };
     int rc = cmocka_run_group_tests_name("hostile", shared, setup_shared, teardown_shared);
     rc |= cmocka_run_group_tests_name("hostile_own", own, NULL, NULL);
