@@ -270,11 +270,17 @@ bool af__guard_query_ok(const char *q, size_t n, char *bad, size_t cap)
 {
     if (cap)
         bad[0] = '\0';
-    query_check qc = {.scratch = malloc(n + 1), .cap = n + 1, .bad = bad, .bad_cap = cap};
+    /* Decoded text is never longer than its source; most queries fit on the stack. */
+    char stack[512];
+    query_check qc = {.scratch = n < sizeof(stack) ? stack : malloc(n + 1),
+                      .cap = n < sizeof(stack) ? sizeof(stack) : n + 1,
+                      .bad = bad,
+                      .bad_cap = cap};
     if (!qc.scratch)
         return true; /* the handlers' own decoding still refuses what is malformed */
     bool ok = each_pair(q, n, check_pair, &qc);
-    free(qc.scratch);
+    if (qc.scratch != stack)
+        free(qc.scratch);
     return ok;
 }
 
