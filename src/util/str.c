@@ -86,11 +86,14 @@ int af__pct_decode(const char *s, size_t n, bool plus_space, char *out, size_t c
         if (ch == '+' && plus_space) {
             ch = ' ';
         } else if (ch == '%') {
-            if (n - i < 3)
+            int h = n - i >= 3 ? hex_digit(s[i + 1]) : -1;
+            int l = h >= 0 ? hex_digit(s[i + 2]) : -1;
+            if (l < 0 || (h | l) == 0) {
+                /* %00 would silently cut the C string short. */
+                if (out_len)
+                    *out_len = i;
                 return -EINVAL;
-            int h = hex_digit(s[i + 1]), l = hex_digit(s[i + 2]);
-            if (h < 0 || l < 0 || (h | l) == 0)
-                return -EINVAL; /* %00 would silently cut the C string short */
+            }
             ch = (char)(h * 16 + l);
             i += 2;
         }

@@ -20,9 +20,10 @@ bool af__str_ieq(const char *a, size_t alen, const char *b);
 size_t af__utf8_prefix(const char *s, size_t len, size_t max_chars);
 
 /* Percent-decodes s[0..n) into out (NUL-terminated; *out_len, may be NULL, gets the length);
- * '+' becomes a space when plus_space (query strings). The one decoder for request paths and
- * query strings. 0; -EINVAL for a malformed escape or %00 (a NUL would silently cut the C
- * string short); -ENOSPC when the result does not fit in cap bytes. */
+ * '+' becomes a space when plus_space (query strings). The one decoder for request paths,
+ * query strings, baggage values and resource attributes. 0; -EINVAL for a malformed escape or
+ * %00 (a NUL would silently cut the C string short), *out_len then gets the escape's offset
+ * in s; -ENOSPC when the result does not fit in cap bytes (n + 1 always fits). */
 int af__pct_decode(const char *s, size_t n, bool plus_space, char *out, size_t cap,
                    size_t *out_len);
 /* Strict decimal: digits only (no sign, space, hex or leading '+'), value <= max. 0, -EINVAL
