@@ -347,12 +347,12 @@ static const char *reason_phrase(int status)
         return "Conflict";
     case 413:
         return "Content Too Large";
+    case 414:
+        return "URI Too Long";
     case 415:
         return "Unsupported Media Type";
     case 421:
         return "Misdirected Request";
-    case 414:
-        return "URI Too Long";
     case 422:
         return "Unprocessable Content";
     case 429:
