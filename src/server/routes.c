@@ -165,7 +165,22 @@ static bool get_bool(json_t *o, const char *k, bool *out, af__resp *rs)
 
 static bool url_arg(af__req *rq, const char *name, char *buf, int len)
 {
-    return len > 0 && af__http_query_arg(rq->query, strlen(rq->query), name, buf, (size_t)len);
+    size_t qn = strlen(rq->query);
+    if (len <= 0)
+        return false;
+    if (af__http_query_arg(rq->query, qn, name, buf, (size_t)len))
+        return true;
+    /* Absent, or longer than buf (the gate already refused bad escapes). A value that does not
+     * fit must not read as "absent" (a 40-digit hours=0...01 silently became the default):
+     * it reads as "", which every strict parse refuses with a 400. */
+    if (!strstr(rq->query, name))
+        return false;
+    char *all = malloc(qn + 1);
+    bool present = all && af__http_query_arg(rq->query, qn, name, all, qn + 1);
+    free(all);
+    if (present)
+        buf[0] = '\0';
+    return present;
 }
 
 /* ---------------------------------------------------------------------------------------- */

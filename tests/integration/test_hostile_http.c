@@ -414,6 +414,9 @@ static void test_parameters(void **state)
     get_expect(p, "/api/v1/gpu/gpu-0/history?hours=1e1", 400, "(0, 720]");
     get_expect(p, "/api/v1/gpu/gpu-0/history?hours=%2B1", 400, "hours");
     get_expect(p, "/api/v1/gpu/gpu-0/history?hours=inf", 400, "hours");
+    /* Longer than the handler's buffer is not "absent". */
+    get_expect(p, "/api/v1/gpu/gpu-0/history?hours=0000000000000000000000000000000000000001", 400,
+               "hours");
     get_expect(p, "/api/v1/traces?limit=0x10", 400, "limit");
     get_expect(p, "/api/v1/traces?limit=1001", 400, "1..1000");
     get_expect(p, "/api/v1/traces?limit=10", 200, NULL);
