@@ -105,18 +105,37 @@ static int watch(af__loop *l, int fd, uint32_t events, void *tag)
     return epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
 }
 
-/* The API listener joins or leaves this loop's epoll set (EPOLLEXCLUSIVE registrations cannot
- * be modified, only deleted and added again). */
-static void listen_api(af__loop *l, bool on)
+/* A listener joins or leaves this loop's epoll set (EPOLLEXCLUSIVE registrations cannot be
+ * modified, only deleted and added again). */
+static void listen_one(af__loop *l, int fd, void *tag, bool *state, bool on)
 {
-    af_server *s = l->srv;
-    if (l->listening == on || s->api_fd < 0)
+    if (*state == on || fd < 0)
         return;
     if (on)
-        watch(l, s->api_fd, EPOLLIN | EPOLLEXCLUSIVE, &tag_api);
+        watch(l, fd, EPOLLIN | EPOLLEXCLUSIVE, tag);
     else
-        epoll_ctl(l->epfd, EPOLL_CTL_DEL, s->api_fd, NULL);
-    l->listening = on;
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+    *state = on;
+}
+
+static void listen_set(af__loop *l, bool api, bool metrics)
+{
+    af_server *s = l->srv;
+    listen_one(l, s->api_fd, &tag_api, &l->listening, api);
+    listen_one(l, s->metrics_fd, &tag_metrics, &l->listening_metrics, metrics);
+}
+
+/* Out of descriptors (or socket memory): every loop stops accepting on every listener until
+ * `until` or until a connection closes, whichever comes first. A listener left in an epoll set
+ * stays readable while its backlog waits, so any loop still watching it would spin. */
+static void accept_pause(af__loop *l, uint64_t until)
+{
+    af_server *s = l->srv;
+    atomic_store(&s->guard.paused_until, until);
+    listen_set(l, false, false);
+    for (unsigned i = 0; i < s->n_loops; i++)
+        if (&s->loops[i] != l)
+            af__loop_wake(&s->loops[i]);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -223,6 +242,13 @@ static void conn_close(af__conn *c, const char *why)
     close(c->fd);
     c->fd = -1;
     retire(c);
+    /* A descriptor is free again: the reserve is taken back first, then accepting resumes
+     * (on every loop's next turn). */
+    af__guard *g = &c->loop->srv->guard;
+    if (atomic_load(&g->paused_until)) {
+        af__guard_rearm(g);
+        atomic_store(&g->paused_until, 0);
+    }
 }
 
 /* Queues a TLS connection for a read at the end of the loop turn (read_ready). */
@@ -401,6 +427,10 @@ static const char *reason_phrase(int status)
         return "Content Too Large";
     case 414:
         return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 421:
+        return "Misdirected Request";
     case 422:
         return "Unprocessable Content";
     case 429:
@@ -590,8 +620,15 @@ static void hand_over(af__conn *c, size_t head_off)
 static void on_head(af__conn *c, const af__http_request *req, size_t head_off)
 {
     af_server *s = c->loop->srv;
-    if (req->upgrade_websocket && !c->metrics && is_ws_path(req) && req->method_len == 3 &&
-        memcmp(req->method, "GET", 3) == 0) {
+    bool ws = req->upgrade_websocket && !c->metrics && is_ws_path(req) && req->method_len == 3 &&
+              memcmp(req->method, "GET", 3) == 0;
+    af__guard_deny deny;
+    if (af__guard_check(&s->guard, req, c->metrics ? s->metrics_port : s->port, c->metrics, ws,
+                        &deny) != 0) {
+        conn_fail(c, deny.status, deny.code, deny.message);
+        return;
+    }
+    if (ws) {
         if (atomic_load(&s->stopping))
             conn_fail(c, 503, "shutting_down", "the server is shutting down");
         else
@@ -809,23 +846,26 @@ static void format_peer(const struct sockaddr_storage *ss, char *out, size_t cap
 
 static void on_accept(af__loop *l, int lfd, bool metrics, uint64_t now)
 {
+    af_server *s = l->srv;
     for (int i = 0; i < AF__ACCEPT_BATCH; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                /* Out of descriptors: stop accepting for a moment instead of spinning on a
-                 * listener that stays readable. */
+            int e = errno;
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
                 if (now >= l->accept_warned_until) {
                     af_log(AF_LOG_WARN,
                            "server: cannot accept connections: %s (%u open on this loop); "
                            "raise the descriptor limit (ulimit -n)",
-                           strerror(errno), l->n_conns);
+                           strerror(e), l->n_conns);
                     l->accept_warned_until = now + 10000000000ull;
                 }
-                l->accept_paused_until = now + 100000000ull;
-                listen_api(l, false);
+                /* The client waiting at the head of the backlog gets a 503 through the
+                 * reserve descriptor instead of hanging until it gives up. */
+                if (e == EMFILE || e == ENFILE)
+                    af__guard_shed(&s->guard, lfd);
+                accept_pause(l, now + 100000000ull);
             }
             return;
         }
@@ -909,7 +949,6 @@ static void begin_stop(af__loop *l, uint64_t now)
 {
     af_server *s = l->srv;
     l->stop_deadline_mono = now + (uint64_t)s->o.shutdown_timeout_ms * 1000000ull;
-    listen_api(l, false);
     for (af__conn *c = l->timed_head, *n; c; c = n) {
         n = c->next;
         if (!c->txn.active && c->tx.len == c->tx_off && c->state == AF__CONN_HEAD)
@@ -950,7 +989,11 @@ static void *loop_main(void *arg)
     struct epoll_event ev[AF__EVENTS];
     for (;;) {
         uint64_t now = af_monotonic_ns();
-        if (atomic_load(&s->stopping)) {
+        uint64_t paused = atomic_load(&s->guard.paused_until);
+        bool stopping = atomic_load(&s->stopping);
+        /* Stopping takes no new API connections; the metrics port stays open while draining. */
+        listen_set(l, !stopping && now >= paused, now >= paused);
+        if (stopping) {
             if (!l->stop_deadline_mono)
                 begin_stop(l, now);
             if (drained(l))
@@ -960,10 +1003,10 @@ static void *loop_main(void *arg)
                        l->http_active, s->o.shutdown_timeout_ms);
                 break;
             }
-        } else if (!l->listening && now >= l->accept_paused_until) {
-            listen_api(l, true);
         }
         int timeout = 1000;
+        if (paused > now && (paused - now) / 1000000ull + 1 < (uint64_t)timeout)
+            timeout = (int)((paused - now) / 1000000ull + 1);
         if (l->timed_head) {
             uint64_t d = l->timed_head->deadline_mono;
             uint64_t ms = d > now ? (d - now) / 1000000ull + 1 : 0;
@@ -1027,11 +1070,9 @@ int af__loops_new(af_server *s, unsigned n)
         if (l->wake_fd < 0)
             return -errno;
         int rc = watch(l, l->wake_fd, EPOLLIN, &tag_wake);
-        if (rc == 0 && s->metrics_fd >= 0)
-            rc = watch(l, s->metrics_fd, EPOLLIN | EPOLLEXCLUSIVE, &tag_metrics);
         if (rc != 0)
             return rc;
-        listen_api(l, true);
+        listen_set(l, true, true);
     }
     return 0;
 }

@@ -165,7 +165,22 @@ static bool get_bool(json_t *o, const char *k, bool *out, af__resp *rs)
 
 static bool url_arg(af__req *rq, const char *name, char *buf, int len)
 {
-    return len > 0 && af__http_query_arg(rq->query, strlen(rq->query), name, buf, (size_t)len);
+    size_t qn = strlen(rq->query);
+    if (len <= 0)
+        return false;
+    if (af__http_query_arg(rq->query, qn, name, buf, (size_t)len))
+        return true;
+    /* Absent, or longer than buf (the gate already refused bad escapes). A value that does not
+     * fit must not read as "absent" (a 40-digit hours=0...01 silently became the default):
+     * it reads as "", which every strict parse refuses with a 400. */
+    if (!strstr(rq->query, name))
+        return false;
+    char *all = malloc(qn + 1);
+    bool present = all && af__http_query_arg(rq->query, qn, name, all, qn + 1);
+    free(all);
+    if (present)
+        buf[0] = '\0';
+    return present;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -757,10 +772,9 @@ static int h_gpu_history(af__req *rq, af__resp *rs)
     char arg[32];
     double hours = 1;
     if (url_arg(rq, "hours", arg, sizeof(arg))) {
-        char *end;
-        hours = strtod(arg, &end);
-        if (*end || !(hours > 0) || hours > 24 * 30) {
-            af__resp_error(rs, 400, "invalid_argument", "hours must be a number in (0, 720]");
+        if (af__parse_decimal(arg, &hours) != 0 || !(hours > 0) || hours > 24 * 30) {
+            af__resp_error(rs, 400, "invalid_argument",
+                           "query parameter hours: a decimal number in (0, 720]");
             return 0;
         }
     }
@@ -1062,17 +1076,19 @@ static int h_alert_resolve(af__req *rq, af__resp *rs)
     const char *p = rq->params[0];
     if (strncmp(p, "alert-", 6) == 0)
         p += 6;
-    char *end;
-    unsigned long long id = strtoull(p, &end, 10);
-    if (!*p || *end) {
-        af__resp_error(rs, 400, "invalid_argument", "alert ids look like alert-<n>");
+    uint64_t id;
+    if (af__parse_u64(p, UINT64_MAX, &id) != 0) {
+        af__resp_error(rs, 400, "invalid_argument",
+                       "path parameter id: alert-<n> with n a decimal number in 0..%llu",
+                       (unsigned long long)UINT64_MAX);
         return 0;
     }
     if (af_gpu_collector_ack_alert(rq->srv->o.collector, id) != 0) {
         af__resp_error(rs, 404, "not_found", "alert %s not found", rq->params[0]);
         return 0;
     }
-    af__buf_printf(&rs->body, "{\"id\":\"alert-%llu\",\"status\":\"resolved\"}", id);
+    af__buf_printf(&rs->body, "{\"id\":\"alert-%llu\",\"status\":\"resolved\"}",
+                   (unsigned long long)id);
     af__system_update(rq->srv, "alert_resolved", rq->params[0]);
     return 0;
 }
@@ -1446,10 +1462,10 @@ static int h_traces(af__req *rq, af__resp *rs)
     if (url_arg(rq, "operation", op, sizeof(op)))
         q.operation = op;
     if (url_arg(rq, "min_duration_ms", arg, sizeof(arg))) {
-        char *end;
-        double ms = strtod(arg, &end);
-        if (*end || !(ms >= 0) || ms > 1e9) {
-            af__resp_error(rs, 400, "invalid_argument", "min_duration_ms must be a number >= 0");
+        double ms;
+        if (af__parse_decimal(arg, &ms) != 0 || ms > 1e9) {
+            af__resp_error(rs, 400, "invalid_argument",
+                           "query parameter min_duration_ms: a decimal number in [0, 1e9]");
             return 0;
         }
         q.min_duration_ns = (uint64_t)(ms * 1e6);
@@ -1465,10 +1481,10 @@ static int h_traces(af__req *rq, af__resp *rs)
         }
     }
     if (url_arg(rq, "limit", arg, sizeof(arg))) {
-        char *end;
-        unsigned long n = strtoul(arg, &end, 10);
-        if (*end || n == 0 || n > 1000) {
-            af__resp_error(rs, 400, "invalid_argument", "limit must be 1..1000");
+        uint64_t n;
+        if (af__parse_u64(arg, 1000, &n) != 0 || n == 0) {
+            af__resp_error(rs, 400, "invalid_argument",
+                           "query parameter limit: a decimal number in 1..1000");
             return 0;
         }
         q.limit = n;
@@ -1543,10 +1559,11 @@ static int h_demo_trigger(af__req *rq, af__resp *rs)
         af__resp_error(rs, 404, "not_found", "GPU not found: %s", id);
         return 0;
     }
-    char *end;
-    unsigned long idx = strtoul(id + 4, &end, 10);
-    if (*end || !id[4]) {
-        af__resp_error(rs, 404, "not_found", "GPU not found: %s", id);
+    uint64_t idx;
+    if (af__parse_u64(id + 4, UINT32_MAX, &idx) != 0) {
+        af__resp_error(rs, 400, "invalid_argument",
+                       "path parameter gpu: gpu-<n> with n a decimal number in 0..%u",
+                       (unsigned)UINT32_MAX);
         return 0;
     }
     int rc = af_gpu_sim_set_pattern(be, (uint32_t)idx, rq->params[1]);
@@ -1654,6 +1671,27 @@ static bool pattern_match(const char *pat, const char *path, size_t path_len,
     }
     /* A trailing slash is the same route. */
     return path == pend || (path + 1 == pend && *path == '/');
+}
+
+int af__route_params_decode(int route, char params[AF__MAX_PARAMS][AF_GPU_ID_MAX], char *why,
+                            size_t cap)
+{
+    const char *pat = af__routes[route].pattern;
+    for (int np = 0; np < AF__MAX_PARAMS; np++) {
+        const char *open = strchr(pat, '{'), *close = open ? strchr(open, '}') : NULL;
+        if (!close)
+            break;
+        char out[AF_GPU_ID_MAX];
+        int rc = af__pct_decode(params[np], strlen(params[np]), false, out, sizeof(out), NULL);
+        if (rc != 0) {
+            snprintf(why, cap, "path parameter %.*s: %s", (int)(close - open - 1), open + 1,
+                     rc == -ENOSPC ? "too long" : "malformed percent-encoding (or %00)");
+            return rc;
+        }
+        memcpy(params[np], out, sizeof(out));
+        pat = close + 1;
+    }
+    return 0;
 }
 
 /* Each pattern's literal prefix (up to its first parameter) and whether it has parameters,

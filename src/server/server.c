@@ -246,6 +246,7 @@ int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t
     if (!s)
         return -ENOMEM;
     s->api_fd = s->metrics_fd = -1;
+    atomic_init(&s->guard.reserve_fd, -1); /* af_server_free may run before af__guard_init */
     s->o = *opts;
     s->bind_address = af__strdup(addr);
     s->auth_token = has_token ? af__strdup(opts->auth_token) : NULL;
@@ -266,6 +267,8 @@ int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t
     s->ws_tracer = af_tracing_tracer_for(opts->tracing, AF_TRACE_WEBSOCKET_EVENTS);
     int rc = -ENOMEM;
     if (!s->bind_address || !s->title || (has_token && !s->auth_token))
+        goto fail;
+    if (af__guard_init(&s->guard, opts, s->bind_address, s->auth_token) != 0)
         goto fail;
     af__metrics_init(s);
     if (!s->http_hist)
@@ -411,6 +414,7 @@ void af_server_free(af_server *s)
     if (s->metrics_fd >= 0)
         close(s->metrics_fd);
     af__metrics_free(s);
+    af__guard_free(&s->guard);
     pthread_mutex_destroy(&s->job_mu);
     pthread_cond_destroy(&s->job_cv);
     pthread_mutex_destroy(&s->ws_mu);

@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 
 #include "agentaflow/server.h"
+#include "server/guard.h"
 #include "server/http_parse.h"
 #include "util/buf.h"
 
@@ -116,6 +117,11 @@ extern const size_t af__nroutes;
  * the index of the route that also matches the method, or -1. Fills params. */
 int af__route_match(const char *path, unsigned method, unsigned *allowed,
                     char params[AF__MAX_PARAMS][AF_GPU_ID_MAX]);
+
+/* Percent-decodes a matched route's path parameters in place ('+' stays '+': it is a query
+ * convention only). 0; otherwise why gets "path parameter <name>: ..." for a 400. */
+int af__route_params_decode(int route, char params[AF__MAX_PARAMS][AF_GPU_ID_MAX], char *why,
+                            size_t cap);
 
 /* The Allow header value for a method mask: "GET, POST, HEAD" (AF__M_* bit order). */
 void af__allow_text(unsigned m, char *out, size_t cap);
@@ -305,8 +311,8 @@ struct af__loop {
     af__conn *dead;                    /* loop: closed this turn, freed at its end */
     uint32_t n_conns;                  /* loop */
     uint32_t http_active;              /* loop: transactions in progress */
-    bool listening;                    /* loop: the listeners are in this loop's epoll set */
-    uint64_t accept_paused_until;      /* loop: out of descriptors; retry accepting then */
+    bool listening;                    /* loop: the API listener is in this loop's epoll set */
+    bool listening_metrics;            /* loop: and the metrics listener */
     uint64_t accept_warned_until;      /* loop: the next warning about it */
     uint64_t stop_deadline_mono;       /* loop */
     af__job *done_head;                /* finished jobs for this loop (job_mu) */
@@ -328,7 +334,8 @@ struct af_server {
     struct af__tls *tls;    /* both listeners speak TLS; NULL = plain HTTP */
     af__loop *loops;
     unsigned n_loops;
-    bool running; /* af_server_start was called */
+    bool running;    /* af_server_start was called */
+    af__guard guard; /* the request gate and descriptor-exhaustion state (guard.c) */
     atomic_bool stopping;
 
     /* jobs */

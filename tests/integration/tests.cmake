@@ -5,6 +5,8 @@
 #   integration.tls          test_tls (cmocka): both listeners over TLS with certificates from a
 #                            throw-away CA made by the openssl command, mutual TLS, SIGHUP
 #                            reload, bad files (skipped without openssl)
+#   integration.hostile_http test_hostile_http (cmocka): the security review's findings, raw
+#                            TCP where curl would normalise the request
 #   integration.prometheus   promtool check metrics on our exposition, then a real Prometheus
 #                            scraping the daemon until its target is up (skipped without them)
 if(NOT TARGET agentaflow)
@@ -37,3 +39,9 @@ add_test(NAME integration.prometheus
   COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/prometheus_scrape.sh $<TARGET_FILE:agentaflow>)
 set_tests_properties(integration.prometheus PROPERTIES TIMEOUT 180 LABELS integration
   SKIP_RETURN_CODE 77)
+
+# The security review's hostile requests (issue 10): one test per finding.
+add_executable(test_hostile_http ${CMAKE_CURRENT_LIST_DIR}/test_hostile_http.c)
+target_link_libraries(test_hostile_http PRIVATE af_it_harness)
+add_test(NAME integration.hostile_http COMMAND test_hostile_http $<TARGET_FILE:agentaflow>)
+set_tests_properties(integration.hostile_http PROPERTIES TIMEOUT 300 LABELS integration)
