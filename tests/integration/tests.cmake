@@ -2,6 +2,8 @@
 #
 #   integration.daemon       test_daemon (cmocka): routes, errors, auth, WebSocket, CLI, and
 #                            OTLP propagation decoded by decode_spans.js (interop node_modules)
+#   integration.websocket    test_websocket (cmocka): /ws handshake refusals, RFC 6455 close
+#                            codes, ping/pong, fragments, and no log lines for bad upgrades
 #   integration.prometheus   promtool check metrics on our exposition, then a real Prometheus
 #                            scraping the daemon until its target is up (skipped without them)
 if(NOT TARGET agentaflow)
@@ -23,6 +25,11 @@ set_tests_properties(integration.daemon PROPERTIES TIMEOUT 300 LABELS integratio
 if(AF_IT_NODE AND TEST interop.npm_ci)
   set_tests_properties(integration.daemon PROPERTIES FIXTURES_REQUIRED interop_npm)
 endif()
+
+add_executable(test_websocket ${CMAKE_CURRENT_LIST_DIR}/test_websocket.c)
+target_link_libraries(test_websocket PRIVATE af_it_harness)
+add_test(NAME integration.websocket COMMAND test_websocket $<TARGET_FILE:agentaflow>)
+set_tests_properties(integration.websocket PROPERTIES TIMEOUT 120 LABELS integration)
 
 add_test(NAME integration.prometheus
   COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/prometheus_scrape.sh $<TARGET_FILE:agentaflow>)
