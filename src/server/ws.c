@@ -189,7 +189,7 @@ static af__ws_msg *metrics_update_msg(af_server *s)
 static void on_message(af_server *s, af__ws_client *w, const uint8_t *data, size_t len)
 {
     json_error_t e;
-    json_t *j = json_loadb((const char *)data, len, 0, &e);
+    json_t *j = len ? json_loadb((const char *)data, len, 0, &e) : NULL; /* data may be NULL */
     const char *type = j ? json_string_value(json_object_get(j, "type")) : NULL;
     if (!type) {
         static const char err[] = "{\"type\":\"error\",\"data\":{\"message\":\"expected a JSON "
@@ -385,11 +385,13 @@ void af__ws_drain(af__loop *l)
     af__ws_msg *local[OUTBOX_MAX];
     pthread_mutex_lock(&s->ws_mu);
     size_t n = l->ws_outbox_len;
+    if (n == 0) { /* most wake-ups are job completions */
+        pthread_mutex_unlock(&s->ws_mu);
+        return;
+    }
     memcpy(local, l->ws_outbox, n * sizeof(*local));
     l->ws_outbox_len = 0;
     pthread_mutex_unlock(&s->ws_mu);
-    if (n == 0)
-        return;
     for (size_t i = 0; i < n; i++) {
         for (af__ws_client *w = l->ws_clients; w; w = w->next)
             enqueue(s, w, local[i]);
