@@ -3,7 +3,8 @@
  * handshake's refusals (426 with Sec-WebSocket-Version: 13, 400 and 403 as JSON errors, a
  * 300-byte Origin compared in full), the connection failures (unmasked frame 1002, invalid
  * UTF-8 1007, oversize message 1009), ping/pong, fragmented messages, the close handshake,
- * and that a thousand bad upgrades write nothing to the log at the default level.
+ * close 1001 on stop, and that a thousand bad upgrades write nothing to the log at the
+ * default level.
  */
 #include <errno.h>
 #include <signal.h>
@@ -384,6 +385,41 @@ static void test_bad_upgrades_do_not_log(void **state)
     json_decref(get_json(g_d.port, "/health", 200));
 }
 
+/* On stop every client gets close 1001, except one that is not reading its output: that one
+ * is closed at once instead of holding the stop until its bound. */
+static void test_stop_closes_1001(void **state)
+{
+    (void)state;
+    daemon_t d;
+    daemon_start(&d,
+                 "service_name: agentaflow-it\nserver:\n  load_generator: false\n"
+                 "  ws_push_interval: 100ms\n  ws_queue_depth: 2\n",
+                 NULL, NULL);
+    int stalled = ws_connect_rcvbuf(d.port, NULL, 1024);
+    assert_true(stalled >= 0);
+    int live = ws_connect(d.port, NULL);
+    assert_true(live >= 0);
+    /* The stalled client's queue overflows once its socket is full: its output is pending. */
+    uint64_t deadline = now_ms() + 30000;
+    while (metric_value(d.mport, "agentaflow_websocket_messages_dropped_total") <= 0 &&
+           now_ms() < deadline) {
+        json_t *j = ws_expect(live, "metrics_update");
+        assert_non_null(j);
+        json_decref(j);
+    }
+    assert_true(metric_value(d.mport, "agentaflow_websocket_messages_dropped_total") > 0);
+    assert_int_equal(daemon_stop(&d), 0);
+    expect_close(live, 1001);
+    close(stalled);
+    FILE *f = fopen(d.logfile, "r");
+    assert_non_null(f);
+    char line[512];
+    while (fgets(line, sizeof(line), f))
+        if (strstr(line, "unfinished"))
+            fail_msg("the stop waited for its bound: %s", line);
+    fclose(f);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -425,6 +461,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_fragmented_message),
         cmocka_unit_test(test_close_handshake),
         cmocka_unit_test(test_bad_upgrades_do_not_log),
+        cmocka_unit_test(test_stop_closes_1001),
     };
     int rc = cmocka_run_group_tests_name("websocket", tests, setup, teardown);
     curl_global_cleanup();
