@@ -234,6 +234,7 @@ void af__txn_begin(af__conn *c, const af__http_request *req)
     t->resp.content_type = "application/json";
     t->resp.allow[0] = '\0';
     t->resp.www_authenticate = false;
+    t->resp.headers = NULL;
     free(t->query);
     t->query = NULL;
     t->too_large = false;

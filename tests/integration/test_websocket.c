@@ -223,6 +223,32 @@ static void test_version_426(void **state)
     }
 }
 
+/* A GET /ws that is not an upgrade: 426 naming the protocol and version (RFC 9110 §15.5.22),
+ * and those headers do not leak into the next response on the same connection. */
+static void test_plain_get_426(void **state)
+{
+    (void)state;
+    int fd = tcp_connect(g_d.port);
+    assert_true(fd >= 0);
+    static const char two[] = "GET /ws HTTP/1.1\r\nHost: x\r\n\r\n"
+                              "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    send_all(fd, two, sizeof(two) - 1);
+    char *ans = read_to_eof(fd);
+    close(fd);
+    char *second = strstr(ans, "\r\n\r\n");
+    assert_non_null(second);
+    second = strstr(second, "HTTP/1.1 ");
+    assert_non_null(second);
+    second[-1] = '\0'; /* ans is now the first response alone */
+    assert_int_equal(status_of(ans), 426);
+    assert_true(has_header(ans, "sec-websocket-version", "13"));
+    assert_true(has_header_ex(ans, "upgrade", "websocket", true));
+    assert_int_equal(status_of(second), 200);
+    assert_null(strcasestr(second, "sec-websocket-version"));
+    assert_null(strcasestr(second, "\nupgrade:"));
+    free(ans);
+}
+
 static void test_key_400(void **state)
 {
     (void)state;
@@ -450,17 +476,12 @@ int main(int argc, char **argv)
         return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_handshake_accept),
-        cmocka_unit_test(test_version_426),
-        cmocka_unit_test(test_key_400),
-        cmocka_unit_test(test_origin_403),
-        cmocka_unit_test(test_unmasked_1002),
-        cmocka_unit_test(test_invalid_utf8_1007),
-        cmocka_unit_test(test_oversize_1009),
-        cmocka_unit_test(test_ping_pong),
-        cmocka_unit_test(test_fragmented_message),
-        cmocka_unit_test(test_close_handshake),
-        cmocka_unit_test(test_bad_upgrades_do_not_log),
+        cmocka_unit_test(test_handshake_accept),  cmocka_unit_test(test_version_426),
+        cmocka_unit_test(test_plain_get_426),     cmocka_unit_test(test_key_400),
+        cmocka_unit_test(test_origin_403),        cmocka_unit_test(test_unmasked_1002),
+        cmocka_unit_test(test_invalid_utf8_1007), cmocka_unit_test(test_oversize_1009),
+        cmocka_unit_test(test_ping_pong),         cmocka_unit_test(test_fragmented_message),
+        cmocka_unit_test(test_close_handshake),   cmocka_unit_test(test_bad_upgrades_do_not_log),
         cmocka_unit_test(test_stop_closes_1001),
     };
     int rc = cmocka_run_group_tests_name("websocket", tests, setup, teardown);
