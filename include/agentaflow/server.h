@@ -1,13 +1,14 @@
 /*
  * agentaflow/server.h - the daemon's network face: the HTTP JSON API, the dashboard page, the
- * /ws WebSocket and the Prometheus endpoint, all on one libwebsockets event loop (thread
- * "af-server"), with the tracing middleware, plus the in-process trace store and the built-in
- * load generator.
+ * /ws WebSocket (RFC 6455, on the same connections) and the Prometheus endpoint, all served by
+ * the daemon's own HTTP/1.1 event loops (threads "af-http-N"), with the tracing middleware,
+ * plus the in-process trace store and the built-in load generator.
  *
- * Threads: the event loop never blocks on slow work. Inference requests are handed to a small
+ * Threads: the event loops never block on slow work. Inference requests are handed to a small
  * pool of worker threads ("af-srv-work") and their HTTP transactions resume when the answer
  * is ready; everything else (scheduler, collector, cost tracker reads) is in-memory and runs
- * on the loop. The load generator, when on, is one more thread ("af-loadgen").
+ * on the loops. "af-ws-push" makes the periodic WebSocket metrics_update; the load generator,
+ * when on, is one more thread ("af-loadgen").
  *
  * Ownership: af_server_opts is copied (strings too). The components in it are borrowed and
  * must outlive the server; the server never frees them. af_server_stop/free must be called

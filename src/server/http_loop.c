@@ -11,8 +11,9 @@
  * Why not libwebsockets for plain HTTP: measured on GET /api/v1/gpus, lws spent ~21k of the
  * ~44k instructions of a request (a header parser walking byte by byte, a sorted timeout list
  * walked on every transaction, ~100 filtered log calls), and Debian's build serves a context
- * from one thread only. lws still serves the WebSocket clients (ws.c): an upgrade request is
- * handed over with the bytes already read.
+ * from one thread only. WebSocket clients stay on their loop too: an upgraded connection
+ * (AF__CONN_WS) hands its received bytes to ws.c and writes its frames through conn_write,
+ * like any response.
  *
  * Flow control: a connection is read only while it has no unsent output and no request
  * waiting for a worker, so a client that does not read its responses, or pipelines requests
@@ -223,6 +224,7 @@ static void retire(af__conn *c)
 
 static void conn_free(af__conn *c)
 {
+    af__ws_client_free(c->ws);
     af__txn_free(&c->txn);
     af__buf_free(&c->rx);
     af__buf_free(&c->tx);
@@ -237,6 +239,8 @@ static void conn_close(af__conn *c, const char *why)
         return;
     if (c->txn.active)
         af__txn_abort(c, why);
+    if (c->ws)
+        af__ws_detach(c);
     af__tls_close(c->ssl);
     c->ssl = NULL;
     close(c->fd);
@@ -509,6 +513,8 @@ static void send_resp(af__conn *c, af__resp *rs, bool keep_alive, bool http10, b
     }
     if (rs->www_authenticate)
         p = PUT_LIT(p, "www-authenticate: Bearer realm=\"agentaflow\"\r\n");
+    if (rs->headers)
+        p = put(p, rs->headers, strlen(rs->headers));
     if (!keep_alive)
         p = PUT_LIT(p, "connection: close\r\n");
     else if (http10)
@@ -533,10 +539,38 @@ static void conn_fail(af__conn *c, int status, const char *code, const char *mes
     af__resp rs;
     af__resp_init(&rs);
     af__resp_error(&rs, status, code, "%s", message);
-    send_resp(c, &rs, false, false, false, NULL);
+    af__conn_refuse(c, &rs);
     af__resp_free(&rs);
+}
+
+void af__conn_refuse(af__conn *c, af__resp *rs)
+{
+    send_resp(c, rs, false, false, false, NULL);
     if (c->fd >= 0 && c->tx.len == c->tx_off)
         conn_linger(c);
+}
+
+void af__conn_write(af__conn *c, const void *data, size_t len)
+{
+    conn_write(c, data, len);
+}
+
+void af__conn_close(af__conn *c, const char *why)
+{
+    conn_close(c, why);
+}
+
+/* The deadline bounds how long the client may take to read the rest and close its side. */
+void af__conn_finish(af__conn *c)
+{
+    if (c->fd < 0)
+        return;
+    c->close_after = true;
+    timed_restart(c, af_monotonic_ns());
+    if (c->tx.len == c->tx_off)
+        conn_linger(c);
+    else
+        update_events(c);
 }
 
 static const char *code_for(int status)
@@ -591,33 +625,8 @@ static bool is_ws_path(const af__http_request *r)
            (r->path_len == 4 && memcmp(r->path, "/ws/", 4) == 0);
 }
 
-/* The request is a WebSocket upgrade: the socket and the bytes read so far (this head and
- * anything after it) go to the WebSocket thread. */
-static void hand_over(af__conn *c, size_t head_off)
-{
-    af__loop *l = c->loop;
-    if (c->ssl) {
-        /* The WebSocket thread takes a plain socket; this session cannot move with it. */
-        conn_fail(c, 501, "not_implemented", "WebSocket over TLS (wss) is not available yet");
-        return;
-    }
-    const char *bytes = (const char *)c->rx.data + head_off;
-    size_t len = c->rx.len - head_off;
-    if (len > AF__WS_HANDOFF_MAX) {
-        conn_fail(c, 431, "header_fields_too_large",
-                  "a WebSocket upgrade request may be at most 2048 bytes");
-        return;
-    }
-    epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    int fd = c->fd;
-    c->fd = -1;
-    retire(c);
-    if (af__ws_handoff(l->srv, fd, bytes, len) != 0)
-        close(fd);
-}
-
 /* The request head was parsed: framing decisions, then the transaction. */
-static void on_head(af__conn *c, const af__http_request *req, size_t head_off)
+static void on_head(af__conn *c, const af__http_request *req)
 {
     af_server *s = c->loop->srv;
     bool ws = req->upgrade_websocket && !c->metrics && is_ws_path(req) && req->method_len == 3 &&
@@ -632,7 +641,7 @@ static void on_head(af__conn *c, const af__http_request *req, size_t head_off)
         if (atomic_load(&s->stopping))
             conn_fail(c, 503, "shutting_down", "the server is shutting down");
         else
-            hand_over(c, head_off);
+            af__ws_upgrade(c, req);
         return;
     }
     if (req->path_len >= sizeof(c->txn.path)) {
@@ -694,9 +703,8 @@ static void conn_process(af__conn *c)
                 conn_fail(c, err.status, code_for(err.status), err.message);
                 break;
             }
-            size_t head_off = c->rx_off;
             c->rx_off += req.head_len;
-            on_head(c, &req, head_off);
+            on_head(c, &req);
         } else if (c->state == AF__CONN_BODY) {
             if (!avail)
                 break;
@@ -730,14 +738,21 @@ static void conn_process(af__conn *c)
                 else
                     af__txn_dispatch(c);
             }
+        } else if (c->state == AF__CONN_WS) {
+            af__ws_input(c);
+            break;
         } else {
             break; /* AF__CONN_BUSY */
         }
     }
     if (c->fd < 0)
         return;
-    if (c->state == AF__CONN_BUSY)
-        timed_remove(c); /* the job has its own timeout */
+    /* A busy connection's job has its own timeout; an idle WebSocket client may stay as long
+     * as it likes, but one with output pending must read it within the deadline. */
+    if (c->state == AF__CONN_BUSY || (c->state == AF__CONN_WS && c->tx.len == c->tx_off))
+        timed_remove(c);
+    else if (c->state == AF__CONN_WS && !c->timed)
+        timed_restart(c, af_monotonic_ns());
     /* Consumed bytes go; a partial request moves to the front. */
     if (c->rx_off == c->rx.len) {
         c->rx.len = c->rx_off = 0;
@@ -949,6 +964,7 @@ static void begin_stop(af__loop *l, uint64_t now)
 {
     af_server *s = l->srv;
     l->stop_deadline_mono = now + (uint64_t)s->o.shutdown_timeout_ms * 1000000ull;
+    af__ws_loop_stop(l);
     for (af__conn *c = l->timed_head, *n; c; c = n) {
         n = c->next;
         if (!c->txn.active && c->tx.len == c->tx_off && c->state == AF__CONN_HEAD)
@@ -1030,6 +1046,7 @@ static void *loop_main(void *arg)
                 if (read(l->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
                     af_log(AF_LOG_DEBUG, "server: wake read: %s", strerror(errno));
                 af__jobs_drain(l);
+                af__ws_drain(l);
             } else {
                 conn_event(tag, ev[i].events, now);
             }

@@ -1594,6 +1594,7 @@ static int h_ws_plain(af__req *rq, af__resp *rs)
 {
     (void)rq;
     af__resp_error(rs, 426, "upgrade_required", "/ws speaks WebSocket only");
+    rs->headers = "upgrade: websocket\r\nsec-websocket-version: 13\r\n";
     return 0;
 }
 

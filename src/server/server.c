@@ -12,9 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agentaflow/log.h"
+#include "agentaflow/propagation.h"
 #include "agentaflow/trace_helpers.h"
 #include "server/server_int.h"
 #include "server/tls.h"
@@ -248,6 +250,7 @@ int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t
     s->api_fd = s->metrics_fd = -1;
     atomic_init(&s->guard.reserve_fd, -1); /* af_server_free may run before af__guard_init */
     s->o = *opts;
+    s->propagators = af_propagators_from_env();
     s->bind_address = af__strdup(addr);
     s->auth_token = has_token ? af__strdup(opts->auth_token) : NULL;
     s->title = af__strdup(opts->title ? opts->title : "AgentaFlow GPU Monitoring");
@@ -258,6 +261,12 @@ int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t
     pthread_mutex_init(&s->job_mu, NULL);
     pthread_cond_init(&s->job_cv, NULL);
     pthread_mutex_init(&s->ws_mu, NULL);
+    /* The push thread's waits are deadlines on the monotonic clock. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->ws_cv, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_mutex_init(&s->met_mu, NULL);
     pthread_mutex_init(&s->lg_mu, NULL);
     pthread_cond_init(&s->lg_cv, NULL);
@@ -299,11 +308,6 @@ int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t
     rc = af__loops_new(s, s->o.event_loops);
     if (rc != 0) {
         seterr(err, err_len, "cannot create the event loops: %s", strerror(-rc));
-        goto fail;
-    }
-    rc = af__ws_new(s);
-    if (rc != 0) {
-        seterr(err, err_len, "cannot create the WebSocket event loop");
         goto fail;
     }
     *out = s;
@@ -406,8 +410,8 @@ void af_server_free(af_server *s)
             s->loops[i].done_head = j->next;
             job_free(j);
         }
-    af__loops_free(s);
     af__ws_free(s);
+    af__loops_free(s);
     af__tls_free(s->tls);
     if (s->api_fd >= 0)
         close(s->api_fd);
@@ -418,6 +422,7 @@ void af_server_free(af_server *s)
     pthread_mutex_destroy(&s->job_mu);
     pthread_cond_destroy(&s->job_cv);
     pthread_mutex_destroy(&s->ws_mu);
+    pthread_cond_destroy(&s->ws_cv);
     pthread_mutex_destroy(&s->met_mu);
     pthread_mutex_destroy(&s->lg_mu);
     pthread_cond_destroy(&s->lg_cv);

@@ -234,6 +234,7 @@ void af__txn_begin(af__conn *c, const af__http_request *req)
     t->resp.content_type = "application/json";
     t->resp.allow[0] = '\0';
     t->resp.www_authenticate = false;
+    t->resp.headers = NULL;
     free(t->query);
     t->query = NULL;
     t->too_large = false;
@@ -276,7 +277,7 @@ void af__txn_begin(af__conn *c, const af__http_request *req)
     af_span_context parent;
     af_span_context_init(&parent);
     af_baggage *bag = NULL;
-    af_propagate_extract(AF_PROPAGATE_DEFAULT, &car, &parent, &bag);
+    af_propagate_extract(s->propagators, &car, &parent, &bag);
     t->span = start_server_span(s, t, &parent, tmpl);
     if (af_span_is_recording(t->span)) {
         size_t ua_len = 0;

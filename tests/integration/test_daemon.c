@@ -743,6 +743,36 @@ static void test_ws_client_cap(void **state)
     assert_int_equal(daemon_stop(&d), 0);
 }
 
+/* OTEL_PROPAGATORS=b3multi,b3: the middleware continues a trace that a service mesh sends as
+ * B3 (multi headers here, the single header next); W3C tracecontext is then not read. */
+static void test_b3_propagation(void **state)
+{
+    (void)state;
+    const char *env[] = {"OTEL_PROPAGATORS=b3multi,b3", NULL};
+    daemon_t d;
+    daemon_start(&d, NULL, NULL, env);
+    const char *multi[] = {"X-B3-TraceId: 463ac35c9f6413ad48485a3953bb6124",
+                           "X-B3-SpanId: a2fb4a1d1a96d312", "X-B3-Sampled: 1", NULL};
+    resp r = http(d.port, "GET", "/api/v1/gpus", NULL, multi);
+    assert_int_equal(r.status, 200);
+    char tr[128];
+    assert_non_null(header(&r, "traceresponse", tr, sizeof(tr)));
+    assert_int_equal(strncmp(tr, "00-463ac35c9f6413ad48485a3953bb6124-", 36), 0);
+    free(r.body);
+    const char *single[] = {"b3: 80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1", NULL};
+    r = http(d.port, "GET", "/api/v1/gpus", NULL, single);
+    assert_non_null(header(&r, "traceresponse", tr, sizeof(tr)));
+    assert_int_equal(strncmp(tr, "00-80f198ee56343ba864fe8b2a57d3eff7-", 36), 0);
+    free(r.body);
+    const char *w3c[] = {"traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                         NULL};
+    r = http(d.port, "GET", "/api/v1/gpus", NULL, w3c);
+    assert_non_null(header(&r, "traceresponse", tr, sizeof(tr)));
+    assert_int_not_equal(strncmp(tr, "00-4bf92f3577b34da6a3ce929d0e0e4736-", 36), 0);
+    free(r.body);
+    assert_int_equal(daemon_stop(&d), 0);
+}
+
 static void test_auth(void **state)
 {
     (void)state;
@@ -918,6 +948,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_overload_and_graceful_stop),
         cmocka_unit_test(test_ws_stalled_client_drops_oldest),
         cmocka_unit_test(test_auth),
+        cmocka_unit_test(test_b3_propagation),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_otlp_propagation),
     };

@@ -7,6 +7,8 @@
 #                            reload, bad files (skipped without openssl)
 #   integration.hostile_http test_hostile_http (cmocka): the security review's findings, raw
 #                            TCP where curl would normalise the request
+#   integration.websocket    test_websocket (cmocka): /ws handshake refusals, RFC 6455 close
+#                            codes, ping/pong, fragments, and no log lines for bad upgrades
 #   integration.prometheus   promtool check metrics on our exposition, then a real Prometheus
 #                            scraping the daemon until its target is up (skipped without them)
 if(NOT TARGET agentaflow)
@@ -34,6 +36,10 @@ target_link_libraries(test_tls PRIVATE af_it_harness)
 add_test(NAME integration.tls COMMAND test_tls $<TARGET_FILE:agentaflow>)
 set_tests_properties(integration.tls PROPERTIES TIMEOUT 300 LABELS integration
   SKIP_RETURN_CODE 77)
+add_executable(test_websocket ${CMAKE_CURRENT_LIST_DIR}/test_websocket.c)
+target_link_libraries(test_websocket PRIVATE af_it_harness)
+add_test(NAME integration.websocket COMMAND test_websocket $<TARGET_FILE:agentaflow>)
+set_tests_properties(integration.websocket PROPERTIES TIMEOUT 120 LABELS integration)
 
 add_test(NAME integration.prometheus
   COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/prometheus_scrape.sh $<TARGET_FILE:agentaflow>)

@@ -121,6 +121,17 @@ static void test_origin(void **state)
     assert_false(origin_ok(&g, "file://", "127.0.0.1:9000"));
     assert_false(origin_ok(&g, "http://", "127.0.0.1:9000"));
     assert_false(origin_ok(&g, "http://127.0.0.1:9000", NULL));
+    /* Compared in full at any length: a 300-byte foreign Origin, and one whose first 255
+     * bytes are this host's, are refused. */
+    char origin[301];
+    memcpy(origin, "http://", 7);
+    memset(origin + 7, 'a', 293);
+    origin[300] = '\0';
+    assert_false(origin_ok(&g, origin, "127.0.0.1:9000"));
+    snprintf(origin, sizeof(origin), "http://127.0.0.1:9000");
+    memset(origin + 21, 'x', 279);
+    origin[300] = '\0';
+    assert_false(origin_ok(&g, origin, "127.0.0.1:9000"));
     af__guard_free(&g);
 }
 

@@ -3,8 +3,8 @@
  * header text for 405 (af__allow_text) and the JSON error bodies (af__resp_*), all without a
  * socket.
  *
- * Query strings never reach the matcher: libwebsockets hands the callback the path and keeps
- * the arguments in WSI_TOKEN_HTTP_URI_ARGS, so "?..." handling is covered by the integration
+ * Query strings never reach the matcher: the request parser splits the path from the query
+ * (tests/unit/test_http_parse.c), so "?..." handling is covered there and by the integration
  * suite (tests/integration/test_daemon.c, e.g. /api/v1/gpu/{id}/history?hours=1).
  */
 #include "testutil.h"
