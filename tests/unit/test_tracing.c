@@ -166,8 +166,10 @@ static void test_components_and_memory_exporter(void **state)
         if (!strstr(json, keys[i]))
             fail_msg("%s missing from %s", keys[i], json);
     /* Written without a JSON library: check it is a well-formed object all the same. */
-    json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, NULL);
-    assert_true(json_is_object(root));
+    json_error_t jerr;
+    json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(root))
+        fail_msg("%s: %s", jerr.text, json);
     assert_int_equal(json_array_size(json_object_get(root, "exporters")), 1);
     json_decref(root);
     free(json);
