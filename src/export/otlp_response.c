@@ -6,7 +6,7 @@
  *
  * Both readers are written here rather than taken from protobuf-c and jansson: they read
  * three fields of two tiny messages, and the SDK library (libagentaflow) depends on libcurl,
- * zlib and libyaml only (DESIGN.md section 2). The protobuf-c generated code stays the unit
+ * zlib and libyaml only (docs/architecture.md). The protobuf-c generated code stays the unit
  * tests' oracle.
  */
 #include "export/encode.h"
