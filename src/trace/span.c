@@ -1,9 +1,9 @@
 /*
  * Spans: start, mutation under a per-span spin lock, end and hand-off to the processors.
  *
- * Hot path budget (docs/architecture.md, tracing core): no malloc in steady state, one clock read per timestamp,
- * no contended lock. The lock is a single atomic word: spans are almost always touched by
- * one thread, so it is uncontended and costs one exchange per call.
+ * Hot path budget (docs/architecture.md, tracing core): no malloc in steady state, one clock read
+ * per timestamp, no contended lock. The lock is a single atomic word: spans are almost always
+ * touched by one thread, so it is uncontended and costs one exchange per call.
  */
 #include <string.h>
 
