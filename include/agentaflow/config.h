@@ -45,6 +45,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 /* One key/value pair (header, resource attribute); both strings owned by the config. */
 typedef struct af_config_kv {
@@ -338,6 +339,7 @@ int af_config_parse_duration(const char *s, uint32_t *out_ms);
 /* Formats milliseconds in the shortest exact form ("30s", "1500ms", "2h", "0"). */
 void af_config_format_duration(uint32_t ms, char *out, size_t out_len);
 
+AF_API_END
 #ifdef __cplusplus
 }
 #endif

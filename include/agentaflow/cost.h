@@ -27,6 +27,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 typedef struct af_tracing af_tracing; /* tracing.h */
 typedef struct af_cost_tracker af_cost_tracker;
@@ -215,6 +216,7 @@ typedef struct af_cost_stats {
 
 void af_cost_stats_get(af_cost_tracker *t, af_cost_stats *out);
 
+AF_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -14,6 +14,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 /* ---------------------------------------------------------------------------------------- */
 /* Memory exporter: keeps copies of exported spans in a bounded ring (oldest dropped first).  */
@@ -125,6 +126,7 @@ typedef struct af_jaeger_opts {
 void af_jaeger_opts_init(af_jaeger_opts *o);
 int af_jaeger_exporter_new(const af_jaeger_opts *opts, af_exporter **out);
 
+AF_API_END
 #ifdef __cplusplus
 }
 #endif

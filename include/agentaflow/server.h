@@ -26,6 +26,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 /* ---------------------------------------------------------------------------------------- */
 /* Trace store: the last spans exported, grouped by trace id, for /api/v1/traces.           */
@@ -143,6 +144,7 @@ void af_server_notify(af_server *s, const char *title, const char *message, cons
 /* WebSocket clients connected now. */
 uint32_t af_server_ws_clients(af_server *s);
 
+AF_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -52,6 +52,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 typedef struct af_tracing af_tracing; /* tracing.h */
 
@@ -275,6 +276,7 @@ size_t af_serving_instances(af_serving *s, af_instance_stats *out, size_t cap);
  */
 int af_serving_metrics_json(af_serving *s, char **out);
 
+AF_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -3,6 +3,7 @@
  * toggles, added exporters, shutdown, and the health check (status rule, keys, no secrets).
  */
 #include <errno.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,6 +165,13 @@ static void test_components_and_memory_exporter(void **state)
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (!strstr(json, keys[i]))
             fail_msg("%s missing from %s", keys[i], json);
+    /* Written without a JSON library: check it is a well-formed object all the same. */
+    json_error_t jerr;
+    json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(root))
+        fail_msg("%s: %s", jerr.text, json);
+    assert_int_equal(json_array_size(json_object_get(root, "exporters")), 1);
+    json_decref(root);
     free(json);
 
     assert_int_equal(af_tracing_shutdown(t, 5000), 0);
