@@ -321,6 +321,13 @@ function rules(objs, opts) {
     if (a[a.indexOf('--scheduler') + 1] !== `http://${SERVICE_HOST}:9000` || a.indexOf('--scheduler') < 0)
       problems.push(`DaemonSet/agentaflow-agent: --scheduler is not http://${SERVICE_HOST}:9000`);
     configFileProblems(objs, ds, c, 'agent.yaml', problems, notes);
+    const cm = find(objs, 'ConfigMap', 'agentaflow-config');
+    let acfg = {};
+    try {
+      acfg = YAML.parse(cm.data['agent.yaml']) || {};
+    } catch (e) { /* reported by configFileProblems */ }
+    if ((acfg.server || {}).gpu_backend !== 'nvml')
+      problems.push('ConfigMap/agentaflow-config agent.yaml: server.gpu_backend must be nvml (a GPU node must not fall back to simulated GPUs)');
   }
 
   // The cluster scheduler.
@@ -564,6 +571,7 @@ function selftest() {
     ['a probe without the loopback Host', (r) => { delete sched(r).spec.template.spec.containers[0].readinessProbe.httpGet.httpHeaders; }, 'Host: localhost'],
     ['an unknown daemon key', (r) => { const cm = r.base.find((o) => o.metadata.name === 'agentaflow-config'); const cfg = YAML.parse(cm.data['agent.yaml']); cfg.server.metrcs_port = 9001; cm.data['agent.yaml'] = YAML.stringify(cfg); }, 'not a key of docs/configuration.md'],
     ['a daemon config that is not YAML', (r) => { const cm = r.base.find((o) => o.metadata.name === 'agentaflow-config'); cm.data['scheduler.yaml'] += 'server:\n  port: 9000\n'; }, 'scheduler.yaml: not YAML'],
+    ['simulated GPUs on GPU nodes', (r) => { const cm = r.base.find((o) => o.metadata.name === 'agentaflow-config'); cm.data['agent.yaml'] = cm.data['agent.yaml'].replace('gpu_backend: nvml', 'gpu_backend: auto'); }, 'gpu_backend must be nvml'],
     ['the wrong namespace', (r) => { ds(r).metadata.namespace = 'default'; }, 'namespace default'],
   ];
   let failed = 0;
