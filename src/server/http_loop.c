@@ -174,6 +174,31 @@ static void timed_restart(af__conn *c, uint64_t now)
     c->timed = true;
 }
 
+/* A BUSY connection waits on its inference job's deadline (af__job.deadline_mono), which may
+ * come before idle deadlines already listed: inserted in order, walking from the tail. */
+static void timed_insert_job(af__conn *c)
+{
+    af__loop *l = c->loop;
+    timed_remove(c);
+    if (!c->txn.job || !c->txn.job->deadline_mono)
+        return;
+    c->deadline_mono = c->txn.job->deadline_mono;
+    af__conn *after = l->timed_tail;
+    while (after && after->deadline_mono > c->deadline_mono)
+        after = after->prev;
+    c->prev = after;
+    c->next = after ? after->next : l->timed_head;
+    if (c->next)
+        c->next->prev = c;
+    else
+        l->timed_tail = c;
+    if (after)
+        after->next = c;
+    else
+        l->timed_head = c;
+    c->timed = true;
+}
+
 static void all_add(af__conn *c)
 {
     af__loop *l = c->loop;
@@ -747,9 +772,11 @@ static void conn_process(af__conn *c)
     }
     if (c->fd < 0)
         return;
-    /* A busy connection's job has its own timeout; an idle WebSocket client may stay as long
-     * as it likes, but one with output pending must read it within the deadline. */
-    if (c->state == AF__CONN_BUSY || (c->state == AF__CONN_WS && c->tx.len == c->tx_off))
+    /* A busy connection is answered at its job's deadline; an idle WebSocket client may stay
+     * as long as it likes, but one with output pending must read it within the deadline. */
+    if (c->state == AF__CONN_BUSY)
+        timed_insert_job(c);
+    else if (c->state == AF__CONN_WS && c->tx.len == c->tx_off)
         timed_remove(c);
     else if (c->state == AF__CONN_WS && !c->timed)
         timed_restart(c, af_monotonic_ns());
@@ -943,7 +970,10 @@ static void expire(af__loop *l, uint64_t now)
 {
     while (l->timed_head && l->timed_head->deadline_mono <= now) {
         af__conn *c = l->timed_head;
-        if (c->txn.active || (c->state == AF__CONN_HEAD && c->rx.len > c->rx_off)) {
+        if (c->state == AF__CONN_BUSY) {
+            timed_remove(c);
+            af__job_expire(c);
+        } else if (c->txn.active || (c->state == AF__CONN_HEAD && c->rx.len > c->rx_off)) {
             /* A request started but did not arrive in time. */
             timed_remove(c);
             if (c->txn.active) {

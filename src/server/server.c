@@ -121,6 +121,8 @@ int af__server_submit_job(af__req *rq, af__resp *rs, af__job *j)
     }
     s->inflight++;
     j->srv = s;
+    if (s->o.inference_timeout_ms)
+        j->deadline_mono = af_monotonic_ns() + (uint64_t)s->o.inference_timeout_ms * 1000000ull;
     j->loop = rq->loop;
     j->conn = rq->conn;
     j->next = NULL;
@@ -161,6 +163,22 @@ void af__jobs_drain(af__loop *l)
         s->inflight--;
         pthread_mutex_unlock(&s->job_mu);
     }
+}
+
+void af__job_expire(af__conn *c)
+{
+    af__txn *t = &c->txn;
+    if (t->job) {
+        /* j->conn is loop-only, so the worker cannot be looking at it; the job stays counted
+         * in flight (its worker is still busy) until af__jobs_drain frees it. */
+        t->job->conn = NULL;
+        t->job = NULL;
+    }
+    af__resp_error(&t->resp, 504, "deadline_exceeded",
+                   "no answer within server.inference_timeout_ms = %u",
+                   c->loop->srv->o.inference_timeout_ms);
+    af__conn_respond(c);
+    af__conn_resume(c);
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -155,6 +155,7 @@ typedef struct af__job {
     char *request_id;
     uint32_t max_tokens;
     uint32_t timeout_ms;
+    uint64_t deadline_mono; /* the client gets 504 then (inference_timeout_ms); 0 = none */
     af_span_context parent;
     af__resp resp; /* filled by the worker */
 } af__job;
@@ -408,6 +409,9 @@ void af__txn_end(af__conn *c);
 void af__txn_free(af__txn *t);
 /* Loop: moves finished jobs to their connections. */
 void af__jobs_drain(af__loop *l);
+/* Loop: the connection's job passed its deadline: answers 504 deadline_exceeded now and
+ * orphans the job (the worker's late answer is dropped when it arrives). */
+void af__job_expire(af__conn *c);
 /* Frees a GET /api/v1/gpus cache (routes.c). */
 void af__gpus_cache_free(af__gpus_cache *c);
 
