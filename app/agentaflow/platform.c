@@ -93,7 +93,11 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
     const af_server_config *st = &cfg->server;
     memset(p, 0, sizeof(*p));
     char e[512] = "";
-    int rc = af_tracing_new(cfg, &p->tracing, e, sizeof(e));
+    /* Request values reach span attributes (ids, names, errors): no request may park more
+     * than this in a span, unless OTEL_*ATTRIBUTE_VALUE_LENGTH_LIMIT says otherwise. */
+    af_tracing_config tc = *cfg;
+    tc.tracing.attribute_value_length_default = 4096;
+    int rc = af_tracing_new(&tc, &p->tracing, e, sizeof(e));
     if (rc != 0) {
         fprintf(err, "agentaflow: tracing: %s\n", e[0] ? e : af_strerror(rc));
         return rc;
