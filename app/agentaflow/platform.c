@@ -104,7 +104,8 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
     }
     if (af_tracing_tracer(p->tracing)) {
         af_exporter *ex = NULL;
-        rc = af_trace_store_new(st->trace_store_spans, &ex, &p->traces);
+        rc = af_trace_store_new(st->trace_store_spans, (size_t)st->trace_store_bytes, &ex,
+                                &p->traces);
         if (rc == 0) {
             /* A short delay so the trace viewer shows a request moments after it ends. */
             af_batch_processor_opts bo;

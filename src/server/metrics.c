@@ -823,6 +823,12 @@ static void render_tracing(af_server *s, expo *e)
         fam(e, "tracing_export_duration_seconds", "histogram",
             "Latency of one export call into the in-process trace store");
         histogram(e, "tracing_export_duration_seconds", L("exporter", "trace_store"), &h);
+        fam(e, "trace_store_spans", "gauge", "Spans held by the in-process trace store");
+        gauge(e, "trace_store_spans", NULL, (double)af_trace_store_span_count(s->o.traces));
+        fam(e, "trace_store_bytes", "gauge",
+            "Bytes of span copies held by the in-process trace store (bounded by "
+            "server.trace_store_bytes)");
+        gauge(e, "trace_store_bytes", NULL, (double)af_trace_store_bytes(s->o.traces));
     }
 }
 

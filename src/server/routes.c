@@ -509,8 +509,9 @@ static int h_health(af__req *rq, af__resp *rs)
                    s->metrics_fd >= 0 ? "healthy" : "disabled", s->metrics_port);
     af__buf_puts(b, ",\"trace_store\":");
     if (s->o.traces)
-        af__buf_printf(b, "{\"status\":\"healthy\",\"spans\":%zu}",
-                       af_trace_store_span_count(s->o.traces));
+        af__buf_printf(b, "{\"status\":\"healthy\",\"spans\":%zu,\"bytes\":%zu,\"max_bytes\":%zu}",
+                       af_trace_store_span_count(s->o.traces), af_trace_store_bytes(s->o.traces),
+                       af_trace_store_max_bytes(s->o.traces));
     else
         af__buf_puts(b, "{\"status\":\"disabled\"}");
 

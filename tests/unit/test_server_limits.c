@@ -13,6 +13,7 @@
 
 #include "agentaflow/cost.h"
 #include "agentaflow/gpu.h"
+#include "agentaflow/server.h"
 #include "server/limits.h"
 #include "server/server_int.h"
 
@@ -249,6 +250,58 @@ static void test_refused_ids_leave_no_span_attribute(void **state)
     af_test_env_free(&env);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Trace store.                                                                              */
+
+static void test_trace_store_byte_bound(void **state)
+{
+    (void)state;
+    af_test_env env;
+    af_test_env_init(&env);
+    af_exporter *ex;
+    af_trace_store *st;
+    enum { MAX_BYTES = 256 * 1024 };
+    assert_int_equal(af_trace_store_new(100000, MAX_BYTES, &ex, &st), 0);
+    af_span_processor *proc;
+    assert_int_equal(af_simple_processor_new(ex, &proc), 0);
+    assert_int_equal(af_tracer_provider_add_processor(env.provider, proc), 0);
+    assert_int_equal(af_trace_store_max_bytes(st), MAX_BYTES);
+
+    /* 200 spans of about 8 KiB: the count bound (100000) never bites, the byte bound does. */
+    char *v = malloc(8193);
+    assert_non_null(v);
+    memset(v, 'a', 8192);
+    v[8192] = '\0';
+    size_t one = 0;
+    for (int i = 0; i < 200; i++) {
+        af_span sp = af_span_start(env.tracer, "big", NULL);
+        af_span_set_string(sp, "payload", v);
+        af_span_end(sp);
+        if (i == 0)
+            one = af_trace_store_bytes(st);
+        assert_true(af_trace_store_bytes(st) <= MAX_BYTES);
+    }
+    /* The accounting sees the attribute's bytes, not just a span header. */
+    assert_true(one > 8192 && one < 8192 + 4096);
+    size_t held = af_trace_store_span_count(st);
+    assert_int_equal(held, MAX_BYTES / one);
+    assert_true(af_trace_store_bytes(st) > MAX_BYTES - one);
+
+    /* A span larger than the whole bound is not kept, and evicts nothing. */
+    char *huge = malloc(MAX_BYTES + 1);
+    assert_non_null(huge);
+    memset(huge, 'h', MAX_BYTES);
+    huge[MAX_BYTES] = '\0';
+    af_span sp = af_span_start(env.tracer, "huge", NULL);
+    af_span_set_string(sp, "payload", huge);
+    af_span_end(sp);
+    assert_int_equal(af_trace_store_span_count(st), held);
+    free(huge);
+    free(v);
+    af_tracer_provider_free(env.provider);
+    af_trace_store_free(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +311,7 @@ int main(void)
         cmocka_unit_test(test_input_check_counts_tokens_like_serving),
         cmocka_unit_test(test_cost_route_refuses_long_operation),
         cmocka_unit_test(test_refused_ids_leave_no_span_attribute),
+        cmocka_unit_test(test_trace_store_byte_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
