@@ -161,6 +161,7 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
     af_cost_tracker_opts to;
     af_cost_tracker_opts_init(&to);
     to.tracing = p->tracing;
+    to.max_names = st->max_label_values; /* the cost families' label values */
     if ((rc = af_cost_tracker_new(&to, &p->costs)) != 0) {
         fprintf(err, "agentaflow: cost tracking: %s\n", af_strerror(rc));
         return rc;

@@ -351,6 +351,7 @@ struct af_server {
     uint64_t *http_errors;
     af__model_metrics models[AF__MAX_MODELS];
     size_t n_models;
+    uint64_t models_folded; /* inference outcomes recorded under model "other" */
     af__prio_metrics prios[AF__MAX_PRIOS];
     size_t n_prios;
     af__hist sched_hist[4];         /* per af_gpu_strategy */
