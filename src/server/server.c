@@ -50,6 +50,13 @@ static void run_job(af__job *j)
     memset(&r, 0, sizeof(r));
     int rc = af_serving_infer(s->o.serving, &j->parent, &rq, &r);
     af__metrics_inference(s, j->model_id, rc, &r, &j->parent);
+    if (rc == AF_ETIMEDOUT) {
+        /* The gateway gave up at the same deadline the loop answers at (af__job_expire):
+         * whichever is first, the client reads the same error. */
+        af__resp_error(rs, 504, "deadline_exceeded", "%s", r.error[0] ? r.error : "timeout");
+        af_inference_response_free(&r);
+        return;
+    }
     if (rc != 0) {
         af__resp_from_errno(rs, rc, r.error);
         af_inference_response_free(&r);
