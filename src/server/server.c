@@ -40,6 +40,14 @@ static void run_job(af__job *j)
 {
     af_server *s = j->srv;
     af__resp *rs = &j->resp;
+    if (j->deadline_mono && af_monotonic_ns() >= j->deadline_mono) {
+        /* The loop answered (or is about to answer) 504 already: a request that waited out
+         * its deadline in the queue is not run, so a backlog drains instead of feeding the
+         * backend work nobody waits for. */
+        af__metrics_inference(s, j->model_id, AF_ETIMEDOUT, NULL, &j->parent);
+        af__resp_error(rs, 504, "deadline_exceeded", "the deadline passed in the queue");
+        return;
+    }
     af_inference_request rq = {.id = j->request_id,
                                .model_id = j->model_id,
                                .input = j->input,
@@ -182,7 +190,7 @@ void af__job_expire(af__conn *c)
         t->job = NULL;
     }
     af__resp_error(&t->resp, 504, "deadline_exceeded",
-                   "no answer within server.inference_timeout_ms = %u",
+                   "no answer within server.inference_timeout (%u ms)",
                    c->loop->srv->o.inference_timeout_ms);
     af__conn_respond(c);
     af__conn_resume(c);

@@ -421,6 +421,7 @@ void af__metrics_init(af_server *s);
 void af__metrics_free(af_server *s);
 void af__metrics_http(af_server *s, int route, int status, double seconds,
                       const af_span_context *sc);
+/* r is read only when rc is 0 (may be NULL otherwise). */
 void af__metrics_inference(af_server *s, const char *model_id, int rc,
                            const af_inference_response *r, const af_span_context *sc);
 void af__metrics_workload(af_server *s, int32_t priority, af_workload_status to,
