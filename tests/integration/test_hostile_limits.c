@@ -122,18 +122,40 @@ static size_t longest_string(json_t *v)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Each test gets its own daemon; the teardown stops it even when the test failed.          */
+
+static int start(void **state, const char *config)
+{
+    daemon_t *d = calloc(1, sizeof(*d));
+    if (!d)
+        return -1;
+    daemon_start(d, config, NULL, NULL);
+    *state = d;
+    return 0;
+}
+
+static int stop(void **state)
+{
+    daemon_t *d = *state;
+    int rc = daemon_stop(d);
+    free(d);
+    if (rc != 0)
+        fprintf(stderr, "daemon exit status %d (want 0)\n", rc);
+    return rc == 0 ? 0 : -1;
+}
 
 /* 100 POSTs of 1 MiB strings over one keep-alive connection, spread over every write route's
  * string fields: all 400 naming the field, the daemon's RSS grows less than 20 MB, and no span
  * in the trace store carries an attribute longer than 4096 bytes. */
+static int start_big_bodies(void **state)
+{
+    return start(state, "service_name: agentaflow-it\nserver:\n  load_generator: false\n"
+                        "  body_limit: 2097152\n");
+}
+
 static void test_megabyte_strings(void **state)
 {
-    (void)state;
-    daemon_t d;
-    daemon_start(&d,
-                 "service_name: agentaflow-it\nserver:\n  load_generator: false\n"
-                 "  body_limit: 2097152\n",
-                 NULL, NULL);
+    daemon_t d = *(daemon_t *)*state;
     /* Warm up the paths once so the baseline includes their first allocations. */
     resp w = http(d.port, "POST", "/api/v1/costs", "{\"operation\":\"warmup\",\"cost\":1}", NULL);
     assert_int_equal(w.status, 201);
@@ -174,7 +196,10 @@ static void test_megabyte_strings(void **state)
     long after = rss_kib(d.pid);
     fprintf(stderr, "hostile_limits: RSS %ld KiB -> %ld KiB after 100 x 1 MiB strings\n", before,
             after);
+#if !defined(__SANITIZE_ADDRESS__)
+    /* Under ASan the quarantine keeps freed blocks (256 MB by default): RSS says nothing. */
     assert_true(after - before < 20 * 1024);
+#endif
 
     /* The refused requests' spans reach the store (200 ms batch delay): every one is there
      * before the check, and none holds a long attribute. */
@@ -207,19 +232,19 @@ static void test_megabyte_strings(void **state)
                 json_integer_value(json_object_get(ts, "max_bytes")));
     assert_int_equal(json_integer_value(json_object_get(ts, "max_bytes")), 64 * MIB);
     json_decref(h);
-    assert_int_equal(daemon_stop(&d), 0);
 }
 
 /* 2000 distinct valid operation names: /metrics and the cost summary stop growing at
  * server.max_label_values names, and the folded counter says how much went to "other". */
+static int start_few_labels(void **state)
+{
+    return start(state, "service_name: agentaflow-it\nserver:\n  load_generator: false\n"
+                        "  max_label_values: 100\n");
+}
+
 static void test_distinct_names_are_folded(void **state)
 {
-    (void)state;
-    daemon_t d;
-    daemon_start(&d,
-                 "service_name: agentaflow-it\nserver:\n  load_generator: false\n"
-                 "  max_label_values: 100\n",
-                 NULL, NULL);
+    daemon_t d = *(daemon_t *)*state;
     int fd = tcp_connect(d.port);
     assert_true(fd >= 0);
     for (int i = 0; i < 2000; i++) {
@@ -251,20 +276,20 @@ static void test_distinct_names_are_folded(void **state)
                                       "\"agentaflow_cost_dollars\"}") >= 1900);
     assert_true(metric_value(d.mport, "agentaflow_metric_label_values_folded_total{family="
                                       "\"agentaflow_cost_by_model_dollars\"}") >= 1900);
-    assert_int_equal(daemon_stop(&d), 0);
 }
 
 /* Inference input past max_input_tokens is a 400 naming the limit; a request still running
  * at server.inference_timeout is answered 504 deadline_exceeded then, even while no worker
  * has even started it, and its late result is dropped without harm. */
+static int start_short_deadline(void **state)
+{
+    return start(state, "service_name: agentaflow-it\nserver:\n  load_generator: false\n"
+                        "  workers: 1\n  inference_timeout: 300ms\n  max_input_tokens: 8192\n");
+}
+
 static void test_inference_bounds(void **state)
 {
-    (void)state;
-    daemon_t d;
-    daemon_start(&d,
-                 "service_name: agentaflow-it\nserver:\n  load_generator: false\n"
-                 "  workers: 1\n  inference_timeout: 300ms\n  max_input_tokens: 8192\n",
-                 NULL, NULL);
+    daemon_t d = *(daemon_t *)*state;
     size_t blen;
     char *b = body_with("input", 8192 * 4 + 1, 'i', ",\"model_id\":\"model-gpt\"", &blen);
     resp r = http(d.port, "POST", "/api/v1/inference", b, NULL);
@@ -311,7 +336,6 @@ static void test_inference_bounds(void **state)
         free(r.body);
     }
     assert_int_equal(status, 200);
-    assert_int_equal(daemon_stop(&d), 0);
 }
 
 int main(int argc, char **argv)
@@ -327,9 +351,9 @@ int main(int argc, char **argv)
         return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_megabyte_strings),
-        cmocka_unit_test(test_distinct_names_are_folded),
-        cmocka_unit_test(test_inference_bounds),
+        cmocka_unit_test_setup_teardown(test_megabyte_strings, start_big_bodies, stop),
+        cmocka_unit_test_setup_teardown(test_distinct_names_are_folded, start_few_labels, stop),
+        cmocka_unit_test_setup_teardown(test_inference_bounds, start_short_deadline, stop),
     };
     int rc = cmocka_run_group_tests_name("hostile_limits", tests, NULL, NULL);
     curl_global_cleanup();
