@@ -159,32 +159,16 @@ static void timed_remove(af__conn *c)
     c->timed = false;
 }
 
-/* Every deadline is now + AF__HTTP_IDLE_MS, so appending keeps the list sorted. */
-static void timed_restart(af__conn *c, uint64_t now)
+/* Puts c on the list at deadline, in order. Idle deadlines are all now + AF__HTTP_IDLE_MS
+ * and land at the tail at once; only an inference deadline (af__job.deadline_mono, which may
+ * be earlier or later than that) walks back past the few entries that end after it. */
+static void timed_at(af__conn *c, uint64_t deadline)
 {
     af__loop *l = c->loop;
     timed_remove(c);
-    c->deadline_mono = now + (uint64_t)AF__HTTP_IDLE_MS * 1000000ull;
-    c->prev = l->timed_tail;
-    if (l->timed_tail)
-        l->timed_tail->next = c;
-    else
-        l->timed_head = c;
-    l->timed_tail = c;
-    c->timed = true;
-}
-
-/* A BUSY connection waits on its inference job's deadline (af__job.deadline_mono), which may
- * come before idle deadlines already listed: inserted in order, walking from the tail. */
-static void timed_insert_job(af__conn *c)
-{
-    af__loop *l = c->loop;
-    timed_remove(c);
-    if (!c->txn.job || !c->txn.job->deadline_mono)
-        return;
-    c->deadline_mono = c->txn.job->deadline_mono;
+    c->deadline_mono = deadline;
     af__conn *after = l->timed_tail;
-    while (after && after->deadline_mono > c->deadline_mono)
+    while (after && after->deadline_mono > deadline)
         after = after->prev;
     c->prev = after;
     c->next = after ? after->next : l->timed_head;
@@ -197,6 +181,20 @@ static void timed_insert_job(af__conn *c)
     else
         l->timed_head = c;
     c->timed = true;
+}
+
+static void timed_restart(af__conn *c, uint64_t now)
+{
+    timed_at(c, now + (uint64_t)AF__HTTP_IDLE_MS * 1000000ull);
+}
+
+/* A BUSY connection waits for its inference job's deadline; without one, for the job. */
+static void timed_insert_job(af__conn *c)
+{
+    if (c->txn.job && c->txn.job->deadline_mono)
+        timed_at(c, c->txn.job->deadline_mono);
+    else
+        timed_remove(c);
 }
 
 static void all_add(af__conn *c)
