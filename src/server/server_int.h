@@ -199,7 +199,7 @@ typedef struct af__ws_client af__ws_client;
 #define AF__MAX_PRIOS 16
 
 typedef struct af__model_metrics {
-    char id[64];
+    char id[129]; /* a model id of up to 128 bytes (server/limits.h), whole */
     uint64_t ok, errors, cache_hits, cache_misses, tokens;
     af__hist latency;
     af__hist batch;
