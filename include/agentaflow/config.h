@@ -108,6 +108,11 @@ typedef struct af_tracing_config {
     struct {
         bool enabled;          /* tracing.enabled: true */
         double sampling_ratio; /* tracing.sampling_ratio: 1.0, in [0, 1] */
+        /* Not a config key: the embedding program's default span attribute value length
+         * limit (bytes), for a daemon that records request values in spans. 0 = the spec
+         * default (unlimited). OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT and
+         * OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, when set, win over it. */
+        uint32_t attribute_value_length_default;
         struct {
             struct {
                 bool enabled;   /* tracing.exporters.jaeger.enabled: false */
