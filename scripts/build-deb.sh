@@ -40,15 +40,13 @@ gzip -9n <"$pkg/man/agentaflow.1" >"$root/usr/share/man/man1/agentaflow.1.gz"
 agentaflow config docs --format man | gzip -9n >"$root/usr/share/man/man5/agentaflow.yaml.5.gz"
 chmod 0644 "$root"/usr/share/man/man*/*.gz "$root/etc/agentaflow/agentaflow.yaml"
 
-# Depends from the ELF files' needs (dpkg-shlibdeps wants a debian/control to run in).
+# Depends from the ELF files' needs, by dpkg-shlibdeps (dpkg-dev, from install-deps.sh),
+# which wants a debian/control to run in.
 elves=$(find "$root" -type f \( -name '*.so*' -o -path '*/usr/bin/*' \) | sort)
-if command -v dpkg-shlibdeps >/dev/null 2>&1; then
-    printf 'Source: agentaflow\n\nPackage: agentaflow\nArchitecture: any\n' >"$work/debian/control"
-    # shellcheck disable=SC2086
-    depends=$(cd "$work" && dpkg-shlibdeps -O $elves 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
-else
-    depends="libc6, libcurl4, libjansson4, libprotobuf-c1, libssl3, libsystemd0, libyaml-0-2, zlib1g"
-fi
+printf 'Source: agentaflow\n\nPackage: agentaflow\nArchitecture: any\n' >"$work/debian/control"
+# shellcheck disable=SC2086
+depends=$(cd "$work" && dpkg-shlibdeps -O $elves | sed -n 's/^shlibs:Depends=//p')
+[ -n "$depends" ] || { echo "build-deb: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
 sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$arch/" -e "s/@SIZE@/$size/" \
     -e "s/@DEPENDS@/$depends/" "$pkg/debian/control.in" >"$root/DEBIAN/control"
