@@ -233,5 +233,14 @@ int main(int argc, char **argv)
     };
     int rc = cmocka_run_group_tests_name("systemd", tests, setup, teardown);
     curl_global_cleanup();
+    /* The daemon's log stays for a failure to be read; otherwise nothing is left behind. */
+    if (rc == 0) {
+        const char *files[] = {"daemon.log", "etc/agentaflow.yaml", "etc", ""};
+        char path[512];
+        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+            snprintf(path, sizeof(path), "%s/%s", g_tmp, files[i]);
+            remove(path);
+        }
+    }
     return rc;
 }

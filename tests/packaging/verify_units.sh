@@ -19,4 +19,4 @@ if ! systemd-analyze verify --man=no ./*.service >"$tmp/out" 2>&1 || [ -s "$tmp/
     echo "systemd-analyze verify found problems in $units_dir"
     exit 1
 fi
-echo "verified: $(cd "$units_dir" && ls ./*.service | xargs -n1 basename | xargs)"
+echo "verified:" "$units_dir"/*.service
