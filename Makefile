@@ -43,8 +43,15 @@ test-tsan: deps
 	@cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	  ctest --output-on-failure -j 2 --timeout 900 -LE nosan
 
+# With node present, the OpenTelemetry JS SDK's figure for bench_trace's span follows, in the
+# same sitting (bench/js, pinned by its package-lock.json).
 bench: build
 	@for b in $(BUILD)/bin/bench_*; do echo "# $$(basename $$b)"; $$b || exit 1; done
+	@if command -v node >/dev/null; then \
+	  echo "# bench/js (OpenTelemetry JS SDK)"; \
+	  [ -d bench/js/node_modules ] || npm ci --prefix bench/js --no-audit --no-fund >/dev/null || exit 1; \
+	  node bench/js/bench_trace.js || exit 1; \
+	else echo "# bench/js skipped: node not found"; fi
 
 # libFuzzer: each target runs FUZZ_SECONDS on its seed corpus (clang required).
 fuzz: deps

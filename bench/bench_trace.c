@@ -5,7 +5,12 @@
  *
  *   span_sampled_ns      start + 4 attributes (string, int, double, bool) + 1 event + end of a
  *                        sampled root span, through the batch processor into an exporter that
- *                        discards (default queue 2048, batch 512)
+ *                        discards (default queue 2048, batch 512), on this machine's default clock
+ *   clock_default_is_tsc 1 when that default is the TSC path, 0 when it is clock_gettime
+ *   span_sampled_tsc_ns, span_sampled_clock_gettime_ns
+ *                        the same figure with each span clock forced (AGENTAFLOW_CLOCK, see
+ *                        util/clock.h), each timed in a child process since the choice is made
+ *                        once per process; -1 when the TSC path is unavailable (no invariant TSC)
  *   span_unsampled_ns    the same span with an AlwaysOff sampler
  *   span_disabled_ns     the same calls with tracing disabled (NULL tracer)
  *   mallocs_per_span     heap allocations per sampled span in steady state, counted by
@@ -16,9 +21,12 @@
  * Usage: bench_trace [iterations]   (default 2,000,000)
  */
 #include <pthread.h>
+#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
 
 #include "agentaflow/trace_sdk.h"
 
@@ -125,8 +133,48 @@ static void *worker(void *arg)
     return NULL;
 }
 
+extern char **environ;
+
+/* Child mode (`bench_trace --sampled-only N`, AGENTAFLOW_CLOCK set by the parent): times
+ * sampled spans on the forced clock and prints span_sampled_<clock>_ns. */
+static int sampled_only(long iters)
+{
+    const char *want = getenv("AGENTAFLOW_CLOCK");
+    af_tracer_provider *p = make_provider(af_sampler_always_on(), NULL);
+    af_tracer *t = af_tracer_provider_get_tracer(p, "bench", "1", NULL);
+    /* Warm up, and past the TSC calibration (50 ms after the first read): give it 1 s. */
+    uint64_t until = af_monotonic_ns() + 1000000000u;
+    do
+        time_spans(t, iters / 10);
+    while (strcmp(af_clock_source(), want) != 0 && af_monotonic_ns() < until);
+    if (strcmp(af_clock_source(), want) != 0)
+        printf("span_sampled_%s_ns -1 ns\n", want);
+    else
+        printf("span_sampled_%s_ns %.1f ns\n", want, time_spans(t, iters));
+    af_tracer_provider_free(p);
+    return 0;
+}
+
+static void sampled_on_clock(const char *self, const char *clock, long iters)
+{
+    char n[32];
+    snprintf(n, sizeof(n), "%ld", iters);
+    char *args[] = {(char *)self, "--sampled-only", n, NULL};
+    setenv("AGENTAFLOW_CLOCK", clock, 1);
+    fflush(stdout);
+    pid_t pid;
+    int st = 0;
+    if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, args, environ) != 0 ||
+        waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "bench_trace: the %s run failed\n", clock);
+        exit(1);
+    }
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 2 && strcmp(argv[1], "--sampled-only") == 0)
+        return sampled_only(atol(argv[2]));
     long iters = argc > 1 ? atol(argv[1]) : 2000000;
     if (iters < 1000)
         iters = 1000;
@@ -140,6 +188,7 @@ int main(int argc, char **argv)
     double sampled = time_spans(t, iters);
     af_span_processor_stats_get(proc, &after);
     printf("span_sampled_ns %.1f ns\n", sampled);
+    printf("clock_default_is_tsc %d bool\n", strcmp(af_clock_source(), "tsc") == 0);
     printf("span_sampled_drop_rate %.4f ratio\n",
            (double)(after.dropped - before.dropped) / (double)iters);
 
@@ -189,5 +238,8 @@ int main(int argc, char **argv)
     for (long i = 0; i < iters; i++)
         af_random_trace_id(id);
     printf("trace_id_ns %.2f ns\n", (double)(af_monotonic_ns() - t1) / (double)iters);
+
+    sampled_on_clock(argv[0], "tsc", iters);
+    sampled_on_clock(argv[0], "clock_gettime", iters);
     return 0;
 }

@@ -176,6 +176,12 @@ static inline af_attr af__attr_array(const char *k, af_value_type t, const void 
 /* Wall-clock time in nanoseconds since the Unix epoch (CLOCK_REALTIME). */
 uint64_t af_now_ns(void);
 
+/* What af_now_ns (and every span timestamp) reads right now: "tsc" (the calibrated TSC) or
+ * "clock_gettime". The TSC path needs an invariant TSC and the kernel's tsc clocksource, or
+ * AGENTAFLOW_CLOCK=tsc; AGENTAFLOW_CLOCK=clock_gettime turns it off. Until the first
+ * calibration (50 ms after the first read) it answers "clock_gettime". */
+const char *af_clock_source(void);
+
 AF_API_END
 #ifdef __cplusplus
 }

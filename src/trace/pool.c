@@ -136,12 +136,23 @@ af_span_rec *af__span_rec_alloc(void)
     if (!c->count && !refill(c))
         return NULL;
     af_span_rec *r = c->items[--c->count];
+    /* The next span's record was last touched by the export thread, on another core: ask
+     * for its control line and its data now, so the misses overlap this span's work
+     * instead of stalling the next start (perf on a kvm-clock EPYC VM put a quarter of the
+     * cycles of a sampled span in this function). */
+    if (c->count) {
+        af_span_rec *next = c->items[c->count - 1];
+        __builtin_prefetch(next, 1, 3);
+        __builtin_prefetch(&next->data, 1, 3);
+    }
     /* Invalidate outstanding handles under the span lock, so a concurrent call on a stale
-     * handle sees it, and drop any overflow chunks of the previous span. */
+     * handle sees it, and drop any overflow chunks of the previous span. Every write of gen
+     * happens under this lock, so a plain increment suffices: one locked instruction less. */
     if (r->needs_invalidate) {
         while (atomic_exchange_explicit(&r->lock, 1, memory_order_acquire))
             ;
-        atomic_fetch_add_explicit(&r->gen, 1, memory_order_relaxed);
+        atomic_store_explicit(&r->gen, atomic_load_explicit(&r->gen, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
         atomic_store_explicit(&r->lock, 0, memory_order_release);
         r->needs_invalidate = false;
     }

@@ -3,8 +3,11 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "agentaflow/common.h"
 
 #ifdef AF_CLOCK_HAVE_TSC
 #include <cpuid.h>
@@ -29,20 +32,38 @@ static _Atomic bool calibrating;
 /* The first anchor, kept until enough time has passed to measure the scale. */
 static _Atomic uint64_t first_tsc, first_ns;
 
-/* The TSC path is taken only where the kernel trusts the TSC as its own clocksource and
- * the CPU reports it invariant (constant rate, running in every C-state). */
+/* The TSC path is taken only where the CPU reports it invariant (constant rate, running in
+ * every C-state) and either the kernel trusts it as its own clocksource or AGENTAFLOW_CLOCK=tsc
+ * says to use it anyway; AGENTAFLOW_CLOCK=clock_gettime turns it off. The decision is final:
+ * once off, af__clock_now_ns goes straight to clock_gettime. */
 static void probe(void)
 {
+    const char *force = getenv("AGENTAFLOW_CLOCK");
+    bool want_tsc = force && strcmp(force, "tsc") == 0;
+    bool no_tsc = force && strcmp(force, "clock_gettime") == 0;
+    if (force && !want_tsc && !no_tsc && strcmp(force, "auto") != 0)
+        fprintf(stderr,
+                "agentaflow: warn: AGENTAFLOW_CLOCK=%s is not tsc, clock_gettime or auto; "
+                "using auto\n",
+                force);
     unsigned a, b, c, d;
-    if (!__get_cpuid(0x80000007, &a, &b, &c, &d) || !(d & (1u << 8)))
+    if (no_tsc || !__get_cpuid(0x80000007, &a, &b, &c, &d) || !(d & (1u << 8))) {
+        atomic_store_explicit(&af__clock.off, true, memory_order_relaxed);
         return;
+    }
+    if (want_tsc) {
+        tsc_usable = true;
+        return;
+    }
     FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
-    if (!f)
-        return;
-    char name[32] = "";
-    if (fgets(name, sizeof(name), f))
-        tsc_usable = strncmp(name, "tsc", 3) == 0 && (name[3] == '\n' || name[3] == '\0');
-    fclose(f);
+    if (f) {
+        char name[32] = "";
+        if (fgets(name, sizeof(name), f))
+            tsc_usable = strncmp(name, "tsc", 3) == 0 && (name[3] == '\n' || name[3] == '\0');
+        fclose(f);
+    }
+    if (!tsc_usable)
+        atomic_store_explicit(&af__clock.off, true, memory_order_relaxed);
 }
 
 /* A (tsc, realtime) pair taken as close together as we can: the midpoint of two TSC reads
@@ -114,6 +135,12 @@ bool af__clock_uses_tsc(void)
 {
     return atomic_load(&af__clock.ready);
 }
+
+const char *af_clock_source(void)
+{
+    af__clock_now_ns(); /* makes the decision when nothing has read the clock yet */
+    return af__clock_uses_tsc() ? "tsc" : "clock_gettime";
+}
 #else
 uint64_t af__clock_slow(uint64_t tsc)
 {
@@ -124,5 +151,10 @@ uint64_t af__clock_slow(uint64_t tsc)
 bool af__clock_uses_tsc(void)
 {
     return false;
+}
+
+const char *af_clock_source(void)
+{
+    return "clock_gettime";
 }
 #endif

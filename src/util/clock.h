@@ -10,6 +10,11 @@
  * and steps within a second. Elsewhere (other clocksources, other architectures, before
  * the first calibration) it is plain clock_gettime.
  *
+ * AGENTAFLOW_CLOCK, read once at the first clock read, overrides the choice: `clock_gettime`
+ * never uses the TSC; `tsc` uses it wherever the CPU reports it invariant, even when the
+ * kernel chose another clocksource (kvm-clock VMs whose host exposes an invariant TSC);
+ * `auto` (the default) is the rule above. Benchmarks use it to time both paths on one box.
+ *
  * Thread-safe: the calibration is published with a sequence lock; any thread may refresh it.
  */
 #ifndef AF_UTIL_CLOCK_H
@@ -18,6 +23,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <x86intrin.h>
@@ -27,6 +33,7 @@
 typedef struct af_clock_state {
     _Atomic uint32_t seq;      /* odd while being updated */
     _Atomic bool ready;        /* a scale has been measured */
+    _Atomic bool off;          /* decided: clock_gettime only, never the TSC */
     _Atomic uint64_t base_tsc; /* anchor: TSC reading ... */
     _Atomic uint64_t base_ns;  /* ... and CLOCK_REALTIME at the same instant */
     _Atomic uint64_t mult;     /* nanoseconds per tick, 32.32 fixed point */
@@ -42,6 +49,14 @@ uint64_t af__clock_slow(uint64_t tsc);
 static inline uint64_t af__clock_now_ns(void)
 {
 #ifdef AF_CLOCK_HAVE_TSC
+    /* Tested before reading the TSC: where the TSC path is off (kvm-clock VMs), each
+     * timestamp is one clock_gettime, without the TSC read, the probe's pthread_once and
+     * the out-of-line slow path that it used to cost. */
+    if (atomic_load_explicit(&af__clock.off, memory_order_relaxed)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    }
     uint64_t t = __rdtsc();
     uint32_t s = atomic_load_explicit(&af__clock.seq, memory_order_acquire);
     if (__builtin_expect((s & 1) || !atomic_load_explicit(&af__clock.ready, memory_order_relaxed) ||

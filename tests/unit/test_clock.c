@@ -1,6 +1,9 @@
 /* The span clock tracks CLOCK_REALTIME closely, through calibration and re-anchoring. */
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+
+#include "agentaflow/common.h"
 
 #include "testutil.h"
 #include "util/clock.h"
@@ -34,6 +37,11 @@ static void test_tracks_realtime(void **state)
     assert_true(n > 1000);
     print_message("readings %ld, worst deviation %lld ns, tsc path %s\n", n, (long long)worst,
                   af__clock_uses_tsc() ? "on" : "off");
+    /* Calibrated by now (2.5 s), so the public answer and the internal one agree. */
+    assert_string_equal(af_clock_source(), af__clock_uses_tsc() ? "tsc" : "clock_gettime");
+    const char *force = getenv("AGENTAFLOW_CLOCK");
+    if (force && strcmp(force, "clock_gettime") == 0)
+        assert_false(af__clock_uses_tsc());
 }
 
 static void test_never_zero_and_moves_forward_overall(void **state)
