@@ -142,6 +142,32 @@ typedef struct af_gpu_usage {
 int af_cost_record_gpu_usage(af_cost_tracker *t, const af_span_context *parent,
                              const af_gpu_usage *u, double *amount);
 
+/*
+ * Durable state (the daemon's store) without spans:
+ *  - af_cost_reserve_id gives the id an entry without one would get ("cost-<n>"), so the
+ *    entry can be saved before it is recorded; record it with that id.
+ *  - af_cost_restore_entry records a saved entry (no span); an id "cost-<n>" moves the next
+ *    automatic id past n. af_cost_restore_id_floor does the same for ids no longer held.
+ *  - af_cost_restore_hourly adds a saved hourly roll-up (entries older than the raw
+ *    window), exactly as folding those entries would have.
+ * GPU hours of "gpu_compute" entries count toward the volume tiers again.
+ */
+typedef struct af_cost_hourly {
+    uint64_t hour_ns; /* rounded down to the hour */
+    const char *operation;
+    const char *model_id;
+    double cost;
+    double gpu_hours;
+    int64_t tokens;
+    uint64_t count; /* entries in it, >= 1 */
+} af_cost_hourly;
+
+int af_cost_reserve_id(af_cost_tracker *t, char *buf, size_t len);
+void af_cost_restore_id_floor(af_cost_tracker *t, uint64_t n);
+/* 0, -EINVAL or -ENOMEM. */
+int af_cost_restore_entry(af_cost_tracker *t, const af_cost_entry *e);
+int af_cost_restore_hourly(af_cost_tracker *t, const af_cost_hourly *h);
+
 /* A group in a summary (one operation or one model). */
 typedef struct af_cost_group {
     char *name;
