@@ -29,6 +29,7 @@ typedef struct app_platform {
     af_gpu_scheduler *scheduler;
     af_cost_tracker *costs;
     af_serving *serving;
+    af_state *state; /* NULL when nothing persists */
 } app_platform;
 
 /* Builds and starts everything from cfg (server.* included). 0, or a negative code with a
@@ -40,7 +41,12 @@ void app_platform_stop(app_platform *p, uint32_t timeout_ms);
  * borrowed from sc, which must outlive af_server_new (that copies them). */
 void app_server_opts(af_server_opts *o, const af_server_config *sc, const app_platform *p);
 
+/* Whether the server section asks for durable state (persist and a data_dir other than
+ * ":memory:"). */
+bool app_persists(const af_server_config *sc);
+
 int cmd_serve(int argc, char **argv);
+int cmd_db(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_version(int argc, char **argv);

@@ -30,6 +30,7 @@ extern "C" {
 
 typedef struct af_tracing af_tracing; /* tracing.h */
 typedef struct af_cost_tracker af_cost_tracker;
+typedef struct af_cost_entry af_cost_entry;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Pricing (the original's GPUCostConfiguration).                                            */
@@ -100,6 +101,13 @@ typedef struct af_cost_tracker_opts {
     uint32_t forecast_window_h;  /* hours of history the forecast fits (6, at most retention) */
     af_tracing *tracing;         /* borrowed; NULL = use `tracer` */
     af_tracer *tracer;           /* borrowed; NULL = no spans */
+    /* Called for every entry recorded (except those marked `saved`), with every field
+     * resolved (id, currency, timestamp), so a caller can keep a durable copy (entries
+     * recorded with af_cost_record_saved or restored are not reported). Runs on the
+     * recording thread with the tracker's mutex held, in recording order: copy and return,
+     * never call back into the tracker. The entry is borrowed for the call. NULL = none. */
+    void (*on_record)(const af_cost_entry *e, void *user);
+    void *on_record_user;
 } af_cost_tracker_opts;
 
 void af_cost_tracker_opts_init(af_cost_tracker_opts *o);
@@ -110,7 +118,7 @@ void af_cost_tracker_free(af_cost_tracker *t);
 void af_cost_tracker_set_tracer(af_cost_tracker *t, af_tracer *tracer);
 
 /* One cost entry (the original's CostEntry). Strings borrowed for the call. */
-typedef struct af_cost_entry {
+struct af_cost_entry {
     const char *id;        /* NULL or "" = "cost-<n>" */
     const char *operation; /* required: "inference", "training", "gpu_compute", any name */
     const char *model_id;  /* NULL = "" */
@@ -120,13 +128,17 @@ typedef struct af_cost_entry {
     double cost;           /* >= 0, finite */
     const char *currency;  /* NULL = the pricing currency */
     uint64_t timestamp_ns; /* 0 = now; any other value is kept as given */
-} af_cost_entry;
+};
 
 /*
  * Records an entry (span cost_tracking.record_cost, child of `parent`, NULL = current span).
  * Returns 0, -EINVAL (missing operation, negative or non-finite numbers) or -ENOMEM.
  */
 int af_cost_record(af_cost_tracker *t, const af_span_context *parent, const af_cost_entry *e);
+
+/* af_cost_record for an entry the caller already made durable: the same span and checks,
+ * no on_record callback. */
+int af_cost_record_saved(af_cost_tracker *t, const af_span_context *parent, const af_cost_entry *e);
 
 /* GPU usage to price and record as operation "gpu_compute", model "gpu_<class>". */
 typedef struct af_gpu_usage {

@@ -122,6 +122,10 @@ typedef struct af_store_op {
 
 /* Receives what af_store_load reads; any callback may be NULL. Returning non-zero stops the
  * load with that code. */
+/* Besides the kv table, a load reports this key: the highest ledger row number ever used,
+ * so automatic cost ids ("cost-<n>") continue past every saved one. */
+#define AF_STORE_KEY_COSTS_LAST_SEQ "costs.last_seq"
+
 typedef struct af_store_load_cb {
     int (*cost)(const af_store_cost *c, void *user);           /* oldest first */
     int (*cost_hour)(const af_store_cost_hour *h, void *user); /* oldest first */

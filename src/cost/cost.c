@@ -350,7 +350,7 @@ static bool entry_valid(const af_cost_entry *e)
            e->gpu_hours >= 0 && isfinite(e->cost) && e->cost >= 0;
 }
 
-static int record_locked(af_cost_tracker *t, const af_cost_entry *e, uint64_t now)
+static int record_locked(af_cost_tracker *t, const af_cost_entry *e, uint64_t now, bool saved)
 {
     cost_rec r = {.duration_ns = e->duration_ns,
                   .tokens = e->tokens_used,
@@ -368,12 +368,26 @@ static int record_locked(af_cost_tracker *t, const af_cost_entry *e, uint64_t no
         rec_clear(&r);
         return -ENOMEM;
     }
+    if (t->opts.on_record && !saved) {
+        /* Under the mutex, so a durable copy sees entries in the order they were taken. */
+        af_cost_entry done = {.id = r.id,
+                              .operation = r.operation,
+                              .model_id = r.model_id,
+                              .duration_ns = r.duration_ns,
+                              .tokens_used = r.tokens,
+                              .gpu_hours = r.gpu_hours,
+                              .cost = r.cost,
+                              .currency = r.currency,
+                              .timestamp_ns = r.ts};
+        t->opts.on_record(&done, t->opts.on_record_user);
+    }
     t->recorded++;
     maintain(t, now);
     return 0;
 }
 
-int af_cost_record(af_cost_tracker *t, const af_span_context *parent, const af_cost_entry *e)
+static int record(af_cost_tracker *t, const af_span_context *parent, const af_cost_entry *e,
+                  bool saved)
 {
     if (!t)
         return -EINVAL;
@@ -389,13 +403,23 @@ int af_cost_record(af_cost_tracker *t, const af_span_context *parent, const af_c
                                      AF_INT("cost.tokens_used", e->tokens_used),
                                      AF_DOUBLE("cost.amount", e->cost)));
     pthread_mutex_lock(&t->mu);
-    int rc = record_locked(t, e, af_now_ns());
+    int rc = record_locked(t, e, af_now_ns(), saved);
     pthread_mutex_unlock(&t->mu);
     if (rc == 0)
         af_span_add_event(span, "cost.recorded",
                           AF_ATTRS(AF_STR("operation", e->operation), AF_DOUBLE("cost", e->cost)));
     af_operation_end(span, rc, rc ? "out_of_memory" : NULL, rc ? af_strerror(rc) : NULL);
     return rc;
+}
+
+int af_cost_record(af_cost_tracker *t, const af_span_context *parent, const af_cost_entry *e)
+{
+    return record(t, parent, e, false);
+}
+
+int af_cost_record_saved(af_cost_tracker *t, const af_span_context *parent, const af_cost_entry *e)
+{
+    return record(t, parent, e, true);
 }
 
 int af_cost_record_gpu_usage(af_cost_tracker *t, const af_span_context *parent,
@@ -461,7 +485,8 @@ int af_cost_restore_entry(af_cost_tracker *t, const af_cost_entry *e)
     if (!t || !entry_valid(e))
         return -EINVAL;
     pthread_mutex_lock(&t->mu);
-    int rc = record_locked(t, e, af_now_ns());
+    /* It came from the durable copy: no callback. */
+    int rc = record_locked(t, e, af_now_ns(), true);
     if (rc == 0)
         restore_hours(t, e->operation, e->gpu_hours);
     uint64_t n;

@@ -483,7 +483,10 @@ static int sq_load(void *self, const af_store_load_opts *o, const af_store_load_
     sqlite3_int64 one[1] = {(sqlite3_int64)h};
     sqlite3_int64 nfin[1] = {o->finished_workloads};
     sqlite3_int64 nal[1] = {o->alerts};
-    if ((rc = each_row(q, "SELECT key, value FROM kv", NULL, 0, row_kv, cb, err, len)) != 0 ||
+    if ((rc = each_row(q,
+                       "SELECT key, value FROM kv UNION ALL SELECT '" AF_STORE_KEY_COSTS_LAST_SEQ
+                       "', coalesce(max(seq), 0) FROM costs",
+                       NULL, 0, row_kv, cb, err, len)) != 0 ||
         (rc = each_row(q,
                        "SELECT id, name, memory_total_mb, memory_used_mb, utilization,"
                        " temperature, power_usage, available FROM gpus ORDER BY seq",
