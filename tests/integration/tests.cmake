@@ -28,3 +28,11 @@ add_test(NAME integration.prometheus
   COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/prometheus_scrape.sh $<TARGET_FILE:agentaflow>)
 set_tests_properties(integration.prometheus PROPERTIES TIMEOUT 180 LABELS integration
   SKIP_RETURN_CODE 77)
+
+# integration.durability: SIGKILL rounds under concurrent writes (every acknowledged write is
+# there exactly once after each restart), a second daemon, unusable and damaged data
+# directories, a full disk (RLIMIT_FSIZE on the running daemon).
+add_executable(test_durability ${CMAKE_CURRENT_LIST_DIR}/test_durability.c)
+target_link_libraries(test_durability PRIVATE af_it_harness)
+add_test(NAME integration.durability COMMAND test_durability $<TARGET_FILE:agentaflow>)
+set_tests_properties(integration.durability PROPERTIES TIMEOUT 300 LABELS integration)

@@ -1,0 +1,361 @@
+/*
+ * integration.durability: the daemon with a data directory.
+ *
+ *   crash rounds   cost POSTs and workload submissions over several keep-alive connections,
+ *                  the daemon killed with SIGKILL at a random moment, 10 rounds; after each
+ *                  restart every acknowledged write is in the database exactly once and in
+ *                  memory, and no write appears twice.
+ *   bad conditions a second daemon on the same directory, an unusable directory, a damaged
+ *                  database (refused, never written), a full disk (RLIMIT_FSIZE set on the
+ *                  running daemon: 503 storage_unavailable, reads keep working, writes come
+ *                  back when the limit is lifted).
+ *
+ * Every write sends Content-Type: application/json. Nothing sleeps blindly.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "agentaflow/store.h"
+#include "harness.h"
+
+#define ROUNDS 10
+#define THREADS 4
+#define MAX_ACKED 8192 /* per thread per round */
+
+static const char *const json_hdr[] = {"Content-Type: application/json", NULL};
+
+static char datadir[300];
+
+static void start_persistent(daemon_t *d, const char *dir)
+{
+    const char *extra[] = {"--data-dir", dir, "--no-load-generator", NULL};
+    daemon_start(d, NULL, extra, NULL);
+}
+
+static void kill9(daemon_t *d)
+{
+    kill(d->pid, SIGKILL);
+    int st;
+    waitpid(d->pid, &st, 0);
+    d->pid = 0;
+}
+
+/* One client connection sending writes until told to stop or the daemon dies. */
+typedef struct client {
+    int port, round, index;
+    atomic_int *acked_total;
+    atomic_bool *stop;
+    int n_costs, n_wls; /* acknowledged */
+    char (*cost_ids)[32];
+    char (*wl_ids)[32];
+} client;
+
+static size_t discard(char *p, size_t sz, size_t n, void *u)
+{
+    (void)p;
+    (void)u;
+    return sz * n;
+}
+
+static void *client_main(void *arg)
+{
+    client *c = arg;
+    CURL *h = curl_easy_init();
+    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
+    char url_c[128], url_w[128], body[256], id[32];
+    snprintf(url_c, sizeof(url_c), "http://127.0.0.1:%d/api/v1/costs", c->port);
+    snprintf(url_w, sizeof(url_w), "http://127.0.0.1:%d/api/v1/workloads", c->port);
+    for (int i = 0; !atomic_load(c->stop) && c->n_costs < MAX_ACKED && c->n_wls < MAX_ACKED; i++) {
+        bool cost = i % 2 == 0;
+        snprintf(id, sizeof(id), "%c-%d-%d-%d", cost ? 'c' : 'w', c->round, c->index, i);
+        if (cost)
+            snprintf(body, sizeof(body),
+                     "{\"id\":\"%s\",\"operation\":\"inference\",\"model_id\":\"m\","
+                     "\"cost\":0.125,\"tokens_used\":3}",
+                     id);
+        else
+            snprintf(body, sizeof(body), "{\"id\":\"%s\",\"memory_required_mb\":1}", id);
+        curl_easy_setopt(h, CURLOPT_URL, cost ? url_c : url_w);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        long status = 0;
+        if (curl_easy_perform(h) != CURLE_OK)
+            break; /* the daemon is gone: this write was not acknowledged */
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        if (status != 201)
+            continue;
+        if (cost)
+            snprintf(c->cost_ids[c->n_costs++], 32, "%s", id);
+        else
+            snprintf(c->wl_ids[c->n_wls++], 32, "%s", id);
+        atomic_fetch_add(c->acked_total, 1);
+    }
+    curl_slist_free_all(hdr);
+    curl_easy_cleanup(h);
+    return NULL;
+}
+
+/* How many rows of `table` have this id. */
+static int count_id(sqlite3 *db, const char *table, const char *id)
+{
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE id = ?1", table);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+static long long scalar(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    long long v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static void test_crash_rounds(void **state)
+{
+    (void)state;
+    snprintf(datadir, sizeof(datadir), "%s/crash", g_tmp);
+    char dbp[400];
+    snprintf(dbp, sizeof(dbp), "%s/" AF_STORE_DB_FILE, datadir);
+    srand((unsigned)getpid());
+    client cl[THREADS];
+    for (int t = 0; t < THREADS; t++) {
+        cl[t].cost_ids = calloc(MAX_ACKED, 32);
+        cl[t].wl_ids = calloc(MAX_ACKED, 32);
+    }
+    long long acked_costs = 0, total = 0;
+    uint64_t t0 = now_ms();
+    for (int round = 0; round < ROUNDS; round++) {
+        daemon_t d;
+        start_persistent(&d, datadir);
+        atomic_int acked = 0;
+        atomic_bool stop = false;
+        pthread_t th[THREADS];
+        for (int t = 0; t < THREADS; t++) {
+            cl[t] = (client){d.port, round, t, &acked, &stop, 0, 0, cl[t].cost_ids, cl[t].wl_ids};
+            pthread_create(&th[t], NULL, client_main, &cl[t]);
+        }
+        /* A random moment once enough writes were acknowledged: 2000 to 3000 a round. */
+        int target = 2000 + rand() % 1000;
+        uint64_t deadline = now_ms() + 60000;
+        while (atomic_load(&acked) < target && now_ms() < deadline)
+            pause_ms(1);
+        kill9(&d);
+        atomic_store(&stop, true);
+        for (int t = 0; t < THREADS; t++)
+            pthread_join(th[t], NULL);
+        assert_true(atomic_load(&acked) >= target);
+        total += atomic_load(&acked);
+
+        /* Restart: everything acknowledged is there, exactly once, on disk and in memory. */
+        start_persistent(&d, datadir);
+        sqlite3 *db = NULL;
+        assert_int_equal(sqlite3_open_v2(dbp, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        sqlite3_busy_timeout(db, 5000);
+        sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+        for (int t = 0; t < THREADS; t++) {
+            for (int i = 0; i < cl[t].n_costs; i++)
+                if (count_id(db, "costs", cl[t].cost_ids[i]) != 1)
+                    fail_msg("round %d: acknowledged cost %s is there %d times", round,
+                             cl[t].cost_ids[i], count_id(db, "costs", cl[t].cost_ids[i]));
+            for (int i = 0; i < cl[t].n_wls; i++)
+                if (count_id(db, "workloads", cl[t].wl_ids[i]) != 1)
+                    fail_msg("round %d: acknowledged workload %s is missing", round,
+                             cl[t].wl_ids[i]);
+            acked_costs += cl[t].n_costs;
+        }
+        /* No write twice, acknowledged or not. */
+        assert_int_equal(scalar(db, "SELECT count(*) - count(DISTINCT id) FROM costs"), 0);
+        long long rows = scalar(db, "SELECT count(*) FROM costs");
+        assert_true(rows >= acked_costs);
+        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+        sqlite3_close(db);
+        /* Memory: the ledger holds every row once (the daemon loaded them all). */
+        json_t *h = get_json(d.port, "/health", 200);
+        json_t *ct = json_object_get(json_object_get(h, "components"), "cost_tracking");
+        assert_int_equal(json_integer_value(json_object_get(ct, "recorded")), rows);
+        json_decref(h);
+        for (int t = 0; t < THREADS; t++) {
+            if (!cl[t].n_wls)
+                continue;
+            char path[128];
+            snprintf(path, sizeof(path), "/api/v1/workloads/%s", cl[t].wl_ids[cl[t].n_wls - 1]);
+            json_decref(get_json(d.port, path, 200));
+        }
+        if (round == ROUNDS - 1)
+            assert_int_equal(daemon_stop(&d), 0);
+        else
+            kill9(&d);
+    }
+    printf("durability: %lld acknowledged writes over %d SIGKILL rounds in %.1f s\n", total, ROUNDS,
+           (double)(now_ms() - t0) / 1000.0);
+    assert_true(total >= 20000);
+    for (int t = 0; t < THREADS; t++) {
+        free(cl[t].cost_ids);
+        free(cl[t].wl_ids);
+    }
+}
+
+/* *out is the harness's static buffer. */
+static int run_serve(const char *dir, char **out)
+{
+    const char *args[] = {
+        g_bin, "serve",         "--port",    "0", "--metrics-port", "-1", "--data-dir",
+        dir,   "--gpu-backend", "simulated", NULL};
+    return run_cmd(args, NULL, out);
+}
+
+static void test_second_daemon_refused(void **state)
+{
+    (void)state;
+    char dir[400];
+    snprintf(dir, sizeof(dir), "%s/second", g_tmp);
+    daemon_t d;
+    start_persistent(&d, dir);
+    char *out = NULL;
+    assert_int_equal(run_serve(dir, &out), 2);
+    assert_non_null(strstr(out, "in use by another agentaflow process"));
+    assert_non_null(strstr(out, dir));
+    /* The first one is unharmed. */
+    resp r = http(d.port, "POST", "/api/v1/costs", "{\"operation\":\"x\",\"cost\":1}", json_hdr);
+    assert_int_equal(r.status, 201);
+    free(r.body);
+    assert_int_equal(daemon_stop(&d), 0);
+}
+
+static void test_unusable_dir(void **state)
+{
+    (void)state;
+    char file[400], dir[500];
+    snprintf(file, sizeof(file), "%s/plain-file", g_tmp);
+    write_file(file, "x");
+    snprintf(dir, sizeof(dir), "%s/data", file);
+    char *out = NULL;
+    assert_int_equal(run_serve(dir, &out), 2);
+    assert_non_null(strstr(out, dir));
+    assert_non_null(strstr(out, "Not a directory"));
+}
+
+static void test_corrupt_db_refused(void **state)
+{
+    (void)state;
+    char dir[400], db[500];
+    snprintf(dir, sizeof(dir), "%s/corrupt", g_tmp);
+    mkdir(dir, 0700);
+    snprintf(db, sizeof(db), "%s/" AF_STORE_DB_FILE, dir);
+    char junk[4096];
+    for (size_t i = 0; i < sizeof(junk) - 1; i++)
+        junk[i] = (char)('a' + i % 23);
+    junk[sizeof(junk) - 1] = '\0';
+    write_file(db, junk);
+    char *out = NULL;
+    assert_int_equal(run_serve(dir, &out), 2);
+    assert_non_null(strstr(out, db));
+    assert_non_null(strstr(out, "left untouched"));
+    FILE *f = fopen(db, "r");
+    char back[4096] = "";
+    assert_int_equal(fread(back, 1, sizeof(back), f), sizeof(junk) - 1);
+    fclose(f);
+    assert_memory_equal(back, junk, sizeof(junk) - 1);
+}
+
+static long post_cost(int port, char *code, size_t cap)
+{
+    resp r =
+        http(port, "POST", "/api/v1/costs", "{\"operation\":\"inference\",\"cost\":2}", json_hdr);
+    code[0] = '\0';
+    if (r.status >= 400) {
+        json_t *j = json_of(&r);
+        const char *c = json_string_value(json_object_get(json_object_get(j, "error"), "code"));
+        snprintf(code, cap, "%s", c ? c : "");
+        json_decref(j);
+    }
+    free(r.body);
+    return r.status;
+}
+
+static void test_disk_full(void **state)
+{
+    (void)state;
+    char dir[400];
+    snprintf(dir, sizeof(dir), "%s/full", g_tmp);
+    daemon_t d;
+    start_persistent(&d, dir);
+    char code[64];
+    assert_int_equal(post_cost(d.port, code, sizeof(code)), 201);
+    /* The daemon's files may not grow past 4 KiB: the next WAL frame cannot be written. */
+    struct rlimit lim = {4096, RLIM_INFINITY};
+    assert_int_equal(prlimit(d.pid, RLIMIT_FSIZE, &lim, NULL), 0);
+    long st = 0;
+    for (int i = 0; i < 50 && (st = post_cost(d.port, code, sizeof(code))) == 201; i++)
+        ;
+    assert_int_equal(st, 503);
+    assert_string_equal(code, "storage_unavailable");
+    /* Reads keep working, and health says why writes fail. */
+    json_t *h = get_json(d.port, "/health", 200);
+    json_t *s = json_object_get(json_object_get(h, "components"), "store");
+    assert_string_equal(json_string_value(json_object_get(s, "status")), "degraded");
+    assert_true(json_is_string(json_object_get(s, "last_error")));
+    json_decref(h);
+    json_t *before = get_json(d.port, "/api/v1/costs", 200);
+    long long n_before = json_integer_value(json_object_get(before, "entry_count"));
+    json_decref(before);
+    /* Space returns: writes succeed again, and the refused one left nothing in memory. */
+    lim.rlim_cur = RLIM_INFINITY;
+    assert_int_equal(prlimit(d.pid, RLIMIT_FSIZE, &lim, NULL), 0);
+    assert_int_equal(post_cost(d.port, code, sizeof(code)), 201);
+    json_t *after = get_json(d.port, "/api/v1/costs", 200);
+    assert_int_equal(json_integer_value(json_object_get(after, "entry_count")), n_before + 1);
+    json_decref(after);
+    assert_int_equal(daemon_stop(&d), 0);
+    const char *args[] = {g_bin, "db", "check", "--data-dir", dir, NULL};
+    char *out = NULL;
+    assert_int_equal(run_cmd(args, NULL, &out), 0);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_durability /path/to/agentaflow\n");
+        return 2;
+    }
+    g_bin = argv[1];
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(g_tmp, sizeof(g_tmp), "/tmp/af-durability-XXXXXX");
+    if (!mkdtemp(g_tmp))
+        return 1;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_second_daemon_refused), cmocka_unit_test(test_unusable_dir),
+        cmocka_unit_test(test_corrupt_db_refused),    cmocka_unit_test(test_disk_full),
+        cmocka_unit_test(test_crash_rounds),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_tmp);
+    if (rc == 0 && system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", g_tmp);
+    curl_global_cleanup();
+    return rc;
+}
