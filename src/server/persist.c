@@ -40,13 +40,17 @@ static void commit_done(int rc, const char *err, void *user)
         af__strlcpy(j->commit_err, err ? err : "", sizeof(j->commit_err));
     af__loop *l = j->loop;
     pthread_mutex_lock(&s->job_mu);
+    /* A group commit answers many jobs at once: only the first into an empty list wakes the
+     * loop (it takes the whole list when it drains). */
+    bool wake = !l->done_head;
     j->next = l->done_head;
     l->done_head = j;
     s->commits_pending--;
     if (!s->commits_pending)
         pthread_cond_broadcast(&s->job_cv);
     pthread_mutex_unlock(&s->job_mu);
-    af__loop_wake(l);
+    if (wake)
+        af__loop_wake(l);
 }
 
 int af__commit(af__req *rq, af__resp *rs, const af_store_op *op, af__apply_fn apply, void *ctx,

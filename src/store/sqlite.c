@@ -71,10 +71,10 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_COST] = "INSERT INTO costs(id, operation, model_id, currency, duration_ns, tokens,"
                 " gpu_hours, cost, ts) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [ST_COST_HOUR] = "INSERT INTO cost_hours(hour, operation, model_id, cost, gpu_hours, tokens,"
-                     " count) VALUES(?1, ?2, ?3, ?4, ?5, ?6, 1)"
+                     " count) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
                      " ON CONFLICT(hour, operation, model_id) DO UPDATE SET"
                      " cost = cost + excluded.cost, gpu_hours = gpu_hours + excluded.gpu_hours,"
-                     " tokens = tokens + excluded.tokens, count = count + 1",
+                     " tokens = tokens + excluded.tokens, count = count + excluded.count",
     [ST_WL_NEW] = "INSERT OR REPLACE INTO workloads(id, seq, name, priority, memory_mb,"
                   " estimated_ms, exclusive, status, pending_reason, assigned_gpu, failure,"
                   " submitted_ns, started_ns, completed_ns) VALUES(?1,"
@@ -107,11 +107,25 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_KV] = "INSERT OR REPLACE INTO kv(key, value) VALUES(?1, ?2)",
 };
 
+/* A roll-up change not written yet: a transaction's entries are summed per (hour, operation,
+ * model) and each sum is written once at commit, instead of one upsert per entry. */
+typedef struct pending_hour {
+    uint64_t hour;
+    char *operation, *model_id;
+    double cost, gpu_hours;
+    int64_t tokens;
+    uint64_t count;
+} pending_hour;
+
+#define MAX_PENDING_HOURS 64
+
 typedef struct sq {
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
     char *path;
     bool in_memory;
+    pending_hour hours[MAX_PENDING_HOURS];
+    size_t n_hours;
 } sq;
 
 static void seterr(char *err, size_t len, const char *fmt, ...)
@@ -203,6 +217,65 @@ static void bind_u64(sqlite3_stmt *st, int i, uint64_t v)
     sqlite3_bind_int64(st, i, (sqlite3_int64)v);
 }
 
+static void hours_clear(sq *q)
+{
+    for (size_t i = 0; i < q->n_hours; i++) {
+        free(q->hours[i].operation);
+        free(q->hours[i].model_id);
+    }
+    q->n_hours = 0;
+}
+
+/* Writes the summed roll-ups of this transaction. */
+static int hours_flush(sq *q, char *err, size_t len)
+{
+    int rc = SQLITE_OK;
+    sqlite3_stmt *st = q->st[ST_COST_HOUR];
+    for (size_t i = 0; i < q->n_hours && rc == SQLITE_OK; i++) {
+        const pending_hour *h = &q->hours[i];
+        bind_u64(st, 1, h->hour);
+        bind_text(st, 2, h->operation);
+        bind_text(st, 3, h->model_id);
+        sqlite3_bind_double(st, 4, h->cost);
+        sqlite3_bind_double(st, 5, h->gpu_hours);
+        sqlite3_bind_int64(st, 6, h->tokens);
+        bind_u64(st, 7, h->count);
+        rc = run(st);
+    }
+    hours_clear(q);
+    return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "cost roll-up");
+}
+
+static int hours_add(sq *q, const af_store_cost *c, char *err, size_t len)
+{
+    uint64_t hour = c->timestamp_ns - c->timestamp_ns % NS_PER_H;
+    const char *op = c->operation ? c->operation : "", *model = c->model_id ? c->model_id : "";
+    for (size_t i = 0; i < q->n_hours; i++) {
+        pending_hour *h = &q->hours[i];
+        if (h->hour == hour && !strcmp(h->operation, op) && !strcmp(h->model_id, model)) {
+            h->cost += c->cost;
+            h->gpu_hours += c->gpu_hours;
+            h->tokens += c->tokens;
+            h->count++;
+            return 0;
+        }
+    }
+    if (q->n_hours == MAX_PENDING_HOURS) {
+        int rc = hours_flush(q, err, len);
+        if (rc != 0)
+            return rc;
+    }
+    pending_hour *h = &q->hours[q->n_hours];
+    *h = (pending_hour){hour, af__strdup(op), af__strdup(model), c->cost, c->gpu_hours, c->tokens,
+                        1};
+    q->n_hours++;
+    if (!h->operation || !h->model_id) {
+        snprintf(err, len, "out of memory");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 static int sq_begin(void *self, char *err, size_t len)
 {
     sq *q = self;
@@ -213,6 +286,9 @@ static int sq_begin(void *self, char *err, size_t len)
 static int sq_commit(void *self, char *err, size_t len)
 {
     sq *q = self;
+    int frc = hours_flush(q, err, len);
+    if (frc != 0)
+        return frc;
     int rc = run(q->st[ST_COMMIT]);
     return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "commit");
 }
@@ -220,6 +296,7 @@ static int sq_commit(void *self, char *err, size_t len)
 static void sq_rollback(void *self)
 {
     sq *q = self;
+    hours_clear(q);
     /* A failed COMMIT (disk full) may have rolled back already. */
     if (!sqlite3_get_autocommit(q->db))
         run(q->st[ST_ROLLBACK]);
@@ -262,15 +339,7 @@ static int sq_write(void *self, const af_store_op *op, char *err, size_t len)
         bind_u64(st, 9, c->timestamp_ns);
         if ((rc = run(st)) != SQLITE_OK)
             return fail(q, rc, err, len, "cost entry");
-        st = q->st[ST_COST_HOUR];
-        bind_u64(st, 1, c->timestamp_ns - c->timestamp_ns % NS_PER_H);
-        bind_text(st, 2, c->operation);
-        bind_text(st, 3, c->model_id);
-        sqlite3_bind_double(st, 4, c->cost);
-        sqlite3_bind_double(st, 5, c->gpu_hours);
-        sqlite3_bind_int64(st, 6, c->tokens);
-        rc = run(st);
-        return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "cost roll-up");
+        return hours_add(q, c, err, len);
     }
     case AF_STORE_WORKLOAD_NEW:
     case AF_STORE_WORKLOAD:
@@ -567,6 +636,7 @@ static void sq_close(void *self)
     sq *q = self;
     if (!q)
         return;
+    hours_clear(q);
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(q->st[i]);
     sqlite3_close(q->db);
