@@ -334,6 +334,45 @@ static void test_disk_full(void **state)
     assert_int_equal(run_cmd(args, NULL, &out), 0);
 }
 
+/* The cost panel's 7-day history is read from the saved ledger: entries days old (written
+ * to the database before the start, as an earlier run of the daemon would have) show up in
+ * their day of /api/v1/costs/summary. */
+static void test_history_after_restart(void **state)
+{
+    (void)state;
+    char dir[400], db[500], err[512];
+    snprintf(dir, sizeof(dir), "%s/history", g_tmp);
+    mkdir(dir, 0700);
+    snprintf(db, sizeof(db), "%s/" AF_STORE_DB_FILE, dir);
+    af_store_sqlite_opts so;
+    af_store_sqlite_opts_init(&so);
+    so.path = db;
+    const af_store_backend_ops *ops;
+    void *self;
+    assert_int_equal(af_store_sqlite_open(&so, &ops, &self, err, sizeof(err)), 0);
+    uint64_t day = 86400ull * 1000000000ull, now = af_now_ns();
+    uint64_t three_days_ago = (now / day - 3) * day + day / 2;
+    assert_int_equal(ops->begin(self, err, sizeof(err)), 0);
+    for (int i = 0; i < 40; i++) {
+        af_store_op op = {.kind = AF_STORE_COST};
+        op.u.cost = (af_store_cost){
+            "old", "training", "m", "USD", 0, 0, 1.0, 2.5, three_days_ago + (uint64_t)i};
+        assert_int_equal(ops->write(self, &op, err, sizeof(err)), 0);
+    }
+    assert_int_equal(ops->commit(self, err, sizeof(err)), 0);
+    ops->close(self);
+    daemon_t d;
+    start_persistent(&d, dir);
+    json_t *s = get_json(d.port, "/api/v1/costs/summary", 200);
+    json_t *days = json_object_get(s, "daily_breakdown");
+    assert_int_equal(json_array_size(days), 7);
+    /* Oldest first: index 3 is three days ago. */
+    assert_double_near(json_number_value(json_object_get(json_array_get(days, 3), "cost")), 100.0,
+                       1e-6);
+    json_decref(s);
+    assert_int_equal(daemon_stop(&d), 0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -349,7 +388,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_second_daemon_refused), cmocka_unit_test(test_unusable_dir),
         cmocka_unit_test(test_corrupt_db_refused),    cmocka_unit_test(test_disk_full),
-        cmocka_unit_test(test_crash_rounds),
+        cmocka_unit_test(test_history_after_restart), cmocka_unit_test(test_crash_rounds),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];
