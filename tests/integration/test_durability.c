@@ -373,6 +373,93 @@ static void test_history_after_restart(void **state)
     assert_int_equal(daemon_stop(&d), 0);
 }
 
+static long post(int port, const char *path, const char *body)
+{
+    resp r = http(port, "POST", path, body, json_hdr);
+    free(r.body);
+    return r.status;
+}
+
+static const char *workload_status(int port, const char *id, char *buf, size_t cap)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/api/v1/workloads/%s", id);
+    json_t *w = get_json(port, path, 200);
+    snprintf(buf, cap, "%s", json_string_value(json_object_get(w, "status")));
+    json_decref(w);
+    return buf;
+}
+
+static bool alert_active(int port, const char *id)
+{
+    json_t *a = get_json(port, "/api/v1/alerts", 200);
+    bool found = false;
+    for (size_t i = 0; i < json_array_size(a); i++)
+        found |= !strcmp(json_string_value(json_object_get(json_array_get(a, i), "id")), id);
+    json_decref(a);
+    return found;
+}
+
+/* Every write route's change survives a SIGKILL: an API GPU, a workload completed, one
+ * cancelled, one still pending, an alert resolved. */
+static void test_write_routes_survive(void **state)
+{
+    (void)state;
+    char dir[400], db[500], err[512];
+    snprintf(dir, sizeof(dir), "%s/routes", g_tmp);
+    mkdir(dir, 0700);
+    snprintf(db, sizeof(db), "%s/" AF_STORE_DB_FILE, dir);
+    /* An alert raised by an earlier run. */
+    af_store_sqlite_opts so;
+    af_store_sqlite_opts_init(&so);
+    so.path = db;
+    const af_store_backend_ops *ops;
+    void *self;
+    assert_int_equal(af_store_sqlite_open(&so, &ops, &self, err, sizeof(err)), 0);
+    assert_int_equal(ops->begin(self, err, sizeof(err)), 0);
+    af_store_op op = {.kind = AF_STORE_ALERT};
+    op.u.alert = (af_store_alert){900, "gpu-0", "temperature", 2,    "GPU gpu-0 temperature high",
+                                  95,  90,      af_now_ns(),   false};
+    assert_int_equal(ops->write(self, &op, err, sizeof(err)), 0);
+    assert_int_equal(ops->commit(self, err, sizeof(err)), 0);
+    ops->close(self);
+
+    daemon_t d;
+    start_persistent(&d, dir);
+    assert_true(alert_active(d.port, "alert-900"));
+    assert_int_equal(post(d.port, "/api/v1/gpus",
+                          "{\"id\":\"api-gpu\",\"name\":\"A100\",\"memory_total_mb\":1000}"),
+                     201);
+    assert_int_equal(
+        post(d.port, "/api/v1/workloads", "{\"id\":\"w-run\",\"memory_required_mb\":10}"), 201);
+    assert_int_equal(
+        post(d.port, "/api/v1/workloads", "{\"id\":\"w-pend\",\"memory_required_mb\":900000000}"),
+        201);
+    assert_int_equal(
+        post(d.port, "/api/v1/workloads", "{\"id\":\"w-cancel\",\"memory_required_mb\":900000000}"),
+        201);
+    assert_int_equal(post(d.port, "/api/v1/workloads/w-cancel/cancel", "{}"), 200);
+    assert_int_equal(post(d.port, "/api/v1/workloads/w-run/complete", "{}"), 200);
+    assert_int_equal(post(d.port, "/api/v1/alerts/alert-900/resolve", "{}"), 200);
+    /* Refused before the commit, in the scheduler's words. */
+    assert_int_equal(post(d.port, "/api/v1/workloads/w-run/complete", "{}"), 400);
+    assert_int_equal(post(d.port, "/api/v1/workloads/nope/cancel", "{}"), 404);
+    kill9(&d);
+
+    start_persistent(&d, dir);
+    char st[32];
+    assert_string_equal(workload_status(d.port, "w-run", st, sizeof(st)), "completed");
+    assert_string_equal(workload_status(d.port, "w-cancel", st, sizeof(st)), "cancelled");
+    assert_string_equal(workload_status(d.port, "w-pend", st, sizeof(st)), "pending");
+    assert_false(alert_active(d.port, "alert-900"));
+    json_t *g = get_json(d.port, "/api/v1/gpus", 200);
+    char *gs = json_dumps(g, 0);
+    assert_non_null(strstr(gs, "api-gpu"));
+    free(gs);
+    json_decref(g);
+    assert_int_equal(daemon_stop(&d), 0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -388,7 +475,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_second_daemon_refused), cmocka_unit_test(test_unusable_dir),
         cmocka_unit_test(test_corrupt_db_refused),    cmocka_unit_test(test_disk_full),
-        cmocka_unit_test(test_history_after_restart), cmocka_unit_test(test_crash_rounds),
+        cmocka_unit_test(test_history_after_restart), cmocka_unit_test(test_write_routes_survive),
+        cmocka_unit_test(test_crash_rounds),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];
