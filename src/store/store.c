@@ -231,11 +231,10 @@ static void note_error(af_store *s, const char *err)
     pthread_mutex_unlock(&s->mu);
 }
 
-/* One transaction over [first, end). Returns 0 or the failing code; *bad gets the write that
- * failed on its own (NULL when the database failed as a whole). */
-static int commit_group(af_store *s, item *first, item *end, item **bad, char *err, size_t len)
+/* One transaction over the list from first. Returns 0 or the failing code (-EINVAL: one write
+ * was refused on its own, e.g. a constraint; anything else: the database failed). */
+static int commit_group(af_store *s, item *first, char *err, size_t len)
 {
-    *bad = NULL;
     pthread_mutex_lock(&s->mu);
     int fault = 0;
     if (s->fault_count) {
@@ -250,11 +249,8 @@ static int commit_group(af_store *s, item *first, item *end, item **bad, char *e
     int rc = 0;
     for (int attempt = 0; attempt < BUSY_RETRIES; attempt++) {
         rc = s->ops->begin(s->self, err, len);
-        for (item *it = first; rc == 0 && it != end; it = it->next) {
+        for (item *it = first; rc == 0 && it; it = it->next)
             rc = s->ops->write(s->self, &it->op, err, len);
-            if (rc == -EINVAL)
-                *bad = it;
-        }
         if (rc == 0)
             rc = s->ops->commit(s->self, err, len);
         if (rc != 0)
@@ -278,15 +274,14 @@ static void finish(item *it, int rc, const char *err)
 static void run_batch(af_store *s, item *batch, uint32_t n)
 {
     char err[512] = "";
-    item *bad = NULL;
-    int rc = commit_group(s, batch, NULL, &bad, err, sizeof(err));
+    int rc = commit_group(s, batch, err, sizeof(err));
     if (rc == -EINVAL && n > 1) {
         /* One write was refused: commit the others on their own. */
         for (item *it = batch; it; it = it->next) {
             item *next = it->next;
             it->next = NULL;
             char e1[512] = "";
-            it->rc = commit_group(s, it, NULL, &bad, e1, sizeof(e1));
+            it->rc = commit_group(s, it, e1, sizeof(e1));
             if (it->rc)
                 it->err = af__strdup(e1);
             it->next = next;

@@ -546,6 +546,102 @@ static void test_prune_and_backup(void **state)
     af_store_free(s);
 }
 
+/* A backend of the test's own: the generic layer needs nothing from SQLite. It refuses a cost
+ * whose id is "bad" as a constraint would, and counts what it committed. */
+typedef struct fake {
+    int in_txn, committed, pending, commits;
+} fake;
+
+static int f_begin(void *self, char *err, size_t len)
+{
+    (void)err;
+    (void)len;
+    fake *f = self;
+    f->in_txn = 1;
+    f->pending = 0;
+    return 0;
+}
+
+static int f_write(void *self, const af_store_op *op, char *err, size_t len)
+{
+    fake *f = self;
+    if (op->kind == AF_STORE_COST && strcmp(op->u.cost.id, "bad") == 0) {
+        snprintf(err, len, "refused");
+        return -EINVAL;
+    }
+    f->pending++;
+    return 0;
+}
+
+static int f_commit(void *self, char *err, size_t len)
+{
+    (void)err;
+    (void)len;
+    fake *f = self;
+    f->committed += f->pending;
+    f->commits++;
+    f->in_txn = 0;
+    return 0;
+}
+
+static void f_rollback(void *self)
+{
+    fake *f = self;
+    f->pending = 0;
+    f->in_txn = 0;
+}
+
+static int f_load(void *self, const af_store_load_opts *o, const af_store_load_cb *cb, char *err,
+                  size_t len)
+{
+    (void)self, (void)o, (void)cb, (void)err, (void)len;
+    return 0;
+}
+
+static int f_prune(void *self, uint64_t a, uint64_t b, uint32_t l, uint64_t *d, char *err,
+                   size_t len)
+{
+    (void)self, (void)a, (void)b, (void)l, (void)err, (void)len;
+    *d = 0;
+    return 0;
+}
+
+static void f_stats(void *self, af_store_backend_stats *out)
+{
+    (void)self;
+    memset(out, 0, sizeof(*out));
+}
+
+static void f_close(void *self)
+{
+    (void)self;
+}
+
+static const af_store_backend_ops fake_ops = {"fake", f_begin, f_write, f_commit, f_rollback,
+                                              f_load, f_prune, f_stats, f_close};
+
+/* One refused write in a group fails alone; its neighbours commit. */
+static void test_refused_write_alone(void **state)
+{
+    (void)state;
+    fake f = {0};
+    af_store *s = NULL;
+    assert_int_equal(af_store_new(NULL, &fake_ops, &f, &s), 0);
+    waiter w;
+    waiter_init(&w);
+    /* Queued before the writer starts, so the three share one group. */
+    const char *ids[] = {"a", "bad", "c"};
+    for (int i = 0; i < 3; i++) {
+        af_store_op op = cost_op(ids[i], 1.0, 1);
+        assert_int_equal(af_store_submit(s, &op, on_done, &w), 0);
+    }
+    assert_int_equal(af_store_start(s), 0);
+    wait_done(&w, 3);
+    assert_int_equal(w.ok, 2);
+    af_store_free(s);
+    assert_int_equal(f.committed, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -557,6 +653,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_injected_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rlimit_full_then_recovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune_and_backup, setup, teardown),
+        cmocka_unit_test(test_refused_write_alone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
