@@ -37,10 +37,25 @@ static const char *const json_hdr[] = {"Content-Type: application/json", NULL};
 
 static char datadir[300];
 
+/* Every daemon started, so a failed test (cmocka jumps out of it) leaves none running. */
+static pid_t started[64];
+static size_t n_started;
+
 static void start_persistent(daemon_t *d, const char *dir)
 {
     const char *extra[] = {"--data-dir", dir, "--no-load-generator", NULL};
     daemon_start(d, NULL, extra, NULL);
+    if (n_started < sizeof(started) / sizeof(started[0]))
+        started[n_started++] = d->pid;
+}
+
+static void kill_leftovers(void)
+{
+    for (size_t i = 0; i < n_started; i++)
+        if (waitpid(started[i], NULL, WNOHANG) == 0) {
+            kill(started[i], SIGKILL);
+            waitpid(started[i], NULL, 0);
+        }
 }
 
 static void kill9(daemon_t *d)
@@ -516,6 +531,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_crash_rounds),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    kill_leftovers();
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_tmp);
     if (rc == 0 && system(cmd) != 0)
