@@ -58,7 +58,7 @@ int main(void)
                                      AF_STR("telemetry.sdk.language", "c")),
                             &res) != 0)
         return 1;
-    static const af_instrumentation_scope scope = {"agentaflow.bench", "0.1.0", ""};
+    static const af_instrumentation_scope scope = {"agentaflow.bench", "0.1.0", "", NULL, 0};
     const af_attr attrs[] = {
         AF_STR("gpu.id", "gpu-0"),
         AF_STR("workload.id", "wl-123456"),

@@ -6,6 +6,10 @@
  *   server_metrics_rps / _p99_ms      GET /metrics (Prometheus port)
  *   server_inference_rps / _p99_ms    POST /api/v1/inference (simulated backend, every prompt
  *                                     distinct so the cache never answers)
+ *   server_*_tls_rps / _tls_p99_ms    the same four over TLS (server.tls.*, a self-signed
+ *                                     P-256 certificate made by the openssl command), wrk
+ *                                     keeping its connections alive as in the plain runs
+ *   server_gpus_tls_cost_us           per-request cost of TLS on GET /api/v1/gpus
  *   server_gpus_rps_tracing_off       the same GET with tracing.enabled: false
  *   server_tracing_overhead_us        per-request cost of tracing (1/rps_on - 1/rps_off)
  *   server_ws_fanout_1000_cpu_pct     daemon CPU with 1000 WebSocket clients, 200 ms pushes
@@ -118,6 +122,60 @@ static int wrk(const char *url, int threads, int conns, const char *script, doub
             *p99 = to_ms(v);
     }
     return pclose(p) == 0 && *rps > 0 ? 0 : -1;
+}
+
+/* The API, Prometheus and inference runs against a daemon started with config, over
+ * scheme ("http" or "https"); names get suffix ("" or "_tls"). Returns the GET
+ * /api/v1/gpus rate (0 when it failed). */
+static double api_runs(const char *config, const char *scheme, const char *suffix,
+                       const char *script)
+{
+    static const struct {
+        const char *name, *path;
+        bool metrics;
+        int conns;
+        bool post;
+    } runs[] = {
+        {"server_gpus", "/api/v1/gpus", false, 64, false},
+        {"server_health", "/health", false, 64, false},
+        {"server_metrics", "/metrics", true, 64, false},
+        {"server_inference", "/api/v1/inference", false, 16, true},
+    };
+    int port, mport;
+    pid_t pid = start_daemon(config, &port, &mport);
+    if (pid < 0) {
+        printf("# bench_server: the daemon did not start (%s)\n", scheme);
+        return 0;
+    }
+    double rps, p99, gpus_rps = 0;
+    char url[256];
+    for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+        snprintf(url, sizeof(url), "%s://127.0.0.1:%d%s", scheme, runs[i].metrics ? mport : port,
+                 runs[i].path);
+        if (wrk(url, 2, runs[i].conns, runs[i].post ? script : NULL, &rps, &p99) != 0) {
+            printf("# %s%s: wrk failed\n", runs[i].name, suffix);
+            continue;
+        }
+        if (i == 0)
+            gpus_rps = rps;
+        printf("%s%s_rps %.0f req/s\n%s%s_p99_ms %.3f ms\n", runs[i].name, suffix, rps,
+               runs[i].name, suffix, p99);
+        fflush(stdout);
+    }
+    stop_daemon(pid);
+    return gpus_rps;
+}
+
+/* A self-signed certificate for 127.0.0.1 in g_tmp; false without the openssl command. */
+static bool make_cert(void)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+             "-keyout key.pem -out cert.pem -days 1 -subj /CN=localhost "
+             "-addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1",
+             g_tmp);
+    return system(cmd) == 0;
 }
 
 static int ws_client(int port)
@@ -264,39 +322,26 @@ int main(void)
     fclose(f);
 
     int port, mport;
-    double rps, p99, rps_on = 0, rps_off = 0;
+    double rps, p99, rps_off = 0;
     char url[256];
-    pid_t pid = start_daemon("service_name: agentaflow-bench\n", &port, &mport);
-    if (pid < 0) {
-        printf("# bench_server: the daemon did not start\n");
-        return 1;
+    double rps_on = api_runs("service_name: agentaflow-bench\n", "http", "", script);
+    if (make_cert()) {
+        char cfg[512];
+        snprintf(cfg, sizeof(cfg),
+                 "service_name: agentaflow-bench\nserver:\n  tls:\n    cert_file: %s/cert.pem\n"
+                 "    key_file: %s/key.pem\n",
+                 g_tmp, g_tmp);
+        double rps_tls = api_runs(cfg, "https", "_tls", script);
+        if (rps_on > 0 && rps_tls > 0)
+            printf("server_gpus_tls_cost_us %.2f us/request\n",
+                   (1.0 / rps_tls - 1.0 / rps_on) * 1e6);
+    } else {
+        printf("# bench_server: the openssl command is missing (Debian package openssl); "
+               "no TLS figures\n");
     }
-    static const struct {
-        const char *name, *path;
-        bool metrics;
-        int conns;
-        bool post;
-    } runs[] = {
-        {"server_gpus", "/api/v1/gpus", false, 64, false},
-        {"server_health", "/health", false, 64, false},
-        {"server_metrics", "/metrics", true, 64, false},
-        {"server_inference", "/api/v1/inference", false, 16, true},
-    };
-    for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", runs[i].metrics ? mport : port,
-                 runs[i].path);
-        if (wrk(url, 2, runs[i].conns, runs[i].post ? script : NULL, &rps, &p99) != 0) {
-            printf("# %s: wrk failed\n", runs[i].name);
-            continue;
-        }
-        if (i == 0)
-            rps_on = rps;
-        printf("%s_rps %.0f req/s\n%s_p99_ms %.3f ms\n", runs[i].name, rps, runs[i].name, p99);
-        fflush(stdout);
-    }
-    stop_daemon(pid);
+    fflush(stdout);
 
-    pid = start_daemon("tracing:\n  enabled: false\n", &port, &mport);
+    pid_t pid = start_daemon("tracing:\n  enabled: false\n", &port, &mport);
     if (pid >= 0) {
         snprintf(url, sizeof(url), "http://127.0.0.1:%d/api/v1/gpus", port);
         if (wrk(url, 2, 64, NULL, &rps, &p99) == 0) {

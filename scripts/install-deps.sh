@@ -11,7 +11,6 @@ libcmocka-dev
 libcurl4-openssl-dev zlib1g-dev libssl-dev openssl
 libyaml-dev libjansson-dev
 protobuf-c-compiler libprotobuf-c-dev
-libwebsockets-dev
 libsqlite3-dev
 prometheus wrk curl wget
 clang libclang-rt-dev

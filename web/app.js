@@ -121,9 +121,37 @@
     return [];
   }
 
+  // ---------------------------------------------------------------------------- token
+  // With server.auth.read the API and /ws need the bearer token; the page itself is public.
+  // It is asked for on the first 401 and kept for this tab only (sessionStorage).
+  const TOKEN_KEY = 'agentaflow.token';
+  function token() {
+    try {
+      return sessionStorage.getItem(TOKEN_KEY) || '';
+    } catch (e) {
+      return '';
+    }
+  }
+  function askToken() {
+    const form = $('token-form');
+    if (!form.hidden) return;
+    form.hidden = false;
+    $('token-input').focus();
+  }
+  function initToken() {
+    $('token-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const v = $('token-input').value.trim();
+      if (!v) return;
+      sessionStorage.setItem(TOKEN_KEY, v);
+      location.reload(); // every fetch and the WebSocket start over with the token
+    });
+  }
+
   // ---------------------------------------------------------------------------- HTTP
   async function api(path, opts) {
     const o = Object.assign({ headers: {} }, opts || {});
+    if (token()) o.headers['Authorization'] = 'Bearer ' + token();
     if (o.json !== undefined) {
       o.body = JSON.stringify(o.json);
       o.headers['Content-Type'] = 'application/json';
@@ -143,6 +171,7 @@
           body = text;
         }
       }
+      if (r.status === 401) askToken();
       if (!r.ok) {
         let msg = r.status + ' ' + r.statusText;
         if (body && body.error) msg = typeof body.error === 'string' ? body.error : body.error.message || msg;
@@ -749,7 +778,10 @@
   }
 
   function connect() {
-    const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws';
+    // Browsers cannot set headers on a WebSocket: the token goes in the query, which the
+    // daemon accepts for /ws only (and never records: docs/security.md, Redaction).
+    const tok = token();
+    const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws' + (tok ? '?access_token=' + encodeURIComponent(tok) : '');
     let ws;
     try {
       ws = new WebSocket(url);
@@ -910,6 +942,7 @@
       route();
       if (AF.currentView() === 'overview') AF.refresh();
     });
+    initToken();
     route();
     connect();
   }

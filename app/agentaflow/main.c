@@ -11,7 +11,6 @@
  * or a bad configuration given to serve/demo.
  */
 #include <jansson.h>
-#include <libwebsockets.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +40,7 @@ int cmd_version(int argc, char **argv)
         return 0;
     }
     printf("agentaflow %s\n", AF_VERSION_STRING);
-    printf("libwebsockets %s, jansson %s\n", lws_get_library_version(), JANSSON_VERSION);
+    printf("jansson %s\n", JANSSON_VERSION);
     return 0;
 }
 

@@ -113,14 +113,19 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
             return rc;
         }
     }
-    rc = af_tracing_new(cfg, &p->tracing, e, sizeof(e));
+    /* Request values reach span attributes (ids, names, errors): no request may park more
+     * than this in a span, unless OTEL_*ATTRIBUTE_VALUE_LENGTH_LIMIT says otherwise. */
+    af_tracing_config tc = *cfg;
+    tc.tracing.attribute_value_length_default = 4096;
+    rc = af_tracing_new(&tc, &p->tracing, e, sizeof(e));
     if (rc != 0) {
         fprintf(err, "agentaflow: tracing: %s\n", e[0] ? e : af_strerror(rc));
         return rc;
     }
     if (af_tracing_tracer(p->tracing)) {
         af_exporter *ex = NULL;
-        rc = af_trace_store_new(st->trace_store_spans, &ex, &p->traces);
+        rc = af_trace_store_new(st->trace_store_spans, (size_t)st->trace_store_bytes, &ex,
+                                &p->traces);
         if (rc == 0) {
             /* A short delay so the trace viewer shows a request moments after it ends. */
             af_batch_processor_opts bo;
@@ -150,6 +155,7 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
     af_cost_tracker_opts to;
     af_cost_tracker_opts_init(&to);
     to.tracing = p->tracing;
+    to.max_names = st->max_label_values; /* the cost families' label values */
     if (p->state) {
         to.on_record = af_state_cost_recorded;
         to.on_record_user = p->state;

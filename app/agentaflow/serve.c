@@ -1,6 +1,7 @@
 /*
  * agentaflow serve: the daemon. Signals are blocked in every thread and taken synchronously
- * by the main thread with sigwait(), so shutdown runs in ordinary code, not in a handler.
+ * by the main thread with sigwait(), so shutdown and the TLS reload on SIGHUP run in ordinary
+ * code, not in a handler.
  */
 #include <errno.h>
 #include <signal.h>
@@ -15,7 +16,8 @@ static void serve_help(FILE *f)
 {
     fprintf(f,
             "usage: agentaflow serve [options]\n\n"
-            "Runs the daemon until SIGINT or SIGTERM.\n\n"
+            "Runs the daemon until SIGINT or SIGTERM. SIGHUP reloads the TLS certificate,\n"
+            "key and client CA files (server.tls.*) for new connections.\n\n"
             "options:\n"
             "  --config FILE         tracing-config.yaml (plus an optional server: section)\n"
             "  --no-load-generator   no synthetic workloads, inference requests or costs\n"
@@ -84,6 +86,7 @@ int cmd_serve(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     /* Past a file size limit a write fails with EFBIG (the store answers 503) instead of
@@ -128,9 +131,10 @@ int cmd_serve(int argc, char **argv)
         return rc == -EACCES || rc == -EINVAL ? 2 : 1;
     }
     const char *bind = cfg.server.bind_address;
-    printf("listening on http://%s:%d\n", bind, af_server_port(srv));
+    const char *scheme = cfg.server.tls.cert_file ? "https" : "http";
+    printf("listening on %s://%s:%d\n", scheme, bind, af_server_port(srv));
     if (af_server_metrics_port(srv))
-        printf("metrics on http://%s:%d/metrics\n", bind, af_server_metrics_port(srv));
+        printf("metrics on %s://%s:%d/metrics\n", scheme, bind, af_server_metrics_port(srv));
     printf("GPU backend: %s (%s); load generator %s\n", af_gpu_collector_backend_name(p.collector),
            af_gpu_collector_backend_reason(p.collector), cfg.server.load_generator ? "on" : "off");
     fflush(stdout);
@@ -144,7 +148,18 @@ int cmd_serve(int argc, char **argv)
     }
 
     int sig = 0;
-    sigwait(&sigs, &sig);
+    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
+        if (!cfg.server.tls.cert_file) {
+            af_log(AF_LOG_INFO, "SIGHUP: TLS is not configured; nothing to reload");
+            continue;
+        }
+        rc = af_server_reload_tls(srv, err, sizeof(err));
+        if (rc == 0)
+            af_log(AF_LOG_INFO, "SIGHUP: TLS certificates reloaded; new connections use them");
+        else
+            af_log(AF_LOG_ERROR, "SIGHUP: TLS reload failed, keeping the current certificates: %s",
+                   err);
+    }
     fprintf(stderr, "agentaflow: %s received, shutting down\n",
             sig == SIGINT ? "SIGINT" : "SIGTERM");
     af_server_stop(srv);

@@ -11,9 +11,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * Export control. The libraries are compiled with -fvisibility=hidden; every public header
+ * brackets its declarations with AF_API_BEGIN / AF_API_END, which give exactly those
+ * declarations default visibility. So the exported ABI is what include/agentaflow declares,
+ * with no per-function annotation, and internal af__ functions stay hidden (a linker version
+ * script additionally keeps the dynamic symbol table to af_ names).
+ */
+#if defined(__GNUC__)
+#define AF_API_BEGIN _Pragma("GCC visibility push(default)")
+#define AF_API_END _Pragma("GCC visibility pop")
+#else
+#define AF_API_BEGIN
+#define AF_API_END
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 #define AF_VERSION_MAJOR 0
 #define AF_VERSION_MINOR 1
@@ -77,9 +93,12 @@ typedef struct af_attr {
     } v;
 } af_attr;
 
-/* Compound-literal constructors for the AF_ATTRS idiom, e.g.
+/*
+ * Attribute constructors for the AF_ATTRS idiom, e.g.
  *   af_span_set_attrs(span, AF_ATTRS(AF_STR("gpu.id", id), AF_INT("workload.priority", 3)));
+ * The same spelling works in C and C++ (C++11 and later; see the C++ definitions below).
  */
+#ifndef __cplusplus
 #define AF_STR(k, val) ((af_attr){.key = (k), .type = AF_VAL_STRING, .v.s = {(val), AF_LEN_NUL}})
 #define AF_STRN(k, val, n) ((af_attr){.key = (k), .type = AF_VAL_STRING, .v.s = {(val), (n)}})
 #define AF_BOOL(k, val) ((af_attr){.key = (k), .type = AF_VAL_BOOL, .v.b = (val)})
@@ -97,11 +116,79 @@ typedef struct af_attr {
 /* Expands to two arguments: a pointer to a temporary attribute array and its length. */
 #define AF_ATTRS(...)                                                                              \
     ((const af_attr[]){__VA_ARGS__}), (sizeof((af_attr[]){__VA_ARGS__}) / sizeof(af_attr))
+#else
+/* C++ has no compound literals and no nested designators (.v.s), so the constructors are
+ * functions returning the value; AF_ATTRS is defined after the extern "C" block. Unlike the
+ * C macros these cannot have their address taken (&AF_BOOL(..)): name a variable instead. */
+static inline af_attr af__attr_str(const char *k, const char *v, size_t n)
+{
+    af_attr a;
+    a.key = k;
+    a.type = AF_VAL_STRING;
+    a.v.s.ptr = v;
+    a.v.s.len = n;
+    return a;
+}
+static inline af_attr af__attr_bool(const char *k, bool v)
+{
+    af_attr a;
+    a.key = k;
+    a.type = AF_VAL_BOOL;
+    a.v.b = v;
+    return a;
+}
+static inline af_attr af__attr_int(const char *k, int64_t v)
+{
+    af_attr a;
+    a.key = k;
+    a.type = AF_VAL_INT;
+    a.v.i = v;
+    return a;
+}
+static inline af_attr af__attr_double(const char *k, double v)
+{
+    af_attr a;
+    a.key = k;
+    a.type = AF_VAL_DOUBLE;
+    a.v.d = v;
+    return a;
+}
+static inline af_attr af__attr_array(const char *k, af_value_type t, const void *items, size_t n)
+{
+    af_attr a;
+    a.key = k;
+    a.type = t;
+    a.v.arr.items = items;
+    a.v.arr.count = n;
+    return a;
+}
+#define AF_STR(k, val) af__attr_str((k), (val), AF_LEN_NUL)
+#define AF_STRN(k, val, n) af__attr_str((k), (val), (n))
+#define AF_BOOL(k, val) af__attr_bool((k), (val))
+#define AF_INT(k, val) af__attr_int((k), (int64_t)(val))
+#define AF_DOUBLE(k, val) af__attr_double((k), (double)(val))
+#define AF_STR_ARRAY(k, items_, n) af__attr_array((k), AF_VAL_STRING_ARRAY, (items_), (n))
+#define AF_BOOL_ARRAY(k, items_, n) af__attr_array((k), AF_VAL_BOOL_ARRAY, (items_), (n))
+#define AF_INT_ARRAY(k, items_, n) af__attr_array((k), AF_VAL_INT_ARRAY, (items_), (n))
+#define AF_DOUBLE_ARRAY(k, items_, n) af__attr_array((k), AF_VAL_DOUBLE_ARRAY, (items_), (n))
+#endif
 
 /* Wall-clock time in nanoseconds since the Unix epoch (CLOCK_REALTIME). */
 uint64_t af_now_ns(void);
 
+AF_API_END
 #ifdef __cplusplus
 }
+
+#include <initializer_list>
+
+/* Declared only: sizeof of a call gives the argument count without evaluating anything. */
+template <typename... T> char (&af__attr_count(const T &...))[sizeof...(T)];
+
+/* Expands to two arguments: a pointer to a temporary attribute array and its length. The
+ * initializer_list's array lives until the end of the full expression, so for the whole call
+ * it is passed to (as the C compound literal does); the attributes are evaluated once. */
+#define AF_ATTRS(...)                                                                              \
+    (::std::initializer_list<af_attr>{__VA_ARGS__}).begin(), sizeof(af__attr_count(__VA_ARGS__))
 #endif
 #endif

@@ -27,6 +27,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 typedef struct af_tracing af_tracing; /* tracing.h */
 typedef struct af_cost_tracker af_cost_tracker;
@@ -92,6 +93,9 @@ double af_cost_price(const af_cost_pricing *p, af_gpu_class c, double hours, dou
 /* ---------------------------------------------------------------------------------------- */
 /* Tracker.                                                                                  */
 
+/* The operation or model name entries are recorded under once max_names is reached. */
+#define AF_COST_OTHER "other"
+
 typedef struct af_cost_tracker_opts {
     af_cost_pricing pricing;
     uint32_t retention_s;        /* individual entries kept this long (86400) */
@@ -99,13 +103,17 @@ typedef struct af_cost_tracker_opts {
     uint32_t bucket_retention_h; /* hourly buckets kept this long (720 = 30 days) */
     uint32_t max_buckets;        /* hourly buckets kept at most (8192) */
     uint32_t forecast_window_h;  /* hours of history the forecast fits (6, at most retention) */
-    af_tracing *tracing;         /* borrowed; NULL = use `tracer` */
-    af_tracer *tracer;           /* borrowed; NULL = no spans */
-    /* Called for every entry recorded (except those marked `saved`), with every field
-     * resolved (id, currency, timestamp), so a caller can keep a durable copy (entries
-     * recorded with af_cost_record_saved or restored are not reported). Runs on the
-     * recording thread with the tracker's mutex held, in recording order: copy and return,
-     * never call back into the tracker. The entry is borrowed for the call. NULL = none. */
+    /* Distinct operation names, and distinct model ids, kept apart (1000): the first ones seen
+     * since creation; entries naming any other are recorded under AF_COST_OTHER, so summaries
+     * and the metric labels built from them stay bounded whatever clients send. */
+    uint32_t max_names;
+    af_tracing *tracing; /* borrowed; NULL = use `tracer` */
+    af_tracer *tracer;   /* borrowed; NULL = no spans */
+    /* Called for every entry recorded (except those recorded with af_cost_record_saved or
+     * restored), with every field resolved (id, currency, timestamp), so a caller can keep a
+     * durable copy. Runs on the recording thread with the tracker's mutex held, in recording
+     * order: copy and return, never call back into the tracker. The entry is borrowed for the
+     * call. NULL = none. */
     void (*on_record)(const af_cost_entry *e, void *user);
     void *on_record_user;
 } af_cost_tracker_opts;
@@ -243,16 +251,19 @@ typedef struct af_cost_forecast {
 int af_cost_forecast_24h(af_cost_tracker *t, uint64_t now_ns, af_cost_forecast *out);
 
 typedef struct af_cost_stats {
-    uint64_t entries;  /* individual entries held */
-    uint64_t buckets;  /* hourly buckets held */
-    uint64_t recorded; /* entries ever recorded */
-    uint64_t folded;   /* entries folded into buckets */
-    uint64_t dropped;  /* buckets discarded past bucket retention or max_buckets */
+    uint64_t entries;           /* individual entries held */
+    uint64_t buckets;           /* hourly buckets held */
+    uint64_t recorded;          /* entries ever recorded */
+    uint64_t folded;            /* entries folded into buckets */
+    uint64_t dropped;           /* buckets discarded past bucket retention or max_buckets */
+    uint64_t operations_folded; /* entries recorded as operation AF_COST_OTHER (max_names) */
+    uint64_t models_folded;     /* entries recorded as model AF_COST_OTHER (max_names) */
     double cumulative_gpu_hours_priced;
 } af_cost_stats;
 
 void af_cost_stats_get(af_cost_tracker *t, af_cost_stats *out);
 
+AF_API_END
 #ifdef __cplusplus
 }
 #endif

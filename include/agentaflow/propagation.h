@@ -1,5 +1,5 @@
 /*
- * agentaflow/propagation.h - W3C Trace Context and W3C Baggage over any header carrier.
+ * agentaflow/propagation.h - W3C Trace Context, B3 and W3C Baggage over any header carrier.
  *
  * Extract never fails loudly: invalid input leaves the context exactly as it was. Inject
  * writes lower-case header names. Everything here is thread-safe and allocation-free except
@@ -13,6 +13,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 /*
  * A header carrier. `get_all` stores up to `cap` values of the fields named `key`
@@ -56,8 +57,9 @@ int af_traceparent_parse(const char *value, size_t len, af_span_context *out);
 void af_traceparent_format(const af_span_context *sc, char out[56]);
 
 /*
- * Validates a tracestate value (list-members with W3C keys and values, at most 32 members;
- * empty members allowed and removed) and stores it normalized into sc->trace_state,
+ * Validates a tracestate value (list-members with W3C Level 2 keys and values, at most 32
+ * members; empty members allowed and removed; a key repeated later in the list is dropped,
+ * the first entry kept) and stores it normalized into sc->trace_state,
  * truncating to AF_TRACE_STATE_MAX by the spec's order (entries longer than 128 characters
  * first, then from the end). Returns 0, or AF_EPARSE leaving sc untouched.
  */
@@ -77,6 +79,24 @@ int af_tracestate_delete(af_span_context *sc, const char *key);
 int af_tracecontext_extract(const af_carrier *c, af_span_context *sc);
 /* Injects traceparent and (when non-empty) tracestate. Does nothing for an invalid context. */
 void af_tracecontext_inject(const af_carrier *c, const af_span_context *sc);
+
+/* ---------------------------------------------------------------------------------------- */
+/* B3 (openzipkin/b3-propagation), single and multi header.                                  */
+
+/*
+ * Extracts a B3 context: the single `b3` header ({TraceId}-{SpanId}[-{SamplingState}
+ * [-{ParentSpanId}]]) first, then X-B3-TraceId / X-B3-SpanId / X-B3-Sampled / X-B3-Flags /
+ * X-B3-ParentSpanId. 64-bit trace ids are left-padded to 128 bits; sampling state 1 or
+ * debug (d, X-B3-Flags: 1) means sampled, 0 or none unsampled. The parent span id is
+ * validated, not used. Returns 1 when a context was extracted (is_remote set, trace state
+ * cleared), 0 when *sc was left as it was (including the deny-only `b3: 0`, which has no
+ * ids to continue).
+ */
+int af_b3_extract(const af_carrier *c, af_span_context *sc);
+/* Injects `b3: {trace}-{span}-{1|0}` (32-digit trace id). Nothing for an invalid context. */
+void af_b3_inject(const af_carrier *c, const af_span_context *sc);
+/* Injects x-b3-traceid, x-b3-spanid and x-b3-sampled. Nothing for an invalid context. */
+void af_b3_multi_inject(const af_carrier *c, const af_span_context *sc);
 
 /* ---------------------------------------------------------------------------------------- */
 /* W3C Baggage.                                                                              */
@@ -122,18 +142,26 @@ void af_baggage_inject(const af_carrier *c, const af_baggage *b);
 
 #define AF_PROPAGATE_TRACECONTEXT 0x1u
 #define AF_PROPAGATE_BAGGAGE 0x2u
+#define AF_PROPAGATE_B3 0x4u       /* "b3": the single b3 header */
+#define AF_PROPAGATE_B3_MULTI 0x8u /* "b3multi": the X-B3-* headers */
 #define AF_PROPAGATE_DEFAULT (AF_PROPAGATE_TRACECONTEXT | AF_PROPAGATE_BAGGAGE)
 
-/* Reads OTEL_PROPAGATORS: a comma list of tracecontext, baggage, none (others are logged as
- * unsupported and skipped). Unset or empty = AF_PROPAGATE_DEFAULT. */
+/* Reads OTEL_PROPAGATORS: a comma list of tracecontext, baggage, b3, b3multi, none (others
+ * are logged as unsupported and skipped). Unset or empty = AF_PROPAGATE_DEFAULT. */
 unsigned af_propagators_from_env(void);
-/* Extract into sc and (optionally) *baggage with the chosen propagators. Returns 1 when a
- * span context was extracted. */
+/*
+ * Extract into sc and (optionally) *baggage with the chosen propagators. Returns 1 when a
+ * span context was extracted. Either B3 flag extracts both B3 formats (the OpenTelemetry
+ * rule). The flags carry no order: when a request has both a valid traceparent and B3
+ * headers, traceparent wins.
+ */
 int af_propagate_extract(unsigned which, const af_carrier *c, af_span_context *sc,
                          af_baggage **baggage);
+/* Injects every chosen format (traceparent/tracestate, b3, X-B3-*, baggage). */
 void af_propagate_inject(unsigned which, const af_carrier *c, const af_span_context *sc,
                          const af_baggage *baggage);
 
+AF_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -1,13 +1,14 @@
 /*
  * agentaflow/server.h - the daemon's network face: the HTTP JSON API, the dashboard page, the
- * /ws WebSocket and the Prometheus endpoint, all on one libwebsockets event loop (thread
- * "af-server"), with the tracing middleware, plus the in-process trace store and the built-in
- * load generator.
+ * /ws WebSocket (RFC 6455, on the same connections) and the Prometheus endpoint, all served by
+ * the daemon's own HTTP/1.1 event loops (threads "af-http-N"), with the tracing middleware,
+ * plus the in-process trace store and the built-in load generator.
  *
- * Threads: the event loop never blocks on slow work. Inference requests are handed to a small
+ * Threads: the event loops never block on slow work. Inference requests are handed to a small
  * pool of worker threads ("af-srv-work") and their HTTP transactions resume when the answer
  * is ready; everything else (scheduler, collector, cost tracker reads) is in-memory and runs
- * on the loop. The load generator, when on, is one more thread ("af-loadgen").
+ * on the loops. "af-ws-push" makes the periodic WebSocket metrics_update; the load generator,
+ * when on, is one more thread ("af-loadgen").
  *
  * Ownership: af_server_opts is copied (strings too). The components in it are borrowed and
  * must outlive the server; the server never frees them. af_server_stop/free must be called
@@ -26,6 +27,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 /* ---------------------------------------------------------------------------------------- */
 /* Trace store: the last spans exported, grouped by trace id, for /api/v1/traces.           */
@@ -33,15 +35,20 @@ extern "C" {
 typedef struct af_trace_store af_trace_store;
 
 /*
- * Creates a store holding at most max_spans spans (0 = 8192; oldest dropped first) and the
+ * Creates a store holding at most max_spans spans (0 = 8192) and max_bytes bytes of span
+ * copies (0 = 64 MiB; af_span_copy_bytes), oldest dropped first until both hold, and the
  * exporter that feeds it. Hand *exporter to af_tracing_add_exporter (which owns it from then
  * on); the store reads through it, so free the store before (or right after) the tracing
  * integration is freed and never use it after. 0, -EINVAL or -ENOMEM.
  */
-int af_trace_store_new(size_t max_spans, af_exporter **exporter, af_trace_store **out);
+int af_trace_store_new(size_t max_spans, size_t max_bytes, af_exporter **exporter,
+                       af_trace_store **out);
 void af_trace_store_free(af_trace_store *s);
 /* Spans held now. */
 size_t af_trace_store_span_count(af_trace_store *s);
+/* Bytes of span copies held now, and the bound. */
+size_t af_trace_store_bytes(af_trace_store *s);
+size_t af_trace_store_max_bytes(af_trace_store *s);
 
 typedef struct af_trace_query {
     const char *service;      /* resource service.name equal to this; NULL = any */
@@ -138,7 +145,7 @@ typedef struct af_server_opts {
     const char *const *allowed_hosts;
     size_t n_allowed_hosts;
     bool auth_read;                 /* false; true: GET routes, /ws and /metrics need the token */
-    const char *tls_cert_file;      /* NULL/"" = plain HTTP; PEM certificate chain */
+    const char *tls_cert_file;      /* NULL/"" = plain HTTP; PEM chain; both listeners use TLS */
     const char *tls_key_file;       /* PEM private key; required with tls_cert_file */
     const char *tls_client_ca_file; /* NULL/"" = no client certificate; else mutual TLS */
     uint32_t inference_timeout_ms;  /* 30000: an inference past it answers 504 */
@@ -161,8 +168,9 @@ void af_server_opts_init(af_server_opts *o);
 
 /*
  * Creates the event loop and binds both listeners (so the ports are known on return).
- * Returns 0, -EINVAL (bad option), -EACCES (non-loopback bind without a token; the reason is
- * in err), -EADDRINUSE / -EIO (cannot listen) or -ENOMEM. err (may be NULL) gets a sentence.
+ * Returns 0, -EINVAL (bad option, or a TLS file missing or unusable), -EACCES (non-loopback bind
+ * without a token; the reason is in err), -EADDRINUSE / -EIO (cannot listen) or -ENOMEM. err (may
+ * be NULL) gets a sentence.
  */
 int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t err_len);
 /* Starts the event loop, worker and load generator threads. -EALREADY when running. */
@@ -179,12 +187,21 @@ void af_server_stop(af_server *s);
 /* Stops if needed and frees. NULL is a no-op. */
 void af_server_free(af_server *s);
 
+/*
+ * Reads the TLS certificate, key and client CA files again (thread-safe; `agentaflow serve`
+ * calls it on SIGHUP). Connections accepted from now on use them; open connections keep the
+ * ones they started with. On failure the current ones stay and err gets a sentence naming the
+ * file. 0, -EINVAL (TLS not configured, or a bad file) or -ENOMEM.
+ */
+int af_server_reload_tls(af_server *s, char *err, size_t err_len);
+
 /* Sends a {"type":"notification"} WebSocket message to every client (thread-safe).
  * level: "success", "info", "warning" or "error". */
 void af_server_notify(af_server *s, const char *title, const char *message, const char *level);
 /* WebSocket clients connected now. */
 uint32_t af_server_ws_clients(af_server *s);
 
+AF_API_END
 #ifdef __cplusplus
 }
 #endif

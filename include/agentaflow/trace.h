@@ -17,6 +17,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 /* ---------------------------------------------------------------------------------------- */
 /* Span context: a copyable value that identifies a span across threads and processes.       */
@@ -118,7 +119,10 @@ typedef enum af_sampling_decision {
     AF_SAMPLING_RECORD_AND_SAMPLE = 2,
 } af_sampling_decision;
 
-/* What a sampler sees when a span starts. */
+typedef struct af_link af_link; /* defined with the span API below */
+
+/* What a sampler sees when a span starts (the spec's ShouldSample inputs). Fields are only
+ * ever appended, so samplers built against an older header keep working. */
 typedef struct af_sampling_params {
     const af_span_context *parent; /* NULL or invalid = root span */
     const uint8_t *trace_id;       /* 16 bytes */
@@ -126,6 +130,8 @@ typedef struct af_sampling_params {
     af_span_kind kind;
     const af_attr *attrs;
     size_t n_attrs;
+    const af_link *links; /* the links given at start (af_span_start_opts), as passed */
+    size_t n_links;
 } af_sampling_params;
 
 /* Custom sampler hooks. `should_sample` must be thread-safe and must not block. */
@@ -226,17 +232,38 @@ void af_tracer_provider_opts_init(af_tracer_provider_opts *o);
 int af_tracer_provider_new(const af_tracer_provider_opts *opts, af_tracer_provider **out);
 /* Appends a processor (registration order = call order). Takes ownership. Not after shutdown. */
 int af_tracer_provider_add_processor(af_tracer_provider *p, af_span_processor *proc);
+/* The instrumentation scope a tracer is asked for (the spec's "Get a Tracer" parameters). */
+typedef struct af_tracer_opts {
+    const char *name;       /* required; NULL or "" is logged and used as "" */
+    const char *version;    /* NULL = none */
+    const char *schema_url; /* NULL = none */
+    /* Scope attributes, copied (a repeated key keeps its last value). OTLP exports them as
+     * InstrumentationScope.attributes; Jaeger has no scope object, and the collector's
+     * OTLP-to-Jaeger mapping drops them too, so the Jaeger exporter leaves them out. */
+    const af_attr *attrs;
+    size_t n_attrs;
+} af_tracer_opts;
+
+/* All fields empty. */
+void af_tracer_opts_init(af_tracer_opts *o);
 /*
- * Gets (or creates) the tracer for an instrumentation scope. version and schema_url may be
- * NULL. The same (name, version, schema_url) returns the same tracer. After shutdown the
- * returned tracer is a no-op one. Never returns NULL for a non-NULL provider.
+ * Gets (or creates) the tracer for an instrumentation scope. The same name, version,
+ * schema_url and attribute set (in any order) return the same tracer. An attribute with a
+ * NULL or empty key or a NULL value pointer makes the whole list ignored, with a warning (a
+ * tracer is still returned). After shutdown the returned tracer is a no-op one. Never
+ * returns NULL for a non-NULL provider and non-NULL opts.
  */
+af_tracer *af_tracer_provider_get_tracer_opts(af_tracer_provider *p, const af_tracer_opts *o);
+/* af_tracer_provider_get_tracer_opts without scope attributes; version and schema_url may
+ * be NULL. */
 af_tracer *af_tracer_provider_get_tracer(af_tracer_provider *p, const char *name,
                                          const char *version, const char *schema_url);
-/* Exports everything ended before the call; 0, AF_ETIMEDOUT or AF_EEXPORT. */
+/* Exports everything ended before the call: 0, AF_ETIMEDOUT or AF_EEXPORT (an export it
+ * waited for failed). */
 int af_tracer_provider_force_flush(af_tracer_provider *p, uint32_t timeout_ms);
-/* Flushes and shuts every processor down, bounded by timeout_ms in total. Only the first call
- * does anything; later calls return AF_ESHUTDOWN. */
+/* Flushes and shuts every processor down, bounded by timeout_ms in total: 0, AF_ETIMEDOUT or
+ * AF_EEXPORT (an export it waited for failed). Only the first call does anything; later
+ * calls return AF_ESHUTDOWN. */
 int af_tracer_provider_shutdown(af_tracer_provider *p, uint32_t timeout_ms);
 /* Shuts down (if not yet, with a 5 s bound) and frees. NULL is a no-op. */
 void af_tracer_provider_free(af_tracer_provider *p);
@@ -265,13 +292,17 @@ typedef struct af_span {
     uint64_t gen;
 } af_span;
 
+#ifdef __cplusplus
+#define AF_SPAN_NONE (af_span{NULL, 0})
+#else
 #define AF_SPAN_NONE ((af_span){NULL, 0})
+#endif
 
-typedef struct af_link {
+struct af_link {
     const af_span_context *context;
     const af_attr *attrs;
     size_t n_attrs;
-} af_link;
+};
 
 typedef enum af_parent_mode {
     AF_PARENT_CURRENT = 0, /* the thread's current span (af_context_attach), else root */
@@ -295,11 +326,13 @@ typedef struct af_span_start_opts {
  * tracer returns AF_SPAN_NONE at once. A span that is not sampled still gets ids and carries
  * its context (so propagation works) but records nothing. Never blocks.
  */
-af_span af__span_start(af_tracer *t, const char *name, const af_span_start_opts *opts);
-inline af_span af_span_start(af_tracer *t, const char *name, const af_span_start_opts *opts)
+/* _impl: the exported out-of-line half of an inline wrapper; needs a non-NULL tracer (or
+ * span). Call the wrapper (a binding that cannot inline calls this). */
+af_span af_span_start_impl(af_tracer *t, const char *name, const af_span_start_opts *opts);
+static inline af_span af_span_start(af_tracer *t, const char *name, const af_span_start_opts *opts)
 {
     /* Inline so that disabled tracing (a NULL tracer) costs a test and a branch. */
-    return t ? af__span_start(t, name, opts) : AF_SPAN_NONE;
+    return t ? af_span_start_impl(t, name, opts) : AF_SPAN_NONE;
 }
 /* Shorthand for the common case: a child of `parent` (NULL = root) with kind and attributes. */
 af_span af_span_start_child(af_tracer *t, const char *name, af_span_kind kind,
@@ -307,7 +340,7 @@ af_span af_span_start_child(af_tracer *t, const char *name, af_span_kind kind,
 
 /* Ends the span now / at end_ns. Idempotent; never blocks and never does I/O. */
 void af_span_end_at(af_span s, uint64_t end_ns);
-inline void af_span_end(af_span s)
+static inline void af_span_end(af_span s)
 {
     if (s.rec)
         af_span_end_at(s, 0);
@@ -317,11 +350,11 @@ bool af_span_is_recording(af_span s);
 /* Copies the span's context into *out; an invalid context for AF_SPAN_NONE. */
 void af_span_get_context(af_span s, af_span_context *out);
 
-void af__span_set_attrs(af_span s, const af_attr *attrs, size_t n);
-inline void af_span_set_attrs(af_span s, const af_attr *attrs, size_t n)
+void af_span_set_attrs_impl(af_span s, const af_attr *attrs, size_t n);
+static inline void af_span_set_attrs(af_span s, const af_attr *attrs, size_t n)
 {
     if (s.rec)
-        af__span_set_attrs(s, attrs, n);
+        af_span_set_attrs_impl(s, attrs, n);
 }
 void af_span_set_attr(af_span s, const af_attr *a);
 void af_span_set_string(af_span s, const char *key, const char *value);
@@ -332,7 +365,8 @@ void af_span_set_bool(af_span s, const char *key, bool value);
 /* Adds an event; time_ns 0 = now. */
 void af_span_add_event_at(af_span s, const char *name, uint64_t time_ns, const af_attr *attrs,
                           size_t n_attrs);
-inline void af_span_add_event(af_span s, const char *name, const af_attr *attrs, size_t n_attrs)
+static inline void af_span_add_event(af_span s, const char *name, const af_attr *attrs,
+                                     size_t n_attrs)
 {
     if (s.rec)
         af_span_add_event_at(s, name, 0, attrs, n_attrs);
@@ -379,6 +413,7 @@ void af_context_current(af_span_context *out);
 af_context_token af_context_attach_baggage(af_baggage *b);
 af_baggage *af_context_current_baggage(void);
 
+AF_API_END
 #ifdef __cplusplus
 }
 #endif

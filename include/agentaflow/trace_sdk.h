@@ -14,6 +14,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 /* ---------------------------------------------------------------------------------------- */
 /* Readable span data. Every pointer is owned by the span and valid while an exporter holds  */
@@ -23,6 +24,8 @@ typedef struct af_instrumentation_scope {
     const char *name;
     const char *version;    /* "" when none */
     const char *schema_url; /* "" when none */
+    const af_attr *attrs;   /* the scope's attributes (af_tracer_opts); NULL when none */
+    size_t n_attrs;
 } af_instrumentation_scope;
 
 typedef struct af_event_data {
@@ -90,6 +93,13 @@ typedef struct af_exporter_health {
     uint64_t retries;
 } af_exporter_health;
 
+/* The moment of a fork() at which af_exporter_ops.atfork runs. */
+typedef enum af_fork_phase {
+    AF_FORK_PREPARE = 0, /* in the parent, before the fork */
+    AF_FORK_PARENT = 1,  /* in the parent, after the fork */
+    AF_FORK_CHILD = 2,   /* in the child, where only the forking thread exists */
+} af_fork_phase;
+
 /*
  * Exporter hooks. Deadlines are absolute CLOCK_MONOTONIC nanoseconds (af_monotonic_ns());
  * an implementation must return by then. export() returns 0 or a negative code; the batch
@@ -104,6 +114,16 @@ typedef struct af_exporter_ops {
     void (*destroy)(void *self);                          /* frees self; may be NULL */
     /* Fills *out (type and counters are pre-filled by the caller); may be NULL. */
     void (*health)(void *self, af_exporter_health *out);
+    /*
+     * Optional (may be NULL or left out of an initializer), for exporters with locks or
+     * connections. Runs inside the library's pthread_atfork handlers for each exporter a batch
+     * processor owns. PREPARE takes the exporter's short-held locks, so the child inherits
+     * them in a consistent state; PARENT releases them; CHILD runs in the child, where the
+     * threads that used the exporter do not exist: it re-creates those locks (not just
+     * unlocks them) and forgets the parent's work in progress (an export, a connection). It
+     * must not block, start threads or do I/O; the next export runs on the child's own worker.
+     */
+    void (*atfork)(void *self, af_fork_phase phase);
 } af_exporter_ops;
 
 /* Wraps hooks into an exporter. Takes ownership of `self` (destroy runs in af_exporter_free).
@@ -136,6 +156,7 @@ typedef struct af_processor_stats {
     uint64_t export_ns_total; /* time spent inside export(), for latency averages */
     uint32_t queue_depth;
     uint32_t queue_capacity;
+    uint64_t last_drop_ns; /* af_monotonic_ns() of the latest drop; 0 = never */
 } af_processor_stats;
 
 /*
@@ -196,10 +217,12 @@ typedef struct af_provider_stats {
     uint64_t spans_dropped;   /* sum of processors' dropped */
     uint64_t spans_exported;  /* sum of processors' exported */
     uint64_t spans_failed;    /* sum of processors' failed */
+    uint64_t last_drop_ns;    /* latest of processors' last_drop_ns; 0 = never */
 } af_provider_stats;
 
 void af_tracer_provider_stats(const af_tracer_provider *p, af_provider_stats *out);
 
+AF_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -15,6 +15,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 /* The components.* toggles of tracing-config.yaml. */
 typedef enum af_trace_component {
@@ -65,7 +66,7 @@ const af_tracing_config *af_tracing_config_of(const af_tracing *t);
 
 typedef enum af_health_status {
     AF_HEALTH_HEALTHY = 0,
-    AF_HEALTH_DEGRADED = 1, /* an exporter is failing or spans are being dropped */
+    AF_HEALTH_DEGRADED = 1, /* an exporter is failing or spans were dropped in the last 60 s */
     AF_HEALTH_DISABLED = 2,
 } af_health_status;
 
@@ -83,11 +84,14 @@ typedef struct af_tracing_health {
 } af_tracing_health;
 
 const char *af_health_status_name(af_health_status s); /* "healthy", "degraded", "disabled" */
-/* Fills *out. A NULL t reports disabled. */
+/* Fills *out. A NULL t reports disabled. A pure read: any number of readers agree. */
 void af_tracing_health_get(const af_tracing *t, af_tracing_health *out);
 /* The same as a JSON object (malloc'd, caller frees); NULL on ENOMEM. No secrets in it. */
 char *af_tracing_health_json(const af_tracing *t);
+/* The JSON object of a health record already read (so one report shows one reading). */
+char *af_tracing_health_to_json(const af_tracing *t, const af_tracing_health *h);
 
+AF_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -154,14 +154,19 @@ int af_tracing_new(const af_tracing_config *cfg, af_tracing **out, char *err, si
         goto fail_lock;
     if (!(t->health = calloc(1, sizeof *t->health)))
         goto fail_health;
-    if (pthread_mutex_init(&t->health->lock, NULL) != 0)
-        goto fail_health_lock;
+    t->health->drop_window_ns = AF__HEALTH_DROP_WINDOW_NS;
+    t->health->clock = af_monotonic_ns;
     if (af_tracing_config_copy(&t->cfg, cfg) != 0)
         goto fail_cfg;
 
     if (t->cfg.tracing.enabled) {
         af_tracer_provider_opts po;
         af_tracer_provider_opts_init(&po);
+        if (t->cfg.tracing.attribute_value_length_default) {
+            /* Re-reading the environment after the default keeps the user's variables first. */
+            po.limits.attribute_value_length = t->cfg.tracing.attribute_value_length_default;
+            af_span_limits_from_env(&po.limits);
+        }
         if ((rc = build_resource(&t->cfg, &po.resource)) != 0) {
             snprintf(err, err_len, "resource_attributes: %s", af_strerror(rc));
             goto fail_provider;
@@ -190,8 +195,6 @@ fail_exporters:
 fail_provider:
     af_tracing_config_free(&t->cfg);
 fail_cfg:
-    pthread_mutex_destroy(&t->health->lock);
-fail_health_lock:
     free(t->health);
 fail_health:
     pthread_mutex_destroy(&t->lock);
@@ -255,7 +258,6 @@ void af_tracing_free(af_tracing *t)
         af_tracer_provider_free(t->provider);
     }
     af_tracing_config_free(&t->cfg);
-    pthread_mutex_destroy(&t->health->lock);
     free(t->health);
     pthread_mutex_destroy(&t->lock);
     free(t);

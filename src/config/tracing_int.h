@@ -9,11 +9,14 @@
 
 #include "agentaflow/tracing.h"
 
-/* What health checks remember between calls; behind a pointer so that the const
- * af_tracing the getters receive can still update it. */
+/* How health judges drops: "dropping" while the latest drop is less than drop_window_ns
+ * old on `clock`. Nothing here changes on a read, so any number of readers agree. Tests
+ * replace the clock to step past the window instead of waiting for it. */
+#define AF__HEALTH_DROP_WINDOW_NS (60ull * 1000000000ull)
+
 typedef struct af__tracing_health_state {
-    pthread_mutex_t lock;
-    uint64_t last_dropped; /* provider dropped count at the previous check */
+    uint64_t drop_window_ns;
+    uint64_t (*clock)(void); /* af_monotonic_ns */
 } af__tracing_health_state;
 
 struct af_tracing {

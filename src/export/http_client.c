@@ -5,6 +5,11 @@
  * that shutdown can interrupt a request at once (curl_multi_wakeup) instead of waiting for
  * libcurl's next progress callback, and so the connection cache outlives each request
  * (keep-alive between exports).
+ *
+ * A forked child inherits handles that may be in the middle of the parent's request (libcurl
+ * then refuses every new one) and that share the parent's connection; its first request
+ * builds new ones. The old ones are abandoned, not cleaned up: cleanup could write a TLS
+ * close_notify into the connection the parent is still using.
  */
 #include "export/http_client.h"
 
@@ -23,7 +28,9 @@
 #include "util/str.h"
 
 struct af__http_client {
-    CURLM *multi;
+    /* Atomic because af__http_client_abort reads it from another thread while a forked
+     * child's first request may be replacing it. */
+    _Atomic(CURLM *) multi;
     CURL *easy;
     struct curl_slist *headers;
     char *url;
@@ -33,6 +40,8 @@ struct af__http_client {
     char *client_key;
     char redacted_url[256];
     bool gzip;
+    bool insecure; /* TLS verification off (tests only) */
+    bool forked;   /* in a forked child: the handles are the parent's */
     atomic_bool aborted;
     af_buf gz;              /* compressed request body, reused between exports */
     af__http_response *cur; /* the response the callbacks fill */
@@ -268,6 +277,48 @@ void af__http_client_free(af__http_client *c)
     free(c);
 }
 
+/* Builds the multi and easy handles from the stored settings; assigns them only when all of
+ * it worked. 0 or -EINVAL (libcurl refused a setting) or -ENOMEM. */
+static int make_handles(af__http_client *c)
+{
+    CURLM *multi = curl_multi_init();
+    CURL *e = curl_easy_init();
+    if (!multi || !e) {
+        curl_easy_cleanup(e);
+        curl_multi_cleanup(multi);
+        return -ENOMEM;
+    }
+    bool ok = curl_easy_setopt(e, CURLOPT_URL, c->url) == CURLE_OK;
+    ok = ok && curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
+    ok = ok && curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
+    ok = ok && curl_easy_setopt(e, CURLOPT_POST, 1L) == CURLE_OK;
+    ok = ok && curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent) == CURLE_OK;
+    ok = ok && curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers) == CURLE_OK;
+    ok = ok && curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) == CURLE_OK;
+    ok = ok && curl_easy_setopt(e, CURLOPT_WRITEDATA, c) == CURLE_OK;
+    ok = ok && curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header) == CURLE_OK;
+    ok = ok && curl_easy_setopt(e, CURLOPT_HEADERDATA, c) == CURLE_OK;
+    ok = ok && curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf) == CURLE_OK;
+    ok = ok && curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK;
+    if (ok && c->ca_file)
+        ok = curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file) == CURLE_OK;
+    if (ok && c->client_cert)
+        ok = curl_easy_setopt(e, CURLOPT_SSLCERT, c->client_cert) == CURLE_OK;
+    if (ok && c->client_key)
+        ok = curl_easy_setopt(e, CURLOPT_SSLKEY, c->client_key) == CURLE_OK;
+    if (ok && c->insecure)
+        ok = curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L) == CURLE_OK &&
+             curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L) == CURLE_OK;
+    if (!ok) {
+        curl_easy_cleanup(e);
+        curl_multi_cleanup(multi);
+        return -EINVAL;
+    }
+    c->easy = e;
+    c->multi = multi;
+    return 0;
+}
+
 int af__http_client_new(const af__http_client_opts *o, af__http_client **out)
 {
     *out = NULL;
@@ -334,42 +385,17 @@ int af__http_client_new(const af__http_client_opts *o, af__http_client **out)
         if (add_header(&c->headers, o->headers[i].name, o->headers[i].value))
             goto fail;
 
-    c->multi = curl_multi_init();
-    c->easy = curl_easy_init();
-    if (!c->multi || !c->easy)
+    c->insecure = o->tls.insecure_skip_verify;
+    if ((rc = make_handles(c)) != 0) {
+        if (rc == -EINVAL)
+            af_log(AF_LOG_ERROR, "HTTP exporter: libcurl rejected the settings for %s", redacted);
         goto fail;
-    CURL *e = c->easy;
-    bool ok = curl_easy_setopt(e, CURLOPT_URL, c->url) == CURLE_OK;
-    ok = ok && curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
-    ok = ok && curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
-    ok = ok && curl_easy_setopt(e, CURLOPT_POST, 1L) == CURLE_OK;
-    ok = ok && curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent) == CURLE_OK;
-    ok = ok && curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers) == CURLE_OK;
-    ok = ok && curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) == CURLE_OK;
-    ok = ok && curl_easy_setopt(e, CURLOPT_WRITEDATA, c) == CURLE_OK;
-    ok = ok && curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header) == CURLE_OK;
-    ok = ok && curl_easy_setopt(e, CURLOPT_HEADERDATA, c) == CURLE_OK;
-    ok = ok && curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf) == CURLE_OK;
-    ok = ok && curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK;
-    if (ok && c->ca_file)
-        ok = curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file) == CURLE_OK;
-    if (ok && c->client_cert)
-        ok = curl_easy_setopt(e, CURLOPT_SSLCERT, c->client_cert) == CURLE_OK;
-    if (ok && c->client_key)
-        ok = curl_easy_setopt(e, CURLOPT_SSLKEY, c->client_key) == CURLE_OK;
-    if (ok && o->tls.insecure_skip_verify) {
+    }
+    if (c->insecure)
         af_log(AF_LOG_WARN,
                "HTTP exporter: TLS certificate verification is OFF for %s; anyone on the path "
                "can read and change exported data (use only in tests)",
                redacted);
-        ok = curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L) == CURLE_OK &&
-             curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L) == CURLE_OK;
-    }
-    if (!ok) {
-        af_log(AF_LOG_ERROR, "HTTP exporter: libcurl rejected the settings for %s", redacted);
-        rc = -EINVAL;
-        goto fail;
-    }
     *out = c;
     return 0;
 fail:
@@ -381,6 +407,12 @@ void af__http_client_abort(af__http_client *c)
 {
     atomic_store(&c->aborted, true);
     curl_multi_wakeup(c->multi);
+}
+
+void af__http_client_atfork_child(af__http_client *c)
+{
+    c->forked = true;
+    c->cur = NULL;
 }
 
 static bool transport_retryable(CURLcode code)
@@ -439,6 +471,21 @@ int af__http_client_post(af__http_client *c, const void *wire, size_t len, uint6
     if (atomic_load(&c->aborted)) {
         snprintf(resp->error, sizeof(resp->error), "exporter is shut down");
         return AF_ESHUTDOWN;
+    }
+    if (c->forked) {
+        int mrc = make_handles(c);
+        if (mrc != 0) {
+            snprintf(resp->error, sizeof(resp->error), "cannot create a connection after fork: %s",
+                     af_strerror(mrc));
+            return AF_EEXPORT;
+        }
+        c->forked = false;
+        /* The store of the new multi handle above comes before this load: a shutdown that
+         * woke the old handle has set the flag we see here. */
+        if (atomic_load(&c->aborted)) {
+            snprintf(resp->error, sizeof(resp->error), "exporter is shut down");
+            return AF_ESHUTDOWN;
+        }
     }
     uint64_t now = af_monotonic_ns();
     if (now >= deadline_ns) {
@@ -615,4 +662,14 @@ void af__http_health_get(af__http_health *hh, af_exporter_health *out)
     pthread_mutex_lock(&hh->mu);
     *out = hh->h;
     pthread_mutex_unlock(&hh->mu);
+}
+
+void af__http_health_atfork(af__http_health *hh, af_fork_phase phase)
+{
+    if (phase == AF_FORK_PREPARE)
+        pthread_mutex_lock(&hh->mu);
+    else if (phase == AF_FORK_PARENT)
+        pthread_mutex_unlock(&hh->mu);
+    else
+        pthread_mutex_init(&hh->mu, NULL);
 }

@@ -18,8 +18,8 @@
 #include "agentaflow/export.h"
 #include "util/buf.h"
 
-/* OTLP/HTTP limits (docs/standards.md, OTLP/HTTP): requests over 64 MiB are not sent, response bodies
- * over 4 MiB are not parsed and count as a non-retryable failure. */
+/* OTLP/HTTP limits (docs/standards.md, OTLP/HTTP): requests over 64 MiB are not sent, response
+ * bodies over 4 MiB are not parsed and count as a non-retryable failure. */
 #define AF__HTTP_MAX_REQUEST (64u * 1024 * 1024)
 #define AF__HTTP_MAX_RESPONSE (4u * 1024 * 1024)
 
@@ -76,6 +76,10 @@ int af__http_client_post(af__http_client *c, const void *wire, size_t len, uint6
 /* Makes the request in flight (and every later one) fail at once with AF_ESHUTDOWN.
  * Safe from any thread while another is inside af__http_client_post. */
 void af__http_client_abort(af__http_client *c);
+/* In a forked child: the next request builds new libcurl handles instead of reusing the
+ * parent's, which may be in the middle of a request and share the parent's connection.
+ * Only flags the client (a fork handler must not do I/O); the old handles are abandoned. */
+void af__http_client_atfork_child(af__http_client *c);
 
 /* gzip (RFC 1952) of in[0..n) appended to out. 0 or -ENOMEM. */
 int af__gzip(const void *in, size_t n, af_buf *out);
@@ -111,5 +115,7 @@ void af__http_health_failure(af__http_health *hh, uint64_t spans, const char *er
  * so health shows a dead collector while the export is still retrying. */
 void af__http_health_retrying(af__http_health *hh, const char *error);
 void af__http_health_get(af__http_health *hh, af_exporter_health *out);
+/* Fork hook: locks before the fork, unlocks in the parent, re-creates the lock in the child. */
+void af__http_health_atfork(af__http_health *hh, af_fork_phase phase);
 
 #endif

@@ -181,6 +181,12 @@ static void jaeger_health(void *self, af_exporter_health *out)
     af__http_health_get(&j->health, out);
 }
 
+static void jaeger_atfork(void *self, af_fork_phase phase)
+{
+    jaeger *j = self;
+    af__http_exporter_atfork(j->client, &j->stop, &j->health, phase);
+}
+
 static const af_exporter_ops jaeger_ops = {
     .type = "jaeger",
     .export_spans = jaeger_export,
@@ -188,6 +194,7 @@ static const af_exporter_ops jaeger_ops = {
     .shutdown = jaeger_shutdown,
     .destroy = jaeger_destroy,
     .health = jaeger_health,
+    .atfork = jaeger_atfork,
 };
 
 int af_jaeger_exporter_new(const af_jaeger_opts *opts, af_exporter **out)

@@ -1,7 +1,8 @@
 /*
  * OTLP/HTTP trace exporter: one POST of an ExportTraceServiceRequest (protobuf or JSON) per
  * export() call, retried on transient failures, with partial-success handling and a health
- * record. Configuration follows the OTEL_EXPORTER_OTLP_* rules (docs/standards.md, environment variables and OTLP/HTTP).
+ * record. Configuration follows the OTEL_EXPORTER_OTLP_* rules (docs/standards.md, environment
+ * variables and OTLP/HTTP).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -367,6 +368,12 @@ static void otlp_health(void *self, af_exporter_health *out)
     af__http_health_get(&x->health, out);
 }
 
+static void otlp_atfork(void *self, af_fork_phase phase)
+{
+    otlp_http *x = self;
+    af__http_exporter_atfork(x->client, &x->stop, &x->health, phase);
+}
+
 static const af_exporter_ops otlp_ops = {
     .type = "otlp_http",
     .export_spans = otlp_export,
@@ -374,6 +381,7 @@ static const af_exporter_ops otlp_ops = {
     .shutdown = otlp_shutdown,
     .destroy = otlp_destroy,
     .health = otlp_health,
+    .atfork = otlp_atfork,
 };
 
 /* The effective URL (docs/standards.md): code, per-signal variable, generic variable,

@@ -463,6 +463,8 @@ int af__otlp_json_encode(const af_span_data *const *spans, size_t n, af_buf *out
             JW_KEY(&w, "version");
             jw_cstr(&w, gr->scope->version);
         }
+        if (gr->scope)
+            write_attrs(&w, gr->scope->attrs, gr->scope->n_attrs, 0);
         jw_close(&w, '}');
         JW_KEY(&w, "spans");
         jw_open(&w, '[');

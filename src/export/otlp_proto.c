@@ -298,17 +298,20 @@ static size_t measure_span(sizes *z, const af_span_data *s)
     return af__pb_ld_size(len);
 }
 
-/* The ScopeSpans of group k: slots are its size, the scope's name, version and schema URL,
- * then its spans'. */
+/* The ScopeSpans of group k: slots are its size, the scope's size, name, version and
+ * schema URL, the scope attributes', then its spans'. */
 static size_t measure_scope_spans(sizes *z, const af__otlp_groups *g, size_t k)
 {
     const af__otlp_group *gr = &g->groups[k];
     const af_instrumentation_scope *sc = gr->scope;
-    size_t at = take(z);
+    size_t at = take(z), scope_at = take(z);
     size_t scope = opt_str_size(slot_str(z, sc ? cstr_len(sc->name) : 0));
     scope += opt_str_size(slot_str(z, sc ? cstr_len(sc->version) : 0));
-    size_t len =
-        af__pb_ld_size(scope) + opt_str_size(slot_str(z, sc ? cstr_len(sc->schema_url) : 0));
+    size_t len = opt_str_size(slot_str(z, sc ? cstr_len(sc->schema_url) : 0));
+    if (sc)
+        scope += measure_attrs(z, sc->attrs, sc->n_attrs);
+    z->v[scope_at] = scope;
+    len += af__pb_ld_size(scope);
     for (size_t j = 0; j < gr->count; j++)
         len += measure_span(z, g->order[gr->first + j]);
     z->v[at] = len;
@@ -521,15 +524,16 @@ static void put_scope_spans(writer *w, const af__otlp_groups *g, size_t k)
     const af__otlp_group *gr = &g->groups[k];
     const af_instrumentation_scope *sc = gr->scope;
     w->p = af__pb_put_ld_header(w->p, AF_PB_TAG(2, AF_PB_LEN), w->v[0]);
-    size_t name = w->v[1], version = w->v[2];
-    const size_t *url = &w->v[3];
-    w->v += 4;
-    w->p = af__pb_put_ld_header(w->p, AF_PB_TAG(1, AF_PB_LEN),
-                                opt_str_size(name) + opt_str_size(version));
+    w->p = af__pb_put_ld_header(w->p, AF_PB_TAG(1, AF_PB_LEN), w->v[1]);
+    size_t name = w->v[2], version = w->v[3];
+    const size_t *url = &w->v[4];
+    w->v += 5;
     if (name)
         w->p = af__pb_put_bytes(w->p, AF_PB_TAG(1, AF_PB_LEN), sc->name, name);
     if (version)
         w->p = af__pb_put_bytes(w->p, AF_PB_TAG(2, AF_PB_LEN), sc->version, version);
+    if (sc)
+        put_attrs(w, AF_PB_TAG(3, AF_PB_LEN), sc->attrs, sc->n_attrs);
     for (size_t j = 0; j < gr->count; j++)
         put_span(w, g->order[gr->first + j]);
     if (*url)

@@ -176,6 +176,30 @@ int af__stopper_wait_idle(af__stopper *s, uint64_t deadline_ns)
     return rc;
 }
 
+void af__stopper_atfork(af__stopper *s, af_fork_phase phase)
+{
+    if (phase == AF_FORK_PREPARE) {
+        pthread_mutex_lock(&s->mu);
+    } else if (phase == AF_FORK_PARENT) {
+        pthread_mutex_unlock(&s->mu);
+    } else {
+        bool stopped = s->stopped;
+        /* With default attributes and CLOCK_MONOTONIC this only stores fields (it succeeded
+         * once already for this object), so there is no failure to report. */
+        (void)af__stopper_init(s);
+        s->stopped = stopped;
+    }
+}
+
+void af__http_exporter_atfork(af__http_client *c, af__stopper *s, af__http_health *hh,
+                              af_fork_phase phase)
+{
+    af__stopper_atfork(s, phase);
+    af__http_health_atfork(hh, phase);
+    if (phase == AF_FORK_CHILD)
+        af__http_client_atfork_child(c);
+}
+
 int af__retry_post(af__http_client *c, af__stopper *s, const af_retry_opts *o, uint64_t *rng,
                    const void *wire, size_t len, uint64_t deadline_ns, af__http_response *resp,
                    af__http_health *hh)

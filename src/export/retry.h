@@ -52,6 +52,15 @@ int af__stopper_sleep_until(af__stopper *s, uint64_t wake_ns);
 bool af__stopper_stop(af__stopper *s);
 /* Waits for the export in progress (if any) to end: 0, or AF_ETIMEDOUT at deadline_ns. */
 int af__stopper_wait_idle(af__stopper *s, uint64_t deadline_ns);
+/* Fork hook: locks before the fork, unlocks in the parent; in the child re-creates the lock
+ * and condition variable and forgets the parent's export in progress (the thread running it
+ * does not exist there, so shutdown would wait for it in vain). */
+void af__stopper_atfork(af__stopper *s, af_fork_phase phase);
+
+/* The atfork hook of an exporter built on one client, stopper and health record (OTLP/HTTP,
+ * Jaeger). */
+void af__http_exporter_atfork(af__http_client *c, af__stopper *s, af__http_health *hh,
+                              af_fork_phase phase);
 
 /*
  * Sends wire[0..len) and retries transient failures while attempts and time remain. A wait

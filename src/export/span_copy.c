@@ -24,6 +24,7 @@ typedef struct shared_res {
 
 struct af_span_copy {
     _Atomic uint32_t refs;
+    size_t bytes; /* the whole allocation: this header, strings and arrays */
     af_span_data data;
     af_instrumentation_scope scope;
     shared_res *resource;
@@ -34,6 +35,31 @@ struct af_span_copy {
 static pthread_mutex_t res_mu = PTHREAD_MUTEX_INITIALIZER;
 static shared_res *res_cache[RES_CACHE]; /* each slot holds one reference */
 static unsigned res_next;
+
+/* Fork: a parent thread copying a span may hold res_mu at fork(), which left the child's
+ * first copy (its memory exporter's first export) blocked forever. res_mu nests inside no
+ * other lock, so taking it before the fork cannot deadlock. */
+static void res_prepare(void)
+{
+    pthread_mutex_lock(&res_mu);
+}
+
+static void res_parent(void)
+{
+    pthread_mutex_unlock(&res_mu);
+}
+
+static void res_child(void)
+{
+    pthread_mutex_init(&res_mu, NULL); /* the thread that held it does not exist here */
+}
+
+static pthread_once_t res_fork_once = PTHREAD_ONCE_INIT;
+
+static void res_fork_install(void)
+{
+    pthread_atfork(res_prepare, res_parent, res_child);
+}
 
 static void shared_release(shared_res *sr)
 {
@@ -91,6 +117,7 @@ static bool resource_equal(const af_resource *a, const af_resource *b)
 /* A shared copy of `src` with one reference for the caller; NULL on ENOMEM. */
 static shared_res *shared_resource(const af_resource *src)
 {
+    pthread_once(&res_fork_once, res_fork_install);
     pthread_mutex_lock(&res_mu);
     for (unsigned i = 0; i < RES_CACHE; i++) {
         shared_res *sr = res_cache[i];
@@ -242,6 +269,7 @@ af_span_copy *af_span_copy_new(const af_span_data *span)
     copy_str(&measure, sc ? sc->name : "");
     copy_str(&measure, sc ? sc->version : "");
     copy_str(&measure, sc ? sc->schema_url : "");
+    copy_attrs(&measure, sc ? sc->attrs : NULL, sc ? (uint32_t)sc->n_attrs : 0);
     af_span_copy *cp = malloc(measure.used);
     if (!cp)
         return NULL;
@@ -251,6 +279,8 @@ af_span_copy *af_span_copy_new(const af_span_data *span)
     cp->scope.name = copy_str(&real, sc ? sc->name : "");
     cp->scope.version = copy_str(&real, sc ? sc->version : "");
     cp->scope.schema_url = copy_str(&real, sc ? sc->schema_url : "");
+    cp->scope.n_attrs = sc ? sc->n_attrs : 0;
+    cp->scope.attrs = copy_attrs(&real, sc ? sc->attrs : NULL, (uint32_t)cp->scope.n_attrs);
     cp->data.scope = &cp->scope;
     if (span->resource && !(cp->resource = shared_resource(span->resource))) {
         free(cp);
@@ -258,12 +288,18 @@ af_span_copy *af_span_copy_new(const af_span_data *span)
     }
     cp->data.resource = cp->resource ? cp->resource->res : NULL;
     atomic_init(&cp->refs, 1);
+    cp->bytes = measure.used;
     return cp;
 }
 
 const af_span_data *af_span_copy_data(const af_span_copy *c)
 {
     return &c->data;
+}
+
+size_t af_span_copy_bytes(const af_span_copy *c)
+{
+    return c->bytes;
 }
 
 void af_span_copy_retain(af_span_copy *c)

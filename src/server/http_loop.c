@@ -11,14 +11,20 @@
  * Why not libwebsockets for plain HTTP: measured on GET /api/v1/gpus, lws spent ~21k of the
  * ~44k instructions of a request (a header parser walking byte by byte, a sorted timeout list
  * walked on every transaction, ~100 filtered log calls), and Debian's build serves a context
- * from one thread only. lws still serves the WebSocket clients (ws.c): an upgrade request is
- * handed over with the bytes already read.
+ * from one thread only. WebSocket clients stay on their loop too: an upgraded connection
+ * (AF__CONN_WS) hands its received bytes to ws.c and writes its frames through conn_write,
+ * like any response.
  *
  * Flow control: a connection is read only while it has no unsent output and no request
  * waiting for a worker, so a client that does not read its responses, or pipelines requests
  * faster than they are answered, holds at most one response and max_head + body_limit bytes.
  * Every connection has a deadline (the next request must be complete, or the pending output
  * must move, within AF__HTTP_IDLE_MS); the loop keeps connections in deadline order.
+ *
+ * TLS (tls.c, when server.tls is set): the same flow through conn_recv/conn_send. The
+ * handshake runs inside the first reads, bounded by the same deadline. Sessions read records
+ * ahead (one recv() per request again), so a connection whose session already holds input,
+ * which epoll cannot see, is read once more at the end of the loop turn (read_ready).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,6 +42,7 @@
 #include "agentaflow/log.h"
 #include "agentaflow/propagation.h"
 #include "server/server_int.h"
+#include "server/tls.h"
 
 #define AF__HTTP_IDLE_MS 30000   /* keep-alive idle, request read and write-progress bound */
 #define AF__HTTP_MAX_HEAD 16384  /* request line + headers; more = 431 */
@@ -99,18 +106,37 @@ static int watch(af__loop *l, int fd, uint32_t events, void *tag)
     return epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
 }
 
-/* The API listener joins or leaves this loop's epoll set (EPOLLEXCLUSIVE registrations cannot
- * be modified, only deleted and added again). */
-static void listen_api(af__loop *l, bool on)
+/* A listener joins or leaves this loop's epoll set (EPOLLEXCLUSIVE registrations cannot be
+ * modified, only deleted and added again). */
+static void listen_one(af__loop *l, int fd, void *tag, bool *state, bool on)
 {
-    af_server *s = l->srv;
-    if (l->listening == on || s->api_fd < 0)
+    if (*state == on || fd < 0)
         return;
     if (on)
-        watch(l, s->api_fd, EPOLLIN | EPOLLEXCLUSIVE, &tag_api);
+        watch(l, fd, EPOLLIN | EPOLLEXCLUSIVE, tag);
     else
-        epoll_ctl(l->epfd, EPOLL_CTL_DEL, s->api_fd, NULL);
-    l->listening = on;
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+    *state = on;
+}
+
+static void listen_set(af__loop *l, bool api, bool metrics)
+{
+    af_server *s = l->srv;
+    listen_one(l, s->api_fd, &tag_api, &l->listening, api);
+    listen_one(l, s->metrics_fd, &tag_metrics, &l->listening_metrics, metrics);
+}
+
+/* Out of descriptors (or socket memory): every loop stops accepting on every listener until
+ * `until` or until a connection closes, whichever comes first. A listener left in an epoll set
+ * stays readable while its backlog waits, so any loop still watching it would spin. */
+static void accept_pause(af__loop *l, uint64_t until)
+{
+    af_server *s = l->srv;
+    atomic_store(&s->guard.paused_until, until);
+    listen_set(l, false, false);
+    for (unsigned i = 0; i < s->n_loops; i++)
+        if (&s->loops[i] != l)
+            af__loop_wake(&s->loops[i]);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -133,19 +159,42 @@ static void timed_remove(af__conn *c)
     c->timed = false;
 }
 
-/* Every deadline is now + AF__HTTP_IDLE_MS, so appending keeps the list sorted. */
-static void timed_restart(af__conn *c, uint64_t now)
+/* Puts c on the list at deadline, in order. Idle deadlines are all now + AF__HTTP_IDLE_MS
+ * and land at the tail at once; only an inference deadline (af__job.deadline_mono, which may
+ * be earlier or later than that) walks back past the few entries that end after it. */
+static void timed_at(af__conn *c, uint64_t deadline)
 {
     af__loop *l = c->loop;
     timed_remove(c);
-    c->deadline_mono = now + (uint64_t)AF__HTTP_IDLE_MS * 1000000ull;
-    c->prev = l->timed_tail;
-    if (l->timed_tail)
-        l->timed_tail->next = c;
+    c->deadline_mono = deadline;
+    af__conn *after = l->timed_tail;
+    while (after && after->deadline_mono > deadline)
+        after = after->prev;
+    c->prev = after;
+    c->next = after ? after->next : l->timed_head;
+    if (c->next)
+        c->next->prev = c;
+    else
+        l->timed_tail = c;
+    if (after)
+        after->next = c;
     else
         l->timed_head = c;
-    l->timed_tail = c;
     c->timed = true;
+}
+
+static void timed_restart(af__conn *c, uint64_t now)
+{
+    timed_at(c, now + (uint64_t)AF__HTTP_IDLE_MS * 1000000ull);
+}
+
+/* A BUSY connection waits for its inference job's deadline; without one, for the job. */
+static void timed_insert_job(af__conn *c)
+{
+    if (c->txn.job && c->txn.job->deadline_mono)
+        timed_at(c, c->txn.job->deadline_mono);
+    else
+        timed_remove(c);
 }
 
 static void all_add(af__conn *c)
@@ -158,11 +207,33 @@ static void all_add(af__conn *c)
     l->n_conns++;
 }
 
+/* Takes a closing connection off the TLS read queue (short: connections with pipelined
+ * input), so bury() cannot free one that is still queued. */
+static void ready_remove(af__conn *c)
+{
+    af__loop *l = c->loop;
+    af__conn *prev = NULL;
+    for (af__conn *q = l->tls_ready_head; q; prev = q, q = q->ready_next) {
+        if (q != c)
+            continue;
+        if (prev)
+            prev->ready_next = c->ready_next;
+        else
+            l->tls_ready_head = c->ready_next;
+        if (l->tls_ready_tail == c)
+            l->tls_ready_tail = prev;
+        break;
+    }
+    c->tls_ready = false;
+}
+
 /* The connection leaves every list of open ones; its memory waits for the end of the turn. */
 static void retire(af__conn *c)
 {
     af__loop *l = c->loop;
     timed_remove(c);
+    if (c->tls_ready)
+        ready_remove(c);
     if (c->all_prev)
         c->all_prev->all_next = c->all_next;
     else
@@ -176,6 +247,7 @@ static void retire(af__conn *c)
 
 static void conn_free(af__conn *c)
 {
+    af__ws_client_free(c->ws);
     af__txn_free(&c->txn);
     af__buf_free(&c->rx);
     af__buf_free(&c->tx);
@@ -190,9 +262,35 @@ static void conn_close(af__conn *c, const char *why)
         return;
     if (c->txn.active)
         af__txn_abort(c, why);
+    if (c->ws)
+        af__ws_detach(c);
+    af__tls_close(c->ssl);
+    c->ssl = NULL;
     close(c->fd);
     c->fd = -1;
     retire(c);
+    /* A descriptor is free again: the reserve is taken back first, then accepting resumes
+     * (on every loop's next turn). */
+    af__guard *g = &c->loop->srv->guard;
+    if (atomic_load(&g->paused_until)) {
+        af__guard_rearm(g);
+        atomic_store(&g->paused_until, 0);
+    }
+}
+
+/* Queues a TLS connection for a read at the end of the loop turn (read_ready). */
+static void ready_add(af__conn *c)
+{
+    af__loop *l = c->loop;
+    if (c->tls_ready)
+        return;
+    c->tls_ready = true;
+    c->ready_next = NULL;
+    if (l->tls_ready_tail)
+        l->tls_ready_tail->ready_next = c;
+    else
+        l->tls_ready_head = c;
+    l->tls_ready_tail = c;
 }
 
 static void update_events(af__conn *c)
@@ -200,12 +298,17 @@ static void update_events(af__conn *c)
     if (c->fd < 0)
         return;
     uint32_t want;
+    /* A TLS write may have to read first and a TLS read (the handshake) to write first: then
+     * the readiness that operation waits for is the other one. */
     if (c->tx.len > c->tx_off)
-        want = EPOLLOUT | EPOLLRDHUP;
+        want = (c->tls_write_on_in ? EPOLLIN : EPOLLOUT) | EPOLLRDHUP;
     else if (c->state == AF__CONN_BUSY)
         want = EPOLLRDHUP;
     else
-        want = EPOLLIN | EPOLLRDHUP;
+        want = (c->tls_read_on_out ? EPOLLOUT : EPOLLIN) | EPOLLRDHUP;
+    /* Input the session already holds never makes the socket readable again. */
+    if (c->ssl && (want & EPOLLIN) && !c->lingering && af__tls_buffered(c->ssl))
+        ready_add(c);
     if (want == c->events)
         return;
     struct epoll_event ev = {.events = want, .data.ptr = c};
@@ -223,6 +326,11 @@ static void conn_linger(af__conn *c)
 {
     if (c->fd < 0 || c->lingering)
         return;
+    /* TLS: close_notify first, so the client knows the response was not truncated. What it
+     * sends after that is dropped undecrypted. */
+    if (c->ssl)
+        af__tls_notify_close(c->ssl);
+    c->tls_read_on_out = c->tls_write_on_in = false;
     if (shutdown(c->fd, SHUT_WR) != 0) {
         conn_close(c, NULL);
         return;
@@ -234,14 +342,38 @@ static void conn_linger(af__conn *c)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Socket I/O, through the connection's TLS session when it has one.                         */
+
+/* As recv(): -1 with errno EAGAIN when nothing can be read now. */
+static ssize_t conn_recv(af__conn *c, void *buf, size_t len)
+{
+    if (!c->ssl)
+        return recv(c->fd, buf, len, 0);
+    uint32_t want = EPOLLIN;
+    ssize_t n = af__tls_read(c->ssl, buf, len, &want, c->peer);
+    c->tls_read_on_out = n < 0 && want == EPOLLOUT;
+    return n;
+}
+
+/* As send() without SIGPIPE: -1 with errno EAGAIN when the socket takes nothing now. */
+static ssize_t conn_send(af__conn *c, const void *buf, size_t len)
+{
+    if (!c->ssl)
+        return send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    uint32_t want = EPOLLOUT;
+    ssize_t n = af__tls_write(c->ssl, buf, len, &want, c->peer);
+    c->tls_write_on_in = n < 0 && want == EPOLLIN;
+    return n;
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Output.                                                                                   */
 
 /* Sends what is pending; false when the connection closed. */
 static bool conn_flush(af__conn *c, uint64_t now)
 {
     while (c->tx.len > c->tx_off) {
-        ssize_t n =
-            send(c->fd, c->tx.data + c->tx_off, c->tx.len - c->tx_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = conn_send(c, c->tx.data + c->tx_off, c->tx.len - c->tx_off);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -272,8 +404,7 @@ static void conn_write(af__conn *c, const void *data, size_t len)
     size_t done = 0;
     if (c->tx.len == c->tx_off) {
         while (done < len) {
-            ssize_t n =
-                send(c->fd, (const char *)data + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+            ssize_t n = conn_send(c, (const char *)data + done, len - done);
             if (n < 0) {
                 if (errno == EINTR)
                     continue;
@@ -323,6 +454,10 @@ static const char *reason_phrase(int status)
         return "Content Too Large";
     case 414:
         return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 421:
+        return "Misdirected Request";
     case 422:
         return "Unprocessable Content";
     case 429:
@@ -389,6 +524,9 @@ static void send_resp(af__conn *c, af__resp *rs, bool keep_alive, bool http10, b
     if (traceresponse && traceresponse[0]) {
         p = PUT_LIT(p, "traceresponse: ");
         p = put(p, traceresponse, 55);
+        /* The W3C response binding now also names the Server-Timing metric "trace". */
+        p = PUT_LIT(p, "\r\nserver-timing: trace;desc=");
+        p = put(p, traceresponse, 55);
         p = PUT_LIT(p, "\r\n");
     }
     if (rs->allow[0]) {
@@ -398,6 +536,8 @@ static void send_resp(af__conn *c, af__resp *rs, bool keep_alive, bool http10, b
     }
     if (rs->www_authenticate)
         p = PUT_LIT(p, "www-authenticate: Bearer realm=\"agentaflow\"\r\n");
+    if (rs->headers)
+        p = put(p, rs->headers, strlen(rs->headers));
     if (!keep_alive)
         p = PUT_LIT(p, "connection: close\r\n");
     else if (http10)
@@ -422,10 +562,38 @@ static void conn_fail(af__conn *c, int status, const char *code, const char *mes
     af__resp rs;
     af__resp_init(&rs);
     af__resp_error(&rs, status, code, "%s", message);
-    send_resp(c, &rs, false, false, false, NULL);
+    af__conn_refuse(c, &rs);
     af__resp_free(&rs);
+}
+
+void af__conn_refuse(af__conn *c, af__resp *rs)
+{
+    send_resp(c, rs, false, false, false, NULL);
     if (c->fd >= 0 && c->tx.len == c->tx_off)
         conn_linger(c);
+}
+
+void af__conn_write(af__conn *c, const void *data, size_t len)
+{
+    conn_write(c, data, len);
+}
+
+void af__conn_close(af__conn *c, const char *why)
+{
+    conn_close(c, why);
+}
+
+/* The deadline bounds how long the client may take to read the rest and close its side. */
+void af__conn_finish(af__conn *c)
+{
+    if (c->fd < 0)
+        return;
+    c->close_after = true;
+    timed_restart(c, af_monotonic_ns());
+    if (c->tx.len == c->tx_off)
+        conn_linger(c);
+    else
+        update_events(c);
 }
 
 static const char *code_for(int status)
@@ -480,36 +648,23 @@ static bool is_ws_path(const af__http_request *r)
            (r->path_len == 4 && memcmp(r->path, "/ws/", 4) == 0);
 }
 
-/* The request is a WebSocket upgrade: the socket and the bytes read so far (this head and
- * anything after it) go to the WebSocket thread. */
-static void hand_over(af__conn *c, size_t head_off)
-{
-    af__loop *l = c->loop;
-    const char *bytes = (const char *)c->rx.data + head_off;
-    size_t len = c->rx.len - head_off;
-    if (len > AF__WS_HANDOFF_MAX) {
-        conn_fail(c, 431, "header_fields_too_large",
-                  "a WebSocket upgrade request may be at most 2048 bytes");
-        return;
-    }
-    epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    int fd = c->fd;
-    c->fd = -1;
-    retire(c);
-    if (af__ws_handoff(l->srv, fd, bytes, len) != 0)
-        close(fd);
-}
-
 /* The request head was parsed: framing decisions, then the transaction. */
-static void on_head(af__conn *c, const af__http_request *req, size_t head_off)
+static void on_head(af__conn *c, const af__http_request *req)
 {
     af_server *s = c->loop->srv;
-    if (req->upgrade_websocket && !c->metrics && is_ws_path(req) && req->method_len == 3 &&
-        memcmp(req->method, "GET", 3) == 0) {
+    bool ws = req->upgrade_websocket && !c->metrics && is_ws_path(req) && req->method_len == 3 &&
+              memcmp(req->method, "GET", 3) == 0;
+    af__guard_deny deny;
+    if (af__guard_check(&s->guard, req, c->metrics ? s->metrics_port : s->port, c->metrics, ws,
+                        &deny) != 0) {
+        conn_fail(c, deny.status, deny.code, deny.message);
+        return;
+    }
+    if (ws) {
         if (atomic_load(&s->stopping))
             conn_fail(c, 503, "shutting_down", "the server is shutting down");
         else
-            hand_over(c, head_off);
+            af__ws_upgrade(c, req);
         return;
     }
     if (req->path_len >= sizeof(c->txn.path)) {
@@ -571,9 +726,8 @@ static void conn_process(af__conn *c)
                 conn_fail(c, err.status, code_for(err.status), err.message);
                 break;
             }
-            size_t head_off = c->rx_off;
             c->rx_off += req.head_len;
-            on_head(c, &req, head_off);
+            on_head(c, &req);
         } else if (c->state == AF__CONN_BODY) {
             if (!avail)
                 break;
@@ -607,14 +761,23 @@ static void conn_process(af__conn *c)
                 else
                     af__txn_dispatch(c);
             }
+        } else if (c->state == AF__CONN_WS) {
+            af__ws_input(c);
+            break;
         } else {
             break; /* AF__CONN_BUSY */
         }
     }
     if (c->fd < 0)
         return;
+    /* A busy connection is answered at its job's deadline; an idle WebSocket client may stay
+     * as long as it likes, but one with output pending must read it within the deadline. */
     if (c->state == AF__CONN_BUSY)
-        timed_remove(c); /* the job has its own timeout */
+        timed_insert_job(c);
+    else if (c->state == AF__CONN_WS && c->tx.len == c->tx_off)
+        timed_remove(c);
+    else if (c->state == AF__CONN_WS && !c->timed)
+        timed_restart(c, af_monotonic_ns());
     /* Consumed bytes go; a partial request moves to the front. */
     if (c->rx_off == c->rx.len) {
         c->rx.len = c->rx_off = 0;
@@ -636,19 +799,28 @@ void af__conn_resume(af__conn *c)
 static void conn_read(af__conn *c)
 {
     if (c->lingering) {
-        char sink[4096];
+        char sink[4096]; /* raw: TLS records after close_notify are dropped undecrypted */
         ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
             conn_close(c, NULL);
         return;
     }
-    if (!af__buf_reserve(&c->rx, AF__HTTP_READ_CHUNK)) {
-        conn_close(c, "out of memory");
-        return;
-    }
-    ssize_t n = recv(c->fd, c->rx.data + c->rx.len, c->rx.cap - c->rx.len - 1, 0);
-    if (n > 0) {
-        c->rx.len += (size_t)n;
+    size_t got = 0;
+    ssize_t n;
+    do {
+        if (!af__buf_reserve(&c->rx, AF__HTTP_READ_CHUNK)) {
+            conn_close(c, "out of memory");
+            return;
+        }
+        n = conn_recv(c, c->rx.data + c->rx.len, c->rx.cap - c->rx.len - 1);
+        if (n > 0) {
+            c->rx.len += (size_t)n;
+            got += (size_t)n;
+        }
+        /* The rest of a TLS record already read from the socket is invisible to epoll: take
+         * it now (at most one record, 16 KiB) or it would wait for the client's next bytes. */
+    } while (n > 0 && c->ssl && af__tls_pending(c->ssl));
+    if (got > 0) {
         conn_process(c);
     } else if (n == 0) {
         conn_close(c, "client disconnected");
@@ -665,6 +837,12 @@ static void conn_event(af__conn *c, uint32_t ev, uint64_t now)
         conn_close(c, "client disconnected");
         return;
     }
+    /* A blocked TLS operation waits for the other direction (update_events): its readiness
+     * resumes that operation. */
+    if (c->tls_read_on_out && (ev & EPOLLOUT) && c->tx.len == c->tx_off)
+        ev = (ev & ~(uint32_t)EPOLLOUT) | EPOLLIN;
+    else if (c->tls_write_on_in && (ev & EPOLLIN) && c->tx.len > c->tx_off)
+        ev = (ev & ~(uint32_t)EPOLLIN) | EPOLLOUT;
     if (ev & EPOLLOUT) {
         if (!conn_flush(c, now) || c->fd < 0 || c->lingering)
             return;
@@ -708,23 +886,26 @@ static void format_peer(const struct sockaddr_storage *ss, char *out, size_t cap
 
 static void on_accept(af__loop *l, int lfd, bool metrics, uint64_t now)
 {
+    af_server *s = l->srv;
     for (int i = 0; i < AF__ACCEPT_BATCH; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                /* Out of descriptors: stop accepting for a moment instead of spinning on a
-                 * listener that stays readable. */
+            int e = errno;
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
                 if (now >= l->accept_warned_until) {
                     af_log(AF_LOG_WARN,
                            "server: cannot accept connections: %s (%u open on this loop); "
                            "raise the descriptor limit (ulimit -n)",
-                           strerror(errno), l->n_conns);
+                           strerror(e), l->n_conns);
                     l->accept_warned_until = now + 10000000000ull;
                 }
-                l->accept_paused_until = now + 100000000ull;
-                listen_api(l, false);
+                /* The client waiting at the head of the backlog gets a 503 through the
+                 * reserve descriptor instead of hanging until it gives up. */
+                if (e == EMFILE || e == ENFILE)
+                    af__guard_shed(&s->guard, lfd);
+                accept_pause(l, now + 100000000ull);
             }
             return;
         }
@@ -738,6 +919,11 @@ static void on_accept(af__loop *l, int lfd, bool metrics, uint64_t now)
         c->loop = l;
         c->fd = fd;
         c->metrics = metrics;
+        if (l->srv->tls && !(c->ssl = af__tls_session(l->srv->tls, fd))) {
+            close(fd);
+            free(c);
+            continue;
+        }
         c->state = AF__CONN_HEAD;
         c->events = EPOLLIN | EPOLLRDHUP;
         af__buf_init(&c->rx);
@@ -747,6 +933,7 @@ static void on_accept(af__loop *l, int lfd, bool metrics, uint64_t now)
         c->txn.span = AF_SPAN_NONE;
         format_peer(&ss, c->peer, sizeof(c->peer));
         if (watch(l, fd, c->events, c) != 0) {
+            af__tls_close(c->ssl);
             close(fd);
             af__resp_free(&c->txn.resp);
             free(c);
@@ -760,11 +947,31 @@ static void on_accept(af__loop *l, int lfd, bool metrics, uint64_t now)
 /* ---------------------------------------------------------------------------------------- */
 /* The loop.                                                                                 */
 
+/* Reads the TLS connections queued by ready_add, as if their sockets were readable. Those
+ * queued again while this runs wait for the next turn, so one client streaming pipelined
+ * requests cannot hold the loop. */
+static void read_ready(af__loop *l)
+{
+    af__conn *c = l->tls_ready_head;
+    l->tls_ready_head = l->tls_ready_tail = NULL;
+    while (c) {
+        af__conn *next = c->ready_next;
+        c->tls_ready = false;
+        if (c->fd >= 0 && !c->lingering && !c->tls_read_on_out && c->state != AF__CONN_BUSY &&
+            c->tx.len == c->tx_off)
+            conn_read(c);
+        c = next;
+    }
+}
+
 static void expire(af__loop *l, uint64_t now)
 {
     while (l->timed_head && l->timed_head->deadline_mono <= now) {
         af__conn *c = l->timed_head;
-        if (c->txn.active || (c->state == AF__CONN_HEAD && c->rx.len > c->rx_off)) {
+        if (c->state == AF__CONN_BUSY) {
+            timed_remove(c);
+            af__job_expire(c);
+        } else if (c->txn.active || (c->state == AF__CONN_HEAD && c->rx.len > c->rx_off)) {
             /* A request started but did not arrive in time. */
             timed_remove(c);
             if (c->txn.active) {
@@ -785,7 +992,7 @@ static void begin_stop(af__loop *l, uint64_t now)
 {
     af_server *s = l->srv;
     l->stop_deadline_mono = now + (uint64_t)s->o.shutdown_timeout_ms * 1000000ull;
-    listen_api(l, false);
+    af__ws_loop_stop(l);
     for (af__conn *c = l->timed_head, *n; c; c = n) {
         n = c->next;
         if (!c->txn.active && c->tx.len == c->tx_off && c->state == AF__CONN_HEAD)
@@ -826,7 +1033,11 @@ static void *loop_main(void *arg)
     struct epoll_event ev[AF__EVENTS];
     for (;;) {
         uint64_t now = af_monotonic_ns();
-        if (atomic_load(&s->stopping)) {
+        uint64_t paused = atomic_load(&s->guard.paused_until);
+        bool stopping = atomic_load(&s->stopping);
+        /* Stopping takes no new API connections; the metrics port stays open while draining. */
+        listen_set(l, !stopping && now >= paused, now >= paused);
+        if (stopping) {
             if (!l->stop_deadline_mono)
                 begin_stop(l, now);
             if (drained(l))
@@ -836,10 +1047,10 @@ static void *loop_main(void *arg)
                        l->http_active, s->o.shutdown_timeout_ms);
                 break;
             }
-        } else if (!l->listening && now >= l->accept_paused_until) {
-            listen_api(l, true);
         }
         int timeout = 1000;
+        if (paused > now && (paused - now) / 1000000ull + 1 < (uint64_t)timeout)
+            timeout = (int)((paused - now) / 1000000ull + 1);
         if (l->timed_head) {
             uint64_t d = l->timed_head->deadline_mono;
             uint64_t ms = d > now ? (d - now) / 1000000ull + 1 : 0;
@@ -848,6 +1059,8 @@ static void *loop_main(void *arg)
         }
         if (atomic_load(&s->stopping) && timeout > 50)
             timeout = 50;
+        if (l->tls_ready_head)
+            timeout = 0;
         int n = epoll_wait(l->epfd, ev, AF__EVENTS, timeout);
         now = af_monotonic_ns();
         for (int i = 0; i < n; i++) {
@@ -861,11 +1074,13 @@ static void *loop_main(void *arg)
                 if (read(l->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
                     af_log(AF_LOG_DEBUG, "server: wake read: %s", strerror(errno));
                 af__jobs_drain(l);
+                af__ws_drain(l);
             } else {
                 conn_event(tag, ev[i].events, now);
             }
         }
         expire(l, now);
+        read_ready(l);
         bury(l);
     }
     /* Whatever is left: idle, timed out, or past the stop bound. */
@@ -900,11 +1115,9 @@ int af__loops_new(af_server *s, unsigned n)
         if (l->wake_fd < 0)
             return -errno;
         int rc = watch(l, l->wake_fd, EPOLLIN, &tag_wake);
-        if (rc == 0 && s->metrics_fd >= 0)
-            rc = watch(l, s->metrics_fd, EPOLLIN | EPOLLEXCLUSIVE, &tag_metrics);
         if (rc != 0)
             return rc;
-        listen_api(l, true);
+        listen_set(l, true, true);
     }
     return 0;
 }

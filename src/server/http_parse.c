@@ -275,6 +275,7 @@ int af__http_parse_request(const char *buf, size_t len, size_t max_head, af__htt
     /* Header fields, up to the empty line. */
     cl_state cl = {0};
     bool conn_close = false, conn_keep = false, conn_upgrade = false, upgrade_ws = false;
+    unsigned n_host = 0;
     bool te = false;
     const char *te_other = NULL;
     size_t te_other_len = 0;
@@ -348,6 +349,10 @@ int af__http_parse_request(const char *buf, size_t len, size_t max_head, af__htt
         size_t pos = 0, il;
         const char *it;
         switch (k) {
+        case 4:
+            if ((line[0] | 0x20) == 'h' && af__str_ieq(line, k, "host"))
+                n_host++;
+            break;
         case 6:
             if ((line[0] | 0x20) == 'e' && af__str_ieq(line, k, "expect") &&
                 af__str_ieq(v, vn, "100-continue"))
@@ -422,6 +427,11 @@ int af__http_parse_request(const char *buf, size_t len, size_t max_head, af__htt
     if (te && cl.seen)
         return fail(err, 400,
                     "both Content-Length and Transfer-Encoding in the request head: send only one");
+    /* RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in 1.0; anything else is
+     * ambiguous about which site the request is for (and the gate checks Host). */
+    if (n_host > 1 || (n_host == 0 && req->minor_version == 1))
+        return fail(err, 400, "%s Host header field: HTTP/1.1 requires exactly one",
+                    n_host ? "more than one" : "no");
     if (te && req->minor_version == 0)
         return fail(err, 400, "Transfer-Encoding is not allowed in an HTTP/1.0 request");
     req->chunked = te;
@@ -456,7 +466,8 @@ const char *af__http_header_get(const af__http_request *req, const char *name, s
 
 enum {
     CH_SIZE,       /* hex digits */
-    CH_EXT,        /* after the size: BWS and chunk extensions up to the line end */
+    CH_BWS,        /* after the size: optional whitespace before ';' or the line end */
+    CH_EXT,        /* a chunk extension (after ';') up to the line end */
     CH_SIZE_LF,    /* LF after the size line's CR */
     CH_DATA,       /* chunk data */
     CH_DATA_CR,    /* CR (or LF) after the data */
@@ -508,7 +519,9 @@ long af__http_chunked_feed(af__http_chunked *c, const char *in, size_t len, af_b
             } else if (c->line_len == 0) {
                 return fail(err, 400, "chunked body: expected a hexadecimal chunk size at byte %zu",
                             at);
-            } else if (ch == ';' || ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n') {
+            } else if (ch == ' ' || ch == '\t') {
+                c->state = CH_BWS;
+            } else if (ch == ';' || ch == '\r' || ch == '\n') {
                 c->state = CH_EXT;
             } else {
                 return fail(err, 400,
@@ -518,6 +531,23 @@ long af__http_chunked_feed(af__http_chunked *c, const char *in, size_t len, af_b
             }
             break;
         }
+        case CH_BWS:
+            /* Only ';' or the line end may follow the size's whitespace: "11 zz" is not an
+             * extension, and parsers that skip it disagree on the chunk's size. */
+            if (ch == ';' || ch == '\r' || ch == '\n') {
+                c->state = CH_EXT;
+            } else if (ch != ' ' && ch != '\t') {
+                return fail(err, 400,
+                            "chunked body: expected ';' or CRLF after the chunk size, not 0x%02x, "
+                            "at byte %zu",
+                            (unsigned char)ch, at);
+            } else if (++c->line_len > CH_LINE_MAX) {
+                return fail(err, 400, "chunked body: a chunk size line longer than %d bytes",
+                            CH_LINE_MAX);
+            } else {
+                i++;
+            }
+            break;
         case CH_EXT:
         case CH_SIZE_LF:
             i++;
@@ -616,28 +646,7 @@ bool af__http_query_arg(const char *query, size_t query_len, const char *key, ch
         size_t nlen = eq ? (size_t)(eq - pair) : plen;
         if (nlen == klen && memcmp(pair, key, klen) == 0) {
             const char *v = eq ? eq + 1 : pair + plen;
-            size_t vlen = (size_t)(pair + plen - v), o = 0;
-            for (size_t k = 0; k < vlen; k++) {
-                char ch = v[k];
-                if (ch == '+') {
-                    ch = ' ';
-                } else if (ch == '%') {
-                    if (k + 2 >= vlen)
-                        return false;
-                    int hi = hexval(v[k + 1]), lo = hexval(v[k + 2]);
-                    if (hi < 0 || lo < 0)
-                        return false;
-                    ch = (char)(hi * 16 + lo);
-                    if (ch == '\0')
-                        return false; /* would silently cut the C string short */
-                    k += 2;
-                }
-                if (o + 1 >= cap)
-                    return false;
-                out[o++] = ch;
-            }
-            out[o] = '\0';
-            return true;
+            return af__pct_decode(v, (size_t)(pair + plen - v), true, out, cap, NULL) == 0;
         }
         i = j + 1;
     }

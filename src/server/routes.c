@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "agentaflow/log.h"
+#include "server/limits.h"
 #include "server/server_int.h"
 #include "util/str.h"
 
@@ -135,6 +136,33 @@ static bool get_str(json_t *o, const char *k, const char **out, af__resp *rs)
     return true;
 }
 
+/* A string field of the limits table (limits.h): false (and a 400 naming the field and the
+ * limit) when present with the wrong type, too long or outside its character class. Runs
+ * before the value reaches a component, so a refused value leaves no span attribute, stored
+ * entry or metric label behind. */
+static bool get_field_as(json_t *o, const char *k, af__field f, const char **out, af__resp *rs)
+{
+    json_t *v = json_object_get(o, k);
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_string(v)) {
+        af__resp_error(rs, 400, "invalid_argument", "\"%s\" must be a string", k);
+        return false;
+    }
+    char err[160];
+    if (af__field_check(f, k, json_string_value(v), json_string_length(v), err, sizeof(err)) != 0) {
+        af__resp_error(rs, 400, "limit_exceeded", "%s", err);
+        return false;
+    }
+    *out = json_string_value(v);
+    return true;
+}
+
+static bool get_field(json_t *o, af__field f, const char **out, af__resp *rs)
+{
+    return get_field_as(o, af__field_limits[f].name, f, out, rs);
+}
+
 static bool get_num(json_t *o, const char *k, double lo, double hi, double *out, af__resp *rs)
 {
     json_t *v = json_object_get(o, k);
@@ -199,7 +227,22 @@ static write_ctx *write_ctx_new(af__req *rq, af__resp *rs, json_t *doc)
 
 static bool url_arg(af__req *rq, const char *name, char *buf, int len)
 {
-    return len > 0 && af__http_query_arg(rq->query, strlen(rq->query), name, buf, (size_t)len);
+    size_t qn = strlen(rq->query);
+    if (len <= 0)
+        return false;
+    if (af__http_query_arg(rq->query, qn, name, buf, (size_t)len))
+        return true;
+    /* Absent, or longer than buf (the gate already refused bad escapes). A value that does not
+     * fit must not read as "absent" (a 40-digit hours=0...01 silently became the default):
+     * it reads as "", which every strict parse refuses with a 400. */
+    if (!strstr(rq->query, name))
+        return false;
+    char *all = malloc(qn + 1);
+    bool present = all && af__http_query_arg(rq->query, qn, name, all, qn + 1);
+    free(all);
+    if (present)
+        buf[0] = '\0';
+    return present;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -500,8 +543,9 @@ static int h_health(af__req *rq, af__resp *rs)
                    s->metrics_fd >= 0 ? "healthy" : "disabled", s->metrics_port);
     af__buf_puts(b, ",\"trace_store\":");
     if (s->o.traces)
-        af__buf_printf(b, "{\"status\":\"healthy\",\"spans\":%zu}",
-                       af_trace_store_span_count(s->o.traces));
+        af__buf_printf(b, "{\"status\":\"healthy\",\"spans\":%zu,\"bytes\":%zu,\"max_bytes\":%zu}",
+                       af_trace_store_span_count(s->o.traces), af_trace_store_bytes(s->o.traces),
+                       af_trace_store_max_bytes(s->o.traces));
     else
         af__buf_puts(b, "{\"status\":\"disabled\"}");
 
@@ -539,7 +583,7 @@ static int h_health(af__req *rq, af__resp *rs)
     af_tracing_health th;
     af_tracing_health_get(s->o.tracing, &th);
     degraded += th.status == AF_HEALTH_DEGRADED;
-    put_json_str(b, af_tracing_health_json(s->o.tracing));
+    put_json_str(b, af_tracing_health_to_json(s->o.tracing, &th));
 
     const char *overall = down ? "unhealthy" : degraded ? "degraded" : "healthy";
     af__buf_printf(b,
@@ -771,7 +815,7 @@ static int h_gpu_register(af__req *rq, af__resp *rs)
     int arc = 0;
     af_gpu_spec g = {.available = true};
     double mem = 0, used = 0;
-    if (get_str(o, "id", &g.id, rs) && get_str(o, "name", &g.name, rs) &&
+    if (get_field(o, AF__F_GPU_ID, &g.id, rs) && get_field(o, AF__F_GPU_NAME, &g.name, rs) &&
         get_num(o, "memory_total_mb", 0, 1e9, &mem, rs) &&
         get_num(o, "memory_used_mb", 0, 1e9, &used, rs) &&
         get_num(o, "utilization", 0, 100, &g.utilization, rs) &&
@@ -854,10 +898,9 @@ static int h_gpu_history(af__req *rq, af__resp *rs)
     char arg[32];
     double hours = 1;
     if (url_arg(rq, "hours", arg, sizeof(arg))) {
-        char *end;
-        hours = strtod(arg, &end);
-        if (*end || !(hours > 0) || hours > 24 * 30) {
-            af__resp_error(rs, 400, "invalid_argument", "hours must be a number in (0, 720]");
+        if (af__parse_decimal(arg, &hours) != 0 || !(hours > 0) || hours > 24 * 30) {
+            af__resp_error(rs, 400, "invalid_argument",
+                           "query parameter hours: a decimal number in (0, 720]");
             return 0;
         }
     }
@@ -1052,8 +1095,10 @@ static int h_cost_record(af__req *rq, af__resp *rs)
     int arc = 0;
     af_cost_entry e = {0};
     double dur_ms = 0, tokens = 0;
-    if (get_str(o, "id", &e.id, rs) && get_str(o, "operation", &e.operation, rs) &&
-        get_str(o, "model_id", &e.model_id, rs) && get_str(o, "currency", &e.currency, rs) &&
+    if (get_field(o, AF__F_COST_ID, &e.id, rs) &&
+        get_field(o, AF__F_COST_OPERATION, &e.operation, rs) &&
+        get_field(o, AF__F_COST_MODEL_ID, &e.model_id, rs) &&
+        get_field(o, AF__F_COST_CURRENCY, &e.currency, rs) &&
         get_num(o, "duration_ms", 0, 1e12, &dur_ms, rs) &&
         get_num(o, "tokens_used", 0, 9e15, &tokens, rs) &&
         get_num(o, "gpu_hours", 0, 1e9, &e.gpu_hours, rs) &&
@@ -1195,10 +1240,11 @@ static int h_alert_resolve(af__req *rq, af__resp *rs)
     const char *p = rq->params[0];
     if (strncmp(p, "alert-", 6) == 0)
         p += 6;
-    char *end;
-    unsigned long long id = strtoull(p, &end, 10);
-    if (!*p || *end) {
-        af__resp_error(rs, 400, "invalid_argument", "alert ids look like alert-<n>");
+    uint64_t id;
+    if (af__parse_u64(p, UINT64_MAX, &id) != 0) {
+        af__resp_error(rs, 400, "invalid_argument",
+                       "path parameter id: alert-<n> with n a decimal number in 0..%llu",
+                       (unsigned long long)UINT64_MAX);
         return 0;
     }
     write_ctx *c = write_ctx_new(rq, rs, NULL);
@@ -1484,7 +1530,8 @@ static int h_workload_submit(af__req *rq, af__resp *rs)
     af_workload_spec w = {0};
     double prio = 0, mem = 0, est = 0;
     char idbuf[48];
-    if (get_str(o, "id", &w.id, rs) && get_str(o, "name", &w.name, rs) &&
+    if (get_field(o, AF__F_WORKLOAD_ID, &w.id, rs) &&
+        get_field(o, AF__F_WORKLOAD_NAME, &w.name, rs) &&
         get_num(o, "priority", -1000000, 1000000, &prio, rs) &&
         get_num(o, "memory_required_mb", 0, 1e9, &mem, rs) &&
         get_num(o, "estimated_time_ms", 0, 1e12, &est, rs) &&
@@ -1638,15 +1685,21 @@ static int h_inference(af__req *rq, af__resp *rs)
     const char *model = NULL, *input = NULL, *id = NULL;
     double max_tokens = 0, timeout = 0;
     int rc = 0;
-    if (get_str(o, "model_id", &model, rs) && get_str(o, "input", &input, rs) &&
-        get_str(o, "request_id", &id, rs) && get_num(o, "max_tokens", 0, 1e6, &max_tokens, rs) &&
+    if (get_field(o, AF__F_INFER_MODEL_ID, &model, rs) && get_str(o, "input", &input, rs) &&
+        get_field(o, AF__F_INFER_REQUEST_ID, &id, rs) &&
+        get_num(o, "max_tokens", 0, 1e6, &max_tokens, rs) &&
         get_num(o, "timeout_ms", 0, 600000, &timeout, rs)) {
-        if (!model && !get_str(o, "model", &model, rs))
+        if (!model && !get_field_as(o, "model", AF__F_INFER_MODEL_ID, &model, rs))
             goto out;
         if (!input && !get_str(o, "prompt", &input, rs))
             goto out;
         if (!model || !*model || !input || !*input) {
             af__resp_error(rs, 400, "invalid_argument", "\"model_id\" and \"input\" are required");
+            goto out;
+        }
+        char err[160];
+        if (af__input_check(strlen(input), s->o.max_input_tokens, err, sizeof(err)) != 0) {
+            af__resp_error(rs, 400, "limit_exceeded", "%s", err);
             goto out;
         }
         af__job *j = calloc(1, sizeof(*j));
@@ -1661,7 +1714,10 @@ static int h_inference(af__req *rq, af__resp *rs)
             goto out;
         }
         j->max_tokens = (uint32_t)max_tokens;
-        j->timeout_ms = (uint32_t)timeout;
+        /* The gateway gives up at the server's deadline too, so the worker is not held past
+         * the moment the client was answered 504. */
+        uint32_t limit = s->o.inference_timeout_ms;
+        j->timeout_ms = timeout > 0 && (!limit || timeout < limit) ? (uint32_t)timeout : limit;
         j->parent = rq->span_ctx;
         rc = af__server_submit_job(rq, rs, j);
     }
@@ -1683,10 +1739,10 @@ static int h_traces(af__req *rq, af__resp *rs)
     if (url_arg(rq, "operation", op, sizeof(op)))
         q.operation = op;
     if (url_arg(rq, "min_duration_ms", arg, sizeof(arg))) {
-        char *end;
-        double ms = strtod(arg, &end);
-        if (*end || !(ms >= 0) || ms > 1e9) {
-            af__resp_error(rs, 400, "invalid_argument", "min_duration_ms must be a number >= 0");
+        double ms;
+        if (af__parse_decimal(arg, &ms) != 0 || ms > 1e9) {
+            af__resp_error(rs, 400, "invalid_argument",
+                           "query parameter min_duration_ms: a decimal number in [0, 1e9]");
             return 0;
         }
         q.min_duration_ns = (uint64_t)(ms * 1e6);
@@ -1702,10 +1758,10 @@ static int h_traces(af__req *rq, af__resp *rs)
         }
     }
     if (url_arg(rq, "limit", arg, sizeof(arg))) {
-        char *end;
-        unsigned long n = strtoul(arg, &end, 10);
-        if (*end || n == 0 || n > 1000) {
-            af__resp_error(rs, 400, "invalid_argument", "limit must be 1..1000");
+        uint64_t n;
+        if (af__parse_u64(arg, 1000, &n) != 0 || n == 0) {
+            af__resp_error(rs, 400, "invalid_argument",
+                           "query parameter limit: a decimal number in 1..1000");
             return 0;
         }
         q.limit = n;
@@ -1780,10 +1836,11 @@ static int h_demo_trigger(af__req *rq, af__resp *rs)
         af__resp_error(rs, 404, "not_found", "GPU not found: %s", id);
         return 0;
     }
-    char *end;
-    unsigned long idx = strtoul(id + 4, &end, 10);
-    if (*end || !id[4]) {
-        af__resp_error(rs, 404, "not_found", "GPU not found: %s", id);
+    uint64_t idx;
+    if (af__parse_u64(id + 4, UINT32_MAX, &idx) != 0) {
+        af__resp_error(rs, 400, "invalid_argument",
+                       "path parameter gpu: gpu-<n> with n a decimal number in 0..%u",
+                       (unsigned)UINT32_MAX);
         return 0;
     }
     int rc = af_gpu_sim_set_pattern(be, (uint32_t)idx, rq->params[1]);
@@ -1814,6 +1871,7 @@ static int h_ws_plain(af__req *rq, af__resp *rs)
 {
     (void)rq;
     af__resp_error(rs, 426, "upgrade_required", "/ws speaks WebSocket only");
+    rs->headers = "upgrade: websocket\r\nsec-websocket-version: 13\r\n";
     return 0;
 }
 
@@ -1891,6 +1949,27 @@ static bool pattern_match(const char *pat, const char *path, size_t path_len,
     }
     /* A trailing slash is the same route. */
     return path == pend || (path + 1 == pend && *path == '/');
+}
+
+int af__route_params_decode(int route, char params[AF__MAX_PARAMS][AF_GPU_ID_MAX], char *why,
+                            size_t cap)
+{
+    const char *pat = af__routes[route].pattern;
+    for (int np = 0; np < AF__MAX_PARAMS; np++) {
+        const char *open = strchr(pat, '{'), *close = open ? strchr(open, '}') : NULL;
+        if (!close)
+            break;
+        char out[AF_GPU_ID_MAX];
+        int rc = af__pct_decode(params[np], strlen(params[np]), false, out, sizeof(out), NULL);
+        if (rc != 0) {
+            snprintf(why, cap, "path parameter %.*s: %s", (int)(close - open - 1), open + 1,
+                     rc == -ENOSPC ? "too long" : "malformed percent-encoding (or %00)");
+            return rc;
+        }
+        memcpy(params[np], out, sizeof(out));
+        pat = close + 1;
+    }
+    return 0;
 }
 
 /* Each pattern's literal prefix (up to its first parameter) and whether it has parameters,

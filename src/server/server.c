@@ -12,11 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agentaflow/log.h"
+#include "agentaflow/propagation.h"
 #include "agentaflow/trace_helpers.h"
 #include "server/server_int.h"
+#include "server/tls.h"
 #include "util/str.h"
 
 /* ---------------------------------------------------------------------------------------- */
@@ -39,6 +42,14 @@ static void run_job(af__job *j)
 {
     af_server *s = j->srv;
     af__resp *rs = &j->resp;
+    if (j->deadline_mono && af_monotonic_ns() >= j->deadline_mono) {
+        /* The loop answered (or is about to answer) 504 already: a request that waited out
+         * its deadline in the queue is not run, so a backlog drains instead of feeding the
+         * backend work nobody waits for. */
+        af__metrics_inference(s, j->model_id, AF_ETIMEDOUT, NULL, &j->parent);
+        af__resp_error(rs, 504, "deadline_exceeded", "the deadline passed in the queue");
+        return;
+    }
     af_inference_request rq = {.id = j->request_id,
                                .model_id = j->model_id,
                                .input = j->input,
@@ -49,6 +60,13 @@ static void run_job(af__job *j)
     memset(&r, 0, sizeof(r));
     int rc = af_serving_infer(s->o.serving, &j->parent, &rq, &r);
     af__metrics_inference(s, j->model_id, rc, &r, &j->parent);
+    if (rc == AF_ETIMEDOUT) {
+        /* The gateway gave up at the same deadline the loop answers at (af__job_expire):
+         * whichever is first, the client reads the same error. */
+        af__resp_error(rs, 504, "deadline_exceeded", "%s", r.error[0] ? r.error : "timeout");
+        af_inference_response_free(&r);
+        return;
+    }
     if (rc != 0) {
         af__resp_from_errno(rs, rc, r.error);
         af_inference_response_free(&r);
@@ -120,6 +138,8 @@ int af__server_submit_job(af__req *rq, af__resp *rs, af__job *j)
     }
     s->inflight++;
     j->srv = s;
+    if (s->o.inference_timeout_ms)
+        j->deadline_mono = af_monotonic_ns() + (uint64_t)s->o.inference_timeout_ms * 1000000ull;
     j->loop = rq->loop;
     j->conn = rq->conn;
     j->next = NULL;
@@ -163,6 +183,22 @@ void af__jobs_drain(af__loop *l)
         s->inflight--;
         pthread_mutex_unlock(&s->job_mu);
     }
+}
+
+void af__job_expire(af__conn *c)
+{
+    af__txn *t = &c->txn;
+    if (t->job) {
+        /* j->conn is loop-only, so the worker cannot be looking at it; the job stays counted
+         * in flight (its worker is still busy) until af__jobs_drain frees it. */
+        t->job->conn = NULL;
+        t->job = NULL;
+    }
+    af__resp_error(&t->resp, 504, "deadline_exceeded",
+                   "no answer within server.inference_timeout (%u ms)",
+                   c->loop->srv->o.inference_timeout_ms);
+    af__conn_respond(c);
+    af__conn_resume(c);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -250,7 +286,9 @@ int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t
     if (!s)
         return -ENOMEM;
     s->api_fd = s->metrics_fd = -1;
+    atomic_init(&s->guard.reserve_fd, -1); /* af_server_free may run before af__guard_init */
     s->o = *opts;
+    s->propagators = af_propagators_from_env();
     s->bind_address = af__strdup(addr);
     s->auth_token = has_token ? af__strdup(opts->auth_token) : NULL;
     s->title = af__strdup(opts->title ? opts->title : "AgentaFlow GPU Monitoring");
@@ -261,6 +299,12 @@ int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t
     pthread_mutex_init(&s->job_mu, NULL);
     pthread_cond_init(&s->job_cv, NULL);
     pthread_mutex_init(&s->ws_mu, NULL);
+    /* The push thread's waits are deadlines on the monotonic clock. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->ws_cv, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_mutex_init(&s->met_mu, NULL);
     pthread_mutex_init(&s->lg_mu, NULL);
     pthread_cond_init(&s->lg_cv, NULL);
@@ -271,9 +315,25 @@ int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t
     int rc = -ENOMEM;
     if (!s->bind_address || !s->title || (has_token && !s->auth_token))
         goto fail;
+    if (af__guard_init(&s->guard, opts, s->bind_address, s->auth_token) != 0)
+        goto fail;
     af__metrics_init(s);
     if (!s->http_hist)
         goto fail;
+    if ((opts->tls_cert_file && *opts->tls_cert_file) ||
+        (opts->tls_key_file && *opts->tls_key_file)) {
+        rc = af__tls_new(opts->tls_cert_file, opts->tls_key_file, opts->tls_client_ca_file, &s->tls,
+                         err, err_len);
+        if (rc != 0)
+            goto fail;
+    } else if (opts->tls_client_ca_file && *opts->tls_client_ca_file) {
+        seterr(err, err_len,
+               "server.tls.client_ca_file needs server.tls.cert_file and server.tls.key_file");
+        rc = -EINVAL;
+        goto fail;
+    }
+    /* The option strings are borrowed; only the TLS object keeps the paths. */
+    s->o.tls_cert_file = s->o.tls_key_file = s->o.tls_client_ca_file = NULL;
     rc = af__http_listen(addr, opts->port, &s->api_fd, &s->port, err, err_len);
     if (rc != 0)
         goto fail;
@@ -286,11 +346,6 @@ int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t
     rc = af__loops_new(s, s->o.event_loops);
     if (rc != 0) {
         seterr(err, err_len, "cannot create the event loops: %s", strerror(-rc));
-        goto fail;
-    }
-    rc = af__ws_new(s);
-    if (rc != 0) {
-        seterr(err, err_len, "cannot create the WebSocket event loop");
         goto fail;
     }
     *out = s;
@@ -338,8 +393,14 @@ int af_server_start(af_server *s)
     af__collector_hooks_add(s);
     if (s->o.load_generator && af__loadgen_start(s) != 0)
         af_log(AF_LOG_WARN, "server: the load generator did not start");
-    af_log(AF_LOG_INFO, "server: listening on http://%s:%d (metrics on %d, %u event loops)",
-           s->bind_address, s->port, s->metrics_port, s->n_loops);
+    af_log(AF_LOG_INFO, "server: listening on %s://%s:%d (metrics on %d, %u event loops)",
+           s->tls ? "https" : "http", s->bind_address, s->port, s->metrics_port, s->n_loops);
+    if (!s->tls && !is_loopback(s->bind_address))
+        af_log(AF_LOG_WARN,
+               "server: WARNING: listening on %s WITHOUT TLS: the bearer token, the API and the "
+               "metrics cross the network in clear text; set server.tls.cert_file and "
+               "server.tls.key_file",
+               s->bind_address);
     return 0;
 }
 
@@ -393,16 +454,19 @@ void af_server_free(af_server *s)
                 af__commit_finish(s, j);
             job_free(j);
         }
-    af__loops_free(s);
     af__ws_free(s);
+    af__loops_free(s);
+    af__tls_free(s->tls);
     if (s->api_fd >= 0)
         close(s->api_fd);
     if (s->metrics_fd >= 0)
         close(s->metrics_fd);
     af__metrics_free(s);
+    af__guard_free(&s->guard);
     pthread_mutex_destroy(&s->job_mu);
     pthread_cond_destroy(&s->job_cv);
     pthread_mutex_destroy(&s->ws_mu);
+    pthread_cond_destroy(&s->ws_cv);
     pthread_mutex_destroy(&s->met_mu);
     pthread_mutex_destroy(&s->lg_mu);
     pthread_cond_destroy(&s->lg_cv);
@@ -416,6 +480,15 @@ void af_server_free(af_server *s)
     free(s->bind_address);
     free(s->title);
     free(s);
+}
+
+int af_server_reload_tls(af_server *s, char *err, size_t err_len)
+{
+    if (!s || !s->tls) {
+        seterr(err, err_len, "TLS is not configured (server.tls.cert_file)");
+        return -EINVAL;
+    }
+    return af__tls_reload(s->tls, err, err_len);
 }
 
 uint32_t af_server_ws_clients(af_server *s)

@@ -6,19 +6,20 @@
  * Threads: plain HTTP is served by `event_loops` loop threads ("af-http-N", http_loop.c), each
  * with its own epoll set, connections and caches; the listeners are shared (EPOLLEXCLUSIVE),
  * so a connection lives and dies on the loop that accepted it. Fields marked "loop" belong to
- * their loop's thread. WebSocket clients live on one libwebsockets context served by its own
- * thread ("af-ws"): a loop hands an upgrade request's socket over to it (ws.c). Other threads
- * hand work over through queues behind mutexes (job completions per loop, WebSocket
- * broadcasts) and wake the owner (the loop's eventfd, lws_cancel_service).
+ * their loop's thread. A WebSocket client stays on the loop that read its upgrade request: the
+ * connection switches to the WebSocket protocol (ws.c) and keeps using the loop's reads and
+ * writes. Other threads hand work over through queues behind mutexes (job completions and
+ * WebSocket broadcasts, per loop) and wake the loop through its eventfd; "af-ws-push" is the
+ * thread that builds the periodic metrics_update.
  */
 #ifndef AF_SERVER_SERVER_INT_H
 #define AF_SERVER_SERVER_INT_H
 
-#include <libwebsockets.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
 #include "agentaflow/server.h"
+#include "server/guard.h"
 #include "server/http_parse.h"
 #include "util/buf.h"
 
@@ -68,7 +69,7 @@ enum {
 #define AF__ASYNC 1 /* a handler's "the answer comes later" */
 
 /* Bytes reserved in front of a response body: the response headers are written into this
- * headroom so headers and body go out in one write (lws needs LWS_PRE more before them). */
+ * headroom so headers and body go out in one write. */
 #define AF__RESP_HEADROOM 1024
 
 typedef struct af__resp {
@@ -77,6 +78,7 @@ typedef struct af__resp {
     af_buf body;              /* starts with AF__RESP_HEADROOM bytes of headroom */
     char allow[64];           /* Allow header for 405 */
     bool www_authenticate;
+    const char *headers; /* static extra header lines, each ending in CRLF, or NULL */
 } af__resp;
 
 typedef struct af__loop af__loop;
@@ -117,6 +119,11 @@ extern const size_t af__nroutes;
 int af__route_match(const char *path, unsigned method, unsigned *allowed,
                     char params[AF__MAX_PARAMS][AF_GPU_ID_MAX]);
 
+/* Percent-decodes a matched route's path parameters in place ('+' stays '+': it is a query
+ * convention only). 0; otherwise why gets "path parameter <name>: ..." for a 400. */
+int af__route_params_decode(int route, char params[AF__MAX_PARAMS][AF_GPU_ID_MAX], char *why,
+                            size_t cap);
+
 /* The Allow header value for a method mask: "GET, POST, HEAD" (AF__M_* bit order). */
 void af__allow_text(unsigned m, char *out, size_t cap);
 
@@ -153,6 +160,7 @@ typedef struct af__job {
     char *request_id;
     uint32_t max_tokens;
     uint32_t timeout_ms;
+    uint64_t deadline_mono; /* the client gets 504 then (inference_timeout_ms); 0 = none */
     af_span_context parent;
     af__resp resp; /* filled by the worker */
     /* A store commit (persist.c) instead of an inference: apply runs after the commit. */
@@ -187,35 +195,13 @@ typedef struct af__txn {
     uint64_t start_mono;
 } af__txn;
 
-/* The WebSocket context's per-session data. */
-typedef struct af__ws_client af__ws_client;
-typedef struct af__ws_pss {
-    af__ws_client *ws;
-} af__ws_pss;
-
 /* ---------------------------------------------------------------------------------------- */
-/* WebSocket hub.                                                                            */
+/* WebSocket hub (ws.c).                                                                     */
 
-typedef struct af__ws_msg {
-    atomic_uint refs;
-    size_t len;
-    unsigned char data[]; /* LWS_PRE headroom, then len bytes */
-} af__ws_msg;
-
-af__ws_msg *af__ws_msg_new(const char *json, size_t len);
-void af__ws_msg_unref(af__ws_msg *m);
-
-struct af__ws_client {
-    af__ws_client *next, *prev;
-    struct lws *wsi;
-    uint64_t id;
-    af__ws_msg **q; /* ring of ws_queue_depth */
-    uint32_t q_head, q_len;
-    uint64_t dropped;
-    af_buf rx;
-    bool rejected;
-    bool closing;
-};
+/* A server text frame, built once and shared by reference among the clients' queues. */
+typedef struct af__ws_msg af__ws_msg;
+/* A connection's WebSocket state: its queue and the frame reader. */
+typedef struct af__ws_client af__ws_client;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Model counters for the exposition.                                                        */
@@ -224,7 +210,7 @@ struct af__ws_client {
 #define AF__MAX_PRIOS 16
 
 typedef struct af__model_metrics {
-    char id[64];
+    char id[129]; /* a model id of up to 128 bytes (server/limits.h), whole */
     uint64_t ok, errors, cache_hits, cache_misses, tokens;
     af__hist latency;
     af__hist batch;
@@ -269,6 +255,7 @@ typedef enum af__conn_state {
     AF__CONN_BODY,    /* reading a Content-Length body */
     AF__CONN_CHUNKED, /* reading a chunked body */
     AF__CONN_BUSY,    /* the route answers later (a worker job) */
+    AF__CONN_WS,      /* upgraded: the bytes are WebSocket frames (ws.c) */
 } af__conn_state;
 
 struct af__conn {
@@ -292,6 +279,16 @@ struct af__conn {
     af__http_chunked chunked;
     char peer[46]; /* the client's address, for the span */
     af__txn txn;
+    af__ws_client *ws; /* upgraded connections; freed with the connection */
+
+    /* TLS (tls.h); ssl is NULL on a plain listener. A blocked TLS read may have to write
+     * first (the handshake) and a blocked write to read first: it then waits for the other
+     * readiness. */
+    struct ssl_st *ssl;
+    bool tls_read_on_out;
+    bool tls_write_on_in;
+    bool tls_ready; /* on the loop's tls_ready list */
+    af__conn *ready_next;
 };
 
 /* One HTTP event-loop thread. */
@@ -307,12 +304,18 @@ struct af__loop {
     af__conn *dead;                    /* loop: closed this turn, freed at its end */
     uint32_t n_conns;                  /* loop */
     uint32_t http_active;              /* loop: transactions in progress */
-    bool listening;                    /* loop: the listeners are in this loop's epoll set */
-    uint64_t accept_paused_until;      /* loop: out of descriptors; retry accepting then */
+    bool listening;                    /* loop: the API listener is in this loop's epoll set */
+    bool listening_metrics;            /* loop: and the metrics listener */
     uint64_t accept_warned_until;      /* loop: the next warning about it */
     uint64_t stop_deadline_mono;       /* loop */
     af__job *done_head;                /* finished jobs for this loop (job_mu) */
     af__gpus_cache gpus;               /* loop: GET /api/v1/gpus */
+    af__ws_client *ws_clients;         /* loop: its WebSocket clients */
+    af__ws_msg **ws_outbox;            /* broadcasts waiting for this loop (srv->ws_mu) */
+    size_t ws_outbox_len, ws_outbox_cap;
+    /* loop: TLS connections to read at the end of the turn (input their sessions read ahead
+     * is invisible to epoll), in order */
+    af__conn *tls_ready_head, *tls_ready_tail;
 };
 
 struct af_server {
@@ -321,12 +324,15 @@ struct af_server {
     int port, metrics_port;
     uint64_t started_wall_ns, started_mono_ns;
     af_tracer *api_tracer, *ws_tracer;
+    unsigned propagators; /* OTEL_PROPAGATORS, read once: what the middleware extracts */
 
     /* HTTP: the listeners (owned; shut down on stop, closed by af_server_free) and loops */
     int api_fd, metrics_fd; /* -1 = none */
+    struct af__tls *tls;    /* both listeners speak TLS; NULL = plain HTTP */
     af__loop *loops;
     unsigned n_loops;
-    bool running; /* af_server_start was called */
+    bool running;    /* af_server_start was called */
+    af__guard guard; /* the request gate and descriptor-exhaustion state (guard.c) */
     atomic_bool stopping;
 
     /* jobs */
@@ -340,21 +346,15 @@ struct af_server {
     pthread_t *workers;
     uint32_t n_workers;
 
-    /* WebSocket hub: the context, its clients and timer belong to the "af-ws" thread; the
-     * outbox and the hand-off queue are shared (ws_mu) */
-    struct lws_context *ws_ctx;
-    struct lws_vhost *ws_vh;
-    pthread_t ws_thread;
+    /* WebSocket hub: the clients belong to their loops; the loops' outboxes and the push
+     * thread's stop flag are shared (ws_mu, ws_cv) */
+    pthread_t ws_thread; /* "af-ws-push" */
     bool ws_started;
-    atomic_bool ws_exit;
-    af__ws_client *clients;
-    atomic_uint n_clients;
-    uint64_t next_client_id;
+    bool ws_exit; /* ws_mu */
     pthread_mutex_t ws_mu;
-    af__ws_msg **outbox;
-    size_t outbox_len, outbox_cap;
-    struct af__ws_handoff *handoffs; /* sockets waiting to be adopted */
-    lws_sorted_usec_list_t push_timer;
+    pthread_cond_t ws_cv;
+    atomic_uint n_clients;
+    atomic_ulong next_client_id;
     atomic_ulong ws_sent, ws_dropped, ws_rejected;
 
     /* metrics */
@@ -363,6 +363,7 @@ struct af_server {
     uint64_t *http_errors;
     af__model_metrics models[AF__MAX_MODELS];
     size_t n_models;
+    uint64_t models_folded; /* inference outcomes recorded under model "other" */
     af__prio_metrics prios[AF__MAX_PRIOS];
     size_t n_prios;
     af__hist sched_hist[4];         /* per af_gpu_strategy */
@@ -395,8 +396,17 @@ void af__loops_free(af_server *s);
 void af__loop_wake(af__loop *l);
 /* Loop: sends the transaction's response (headers + body) and ends the transaction. */
 void af__conn_respond(af__conn *c);
-/* Loop: after an asynchronous answer, handles requests that arrived meanwhile. */
+/* Loop: after an asynchronous answer, handles requests that arrived meanwhile; on a
+ * WebSocket connection, reads its frames and sends its queue as far as the socket allows. */
 void af__conn_resume(af__conn *c);
+/* Loop: writes bytes to the connection (what the socket does not take waits, in order). */
+void af__conn_write(af__conn *c, const void *data, size_t len);
+/* Loop: sends rs (its status, headers and body) with "connection: close", then closes. */
+void af__conn_refuse(af__conn *c, af__resp *rs);
+/* Loop: the connection closes once its pending output is written. */
+void af__conn_finish(af__conn *c);
+/* Loop: closes the connection now. */
+void af__conn_close(af__conn *c, const char *why);
 
 /* server.c: the transaction (the tracing middleware, routing, the response). */
 /* Loop: a request head arrived; begins the transaction (the SERVER span starts here). */
@@ -412,6 +422,9 @@ void af__txn_end(af__conn *c);
 void af__txn_free(af__txn *t);
 /* Loop: moves finished jobs to their connections. */
 void af__jobs_drain(af__loop *l);
+/* Loop: the connection's job passed its deadline: answers 504 deadline_exceeded now and
+ * orphans the job (the worker's late answer is dropped when it arrives). */
+void af__job_expire(af__conn *c);
 
 /* persist.c: write routes. With a store, queues op for commit and answers later (AF__ASYNC):
  * validate -> commit -> apply -> answer, so a failed commit (503 storage_unavailable) leaves
@@ -429,6 +442,7 @@ void af__metrics_init(af_server *s);
 void af__metrics_free(af_server *s);
 void af__metrics_http(af_server *s, int route, int status, double seconds,
                       const af_span_context *sc);
+/* r is read only when rc is 0 (may be NULL otherwise). */
 void af__metrics_inference(af_server *s, const char *model_id, int rc,
                            const af_inference_response *r, const af_span_context *sc);
 void af__metrics_workload(af_server *s, int32_t priority, af_workload_status to,
@@ -437,25 +451,31 @@ void af__metrics_schedule(af_server *s, af_gpu_strategy strategy, double seconds
                           size_t still_pending, const af_span_context *sc);
 int af__metrics_render(af_server *s, bool openmetrics, af_buf *out);
 
-/* ws.c */
-void af__ws_timer_start(af_server *s);
+/* ws.c: the WebSocket hub. */
 /* Queues a message for every client (any thread). Takes the JSON string's bytes (copied). */
 void af__ws_broadcast(af_server *s, const char *json, size_t len);
-/* Loop: moves the outbox to the clients. */
-void af__ws_drain(af_server *s);
-int af__ws_callback(af_server *s, struct lws *wsi, enum lws_callback_reasons reason,
-                    af__ws_pss *pss, void *in, size_t len);
-/* The WebSocket context: created by af__ws_new, served by its thread between af__ws_start and
- * af__ws_stop (which closes every client with 1001 first). */
-int af__ws_new(af_server *s);
+/* Loop: a GET /ws with Upgrade: websocket arrived (its head parsed, req valid during the
+ * call): answers 101 and the connection becomes a WebSocket client (AF__CONN_WS), or answers
+ * the JSON refusal and closes. */
+void af__ws_upgrade(af__conn *c, const af__http_request *req);
+/* Loop: an upgraded connection's turn, while it has no output pending: the frames in
+ * c->rx[rx_off..) are handled, and queued messages are written as far as the socket
+ * allows. */
+void af__ws_input(af__conn *c);
+/* Loop: the connection is closing: its client leaves the hub (idempotent). */
+void af__ws_detach(af__conn *c);
+/* Frees a connection's WebSocket state (NULL is a no-op). */
+void af__ws_client_free(af__ws_client *w);
+/* Loop: moves the broadcasts waiting for this loop to its clients. */
+void af__ws_drain(af__loop *l);
+/* Loop: the server is stopping: every client gets close 1001 (one that is not reading its
+ * output is closed at once instead). */
+void af__ws_loop_stop(af__loop *l);
+/* The push thread ("af-ws-push": a metrics_update every ws_push_interval_ms). */
 int af__ws_start(af_server *s);
 void af__ws_stop(af_server *s);
+/* Releases the broadcasts no loop took (before the loops are freed). */
 void af__ws_free(af_server *s);
-/* Any loop: passes an upgrade request's socket (and the bytes read from it, at most
- * AF__WS_HANDOFF_MAX) to the WebSocket thread, which owns the fd from now on. */
-#define AF__WS_HANDOFF_MAX 2048
-int af__ws_handoff(af_server *s, int fd, const char *bytes, size_t len);
-void af__ws_close_all(af_server *s);
 /* The DashboardMetrics object (the REST /api/v1/metrics body and the metrics_update data). */
 int af__dashboard_metrics_json(af_server *s, af_buf *out);
 /* RFC 3339 UTC with nanoseconds into out[40]. */

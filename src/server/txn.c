@@ -234,6 +234,7 @@ void af__txn_begin(af__conn *c, const af__http_request *req)
     t->resp.content_type = "application/json";
     t->resp.allow[0] = '\0';
     t->resp.www_authenticate = false;
+    t->resp.headers = NULL;
     free(t->query);
     t->query = NULL;
     t->too_large = false;
@@ -276,15 +277,20 @@ void af__txn_begin(af__conn *c, const af__http_request *req)
     af_span_context parent;
     af_span_context_init(&parent);
     af_baggage *bag = NULL;
-    af_propagate_extract(AF_PROPAGATE_DEFAULT, &car, &parent, &bag);
+    af_propagate_extract(s->propagators, &car, &parent, &bag);
     t->span = start_server_span(s, t, &parent, tmpl);
     if (af_span_is_recording(t->span)) {
         size_t ua_len = 0;
         const char *ua = af__http_header_get(req, "user-agent", &ua_len);
+        /* Query values may be secrets (a /ws access_token, a mistyped token elsewhere): the
+         * stored target keeps the parameter names only. */
+        char target[1024];
+        size_t tn = af__guard_redact_target(req->target, req->target_len, target, sizeof(target));
         af_attr a[] = {
-            AF_STRN("http.target", req->target, req->target_len),
+            AF_STRN("http.target", target, tn),
             AF_STRN("url.path", req->path, req->path_len),
-            AF_STR("http.scheme", "http"),
+            AF_STR("http.scheme", c->ssl ? "https" : "http"),
+            AF_STR("url.scheme", c->ssl ? "https" : "http"),
             AF_STRN("user_agent.original", ua ? ua : "", ua ? ua_len : 0),
             AF_STR("client.address", c->peer),
             AF_STR("net.peer.ip", c->peer),
@@ -369,19 +375,24 @@ void af__txn_abort(af__conn *c, const char *why)
 
 static bool token_ok(af_server *s, const af__txn *t)
 {
-    if (!s->auth_token)
+    return af__guard_bearer_ok(s->auth_token, t->authorization, strlen(t->authorization));
+}
+
+/* server.auth.read: reads need the token too, except the page and its assets (they hold no
+ * data) and /health, which liveness probes call without one and which then says only that
+ * the process answers. true when the request may go on; otherwise the response is set. */
+static bool read_allowed(af_server *s, const af__txn *t, af__resp *rs)
+{
+    if (!s->guard.auth_read || token_ok(s, t))
         return true;
-    const char *h = t->authorization;
-    size_t n = strlen(h);
-    if (n < 7 || strncasecmp(h, "Bearer ", 7) != 0)
+    if (t->route >= 0 && strcmp(af__routes[t->route].pattern, "/health") == 0) {
+        af__resp_reset_body(rs);
+        af__buf_puts(&rs->body, "{\"status\":\"alive\"}");
         return false;
-    const char *tok = h + 7;
-    size_t tlen = n - 7, want = strlen(s->auth_token);
-    /* Constant time in the token's content: always walk the configured token's length. */
-    unsigned char diff = (unsigned char)(tlen != want);
-    for (size_t i = 0; i < want; i++)
-        diff |= (unsigned char)(s->auth_token[i] ^ (i < tlen ? tok[i] : 0));
-    return diff == 0;
+    }
+    af__resp_error(rs, 401, "unauthorized", "reads need Authorization: Bearer <token> here");
+    rs->www_authenticate = true;
+    return false;
 }
 
 static void serve_page(af_server *s, const char *path, af__resp *rs)
@@ -423,7 +434,7 @@ void af__txn_dispatch(af__conn *c)
         } else if (!(t->method & (AF__M_GET | AF__M_HEAD))) {
             af__resp_error(rs, 405, "method_not_allowed", "use GET");
             snprintf(rs->allow, sizeof(rs->allow), "GET, HEAD");
-        } else {
+        } else if (read_allowed(s, t, rs)) {
             bool om = strstr(t->accept, "application/openmetrics-text") != NULL;
             af__resp_reset_body(rs);
             rs->content_type = om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -472,6 +483,16 @@ void af__txn_dispatch(af__conn *c)
     if (rt->write && !token_ok(s, t)) {
         af__resp_error(rs, 401, "unauthorized", "this route needs Authorization: Bearer <token>");
         rs->www_authenticate = true;
+        af__conn_respond(c);
+        return;
+    }
+    if (!rt->write && !read_allowed(s, t, rs)) {
+        af__conn_respond(c);
+        return;
+    }
+    char why[160];
+    if (af__route_params_decode(r, rq.params, why, sizeof(why)) != 0) {
+        af__resp_error(rs, 400, "invalid_argument", "%s", why);
         af__conn_respond(c);
         return;
     }

@@ -2,140 +2,174 @@
  * The /ws WebSocket hub: the original's message types (server: metrics_update, alert,
  * notification, system_update, pong; client: get_metrics, ping, subscribe/unsubscribe).
  *
- * A message is built once and shared by reference among the clients' queues. Each client has
- * a bounded ring (ws_queue_depth); when it is full the oldest queued message is dropped and
- * counted, so a client that stops reading costs a bounded amount of memory and never holds
- * anyone else up: the loop only writes to a client when its socket is writable.
+ * A client is an HTTP connection that upgraded: it stays on the loop that read its request,
+ * its bytes arrive through the connection's receive buffer and its frames leave through the
+ * connection's writes, so one event loop design serves both protocols and TLS (when the
+ * connection has it) covers WebSocket traffic too. The protocol itself (handshake checks,
+ * frame reader, UTF-8) is in ws_frame.c, without I/O.
  *
- * The clients live on one libwebsockets context served by the "af-ws" thread. It has no
- * listener of its own: an HTTP loop that reads an upgrade request for /ws hands the socket
- * and the bytes it read over (af__ws_handoff), and lws performs the handshake from them.
+ * A message is framed once and shared by reference among the clients' queues. Each client has
+ * a bounded ring (ws_queue_depth); when it is full the oldest queued message is dropped and
+ * counted. A message leaves the queue only when the connection has no output pending, so a
+ * client that stops reading costs its queue, one partly written frame and one read's worth of
+ * input, and never holds anyone else up.
+ *
+ * Other threads broadcast through each loop's outbox (ws_mu) and wake the loop through its
+ * eventfd; the "af-ws-push" thread makes the periodic metrics_update that way.
  */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include "agentaflow/log.h"
 #include "agentaflow/trace_helpers.h"
 #include "server/server_int.h"
+#include "server/ws_frame.h"
 
-#define WS_RX_LIMIT 65536
-#define OUTBOX_MAX 256
+#define WS_RX_LIMIT 65536 /* the largest client message, reassembled */
+#define OUTBOX_MAX 256    /* broadcasts waiting for one loop */
+#define WS_SNDBUF 65536   /* a client's kernel send buffer (the kernel doubles it) */
 
-/* A socket on its way from an HTTP loop to the WebSocket context. */
-struct af__ws_handoff {
-    struct af__ws_handoff *next;
-    int fd;
-    size_t len;
-    char bytes[];
+struct af__ws_msg {
+    atomic_uint refs;
+    size_t off; /* the frame starts at data[off]: its head, then the payload */
+    size_t len; /* the whole frame */
+    uint8_t data[];
 };
 
-static void ws_wake(af_server *s)
-{
-    if (s->ws_ctx)
-        lws_cancel_service(s->ws_ctx);
-}
+struct af__ws_client {
+    af__ws_client *next, *prev; /* the loop's clients */
+    af__conn *conn;
+    uint64_t id;
+    bool listed;    /* on the loop's list and counted in n_clients */
+    af__ws_msg **q; /* ring of ws_queue_depth */
+    uint32_t q_head, q_len;
+    af__ws_reader rd;
+};
 
-af__ws_msg *af__ws_msg_new(const char *json, size_t len)
+static af__ws_msg *msg_new(const char *json, size_t len)
 {
-    af__ws_msg *m = malloc(sizeof(*m) + LWS_PRE + len);
+    af__ws_msg *m = malloc(sizeof(*m) + AF__WS_MAX_HEAD + len);
     if (!m)
         return NULL;
+    uint8_t head[AF__WS_MAX_HEAD];
+    size_t h = af__ws_frame_head(head, AF__WS_OP_TEXT, len);
     atomic_init(&m->refs, 1);
-    m->len = len;
-    memcpy(m->data + LWS_PRE, json, len);
+    m->off = AF__WS_MAX_HEAD - h;
+    m->len = h + len;
+    memcpy(m->data + m->off, head, h);
+    memcpy(m->data + AF__WS_MAX_HEAD, json, len);
     return m;
 }
 
-void af__ws_msg_unref(af__ws_msg *m)
+static void msg_unref(af__ws_msg *m)
 {
     if (m && atomic_fetch_sub(&m->refs, 1) == 1)
         free(m);
 }
 
-static void ws_span(af_server *s, const char *event, const af__ws_client *c, const char *detail)
+static void ws_span(af_server *s, const char *event, const af__ws_client *w, const char *detail)
 {
     if (!s->ws_tracer)
         return;
     af_span_context none;
     af_span_context_init(&none);
     char id[32];
-    snprintf(id, sizeof(id), "ws-%llu", (unsigned long long)(c ? c->id : 0));
-    af_span sp = af_trace_websocket_event(s->ws_tracer, &none, event, c ? id : "all");
+    snprintf(id, sizeof(id), "ws-%llu", (unsigned long long)(w ? w->id : 0));
+    af_span sp = af_trace_websocket_event(s->ws_tracer, &none, event, w ? id : "all");
     if (detail)
         af_span_set_string(sp, "websocket.detail", detail);
     af_span_set_int(sp, "websocket.clients", atomic_load(&s->n_clients));
     af_operation_end(sp, 0, NULL, NULL);
 }
 
-/* Loop only. */
-static void enqueue(af_server *s, af__ws_client *c, af__ws_msg *m)
+/* ---------------------------------------------------------------------------------------- */
+/* Per-client queue and output. Loop only.                                                   */
+
+static void enqueue(af_server *s, af__ws_client *w, af__ws_msg *m)
 {
     uint32_t depth = s->o.ws_queue_depth;
-    if (c->q_len == depth) {
-        af__ws_msg_unref(c->q[c->q_head]);
-        c->q_head = (c->q_head + 1) % depth;
-        c->q_len--;
-        c->dropped++;
+    if (w->q_len == depth) {
+        msg_unref(w->q[w->q_head]);
+        w->q_head = (w->q_head + 1) % depth;
+        w->q_len--;
         atomic_fetch_add(&s->ws_dropped, 1);
     }
     atomic_fetch_add(&m->refs, 1);
-    c->q[(c->q_head + c->q_len) % depth] = m;
-    c->q_len++;
-    lws_callback_on_writable(c->wsi);
+    w->q[(w->q_head + w->q_len) % depth] = m;
+    w->q_len++;
 }
 
-void af__ws_broadcast(af_server *s, const char *json, size_t len)
+/* Writes queued messages while the connection takes them without buffering. */
+static void pump(af_server *s, af__conn *c)
 {
-    af__ws_msg *m = af__ws_msg_new(json, len);
+    af__ws_client *w = c->ws;
+    while (w->q_len && c->fd >= 0 && c->tx.len == c->tx_off) {
+        af__ws_msg *m = w->q[w->q_head];
+        w->q_head = (w->q_head + 1) % s->o.ws_queue_depth;
+        w->q_len--;
+        af__conn_write(c, m->data + m->off, m->len);
+        msg_unref(m);
+        atomic_fetch_add(&s->ws_sent, 1);
+    }
+}
+
+static void send_to(af_server *s, af__ws_client *w, const char *json, size_t len)
+{
+    af__ws_msg *m = msg_new(json, len);
     if (!m)
         return;
-    pthread_mutex_lock(&s->ws_mu);
-    if (s->outbox_len == OUTBOX_MAX) {
-        /* The loop is not keeping up: drop the oldest broadcast. */
-        af__ws_msg_unref(s->outbox[0]);
-        memmove(s->outbox, s->outbox + 1, (OUTBOX_MAX - 1) * sizeof(*s->outbox));
-        s->outbox_len--;
-        atomic_fetch_add(&s->ws_dropped, 1);
-    }
-    if (s->outbox_len == s->outbox_cap) {
-        size_t cap = s->outbox_cap ? s->outbox_cap * 2 : 16;
-        af__ws_msg **n = realloc(s->outbox, cap * sizeof(*n));
-        if (!n) {
-            pthread_mutex_unlock(&s->ws_mu);
-            af__ws_msg_unref(m);
-            return;
-        }
-        s->outbox = n;
-        s->outbox_cap = cap;
-    }
-    s->outbox[s->outbox_len++] = m;
-    pthread_mutex_unlock(&s->ws_mu);
-    ws_wake(s);
+    enqueue(s, w, m);
+    msg_unref(m);
 }
 
-void af__ws_drain(af_server *s)
+void af__ws_detach(af__conn *c)
 {
-    pthread_mutex_lock(&s->ws_mu);
-    size_t n = s->outbox_len;
-    if (n == 0) {
-        pthread_mutex_unlock(&s->ws_mu);
+    af__ws_client *w = c->ws;
+    af__loop *l = c->loop;
+    af_server *s = l->srv;
+    if (!w || !w->listed)
         return;
-    }
-    af__ws_msg *local[OUTBOX_MAX];
-    memcpy(local, s->outbox, n * sizeof(*local));
-    s->outbox_len = 0;
-    pthread_mutex_unlock(&s->ws_mu);
-    for (size_t i = 0; i < n; i++) {
-        for (af__ws_client *c = s->clients; c; c = c->next)
-            if (!c->rejected && !c->closing)
-                enqueue(s, c, local[i]);
-        af__ws_msg_unref(local[i]);
-    }
+    w->listed = false;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        l->ws_clients = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->next = w->prev = NULL;
+    for (uint32_t i = 0; i < w->q_len; i++)
+        msg_unref(w->q[(w->q_head + i) % s->o.ws_queue_depth]);
+    w->q_len = 0;
+    atomic_fetch_sub(&s->n_clients, 1);
+    ws_span(s, "disconnect", w, NULL);
 }
+
+void af__ws_client_free(af__ws_client *w)
+{
+    if (!w)
+        return;
+    af__ws_reader_free(&w->rd);
+    free(w->q); /* the queued messages were released when the client detached */
+    free(w);
+}
+
+/* Ends the WebSocket: the client leaves the hub, the close frame is the last output. */
+static void ws_close(af__conn *c, uint16_t code, const char *reason)
+{
+    uint8_t f[2 + AF__WS_MAX_CONTROL];
+    size_t n = af__ws_close_frame(f, code, reason);
+    af__ws_detach(c);
+    af__conn_write(c, f, n);
+    af__conn_finish(c);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Messages.                                                                                 */
 
 static af__ws_msg *metrics_update_msg(af_server *s)
 {
@@ -147,342 +181,282 @@ static af__ws_msg *metrics_update_msg(af_server *s)
     char ts[40];
     af__rfc3339(af_now_ns(), ts);
     af__buf_printf(&b, "\"%s\"}", ts);
-    af__ws_msg *m = b.failed ? NULL : af__ws_msg_new((const char *)b.data, b.len);
+    af__ws_msg *m = b.failed ? NULL : msg_new((const char *)b.data, b.len);
     af__buf_free(&b);
     return m;
 }
 
-static void push_cb(lws_sorted_usec_list_t *sul)
-{
-    af_server *s = lws_container_of(sul, af_server, push_timer);
-    if (atomic_load(&s->n_clients) > 0 && !atomic_load(&s->stopping)) {
-        af__ws_msg *m = metrics_update_msg(s);
-        if (m) {
-            for (af__ws_client *c = s->clients; c; c = c->next)
-                if (!c->rejected && !c->closing)
-                    enqueue(s, c, m);
-            af__ws_msg_unref(m);
-        }
-        ws_span(s, "broadcast", NULL, "metrics_update");
-    }
-    lws_sul_schedule(s->ws_ctx, 0, &s->push_timer, push_cb,
-                     (lws_usec_t)s->o.ws_push_interval_ms * LWS_US_PER_MS);
-}
-
-void af__ws_timer_start(af_server *s)
-{
-    lws_sul_schedule(s->ws_ctx, 0, &s->push_timer, push_cb,
-                     (lws_usec_t)s->o.ws_push_interval_ms * LWS_US_PER_MS);
-}
-
-void af__ws_close_all(af_server *s)
-{
-    lws_sul_cancel(&s->push_timer);
-    for (af__ws_client *c = s->clients; c; c = c->next) {
-        c->closing = true;
-        lws_callback_on_writable(c->wsi);
-    }
-}
-
-static void client_free(af__ws_client *c)
-{
-    if (!c)
-        return;
-    free(c->q); /* queued messages were released by the caller */
-    af__buf_free(&c->rx);
-    free(c);
-}
-
-static void send_to(af_server *s, af__ws_client *c, const char *json, size_t len)
-{
-    af__ws_msg *m = af__ws_msg_new(json, len);
-    if (!m)
-        return;
-    enqueue(s, c, m);
-    af__ws_msg_unref(m);
-}
-
-static void on_message(af_server *s, af__ws_client *c)
+static void on_message(af_server *s, af__ws_client *w, const uint8_t *data, size_t len)
 {
     json_error_t e;
-    json_t *j = json_loadb((const char *)c->rx.data, c->rx.len, 0, &e);
+    json_t *j = len ? json_loadb((const char *)data, len, 0, &e) : NULL; /* data may be NULL */
     const char *type = j ? json_string_value(json_object_get(j, "type")) : NULL;
     if (!type) {
-        char err[256];
-        int n = snprintf(err, sizeof(err),
-                         "{\"type\":\"error\",\"data\":{\"message\":\"expected a JSON object "
-                         "with a \\\"type\\\"\"}}");
-        send_to(s, c, err, (size_t)n);
+        static const char err[] = "{\"type\":\"error\",\"data\":{\"message\":\"expected a JSON "
+                                  "object with a \\\"type\\\"\"}}";
+        send_to(s, w, err, sizeof(err) - 1);
     } else if (strcmp(type, "ping") == 0) {
         char ts[40], out[96];
         af__rfc3339(af_now_ns(), ts);
         int n = snprintf(out, sizeof(out), "{\"type\":\"pong\",\"timestamp\":\"%s\"}", ts);
-        send_to(s, c, out, (size_t)n);
-        ws_span(s, "ping", c, NULL);
+        send_to(s, w, out, (size_t)n);
+        ws_span(s, "ping", w, NULL);
     } else if (strcmp(type, "get_metrics") == 0) {
         af__ws_msg *m = metrics_update_msg(s);
         if (m) {
-            enqueue(s, c, m);
-            af__ws_msg_unref(m);
+            enqueue(s, w, m);
+            msg_unref(m);
         }
-        ws_span(s, "get_metrics", c, NULL);
+        ws_span(s, "get_metrics", w, NULL);
     } else if (strcmp(type, "subscribe") == 0 || strcmp(type, "unsubscribe") == 0) {
-        ws_span(s, type, c, NULL);
+        ws_span(s, type, w, NULL);
     }
     json_decref(j);
 }
 
-/* Origin check (the original's rule): none, or this host. */
-static bool origin_ok(struct lws *wsi)
+/* One event from the frame reader. */
+static void on_event(af_server *s, af__conn *c, const af__ws_event *ev)
 {
-    char origin[256] = "", host[256] = "";
-    if (lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) <= 0)
-        return true;
-    lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST);
-    const char *p = strstr(origin, "://");
-    return p && host[0] && strcmp(p + 3, host) == 0;
+    af__ws_client *w = c->ws;
+    switch (ev->type) {
+    case AF__WS_EV_MESSAGE:
+        on_message(s, w, ev->data, ev->len);
+        break;
+    case AF__WS_EV_PING: {
+        uint8_t f[AF__WS_MAX_HEAD + AF__WS_MAX_CONTROL];
+        size_t h = af__ws_frame_head(f, AF__WS_OP_PONG, ev->len);
+        memcpy(f + h, ev->data, ev->len);
+        af__conn_write(c, f, h + ev->len);
+        break;
+    }
+    case AF__WS_EV_CLOSE: {
+        /* The close handshake: echo the peer's code (none when it sent none). */
+        char reason[AF__WS_MAX_CONTROL + 1];
+        memcpy(reason, ev->data, ev->len);
+        reason[ev->len] = '\0';
+        af_log(AF_LOG_DEBUG, "server: WebSocket client ws-%llu closed (%u)",
+               (unsigned long long)w->id, ev->code);
+        ws_close(c, ev->code, ev->code ? reason : NULL);
+        break;
+    }
+    case AF__WS_EV_ERROR:
+        af_log(AF_LOG_DEBUG, "server: WebSocket client ws-%llu failed: %s (%u)",
+               (unsigned long long)w->id, ev->reason, ev->code);
+        ws_close(c, ev->code, ev->reason);
+        break;
+    case AF__WS_EV_PONG:
+    case AF__WS_EV_NONE:
+        break;
+    }
 }
 
-int af__ws_callback(af_server *s, struct lws *wsi, enum lws_callback_reasons reason,
-                    af__ws_pss *pss, void *in, size_t len)
+void af__ws_input(af__conn *c)
 {
-    switch (reason) {
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
-        if (atomic_load(&s->stopping))
-            return -1;
-        char uri[64] = "";
-        lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
-        if (strcmp(uri, "/ws") != 0 && strcmp(uri, "/ws/") != 0)
-            return -1;
-        if (!origin_ok(wsi)) {
-            af_log(AF_LOG_WARN, "server: WebSocket refused: foreign Origin");
-            return -1;
-        }
-        return 0;
-    }
-    case LWS_CALLBACK_ESTABLISHED: {
-        af__ws_client *c = calloc(1, sizeof(*c));
-        if (!c || !(c->q = calloc(s->o.ws_queue_depth, sizeof(*c->q)))) {
-            free(c);
-            return -1;
-        }
-        af__buf_init(&c->rx);
-        c->wsi = wsi;
-        c->id = ++s->next_client_id;
-        pss->ws = c;
-        if (atomic_load(&s->n_clients) >= s->o.max_ws_clients) {
-            /* Refused clearly: close code 1013 "try again later" with the reason, sent from
-             * the writable callback (where lws sends a close frame reliably). */
-            c->rejected = true;
-            c->closing = true;
-            atomic_fetch_add(&s->ws_rejected, 1);
-            lws_callback_on_writable(wsi);
-            return 0;
-        }
-        c->next = s->clients;
-        if (s->clients)
-            s->clients->prev = c;
-        s->clients = c;
-        atomic_fetch_add(&s->n_clients, 1);
-        ws_span(s, "connect", c, NULL);
-        af__ws_msg *m = metrics_update_msg(s);
-        if (m) {
-            enqueue(s, c, m);
-            af__ws_msg_unref(m);
-        }
-        return 0;
-    }
-    case LWS_CALLBACK_SERVER_WRITEABLE: {
-        af__ws_client *c = pss->ws;
-        if (!c)
-            return 0;
-        if (c->closing && c->rejected) {
-            char why[96];
-            int n = snprintf(why, sizeof(why), "too many WebSocket clients (limit %u)",
-                             s->o.max_ws_clients);
-            lws_close_reason(wsi, (enum lws_close_status)1013, (unsigned char *)why, (size_t)n);
-            return -1;
-        }
-        if (c->closing) {
-            lws_close_reason(wsi, LWS_CLOSE_STATUS_GOINGAWAY, (unsigned char *)"server stopping",
-                             15);
-            return -1;
-        }
-        if (!c->q_len)
-            return 0;
-        af__ws_msg *m = c->q[c->q_head];
-        c->q_head = (c->q_head + 1) % s->o.ws_queue_depth;
-        c->q_len--;
-        int w = lws_write(wsi, m->data + LWS_PRE, m->len, LWS_WRITE_TEXT);
-        af__ws_msg_unref(m);
-        if (w < (int)0)
-            return -1;
-        atomic_fetch_add(&s->ws_sent, 1);
-        if (c->q_len)
-            lws_callback_on_writable(wsi);
-        return 0;
-    }
-    case LWS_CALLBACK_RECEIVE: {
-        af__ws_client *c = pss->ws;
-        if (!c)
-            return -1;
-        if (c->rx.len + len > WS_RX_LIMIT) {
-            lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-                             (unsigned char *)"message too large", 17);
-            return -1;
-        }
-        af__buf_append(&c->rx, in, len);
-        if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
-            on_message(s, c);
-            af__buf_reset(&c->rx);
-        }
-        return 0;
-    }
-    case LWS_CALLBACK_CLOSED: {
-        af__ws_client *c = pss->ws;
-        if (!c)
-            return 0;
-        if (!c->rejected) {
-            if (c->prev)
-                c->prev->next = c->next;
-            else
-                s->clients = c->next;
-            if (c->next)
-                c->next->prev = c->prev;
-            atomic_fetch_sub(&s->n_clients, 1);
-            ws_span(s, "disconnect", c, NULL);
-        }
-        for (uint32_t i = 0; i < c->q_len; i++)
-            af__ws_msg_unref(c->q[(c->q_head + i) % s->o.ws_queue_depth]);
-        c->q_len = 0;
-        client_free(c);
-        pss->ws = NULL;
-        return 0;
-    }
-    default:
-        return 0;
+    af_server *s = c->loop->srv;
+    af__ws_client *w = c->ws;
+    for (;;) {
+        pump(s, c);
+        if (c->fd < 0 || c->close_after || c->tx.len > c->tx_off || c->rx_off == c->rx.len)
+            return;
+        af__ws_event ev;
+        c->rx_off += af__ws_read(&w->rd, c->rx.data + c->rx_off, c->rx.len - c->rx_off, &ev);
+        on_event(s, c, &ev);
     }
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* The WebSocket context and its thread.                                                     */
+/* The opening handshake.                                                                    */
 
-int af__ws_handoff(af_server *s, int fd, const char *bytes, size_t len)
+void af__ws_upgrade(af__conn *c, const af__http_request *req)
 {
-    if (len > AF__WS_HANDOFF_MAX)
-        return -EMSGSIZE;
-    struct af__ws_handoff *h = malloc(sizeof(*h) + len);
-    if (!h)
-        return -ENOMEM;
-    h->fd = fd;
-    h->len = len;
-    memcpy(h->bytes, bytes, len);
-    pthread_mutex_lock(&s->ws_mu);
-    h->next = s->handoffs;
-    s->handoffs = h;
-    pthread_mutex_unlock(&s->ws_mu);
-    ws_wake(s);
-    return 0;
-}
-
-/* The WebSocket thread: adopts handed-over sockets (lws closes one it cannot adopt). */
-static void adopt_handoffs(af_server *s)
-{
-    pthread_mutex_lock(&s->ws_mu);
-    struct af__ws_handoff *h = s->handoffs;
-    s->handoffs = NULL;
-    pthread_mutex_unlock(&s->ws_mu);
-    while (h) {
-        struct af__ws_handoff *n = h->next;
-        if (!lws_adopt_socket_vhost_readbuf(s->ws_vh, h->fd, h->bytes, h->len))
-            af_log(AF_LOG_WARN, "server: a WebSocket connection could not be adopted");
-        free(h);
-        h = n;
+    af_server *s = c->loop->srv;
+    char accept[AF__WS_ACCEPT_LEN + 1];
+    af__ws_refusal why;
+    if (af__ws_handshake_check(req, accept, &why) != 0) {
+        af_log(AF_LOG_DEBUG, "server: WebSocket handshake from %s refused (%d): %s", c->peer,
+               why.status, why.message);
+        af__resp rs;
+        af__resp_init(&rs);
+        af__resp_error(&rs, why.status, why.code, "%s", why.message);
+        if (why.status == 426)
+            rs.headers = "sec-websocket-version: 13\r\nupgrade: websocket\r\n";
+        af__conn_refuse(c, &rs);
+        af__resp_free(&rs);
+        return;
+    }
+    af__ws_client *w = calloc(1, sizeof(*w));
+    if (!w || !(w->q = calloc(s->o.ws_queue_depth, sizeof(*w->q)))) {
+        free(w);
+        af__conn_close(c, "out of memory");
+        return;
+    }
+    af__ws_reader_init(&w->rd, WS_RX_LIMIT);
+    w->conn = c;
+    w->id = atomic_fetch_add(&s->next_client_id, 1) + 1;
+    char head[160];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
+                     "connection: Upgrade\r\nsec-websocket-accept: %s\r\n\r\n",
+                     accept);
+    c->ws = w;
+    c->state = AF__CONN_WS;
+    af__conn_write(c, head, (size_t)n);
+    if (c->fd < 0)
+        return; /* the write failed and closed the connection */
+    /* Loopback and fast links autotune the send buffer to megabytes, which a client that
+     * stops reading would fill before its bounded queue ever dropped anything: a fixed
+     * buffer keeps each client's memory to its queue plus this. */
+    int sndbuf = WS_SNDBUF;
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    if (atomic_fetch_add(&s->n_clients, 1) >= s->o.max_ws_clients) {
+        /* Refused clearly: close code 1013 "try again later" with the reason. */
+        atomic_fetch_sub(&s->n_clients, 1);
+        atomic_fetch_add(&s->ws_rejected, 1);
+        char reason[96];
+        snprintf(reason, sizeof(reason), "too many WebSocket clients (limit %u)",
+                 s->o.max_ws_clients);
+        af_log(AF_LOG_DEBUG, "server: WebSocket client from %s refused: %s", c->peer, reason);
+        ws_close(c, AF__WS_CLOSE_TRY_AGAIN, reason);
+        return;
+    }
+    af__loop *l = c->loop;
+    w->listed = true;
+    w->next = l->ws_clients;
+    if (l->ws_clients)
+        l->ws_clients->prev = w;
+    l->ws_clients = w;
+    af_log(AF_LOG_DEBUG, "server: WebSocket client ws-%llu connected from %s",
+           (unsigned long long)w->id, c->peer);
+    ws_span(s, "connect", w, NULL);
+    af__ws_msg *m = metrics_update_msg(s);
+    if (m) {
+        enqueue(s, w, m);
+        msg_unref(m);
     }
 }
 
-static int ws_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                           size_t len)
+/* ---------------------------------------------------------------------------------------- */
+/* Broadcasts.                                                                               */
+
+/* Any thread: one reference of m per loop outbox. */
+static void broadcast_msg(af_server *s, af__ws_msg *m)
 {
-    af_server *s = lws_context_user(lws_get_context(wsi));
-    switch (reason) {
-    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-        adopt_handoffs(s);
-        af__ws_drain(s);
-        return 0;
-    case LWS_CALLBACK_HTTP:
-        /* Only upgrade requests reach this context; one lws did not accept as a WebSocket
-         * handshake (a missing Sec-WebSocket-Key, say) is refused. */
-        lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST,
-                               "expected a WebSocket handshake (RFC 6455)");
-        return -1;
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-    case LWS_CALLBACK_ESTABLISHED:
-    case LWS_CALLBACK_SERVER_WRITEABLE:
-    case LWS_CALLBACK_RECEIVE:
-    case LWS_CALLBACK_CLOSED:
-        if (user || reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION)
-            return af__ws_callback(s, wsi, reason, user, in, len);
-        return 0;
-    default:
-        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    pthread_mutex_lock(&s->ws_mu);
+    for (unsigned i = 0; i < s->n_loops; i++) {
+        af__loop *l = &s->loops[i];
+        if (l->ws_outbox_len == OUTBOX_MAX) {
+            /* The loop is not keeping up: drop the oldest broadcast. */
+            msg_unref(l->ws_outbox[0]);
+            memmove(l->ws_outbox, l->ws_outbox + 1, (OUTBOX_MAX - 1) * sizeof(*l->ws_outbox));
+            l->ws_outbox_len--;
+            atomic_fetch_add(&s->ws_dropped, 1);
+        }
+        if (l->ws_outbox_len == l->ws_outbox_cap) {
+            size_t cap = l->ws_outbox_cap ? l->ws_outbox_cap * 2 : 16;
+            af__ws_msg **n = realloc(l->ws_outbox, cap * sizeof(*n));
+            if (!n)
+                continue;
+            l->ws_outbox = n;
+            l->ws_outbox_cap = cap;
+        }
+        atomic_fetch_add(&m->refs, 1);
+        l->ws_outbox[l->ws_outbox_len++] = m;
+    }
+    pthread_mutex_unlock(&s->ws_mu);
+    for (unsigned i = 0; i < s->n_loops; i++)
+        af__loop_wake(&s->loops[i]);
+}
+
+void af__ws_broadcast(af_server *s, const char *json, size_t len)
+{
+    /* Nobody to tell: skip the copy and the wake-ups. */
+    if (atomic_load(&s->n_clients) == 0)
+        return;
+    af__ws_msg *m = msg_new(json, len);
+    if (!m)
+        return;
+    broadcast_msg(s, m);
+    msg_unref(m);
+}
+
+void af__ws_drain(af__loop *l)
+{
+    af_server *s = l->srv;
+    af__ws_msg *local[OUTBOX_MAX];
+    pthread_mutex_lock(&s->ws_mu);
+    size_t n = l->ws_outbox_len;
+    if (n == 0) { /* most wake-ups are job completions */
+        pthread_mutex_unlock(&s->ws_mu);
+        return;
+    }
+    memcpy(local, l->ws_outbox, n * sizeof(*local));
+    l->ws_outbox_len = 0;
+    pthread_mutex_unlock(&s->ws_mu);
+    for (size_t i = 0; i < n; i++) {
+        for (af__ws_client *w = l->ws_clients; w; w = w->next)
+            enqueue(s, w, local[i]);
+        msg_unref(local[i]);
+    }
+    /* Sending may close a client (a failed write): it unlinks only itself. */
+    for (af__ws_client *w = l->ws_clients, *next; w; w = next) {
+        next = w->next;
+        af__conn_resume(w->conn);
     }
 }
 
-static const struct lws_protocols ws_protocols[] = {
-    {"agentaflow", ws_lws_callback, sizeof(af__ws_pss), 65536, 0, NULL, 0},
-    {NULL, NULL, 0, 0, 0, NULL, 0},
-};
-
-static void lws_log_bridge(int level, const char *line)
+void af__ws_loop_stop(af__loop *l)
 {
-    size_t n = strlen(line);
-    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-        n--;
-    af_log(level == LLL_ERR ? AF_LOG_WARN : AF_LOG_DEBUG, "lws: %.*s", (int)n, line);
+    for (af__ws_client *w = l->ws_clients, *next; w; w = next) {
+        next = w->next;
+        af__conn *c = w->conn;
+        if (c->tx.len > c->tx_off)
+            af__conn_close(c, "server stopping");
+        else
+            ws_close(c, AF__WS_CLOSE_GOING_AWAY, "server stopping");
+    }
 }
 
-int af__ws_new(af_server *s)
-{
-    lws_set_log_level(LLL_ERR, lws_log_bridge);
-    struct lws_context_creation_info ci;
-    memset(&ci, 0, sizeof(ci));
-    ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
-    ci.user = s;
-    ci.port = CONTEXT_PORT_NO_LISTEN;
-    ci.count_threads = 1;
-    ci.timeout_secs = 30;
-    s->ws_ctx = lws_create_context(&ci);
-    if (!s->ws_ctx)
-        return -EIO;
-    struct lws_context_creation_info vi;
-    memset(&vi, 0, sizeof(vi));
-    vi.port = CONTEXT_PORT_NO_LISTEN_SERVER;
-    vi.protocols = ws_protocols;
-    vi.vhost_name = "ws";
-    vi.keepalive_timeout = 30;
-    s->ws_vh = lws_create_vhost(s->ws_ctx, &vi);
-    return s->ws_vh ? 0 : -EIO;
-}
+/* ---------------------------------------------------------------------------------------- */
+/* The push thread.                                                                          */
 
-static void *ws_main(void *arg)
+static void *push_main(void *arg)
 {
     af_server *s = arg;
-    pthread_setname_np(pthread_self(), "af-ws");
-    af__ws_timer_start(s);
-    while (!atomic_load(&s->ws_exit))
-        if (lws_service(s->ws_ctx, 0) < 0)
-            break;
-    af__ws_close_all(s);
-    /* A few more turns so the close frames leave. */
-    for (int i = 0; i < 4; i++)
-        lws_service(s->ws_ctx, -1);
+    pthread_setname_np(pthread_self(), "af-ws-push");
+    uint64_t interval = (uint64_t)s->o.ws_push_interval_ms * 1000000ull;
+    uint64_t next = af_monotonic_ns() + interval;
+    pthread_mutex_lock(&s->ws_mu);
+    while (!s->ws_exit) {
+        uint64_t now = af_monotonic_ns();
+        if (now < next) {
+            /* ws_cv waits on CLOCK_MONOTONIC, af_monotonic_ns's clock. */
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            uint64_t at = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + next - now;
+            ts.tv_sec = (time_t)(at / 1000000000ull);
+            ts.tv_nsec = (long)(at % 1000000000ull);
+            pthread_cond_timedwait(&s->ws_cv, &s->ws_mu, &ts);
+            continue;
+        }
+        next = now + interval;
+        pthread_mutex_unlock(&s->ws_mu);
+        if (atomic_load(&s->n_clients) > 0 && !atomic_load(&s->stopping)) {
+            af__ws_msg *m = metrics_update_msg(s);
+            if (m) {
+                broadcast_msg(s, m);
+                msg_unref(m);
+            }
+            ws_span(s, "broadcast", NULL, "metrics_update");
+        }
+        pthread_mutex_lock(&s->ws_mu);
+    }
+    pthread_mutex_unlock(&s->ws_mu);
     return NULL;
 }
 
 int af__ws_start(af_server *s)
 {
-    int rc = pthread_create(&s->ws_thread, NULL, ws_main, s);
+    int rc = pthread_create(&s->ws_thread, NULL, push_main, s);
     if (rc != 0)
         return -rc;
     s->ws_started = true;
@@ -493,28 +467,24 @@ void af__ws_stop(af_server *s)
 {
     if (!s->ws_started)
         return;
-    atomic_store(&s->ws_exit, true);
-    ws_wake(s);
+    pthread_mutex_lock(&s->ws_mu);
+    s->ws_exit = true;
+    pthread_cond_signal(&s->ws_cv);
+    pthread_mutex_unlock(&s->ws_mu);
     pthread_join(s->ws_thread, NULL);
     s->ws_started = false;
 }
 
 void af__ws_free(af_server *s)
 {
-    if (s->ws_ctx)
-        lws_context_destroy(s->ws_ctx);
-    s->ws_ctx = NULL;
-    while (s->handoffs) {
-        struct af__ws_handoff *h = s->handoffs;
-        s->handoffs = h->next;
-        close(h->fd);
-        free(h);
+    for (unsigned i = 0; s->loops && i < s->n_loops; i++) {
+        af__loop *l = &s->loops[i];
+        for (size_t k = 0; k < l->ws_outbox_len; k++)
+            msg_unref(l->ws_outbox[k]);
+        free(l->ws_outbox);
+        l->ws_outbox = NULL;
+        l->ws_outbox_len = l->ws_outbox_cap = 0;
     }
-    for (size_t i = 0; i < s->outbox_len; i++)
-        af__ws_msg_unref(s->outbox[i]);
-    free(s->outbox);
-    s->outbox = NULL;
-    s->outbox_len = 0;
 }
 
 void af_server_notify(af_server *s, const char *title, const char *message, const char *level)

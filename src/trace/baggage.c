@@ -84,17 +84,6 @@ static bool is_plain(unsigned char c)
     return is_octet(c) && c != '%' && c != '=';
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static void trim(const char **s, size_t *n)
 {
     while (*n && is_ows(**s)) {
@@ -218,22 +207,11 @@ static int decode_value(const char *v, size_t n, char **out)
     char *d = malloc(n + 1);
     if (!d)
         return -ENOMEM;
-    size_t w = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (v[i] != '%') {
-            d[w++] = v[i];
-            continue;
-        }
-        int hi = i + 2 < n ? hexval(v[i + 1]) : -1;
-        int lo = hi >= 0 ? hexval(v[i + 2]) : -1;
-        if (lo < 0 || (hi == 0 && lo == 0)) {
-            free(d);
-            return AF_EPARSE;
-        }
-        d[w++] = (char)(hi << 4 | lo);
-        i += 2;
+    size_t w;
+    if (af__pct_decode(v, n, false, d, n + 1, &w) != 0) {
+        free(d);
+        return AF_EPARSE;
     }
-    d[w] = '\0';
     d = utf8_sanitize(d, w);
     if (!d)
         return -ENOMEM;

@@ -14,8 +14,18 @@
  * frees a processor whose worker is still stuck in an exporter, the worker is detached and
  * frees the processor itself when the exporter finally returns.
  *
- * After fork() the child has no worker: the first call in the child discards the spans it
- * inherited from the parent (they are the parent's to export) and starts a new worker.
+ * force_flush and shutdown report the exports they waited for: AF_EEXPORT (or AF_ETIMEDOUT)
+ * when one of them failed, as the OpenTelemetry spec asks, not only the exporter's own
+ * force_flush or shutdown result.
+ *
+ * Fork: the prepare handler takes every processor's lock (and, through the exporter's atfork
+ * hook, the exporter's), so the child inherits consistent state. The child handler
+ * re-creates the mutex and condition variables (the parent's waiters are still counted in
+ * the inherited ones, and a broadcast on them can block forever), forgets the parent's flush
+ * and shutdown bookkeeping, releases the spans queued in the parent (they are the parent's to
+ * export) and resets the ring, which a producer may have left half-written. The child's
+ * first call into the processor starts its worker: threads are not started inside a fork
+ * handler.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -40,6 +50,7 @@ typedef struct batch_proc {
     _Atomic bool closed;
     _Atomic uint64_t dropped;
     _Atomic uint64_t last_drop_log_ns;
+    _Atomic uint64_t last_drop_ns; /* for health: "dropping" means a recent drop */
     /* consumer side */
     _Alignas(64) _Atomic size_t deq;
     cell *cells;
@@ -64,8 +75,9 @@ typedef struct batch_proc {
     uint64_t flush_requested;
     uint64_t flush_done;
     int flush_result;
+    int pending_err; /* a failed export that a flush waiting now must report */
     int shutdown_result;
-    uint64_t fork_gen;
+    _Atomic uint64_t fork_gen; /* read without the lock on every span end */
     struct batch_proc *reg_next;
 } batch_proc;
 
@@ -166,8 +178,15 @@ static void abs_timespec(uint64_t mono_ns, struct timespec *ts)
     ts->tv_nsec = (long)(mono_ns % 1000000000u);
 }
 
-/* Exports one batch of up to max_export_batch_size spans; returns how many were taken. */
-static size_t export_one_batch(batch_proc *bp, uint64_t hard_deadline)
+/* What a failed export means to a caller of force_flush or shutdown that waited for it. */
+static int export_error(int rc)
+{
+    return rc == 0 ? 0 : rc == AF_ETIMEDOUT ? AF_ETIMEDOUT : AF_EEXPORT;
+}
+
+/* Exports one batch of up to max_export_batch_size spans; returns how many were taken and
+ * keeps the first failure in *err. */
+static size_t export_one_batch(batch_proc *bp, uint64_t hard_deadline, int *err)
 {
     size_t n = 0;
     af_span_rec *rec;
@@ -186,26 +205,31 @@ static size_t export_one_batch(batch_proc *bp, uint64_t hard_deadline)
         atomic_fetch_add_explicit(&bp->exported, n, memory_order_relaxed);
     else
         atomic_fetch_add_explicit(&bp->failed, n, memory_order_relaxed);
+    if (*err == 0)
+        *err = export_error(rc);
     for (size_t i = 0; i < n; i++)
         af__span_rec_release(af__span_rec_of(bp->batch[i]));
     return n;
 }
 
-/* Exports full batches only, or everything present when `drain` (timer, flush, shutdown). */
-static void export_pending(batch_proc *bp, bool drain, uint64_t hard_deadline)
+/* Exports full batches only, or everything present when `drain` (timer, flush, shutdown).
+ * Returns 0 or the first failure (AF_EEXPORT or AF_ETIMEDOUT). */
+static int export_pending(batch_proc *bp, bool drain, uint64_t hard_deadline)
 {
     size_t target = ring_depth(bp);
     size_t done = 0;
+    int err = 0;
     while (done < target) {
         if (!drain && ring_depth(bp) < bp->o.max_export_batch_size)
             break;
-        size_t n = export_one_batch(bp, hard_deadline);
+        size_t n = export_one_batch(bp, hard_deadline, &err);
         if (n == 0)
             break;
         done += n;
         if (af_monotonic_ns() >= hard_deadline)
             break;
     }
+    return err;
 }
 
 static void *worker_main(void *arg)
@@ -237,7 +261,7 @@ static void *worker_main(void *arg)
         uint64_t hard = stop ? bp->shutdown_deadline : UINT64_MAX;
         pthread_mutex_unlock(&bp->mu);
 
-        export_pending(bp, flush || stop || timer, hard);
+        int erc = export_pending(bp, flush || stop || timer, hard);
         if (timer || flush || stop)
             next_export = af_monotonic_ns() + delay_ns;
         int frc = 0;
@@ -249,9 +273,17 @@ static void *worker_main(void *arg)
         }
 
         pthread_mutex_lock(&bp->mu);
+        /* A flush requested while this export ran waits for it too (its spans were queued
+         * before the flush): keep the failure for whichever flush completes next. */
+        if (erc != 0 && bp->pending_err == 0 && bp->flush_requested > bp->flush_done)
+            bp->pending_err = erc;
+        if (stop && erc != 0)
+            bp->shutdown_result = erc;
         if (flush) {
             bp->flush_done = flush_target;
-            bp->flush_result = frc;
+            bp->flush_result = bp->pending_err ? bp->pending_err : frc;
+            if (bp->flush_requested == flush_target)
+                bp->pending_err = 0; /* later flushes have not waited for it */
             pthread_cond_broadcast(&bp->done);
         }
         if (stop)
@@ -269,7 +301,8 @@ static void *worker_main(void *arg)
     int src = af_exporter_shutdown(bp->exporter, deadline);
 
     pthread_mutex_lock(&bp->mu);
-    bp->shutdown_result = src;
+    if (bp->shutdown_result == 0) /* a failed drain outranks the exporter's own shutdown */
+        bp->shutdown_result = src;
     bp->worker_exited = true;
     bool orphaned = bp->orphaned;
     pthread_cond_broadcast(&bp->done);
@@ -302,30 +335,28 @@ static int init_sync(batch_proc *bp)
 
 static int start_worker(batch_proc *bp)
 {
-    bp->fork_gen = atomic_load(&af__fork_generation);
+    atomic_store(&bp->fork_gen, atomic_load(&af__fork_generation));
     if (pthread_create(&bp->thread, NULL, worker_main, bp) != 0)
         return -EAGAIN;
     bp->thread_running = true;
     return 0;
 }
 
-/* In a forked child: drop the parent's queued spans and start this process's worker. */
+/* In a forked child (the fork handler already reset the state): start this process's
+ * worker. */
 static void ensure_worker(batch_proc *bp)
 {
-    if (atomic_load_explicit(&af__fork_generation, memory_order_relaxed) == bp->fork_gen)
+    if (atomic_load_explicit(&af__fork_generation, memory_order_relaxed) ==
+        atomic_load_explicit(&bp->fork_gen, memory_order_relaxed))
         return;
     pthread_mutex_lock(&bp->mu);
-    if (atomic_load(&af__fork_generation) != bp->fork_gen) {
-        af_span_rec *rec;
-        while ((rec = ring_pop(bp)))
-            af__span_rec_release(rec);
-        bp->thread_running = false;
-        bp->flush_done = bp->flush_requested;
-        if (!bp->shutdown_req && start_worker(bp) != 0) {
-            af_log(AF_LOG_ERROR, "batch span processor: cannot start its thread after fork; "
-                                 "spans will be dropped");
+    if (atomic_load(&af__fork_generation) != atomic_load(&bp->fork_gen)) {
+        if (bp->shutdown_req || start_worker(bp) != 0) {
+            if (!bp->shutdown_req)
+                af_log(AF_LOG_ERROR, "batch span processor: cannot start its thread after "
+                                     "fork; spans will be dropped");
             atomic_store(&bp->closed, true);
-            bp->fork_gen = atomic_load(&af__fork_generation);
+            atomic_store(&bp->fork_gen, atomic_load(&af__fork_generation));
         }
     }
     pthread_mutex_unlock(&bp->mu);
@@ -337,6 +368,7 @@ static void count_drop(batch_proc *bp)
 {
     uint64_t n = atomic_fetch_add_explicit(&bp->dropped, 1, memory_order_relaxed) + 1;
     uint64_t now = af_monotonic_ns();
+    atomic_store_explicit(&bp->last_drop_ns, now, memory_order_relaxed);
     uint64_t last = atomic_load_explicit(&bp->last_drop_log_ns, memory_order_relaxed);
     if ((last == 0 || now - last >= DROP_LOG_INTERVAL_NS) &&
         atomic_compare_exchange_strong(&bp->last_drop_log_ns, &last, now))
@@ -354,6 +386,7 @@ static void batch_on_end(void *self, const af_span_data *span)
     ensure_worker(bp);
     if (atomic_load_explicit(&bp->closed, memory_order_relaxed)) {
         atomic_fetch_add_explicit(&bp->dropped, 1, memory_order_relaxed);
+        atomic_store_explicit(&bp->last_drop_ns, af_monotonic_ns(), memory_order_relaxed);
         return;
     }
     af_span_rec *rec = af__span_rec_of(span);
@@ -477,6 +510,7 @@ static void batch_stats(void *self, af_processor_stats *out)
     out->export_ns_total = atomic_load(&bp->export_ns);
     out->queue_depth = (uint32_t)ring_depth(bp);
     out->queue_capacity = (uint32_t)(bp->mask + 1);
+    out->last_drop_ns = atomic_load_explicit(&bp->last_drop_ns, memory_order_relaxed);
 }
 
 static const af_span_processor_ops batch_ops = {
@@ -548,26 +582,57 @@ fail:
 
 /* ----- fork handlers (installed by fork.c) ----------------------------------------------- */
 
+/* Lock order: registry, then each processor, then its exporter's locks. No exporter lock is
+ * held while a processor lock is taken, so this cannot deadlock with a running export. */
 void af__batch_atfork_prepare(void)
 {
     pthread_mutex_lock(&registry_mu);
-    for (batch_proc *bp = registry; bp; bp = bp->reg_next)
+    for (batch_proc *bp = registry; bp; bp = bp->reg_next) {
         pthread_mutex_lock(&bp->mu);
+        af__exporter_atfork(bp->exporter, AF_FORK_PREPARE);
+    }
 }
 
 void af__batch_atfork_parent(void)
 {
-    for (batch_proc *bp = registry; bp; bp = bp->reg_next)
+    for (batch_proc *bp = registry; bp; bp = bp->reg_next) {
+        af__exporter_atfork(bp->exporter, AF_FORK_PARENT);
         pthread_mutex_unlock(&bp->mu);
+    }
     pthread_mutex_unlock(&registry_mu);
+}
+
+/* The child's only thread is the one that forked: nothing else can touch the ring now. */
+static void ring_reset_in_child(batch_proc *bp)
+{
+    size_t enq = atomic_load_explicit(&bp->enq, memory_order_relaxed);
+    for (size_t pos = atomic_load_explicit(&bp->deq, memory_order_relaxed); pos != enq; pos++) {
+        cell *c = &bp->cells[pos & bp->mask];
+        /* A cell claimed but not yet filled by a parent thread holds no record for us. */
+        if (atomic_load_explicit(&c->seq, memory_order_relaxed) == pos + 1)
+            af__span_rec_release(c->rec);
+    }
+    for (size_t i = 0; i <= bp->mask; i++)
+        atomic_store_explicit(&bp->cells[i].seq, i, memory_order_relaxed);
+    atomic_store_explicit(&bp->enq, 0, memory_order_relaxed);
+    atomic_store_explicit(&bp->deq, 0, memory_order_relaxed);
 }
 
 void af__batch_atfork_child(void)
 {
     for (batch_proc *bp = registry; bp; bp = bp->reg_next) {
-        pthread_mutex_unlock(&bp->mu);
+        /* glibc's init of default-attribute mutexes and condition variables only stores
+         * fields and cannot fail; re-creating (rather than unlocking) drops the parent's
+         * waiters, which the inherited objects still count. */
+        (void)init_sync(bp);
         bp->thread_running = false;
+        bp->worker_exited = false;
+        bp->flush_done = bp->flush_requested;
+        bp->flush_result = 0;
+        bp->pending_err = 0;
         atomic_store(&bp->sleeping, false);
+        ring_reset_in_child(bp);
+        af__exporter_atfork(bp->exporter, AF_FORK_CHILD);
     }
-    pthread_mutex_unlock(&registry_mu);
+    pthread_mutex_init(&registry_mu, NULL);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "agentaflow/trace_sdk.h"
+#include "trace/span_int.h"
 #include "util/str.h"
 
 struct af_exporter {
@@ -56,6 +57,12 @@ int af_exporter_force_flush(af_exporter *e, uint64_t deadline_ns)
 int af_exporter_shutdown(af_exporter *e, uint64_t deadline_ns)
 {
     return e->ops->shutdown ? e->ops->shutdown(e->self, deadline_ns) : 0;
+}
+
+void af__exporter_atfork(af_exporter *e, af_fork_phase phase)
+{
+    if (e->ops->atfork)
+        e->ops->atfork(e->self, phase);
 }
 
 const char *af_exporter_type(const af_exporter *e)

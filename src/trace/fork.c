@@ -1,7 +1,10 @@
 /*
- * Fork safety. The handlers keep the record pool and the batch processors consistent
- * across fork(): locks are taken before the fork and released on both sides, and the
- * child's fork generation is bumped so batch processors restart their worker lazily.
+ * Fork safety. The handlers keep the record pool, the batch processors and their exporters
+ * consistent across fork(): locks are taken before the fork, released in the parent and
+ * re-created in the child (glibc's documented practice; strictly, the child of a
+ * multi-threaded process may only call async-signal-safe functions). The child's fork
+ * generation is bumped so batch processors restart their worker lazily. The pool's child
+ * handler runs first: the batch handler releases the parent's queued spans into it.
  */
 #include <pthread.h>
 

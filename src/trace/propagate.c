@@ -1,6 +1,6 @@
 /*
  * Propagators: W3C Trace Context and W3C Baggage over an af_carrier, and their composition
- * chosen by OTEL_PROPAGATORS.
+ * with B3 (b3.c) chosen by OTEL_PROPAGATORS.
  *
  * Extraction is on every incoming request and must never fail loudly: bad input leaves the
  * caller's context as it was and logs nothing (a peer could otherwise flood the log).
@@ -125,7 +125,7 @@ void af_baggage_inject(const af_carrier *c, const af_baggage *b)
 
 unsigned af_propagators_from_env(void)
 {
-    static const char *const unsupported[] = {"b3", "b3multi", "jaeger", "xray", "ottrace"};
+    static const char *const unsupported[] = {"jaeger", "xray", "ottrace"};
     const char *v = af__getenv("OTEL_PROPAGATORS");
     if (!v)
         return AF_PROPAGATE_DEFAULT;
@@ -149,6 +149,10 @@ unsigned af_propagators_from_env(void)
             which |= AF_PROPAGATE_TRACECONTEXT;
         } else if (af__str_ieq(s, n, "baggage")) {
             which |= AF_PROPAGATE_BAGGAGE;
+        } else if (af__str_ieq(s, n, "b3")) {
+            which |= AF_PROPAGATE_B3;
+        } else if (af__str_ieq(s, n, "b3multi")) {
+            which |= AF_PROPAGATE_B3_MULTI;
         } else if (af__str_ieq(s, n, "none")) {
             none = true;
         } else {
@@ -179,6 +183,8 @@ int af_propagate_extract(unsigned which, const af_carrier *c, af_span_context *s
     int got = 0;
     if ((which & AF_PROPAGATE_TRACECONTEXT) && sc)
         got = af_tracecontext_extract(c, sc);
+    if (!got && (which & (AF_PROPAGATE_B3 | AF_PROPAGATE_B3_MULTI)) && sc)
+        got = af_b3_extract(c, sc);
     if ((which & AF_PROPAGATE_BAGGAGE) && baggage)
         (void)af_baggage_extract(c, baggage);
     return got;
@@ -189,6 +195,10 @@ void af_propagate_inject(unsigned which, const af_carrier *c, const af_span_cont
 {
     if ((which & AF_PROPAGATE_TRACECONTEXT) && sc)
         af_tracecontext_inject(c, sc);
+    if ((which & AF_PROPAGATE_B3) && sc)
+        af_b3_inject(c, sc);
+    if ((which & AF_PROPAGATE_B3_MULTI) && sc)
+        af_b3_multi_inject(c, sc);
     if ((which & AF_PROPAGATE_BAGGAGE) && baggage)
         af_baggage_inject(c, baggage);
 }

@@ -107,22 +107,112 @@ static bool str_eq(const char *a, const char *b)
     return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
+/* Values as stored by af_resource_new_raw: string lengths measured, arrays owned. */
+static bool value_eq(const af_attr *a, const af_attr *b)
+{
+    if (a->type != b->type)
+        return false;
+    size_t elem = sizeof(double);
+    switch (a->type) {
+    case AF_VAL_STRING:
+        return a->v.s.len == b->v.s.len && memcmp(a->v.s.ptr, b->v.s.ptr, a->v.s.len) == 0;
+    case AF_VAL_BOOL:
+        return a->v.b == b->v.b;
+    case AF_VAL_INT:
+        return a->v.i == b->v.i;
+    case AF_VAL_DOUBLE: /* bitwise, so a NaN attribute still finds its tracer */
+        return memcmp(&a->v.d, &b->v.d, sizeof(double)) == 0;
+    case AF_VAL_STRING_ARRAY:
+        if (a->v.arr.count != b->v.arr.count)
+            return false;
+        for (size_t i = 0; i < a->v.arr.count; i++)
+            if (strcmp(((const char *const *)a->v.arr.items)[i],
+                       ((const char *const *)b->v.arr.items)[i]) != 0)
+                return false;
+        return true;
+    case AF_VAL_BOOL_ARRAY:
+        elem = sizeof(bool);
+        break;
+    case AF_VAL_INT_ARRAY:
+        elem = sizeof(int64_t);
+        break;
+    case AF_VAL_DOUBLE_ARRAY:
+        break;
+    }
+    return a->v.arr.count == b->v.arr.count &&
+           (a->v.arr.count == 0 ||
+            memcmp(a->v.arr.items, b->v.arr.items, a->v.arr.count * elem) == 0);
+}
+
+/* Same attribute set: keys are unique in each, so equal counts and every key of `a` found
+ * in `b` with the same value. */
+static bool scope_attrs_eq(const af_resource *a, const af_resource *b)
+{
+    size_t na = 0, nb = 0;
+    const af_attr *aa = a ? af_resource_attrs(a, &na) : NULL;
+    const af_attr *ba = b ? af_resource_attrs(b, &nb) : NULL;
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++) {
+        size_t j = 0;
+        while (j < nb && strcmp(aa[i].key, ba[j].key) != 0)
+            j++;
+        if (j == nb || !value_eq(&aa[i], &ba[j]))
+            return false;
+    }
+    return true;
+}
+
+static void tracer_free(af_tracer *t)
+{
+    free((char *)t->scope.name);
+    free((char *)t->scope.version);
+    free((char *)t->scope.schema_url);
+    af_resource_free(t->scope_attrs);
+    free(t);
+}
+
+void af_tracer_opts_init(af_tracer_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+}
+
 af_tracer *af_tracer_provider_get_tracer(af_tracer_provider *p, const char *name,
                                          const char *version, const char *schema_url)
 {
-    if (!p)
+    af_tracer_opts o = {.name = name, .version = version, .schema_url = schema_url};
+    return af_tracer_provider_get_tracer_opts(p, &o);
+}
+
+af_tracer *af_tracer_provider_get_tracer_opts(af_tracer_provider *p, const af_tracer_opts *o)
+{
+    if (!p || !o)
         return NULL;
     if (atomic_load(&p->shut_down))
         return &p->noop_tracer;
+    const char *name = o->name;
     if (!name || !name[0]) {
         af_log(AF_LOG_WARN, "af_tracer_provider_get_tracer: empty tracer name; using \"\"");
         name = "";
     }
+    /* The attributes are copied first, outside the lock: the copy is also the normalized
+     * form (lengths measured, repeated keys merged) that lookups compare. */
+    af_resource *attrs = NULL;
+    if (o->n_attrs) {
+        int rc = af_resource_new_raw(o->attrs, o->n_attrs, &attrs);
+        if (rc == -EINVAL)
+            af_log(AF_LOG_WARN,
+                   "af_tracer_provider_get_tracer: invalid scope attribute (empty "
+                   "key or NULL value) for tracer \"%s\"; attributes ignored",
+                   name);
+        else if (rc != 0)
+            return &p->noop_tracer;
+    }
     pthread_mutex_lock(&p->mu);
     af_tracer *t;
     for (t = p->tracers; t; t = t->next) {
-        if (str_eq(t->scope.name, name) && str_eq(t->scope.version, version) &&
-            str_eq(t->scope.schema_url, schema_url))
+        if (str_eq(t->scope.name, name) && str_eq(t->scope.version, o->version) &&
+            str_eq(t->scope.schema_url, o->schema_url) && scope_attrs_eq(t->scope_attrs, attrs))
             break;
     }
     if (!t) {
@@ -130,13 +220,14 @@ af_tracer *af_tracer_provider_get_tracer(af_tracer_provider *p, const char *name
         if (t) {
             t->provider = p;
             t->scope.name = af__strdup(name);
-            t->scope.version = af__strdup(version ? version : "");
-            t->scope.schema_url = af__strdup(schema_url ? schema_url : "");
+            t->scope.version = af__strdup(o->version ? o->version : "");
+            t->scope.schema_url = af__strdup(o->schema_url ? o->schema_url : "");
+            t->scope_attrs = attrs;
+            attrs = NULL;
+            if (t->scope_attrs)
+                t->scope.attrs = af_resource_attrs(t->scope_attrs, &t->scope.n_attrs);
             if (!t->scope.name || !t->scope.version || !t->scope.schema_url) {
-                free((char *)t->scope.name);
-                free((char *)t->scope.version);
-                free((char *)t->scope.schema_url);
-                free(t);
+                tracer_free(t);
                 t = &p->noop_tracer;
             } else {
                 t->next = p->tracers;
@@ -147,6 +238,7 @@ af_tracer *af_tracer_provider_get_tracer(af_tracer_provider *p, const char *name
         }
     }
     pthread_mutex_unlock(&p->mu);
+    af_resource_free(attrs);
     return t;
 }
 
@@ -216,10 +308,7 @@ void af_tracer_provider_free(af_tracer_provider *p)
     af_tracer *t = p->tracers;
     while (t) {
         af_tracer *next = t->next;
-        free((char *)t->scope.name);
-        free((char *)t->scope.version);
-        free((char *)t->scope.schema_url);
-        free(t);
+        tracer_free(t);
         t = next;
     }
     if (af_global_tracer_provider() == p)
@@ -266,5 +355,7 @@ void af_tracer_provider_stats(const af_tracer_provider *p, af_provider_stats *ou
         out->spans_dropped += st.dropped;
         out->spans_exported += st.exported;
         out->spans_failed += st.failed;
+        if (st.last_drop_ns > out->last_drop_ns)
+            out->last_drop_ns = st.last_drop_ns;
     }
 }

@@ -211,17 +211,6 @@ static bool is_space(char c)
     return c == ' ' || c == '\t';
 }
 
-static int hex_nibble(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF. */
 static bool utf8_valid(const unsigned char *s, size_t len)
 {
@@ -289,26 +278,14 @@ static int percent_decode(const char *s, size_t len, size_t base, const char *wh
     char *d = malloc(len + 1);
     if (!d)
         return -ENOMEM;
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] != '%') {
-            d[o++] = s[i];
-            continue;
-        }
-        int hi = i + 2 < len ? hex_nibble(s[i + 1]) : -1;
-        int lo = hi >= 0 ? hex_nibble(s[i + 2]) : -1;
-        if (hi < 0 || lo < 0) {
-            set_err(e, "malformed percent escape in a %s at offset %zu", what, base + i);
-            goto fail;
-        }
-        if (hi == 0 && lo == 0) {
-            set_err(e, "%%00 (NUL) in a %s at offset %zu", what, base + i);
-            goto fail;
-        }
-        d[o++] = (char)(hi << 4 | lo);
-        i += 2;
+    size_t o;
+    if (af__pct_decode(s, len, false, d, len + 1, &o) != 0) {
+        if (len - o >= 3 && s[o + 1] == '0' && s[o + 2] == '0')
+            set_err(e, "%%00 (NUL) in a %s at offset %zu", what, base + o);
+        else
+            set_err(e, "malformed percent escape in a %s at offset %zu", what, base + o);
+        goto fail;
     }
-    d[o] = '\0';
     if (!utf8_valid((const unsigned char *)d, o)) {
         set_err(e, "the %s at offset %zu is not valid UTF-8 after decoding", what, base);
         goto fail;

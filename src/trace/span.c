@@ -1,9 +1,9 @@
 /*
  * Spans: start, mutation under a per-span spin lock, end and hand-off to the processors.
  *
- * Hot path budget (docs/architecture.md, tracing core): no malloc in steady state, one clock read per timestamp,
- * no contended lock. The lock is a single atomic word: spans are almost always touched by
- * one thread, so it is uncontended and costs one exchange per call.
+ * Hot path budget (docs/architecture.md, tracing core): no malloc in steady state, one clock read
+ * per timestamp, no contended lock. The lock is a single atomic word: spans are almost always
+ * touched by one thread, so it is uncontended and costs one exchange per call.
  */
 #include <string.h>
 
@@ -162,12 +162,17 @@ static void set_attr_locked(af_span_rec *r, const af_span_limits *lim, const af_
     d->n_attrs++;
 }
 
-/* Copies an attribute list into a fresh arena array, applying the per-item count limit. */
-static const af_attr *copy_attr_list(af_span_rec *r, const af_span_limits *lim, const af_attr *in,
-                                     size_t n, uint32_t limit, uint32_t *n_out, uint32_t *dropped)
+/*
+ * Copies an attribute list, given in two parts read as one (a then b), into a fresh arena
+ * array, applying the per-item count limit; what does not fit is counted in *dropped.
+ */
+static const af_attr *copy_attr_list(af_span_rec *r, const af_span_limits *lim, const af_attr *a,
+                                     size_t na, const af_attr *b, size_t nb, uint32_t limit,
+                                     uint32_t *n_out, uint32_t *dropped)
 {
     *n_out = 0;
     *dropped = 0;
+    size_t n = na + nb;
     if (n == 0)
         return NULL;
     size_t keep = n < limit ? n : limit;
@@ -178,17 +183,18 @@ static const af_attr *copy_attr_list(af_span_rec *r, const af_span_limits *lim, 
     }
     uint32_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!in[i].key || !in[i].key[0])
+        const af_attr *in = i < na ? &a[i] : &b[i - na];
+        if (!in->key || !in->key[0])
             continue;
-        size_t klen = strlen(in[i].key);
-        af_attr *dup = find_attr(out, k, in[i].key, klen);
+        size_t klen = strlen(in->key);
+        af_attr *dup = find_attr(out, k, in->key, klen);
         if (dup) { /* a later duplicate overwrites, as set_attr would */
             af_attr copy;
-            if (copy_attr(r, &copy, &in[i], klen, lim->attribute_value_length))
+            if (copy_attr(r, &copy, in, klen, lim->attribute_value_length))
                 *dup = copy;
             continue;
         }
-        if (k >= keep || !copy_attr(r, &out[k], &in[i], klen, lim->attribute_value_length)) {
+        if (k >= keep || !copy_attr(r, &out[k], in, klen, lim->attribute_value_length)) {
             (*dropped)++;
             continue;
         }
@@ -260,14 +266,23 @@ static bool resolve_parent(const af_span_start_opts *o, af_span_context *sc)
     return af__context_current_parent(sc);
 }
 
-/* The external definitions of the header's inline wrappers (C99 inline model). */
-extern inline af_span af_span_start(af_tracer *t, const char *name, const af_span_start_opts *o);
-extern inline void af_span_end(af_span s);
-extern inline void af_span_set_attrs(af_span s, const af_attr *attrs, size_t n);
-extern inline void af_span_add_event(af_span s, const char *name, const af_attr *attrs,
-                                     size_t n_attrs);
+/* An out-of-range kind would be exported as a number OTLP does not define; it becomes
+ * INTERNAL (the spec's default) with a warning at most every 10 s, since a caller with a bad
+ * constant passes it on every span. */
+#define KIND_LOG_INTERVAL_NS (10 * 1000000000ull)
+static _Atomic uint64_t kind_logged_ns;
 
-af_span af__span_start(af_tracer *t, const char *name, const af_span_start_opts *o)
+static af_span_kind invalid_kind(af_span_kind kind)
+{
+    uint64_t now = af_monotonic_ns();
+    uint64_t last = atomic_load_explicit(&kind_logged_ns, memory_order_relaxed);
+    if ((last == 0 || now - last >= KIND_LOG_INTERVAL_NS) &&
+        atomic_compare_exchange_strong(&kind_logged_ns, &last, now))
+        af_log(AF_LOG_WARN, "span kind %d is not a valid af_span_kind; using INTERNAL", (int)kind);
+    return AF_SPAN_KIND_INTERNAL;
+}
+
+af_span af_span_start_impl(af_tracer *t, const char *name, const af_span_start_opts *o)
 {
     if (!t)
         return AF_SPAN_NONE;
@@ -275,6 +290,10 @@ af_span af__span_start(af_tracer *t, const char *name, const af_span_start_opts 
     af_span_context parent;
     bool has_parent = resolve_parent(o, &parent);
     af_span_kind kind = (o && o->kind) ? o->kind : AF_SPAN_KIND_INTERNAL;
+    if (__builtin_expect((unsigned)kind - AF_SPAN_KIND_INTERNAL >
+                             (unsigned)(AF_SPAN_KIND_CONSUMER - AF_SPAN_KIND_INTERNAL),
+                         0))
+        kind = invalid_kind(kind);
 
     af_span_rec *r = af__span_rec_alloc();
     if (!r)
@@ -321,6 +340,8 @@ af_span af__span_start(af_tracer *t, const char *name, const af_span_start_opts 
         .kind = kind,
         .attrs = o ? o->attrs : NULL,
         .n_attrs = o ? o->n_attrs : 0,
+        .links = o ? o->links : NULL,
+        .n_links = o ? o->n_links : 0,
     };
     af_sampling_decision dec = af_sampler_should_sample(p->sampler, &sp);
     gen_span_id(p, d->span_id);
@@ -471,7 +492,7 @@ void af_span_get_context(af_span s, af_span_context *out)
 
 /* ----- mutation ------------------------------------------------------------------------- */
 
-void af__span_set_attrs(af_span s, const af_attr *attrs, size_t n)
+void af_span_set_attrs_impl(af_span s, const af_attr *attrs, size_t n)
 {
     if (!lock_live(s))
         return;
@@ -510,8 +531,10 @@ void af_span_set_bool(af_span s, const char *key, bool value)
     af_span_set_attrs(s, &a, 1);
 }
 
-static void add_event_locked(af_span_rec *r, const char *name, uint64_t time_ns,
-                             const af_attr *attrs, size_t n)
+/* The event's attributes are `pre` followed by `attrs` (record_error puts its standard
+ * attributes in front of the caller's without copying them into one array first). */
+static void add_event_locked(af_span_rec *r, const char *name, uint64_t time_ns, const af_attr *pre,
+                             size_t n_pre, const af_attr *attrs, size_t n)
 {
     const af_span_limits *lim = limits_of(r);
     af_span_data *d = &r->data;
@@ -537,8 +560,8 @@ static void add_event_locked(af_span_rec *r, const char *name, uint64_t time_ns,
         return;
     }
     e->time_ns = time_ns ? time_ns : af__clock_now_ns();
-    e->attrs = copy_attr_list(r, lim, attrs, n, lim->attribute_per_event_count, &e->n_attrs,
-                              &e->dropped_attrs);
+    e->attrs = copy_attr_list(r, lim, pre, n_pre, attrs, n, lim->attribute_per_event_count,
+                              &e->n_attrs, &e->dropped_attrs);
     d->n_events++;
 }
 
@@ -547,7 +570,7 @@ void af_span_add_event_at(af_span s, const char *name, uint64_t time_ns, const a
 {
     if (!lock_live(s))
         return;
-    add_event_locked(s.rec, name, time_ns, attrs, n_attrs);
+    add_event_locked(s.rec, name, time_ns, NULL, 0, attrs, n_attrs);
     span_unlock(s.rec);
 }
 
@@ -581,7 +604,7 @@ static void add_link_locked(af_span_rec *r, const af_link *l)
         if (ts)
             ld->trace_state = ts;
     }
-    ld->attrs = copy_attr_list(r, lim, l->attrs, l->n_attrs, lim->attribute_per_link_count,
+    ld->attrs = copy_attr_list(r, lim, l->attrs, l->n_attrs, NULL, 0, lim->attribute_per_link_count,
                                &ld->n_attrs, &ld->dropped_attrs);
     d->n_links++;
 }
@@ -636,18 +659,17 @@ void af_span_record_error(af_span s, const char *type, const char *message, cons
     if (!lock_live(s))
         return;
     /* Standard attributes first, caller's attributes after: a later duplicate key wins in
-     * copy_attr_list, which gives the caller precedence as the spec asks. */
-    af_attr all[3 + 32];
+     * copy_attr_list, which gives the caller precedence as the spec asks. The caller's list
+     * is read in place, so only the event attribute limit bounds it. */
+    af_attr std[3];
     size_t n = 0;
     if (type)
-        all[n++] = AF_STR("exception.type", type);
+        std[n++] = AF_STR("exception.type", type);
     if (message)
-        all[n++] = AF_STR("exception.message", message);
+        std[n++] = AF_STR("exception.message", message);
     if (stacktrace)
-        all[n++] = AF_STR("exception.stacktrace", stacktrace);
-    for (size_t i = 0; i < n_attrs && n < sizeof(all) / sizeof(all[0]); i++)
-        all[n++] = attrs[i];
-    add_event_locked(s.rec, "exception", 0, all, n);
+        std[n++] = AF_STR("exception.stacktrace", stacktrace);
+    add_event_locked(s.rec, "exception", 0, std, n, attrs, attrs ? n_attrs : 0);
     set_status_locked(s.rec, AF_STATUS_ERROR, message ? message : type);
     span_unlock(s.rec);
 }

@@ -62,7 +62,8 @@ struct af_span_processor {
 
 struct af_tracer {
     af_tracer_provider *provider;
-    af_instrumentation_scope scope; /* strings owned by the tracer */
+    af_instrumentation_scope scope; /* strings owned by the tracer; attrs point into ... */
+    af_resource *scope_attrs;       /* ... this owned attribute set (NULL when none) */
     struct af_tracer *next;
 };
 
@@ -175,5 +176,7 @@ void af__pool_atfork_child(void);
 void af__batch_atfork_prepare(void);
 void af__batch_atfork_parent(void);
 void af__batch_atfork_child(void);
+/* Runs the exporter's optional atfork hook (see af_exporter_ops). */
+void af__exporter_atfork(af_exporter *e, af_fork_phase phase);
 
 #endif

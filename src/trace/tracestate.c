@@ -6,18 +6,18 @@
  * buffer: no allocation, as this runs for every request that carries a tracestate.
  *
  * Choices where the spec leaves room:
- * - Keys: a key with an '@' follows the Level 1 multi-tenant rule (tenant 1-241 characters
- *   starting with lcalpha or a digit, system 1-14 starting with lcalpha, exactly one '@');
- *   a key without one follows the newer draft (lcalpha or digit, then up to 255 of
- *   lcalpha / digit / "_-*" "/"). That accepts every Level 1 key plus digit-led simple keys,
- *   and still rejects "foo@bar@baz" and over-long vendor parts, as the W3C test suite wants.
+ * - Keys: the current Level 2 grammar, ( lcalpha / DIGIT ) 0*255 keychar with keychar =
+ *   lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@". '@' is an ordinary key character there
+ *   (the Level 1 tenant@system split is gone), so "foo@", "foo@@bar" and long vendor parts
+ *   are valid; only the first character is restricted.
  * - Values: 1-256 characters of 0x20-0x7E except ',' and '=', not ending in a space (the
  *   grammar's "0*255chr nblk-chr"); "foo=" is invalid (test suite: "foo=,bar=3" is dropped).
- * - Duplicate keys make the whole header invalid. The spec allows either dropping one or
- *   rejecting; rejecting is what the W3C test suite checks at strict level 2, and it avoids
- *   guessing which of two vendors' values is the real one.
- * - More than 32 non-empty members make the whole header invalid (empty members, which the
- *   spec allows for the sake of header joining, are dropped and not counted).
+ * - Duplicate keys: the header is still propagated, with every later duplicate dropped.
+ *   The spec allows keeping them or dropping one; keeping only the first (the leftmost is
+ *   the most recently updated entry) leaves one value per key for get/put/delete.
+ * - More than 32 non-empty members (duplicates included: they are list-members as sent) make
+ *   the whole header invalid; empty members, which the spec allows for the sake of header
+ *   joining, are dropped and not counted.
  */
 #include "agentaflow/propagation.h"
 
@@ -29,8 +29,6 @@
 #define TS_MAX_MEMBERS 32
 #define TS_KEY_MAX 256
 #define TS_VALUE_MAX 256
-#define TS_TENANT_MAX 241
-#define TS_SYSTEM_MAX 14
 #define TS_ENTRY_MAX (TS_KEY_MAX + 1 + TS_VALUE_MAX)
 /* Entries longer than this go first when the stored value has to be shortened. */
 #define TS_LONG_ENTRY 128
@@ -59,7 +57,7 @@ static bool is_digit(char c)
 
 static bool is_keychar(char c)
 {
-    return is_lcalpha(c) || is_digit(c) || c == '_' || c == '-' || c == '*' || c == '/';
+    return is_lcalpha(c) || is_digit(c) || c == '_' || c == '-' || c == '*' || c == '/' || c == '@';
 }
 
 static bool keychars(const char *s, size_t n)
@@ -74,13 +72,7 @@ static bool valid_key(const char *k, size_t n)
 {
     if (n == 0 || n > TS_KEY_MAX || !(is_lcalpha(k[0]) || is_digit(k[0])))
         return false;
-    const char *at = memchr(k, '@', n);
-    if (!at)
-        return keychars(k + 1, n - 1);
-    size_t tlen = (size_t)(at - k), slen = n - tlen - 1;
-    if (tlen > TS_TENANT_MAX || slen == 0 || slen > TS_SYSTEM_MAX || !is_lcalpha(at[1]))
-        return false;
-    return keychars(k + 1, tlen - 1) && keychars(at + 2, slen - 1);
+    return keychars(k + 1, n - 1);
 }
 
 static bool valid_value(const char *v, size_t n)
@@ -116,12 +108,13 @@ static bool same_key(const ts_member *a, const char *key, size_t klen)
 }
 
 /*
- * Collects the members of comma-separated fields into m[]. Returns the member count, or -1
- * when anything is invalid (bad member, duplicate key, more than 32 members).
+ * Collects the members of comma-separated fields into m[], dropping later duplicates of a
+ * key. Returns the number kept, or -1 when anything is invalid (a bad member, more than 32
+ * members).
  */
 static int parse_fields(const af_str *fields, size_t n_fields, ts_member m[TS_MAX_MEMBERS])
 {
-    size_t n = 0;
+    size_t n = 0, seen = 0;
     for (size_t f = 0; f < n_fields; f++) {
         const char *s = fields[f].ptr;
         size_t len = fields[f].len;
@@ -139,12 +132,13 @@ static int parse_fields(const af_str *fields, size_t n_fields, ts_member m[TS_MA
                 e--;
             if (b == e)
                 continue;
-            if (n == TS_MAX_MEMBERS || e - b > TS_ENTRY_MAX || !parse_member(s + b, e - b, &m[n]))
+            if (seen++ == TS_MAX_MEMBERS || e - b > TS_ENTRY_MAX ||
+                !parse_member(s + b, e - b, &m[n]))
                 return -1;
-            for (size_t i = 0; i < n; i++)
-                if (same_key(&m[i], m[n].p, m[n].klen))
-                    return -1;
-            n++;
+            bool dup = false;
+            for (size_t i = 0; i < n && !dup; i++)
+                dup = same_key(&m[i], m[n].p, m[n].klen);
+            n += !dup;
         }
     }
     return (int)n;

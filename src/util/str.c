@@ -2,6 +2,7 @@
 #include "util/str.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,4 +63,81 @@ size_t af__utf8_prefix(const char *s, size_t len, size_t max_chars)
         chars++;
     }
     return i;
+}
+
+static int hex_digit(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+int af__pct_decode(const char *s, size_t n, bool plus_space, char *out, size_t cap, size_t *out_len)
+{
+    if (cap == 0)
+        return -ENOSPC;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (ch == '+' && plus_space) {
+            ch = ' ';
+        } else if (ch == '%') {
+            int h = n - i >= 3 ? hex_digit(s[i + 1]) : -1;
+            int l = h >= 0 ? hex_digit(s[i + 2]) : -1;
+            if (l < 0 || (h | l) == 0) {
+                /* %00 would silently cut the C string short. */
+                if (out_len)
+                    *out_len = i;
+                return -EINVAL;
+            }
+            ch = (char)(h * 16 + l);
+            i += 2;
+        }
+        if (o + 1 >= cap)
+            return -ENOSPC;
+        out[o++] = ch;
+    }
+    out[o] = '\0';
+    if (out_len)
+        *out_len = o;
+    return 0;
+}
+
+int af__parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+    if (!*s)
+        return -EINVAL;
+    uint64_t v = 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return -EINVAL;
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (max - d) / 10)
+            return -ERANGE;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+int af__parse_decimal(const char *s, double *out)
+{
+    const char *p = s;
+    size_t whole = strspn(p, "0123456789");
+    p += whole;
+    if (*p == '.') {
+        size_t frac = strspn(p + 1, "0123456789");
+        if (frac == 0)
+            return -EINVAL;
+        p += 1 + frac;
+    }
+    if (whole == 0 || *p || p - s > 32)
+        return -EINVAL;
+    /* Only digits and one '.' reach strtod, so no sign, hex, exponent, inf or nan. */
+    *out = strtod(s, NULL);
+    return 0;
 }

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* strdup that accepts NULL (returns NULL). */
 char *af__strdup(const char *s);
@@ -17,5 +18,19 @@ bool af__str_ieq(const char *a, size_t alen, const char *b);
 /* Byte length of the longest prefix of s[0..len) holding at most max_chars UTF-8 characters,
  * never splitting a multi-byte sequence. */
 size_t af__utf8_prefix(const char *s, size_t len, size_t max_chars);
+
+/* Percent-decodes s[0..n) into out (NUL-terminated; *out_len, may be NULL, gets the length);
+ * '+' becomes a space when plus_space (query strings). The one decoder for request paths,
+ * query strings, baggage values and resource attributes. 0; -EINVAL for a malformed escape or
+ * %00 (a NUL would silently cut the C string short), *out_len then gets the escape's offset
+ * in s; -ENOSPC when the result does not fit in cap bytes (n + 1 always fits). */
+int af__pct_decode(const char *s, size_t n, bool plus_space, char *out, size_t cap,
+                   size_t *out_len);
+/* Strict decimal: digits only (no sign, space, hex or leading '+'), value <= max. 0, -EINVAL
+ * (not a decimal number), -ERANGE (over max). */
+int af__parse_u64(const char *s, uint64_t max, uint64_t *out);
+/* Strict decimal with an optional fraction: digits[.digits] (no sign, exponent, hex, inf or
+ * nan). 0 or -EINVAL; range checks are the caller's. */
+int af__parse_decimal(const char *s, double *out);
 
 #endif

@@ -55,10 +55,10 @@ async function until(what, fn, timeoutMs = 20000, everyMs = 200) {
 }
 
 // ------------------------------------------------------------------------------ the daemon
-function startDaemon() {
+function startDaemon(extra) {
   // Ephemeral ports through the daemon's documented variables (app/agentaflow/app.h); extra
   // arguments can be added with AF_SERVE_ARGS. The daemon logs its URL on start.
-  const args = ['serve'].concat((process.env.AF_SERVE_ARGS || '').split(' ').filter(Boolean));
+  const args = ['serve'].concat((process.env.AF_SERVE_ARGS || '').split(' ').filter(Boolean), extra || []);
   const env = Object.assign({}, process.env, { AGENTAFLOW_PORT: '0', AGENTAFLOW_METRICS_PORT: '0', AGENTAFLOW_BIND_ADDRESS: '127.0.0.1', AGENTAFLOW_DATA_DIR: process.env.AGENTAFLOW_DATA_DIR || ':memory:' });
   log('starting', BIN, args.join(' '));
   const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
@@ -80,6 +80,18 @@ function startDaemon() {
     50,
   );
   return { child, exited, port, output: () => out };
+}
+
+// SIGTERM, then a bounded wait; reports a bad exit.
+async function stopDaemon(d) {
+  if (d.child.exitCode === null) d.child.kill('SIGTERM');
+  const r = await Promise.race([d.exited, sleep(15000).then(() => null)]);
+  if (!r) {
+    d.child.kill('SIGKILL');
+    console.error('[browser] the daemon did not stop within 15 s of SIGTERM');
+  } else if (r.code !== 0 && r.code !== null) {
+    console.error('[browser] the daemon exited with', r.code, '\n' + d.output().slice(-3000));
+  }
 }
 
 async function api(base, p, opts) {
@@ -215,6 +227,9 @@ async function main() {
     // ---- resolve an alert ------------------------------------------------------------------
     // Alerts come from the collector's thresholds: an Idle simulated GPU goes under the
     // low-utilization threshold, a Batch Processing one over the memory threshold.
+    // A pattern with a space arrives percent-encoded: the daemon decodes path parameters.
+    const light = await api(base, '/api/v1/demo/trigger/gpu-2/' + encodeURIComponent('Light Inference'), { method: 'POST' });
+    if (light.status !== 200) fail('POST /api/v1/demo/trigger/gpu-2/Light%20Inference answered ' + light.status + ' ' + JSON.stringify(light.body));
     let alerts = (await api(base, '/api/v1/alerts')).body || [];
     if (!alerts.length) {
       for (const [gpu, pattern] of [
@@ -223,6 +238,7 @@ async function main() {
       ]) {
         const r = await api(base, '/api/v1/demo/trigger/' + gpu + '/' + encodeURIComponent(pattern), { method: 'POST' });
         log('trigger', gpu, pattern, '->', r.status);
+        if (r.status !== 200) fail('POST /api/v1/demo/trigger/' + gpu + '/' + encodeURIComponent(pattern) + ' answered ' + r.status + ' ' + JSON.stringify(r.body));
       }
       alerts = await until('an active alert', async () => {
         const a = (await api(base, '/api/v1/alerts')).body;
@@ -295,6 +311,28 @@ async function main() {
     await page.screenshot({ path: path.join(OUT, 'trace.png') });
     log('waterfall OK:', wf.length, 'spans');
 
+    // ---- server.auth.read: the page asks for the token, then works ----------------------------
+    const cfg = path.join(profile, 'auth-read.yaml');
+    fs.writeFileSync(cfg, 'server:\n  load_generator: false\n  auth_token: browser-token-1\n  auth:\n    read: true\n');
+    const d2 = startDaemon(['--config', cfg]);
+    try {
+      const base2 = 'http://127.0.0.1:' + (await d2.port);
+      if ((await api(base2, '/api/v1/gpus')).status !== 401) fail('auth.read: /api/v1/gpus answered without a token');
+      const p2 = await ctx.newPage(); // its expected 401s stay out of `problems`
+      await p2.goto(base2 + '/', { waitUntil: 'domcontentloaded' });
+      await p2.waitForSelector('#token-form:not([hidden])', { timeout: 20000 });
+      await p2.fill('#token-input', 'browser-token-1');
+      await p2.click('#token-form button[type=submit]');
+      await p2.waitForFunction(() => document.querySelectorAll('#gpu-grid .gpu-card').length >= 1, null, { timeout: 20000 });
+      await until('the WebSocket with ?access_token', async () => (await p2.textContent('#conn')) === 'Connected', 15000);
+      if (!(await p2.evaluate(() => document.getElementById('token-form').hidden))) fail('auth.read: the token field is still shown');
+      await p2.screenshot({ path: path.join(OUT, 'auth-read.png') });
+      await p2.close();
+      log('auth.read OK: the page asked for the token and works with it');
+    } finally {
+      await stopDaemon(d2);
+    }
+
     // ---- nothing bad happened ----------------------------------------------------------------
     const alerted = await page.evaluate(() => window.__afAlerts);
     if (alerted.length || dialogs.length) fail('a script ran alert(): ' + JSON.stringify(alerted.concat(dialogs)));
@@ -305,14 +343,7 @@ async function main() {
   } finally {
     if (ctx) await ctx.close().catch(() => {});
     if (profile) fs.rmSync(profile, { recursive: true, force: true });
-    if (d.child.exitCode === null) d.child.kill('SIGTERM');
-    const r = await Promise.race([d.exited, sleep(15000).then(() => null)]);
-    if (!r) {
-      d.child.kill('SIGKILL');
-      console.error('[browser] the daemon did not stop within 15 s of SIGTERM');
-    } else if (r.code !== 0 && r.code !== null) {
-      console.error('[browser] the daemon exited with', r.code, '\n' + d.output().slice(-3000));
-    }
+    await stopDaemon(d);
   }
 }
 

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -45,8 +47,9 @@ void write_file(const char *path, const char *text)
     fclose(f);
 }
 
-/* Starts the daemon with `config` text (NULL = none) and extra args; env "K=V" pairs. */
-void daemon_start(daemon_t *d, const char *config, const char *const *extra, const char *const *env)
+/* daemon_start with RLIMIT_NOFILE set to nofile in the child before exec (0 = inherited). */
+static void spawn(daemon_t *d, const char *config, const char *const *extra, const char *const *env,
+                  rlim_t nofile)
 {
     static int seq;
     memset(d, 0, sizeof(*d));
@@ -86,6 +89,11 @@ void daemon_start(daemon_t *d, const char *config, const char *const *extra, con
         setenv("AGENTAFLOW_DATA_DIR", ":memory:", 0);
         for (int i = 0; env && env[i]; i++)
             putenv((char *)env[i]);
+        if (nofile) {
+            struct rlimit rl = {.rlim_cur = nofile, .rlim_max = nofile};
+            if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+                _exit(126);
+        }
         execv(g_bin, (char *const *)argv);
         _exit(127);
     }
@@ -104,6 +112,17 @@ void daemon_start(daemon_t *d, const char *config, const char *const *extra, con
         pause_ms(20);
     }
     fail_msg("daemon did not report its ports (see %s)", d->logfile);
+}
+
+void daemon_start(daemon_t *d, const char *config, const char *const *extra, const char *const *env)
+{
+    spawn(d, config, extra, env, 0);
+}
+
+void daemon_start_nofile(daemon_t *d, const char *config, const char *const *extra,
+                         const char *const *env, unsigned long nofile)
+{
+    spawn(d, config, extra, env, (rlim_t)nofile);
 }
 
 /* SIGTERM, then the exit status (bounded wait). */
@@ -201,8 +220,14 @@ resp http(int port, const char *method, const char *path, const char *body,
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
     CURL *c = curl_easy_init();
     struct curl_slist *h = NULL;
-    for (int i = 0; headers && headers[i]; i++)
+    bool has_ct = false;
+    for (int i = 0; headers && headers[i]; i++) {
         h = curl_slist_append(h, headers[i]);
+        has_ct |= strncasecmp(headers[i], "content-type:", 13) == 0;
+    }
+    /* The daemon takes only JSON bodies on writes; curl would say form-urlencoded. */
+    if (body && !has_ct)
+        h = curl_slist_append(h, "Content-Type: application/json");
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);

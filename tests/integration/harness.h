@@ -45,6 +45,11 @@ void write_file(const char *path, const char *text);
 void daemon_start(daemon_t *d, const char *config, const char *const *extra,
                   const char *const *env);
 
+/* daemon_start with the daemon's descriptor limit (RLIMIT_NOFILE, soft and hard) set to
+ * nofile in the child before exec. */
+void daemon_start_nofile(daemon_t *d, const char *config, const char *const *extra,
+                         const char *const *env, unsigned long nofile);
+
 /* SIGTERM, then the exit status (bounded wait). */
 int daemon_stop(daemon_t *d);
 

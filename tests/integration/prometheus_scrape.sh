@@ -32,7 +32,7 @@ done
 read -r PORT MPORT <"$TMP/ports"
 
 # Let one inference and one workload through so histograms have buckets.
-curl -sf -X POST "http://127.0.0.1:$PORT/api/v1/inference" \
+curl -sf -X POST "http://127.0.0.1:$PORT/api/v1/inference" -H 'Content-Type: application/json' \
     -d '{"model_id":"model-gpt","input":"scrape me"}' >/dev/null || fail "inference"
 curl -sf "http://127.0.0.1:$MPORT/metrics" >"$TMP/metrics.txt" || fail "GET /metrics"
 promtool check metrics <"$TMP/metrics.txt" || fail "promtool check metrics"

@@ -38,7 +38,7 @@ static void test_overload_and_graceful_stop(void **state)
     daemon_t d;
     daemon_start(&d,
                  "service_name: agentaflow-it\nserver:\n  load_generator: false\n"
-                 "  max_inflight: 1\n",
+                 "  max_inflight: 1\n  max_input_tokens: 100000\n",
                  NULL, NULL);
     char *req = slow_infer_request(d.port, 1500, 1);
     int slow = tcp_connect(d.port);
@@ -68,7 +68,7 @@ static void test_overload_and_graceful_stop(void **state)
             refused = true;
             break;
         }
-        const char *get = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        const char *get = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
         /* No send_all: the write may meet the reset described below (MSG_NOSIGNAL: no
          * SIGPIPE). */
         (void)send(fd, get, strlen(get), MSG_NOSIGNAL);
@@ -345,8 +345,9 @@ static void test_http_framing(void **state)
 {
     (void)state;
     /* Pipelined requests are answered in order on one connection. */
-    const char pipelined[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
-                             "GET /api/v1/gpus HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    const char pipelined[] =
+        "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        "GET /api/v1/gpus HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
     char *out = exchange(pipelined, sizeof(pipelined) - 1);
     assert_int_equal(count_of(out, "HTTP/1.1 200 OK\r\n"), 2);
     char *second = strstr(out + 1, "HTTP/1.1 200 OK");
@@ -358,7 +359,7 @@ static void test_http_framing(void **state)
 
     /* A chunked body, split oddly, with a trailer. */
     const char chunked[] =
-        "POST /api/v1/workloads HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        "POST /api/v1/workloads HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
         "Content-Type: application/json\r\nConnection: close\r\n\r\n"
         "5\r\n{\"id\"\r\n1e;ext=1\r\n:\"chunky\",\"name\":\"c\",\"priority\r\n"
         "1d\r\n\":1,\"memory_required_mb\":256}\r\n0\r\nX-Trailer: t\r\n\r\n";
@@ -373,7 +374,8 @@ static void test_http_framing(void **state)
     const char body[] = "{\"id\":\"expect-1\",\"name\":\"e\",\"memory_required_mb\":128}";
     char head[256];
     int hl = snprintf(head, sizeof(head),
-                      "POST /api/v1/workloads HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n"
+                      "POST /api/v1/workloads HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                      "application/json\r\nContent-Length: %zu\r\n"
                       "Expect: 100-continue\r\n\r\n",
                       sizeof(body) - 1);
     send_all(fd, head, (size_t)hl);
@@ -385,7 +387,8 @@ static void test_http_framing(void **state)
     read_until(fd, buf, sizeof(buf), "expect-1", &closed);
     assert_non_null(strstr(buf, "HTTP/1.1 201 "));
     /* ...and the connection stays open for the next request. */
-    send_all(fd, "GET /health HTTP/1.1\r\n\r\n", 25);
+    const char next[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    send_all(fd, next, sizeof(next) - 1);
     read_until(fd, buf, sizeof(buf), "\"status\"", &closed);
     assert_false(closed);
     assert_non_null(strstr(buf, "HTTP/1.1 200 OK"));
@@ -431,10 +434,11 @@ static void test_http_framing(void **state)
     /* A client that never reads its answers still gets them all once it does. */
     fd = tcp_connect(g_d.port);
     assert_true(fd >= 0);
-    char many[64 * 32];
+    char many[64 * 48];
     size_t ml = 0;
     for (int i = 0; i < 64; i++)
-        ml += (size_t)snprintf(many + ml, sizeof(many) - ml, "GET /api/v1/gpus HTTP/1.1\r\n%s\r\n",
+        ml += (size_t)snprintf(many + ml, sizeof(many) - ml,
+                               "GET /api/v1/gpus HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n",
                                i == 63 ? "Connection: close\r\n" : "");
     send_all(fd, many, ml);
     out = malloc(1 << 20);
@@ -535,6 +539,11 @@ static void test_trace_middleware(void **state)
     char tr[128];
     assert_non_null(header(&r, "traceresponse", tr, sizeof(tr)));
     assert_int_equal(strncmp(tr, "00-4bf92f3577b34da6a3ce929d0e0e4736-", 36), 0);
+    /* The same value under the W3C Server-Timing binding (metric "trace"). */
+    char st[128], want[160];
+    assert_non_null(header(&r, "Server-Timing", st, sizeof(st)));
+    snprintf(want, sizeof(want), "trace;desc=%s", tr);
+    assert_string_equal(st, want);
     free(r.body);
 
     /* The store is fed by a batch processor with a short delay: poll. */
@@ -734,6 +743,36 @@ static void test_ws_client_cap(void **state)
     assert_int_equal(daemon_stop(&d), 0);
 }
 
+/* OTEL_PROPAGATORS=b3multi,b3: the middleware continues a trace that a service mesh sends as
+ * B3 (multi headers here, the single header next); W3C tracecontext is then not read. */
+static void test_b3_propagation(void **state)
+{
+    (void)state;
+    const char *env[] = {"OTEL_PROPAGATORS=b3multi,b3", NULL};
+    daemon_t d;
+    daemon_start(&d, NULL, NULL, env);
+    const char *multi[] = {"X-B3-TraceId: 463ac35c9f6413ad48485a3953bb6124",
+                           "X-B3-SpanId: a2fb4a1d1a96d312", "X-B3-Sampled: 1", NULL};
+    resp r = http(d.port, "GET", "/api/v1/gpus", NULL, multi);
+    assert_int_equal(r.status, 200);
+    char tr[128];
+    assert_non_null(header(&r, "traceresponse", tr, sizeof(tr)));
+    assert_int_equal(strncmp(tr, "00-463ac35c9f6413ad48485a3953bb6124-", 36), 0);
+    free(r.body);
+    const char *single[] = {"b3: 80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1", NULL};
+    r = http(d.port, "GET", "/api/v1/gpus", NULL, single);
+    assert_non_null(header(&r, "traceresponse", tr, sizeof(tr)));
+    assert_int_equal(strncmp(tr, "00-80f198ee56343ba864fe8b2a57d3eff7-", 36), 0);
+    free(r.body);
+    const char *w3c[] = {"traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                         NULL};
+    r = http(d.port, "GET", "/api/v1/gpus", NULL, w3c);
+    assert_non_null(header(&r, "traceresponse", tr, sizeof(tr)));
+    assert_int_not_equal(strncmp(tr, "00-4bf92f3577b34da6a3ce929d0e0e4736-", 36), 0);
+    free(r.body);
+    assert_int_equal(daemon_stop(&d), 0);
+}
+
 static void test_auth(void **state)
 {
     (void)state;
@@ -909,6 +948,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_overload_and_graceful_stop),
         cmocka_unit_test(test_ws_stalled_client_drops_oldest),
         cmocka_unit_test(test_auth),
+        cmocka_unit_test(test_b3_propagation),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_otlp_propagation),
     };

@@ -2,6 +2,16 @@
 #
 #   integration.daemon       test_daemon (cmocka): routes, errors, auth, WebSocket, CLI, and
 #                            OTLP propagation decoded by decode_spans.js (interop node_modules)
+#   integration.tls          test_tls (cmocka): both listeners over TLS with certificates from a
+#                            throw-away CA made by the openssl command, mutual TLS, SIGHUP
+#                            reload, bad files (skipped without openssl)
+#   integration.hostile_http test_hostile_http (cmocka): the security review's findings, raw
+#                            TCP where curl would normalise the request
+#   integration.websocket    test_websocket (cmocka): /ws handshake refusals, RFC 6455 close
+#                            codes, ping/pong, fragments, and no log lines for bad upgrades
+#   integration.hostile_limits
+#                            test_hostile_limits (cmocka): megabyte strings, thousands of names
+#                            and slow inference against the limits (docs/security.md)
 #   integration.prometheus   promtool check metrics on our exposition, then a real Prometheus
 #                            scraping the daemon until its target is up (skipped without them)
 if(NOT TARGET agentaflow)
@@ -24,10 +34,31 @@ if(AF_IT_NODE AND TEST interop.npm_ci)
   set_tests_properties(integration.daemon PROPERTIES FIXTURES_REQUIRED interop_npm)
 endif()
 
+add_executable(test_tls ${CMAKE_CURRENT_LIST_DIR}/test_tls.c)
+target_link_libraries(test_tls PRIVATE af_it_harness)
+add_test(NAME integration.tls COMMAND test_tls $<TARGET_FILE:agentaflow>)
+set_tests_properties(integration.tls PROPERTIES TIMEOUT 300 LABELS integration
+  SKIP_RETURN_CODE 77)
+add_executable(test_websocket ${CMAKE_CURRENT_LIST_DIR}/test_websocket.c)
+target_link_libraries(test_websocket PRIVATE af_it_harness)
+add_test(NAME integration.websocket COMMAND test_websocket $<TARGET_FILE:agentaflow>)
+set_tests_properties(integration.websocket PROPERTIES TIMEOUT 120 LABELS integration)
+
+add_executable(test_hostile_limits ${CMAKE_CURRENT_LIST_DIR}/test_hostile_limits.c)
+target_link_libraries(test_hostile_limits PRIVATE af_it_harness)
+add_test(NAME integration.hostile_limits COMMAND test_hostile_limits $<TARGET_FILE:agentaflow>)
+set_tests_properties(integration.hostile_limits PROPERTIES TIMEOUT 300 LABELS integration)
+
 add_test(NAME integration.prometheus
   COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/prometheus_scrape.sh $<TARGET_FILE:agentaflow>)
 set_tests_properties(integration.prometheus PROPERTIES TIMEOUT 180 LABELS integration
   SKIP_RETURN_CODE 77)
+
+# The security review's hostile requests (issue 10): one test per finding.
+add_executable(test_hostile_http ${CMAKE_CURRENT_LIST_DIR}/test_hostile_http.c)
+target_link_libraries(test_hostile_http PRIVATE af_it_harness)
+add_test(NAME integration.hostile_http COMMAND test_hostile_http $<TARGET_FILE:agentaflow>)
+set_tests_properties(integration.hostile_http PROPERTIES TIMEOUT 300 LABELS integration)
 
 # integration.durability: SIGKILL rounds under concurrent writes (every acknowledged write is
 # there exactly once after each restart), a second daemon, unusable and damaged data

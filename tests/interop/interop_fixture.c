@@ -60,8 +60,8 @@ int main(int argc, char **argv)
         return 1;
     }
     static const af_instrumentation_scope scope_a = {"scope.a", "1.0.0",
-                                                     "https://example.com/scope-a"};
-    static const af_instrumentation_scope scope_b = {"scope.b", "", ""};
+                                                     "https://example.com/scope-a", NULL, 0};
+    static const af_instrumentation_scope scope_b = {"scope.b", "", "", NULL, 0};
 
     static const char *const models[] = {"llama-3", "mistral", ""};
     static const bool bools[] = {true, false, true};

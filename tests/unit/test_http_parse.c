@@ -46,7 +46,8 @@ static void test_simple_get(void **state)
 static void test_every_prefix_is_incomplete(void **state)
 {
     (void)state;
-    const char *t = "POST /x HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabc";
+    const char *t =
+        "POST /x HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\nHost: x\r\n\r\nabc";
     size_t head = strlen(t) - 3;
     af__http_request r;
     af__http_error e;
@@ -63,7 +64,7 @@ static void test_pipelined_and_bare_lf(void **state)
 {
     (void)state;
     const char *t = "\r\nGET /a HTTP/1.0\nConnection: keep-alive\n\nGET /b HTTP/1.1\r\n"
-                    "Connection: close\r\n\r\n";
+                    "Connection: close\r\nHost: x\r\n\r\n";
     af__http_request r;
     af__http_error e;
     assert_int_equal(parse(t, &r, &e), AF__HTTP_OK);
@@ -85,17 +86,17 @@ static void test_target_forms(void **state)
     (void)state;
     af__http_request r;
     af__http_error e;
-    assert_int_equal(parse("GET http://h:9000/api/v1/gpus?q=1 HTTP/1.1\r\n\r\n", &r, &e),
+    assert_int_equal(parse("GET http://h:9000/api/v1/gpus?q=1 HTTP/1.1\r\nHost: x\r\n\r\n", &r, &e),
                      AF__HTTP_OK);
     assert_true(slice_is(r.path, r.path_len, "/api/v1/gpus"));
     assert_true(slice_is(r.query, r.query_len, "q=1"));
-    assert_int_equal(parse("GET http://h HTTP/1.1\r\n\r\n", &r, &e), AF__HTTP_OK);
+    assert_int_equal(parse("GET http://h HTTP/1.1\r\nHost: x\r\n\r\n", &r, &e), AF__HTTP_OK);
     assert_true(slice_is(r.path, r.path_len, "/"));
-    assert_int_equal(parse("OPTIONS * HTTP/1.1\r\n\r\n", &r, &e), AF__HTTP_OK);
+    assert_int_equal(parse("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", &r, &e), AF__HTTP_OK);
     assert_true(slice_is(r.path, r.path_len, "*"));
-    assert_int_equal(parse("GET * HTTP/1.1\r\n\r\n", &r, &e), AF__HTTP_ERROR);
+    assert_int_equal(parse("GET * HTTP/1.1\r\nHost: x\r\n\r\n", &r, &e), AF__HTTP_ERROR);
     assert_int_equal(e.status, 400);
-    assert_int_equal(parse("GET api HTTP/1.1\r\n\r\n", &r, &e), AF__HTTP_ERROR);
+    assert_int_equal(parse("GET api HTTP/1.1\r\nHost: x\r\n\r\n", &r, &e), AF__HTTP_ERROR);
     assert_non_null(strstr(e.message, "byte 4"));
 }
 
@@ -105,11 +106,12 @@ static void test_upgrade(void **state)
     af__http_request r;
     af__http_error e;
     assert_int_equal(parse("GET /ws HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\n"
-                           "Upgrade: WebSocket\r\n\r\n",
+                           "Upgrade: WebSocket\r\nHost: x\r\n\r\n",
                            &r, &e),
                      AF__HTTP_OK);
     assert_true(r.upgrade_websocket);
-    assert_int_equal(parse("GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n", &r, &e), AF__HTTP_OK);
+    assert_int_equal(parse("GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nHost: x\r\n\r\n", &r, &e),
+                     AF__HTTP_OK);
     assert_false(r.upgrade_websocket); /* Connection: upgrade is required too */
 }
 
@@ -123,20 +125,22 @@ static void test_errors_say_where(void **state)
 {
     (void)state;
     static const bad_case cases[] = {
-        {"G@T / HTTP/1.1\r\n\r\n", 400, "method"},
+        {"G@T / HTTP/1.1\r\nHost: x\r\n\r\n", 400, "method"},
         {"GET /\r\n\r\n", 400, "HTTP/1.1"},
-        {"GET / HTTP/2.0\r\n\r\n", 505, "HTTP/2.0"},
-        {"GET / HTTX/1.1\r\n\r\n", 400, "byte 6"},
+        {"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505, "HTTP/2.0"},
+        {"GET / HTTX/1.1\r\nHost: x\r\n\r\n", 400, "byte 6"},
         {"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400, "whitespace before ':'"},
-        {"GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n", 400, "line folding"},
-        {"GET / HTTP/1.1\r\nNoColon\r\n\r\n", 400, "header line 2"},
-        {"GET / HTTP/1.1\r\nA: b\x01\r\n\r\n", 400, "control character"},
-        {"POST / HTTP/1.1\r\nContent-Length: 12a\r\n\r\n", 400, "12a"},
-        {"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400, "disagree"},
-        {"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n", 400, "decimal"},
-        {"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "chunked"},
-        {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400,
-         "only one"},
+        {"GET / HTTP/1.1\r\nA: b\r\n folded\r\nHost: x\r\n\r\n", 400, "line folding"},
+        {"GET / HTTP/1.1\r\nNoColon\r\nHost: x\r\n\r\n", 400, "header line 2"},
+        {"GET / HTTP/1.1\r\nA: b\x01\r\nHost: x\r\n\r\n", 400, "control character"},
+        {"POST / HTTP/1.1\r\nContent-Length: 12a\r\nHost: x\r\n\r\n", 400, "12a"},
+        {"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\nHost: x\r\n\r\n", 400,
+         "disagree"},
+        {"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\nHost: x\r\n\r\n", 400,
+         "decimal"},
+        {"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\nHost: x\r\n\r\n", 501, "chunked"},
+        {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\nHost: x\r\n\r\n",
+         400, "only one"},
         {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "HTTP/1.0"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -151,7 +155,8 @@ static void test_errors_say_where(void **state)
     /* Equal repeated Content-Lengths are one. */
     af__http_request r;
     af__http_error e;
-    assert_int_equal(parse("POST / HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\n", &r, &e), AF__HTTP_OK);
+    assert_int_equal(parse("POST / HTTP/1.1\r\nContent-Length: 3, 3\r\nHost: x\r\n\r\n", &r, &e),
+                     AF__HTTP_OK);
     assert_int_equal(r.content_length, 3);
 }
 
@@ -233,6 +238,10 @@ static void test_chunked_errors(void **state)
         {"4\r\nWikiX\r\n", 400},
         {"fffffffffffffffffff\r\n", 400},
         {"800\r\n", 413},
+        /* Only ';' may follow the size's optional whitespace: junk is not an extension. */
+        {"11 zz\r\n", 400},
+        {"11zz\r\n", 400},
+        {"3 \t x;a=b\r\n", 400},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         af__http_chunked c;
@@ -246,6 +255,19 @@ static void test_chunked_errors(void **state)
             fail_msg("case %zu: %ld status %d", i, n, e.status);
         af__buf_free(&out);
     }
+    /* Whitespace before ';' is the BWS RFC 9112 §7.1.1 allows. */
+    af__http_chunked c;
+    af__http_chunked_init(&c);
+    af_buf out;
+    af__buf_init(&out);
+    af__http_error e;
+    bool done = false;
+    const char *ok = "3 \t;x=y\r\nabc\r\n0 \r\n\r\n";
+    assert_int_equal(af__http_chunked_feed(&c, ok, strlen(ok), &out, 1024, &done, &e),
+                     (long)strlen(ok));
+    assert_true(done);
+    assert_memory_equal(out.data, "abc", 3);
+    af__buf_free(&out);
 }
 
 static void test_query_args(void **state)
@@ -292,30 +314,32 @@ static void expect_error(const char *text, int status, long at, const char *says
 static void test_error_positions(void **state)
 {
     (void)state;
-    expect_error(" / HTTP/1.1\r\n\r\n", 400, 0, "method");
-    expect_error("\r\n\r\nGE\x01T / HTTP/1.1\r\n\r\n", 400, 6, "method");
-    expect_error("\rGET / HTTP/1.1\r\n\r\n", 400, 0, "method");
-    expect_error("GET /a\x01 HTTP/1.1\r\n\r\n", 400, 6, "control character in the target");
-    expect_error("GET /a\x7f HTTP/1.1\r\n\r\n", 400, 6, "control character in the target");
+    expect_error(" / HTTP/1.1\r\nHost: x\r\n\r\n", 400, 0, "method");
+    expect_error("\r\n\r\nGE\x01T / HTTP/1.1\r\nHost: x\r\n\r\n", 400, 6, "method");
+    expect_error("\rGET / HTTP/1.1\r\nHost: x\r\n\r\n", 400, 0, "method");
+    expect_error("GET /a\x01 HTTP/1.1\r\nHost: x\r\n\r\n", 400, 6,
+                 "control character in the target");
+    expect_error("GET /a\x7f HTTP/1.1\r\nHost: x\r\n\r\n", 400, 6,
+                 "control character in the target");
     expect_error("GET /a\r\n\r\n", 400, 6, "no version");
-    expect_error("GET  HTTP/1.1\r\n\r\n", 400, 4, "'/'");
-    expect_error("GET http:///x HTTP/1.1\r\n\r\n", 400, 11, "host");
-    expect_error("GET / HTTP/1.1\rX\r\n\r\n", 400, 15, "LF after CR");
-    expect_error("GET / HTTP/1.10\r\n\r\n", 400, 6, "HTTP/1.1");
-    expect_error("GET / http/1.1\r\n\r\n", 400, 6, "HTTP/1.1");
-    expect_error("GET / HTTP/1.1 \r\n\r\n", 400, 6, "HTTP/1.1");
+    expect_error("GET  HTTP/1.1\r\nHost: x\r\n\r\n", 400, 4, "'/'");
+    expect_error("GET http:///x HTTP/1.1\r\nHost: x\r\n\r\n", 400, 11, "host");
+    expect_error("GET / HTTP/1.1\rX\r\nHost: x\r\n\r\n", 400, 15, "LF after CR");
+    expect_error("GET / HTTP/1.10\r\nHost: x\r\n\r\n", 400, 6, "HTTP/1.1");
+    expect_error("GET / http/1.1\r\nHost: x\r\n\r\n", 400, 6, "HTTP/1.1");
+    expect_error("GET / HTTP/1.1 \r\nHost: x\r\n\r\n", 400, 6, "HTTP/1.1");
     expect_error("GET / HTTP/1.2\r\n\r\n", 505, 6, "HTTP/1.2");
     expect_error("GET / HTTP/3.0\r\n\r\n", 505, 6, "not supported");
     /* Header lines: number and byte. */
     expect_error("GET / HTTP/1.1\r\nA: b\r\nHost : x\r\n\r\n", 400, 26, "header line 3 (byte 26)");
     expect_error("GET / HTTP/1.1\r\nHost\t: x\r\n\r\n", 400, 20, "whitespace before ':'");
-    expect_error("GET / HTTP/1.1\r\n\tx: y\r\n\r\n", 400, 16, "folding");
-    expect_error("GET / HTTP/1.1\r\n: empty name\r\n\r\n", 400, 16, "header line 2");
-    expect_error("GET / HTTP/1.1\r\nNa/me: v\r\n\r\n", 400, 18, "Name: value");
-    expect_error("GET / HTTP/1.1\r\nA: b\rc\r\n\r\n", 400, 20, "control character");
-    expect_error("GET / HTTP/1.1\r\nA: b\x7f\r\n\r\n", 400, 20, "control character");
+    expect_error("GET / HTTP/1.1\r\n\tx: y\r\nHost: x\r\n\r\n", 400, 16, "folding");
+    expect_error("GET / HTTP/1.1\r\n: empty name\r\nHost: x\r\n\r\n", 400, 16, "header line 2");
+    expect_error("GET / HTTP/1.1\r\nNa/me: v\r\nHost: x\r\n\r\n", 400, 18, "Name: value");
+    expect_error("GET / HTTP/1.1\r\nA: b\rc\r\nHost: x\r\n\r\n", 400, 20, "control character");
+    expect_error("GET / HTTP/1.1\r\nA: b\x7f\r\nHost: x\r\n\r\n", 400, 20, "control character");
     expect_error("GET / HTTP/1.1\r\nA: b\r\n\rX", 400, 23, "LF after CR");
-    static const char nul[] = "GET / HTTP/1.1\r\nA: x\0y\r\n\r\n";
+    static const char nul[] = "GET / HTTP/1.1\r\nA: x\0y\r\nHost: x\r\n\r\n";
     af__http_request r;
     af__http_error e;
     assert_int_equal(af__http_parse_request(nul, sizeof(nul) - 1, 16384, &r, &e), AF__HTTP_ERROR);
@@ -329,40 +353,47 @@ static void test_framing_headers(void **state)
     af__http_request r;
     af__http_error e;
     assert_int_equal(
-        parse("POST / HTTP/1.1\r\nContent-Length:\t 4611686018427387904 \r\n\r\n", &r, &e),
+        parse("POST / HTTP/1.1\r\nContent-Length:\t 4611686018427387904 \r\nHost: x\r\n\r\n", &r,
+              &e),
         AF__HTTP_OK);
     assert_true(r.has_content_length);
     assert_true(r.content_length == (1ull << 62));
-    assert_int_equal(parse("POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n", &r, &e), AF__HTTP_OK);
+    assert_int_equal(parse("POST / HTTP/1.1\r\ncontent-length: 0\r\nHost: x\r\n\r\n", &r, &e),
+                     AF__HTTP_OK);
     assert_true(r.has_content_length);
     assert_int_equal(r.content_length, 0);
     assert_int_equal(
-        parse("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5,5\r\n\r\n", &r, &e),
+        parse("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5,5\r\nHost: x\r\n\r\n", &r,
+              &e),
         AF__HTTP_OK);
     assert_int_equal(r.content_length, 5);
-    expect_error("POST / HTTP/1.1\r\nContent-Length: 4611686018427387905\r\n\r\n", 400, 33,
-                 "decimal");
-    expect_error("POST / HTTP/1.1\r\nContent-Length: \r\n\r\n", 400, -1, "Content-Length");
-    expect_error("POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\n", 400, -1, "\"+1\"");
-    expect_error("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400, -1, "decimal");
-    expect_error("POST / HTTP/1.1\r\nContent-Length: 1, 2\r\n\r\n", 400, -1, "disagree");
-    expect_error("POST / HTTP/1.1\r\nContent-Length: 12a\r\n\r\n", 400, 33,
+    expect_error("POST / HTTP/1.1\r\nContent-Length: 4611686018427387905\r\nHost: x\r\n\r\n", 400,
+                 33, "decimal");
+    expect_error("POST / HTTP/1.1\r\nContent-Length: \r\nHost: x\r\n\r\n", 400, -1,
+                 "Content-Length");
+    expect_error("POST / HTTP/1.1\r\nContent-Length: +1\r\nHost: x\r\n\r\n", 400, -1, "\"+1\"");
+    expect_error("POST / HTTP/1.1\r\nContent-Length: -1\r\nHost: x\r\n\r\n", 400, -1, "decimal");
+    expect_error("POST / HTTP/1.1\r\nContent-Length: 1, 2\r\nHost: x\r\n\r\n", 400, -1, "disagree");
+    expect_error("POST / HTTP/1.1\r\nContent-Length: 12a\r\nHost: x\r\n\r\n", 400, 33,
                  "Content-Length \"12a\" is not a decimal number");
 
-    assert_int_equal(parse("POST / HTTP/1.1\r\nTransfer-Encoding: CHUNKED\r\n\r\n", &r, &e),
-                     AF__HTTP_OK);
+    assert_int_equal(
+        parse("POST / HTTP/1.1\r\nTransfer-Encoding: CHUNKED\r\nHost: x\r\n\r\n", &r, &e),
+        AF__HTTP_OK);
     assert_true(r.chunked);
     assert_false(r.has_content_length);
-    expect_error("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501, 36,
+    expect_error("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\nHost: x\r\n\r\n", 501, 36,
                  "\"gzip\"");
-    expect_error("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n", 501, -1,
-                 "unsupported transfer coding");
+    expect_error("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\nHost: x\r\n\r\n", 501,
+                 -1, "unsupported transfer coding");
     expect_error("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"
                  "\r\n",
                  400, -1, "more than once");
-    expect_error("POST / HTTP/1.1\r\nTransfer-Encoding: \r\n\r\n", 400, -1, "transfer coding");
-    expect_error("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400,
-                 -1, "only one");
+    expect_error("POST / HTTP/1.1\r\nTransfer-Encoding: \r\nHost: x\r\n\r\n", 400, -1,
+                 "transfer coding");
+    expect_error(
+        "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\nHost: x\r\n\r\n",
+        400, -1, "only one");
 
     /* Connection handling. */
     assert_int_equal(parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", &r, &e),
@@ -371,41 +402,52 @@ static void test_framing_headers(void **state)
     assert_int_equal(parse("GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n", &r, &e),
                      AF__HTTP_OK);
     assert_false(r.keep_alive);
-    assert_int_equal(parse("GET / HTTP/1.1\r\nConnection: foo, CLOSE\r\n\r\n", &r, &e),
+    assert_int_equal(parse("GET / HTTP/1.1\r\nConnection: foo, CLOSE\r\nHost: x\r\n\r\n", &r, &e),
                      AF__HTTP_OK);
     assert_false(r.keep_alive);
-    assert_int_equal(parse("GET / HTTP/1.1\r\nConnection: closed\r\n\r\n", &r, &e), AF__HTTP_OK);
+    assert_int_equal(parse("GET / HTTP/1.1\r\nConnection: closed\r\nHost: x\r\n\r\n", &r, &e),
+                     AF__HTTP_OK);
     assert_true(r.keep_alive);
     assert_int_equal(parse("GET /ws HTTP/1.1\r\nUpgrade: h2c, websocket\r\nConnection: "
-                           "UPGRADE\r\n\r\n",
+                           "UPGRADE\r\nHost: x\r\n\r\n",
                            &r, &e),
                      AF__HTTP_OK);
     assert_true(r.upgrade_websocket);
     assert_int_equal(
-        parse("GET /ws HTTP/1.1\r\nUpgrade: websockets\r\nConnection: upgrade\r\n\r\n", &r, &e),
+        parse("GET /ws HTTP/1.1\r\nUpgrade: websockets\r\nConnection: upgrade\r\nHost: x\r\n\r\n",
+              &r, &e),
         AF__HTTP_OK);
     assert_false(r.upgrade_websocket);
-    assert_int_equal(parse("POST / HTTP/1.1\r\nExpect: 100-Continue\r\n\r\n", &r, &e), AF__HTTP_OK);
+    assert_int_equal(parse("POST / HTTP/1.1\r\nExpect: 100-Continue\r\nHost: x\r\n\r\n", &r, &e),
+                     AF__HTTP_OK);
     assert_true(r.expect_continue);
-    assert_int_equal(parse("POST / HTTP/1.1\r\nExpect: 100-continue-x\r\n\r\n", &r, &e),
+    assert_int_equal(parse("POST / HTTP/1.1\r\nExpect: 100-continue-x\r\nHost: x\r\n\r\n", &r, &e),
                      AF__HTTP_OK);
     assert_false(r.expect_continue);
-    /* Host is not required, in either version. */
-    assert_int_equal(parse("GET / HTTP/1.1\r\n\r\n", &r, &e), AF__HTTP_OK);
+    /* HTTP/1.1 needs exactly one Host (RFC 9112 §3.2); 1.0 at most one. */
+    assert_int_equal(parse("GET / HTTP/1.1\r\nHost: x\r\n\r\n", &r, &e), AF__HTTP_OK);
+    assert_int_equal(parse("GET / HTTP/1.0\r\n\r\n", &r, &e), AF__HTTP_OK);
+    assert_int_equal(parse("GET / HTTP/1.1\r\nX: y\r\n\r\n", &r, &e), AF__HTTP_ERROR);
+    assert_int_equal(e.status, 400);
+    assert_non_null(strstr(e.message, "no Host"));
+    assert_int_equal(parse("GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", &r, &e), AF__HTTP_ERROR);
+    assert_int_equal(e.status, 400);
+    assert_non_null(strstr(e.message, "more than one Host"));
+    assert_int_equal(parse("GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", &r, &e), AF__HTTP_ERROR);
 }
 
 static void test_header_slices(void **state)
 {
     (void)state;
     const char *t = "\r\n\nPUT /p?a HTTP/1.1\nX-Empty:\r\nX-Tabs:\t a b \t\r\nx-tabs: second\n"
-                    "X-Obs: caf\xc3\xa9\r\n\r\nBODY";
+                    "X-Obs: caf\xc3\xa9\r\nHost: x\r\n\r\nBODY";
     af__http_request r;
     af__http_error e;
     assert_int_equal(parse(t, &r, &e), AF__HTTP_OK);
     assert_int_equal(r.head_len, strlen(t) - 4); /* leading empty lines included */
     assert_true(slice_is(r.method, r.method_len, "PUT"));
     assert_ptr_equal(r.method, t + 3);
-    assert_int_equal(r.n_headers, 4);
+    assert_int_equal(r.n_headers, 5);
     assert_true(slice_is(r.headers[0].name, r.headers[0].name_len, "X-Empty"));
     assert_int_equal(r.headers[0].value_len, 0);
     size_t n = 99;
@@ -417,16 +459,17 @@ static void test_header_slices(void **state)
     assert_null(af__http_header_get(&r, "X-Tab", &n));
     assert_null(af__http_header_get(&r, "X-Tabss", &n));
     /* Method case is kept (RFC 9110: methods are case-sensitive). */
-    assert_int_equal(parse("get / HTTP/1.1\r\n\r\n", &r, &e), AF__HTTP_OK);
+    assert_int_equal(parse("get / HTTP/1.1\r\nHost: x\r\n\r\n", &r, &e), AF__HTTP_OK);
     assert_true(slice_is(r.method, r.method_len, "get"));
-    assert_int_equal(parse("GET /x? HTTP/1.1\r\n\r\n", &r, &e), AF__HTTP_OK);
+    assert_int_equal(parse("GET /x? HTTP/1.1\r\nHost: x\r\n\r\n", &r, &e), AF__HTTP_OK);
     assert_non_null(r.query);
     assert_int_equal(r.query_len, 0);
-    assert_int_equal(parse("GET https://h:1?q=2 HTTP/1.1\r\n\r\n", &r, &e), AF__HTTP_OK);
+    assert_int_equal(parse("GET https://h:1?q=2 HTTP/1.1\r\nHost: x\r\n\r\n", &r, &e), AF__HTTP_OK);
     assert_true(slice_is(r.path, r.path_len, "/"));
     assert_true(slice_is(r.query, r.query_len, "q=2"));
     assert_true(slice_is(r.target, r.target_len, "https://h:1?q=2"));
-    assert_int_equal(parse("OPTIONS HTTP://h/a/b HTTP/1.1\r\n\r\n", &r, &e), AF__HTTP_OK);
+    assert_int_equal(parse("OPTIONS HTTP://h/a/b HTTP/1.1\r\nHost: x\r\n\r\n", &r, &e),
+                     AF__HTTP_OK);
     assert_true(slice_is(r.path, r.path_len, "/a/b"));
     assert_null(r.query);
 }
@@ -439,9 +482,9 @@ static void test_every_prefix_mixed(void **state)
     static const char *heads[] = {
         "\r\n\nGET http://h:1/a?b=%20 HTTP/1.0\nConnection: keep-alive\r\nX:\r\n\n",
         "OPTIONS * HTTP/1.1\r\nA:  \t\r\nTransfer-Encoding: chunked\r\nExpect: "
-        "100-continue\r\n\r\n",
+        "100-continue\r\nHost: x\r\n\r\n",
         "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
-        "dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        "dGhlIHNhbXBsZSBub25jZQ==\r\nHost: x\r\n\r\n",
     };
     for (size_t h = 0; h < sizeof(heads) / sizeof(heads[0]); h++) {
         size_t n = strlen(heads[h]);
@@ -477,8 +520,8 @@ static void test_head_size_limit(void **state)
     assert_int_equal(e.status, 431);
     /* Exactly AF__HTTP_MAX_HEADERS fields are fine; the next one names its line. */
     char many[AF__HTTP_MAX_HEADERS * 16 + 64];
-    size_t len = (size_t)snprintf(many, sizeof(many), "GET / HTTP/1.1\r\n");
-    for (int i = 0; i < AF__HTTP_MAX_HEADERS; i++)
+    size_t len = (size_t)snprintf(many, sizeof(many), "GET / HTTP/1.1\r\nHost: x\r\n");
+    for (int i = 1; i < AF__HTTP_MAX_HEADERS; i++)
         len += (size_t)snprintf(many + len, sizeof(many) - len, "H%d: v\r\n", i);
     size_t at = len;
     memcpy(many + len, "\r\n", 2);
@@ -494,9 +537,10 @@ static void test_head_size_limit(void **state)
 static void test_pipelined_with_bodies(void **state)
 {
     (void)state;
-    const char *t = "POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
-                    "POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
-                    "GET /c HTTP/1.1\r\n\r\n";
+    const char *t =
+        "POST /a HTTP/1.1\r\nContent-Length: 5\r\nHost: x\r\n\r\nhello"
+        "POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\nHost: x\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        "GET /c HTTP/1.1\r\nHost: x\r\n\r\n";
     const char *p = t, *end = t + strlen(t);
     const char *paths[] = {"/a", "/b", "/c"};
     const char *bodies[] = {"hello", "abc", ""};

@@ -20,7 +20,7 @@ static af_resource *resource_svc(void)
 
 static void span_basic(af_span_data *s, const af_resource *r)
 {
-    static const af_instrumentation_scope no_scope = {"", "", ""};
+    static const af_instrumentation_scope no_scope = {"", "", "", NULL, 0};
     memset(s, 0, sizeof(*s));
     memset(s->trace_id, 0xff, 8); /* high half -1 as a signed i64 */
     for (int i = 8; i < 16; i++)
@@ -230,7 +230,7 @@ static void test_mapping(void **state)
                                                   AF_STR("service.name", "svc"), AF_INT("pid", 42)),
                                          &r),
                      0);
-    static const af_instrumentation_scope scope = {"lib", "1.2", ""};
+    static const af_instrumentation_scope scope = {"lib", "1.2", "", NULL, 0};
     af_attr attrs[] = {
         AF_STR("s", "str"),
         AF_BOOL("b", true),

@@ -6,16 +6,20 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "export/encode.h"
 #include "http_receiver.h"
 
 #define MS 1000000ull
 
-static const af_instrumentation_scope scope = {"lib", "1.0", ""};
+static const af_instrumentation_scope scope = {"lib", "1.0", "", NULL, 0};
 
 typedef struct fixture {
     af_test_http_receiver *rx;
@@ -201,6 +205,60 @@ static void test_collector_down(void **state)
     af_exporter_free(e);
 }
 
+/* A child forked while the parent's export waits for a slow collector builds its own
+ * connection: its spans are accepted and its shutdown does not wait for the parent's export.
+ * Skipped under TSan, which cannot start threads in the child of a multi-threaded fork. */
+static void test_fork_during_export(void **state)
+{
+#if defined(__SANITIZE_THREAD__)
+    print_message("skipped under ThreadSanitizer (no threads after a multi-threaded fork)\n");
+    skip();
+#endif
+    fixture *f = *state;
+    af_test_http_reply slow = {.delay_ms = 1000};
+    af_test_http_receiver_script(f->rx, &slow, 1);
+    af_tracer_provider_opts po;
+    af_tracer_provider_opts_init(&po);
+    po.sampler = af_sampler_always_on();
+    af_tracer_provider *p = NULL;
+    assert_int_equal(af_tracer_provider_new(&po, &p), 0);
+    af_batch_processor_opts bo;
+    af_batch_processor_opts_init(&bo);
+    bo.max_export_batch_size = 1; /* each span is sent at once */
+    af_span_processor *proc = NULL;
+    assert_int_equal(af_batch_processor_new(make(f), &bo, &proc), 0);
+    assert_int_equal(af_tracer_provider_add_processor(p, proc), 0);
+    af_tracer *t = af_tracer_provider_get_tracer(p, "jaeger-fork", NULL, NULL);
+    af_span_end(af_span_start(t, "parent", NULL));
+    assert_int_equal(af_test_http_receiver_wait(f->rx, 1, 10000), 1);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        af_span_end(af_span_start(t, "child", NULL));
+        int rc = af_tracer_provider_shutdown(p, 2000);
+        af_processor_stats st;
+        af_span_processor_stats_get(proc, &st);
+        char v = rc == 0 && st.exported == 1 && st.failed == 0 ? 'y' : 'n';
+        _exit(write(fds[1], &v, 1) == 1 ? 0 : 2);
+    }
+    close(fds[1]);
+    struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+    char v = 't'; /* a hung child fails the test instead of hanging it */
+    if (poll(&pfd, 1, 30000) == 1 && read(fds[0], &v, 1) != 1)
+        v = 'e';
+    close(fds[0]);
+    if (v == 't')
+        kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    assert_int_equal(v, 'y');
+    assert_int_equal(af_tracer_provider_shutdown(p, 10000), 0);
+    assert_int_equal(af_test_http_receiver_requests(f->rx), 2);
+    af_tracer_provider_free(p);
+}
+
 static void test_defaults_and_bad_options(void **state)
 {
     (void)state;
@@ -231,6 +289,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_batch_per_resource, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_collector_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fork_during_export, setup, teardown),
         cmocka_unit_test(test_defaults_and_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

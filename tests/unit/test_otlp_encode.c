@@ -19,8 +19,8 @@ typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceResponse p
 typedef Opentelemetry__Proto__Trace__V1__Span pb_span;
 typedef Opentelemetry__Proto__Common__V1__AnyValue pb_any;
 
-static const af_instrumentation_scope scope_lib = {"lib", "1.0", ""};
-static const af_instrumentation_scope scope_other = {"other", "", "https://schema/scope"};
+static const af_instrumentation_scope scope_lib = {"lib", "1.0", "", NULL, 0};
+static const af_instrumentation_scope scope_other = {"other", "", "https://schema/scope", NULL, 0};
 
 static af_resource *resource_kv(const char *k, const char *v)
 {
@@ -519,6 +519,19 @@ static void test_decode_response_json(void **state)
         {"[1,2]", AF_EPARSE, false, 0, ""},
         {"{\"partialSuccess\":", AF_EPARSE, false, 0, ""},
         {"\xff\xfe", AF_EPARSE, false, 0, ""},
+        /* The hand-written reader: escapes in names, duplicates, surrogates, number range. */
+        {"{\"partial\\u0053uccess\":{\"rejectedSpans\":3}}", 0, true, 3, ""},
+        {"{\"partialSuccess\":{\"rejectedSpans\":1,\"rejectedSpans\":2}}", AF_EPARSE, false, 0, ""},
+        {"{\"partialSuccess\":{\"errorMessage\":\"\\ud83d\\ude00 \\\"q\\\"\"}}", 0, true, 0,
+         "\xf0\x9f\x98\x80 \"q\""},
+        {"{\"partialSuccess\":{\"errorMessage\":\"\\ud83d\"}}", AF_EPARSE, false, 0, ""},
+        {"{\"partialSuccess\":{\"errorMessage\":\"a\\u0000\"}}", AF_EPARSE, false, 0, ""},
+        {"{\"partialSuccess\":{\"errorMessage\":\"\xc0\xaf\"}}", AF_EPARSE, false, 0, ""},
+        {"{\"partialSuccess\":{\"rejectedSpans\":99999999999999999999}}", AF_EPARSE, false, 0, ""},
+        {"{\"partialSuccess\":{\"rejectedSpans\":-0.0e1}}", 0, true, 0, ""},
+        {"{\"partialSuccess\":{\"rejectedSpans\":01}}", AF_EPARSE, false, 0, ""},
+        {"{\"other\":[1,{\"a\":[true,false,null]}],\"partialSuccess\":null}", 0, false, 0, ""},
+        {"{\"partialSuccess\":{}} x", AF_EPARSE, false, 0, ""},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int rc = af__otlp_json_decode_response(cases[i].body, strlen(cases[i].body), &r);
@@ -537,6 +550,12 @@ static void test_decode_response_json(void **state)
     snprintf(body, sizeof(body), "{\"partialSuccess\":{\"errorMessage\":\"%s\"}}", longmsg);
     assert_int_equal(af__otlp_json_decode_response(body, strlen(body), &r), 0);
     assert_int_equal(strlen(r.error_message), sizeof(r.error_message) - 1);
+
+    /* Nesting is bounded: a deep document is malformed, not a deep recursion. */
+    char deep[200];
+    memset(deep, '[', sizeof(deep) - 1);
+    deep[sizeof(deep) - 1] = '\0';
+    assert_int_equal(af__otlp_json_decode_response(deep, strlen(deep), &r), AF_EPARSE);
 }
 
 static void test_decode_status(void **state)
@@ -796,6 +815,8 @@ static void oracle_pack(const af_span_data *const *spans, size_t n, af_buf *out)
         if (gr->scope) {
             sc->name = oracle_str(gr->scope->name);
             sc->version = oracle_str(gr->scope->version);
+            sc->attributes =
+                oracle_attrs(&pl, gr->scope->attrs, gr->scope->n_attrs, &sc->n_attributes);
             ss->schema_url = oracle_str(gr->scope->schema_url);
         }
         ss->scope = sc;
@@ -917,9 +938,10 @@ static void test_matches_protobuf_c(void **state)
     assert_int_equal(af_resource_new_raw(res_attrs, 4, &r3), 0);
     assert_int_equal(af_resource_set_schema_url(r2, "https://opentelemetry.io/schemas/1.24.0"), 0);
     assert_int_equal(af_resource_new_raw(NULL, 0, &r4), 0);
-    static const af_instrumentation_scope sc_full = {"lib.a", "1.2.3", "https://schema/a"};
-    static const af_instrumentation_scope sc_empty = {"", "", ""};
-    static const af_instrumentation_scope sc_null = {NULL, NULL, NULL};
+    /* Scope attributes: every type, plus the empty and NULL keys only a hand-built scope has. */
+    const af_instrumentation_scope sc_full = {"lib.a", "1.2.3", "https://schema/a", attrs + 3, 16};
+    static const af_instrumentation_scope sc_empty = {"", "", "", NULL, 0};
+    static const af_instrumentation_scope sc_null = {NULL, NULL, NULL, NULL, 0};
     const af_resource *resources[] = {r1, r2, r3, r4, NULL};
     const af_instrumentation_scope *scopes[] = {&scope_lib, &sc_full, &sc_empty, &sc_null, NULL};
     static const char *const states[] = {"", NULL, "k=v,a=b"};
@@ -1013,6 +1035,74 @@ static void test_matches_protobuf_c(void **state)
     af_resource_free(r4);
 }
 
+/* A tracer's scope attributes travel from af_tracer_provider_get_tracer_opts through the
+ * span copy to InstrumentationScope.attributes (field 3) in both encodings. */
+static void test_scope_attributes(void **state)
+{
+    (void)state;
+    af_test_env env;
+    af_test_env_init(&env);
+    static const int64_t ranks[] = {0, 1};
+    af_tracer_opts o;
+    af_tracer_opts_init(&o);
+    o.name = "gpu.lib";
+    o.version = "2.0";
+    const af_attr scope_attrs[] = {AF_STR("lib.owner", "sre"), AF_INT("lib.shard", 3),
+                                   AF_INT_ARRAY("lib.ranks", ranks, 2)};
+    o.attrs = scope_attrs;
+    o.n_attrs = 3;
+    af_tracer *t = af_tracer_provider_get_tracer_opts(env.provider, &o);
+    af_span_end(af_span_start(t, "scoped", NULL));
+    af_span_copy *hold[1];
+    assert_int_equal(af_test_spans(&env, hold, 1), 1);
+    const af_span_data *d = af_span_copy_data(hold[0]);
+    assert_int_equal(d->scope->n_attrs, 3);
+
+    af_buf b;
+    af__buf_init(&b);
+    assert_int_equal(af__otlp_proto_encode(&d, 1, &b), 0);
+    /* The scope message on the wire: name, version, then three KeyValues under tag 0x1A. */
+    static const uint8_t owner_kv[] = {0x1A, 0x12, 0x0A, 0x09, 'l',  'i',  'b',  '.', 'o', 'w',
+                                       'n',  'e',  'r',  0x12, 0x05, 0x0A, 0x03, 's', 'r', 'e'};
+    assert_non_null(memmem(b.data, b.len, owner_kv, sizeof(owner_kv)));
+    pb_request *req = unpack(&b);
+    const pb_scope *sc = req->resource_spans[0]->scope_spans[0]->scope;
+    assert_string_equal(sc->name, "gpu.lib");
+    assert_string_equal(sc->version, "2.0");
+    assert_int_equal(sc->n_attributes, 3);
+    assert_int_equal(sc->dropped_attributes_count, 0);
+    assert_string_equal(sc->attributes[0]->key, "lib.owner");
+    assert_string_equal(sc->attributes[0]->value->string_value, "sre");
+    assert_string_equal(sc->attributes[1]->key, "lib.shard");
+    assert_int_equal(sc->attributes[1]->value->int_value, 3);
+    assert_string_equal(sc->attributes[2]->key, "lib.ranks");
+    assert_int_equal(sc->attributes[2]->value->array_value->n_values, 2);
+    unpack_free(req);
+    check_against_oracle(&d, 1);
+
+    af__buf_reset(&b);
+    assert_int_equal(af__otlp_json_encode(&d, 1, &b), 0);
+    json_error_t err;
+    json_t *j = json_loadb((const char *)b.data, b.len, 0, &err);
+    assert_non_null(j);
+    json_t *scope = json_object_get(
+        json_array_get(
+            json_object_get(json_array_get(json_object_get(j, "resourceSpans"), 0), "scopeSpans"),
+            0),
+        "scope");
+    json_t *attrs = json_object_get(scope, "attributes");
+    assert_int_equal(json_array_size(attrs), 3);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(attrs, 1), "key")),
+                        "lib.shard");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_array_get(attrs, 1), "value"), "intValue")),
+                        "3");
+    json_decref(j);
+    af__buf_free(&b);
+    af_test_spans_free(hold, 1);
+    af_test_env_free(&env);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1022,6 +1112,7 @@ int main(void)
         cmocka_unit_test(test_grouping),
         cmocka_unit_test(test_invalid_and_empty),
         cmocka_unit_test(test_matches_protobuf_c),
+        cmocka_unit_test(test_scope_attributes),
         cmocka_unit_test(test_json_text),
         cmocka_unit_test(test_json_doubles),
         cmocka_unit_test(test_decode_response_proto),

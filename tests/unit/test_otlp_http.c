@@ -8,11 +8,14 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agentaflow/log.h"
@@ -21,7 +24,7 @@
 
 #define MS 1000000ull
 
-static const af_instrumentation_scope scope = {"lib", "1.0", ""};
+static const af_instrumentation_scope scope = {"lib", "1.0", "", NULL, 0};
 
 typedef struct fixture {
     af_test_http_receiver *rx;
@@ -441,6 +444,116 @@ static void test_shutdown_idle(void **state)
     assert_int_equal(af_exporter_export(e, f->ptrs, 1, in_ms(1000)), AF_ESHUTDOWN);
     assert_int_equal(af_test_http_receiver_requests(f->rx), 0);
     af_exporter_free(e);
+}
+
+/* A provider exporting through a batch processor to the fixture's receiver. */
+static af_tracer_provider *otlp_provider(fixture *f, uint32_t timeout_ms, uint32_t batch,
+                                         af_tracer **t)
+{
+    af_tracer_provider_opts po;
+    af_tracer_provider_opts_init(&po);
+    po.sampler = af_sampler_always_on();
+    af_tracer_provider *p = NULL;
+    assert_int_equal(af_tracer_provider_new(&po, &p), 0);
+    af_otlp_http_opts o;
+    opts_for(f, &o);
+    o.timeout_ms = timeout_ms;
+    af_batch_processor_opts bo;
+    af_batch_processor_opts_init(&bo);
+    bo.max_export_batch_size = batch;
+    bo.schedule_delay_ms = 3600000; /* only full batches, flush and shutdown export */
+    af_span_processor *proc = NULL;
+    assert_int_equal(af_batch_processor_new(make(&o), &bo, &proc), 0);
+    assert_int_equal(af_tracer_provider_add_processor(p, proc), 0);
+    *t = af_tracer_provider_get_tracer(p, "otlp-test", NULL, NULL);
+    return p;
+}
+
+static void emit(af_tracer *t, int n)
+{
+    for (int i = 0; i < n; i++)
+        af_span_end(af_span_start(t, "op", NULL));
+}
+
+/* Issue 12 (5): force_flush and shutdown returned 0 although the export they waited for
+ * failed. A collector that never answers is bounded by the exporter's timeout. */
+static void test_provider_reports_failed_exports(void **state)
+{
+    fixture *f = *state;
+    af_test_http_reply script[] = {{.status = 400}, {.status = 500}, {.delay_ms = 20000}};
+    af_test_http_receiver_script(f->rx, script, 3);
+    af_tracer *t;
+    af_tracer_provider *p = otlp_provider(f, 300, 512, &t);
+    af_test_log_capture_begin(); /* the exporter warns about each failure */
+    emit(t, 1);
+    assert_int_equal(af_tracer_provider_force_flush(p, 5000), AF_EEXPORT);
+    emit(t, 1);
+    assert_int_equal(af_tracer_provider_force_flush(p, 5000), AF_EEXPORT);
+    emit(t, 1);
+    assert_int_equal(af_tracer_provider_force_flush(p, 5000), AF_ETIMEDOUT);
+    emit(t, 1);
+    assert_int_equal(af_tracer_provider_force_flush(p, 5000), 0); /* the script is used up */
+
+    af_test_http_reply fail500 = {.status = 500};
+    af_test_http_receiver_script(f->rx, &fail500, 1);
+    emit(t, 1);
+    assert_int_equal(af_tracer_provider_shutdown(p, 5000), AF_EEXPORT);
+    af_tracer_provider_free(p);
+
+    af_test_http_reply hung = {.delay_ms = 20000};
+    af_test_http_receiver_script(f->rx, &hung, 1);
+    p = otlp_provider(f, 300, 512, &t);
+    emit(t, 1);
+    assert_int_equal(af_tracer_provider_shutdown(p, 5000), AF_ETIMEDOUT);
+    af_tracer_provider_free(p);
+    af_test_log_capture_end();
+}
+
+/* Issue 12 (4c): a child forked while the parent's export waited for a slow collector
+ * inherited libcurl handles in the middle of that request, so every export of its own failed
+ * ("libcurl refused the request"), and its shutdown waited for the parent's export. Skipped
+ * under TSan, which cannot start threads in the child of a multi-threaded fork. */
+static void test_fork_during_export(void **state)
+{
+#if defined(__SANITIZE_THREAD__)
+    print_message("skipped under ThreadSanitizer (no threads after a multi-threaded fork)\n");
+    skip();
+#endif
+    fixture *f = *state;
+    af_test_http_reply slow = {.delay_ms = 1000};
+    af_test_http_receiver_script(f->rx, &slow, 1);
+    af_tracer *t;
+    af_tracer_provider *p = otlp_provider(f, 30000, 1, &t);
+    emit(t, 1); /* a full batch: the worker sends it at once */
+    assert_int_equal(af_test_http_receiver_wait(f->rx, 1, 10000), 1);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        emit(t, 3);
+        int rc = af_tracer_provider_shutdown(p, 2000);
+        size_t n = 0;
+        af_processor_stats st;
+        af_span_processor_stats_get(af_tracer_provider_processors(p, &n)[0], &st);
+        char v = rc == 0 && st.exported == 3 && st.failed == 0 ? 'y' : 'n';
+        _exit(write(fds[1], &v, 1) == 1 ? 0 : 2);
+    }
+    close(fds[1]);
+    struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+    char v = 't'; /* a hung child fails the test instead of hanging it */
+    if (poll(&pfd, 1, 30000) == 1 && read(fds[0], &v, 1) != 1)
+        v = 'e';
+    close(fds[0]);
+    if (v == 't')
+        kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    assert_int_equal(v, 'y');
+    /* The parent's request was untouched by the child, which sent its own three. */
+    assert_int_equal(af_tracer_provider_shutdown(p, 10000), 0);
+    assert_int_equal(af_test_http_receiver_requests(f->rx), 4);
+    af_tracer_provider_free(p);
 }
 
 static size_t count(const char *hay, const char *needle)
@@ -928,6 +1041,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shutdown_interrupts_retry_wait, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_interrupts_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_provider_reports_failed_exports, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fork_during_export, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial_success, setup, teardown),
         cmocka_unit_test_setup_teardown(test_response_too_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_too_large, setup, teardown),

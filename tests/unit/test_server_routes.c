@@ -3,8 +3,8 @@
  * header text for 405 (af__allow_text) and the JSON error bodies (af__resp_*), all without a
  * socket.
  *
- * Query strings never reach the matcher: libwebsockets hands the callback the path and keeps
- * the arguments in WSI_TOKEN_HTTP_URI_ARGS, so "?..." handling is covered by the integration
+ * Query strings never reach the matcher: the request parser splits the path from the query
+ * (tests/unit/test_http_parse.c), so "?..." handling is covered there and by the integration
  * suite (tests/integration/test_daemon.c, e.g. /api/v1/gpu/{id}/history?hours=1).
  */
 #include "testutil.h"
@@ -235,6 +235,33 @@ static void test_params_untouched_without_match(void **state)
     assert_string_equal(params[1], "keep1");
 }
 
+/* Path parameters are matched as sent, then percent-decoded; a bad escape or %00 names the
+ * parameter from the pattern. */
+static void test_params_decoded(void **state)
+{
+    (void)state;
+    unsigned allowed;
+    char params[AF__MAX_PARAMS][AF_GPU_ID_MAX];
+    int r = af__route_match("/api/v1/demo/trigger/gpu-0/Light%20Inference", AF__M_POST, &allowed,
+                            params);
+    assert_true(r >= 0);
+    char why[160];
+    assert_int_equal(af__route_params_decode(r, params, why, sizeof(why)), 0);
+    assert_string_equal(params[0], "gpu-0");
+    assert_string_equal(params[1], "Light Inference");
+    /* '+' is a query convention only; %2F is a value, not a separator. */
+    r = af__route_match("/api/v1/demo/trigger/a+b/x%2Fy", AF__M_POST, &allowed, params);
+    assert_int_equal(af__route_params_decode(r, params, why, sizeof(why)), 0);
+    assert_string_equal(params[0], "a+b");
+    assert_string_equal(params[1], "x/y");
+    r = af__route_match("/api/v1/demo/trigger/gpu-0/Idle%00", AF__M_POST, &allowed, params);
+    assert_int_equal(af__route_params_decode(r, params, why, sizeof(why)), -EINVAL);
+    assert_non_null(strstr(why, "path parameter pattern"));
+    r = af__route_match("/api/v1/workloads/w%zz", AF__M_GET, &allowed, params);
+    assert_int_equal(af__route_params_decode(r, params, why, sizeof(why)), -EINVAL);
+    assert_non_null(strstr(why, "path parameter id"));
+}
+
 /* Every route is reachable through its own pattern, with its own method, and its precomputed
  * span names say what the middleware would have formatted. */
 static void test_table_consistency(void **state)
@@ -448,6 +475,7 @@ int main(void)
         cmocka_unit_test(test_allow_text),
         cmocka_unit_test(test_head),
         cmocka_unit_test(test_params_untouched_without_match),
+        cmocka_unit_test(test_params_decoded),
         cmocka_unit_test(test_table_consistency),
         cmocka_unit_test(test_error_body_shape),
         cmocka_unit_test(test_error_message_escaping),

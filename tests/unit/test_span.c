@@ -1,5 +1,6 @@
 /* Span API rules: attributes, limits, events, links, status, names, errors, end, context. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -246,6 +247,177 @@ static void test_record_error_and_events(void **state)
     assert_int_equal(d->status, AF_STATUS_ERROR);
     assert_string_equal(d->status_message, "out of memory");
     af_test_spans_free(hold, 1);
+    af_test_env_free(&env);
+}
+
+/* record_error reads the caller's list in place: all of it up to the event attribute limit,
+ * the rest counted as dropped (it used to stop silently at 32). */
+static void test_record_error_many_attributes(void **state)
+{
+    (void)state;
+    char keys[40][8];
+    af_attr extra[40];
+    for (int i = 0; i < 40; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "k%02d", i);
+        extra[i] = AF_INT(keys[i], i);
+    }
+    af_test_env env;
+    af_test_env_init(&env);
+    af_span s = af_span_start(env.tracer, "err", NULL);
+    af_span_record_error(s, "E", "m", NULL, extra, 40);
+    af_span_end(s);
+    af_span_copy *hold[1];
+    const af_span_data *d = only_span(&env, hold);
+    const af_event_data *ex = &d->events[0];
+    assert_int_equal(ex->n_attrs, 42);
+    assert_int_equal(ex->dropped_attrs, 0);
+    assert_int_equal(af_test_find_attr(ex->attrs, ex->n_attrs, "k39")->v.i, 39);
+    af_test_spans_free(hold, 1);
+    af_test_env_free(&env);
+
+    /* With a limit of 10: the standard attributes first, then 8 of the caller's. */
+    setenv("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", "10", 1);
+    af_test_env_init(&env);
+    unsetenv("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT");
+    s = af_span_start(env.tracer, "err", NULL);
+    af_span_record_error(s, "E", "m", "st", extra, 40);
+    af_span_end(s);
+    d = only_span(&env, hold);
+    ex = &d->events[0];
+    assert_int_equal(ex->n_attrs, 10);
+    assert_int_equal(ex->dropped_attrs, 33);
+    assert_non_null(af_test_find_attr(ex->attrs, ex->n_attrs, "exception.stacktrace"));
+    assert_non_null(af_test_find_attr(ex->attrs, ex->n_attrs, "k06"));
+    assert_null(af_test_find_attr(ex->attrs, ex->n_attrs, "k07"));
+    af_test_spans_free(hold, 1);
+    af_test_env_free(&env);
+}
+
+/* An out-of-range kind is exported as INTERNAL, with one warning however many spans. */
+static void test_invalid_kind(void **state)
+{
+    (void)state;
+    af_test_env env;
+    af_test_env_init(&env);
+    af_test_log_capture_begin();
+    for (int i = 0; i < 3; i++) {
+        af_span_start_opts o = {.kind = (af_span_kind)6};
+        af_span_end(af_span_start(env.tracer, "bad-kind", &o));
+    }
+    af_span_end(af_span_start_child(env.tracer, "neg-kind", (af_span_kind)-1, NULL, NULL, 0));
+    af_span_end(af_span_start_child(env.tracer, "consumer", AF_SPAN_KIND_CONSUMER, NULL, NULL, 0));
+    const char *log = af_test_log_capture_text();
+    const char *first = strstr(log, "span kind 6");
+    assert_non_null(first);
+    assert_null(strstr(first + 1, "span kind"));
+    af_test_log_capture_end();
+    af_span_copy *hold[5];
+    assert_int_equal(af_test_spans(&env, hold, 5), 5);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(af_span_copy_data(hold[i])->kind, AF_SPAN_KIND_INTERNAL);
+    assert_int_equal(af_span_copy_data(hold[4])->kind, AF_SPAN_KIND_CONSUMER);
+    af_test_spans_free(hold, 5);
+    af_test_env_free(&env);
+}
+
+/* A sampler that records the links it was shown and drops spans named "drop". */
+typedef struct link_probe {
+    size_t n_links;
+    uint8_t first_span_id[8];
+} link_probe;
+
+static af_sampling_decision link_probe_sample(void *self, const af_sampling_params *p)
+{
+    link_probe *lp = self;
+    lp->n_links = p->n_links;
+    if (p->n_links)
+        memcpy(lp->first_span_id, p->links[0].context->span_id, 8);
+    return strcmp(p->name, "drop") == 0 ? AF_SAMPLING_DROP : AF_SAMPLING_RECORD_AND_SAMPLE;
+}
+
+static const char *link_probe_desc(void *self)
+{
+    (void)self;
+    return "LinkProbe";
+}
+
+static void test_sampler_sees_links(void **state)
+{
+    (void)state;
+    static link_probe lp;
+    static const af_sampler_ops ops = {link_probe_sample, link_probe_desc, NULL};
+    af_tracer_provider_opts po;
+    af_tracer_provider_opts_init(&po);
+    po.sampler = af_sampler_custom(&ops, &lp);
+    af_tracer_provider *p = NULL;
+    assert_int_equal(af_tracer_provider_new(&po, &p), 0);
+    af_tracer *t = af_tracer_provider_get_tracer(p, "links", NULL, NULL);
+    af_span_context batch_a, batch_b;
+    af_span_context_init(&batch_a);
+    af_span_context_init(&batch_b);
+    batch_a.trace_id[0] = batch_b.trace_id[0] = 1;
+    batch_a.span_id[7] = 0xa;
+    batch_b.span_id[7] = 0xb;
+    const af_link links[] = {{&batch_a, NULL, 0}, {&batch_b, NULL, 0}};
+    af_span_start_opts o = {.links = links, .n_links = 2};
+    af_span_end(af_span_start(t, "drop", &o));
+    assert_int_equal(lp.n_links, 2);
+    assert_int_equal(lp.first_span_id[7], 0xa);
+    af_span_end(af_span_start(t, "nolinks", NULL));
+    assert_int_equal(lp.n_links, 0);
+    af_tracer_provider_free(p);
+}
+
+/* Scope attributes are part of a tracer's identity (as a set) and are copied. */
+static void test_tracer_scope_attributes(void **state)
+{
+    (void)state;
+    af_test_env env;
+    af_test_env_init(&env);
+    char owner[8] = "sre";
+    const af_attr ab[] = {AF_STR("owner", owner), AF_INT("shard", 1)};
+    const af_attr ba[] = {AF_INT("shard", 1), AF_STR("owner", "sre")};
+    const af_attr other[] = {AF_INT("shard", 2), AF_STR("owner", "sre")};
+    af_tracer_opts o;
+    af_tracer_opts_init(&o);
+    o.name = "lib";
+    o.version = "1";
+    o.attrs = ab;
+    o.n_attrs = 2;
+    af_tracer *t1 = af_tracer_provider_get_tracer_opts(env.provider, &o);
+    strcpy(owner, "xxx"); /* copied: the tracer keeps "sre" */
+    o.attrs = ba;
+    af_tracer *t2 = af_tracer_provider_get_tracer_opts(env.provider, &o);
+    o.attrs = other;
+    af_tracer *t3 = af_tracer_provider_get_tracer_opts(env.provider, &o);
+    af_tracer *plain = af_tracer_provider_get_tracer(env.provider, "lib", "1", NULL);
+    assert_ptr_equal(t1, t2);
+    assert_ptr_not_equal(t1, t3);
+    assert_ptr_not_equal(t1, plain);
+    assert_ptr_equal(plain, af_tracer_provider_get_tracer(env.provider, "lib", "1", NULL));
+    assert_null(af_tracer_provider_get_tracer_opts(env.provider, NULL));
+
+    /* A bad attribute list is dropped whole, with a warning; the tracer still works. */
+    const af_attr bad[] = {AF_STR("", "x"), AF_INT("ok", 1)};
+    o.name = "badattrs";
+    o.attrs = bad;
+    af_test_log_capture_begin();
+    af_tracer *tb = af_tracer_provider_get_tracer_opts(env.provider, &o);
+    assert_non_null(strstr(af_test_log_capture_text(), "invalid scope attribute"));
+    af_test_log_capture_end();
+    af_span_end(af_span_start(t1, "scoped", NULL));
+    af_span_end(af_span_start(tb, "bad", NULL));
+    af_span_copy *hold[2];
+    assert_int_equal(af_test_spans(&env, hold, 2), 2);
+    const af_span_data *d = af_span_copy_data(hold[0]);
+    assert_string_equal(d->scope->name, "lib");
+    assert_int_equal(d->scope->n_attrs, 2);
+    assert_string_equal(af_test_find_attr(d->scope->attrs, 2, "owner")->v.s.ptr, "sre");
+    assert_int_equal(af_test_find_attr(d->scope->attrs, 2, "shard")->v.i, 1);
+    d = af_span_copy_data(hold[1]);
+    assert_string_equal(d->scope->name, "badattrs");
+    assert_int_equal(d->scope->n_attrs, 0);
+    af_test_spans_free(hold, 2);
     af_test_env_free(&env);
 }
 
@@ -529,6 +701,10 @@ int main(void)
         cmocka_unit_test(test_many_attributes_grow),
         cmocka_unit_test(test_status_rules),
         cmocka_unit_test(test_record_error_and_events),
+        cmocka_unit_test(test_record_error_many_attributes),
+        cmocka_unit_test(test_invalid_kind),
+        cmocka_unit_test(test_sampler_sees_links),
+        cmocka_unit_test(test_tracer_scope_attributes),
         cmocka_unit_test(test_end_is_idempotent_and_stale_handles_ignored),
         cmocka_unit_test(test_parenting_current_and_explicit),
         cmocka_unit_test(test_current_context_survives_parent_end),

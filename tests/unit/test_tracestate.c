@@ -115,27 +115,37 @@ static void test_key_rules(void **state)
     assert_invalid("foo.bar=1");
     assert_invalid("=1");
     assert_invalid("foo");
-    assert_invalid("foo@=1,bar=2");
-    assert_invalid("@foo=1,bar=2");
-    assert_invalid("foo@@bar=1,bar=2");
-    assert_invalid("foo@bar@baz=1,bar=2");
-    assert_invalid("foo@1bar=1");
     assert_invalid("_foo=1");
-    /* Length limits of the W3C test suite. */
+    /* Level 2: '@' is an ordinary key character, only not the first one. */
+    assert_invalid("@foo=1,bar=2");
+    assert_invalid("@=1");
+    assert_state("foo@=1,bar=2", "foo@=1,bar=2");
+    assert_state("foo@@bar=1,bar=2", "foo@@bar=1,bar=2");
+    assert_state("foo@bar@baz=1", "foo@bar@baz=1");
+    assert_state("foo@1bar=1", "foo@1bar=1");
+    assert_state("1tenant@sys=1", "1tenant@sys=1");
+    /* One key is at most 256 characters, '@' or not (the Level 1 tenant 241 / system 14
+     * split no longer applies). */
     snprintf(key, sizeof(key), "foo=1,%s=1", repeat(k, 'z', 256));
     assert_state(key, key);
     snprintf(key, sizeof(key), "foo=1,%s=1", repeat(k, 'z', 257));
     assert_invalid(key);
-    char t[300], v[20];
-    snprintf(key, sizeof(key), "foo=1,%s@%s=1", repeat(t, 't', 241), repeat(v, 'v', 14));
+    char t[300], v[300];
+    snprintf(key, sizeof(key), "foo=1,t@%s=1", repeat(v, 'v', 15));
     assert_state(key, key);
     snprintf(key, sizeof(key), "foo=1,%s@v=1", repeat(t, 't', 242));
+    assert_state(key, key);
+    snprintf(key, sizeof(key), "foo=1,t@%s=1", repeat(v, 'v', 254));
+    assert_state(key, key);
+    snprintf(key, sizeof(key), "foo=1,t@%s=1", repeat(v, 'v', 255));
     assert_invalid(key);
-    snprintf(key, sizeof(key), "foo=1,t@%s=1", repeat(v, 'v', 15));
-    assert_invalid(key);
-    /* The newer draft grammar: keys (and tenants) may start with a digit. */
+    /* Keys may start with a digit. */
     assert_state("1foo=1,0=2", "1foo=1,0=2");
-    assert_state("1tenant@sys=1", "1tenant@sys=1");
+    af_span_context sc;
+    fresh(&sc);
+    assert_int_equal(af_tracestate_put(&sc, "foo@", "x"), 0);
+    assert_int_equal(af_tracestate_put(&sc, "@foo", "x"), AF_EPARSE);
+    assert_string_equal(sc.trace_state, "foo@=x");
 }
 
 static void test_all_allowed_characters(void **state)
@@ -179,8 +189,24 @@ static void test_value_rules(void **state)
 static void test_duplicate_keys(void **state)
 {
     (void)state;
-    assert_invalid("foo=1,foo=1");
-    assert_invalid("foo=1,bar=2,foo=2");
+    /* Still propagated: the first (leftmost, most recently updated) entry is kept. */
+    assert_state("foo=1,foo=1", "foo=1");
+    assert_state("foo=1,bar=2,foo=2", "foo=1,bar=2");
+    assert_state("foo=1, foo=2 ,foo=3,bar=4", "foo=1,bar=4");
+    af_span_context sc;
+    fresh(&sc);
+    assert_int_equal(set(&sc, "foo=1,bar=2,foo=2"), 0);
+    char v[8];
+    assert_int_equal(af_tracestate_get(&sc, "foo", v, sizeof(v)), 1);
+    assert_string_equal(v, "1");
+    /* A duplicate is still a member: it must be valid, and it counts toward 32. */
+    assert_invalid("foo=1,foo=");
+    char buf[512];
+    size_t w = 0;
+    for (int i = 1; i <= 32; i++)
+        w += (size_t)snprintf(buf + w, sizeof(buf) - w, "%sk%02d=1", i > 1 ? "," : "", i);
+    snprintf(buf + w, sizeof(buf) - w, ",k01=2");
+    assert_invalid(buf);
     /* Same prefix is not the same key. */
     assert_state("foo=1,foo1=2,fo=3", "foo=1,foo1=2,fo=3");
 }
