@@ -7,7 +7,7 @@ PREFIX     ?= /usr/local
 FUZZ_SECONDS ?= 20
 CMAKE_GEN  := -G Ninja
 
-.PHONY: all deps build run demo test test-asan test-tsan bench fuzz docs install format check-format clean
+.PHONY: all deps build run demo test test-asan test-tsan bench fuzz docs install deb format check-format clean
 
 all: build
 
@@ -64,6 +64,11 @@ docs: build
 
 install: build
 	@cmake --install $(BUILD)
+
+# $(BUILD)/agentaflow_<version>_<arch>.deb from a staging install of $(BUILD), with the
+# systemd units, /etc/agentaflow and the man pages (scripts/build-deb.sh).
+deb: build
+	@scripts/build-deb.sh $(BUILD) $(BUILD)
 
 format:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i

@@ -9,6 +9,7 @@ PACKAGES="
 build-essential cmake ninja-build pkg-config git ca-certificates
 libcmocka-dev
 libcurl4-openssl-dev zlib1g-dev libssl-dev openssl
+libsystemd-dev systemd dpkg-dev groff-base
 libyaml-dev libjansson-dev
 protobuf-c-compiler libprotobuf-c-dev
 libsqlite3-dev

@@ -7,6 +7,7 @@
 #ifndef AF_APP_H
 #define AF_APP_H
 
+#include <signal.h>
 #include <stdio.h>
 
 #include "agentaflow/config.h"
@@ -44,6 +45,16 @@ void app_server_opts(af_server_opts *o, const af_server_config *sc, const app_pl
 /* Whether the server section asks for durable state (persist and a data_dir other than
  * ":memory:"). */
 bool app_persists(const af_server_config *sc);
+/* systemd (systemd.c). sd_notify(3) with a printf format; nothing without NOTIFY_SOCKET. */
+void app_sd_notifyf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* RELOADING=1 and STATUS=reloading; READY=1 must follow once the reload is done. */
+void app_sd_reloading(void);
+/* Waits for one of the blocked signals in set and returns it (-1 on error), sending
+ * WATCHDOG=1 every half interval meanwhile when systemd's watchdog is on for this process. */
+int app_sd_wait_signal(const sigset_t *set);
+/* $CONFIGURATION_DIRECTORY/agentaflow.yaml written into buf when the variable is set and the
+ * file exists (the unit's ConfigurationDirectory=), else NULL. */
+const char *app_default_config(char *buf, size_t cap);
 
 int cmd_serve(int argc, char **argv);
 int cmd_db(int argc, char **argv);

@@ -4,7 +4,7 @@
  *   agentaflow serve [--config FILE] [--no-load-generator] [--port N] [--metrics-port N] ...
  *   agentaflow demo [--config FILE]
  *   agentaflow config check FILE
- *   agentaflow config docs
+ *   agentaflow config docs [--format markdown|man|yaml]
  *   agentaflow version
  *
  * Exit codes: 0 success, 1 failure (config check found errors, runtime failure), 2 bad usage
@@ -26,7 +26,8 @@ static void usage(FILE *f)
                "                 Prometheus on :9001, GPU metrics, scheduler, model serving\n"
                "  demo           run the tracing demo once and say where the spans went\n"
                "  config check   validate a config file and print the effective settings\n"
-               "  config docs    print the reference of every configuration key (Markdown)\n"
+               "  config docs    print the reference of every configuration key (Markdown,\n"
+               "                 or --format man / yaml)\n"
                "  db             check, back up or export the durable state (data directory)\n"
                "  version        print version information\n\n"
                "'agentaflow <command> --help' describes each command.\n");

@@ -1,7 +1,8 @@
 /*
  * agentaflow serve: the daemon. Signals are blocked in every thread and taken synchronously
  * by the main thread with sigwait(), so shutdown and the TLS reload on SIGHUP run in ordinary
- * code, not in a handler.
+ * code, not in a handler. Under systemd (Type=notify) the main thread also reports READY,
+ * RELOADING, STOPPING and STATUS, and pets the watchdog while it waits (systemd.c).
  */
 #include <errno.h>
 #include <signal.h>
@@ -19,7 +20,8 @@ static void serve_help(FILE *f)
             "Runs the daemon until SIGINT or SIGTERM. SIGHUP reloads the TLS certificate,\n"
             "key and client CA files (server.tls.*) for new connections.\n\n"
             "options:\n"
-            "  --config FILE         tracing-config.yaml (plus an optional server: section)\n"
+            "  --config FILE         tracing-config.yaml (plus an optional server: section);\n"
+            "                        default $CONFIGURATION_DIRECTORY/agentaflow.yaml if any\n"
             "  --no-load-generator   no synthetic workloads, inference requests or costs\n"
             "  --port N              dashboard/API/WebSocket port (default 9000, 0 = any free)\n"
             "  --metrics-port N      Prometheus port (default 9001, 0 = any free, -1 = off)\n"
@@ -34,6 +36,21 @@ static void serve_help(FILE *f)
             "AGENTAFLOW_BIND_ADDRESS, AGENTAFLOW_PORT, AGENTAFLOW_METRICS_PORT,\n"
             "AGENTAFLOW_ALLOWED_HOSTS, and the OTEL_* variables of the tracing configuration.\n"
             "Options override the file and the environment. Every key: docs/configuration.md.\n");
+}
+
+/* SIGHUP. */
+static void reload(af_server *srv, const af_tracing_config *cfg)
+{
+    if (!cfg->server.tls.cert_file) {
+        af_log(AF_LOG_INFO, "SIGHUP: TLS is not configured; nothing to reload");
+        return;
+    }
+    char err[512] = "";
+    if (af_server_reload_tls(srv, err, sizeof(err)) == 0)
+        af_log(AF_LOG_INFO, "SIGHUP: TLS certificates reloaded; new connections use them");
+    else
+        af_log(AF_LOG_ERROR, "SIGHUP: TLS reload failed, keeping the current certificates: %s",
+               err);
 }
 
 int cmd_serve(int argc, char **argv)
@@ -80,6 +97,10 @@ int cmd_serve(int argc, char **argv)
             return 2;
         }
     }
+
+    char default_config[4096];
+    if (!config)
+        config = app_default_config(default_config, sizeof(default_config));
 
     /* Before any thread exists, so every thread inherits the mask. */
     sigset_t sigs;
@@ -146,27 +167,30 @@ int cmd_serve(int argc, char **argv)
             fclose(f) != 0 || rename(tmp, port_file) != 0)
             fprintf(stderr, "agentaflow serve: cannot write %s\n", port_file);
     }
+    /* Only now: systemd starts units ordered After= this one when it reads READY=1. */
+    char serving[256];
+    snprintf(serving, sizeof(serving), "serving on %s://%s:%d, metrics port %d", scheme, bind,
+             af_server_port(srv), af_server_metrics_port(srv));
+    app_sd_notifyf("READY=1\nSTATUS=%s", serving);
 
     int sig = 0;
-    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
-        if (!cfg.server.tls.cert_file) {
-            af_log(AF_LOG_INFO, "SIGHUP: TLS is not configured; nothing to reload");
-            continue;
-        }
-        rc = af_server_reload_tls(srv, err, sizeof(err));
-        if (rc == 0)
-            af_log(AF_LOG_INFO, "SIGHUP: TLS certificates reloaded; new connections use them");
-        else
-            af_log(AF_LOG_ERROR, "SIGHUP: TLS reload failed, keeping the current certificates: %s",
-                   err);
+    while ((sig = app_sd_wait_signal(&sigs)) == SIGHUP) {
+        app_sd_reloading();
+        reload(srv, &cfg);
+        app_sd_notifyf("READY=1\nSTATUS=%s", serving);
     }
     fprintf(stderr, "agentaflow: %s received, shutting down\n",
             sig == SIGINT ? "SIGINT" : "SIGTERM");
+    af_serving_stats st = {0};
+    if (p.serving)
+        af_serving_stats_get(p.serving, &st);
+    app_sd_notifyf("STOPPING=1\nSTATUS=draining %u requests", st.pending_requests + st.in_flight);
     af_server_stop(srv);
     af_server_free(srv);
     /* Spans are flushed within a bound even when a collector is dead. */
     app_platform_stop(&p, 5000);
     af_tracing_config_free(&cfg);
+    app_sd_notifyf("STATUS=stopped");
     fprintf(stderr, "agentaflow: stopped\n");
     return 0;
 }

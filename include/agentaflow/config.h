@@ -349,6 +349,8 @@ int af_config_dump_text(const af_tracing_config *cfg, bool redact, char **out);
 /* docs/configuration.md: every key of the table grouped by section, with its type, default,
  * bounds, environment variable and help, as Markdown. *out malloc'd. 0 or -ENOMEM. */
 int af_config_dump_docs(char **out);
+/* The same reference as a man(7) page, agentaflow.yaml(5), for the Debian package. */
+int af_config_dump_docs_man(char **out);
 
 /* Parses a duration as described at the top into milliseconds. 0 or AF_EPARSE (also for a
  * value above UINT32_MAX ms). */

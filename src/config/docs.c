@@ -1,7 +1,7 @@
 /*
  * docs/configuration.md, written from the key table so that the documentation cannot drift
  * from what the loader accepts: a test regenerates it and fails when the committed file
- * differs.
+ * differs. The same text, as roff, is the agentaflow.yaml(5) man page of the Debian package.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -109,28 +109,26 @@ static bool first_of_section(size_t i)
     return true;
 }
 
-int af_config_dump_docs(char **out)
+/* The introduction's paragraphs, in Markdown (code spans only, which the man page makes bold). */
+static const char *const intro[] = {
+    "One YAML file holds every key below (`agentaflow serve --config FILE`; "
+    "`agentaflow config check FILE` prints the effective values, secrets redacted, and "
+    "`GET /api/v1/config` returns them as JSON). Dotted names are nested mappings: "
+    "`server.tls.cert_file` is `cert_file` under `tls:` under `server:`.",
+    "Precedence, lowest to highest: the defaults below, the file, the environment, "
+    "command-line flags. An empty environment variable counts as unset.",
+    "Durations are Go-style strings (`500ms`, `30s`, `1m30s`, `2h`; units ns, us, ms, s, "
+    "m, h) or a plain integer meaning milliseconds. An unknown key is a warning with a "
+    "suggestion (`server.prot: unknown key (ignored); did you mean \"server.port\"?`); a bad "
+    "value is an error naming the file, line, column and key, and leaves the default in "
+    "place. Secret values are never shown.",
+};
+
+/* Calls put(b, name, name_len, title, text) for each section, in the order the table first
+ * uses them. */
+static void for_each_section(af_buf *b, void (*put)(af_buf *, const char *, size_t, const char *,
+                                                    const char *))
 {
-    *out = NULL;
-    af_buf b;
-    af__buf_init(&b);
-    af__buf_puts(
-        &b,
-        "# Configuration\n\n"
-        "<!-- Generated from the key table (src/config/keys.c) by `agentaflow config docs`; "
-        "do not edit. Regenerate with `make docs`. -->\n\n"
-        "One YAML file holds every key below (`agentaflow serve --config FILE`; "
-        "`agentaflow config check FILE` prints the effective values, secrets redacted, and "
-        "`GET /api/v1/config` returns them as JSON). Dotted names are nested mappings: "
-        "`server.tls.cert_file` is `cert_file` under `tls:` under `server:`.\n\n"
-        "Precedence, lowest to highest: the defaults below, the file, the environment, "
-        "command-line flags. An empty environment variable counts as unset.\n\n"
-        "Durations are Go-style strings (`500ms`, `30s`, `1m30s`, `2h`; units ns, us, ms, s, "
-        "m, h) or a plain integer meaning milliseconds. An unknown key is a warning with a "
-        "suggestion (`server.prot: unknown key (ignored); did you mean \"server.port\"?`); a bad "
-        "value is an error naming the file, line, column and key, and leaves the default in "
-        "place. Secret values are never shown.\n");
-    /* Sections in the order the table first uses them. */
     for (size_t i = 0; i < af__config_nkeys; i++) {
         if (!first_of_section(i))
             continue;
@@ -145,13 +143,130 @@ int af_config_dump_docs(char **out)
                 text = sections[j].text;
             }
         }
-        put_section(&b, key, len, title, text);
+        put(b, key, len, title, text);
     }
-    af__buf_terminate(&b);
-    if (b.failed) {
-        af__buf_free(&b);
+}
+
+static int finish(af_buf *b, char **out)
+{
+    af__buf_terminate(b);
+    if (b->failed) {
+        af__buf_free(b);
         return -ENOMEM;
     }
-    *out = (char *)b.data;
+    *out = (char *)b->data;
     return 0;
+}
+
+int af_config_dump_docs(char **out)
+{
+    *out = NULL;
+    af_buf b;
+    af__buf_init(&b);
+    af__buf_puts(&b, "# Configuration\n\n"
+                     "<!-- Generated from the key table (src/config/keys.c) by `agentaflow config "
+                     "docs`; do not edit. Regenerate with `make docs`. -->\n");
+    for (size_t i = 0; i < sizeof intro / sizeof intro[0]; i++)
+        af__buf_printf(&b, "\n%s\n", intro[i]);
+    for_each_section(&b, put_section);
+    return finish(&b, out);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* roff (man(7)).                                                                            */
+
+/* Text for a roff line: backslashes escaped, `code` in bold, a leading '.' or '\'' made
+ * literal (troff would take it for a request). The caller starts a new line first. */
+static void put_roff(af_buf *b, const char *s)
+{
+    bool code = false;
+    if (*s == '.' || *s == '\'')
+        af__buf_puts(b, "\\&");
+    for (; *s; s++) {
+        if (*s == '\\') {
+            af__buf_puts(b, "\\e");
+        } else if (*s == '`') {
+            af__buf_puts(b, code ? "\\fR" : "\\fB");
+            code = !code;
+        } else if (*s == '-') {
+            /* A real minus/hyphen-minus in options and names, as man-pages(7) asks. */
+            af__buf_puts(b, "\\-");
+        } else {
+            af__buf_putc(b, *s);
+        }
+    }
+    if (code)
+        af__buf_puts(b, "\\fR");
+}
+
+static void put_man_section(af_buf *b, const char *name, size_t name_len, const char *title,
+                            const char *text)
+{
+    af__buf_puts(b, ".SS ");
+    put_roff(b, title);
+    af__buf_putc(b, '\n');
+    if (text) {
+        put_roff(b, text);
+        af__buf_putc(b, '\n');
+    }
+    for (size_t i = 0; i < af__config_nkeys; i++) {
+        const af_config_key_info *k = &af__config_keys[i].info;
+        if (section_len(k->key) != name_len || strncmp(k->key, name, name_len) != 0)
+            continue;
+        char bounds[256];
+        af_config_key_bounds(k, bounds, sizeof bounds);
+        af__buf_puts(b, ".TP\n.B ");
+        put_roff(b, k->key);
+        af__buf_printf(b, "\n%s%s", af_config_type_name(k->type), k->secret ? ", secret" : "");
+        af__buf_puts(b, "; default ");
+        if (k->default_text[0]) {
+            af__buf_puts(b, "\\fB");
+            put_roff(b, k->default_text);
+            af__buf_puts(b, "\\fR");
+        } else {
+            af__buf_puts(b, "unset");
+        }
+        if (bounds[0]) {
+            af__buf_puts(b, "; ");
+            put_roff(b, bounds);
+        }
+        if (k->env) {
+            af__buf_puts(b, "; environment \\fB");
+            put_roff(b, k->env);
+            af__buf_puts(b, "\\fR");
+        }
+        af__buf_puts(b, ".\n");
+        put_roff(b, k->help);
+        af__buf_putc(b, '\n');
+    }
+}
+
+int af_config_dump_docs_man(char **out)
+{
+    *out = NULL;
+    af_buf b;
+    af__buf_init(&b);
+    af__buf_printf(&b,
+                   ".\\\" Generated from the key table (src/config/keys.c) by `agentaflow config "
+                   "docs --format man`.\n"
+                   ".TH AGENTAFLOW.YAML 5 \"\" \"agentaflow %s\" \"File Formats\"\n"
+                   ".SH NAME\n"
+                   "agentaflow.yaml \\- configuration of the agentaflow daemon and tracing SDK\n"
+                   ".SH SYNOPSIS\n"
+                   ".I /etc/agentaflow/agentaflow.yaml\n"
+                   ".SH DESCRIPTION\n",
+                   AF_VERSION_STRING);
+    for (size_t i = 0; i < sizeof intro / sizeof intro[0]; i++) {
+        if (i)
+            af__buf_puts(&b, ".PP\n");
+        put_roff(&b, intro[i]);
+        af__buf_putc(&b, '\n');
+    }
+    af__buf_puts(&b, ".PP\nUnder systemd (agentaflow.service) the file is read from\n"
+                     ".I $CONFIGURATION_DIRECTORY/agentaflow.yaml\n"
+                     "when no \\fB\\-\\-config\\fR is given.\n"
+                     ".SH KEYS\n");
+    for_each_section(&b, put_man_section);
+    af__buf_puts(&b, ".SH SEE ALSO\n.BR agentaflow (1)\n");
+    return finish(&b, out);
 }

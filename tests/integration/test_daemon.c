@@ -55,6 +55,32 @@ static void test_overload_and_graceful_stop(void **state)
     expect_error(&r, 503, "overloaded");
     free(r.body);
 
+    /* A request whose body is half sent holds the drain open (up to the 5 s shutdown bound)
+     * while the test looks at the listeners, however slowly a loaded machine runs it: the
+     * slow inference alone would end the drain after 1.5 s. */
+    static const char body[] = "{\"operation\":\"drain-check\",\"cost\":1.5}";
+    char head[256];
+    int hn = snprintf(head, sizeof(head),
+                      "POST /api/v1/costs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                      "application/json\r\nContent-Length: %zu\r\nExpect: 100-continue\r\n"
+                      "Connection: close\r\n\r\n",
+                      sizeof(body) - 1);
+    int held = tcp_connect(d.port);
+    assert_true(held >= 0);
+    send_all(held, head, (size_t)hn);
+    /* "100 Continue" proves the head was read: the request is in progress, not an idle
+     * connection the stop would close. */
+    char cont[64];
+    size_t got = 0;
+    while (got < sizeof(cont) - 1 && !memmem(cont, got, "\r\n\r\n", 4)) {
+        ssize_t k = read(held, cont + got, sizeof(cont) - 1 - got);
+        assert_true(k > 0);
+        got += (size_t)k;
+    }
+    cont[got] = '\0';
+    assert_int_equal(strncmp(cont, "HTTP/1.1 100", 12), 0);
+    send_all(held, body, 10);
+
     assert_int_equal(kill(d.pid, SIGTERM), 0);
     /* Until the loop sees the stop a request may still get a 200 (or, in the instant between
      * the flag and the listener closing, a clean 503 "shutting_down"); from then on the port
@@ -94,6 +120,15 @@ static void test_overload_and_graceful_stop(void **state)
     assert_int_equal(m.status, 200);
     assert_non_null(strstr(m.body, "agentaflow_inference_requests_total"));
     free(m.body);
+
+    /* The held request is answered once its body arrives: it reaches its handler after the
+     * stop began, so it is refused cleanly (nothing recorded), not cut off. */
+    send_all(held, body + 10, sizeof(body) - 1 - 10);
+    char *held_ans = read_to_eof(held);
+    close(held);
+    if (strncmp(held_ans, "HTTP/1.1 503", 12) != 0 || !strstr(held_ans, "\"shutting_down\""))
+        fail_msg("the held request was not answered 503 shutting_down: %.200s", held_ans);
+    free(held_ans);
 
     char *ans = read_to_eof(slow);
     close(slow);

@@ -12,6 +12,9 @@
 #   integration.hostile_limits
 #                            test_hostile_limits (cmocka): megabyte strings, thousands of names
 #                            and slow inference against the limits (docs/security.md)
+#   integration.systemd      test_systemd (cmocka): sd_notify as systemd sees it (READY after
+#                            the listeners answer, WATCHDOG, RELOADING, STOPPING, STATUS) and
+#                            $CONFIGURATION_DIRECTORY/agentaflow.yaml as the default config
 #   integration.prometheus   promtool check metrics on our exposition, then a real Prometheus
 #                            scraping the daemon until its target is up (skipped without them)
 if(NOT TARGET agentaflow)
@@ -67,3 +70,8 @@ add_executable(test_durability ${CMAKE_CURRENT_LIST_DIR}/test_durability.c)
 target_link_libraries(test_durability PRIVATE af_it_harness)
 add_test(NAME integration.durability COMMAND test_durability $<TARGET_FILE:agentaflow>)
 set_tests_properties(integration.durability PROPERTIES TIMEOUT 300 LABELS integration)
+
+add_executable(test_systemd ${CMAKE_CURRENT_LIST_DIR}/test_systemd.c)
+target_link_libraries(test_systemd PRIVATE af_it_harness)
+add_test(NAME integration.systemd COMMAND test_systemd $<TARGET_FILE:agentaflow>)
+set_tests_properties(integration.systemd PROPERTIES TIMEOUT 120 LABELS integration)
