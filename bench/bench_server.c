@@ -62,7 +62,8 @@ static pid_t start_daemon(const char *config, int *port, int *mport)
         dup2(fd, 1);
         dup2(fd, 2);
         execl(g_bin, g_bin, "serve", "--config", cfg, "--port", "0", "--metrics-port", "0",
-              "--port-file", pf, "--gpu-backend", "simulated", "--no-load-generator", (char *)NULL);
+              "--port-file", pf, "--gpu-backend", "simulated", "--no-load-generator", "--data-dir",
+              ":memory:", (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 400; i++) {

@@ -5,7 +5,7 @@
 # AF_PLATFORM_PKGS: what libagentaflow-platform (gpu, serving, cost, server) adds.
 # libprotobuf-c is only the unit tests' oracle for the OTLP bytes; no library links it.
 set(AF_SDK_PKGS libcurl zlib yaml-0.1)
-set(AF_PLATFORM_PKGS jansson openssl)
+set(AF_PLATFORM_PKGS jansson openssl sqlite3)
 set(AF_TEST_PKGS libprotobuf-c)
 
 foreach(group SDK PLATFORM TEST)

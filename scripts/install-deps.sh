@@ -12,6 +12,7 @@ libcurl4-openssl-dev zlib1g-dev libssl-dev openssl
 libsystemd-dev systemd dpkg-dev groff-base
 libyaml-dev libjansson-dev
 protobuf-c-compiler libprotobuf-c-dev
+libsqlite3-dev
 prometheus wrk curl wget
 clang libclang-rt-dev
 nodejs npm

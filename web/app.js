@@ -591,6 +591,23 @@
     tbody.appendChild(frag);
   }
 
+  // Seven calendar days from the cost summary: read from the daemon's durable ledger, so the
+  // history survives a restart.
+  function renderDaily(tbody, days, currency) {
+    const list = Array.isArray(days) ? days.filter((d) => d && typeof d === 'object') : [];
+    const max = Math.max(0, ...list.map((d) => num(d.cost) || 0));
+    const frag = document.createDocumentFragment();
+    for (const d of list.slice(-7)) {
+      const c = num(d.cost);
+      const fill = el('span', { className: 'fill' });
+      fill.style.width = max > 0 && c !== null ? ((100 * c) / max).toFixed(1) + '%' : '0%';
+      frag.appendChild(el('tr', null, el('td', { text: String(d.date || '') }), el('td', { text: fmtMoney(c, currency) }), el('td', { className: 'barcol' }, el('span', { className: 'bar' }, fill))));
+    }
+    if (!list.length) frag.appendChild(el('tr', null, el('td', { colSpan: 3, className: 'muted', text: 'No daily history yet.' })));
+    clear(tbody);
+    tbody.appendChild(frag);
+  }
+
   function onCostSummary(body) {
     if (!body || typeof body !== 'object') return;
     // The original nested the summary under current_period; accept both.
@@ -604,6 +621,7 @@
     if (!byOp.length && s.operation_counts && typeof s.operation_counts === 'object') byOp = Object.entries(s.operation_counts).map(([name, count]) => ({ name, count }));
     renderGroups($('cost-by-op'), byOp, cur, '(none)');
     renderGroups($('cost-by-model'), groups(s.by_model || body.by_model), cur, '(no model)');
+    renderDaily($('cost-daily'), body.daily_breakdown, cur);
     $('cost-note').hidden = true;
     state.currency = cur;
   }

@@ -30,6 +30,7 @@ typedef struct app_platform {
     af_gpu_scheduler *scheduler;
     af_cost_tracker *costs;
     af_serving *serving;
+    af_state *state; /* NULL when nothing persists */
 } app_platform;
 
 /* Builds and starts everything from cfg (server.* included). 0, or a negative code with a
@@ -41,6 +42,9 @@ void app_platform_stop(app_platform *p, uint32_t timeout_ms);
  * borrowed from sc, which must outlive af_server_new (that copies them). */
 void app_server_opts(af_server_opts *o, const af_server_config *sc, const app_platform *p);
 
+/* Whether the server section asks for durable state (persist and a data_dir other than
+ * ":memory:"). */
+bool app_persists(const af_server_config *sc);
 /* systemd (systemd.c). sd_notify(3) with a printf format; nothing without NOTIFY_SOCKET. */
 void app_sd_notifyf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* RELOADING=1 and STATUS=reloading; READY=1 must follow once the reload is done. */
@@ -53,6 +57,7 @@ int app_sd_wait_signal(const sigset_t *set);
 const char *app_default_config(char *buf, size_t cap);
 
 int cmd_serve(int argc, char **argv);
+int cmd_db(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_version(int argc, char **argv);

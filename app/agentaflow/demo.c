@@ -91,13 +91,14 @@ int cmd_demo(int argc, char **argv)
         af_tracing_config_free(&cfg);
         return 2;
     }
-    /* The demo runs alone and quietly: no synthetic load, a private port, simulated GPUs. */
+    /* The demo runs alone and quietly: no synthetic load, a private port, simulated GPUs, and
+     * nothing saved (it must neither write a daemon's ledger nor wait for its data directory). */
     static const struct {
         const char *key, *value;
     } fixed[] = {
         {"server.load_generator", "false"},  {"server.port", "0"},
         {"server.metrics_port", "-1"},       {"server.bind_address", "127.0.0.1"},
-        {"server.gpu_backend", "simulated"},
+        {"server.gpu_backend", "simulated"}, {"server.persist", "false"},
     };
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
         if (app_set_flag(&cfg, "agentaflow demo", fixed[i].key, fixed[i].key, fixed[i].value,

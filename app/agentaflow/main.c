@@ -28,6 +28,7 @@ static void usage(FILE *f)
                "  config check   validate a config file and print the effective settings\n"
                "  config docs    print the reference of every configuration key (Markdown,\n"
                "                 or --format man / yaml)\n"
+               "  db             check, back up or export the durable state (data directory)\n"
                "  version        print version information\n\n"
                "'agentaflow <command> --help' describes each command.\n");
 }
@@ -65,6 +66,8 @@ int main(int argc, char **argv)
         return cmd_config(argc - 1, argv + 1);
     if (!strcmp(cmd, "version"))
         return cmd_version(argc - 1, argv + 1);
+    if (!strcmp(cmd, "db"))
+        return cmd_db(argc - 1, argv + 1);
     fprintf(stderr, "agentaflow: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

@@ -88,16 +88,36 @@ static int add_models(app_platform *p, FILE *err)
     return 0;
 }
 
+bool app_persists(const af_server_config *sc)
+{
+    return sc->persist && !(sc->data_dir && strcmp(sc->data_dir, ":memory:") == 0);
+}
+
 int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
 {
     const af_server_config *st = &cfg->server;
     memset(p, 0, sizeof(*p));
     char e[512] = "";
+    int rc;
+    /* First: a second daemon on the same directory, or a directory it cannot use, fails
+     * before anything else starts. */
+    if (app_persists(st)) {
+        af_state_opts so;
+        af_state_opts_init(&so);
+        so.data_dir = st->data_dir;
+        so.fsync_full = st->fsync == AF_CONFIG_FSYNC_FULL;
+        so.retention_costs_days = st->retention.costs_days;
+        so.retention_workloads_days = st->retention.workloads_days;
+        if ((rc = af_state_open(&so, &p->state, e, sizeof(e))) != 0) {
+            fprintf(err, "agentaflow: %s\n", e[0] ? e : af_strerror(rc));
+            return rc;
+        }
+    }
     /* Request values reach span attributes (ids, names, errors): no request may park more
      * than this in a span, unless OTEL_*ATTRIBUTE_VALUE_LENGTH_LIMIT says otherwise. */
     af_tracing_config tc = *cfg;
     tc.tracing.attribute_value_length_default = 4096;
-    int rc = af_tracing_new(&tc, &p->tracing, e, sizeof(e));
+    rc = af_tracing_new(&tc, &p->tracing, e, sizeof(e));
     if (rc != 0) {
         fprintf(err, "agentaflow: tracing: %s\n", e[0] ? e : af_strerror(rc));
         return rc;
@@ -132,9 +152,25 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
         fprintf(err, "agentaflow: GPU metrics: %s\n", e[0] ? e : af_strerror(rc));
         return rc;
     }
+    af_cost_tracker_opts to;
+    af_cost_tracker_opts_init(&to);
+    to.tracing = p->tracing;
+    to.max_names = st->max_label_values; /* the cost families' label values */
+    if (p->state) {
+        to.on_record = af_state_cost_recorded;
+        to.on_record_user = p->state;
+    }
+    if ((rc = af_cost_tracker_new(&to, &p->costs)) != 0) {
+        fprintf(err, "agentaflow: cost tracking: %s\n", af_strerror(rc));
+        return rc;
+    }
     af_gpu_scheduler_opts so;
     af_gpu_scheduler_opts_init(&so);
     so.tracing.tracing = p->tracing;
+    if (p->state) {
+        so.on_change = af_state_workload_changed;
+        so.on_change_user = p->state;
+    }
     if ((rc = af_gpu_scheduler_new(&so, &p->scheduler)) != 0) {
         fprintf(err, "agentaflow: scheduler: %s\n", af_strerror(rc));
         return rc;
@@ -154,16 +190,15 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
         af_gpu_scheduler_register_gpu(p->scheduler, &spec, NULL, 0);
     }
     af_gpu_scheduler_attach_collector(p->scheduler, p->collector);
-    if ((rc = af_gpu_collector_start(p->collector)) != 0) {
-        fprintf(err, "agentaflow: GPU metrics: %s\n", af_strerror(rc));
+    /* After the GPUs are known (running workloads take their memory on them again), before
+     * the collector raises new alerts. */
+    if (p->state && (rc = af_state_restore(p->state, p->scheduler, p->collector, p->costs, e,
+                                           sizeof(e))) != 0) {
+        fprintf(err, "agentaflow: restoring %s: %s\n", af_state_dir(p->state), e);
         return rc;
     }
-    af_cost_tracker_opts to;
-    af_cost_tracker_opts_init(&to);
-    to.tracing = p->tracing;
-    to.max_names = st->max_label_values; /* the cost families' label values */
-    if ((rc = af_cost_tracker_new(&to, &p->costs)) != 0) {
-        fprintf(err, "agentaflow: cost tracking: %s\n", af_strerror(rc));
+    if ((rc = af_gpu_collector_start(p->collector)) != 0) {
+        fprintf(err, "agentaflow: GPU metrics: %s\n", af_strerror(rc));
         return rc;
     }
     af_serving_opts sv;
@@ -183,9 +218,12 @@ void app_platform_stop(app_platform *p, uint32_t timeout_ms)
     af_serving_free(p->serving);
     if (p->collector)
         af_gpu_collector_stop(p->collector);
+    af_state_detach(p->state);
     af_gpu_scheduler_free(p->scheduler);
     af_gpu_collector_free(p->collector);
     af_cost_tracker_free(p->costs);
+    /* Last: what the components reported while stopping is committed too. */
+    af_state_free(p->state);
     if (p->tracing)
         af_tracing_shutdown(p->tracing, timeout_ms);
     af_trace_store_free(p->traces);
@@ -224,4 +262,5 @@ void app_server_opts(af_server_opts *o, const af_server_config *sc, const app_pl
     o->serving = p->serving;
     o->costs = p->costs;
     o->traces = p->traces;
+    o->store = af_state_store(p->state);
 }

@@ -28,8 +28,11 @@ static void serve_help(FILE *f)
             "  --bind ADDR           listen address (default 127.0.0.1; others need a token)\n"
             "  --port-file FILE      write the bound ports there (\"PORT METRICS_PORT\\n\")\n"
             "  --gpu-backend B       auto (default), nvml or simulated\n"
+            "  --data-dir DIR        durable state (default $STATE_DIRECTORY or ./data;\n"
+            "                        :memory: = nothing persists)\n"
             "  -h, --help            this text\n\n"
             "environment: AGENTAFLOW_AUTH_TOKEN (bearer token for write routes),\n"
+            "AGENTAFLOW_DATA_DIR,\n"
             "AGENTAFLOW_BIND_ADDRESS, AGENTAFLOW_PORT, AGENTAFLOW_METRICS_PORT,\n"
             "AGENTAFLOW_ALLOWED_HOSTS, and the OTEL_* variables of the tracing configuration.\n"
             "Options override the file and the environment. Every key: docs/configuration.md.\n");
@@ -63,6 +66,7 @@ int cmd_serve(int argc, char **argv)
         {"--gpu-backend", "server.gpu_backend", NULL},
         {"--port", "server.port", NULL},
         {"--metrics-port", "server.metrics_port", NULL},
+        {"--data-dir", "server.data_dir", NULL},
     };
     const size_t n_flags = sizeof(flags) / sizeof(flags[0]);
     for (int i = 1; i < argc; i++) {
@@ -85,6 +89,8 @@ int cmd_serve(int argc, char **argv)
             flags[3].value = argv[++i];
         } else if (!strcmp(a, "--metrics-port") && has_val) {
             flags[4].value = argv[++i];
+        } else if (!strcmp(a, "--data-dir") && has_val) {
+            flags[5].value = argv[++i];
         } else {
             fprintf(stderr, "agentaflow serve: unknown or incomplete option '%s'\n\n", a);
             serve_help(stderr);
@@ -104,6 +110,9 @@ int cmd_serve(int argc, char **argv)
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* Past a file size limit a write fails with EFBIG (the store answers 503) instead of
+     * killing the daemon. */
+    signal(SIGXFSZ, SIG_IGN);
     af_log_level_from_env();
 
     af_tracing_config cfg;

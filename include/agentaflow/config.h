@@ -64,6 +64,11 @@ typedef enum af_config_gpu_backend {
     AF_CONFIG_GPU_SIMULATED = 2,
 } af_config_gpu_backend;
 
+typedef enum af_config_fsync {
+    AF_CONFIG_FSYNC_FULL = 0,   /* synchronous=FULL: commits survive power loss */
+    AF_CONFIG_FSYNC_NORMAL = 1, /* synchronous=NORMAL: commits survive a process crash */
+} af_config_fsync;
+
 /* The daemon's `server:` section (bounds and help in the key table and in
  * docs/configuration.md). Strings are owned; optional ones are NULL when unset. */
 typedef struct af_server_config {
@@ -98,6 +103,13 @@ typedef struct af_server_config {
     uint32_t inference_timeout_ms; /* 30s */
     uint32_t max_input_tokens;     /* 8192 */
     uint32_t max_label_values;     /* 1000 */
+    char *data_dir;                /* NULL = $STATE_DIRECTORY or ./data; ":memory:" = none */
+    bool persist;                  /* true */
+    af_config_fsync fsync;         /* full */
+    struct {
+        uint32_t costs_days;     /* 400 */
+        uint32_t workloads_days; /* 30, after finishing */
+    } retention;
 } af_server_config;
 
 typedef struct af_tracing_config {

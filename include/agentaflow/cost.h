@@ -31,6 +31,7 @@ AF_API_BEGIN
 
 typedef struct af_tracing af_tracing; /* tracing.h */
 typedef struct af_cost_tracker af_cost_tracker;
+typedef struct af_cost_entry af_cost_entry;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Pricing (the original's GPUCostConfiguration).                                            */
@@ -108,6 +109,13 @@ typedef struct af_cost_tracker_opts {
     uint32_t max_names;
     af_tracing *tracing; /* borrowed; NULL = use `tracer` */
     af_tracer *tracer;   /* borrowed; NULL = no spans */
+    /* Called for every entry recorded (except those recorded with af_cost_record_saved or
+     * restored), with every field resolved (id, currency, timestamp), so a caller can keep a
+     * durable copy. Runs on the recording thread with the tracker's mutex held, in recording
+     * order: copy and return, never call back into the tracker. The entry is borrowed for the
+     * call. NULL = none. */
+    void (*on_record)(const af_cost_entry *e, void *user);
+    void *on_record_user;
 } af_cost_tracker_opts;
 
 void af_cost_tracker_opts_init(af_cost_tracker_opts *o);
@@ -118,7 +126,7 @@ void af_cost_tracker_free(af_cost_tracker *t);
 void af_cost_tracker_set_tracer(af_cost_tracker *t, af_tracer *tracer);
 
 /* One cost entry (the original's CostEntry). Strings borrowed for the call. */
-typedef struct af_cost_entry {
+struct af_cost_entry {
     const char *id;        /* NULL or "" = "cost-<n>" */
     const char *operation; /* required: "inference", "training", "gpu_compute", any name */
     const char *model_id;  /* NULL = "" */
@@ -128,13 +136,17 @@ typedef struct af_cost_entry {
     double cost;           /* >= 0, finite */
     const char *currency;  /* NULL = the pricing currency */
     uint64_t timestamp_ns; /* 0 = now; any other value is kept as given */
-} af_cost_entry;
+};
 
 /*
  * Records an entry (span cost_tracking.record_cost, child of `parent`, NULL = current span).
  * Returns 0, -EINVAL (missing operation, negative or non-finite numbers) or -ENOMEM.
  */
 int af_cost_record(af_cost_tracker *t, const af_span_context *parent, const af_cost_entry *e);
+
+/* af_cost_record for an entry the caller already made durable: the same span and checks,
+ * no on_record callback. */
+int af_cost_record_saved(af_cost_tracker *t, const af_span_context *parent, const af_cost_entry *e);
 
 /* GPU usage to price and record as operation "gpu_compute", model "gpu_<class>". */
 typedef struct af_gpu_usage {
@@ -149,6 +161,32 @@ typedef struct af_gpu_usage {
  * hours) and records it. *amount (may be NULL) receives the cost. 0, -EINVAL or -ENOMEM. */
 int af_cost_record_gpu_usage(af_cost_tracker *t, const af_span_context *parent,
                              const af_gpu_usage *u, double *amount);
+
+/*
+ * Durable state (the daemon's store) without spans:
+ *  - af_cost_reserve_id gives the id an entry without one would get ("cost-<n>"), so the
+ *    entry can be saved before it is recorded; record it with that id.
+ *  - af_cost_restore_entry records a saved entry (no span); an id "cost-<n>" moves the next
+ *    automatic id past n. af_cost_restore_id_floor does the same for ids no longer held.
+ *  - af_cost_restore_hourly adds a saved hourly roll-up (entries older than the raw
+ *    window), exactly as folding those entries would have.
+ * GPU hours of "gpu_compute" entries count toward the volume tiers again.
+ */
+typedef struct af_cost_hourly {
+    uint64_t hour_ns; /* rounded down to the hour */
+    const char *operation;
+    const char *model_id;
+    double cost;
+    double gpu_hours;
+    int64_t tokens;
+    uint64_t count; /* entries in it, >= 1 */
+} af_cost_hourly;
+
+int af_cost_reserve_id(af_cost_tracker *t, char *buf, size_t len);
+void af_cost_restore_id_floor(af_cost_tracker *t, uint64_t n);
+/* 0, -EINVAL or -ENOMEM. */
+int af_cost_restore_entry(af_cost_tracker *t, const af_cost_entry *e);
+int af_cost_restore_hourly(af_cost_tracker *t, const af_cost_hourly *h);
 
 /* A group in a summary (one operation or one model). */
 typedef struct af_cost_group {

@@ -154,12 +154,24 @@ typedef struct af_gpu_utilization {
 
 typedef struct af_gpu_scheduler af_gpu_scheduler;
 
+/*
+ * A workload changed state inside the scheduler: submitted, placed (with the round-robin
+ * cursor after the placement), given a new pending reason, finished. Lets a caller keep a
+ * durable copy (the daemon's store) without the scheduler knowing about storage. Runs on the
+ * thread that made the change with the scheduler's mutex held, in the order of the changes:
+ * it must only copy what it needs and return (never call back into the scheduler). `w` is
+ * borrowed for the call.
+ */
+typedef void (*af_workload_change_fn)(const af_workload_info *w, size_t rr_cursor, void *user);
+
 typedef struct af_gpu_scheduler_opts {
     af_gpu_strategy strategy; /* least_utilized */
     double utilization_goal;  /* 80.0, reported */
     /* Finished (completed/failed/cancelled) workloads kept for queries, oldest dropped. 1000 */
     uint32_t finished_retention;
     af_gpu_tracing tracing;
+    af_workload_change_fn on_change; /* NULL = none */
+    void *on_change_user;
 } af_gpu_scheduler_opts;
 
 void af_gpu_scheduler_opts_init(af_gpu_scheduler_opts *o);
@@ -213,6 +225,17 @@ int af_gpu_scheduler_fail(af_gpu_scheduler *s, const char *id, const char *reaso
  * receives the number placed. Returns 0.
  */
 int af_gpu_scheduler_schedule(af_gpu_scheduler *s, size_t *scheduled);
+
+/*
+ * Puts a workload back as it was saved (no span, no change callback): pending ones join the
+ * end of the queue (restore them in submission order) with their pending reason; running
+ * ones take their memory on assigned_gpu again with their start time (register the GPUs
+ * first; a GPU that is gone or too full queues the workload again); finished ones go to the
+ * retention ring. 0, -EINVAL, -EEXIST (a live workload has the id) or -ENOMEM.
+ */
+int af_gpu_scheduler_restore(af_gpu_scheduler *s, const af_workload_info *w);
+/* The slot the next round-robin placement tries first (restored from a saved cursor). */
+void af_gpu_scheduler_set_rr_cursor(af_gpu_scheduler *s, size_t cursor);
 
 /* 0 or -ENOENT. */
 int af_gpu_scheduler_get_workload(af_gpu_scheduler *s, const char *id, af_workload_info *out);
@@ -541,6 +564,9 @@ int af_gpu_collector_health(af_gpu_collector *c, const char *gpu_id, af_gpu_heal
 size_t af_gpu_collector_alerts(af_gpu_collector *c, const char *gpu_id, uint64_t since_ns,
                                af_gpu_alert *out, size_t cap);
 int af_gpu_collector_ack_alert(af_gpu_collector *c, uint64_t alert_id);
+/* Puts a saved alert (and whether it was resolved) back into the history, oldest first; new
+ * alerts get ids after it. No callbacks run. 0 or -EINVAL. */
+int af_gpu_collector_restore_alert(af_gpu_collector *c, const af_gpu_alert *a);
 void af_gpu_collector_set_thresholds(af_gpu_collector *c, const af_gpu_thresholds *t);
 void af_gpu_collector_get_thresholds(af_gpu_collector *c, af_gpu_thresholds *out);
 void af_gpu_collector_set_tracing(af_gpu_collector *c, const af_gpu_tracing *t);

@@ -21,6 +21,7 @@
 #include "agentaflow/export.h"
 #include "agentaflow/gpu.h"
 #include "agentaflow/serving.h"
+#include "agentaflow/store.h"
 #include "agentaflow/tracing.h"
 
 #ifdef __cplusplus
@@ -67,6 +68,54 @@ int af_trace_store_list_json(af_trace_store *s, const af_trace_query *q, char **
 int af_trace_store_get_json(af_trace_store *s, const char *trace_id_hex, char **out);
 
 /* ---------------------------------------------------------------------------------------- */
+/* Durable state: the data directory, its store, and the glue that keeps the components'     */
+/* state in it (docs/durability.md). The components never see the store: the scheduler and   */
+/* the cost tracker report changes through their callbacks (af_state_workload_changed,       */
+/* af_state_cost_recorded), restored state goes back through their restore APIs, and the     */
+/* server's write routes commit before they apply.                                           */
+
+typedef struct af_state af_state;
+
+typedef struct af_state_opts {
+    /* NULL/"" = $STATE_DIRECTORY (systemd) or ./data; created 0700. */
+    const char *data_dir;
+    bool fsync_full;                   /* true: synchronous=FULL */
+    uint32_t retention_costs_days;     /* 400 */
+    uint32_t retention_workloads_days; /* 30 */
+} af_state_opts;
+
+void af_state_opts_init(af_state_opts *o);
+/* The data directory a configured value (NULL/"" = default) means; malloc'd, NULL = ENOMEM. */
+char *af_state_resolve_dir(const char *configured);
+/*
+ * Creates the data directory if needed, takes its lock (one process per directory) and
+ * opens the database. Errors, each with a sentence naming the path in err: -EBUSY (another
+ * process holds the directory), -EACCES / -EROFS / -ENOSPC / -EIO (cannot create or write
+ * it), -EILSEQ (the database is damaged; it is left as it is), -EPROTO (written by a newer
+ * version), -ENOMEM.
+ */
+int af_state_open(const af_state_opts *o, af_state **out, char *err, size_t err_len);
+/* The resolved data directory. */
+const char *af_state_dir(const af_state *st);
+/* The store, for af_server_opts.store. */
+af_store *af_state_store(af_state *st);
+/* Scheduler on_change / cost tracker on_record callbacks (user = the af_state). */
+void af_state_workload_changed(const af_workload_info *w, size_t rr_cursor, void *state);
+void af_state_cost_recorded(const af_cost_entry *e, void *state);
+/*
+ * Puts the saved state back (API GPUs, workloads in submission order with their placement,
+ * the round-robin cursor and strategy, the cost ledger as raw entries and hourly roll-ups,
+ * alerts with their resolutions), then starts the writer and subscribes to new alerts. Any
+ * component may be NULL. Borrowed until af_state_detach. 0 or an error with err filled.
+ */
+int af_state_restore(af_state *st, af_gpu_scheduler *sch, af_gpu_collector *col,
+                     af_cost_tracker *costs, char *err, size_t err_len);
+/* Unsubscribes from the collector (before it is freed). */
+void af_state_detach(af_state *st);
+/* Commits what is queued, closes the database and releases the directory. NULL is a no-op. */
+void af_state_free(af_state *st);
+
+/* ---------------------------------------------------------------------------------------- */
 /* Server.                                                                                   */
 
 typedef struct af_server af_server;
@@ -110,6 +159,9 @@ typedef struct af_server_opts {
     af_serving *serving;
     af_cost_tracker *costs;
     af_trace_store *traces;
+    /* NULL = nothing persists. Otherwise every write route commits its change here before it
+     * changes memory and answers (503 storage_unavailable when the commit fails). */
+    af_store *store;
 } af_server_opts;
 
 void af_server_opts_init(af_server_opts *o);

@@ -21,6 +21,8 @@ static const char *const protocol_values[] = {"http/protobuf", "http/json", NULL
 static const char *const compression_values[] = {"none", "gzip", NULL};
 /* In af_config_gpu_backend order. */
 static const char *const gpu_backend_values[] = {"auto", "nvml", "simulated", NULL};
+/* In af_config_fsync order. */
+static const char *const fsync_values[] = {"full", "normal", NULL};
 
 #define STR(k, f, d, env, fl, help)                                                                \
     {                                                                                              \
@@ -247,6 +249,24 @@ const af__config_key af__config_keys[] = {
           "longer inference input answers 400"),
     SUINT("max_label_values", max_label_values, "1000", 10, 100000,
           "distinct label values per Prometheus metric family"),
+    SSTR("data_dir", data_dir, "", "AGENTAFLOW_DATA_DIR", AF__KEY_ENV | AF__KEY_OPTIONAL,
+         PATH_MAX_LEN, false, "expected a directory path of at most 4095 bytes",
+         "directory of the durable state (created 0700, one daemon at a time); empty = "
+         "$STATE_DIRECTORY when systemd sets it, else ./data; \":memory:\" = nothing persists"),
+    BOOL("server.persist", server.persist, "true", NULL,
+         "false: keep every state in memory only, as with data_dir \":memory:\""),
+    {{"server.fsync", AF_CFG_ENUM, "full", 0, 0, NULL, fsync_values, false,
+      "full: an acknowledged write survives power loss (synchronous=FULL); normal: it "
+      "survives a crash of the daemon but the last commits may be lost with the machine"},
+     OFF(server.fsync),
+     0,
+     0,
+     0,
+     NULL},
+    UINT("server.retention.costs", server.retention.costs_days, "400", 1, 36500, NULL,
+         "days the cost ledger and its hourly roll-ups are kept on disk"),
+    UINT("server.retention.workloads", server.retention.workloads_days, "30", 1, 36500, NULL,
+         "days a finished workload is kept on disk after it finished"),
 };
 
 const size_t af__config_nkeys = sizeof(af__config_keys) / sizeof(af__config_keys[0]);

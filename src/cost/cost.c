@@ -409,7 +409,7 @@ static bool entry_valid(const af_cost_entry *e)
            e->gpu_hours >= 0 && isfinite(e->cost) && e->cost >= 0;
 }
 
-static int record_locked(af_cost_tracker *t, const af_cost_entry *e, uint64_t now)
+static int record_locked(af_cost_tracker *t, const af_cost_entry *e, uint64_t now, bool saved)
 {
     cost_rec r = {.duration_ns = e->duration_ns,
                   .tokens = e->tokens_used,
@@ -427,12 +427,26 @@ static int record_locked(af_cost_tracker *t, const af_cost_entry *e, uint64_t no
         rec_clear(&r);
         return -ENOMEM;
     }
+    if (t->opts.on_record && !saved) {
+        /* Under the mutex, so a durable copy sees entries in the order they were taken. */
+        af_cost_entry done = {.id = r.id,
+                              .operation = r.operation,
+                              .model_id = r.model_id,
+                              .duration_ns = r.duration_ns,
+                              .tokens_used = r.tokens,
+                              .gpu_hours = r.gpu_hours,
+                              .cost = r.cost,
+                              .currency = r.currency,
+                              .timestamp_ns = r.ts};
+        t->opts.on_record(&done, t->opts.on_record_user);
+    }
     t->recorded++;
     maintain(t, now);
     return 0;
 }
 
-int af_cost_record(af_cost_tracker *t, const af_span_context *parent, const af_cost_entry *e)
+static int record(af_cost_tracker *t, const af_span_context *parent, const af_cost_entry *e,
+                  bool saved)
 {
     if (!t)
         return -EINVAL;
@@ -448,13 +462,23 @@ int af_cost_record(af_cost_tracker *t, const af_span_context *parent, const af_c
                                      AF_INT("cost.tokens_used", e->tokens_used),
                                      AF_DOUBLE("cost.amount", e->cost)));
     pthread_mutex_lock(&t->mu);
-    int rc = record_locked(t, e, af_now_ns());
+    int rc = record_locked(t, e, af_now_ns(), saved);
     pthread_mutex_unlock(&t->mu);
     if (rc == 0)
         af_span_add_event(span, "cost.recorded",
                           AF_ATTRS(AF_STR("operation", e->operation), AF_DOUBLE("cost", e->cost)));
     af_operation_end(span, rc, rc ? "out_of_memory" : NULL, rc ? af_strerror(rc) : NULL);
     return rc;
+}
+
+int af_cost_record(af_cost_tracker *t, const af_span_context *parent, const af_cost_entry *e)
+{
+    return record(t, parent, e, false);
+}
+
+int af_cost_record_saved(af_cost_tracker *t, const af_span_context *parent, const af_cost_entry *e)
+{
+    return record(t, parent, e, true);
 }
 
 int af_cost_record_gpu_usage(af_cost_tracker *t, const af_span_context *parent,
@@ -481,6 +505,94 @@ int af_cost_record_gpu_usage(af_cost_tracker *t, const af_span_context *parent,
     int rc = af_cost_record(t, parent, &e);
     if (rc == 0 && amount)
         *amount = cost;
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Ids and restore.                                                                          */
+
+int af_cost_reserve_id(af_cost_tracker *t, char *buf, size_t len)
+{
+    if (!t || !buf || len < 8)
+        return -EINVAL;
+    pthread_mutex_lock(&t->mu);
+    uint64_t n = ++t->next_id;
+    pthread_mutex_unlock(&t->mu);
+    snprintf(buf, len, "cost-%" PRIu64, n);
+    return 0;
+}
+
+void af_cost_restore_id_floor(af_cost_tracker *t, uint64_t n)
+{
+    if (!t)
+        return;
+    pthread_mutex_lock(&t->mu);
+    if (n > t->next_id)
+        t->next_id = n;
+    pthread_mutex_unlock(&t->mu);
+}
+
+/* Volume tiers see the GPU hours priced before the restart too. */
+static void restore_hours(af_cost_tracker *t, const char *operation, double hours)
+{
+    if (strcmp(operation, "gpu_compute") == 0 && isfinite(hours) && hours > 0)
+        t->cumulative_hours += hours;
+}
+
+int af_cost_restore_entry(af_cost_tracker *t, const af_cost_entry *e)
+{
+    if (!t || !entry_valid(e))
+        return -EINVAL;
+    pthread_mutex_lock(&t->mu);
+    /* It came from the durable copy: no callback. */
+    int rc = record_locked(t, e, af_now_ns(), true);
+    if (rc == 0)
+        restore_hours(t, e->operation, e->gpu_hours);
+    uint64_t n;
+    char tail;
+    /* An automatic id seen again: the next one is past it. */
+    if (rc == 0 && e->id && sscanf(e->id, "cost-%" SCNu64 "%c", &n, &tail) == 1 && n > t->next_id)
+        t->next_id = n;
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+int af_cost_restore_hourly(af_cost_tracker *t, const af_cost_hourly *h)
+{
+    if (!t || !h || !h->operation || !h->operation[0] || !isfinite(h->cost) || h->cost < 0 ||
+        !isfinite(h->gpu_hours) || h->gpu_hours < 0 || h->tokens < 0 || !h->count)
+        return -EINVAL;
+    cost_rec r = {.ts = h->hour_ns - h->hour_ns % NS_PER_H,
+                  .cost = h->cost,
+                  .gpu_hours = h->gpu_hours,
+                  .tokens = h->tokens,
+                  .operation = af__strdup(h->operation),
+                  .model_id = af__strdup(h->model_id ? h->model_id : "")};
+    if (!r.operation || !r.model_id) {
+        rec_clear(&r);
+        return -ENOMEM;
+    }
+    pthread_mutex_lock(&t->mu);
+    /* fold() adds one record's count; the roll-up brings count entries. */
+    int rc = fold(t, &r);
+    if (rc == 0) {
+        uint64_t hour = h->hour_ns - h->hour_ns % NS_PER_H;
+        for (size_t i = 0; i < t->n_buckets; i++) {
+            cost_bucket *b = &t->buckets[i];
+            if (b->hour_ns == hour && str_eq(b->operation, h->operation) &&
+                str_eq(b->model_id, h->model_id ? h->model_id : "")) {
+                b->count += h->count - 1;
+                break;
+            }
+        }
+        t->folded += h->count - 1;
+        t->recorded += h->count;
+        restore_hours(t, h->operation, h->gpu_hours);
+        trim_buckets(t, af_now_ns());
+    } else {
+        rec_clear(&r);
+    }
+    pthread_mutex_unlock(&t->mu);
     return rc;
 }
 

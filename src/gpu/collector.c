@@ -945,6 +945,24 @@ size_t af_gpu_collector_alerts(af_gpu_collector *c, const char *gpu_id, uint64_t
     return k;
 }
 
+int af_gpu_collector_restore_alert(af_gpu_collector *c, const af_gpu_alert *a)
+{
+    if (!c || !a || !a->id)
+        return -EINVAL;
+    pthread_mutex_lock(&c->mu);
+    size_t slot = (c->a_head + c->a_len) % c->a_cap;
+    if (c->a_len == c->a_cap)
+        c->a_head = (c->a_head + 1) % c->a_cap;
+    else
+        c->a_len++;
+    c->alerts[slot] = *a;
+    /* New alerts never reuse a saved id: a resolution must name one alert only. */
+    if (a->id >= c->next_alert_id)
+        c->next_alert_id = a->id + 1;
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
 int af_gpu_collector_ack_alert(af_gpu_collector *c, uint64_t alert_id)
 {
     int rc = -ENOENT;

@@ -81,6 +81,9 @@ struct af_gpu_scheduler {
 
     af_gpu_collector *collector;
     int collector_cb;
+
+    af_workload_change_fn on_change; /* called with mu held */
+    void *on_change_user;
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -156,6 +159,8 @@ int af_gpu_scheduler_new(const af_gpu_scheduler_opts *opts, af_gpu_scheduler **o
     s->goal = opts->utilization_goal;
     s->finished_cap = opts->finished_retention;
     s->tracing = opts->tracing;
+    s->on_change = opts->on_change;
+    s->on_change_user = opts->on_change_user;
     s->place.root = -1;
     if (s->finished_cap) {
         s->finished = calloc(s->finished_cap, sizeof(*s->finished));
@@ -469,6 +474,18 @@ static int validate_wl(const af_workload_spec *w, char *err, size_t err_len)
     return 0;
 }
 
+static void fill_wl(const wl *w, uint64_t now, af_workload_info *o);
+
+/* Tells the change callback (if any) the workload's new state. Caller holds mu. */
+static void notify(af_gpu_scheduler *s, const wl *w)
+{
+    if (!s->on_change)
+        return;
+    af_workload_info info;
+    fill_wl(w, af_now_ns(), &info);
+    s->on_change(&info, s->rr_cursor, s->on_change_user);
+}
+
 /* Frees a finished workload; the index entry goes only if a newer workload has not reused
  * the id since. */
 static void forget(af_gpu_scheduler *s, wl *w)
@@ -539,6 +556,7 @@ static int submit_locked(af_gpu_scheduler *s, const af_workload_spec *spec,
     }
     s->queue[s->q_len++] = w;
     s->n_pending++;
+    notify(s, w);
     return 0;
 }
 
@@ -638,6 +656,7 @@ static int finish(af_gpu_scheduler *s, const char *id, af_workload_status to, bo
             free(w->failure);
             w->failure = af__strdup(reason); /* best effort: NULL just loses the text */
         }
+        notify(s, w);
         retire(s, w);
     }
     pthread_mutex_unlock(&s->mu);
@@ -819,6 +838,7 @@ static int pass_locked(af_gpu_scheduler *s, af_span sp, bool recording, pass_res
             }
         }
         if (slot < 0) {
+            af_pending_reason was = w->reason;
             if (!any)
                 w->reason = AF_PENDING_NO_GPUS;
             else if (w->mem > max_total)
@@ -827,6 +847,9 @@ static int pass_locked(af_gpu_scheduler *s, af_span sp, bool recording, pass_res
                 w->reason = AF_PENDING_EXCLUSIVE_BUSY;
             else
                 w->reason = AF_PENDING_INSUFFICIENT_MEMORY;
+            /* Only a new reason is a change: a pass over an unchanged queue reports none. */
+            if (w->reason != was)
+                notify(s, w);
             continue;
         }
         gpu *g = s->gpus[slot];
@@ -847,6 +870,7 @@ static int pass_locked(af_gpu_scheduler *s, af_span sp, bool recording, pass_res
         index_gpu(s, st, (uint32_t)slot);
         if (st == AF_GPU_ROUND_ROBIN)
             s->rr_cursor = ((size_t)slot + 1) % ng;
+        notify(s, w);
         uint64_t wait_ms = now > w->submitted_ns ? (now - w->submitted_ns) / 1000000u : 0;
         if (wait_ms > res->max_wait_ms)
             res->max_wait_ms = wait_ms;
@@ -898,6 +922,91 @@ int af_gpu_scheduler_schedule(af_gpu_scheduler *s, size_t *scheduled)
     else
         af_log(AF_LOG_ERROR, "gpu scheduler: scheduling pass failed: %s", af_strerror(rc));
     return end_op(sp, rc, rc ? "scheduling pass failed: out of memory" : NULL);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Restore.                                                                                  */
+
+static int restore_locked(af_gpu_scheduler *s, const af_workload_info *in)
+{
+    wl *old = af__gpu_map_get(&s->wl_map, in->id);
+    if (old && (old->status == AF_WORKLOAD_PENDING || old->status == AF_WORKLOAD_RUNNING))
+        return -EEXIST;
+    af_workload_status st = in->status;
+    gpu *g = NULL;
+    if (st == AF_WORKLOAD_RUNNING) {
+        g = af__gpu_map_get(&s->gpu_map, in->assigned_gpu);
+        /* Its GPU is gone (or cannot take it any more): queue it again rather than lose it. */
+        if (!g || gpu_free_mb(g) < in->memory_required_mb)
+            st = AF_WORKLOAD_PENDING;
+    }
+    if (st == AF_WORKLOAD_PENDING && s->q_len == s->q_cap) {
+        size_t nc = s->q_cap ? s->q_cap * 2 : 64;
+        wl **nq = realloc(s->queue, nc * sizeof(*nq));
+        if (!nq)
+            return -ENOMEM;
+        s->queue = nq;
+        s->q_cap = nc;
+    }
+    wl *w = calloc(1, sizeof(*w));
+    if (!w)
+        return -ENOMEM;
+    w->id = af__strdup(in->id);
+    w->name = af__strdup(in->name);
+    w->failure = in->failure[0] ? af__strdup(in->failure) : NULL;
+    w->assigned =
+        in->assigned_gpu[0] && st != AF_WORKLOAD_PENDING ? af__strdup(in->assigned_gpu) : NULL;
+    if (!w->id || !w->name || af__gpu_map_put(&s->wl_map, w->id, w)) {
+        wl_free(w);
+        return -ENOMEM;
+    }
+    w->priority = in->priority;
+    w->mem = in->memory_required_mb;
+    w->est_ms = in->estimated_time_ms;
+    w->exclusive = in->exclusive;
+    w->status = st;
+    w->submitted_ns = in->submitted_ns;
+    w->completed_ns = in->completed_ns;
+    if (st == AF_WORKLOAD_PENDING) {
+        w->reason = in->status == AF_WORKLOAD_PENDING && in->pending_reason != AF_PENDING_NONE
+                        ? in->pending_reason
+                        : AF_PENDING_NOT_YET_SCHEDULED;
+        s->queue[s->q_len++] = w;
+        s->n_pending++;
+    } else if (st == AF_WORKLOAD_RUNNING) {
+        w->started_ns = in->started_ns;
+        w->on = g;
+        g->reserved += w->mem;
+        g->n_wl++;
+        if (w->exclusive)
+            g->n_excl++;
+        w->next = s->run_head;
+        if (s->run_head)
+            s->run_head->prev = w;
+        s->run_head = w;
+        s->n_running++;
+    } else {
+        w->started_ns = in->started_ns;
+        retire(s, w);
+    }
+    return 0;
+}
+
+int af_gpu_scheduler_restore(af_gpu_scheduler *s, const af_workload_info *w)
+{
+    if (!s || !w || !w->id[0] || (unsigned)w->status > AF_WORKLOAD_CANCELLED)
+        return -EINVAL;
+    pthread_mutex_lock(&s->mu);
+    int rc = restore_locked(s, w);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+void af_gpu_scheduler_set_rr_cursor(af_gpu_scheduler *s, size_t cursor)
+{
+    pthread_mutex_lock(&s->mu);
+    s->rr_cursor = s->n_gpus ? cursor % s->n_gpus : 0;
+    pthread_mutex_unlock(&s->mu);
 }
 
 /* ---------------------------------------------------------------------------------------- */

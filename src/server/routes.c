@@ -191,6 +191,40 @@ static bool get_bool(json_t *o, const char *k, bool *out, af__resp *rs)
     return true;
 }
 
+/* A write route's parsed request, kept until its change is durable and applied (persist.c):
+ * the strings in `u` point into `doc`, which it holds. */
+typedef struct write_ctx {
+    json_t *doc;
+    af_span_context parent;
+    char id[AF_GPU_ID_MAX]; /* an id the route made up */
+    union {
+        af_cost_entry cost;
+        af_workload_spec wl;
+        af_gpu_spec gpu;
+        uint64_t alert_id;
+        bool complete;
+    } u;
+} write_ctx;
+
+static void write_ctx_free(void *p)
+{
+    write_ctx *c = p;
+    json_decref(c->doc);
+    free(c);
+}
+
+static write_ctx *write_ctx_new(af__req *rq, af__resp *rs, json_t *doc)
+{
+    write_ctx *c = calloc(1, sizeof(*c));
+    if (!c) {
+        af__resp_error(rs, 500, "internal", "out of memory");
+        return NULL;
+    }
+    c->doc = doc ? json_incref(doc) : NULL;
+    c->parent = rq->span_ctx;
+    return c;
+}
+
 static bool url_arg(af__req *rq, const char *name, char *buf, int len)
 {
     size_t qn = strlen(rq->query);
@@ -515,6 +549,36 @@ static int h_health(af__req *rq, af__resp *rs)
     else
         af__buf_puts(b, "{\"status\":\"disabled\"}");
 
+    af__buf_puts(b, ",\"store\":");
+    if (s->o.store) {
+        af_store_health sh;
+        af_store_health_get(s->o.store, &sh);
+        uint64_t now = af_now_ns();
+        /* Degraded while the last write failed (disk full, I/O error): reads still work. */
+        bool failing = sh.last_error[0] != '\0';
+        degraded += failing;
+        af__buf_printf(b, "{\"status\":\"%s\",\"backend\":", failing ? "degraded" : "healthy");
+        put_str(b, sh.backend);
+        af__buf_puts(b, ",\"path\":");
+        put_str(b, sh.path);
+        af__buf_printf(b,
+                       ",\"size_bytes\":%llu,\"last_commit_age_ms\":%lld,\"commits\":%llu,"
+                       "\"writes\":%llu,\"failures\":%llu,\"queued\":%u,\"last_error\":",
+                       (unsigned long long)sh.size_bytes,
+                       sh.last_commit_ns && now > sh.last_commit_ns
+                           ? (long long)((now - sh.last_commit_ns) / 1000000u)
+                           : -1ll,
+                       (unsigned long long)sh.commits, (unsigned long long)sh.writes,
+                       (unsigned long long)sh.failures, sh.queued);
+        if (sh.last_error[0])
+            put_str(b, sh.last_error);
+        else
+            af__buf_puts(b, "null");
+        af__buf_putc(b, '}');
+    } else {
+        af__buf_puts(b, "{\"status\":\"disabled\",\"persist\":false}");
+    }
+
     af__buf_puts(b, ",\"tracing\":");
     af_tracing_health th;
     af_tracing_health_get(s->o.tracing, &th);
@@ -711,6 +775,35 @@ static void put_gpu_status(af_buf *b, const af_gpu_status *g)
                    fin(g->power_usage), g->available ? "true" : "false", g->workload_count);
 }
 
+static void apply_gpu_register(af_server *s, void *ctx, af__resp *rs)
+{
+    const af_gpu_spec *g = &((write_ctx *)ctx)->u.gpu;
+    char err[256] = "";
+    int rc = af_gpu_scheduler_register_gpu(s->o.scheduler, g, err, sizeof(err));
+    af_gpu_status st;
+    if (rc != 0) {
+        af__resp_from_errno(rs, rc, err);
+        /* The saved row must say what memory holds, not what was refused. */
+        if (s->o.store && af_gpu_scheduler_get_gpu(s->o.scheduler, g->id, &st) == 0) {
+            af_store_op op = {.kind = AF_STORE_GPU};
+            op.u.gpu = (af_store_gpu){st.id,
+                                      st.name,
+                                      st.memory_total_mb,
+                                      st.memory_used_mb - st.memory_reserved_mb,
+                                      st.utilization,
+                                      st.temperature,
+                                      st.power_usage,
+                                      st.available};
+            af_store_submit(s->o.store, &op, NULL, NULL);
+        }
+    } else if (af_gpu_scheduler_get_gpu(s->o.scheduler, g->id, &st) == 0) {
+        rs->status = 201;
+        put_gpu_status(&rs->body, &st);
+        af__schedule_pass(s);
+        af__system_update(s, "gpu_registered", g->id);
+    }
+}
+
 static int h_gpu_register(af__req *rq, af__resp *rs)
 {
     af_server *s = rq->srv;
@@ -719,6 +812,7 @@ static int h_gpu_register(af__req *rq, af__resp *rs)
     json_t *o = parse_object(rq, rs);
     if (!o)
         return 0;
+    int arc = 0;
     af_gpu_spec g = {.available = true};
     double mem = 0, used = 0;
     if (get_field(o, AF__F_GPU_ID, &g.id, rs) && get_field(o, AF__F_GPU_NAME, &g.name, rs) &&
@@ -730,20 +824,23 @@ static int h_gpu_register(af__req *rq, af__resp *rs)
         get_bool(o, "available", &g.available, rs)) {
         g.memory_total_mb = (uint64_t)mem;
         g.memory_used_mb = (uint64_t)used;
-        char err[256] = "";
-        int rc = af_gpu_scheduler_register_gpu(s->o.scheduler, &g, err, sizeof(err));
-        af_gpu_status st;
-        if (rc != 0) {
-            af__resp_from_errno(rs, rc, err);
-        } else if (af_gpu_scheduler_get_gpu(s->o.scheduler, g.id, &st) == 0) {
-            rs->status = 201;
-            put_gpu_status(&rs->body, &st);
-            af__schedule_pass(s);
-            af__system_update(s, "gpu_registered", g.id);
+        write_ctx *c;
+        /* The scheduler's own checks, before the commit, in its words. */
+        if (!g.id || !*g.id || strlen(g.id) >= AF_GPU_ID_MAX) {
+            af__resp_error(rs, 400, "invalid_argument", "GPU ID cannot be empty");
+        } else if (!g.memory_total_mb) {
+            af__resp_error(rs, 400, "invalid_argument", "GPU memory total must be greater than 0");
+        } else if ((c = write_ctx_new(rq, rs, o))) {
+            c->u.gpu = g;
+            af_store_op op = {.kind = AF_STORE_GPU};
+            op.u.gpu =
+                (af_store_gpu){g.id,          g.name,        g.memory_total_mb, g.memory_used_mb,
+                               g.utilization, g.temperature, g.power_usage,     g.available};
+            arc = af__commit(rq, rs, &op, apply_gpu_register, c, write_ctx_free);
         }
     }
     json_decref(o);
-    return 0;
+    return arc;
 }
 
 static bool gpu_sample(af__req *rq, af__resp *rs, af_gpu_sample *g)
@@ -970,6 +1067,23 @@ static int h_costs(af__req *rq, af__resp *rs)
     return 0;
 }
 
+static void apply_cost(af_server *s, void *ctx, af__resp *rs)
+{
+    write_ctx *c = ctx;
+    const af_cost_entry *e = &c->u.cost;
+    int rc = af_cost_record_saved(s->o.costs, &c->parent, e);
+    if (rc != 0) {
+        af__resp_from_errno(rs, rc, "invalid cost entry");
+        return;
+    }
+    rs->status = 201;
+    af__buf_puts(&rs->body, "{\"status\":\"recorded\",\"id\":");
+    put_str(&rs->body, e->id);
+    af__buf_puts(&rs->body, ",\"operation\":");
+    put_str(&rs->body, e->operation);
+    af__buf_printf(&rs->body, ",\"cost\":%.6f}", e->cost);
+}
+
 static int h_cost_record(af__req *rq, af__resp *rs)
 {
     af_server *s = rq->srv;
@@ -978,6 +1092,7 @@ static int h_cost_record(af__req *rq, af__resp *rs)
     json_t *o = parse_object(rq, rs);
     if (!o)
         return 0;
+    int arc = 0;
     af_cost_entry e = {0};
     double dur_ms = 0, tokens = 0;
     if (get_field(o, AF__F_COST_ID, &e.id, rs) &&
@@ -988,24 +1103,29 @@ static int h_cost_record(af__req *rq, af__resp *rs)
         get_num(o, "tokens_used", 0, 9e15, &tokens, rs) &&
         get_num(o, "gpu_hours", 0, 1e9, &e.gpu_hours, rs) &&
         get_num(o, "cost", 0, 1e12, &e.cost, rs)) {
+        write_ctx *c;
         if (!e.operation || !*e.operation) {
             af__resp_error(rs, 400, "invalid_argument", "\"operation\" is required");
-        } else {
+        } else if ((c = write_ctx_new(rq, rs, o))) {
             e.duration_ns = (uint64_t)(dur_ms * 1e6);
             e.tokens_used = (int64_t)tokens;
-            int rc = af_cost_record(s->o.costs, &rq->span_ctx, &e);
-            if (rc != 0) {
-                af__resp_from_errno(rs, rc, "invalid cost entry");
-            } else {
-                rs->status = 201;
-                af__buf_puts(&rs->body, "{\"status\":\"recorded\",\"operation\":");
-                put_str(&rs->body, e.operation);
-                af__buf_printf(&rs->body, ",\"cost\":%.6f}", e.cost);
+            /* Everything the tracker would fill in is fixed now, so the saved entry and the
+             * one in memory are the same entry. */
+            if (!e.id || !*e.id) {
+                af_cost_reserve_id(s->o.costs, c->id, sizeof(c->id));
+                e.id = c->id;
             }
+            e.timestamp_ns = af_now_ns();
+            c->u.cost = e;
+            af_store_op op = {.kind = AF_STORE_COST};
+            op.u.cost = (af_store_cost){e.id,        e.operation,   e.model_id ? e.model_id : "",
+                                        e.currency,  e.duration_ns, e.tokens_used,
+                                        e.gpu_hours, e.cost,        e.timestamp_ns};
+            arc = af__commit(rq, rs, &op, apply_cost, c, write_ctx_free);
         }
     }
     json_decref(o);
-    return 0;
+    return arc;
 }
 
 static void put_groups(af_buf *b, const af_cost_group *g, size_t n)
@@ -1100,6 +1220,19 @@ static int h_alerts(af__req *rq, af__resp *rs)
     return 0;
 }
 
+static void apply_alert_resolve(af_server *s, void *ctx, af__resp *rs)
+{
+    uint64_t id = ((write_ctx *)ctx)->u.alert_id;
+    char name[40];
+    snprintf(name, sizeof(name), "alert-%llu", (unsigned long long)id);
+    if (af_gpu_collector_ack_alert(s->o.collector, id) != 0) {
+        af__resp_error(rs, 404, "not_found", "alert %s not found", name);
+        return;
+    }
+    af__buf_printf(&rs->body, "{\"id\":\"%s\",\"status\":\"resolved\"}", name);
+    af__system_update(s, "alert_resolved", name);
+}
+
 static int h_alert_resolve(af__req *rq, af__resp *rs)
 {
     if (!need(rs, rq->srv->o.collector, "metrics collector"))
@@ -1114,14 +1247,13 @@ static int h_alert_resolve(af__req *rq, af__resp *rs)
                        (unsigned long long)UINT64_MAX);
         return 0;
     }
-    if (af_gpu_collector_ack_alert(rq->srv->o.collector, id) != 0) {
-        af__resp_error(rs, 404, "not_found", "alert %s not found", rq->params[0]);
+    write_ctx *c = write_ctx_new(rq, rs, NULL);
+    if (!c)
         return 0;
-    }
-    af__buf_printf(&rs->body, "{\"id\":\"alert-%llu\",\"status\":\"resolved\"}",
-                   (unsigned long long)id);
-    af__system_update(rq->srv, "alert_resolved", rq->params[0]);
-    return 0;
+    c->u.alert_id = id;
+    af_store_op op = {.kind = AF_STORE_ALERT_ACK};
+    op.u.alert.id = id;
+    return af__commit(rq, rs, &op, apply_alert_resolve, c, write_ctx_free);
 }
 
 static int h_alerts_summary(af__req *rq, af__resp *rs)
@@ -1332,6 +1464,60 @@ static int h_workloads(af__req *rq, af__resp *rs)
     return 0;
 }
 
+/* A workload's state as a store write. */
+static void workload_op(const af_workload_info *w, af_store_op_kind k, af_store_op *op)
+{
+    memset(op, 0, sizeof(*op));
+    op->kind = k;
+    op->u.workload = (af_store_workload){.id = w->id,
+                                         .name = w->name,
+                                         .priority = w->priority,
+                                         .memory_mb = w->memory_required_mb,
+                                         .estimated_ms = w->estimated_time_ms,
+                                         .exclusive = w->exclusive,
+                                         .status = (int)w->status,
+                                         .pending_reason = (int)w->pending_reason,
+                                         .assigned_gpu = w->assigned_gpu,
+                                         .failure = w->failure,
+                                         .submitted_ns = w->submitted_ns,
+                                         .started_ns = w->started_ns,
+                                         .completed_ns = w->completed_ns};
+}
+
+/* After a change was committed but refused in memory (two requests raced): the saved row
+ * goes back to what memory holds. */
+static void resave_workload(af_server *s, const char *id)
+{
+    af_workload_info wi;
+    if (!s->o.store || af_gpu_scheduler_get_workload(s->o.scheduler, id, &wi) != 0)
+        return;
+    af_store_op op;
+    workload_op(&wi, AF_STORE_WORKLOAD, &op);
+    af_store_submit(s->o.store, &op, NULL, NULL);
+}
+
+static void apply_workload_submit(af_server *s, void *ctx, af__resp *rs)
+{
+    write_ctx *c = ctx;
+    const af_workload_spec *w = &c->u.wl;
+    char err[256] = "";
+    int rc = af_gpu_scheduler_submit(s->o.scheduler, w, err, sizeof(err));
+    if (rc != 0) {
+        af__resp_from_errno(rs, rc, err);
+        if (rc == -EEXIST)
+            resave_workload(s, w->id);
+        return;
+    }
+    af_workload_info wi;
+    af__metrics_workload(s, w->priority, AF_WORKLOAD_PENDING, NULL, &c->parent);
+    af__schedule_pass(s);
+    af__system_update(s, "workload_submitted", w->id);
+    if (af_gpu_scheduler_get_workload(s->o.scheduler, w->id, &wi) == 0) {
+        rs->status = 201;
+        put_workload(&rs->body, &wi);
+    }
+}
+
 static int h_workload_submit(af__req *rq, af__resp *rs)
 {
     af_server *s = rq->srv;
@@ -1340,6 +1526,7 @@ static int h_workload_submit(af__req *rq, af__resp *rs)
     json_t *o = parse_object(rq, rs);
     if (!o)
         return 0;
+    int arc = 0;
     af_workload_spec w = {0};
     double prio = 0, mem = 0, est = 0;
     char idbuf[48];
@@ -1359,23 +1546,41 @@ static int h_workload_submit(af__req *rq, af__resp *rs)
         w.priority = (int32_t)prio;
         w.memory_required_mb = (uint64_t)mem;
         w.estimated_time_ms = (uint64_t)est;
-        char err[256] = "";
-        int rc = af_gpu_scheduler_submit(s->o.scheduler, &w, err, sizeof(err));
-        if (rc != 0) {
-            af__resp_from_errno(rs, rc, err);
-        } else {
-            af_workload_info wi;
-            af__metrics_workload(s, w.priority, AF_WORKLOAD_PENDING, NULL, &rq->span_ctx);
-            af__schedule_pass(s);
-            af__system_update(s, "workload_submitted", w.id);
-            if (af_gpu_scheduler_get_workload(s->o.scheduler, w.id, &wi) == 0) {
-                rs->status = 201;
-                put_workload(&rs->body, &wi);
+        af_workload_info live;
+        write_ctx *c;
+        /* The scheduler's own checks, before the commit, in its words. */
+        if (strlen(w.id) >= AF_GPU_ID_MAX) {
+            af__resp_error(rs, 400, "invalid_argument", "workload ID is too long");
+        } else if (!w.memory_required_mb) {
+            af__resp_error(rs, 400, "invalid_argument",
+                           "workload memory requirement must be greater than 0");
+        } else if (af_gpu_scheduler_get_workload(s->o.scheduler, w.id, &live) == 0 &&
+                   (live.status == AF_WORKLOAD_PENDING || live.status == AF_WORKLOAD_RUNNING)) {
+            af__resp_error(rs, 409, "conflict", "workload %s already exists", w.id);
+        } else if ((c = write_ctx_new(rq, rs, o))) {
+            if (w.id == idbuf) {
+                af__strlcpy(c->id, idbuf, sizeof(c->id));
+                w.id = c->id;
             }
+            c->u.wl = w;
+            af_workload_info wi;
+            memset(&wi, 0, sizeof(wi));
+            af__strlcpy(wi.id, w.id, sizeof(wi.id));
+            af__strlcpy(wi.name, w.name ? w.name : "", sizeof(wi.name));
+            wi.priority = w.priority;
+            wi.memory_required_mb = w.memory_required_mb;
+            wi.estimated_time_ms = w.estimated_time_ms;
+            wi.exclusive = w.exclusive;
+            wi.status = AF_WORKLOAD_PENDING;
+            wi.pending_reason = AF_PENDING_NOT_YET_SCHEDULED;
+            wi.submitted_ns = af_now_ns();
+            af_store_op op;
+            workload_op(&wi, AF_STORE_WORKLOAD_NEW, &op);
+            arc = af__commit(rq, rs, &op, apply_workload_submit, c, write_ctx_free);
         }
     }
     json_decref(o);
-    return 0;
+    return arc;
 }
 
 static int h_workload_get(af__req *rq, af__resp *rs)
@@ -1391,31 +1596,62 @@ static int h_workload_get(af__req *rq, af__resp *rs)
     return 0;
 }
 
+static void apply_workload_transition(af_server *s, void *ctx, af__resp *rs)
+{
+    write_ctx *c = ctx;
+    bool complete = c->u.complete;
+    const char *id = c->id;
+    char err[256] = "";
+    af_workload_info before;
+    bool had = af_gpu_scheduler_get_workload(s->o.scheduler, id, &before) == 0;
+    int rc = complete ? af_gpu_scheduler_complete(s->o.scheduler, id, err, sizeof(err))
+                      : af_gpu_scheduler_cancel(s->o.scheduler, id, err, sizeof(err));
+    if (rc != 0) {
+        af__resp_from_errno(rs, rc, err);
+        resave_workload(s, id);
+        return;
+    }
+    af_workload_info wi;
+    if (af_gpu_scheduler_get_workload(s->o.scheduler, id, &wi) != 0)
+        wi = before;
+    if (had)
+        af__metrics_workload(s, wi.priority,
+                             complete ? AF_WORKLOAD_COMPLETED : AF_WORKLOAD_CANCELLED, &wi,
+                             &c->parent);
+    af__schedule_pass(s);
+    af__system_update(s, complete ? "workload_completed" : "workload_cancelled", id);
+    put_workload(&rs->body, &wi);
+}
+
 static int workload_transition(af__req *rq, af__resp *rs, bool complete)
 {
     af_server *s = rq->srv;
     if (!need(rs, s->o.scheduler, "GPU scheduler"))
         return 0;
-    char err[256] = "";
-    af_workload_info before;
-    bool had = af_gpu_scheduler_get_workload(s->o.scheduler, rq->params[0], &before) == 0;
-    int rc = complete ? af_gpu_scheduler_complete(s->o.scheduler, rq->params[0], err, sizeof(err))
-                      : af_gpu_scheduler_cancel(s->o.scheduler, rq->params[0], err, sizeof(err));
-    if (rc != 0) {
-        af__resp_from_errno(rs, rc, err);
+    const char *id = rq->params[0];
+    af_workload_info wi;
+    /* The scheduler's own checks, before the commit, in its words. */
+    if (af_gpu_scheduler_get_workload(s->o.scheduler, id, &wi) != 0) {
+        af__resp_error(rs, 404, "not_found", "workload %s not found", id);
         return 0;
     }
-    af_workload_info wi;
-    if (af_gpu_scheduler_get_workload(s->o.scheduler, rq->params[0], &wi) != 0)
-        wi = before;
-    if (had)
-        af__metrics_workload(s, wi.priority,
-                             complete ? AF_WORKLOAD_COMPLETED : AF_WORKLOAD_CANCELLED, &wi,
-                             &rq->span_ctx);
-    af__schedule_pass(s);
-    af__system_update(s, complete ? "workload_completed" : "workload_cancelled", rq->params[0]);
-    put_workload(&rs->body, &wi);
-    return 0;
+    bool ok = wi.status == AF_WORKLOAD_RUNNING || (!complete && wi.status == AF_WORKLOAD_PENDING);
+    if (!ok) {
+        af__resp_error(rs, 400, "invalid_argument", "workload %s is %s", id,
+                       af_workload_status_name(wi.status));
+        return 0;
+    }
+    write_ctx *c = write_ctx_new(rq, rs, NULL);
+    if (!c)
+        return 0;
+    af__strlcpy(c->id, id, sizeof(c->id));
+    c->u.complete = complete;
+    wi.status = complete ? AF_WORKLOAD_COMPLETED : AF_WORKLOAD_CANCELLED;
+    wi.pending_reason = AF_PENDING_NONE;
+    wi.completed_ns = af_now_ns();
+    af_store_op op;
+    workload_op(&wi, AF_STORE_WORKLOAD, &op);
+    return af__commit(rq, rs, &op, apply_workload_transition, c, write_ctx_free);
 }
 
 static int h_workload_complete(af__req *rq, af__resp *rs)

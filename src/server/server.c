@@ -33,6 +33,8 @@ static void job_free(af__job *j)
     free(j->input);
     free(j->request_id);
     af__resp_free(&j->resp);
+    if (j->ctx_free)
+        j->ctx_free(j->ctx);
     free(j);
 }
 
@@ -165,6 +167,9 @@ void af__jobs_drain(af__loop *l)
         af__job *j = done;
         done = j->next;
         af__conn *c = j->conn;
+        /* Committed changes are applied even when the client has gone. */
+        if (j->apply)
+            af__commit_finish(s, j);
         if (c) {
             af__resp_free(&c->txn.resp);
             c->txn.resp = j->resp;
@@ -416,6 +421,9 @@ void af_server_stop(af_server *s)
     af__loops_stop(s);
     af__ws_stop(s);
     pthread_mutex_lock(&s->job_mu);
+    /* The store answers every commit; its answers must not arrive after the server is gone. */
+    while (s->commits_pending)
+        pthread_cond_wait(&s->job_cv, &s->job_mu);
     s->workers_stop = true;
     pthread_cond_broadcast(&s->job_cv);
     pthread_mutex_unlock(&s->job_mu);
@@ -441,6 +449,9 @@ void af_server_free(af_server *s)
         while (s->loops[i].done_head) {
             af__job *j = s->loops[i].done_head;
             s->loops[i].done_head = j->next;
+            /* Committed but not applied yet (the loops stopped): memory catches up. */
+            if (j->apply)
+                af__commit_finish(s, j);
             job_free(j);
         }
     af__ws_free(s);

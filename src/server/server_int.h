@@ -145,6 +145,11 @@ void af__resp_from_errno(af__resp *rs, int err, const char *msg);
 /* ---------------------------------------------------------------------------------------- */
 /* Asynchronous inference jobs.                                                              */
 
+/* What a write route does once its change is durable: change memory and fill the answer.
+ * Runs on the connection's loop (or, at shutdown, on the stopping thread); ctx is the
+ * route's. */
+typedef void (*af__apply_fn)(af_server *s, void *ctx, af__resp *rs);
+
 typedef struct af__job {
     struct af__job *next;
     af_server *srv;
@@ -158,6 +163,12 @@ typedef struct af__job {
     uint64_t deadline_mono; /* the client gets 504 then (inference_timeout_ms); 0 = none */
     af_span_context parent;
     af__resp resp; /* filled by the worker */
+    /* A store commit (persist.c) instead of an inference: apply runs after the commit. */
+    af__apply_fn apply;
+    void *ctx;
+    void (*ctx_free)(void *ctx);
+    int commit_rc;
+    char commit_err[256];
 } af__job;
 
 /* The request in progress on a connection: what the middleware, the route and the response
@@ -330,6 +341,7 @@ struct af_server {
     af__job *job_head, *job_tail; /* waiting for a worker */
     af__job *done_head;           /* finished, waiting for the loop */
     uint32_t inflight;            /* queued + running + done-not-sent */
+    uint32_t commits_pending;     /* store commits not answered by the writer yet */
     bool workers_stop;
     pthread_t *workers;
     uint32_t n_workers;
@@ -413,6 +425,15 @@ void af__jobs_drain(af__loop *l);
 /* Loop: the connection's job passed its deadline: answers 504 deadline_exceeded now and
  * orphans the job (the worker's late answer is dropped when it arrives). */
 void af__job_expire(af__conn *c);
+
+/* persist.c: write routes. With a store, queues op for commit and answers later (AF__ASYNC):
+ * validate -> commit -> apply -> answer, so a failed commit (503 storage_unavailable) leaves
+ * memory untouched. Without a store, applies at once (returns 0). ctx is the route's and is
+ * released with ctx_free (may be NULL) in every case. */
+int af__commit(af__req *rq, af__resp *rs, const af_store_op *op, af__apply_fn apply, void *ctx,
+               void (*ctx_free)(void *ctx));
+/* A commit job's answer (apply on success, 503 on failure): on the loop, or at shutdown. */
+void af__commit_finish(af_server *s, af__job *j);
 /* Frees a GET /api/v1/gpus cache (routes.c). */
 void af__gpus_cache_free(af__gpus_cache *c);
 

@@ -59,7 +59,7 @@ function startDaemon(extra) {
   // Ephemeral ports through the daemon's documented variables (app/agentaflow/app.h); extra
   // arguments can be added with AF_SERVE_ARGS. The daemon logs its URL on start.
   const args = ['serve'].concat((process.env.AF_SERVE_ARGS || '').split(' ').filter(Boolean), extra || []);
-  const env = Object.assign({}, process.env, { AGENTAFLOW_PORT: '0', AGENTAFLOW_METRICS_PORT: '0', AGENTAFLOW_BIND_ADDRESS: '127.0.0.1' });
+  const env = Object.assign({}, process.env, { AGENTAFLOW_PORT: '0', AGENTAFLOW_METRICS_PORT: '0', AGENTAFLOW_BIND_ADDRESS: '127.0.0.1', AGENTAFLOW_DATA_DIR: process.env.AGENTAFLOW_DATA_DIR || ':memory:' });
   log('starting', BIN, args.join(' '));
   const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';

@@ -84,6 +84,9 @@ static void spawn(daemon_t *d, const char *config, const char *const *extra, con
         int fd = open(d->logfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(fd, 1);
         dup2(fd, 2);
+        /* Persistence is off unless a test asks for it (env or --data-dir), so tests leave
+         * no data directory behind. */
+        setenv("AGENTAFLOW_DATA_DIR", ":memory:", 0);
         for (int i = 0; env && env[i]; i++)
             putenv((char *)env[i]);
         if (nofile) {
@@ -153,6 +156,7 @@ int run_cmd(const char *const *args, const char *const *env, char **out)
         int fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(fd, 1);
         dup2(fd, 2);
+        setenv("AGENTAFLOW_DATA_DIR", ":memory:", 0);
         for (int i = 0; env && env[i]; i++)
             putenv((char *)env[i]);
         execv(g_bin, (char *const *)args);

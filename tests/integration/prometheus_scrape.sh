@@ -22,6 +22,7 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; [ -f "$TMP/prom.log" ] && tail -20 "$TMP/prom.log"; exit 1; }
 
 "$BIN" serve --port 0 --metrics-port 0 --port-file "$TMP/ports" --gpu-backend simulated \
+    --data-dir :memory: \
     >"$TMP/daemon.log" 2>&1 &
 DPID=$!
 i=0

@@ -42,6 +42,8 @@ static pid_t spawn_serve(const char *const *env)
         unsetenv("WATCHDOG_USEC");
         unsetenv("WATCHDOG_PID");
         unsetenv("CONFIGURATION_DIRECTORY");
+        /* Persistence is beside the point here: no data directory left behind. */
+        setenv("AGENTAFLOW_DATA_DIR", ":memory:", 0);
         putenv(notify);
         for (int i = 0; env && env[i]; i++)
             putenv((char *)env[i]);

@@ -63,6 +63,14 @@ target_link_libraries(test_hostile_http PRIVATE af_it_harness)
 add_test(NAME integration.hostile_http COMMAND test_hostile_http $<TARGET_FILE:agentaflow>)
 set_tests_properties(integration.hostile_http PROPERTIES TIMEOUT 300 LABELS integration)
 
+# integration.durability: SIGKILL rounds under concurrent writes (every acknowledged write is
+# there exactly once after each restart), a second daemon, unusable and damaged data
+# directories, a full disk (RLIMIT_FSIZE on the running daemon).
+add_executable(test_durability ${CMAKE_CURRENT_LIST_DIR}/test_durability.c)
+target_link_libraries(test_durability PRIVATE af_it_harness)
+add_test(NAME integration.durability COMMAND test_durability $<TARGET_FILE:agentaflow>)
+set_tests_properties(integration.durability PROPERTIES TIMEOUT 300 LABELS integration)
+
 add_executable(test_systemd ${CMAKE_CURRENT_LIST_DIR}/test_systemd.c)
 target_link_libraries(test_systemd PRIVATE af_it_harness)
 add_test(NAME integration.systemd COMMAND test_systemd $<TARGET_FILE:agentaflow>)

@@ -37,6 +37,7 @@ promtool check rules "$TMP/dashboard-rules.yml" >"$TMP/check.log" 2>&1 ||
 echo "dashboard: $(grep -c 'record:' "$TMP/dashboard-rules.yml") expressions parse"
 
 "$BIN" serve --port 0 --metrics-port 0 --port-file "$TMP/ports" --gpu-backend simulated \
+    --data-dir :memory: \
     >"$TMP/daemon.log" 2>&1 &
 DPID=$!
 i=0

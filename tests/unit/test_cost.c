@@ -407,6 +407,37 @@ static void test_spans(void **state)
     af_test_env_free(&env);
 }
 
+/* Saved entries and hourly roll-ups restore to the same summary, and automatic ids continue
+ * past the restored ones. */
+static void test_restore(void **state)
+{
+    (void)state;
+    af_cost_tracker *t = NULL;
+    assert_int_equal(af_cost_tracker_new(NULL, &t), 0);
+    uint64_t now = af_now_ns(), hour = UINT64_C(3600000000000);
+    uint64_t old = now - 3 * 24 * hour;
+    af_cost_hourly h = {old, "training", "m", 10.0, 2.0, 100, 4};
+    assert_int_equal(af_cost_restore_hourly(t, &h), 0);
+    af_cost_entry e = {
+        .id = "cost-41", .operation = "inference", .cost = 0.25, .timestamp_ns = now - 1000};
+    assert_int_equal(af_cost_restore_entry(t, &e), 0);
+    h.count = 0;
+    assert_int_equal(af_cost_restore_hourly(t, &h), -EINVAL);
+    af_cost_summary s;
+    assert_int_equal(af_cost_summary_get(t, NULL, 0, 0, &s), 0);
+    assert_double_near(s.total_cost, 10.25, 1e-12);
+    assert_int_equal(s.entry_count, 5);
+    assert_int_equal(s.total_tokens, 100);
+    af_cost_summary_free(&s);
+    char id[32];
+    assert_int_equal(af_cost_reserve_id(t, id, sizeof(id)), 0);
+    assert_string_equal(id, "cost-42");
+    af_cost_restore_id_floor(t, 100);
+    assert_int_equal(af_cost_reserve_id(t, id, sizeof(id)), 0);
+    assert_string_equal(id, "cost-101");
+    af_cost_tracker_free(t);
+}
+
 /* The first max_names operations and models keep their names; later ones are recorded as
  * AF_COST_OTHER and counted. "" (no model) and a client's own "other" take no place. */
 static void test_max_names(void **state)
@@ -456,6 +487,7 @@ int main(void)
         cmocka_unit_test(test_retention_bounded),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_spans),
+        cmocka_unit_test(test_restore),
         cmocka_unit_test(test_max_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

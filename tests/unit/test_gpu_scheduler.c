@@ -682,6 +682,81 @@ static void test_spans(void **state)
     af_test_env_free(&env);
 }
 
+/* What the change callback saw, for the durable-state test. */
+typedef struct changes {
+    int n;
+    af_workload_info last;
+    size_t cursor;
+} changes;
+
+static void on_change(const af_workload_info *w, size_t cursor, void *user)
+{
+    changes *c = user;
+    c->n++;
+    c->last = *w;
+    c->cursor = cursor;
+}
+
+/* Every state change reaches the callback; a saved state restores into a fresh scheduler
+ * with queue order, reservations, start times and finished workloads intact. */
+static void test_change_callback_and_restore(void **state)
+{
+    (void)state;
+    changes ch = {0};
+    af_gpu_scheduler_opts o;
+    af_gpu_scheduler_opts_init(&o);
+    o.strategy = AF_GPU_ROUND_ROBIN;
+    o.on_change = on_change;
+    o.on_change_user = &ch;
+    af_gpu_scheduler *s = NULL;
+    assert_int_equal(af_gpu_scheduler_new(&o, &s), 0);
+    add_gpu(s, "g0", "A100", 1000, 0, 0);
+    add_gpu(s, "g1", "A100", 1000, 0, 0);
+    submit(s, "run", "r", 0, 600, false);
+    assert_int_equal(ch.n, 1);
+    assert_int_equal(ch.last.status, AF_WORKLOAD_PENDING);
+    af_gpu_scheduler_schedule(s, NULL);
+    assert_int_equal(ch.n, 2);
+    assert_int_equal(ch.last.status, AF_WORKLOAD_RUNNING);
+    assert_int_equal(ch.cursor, 1);
+    submit(s, "big", "b", 0, 5000, false);
+    submit(s, "done", "d", 0, 10, false);
+    af_gpu_scheduler_schedule(s, NULL);
+    char err[128];
+    assert_int_equal(af_gpu_scheduler_complete(s, "done", err, sizeof(err)), 0);
+    assert_int_equal(ch.last.status, AF_WORKLOAD_COMPLETED);
+    /* An unchanged queue gives no change. */
+    int before = ch.n;
+    af_gpu_scheduler_schedule(s, NULL);
+    assert_int_equal(ch.n, before);
+
+    af_workload_info saved[3];
+    assert_int_equal(af_gpu_scheduler_get_workload(s, "run", &saved[0]), 0);
+    assert_int_equal(af_gpu_scheduler_get_workload(s, "big", &saved[1]), 0);
+    assert_int_equal(af_gpu_scheduler_get_workload(s, "done", &saved[2]), 0);
+    af_gpu_scheduler_free(s);
+
+    s = new_sched(AF_GPU_ROUND_ROBIN, NULL);
+    add_gpu(s, "g0", "A100", 1000, 0, 0);
+    add_gpu(s, "g1", "A100", 1000, 0, 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(af_gpu_scheduler_restore(s, &saved[i]), 0);
+    assert_int_equal(af_gpu_scheduler_restore(s, &saved[0]), -EEXIST);
+    af_workload_info wi;
+    assert_int_equal(af_gpu_scheduler_get_workload(s, "run", &wi), 0);
+    assert_int_equal(wi.status, AF_WORKLOAD_RUNNING);
+    assert_string_equal(wi.assigned_gpu, saved[0].assigned_gpu);
+    assert_int_equal(wi.started_ns, saved[0].started_ns);
+    assert_int_equal(used_on(s, saved[0].assigned_gpu), 600);
+    assert_int_equal(af_gpu_scheduler_get_workload(s, "big", &wi), 0);
+    assert_int_equal(wi.status, AF_WORKLOAD_PENDING);
+    assert_int_equal(wi.pending_reason, AF_PENDING_TOO_LARGE);
+    assert_int_equal(af_gpu_scheduler_get_workload(s, "done", &wi), 0);
+    assert_int_equal(wi.status, AF_WORKLOAD_COMPLETED);
+    assert_int_equal(wi.completed_ns, saved[2].completed_ns);
+    af_gpu_scheduler_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -697,6 +772,7 @@ int main(void)
         cmocka_unit_test(test_property_priority_order),
         cmocka_unit_test(test_collector_feeds_utilization),
         cmocka_unit_test(test_spans),
+        cmocka_unit_test(test_change_callback_and_restore),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,864 @@
+/*
+ * The SQLite backend of the store: WAL journal, one connection owned by the writer thread,
+ * every statement prepared once with bound parameters. The schema carries its version in
+ * PRAGMA user_version; migrations[] brings an older database forward, and a newer one is
+ * refused before anything is written to it.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "agentaflow/store.h"
+#include "util/str.h"
+
+#define NS_PER_H (UINT64_C(3600) * UINT64_C(1000000000))
+
+/* migrations[v] takes a database from user_version v to v + 1, in one transaction. */
+static const char *const migrations[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE costs(seq INTEGER PRIMARY KEY, id TEXT NOT NULL, operation TEXT NOT NULL,"
+    " model_id TEXT NOT NULL, currency TEXT NOT NULL, duration_ns INTEGER NOT NULL,"
+    " tokens INTEGER NOT NULL, gpu_hours REAL NOT NULL, cost REAL NOT NULL, ts INTEGER NOT NULL);"
+    "CREATE INDEX costs_ts ON costs(ts);"
+    "CREATE TABLE cost_hours(hour INTEGER NOT NULL, operation TEXT NOT NULL,"
+    " model_id TEXT NOT NULL, cost REAL NOT NULL, gpu_hours REAL NOT NULL,"
+    " tokens INTEGER NOT NULL, count INTEGER NOT NULL,"
+    " PRIMARY KEY(hour, operation, model_id)) WITHOUT ROWID;"
+    "CREATE TABLE workloads(id TEXT PRIMARY KEY, seq INTEGER NOT NULL, name TEXT NOT NULL,"
+    " priority INTEGER NOT NULL, memory_mb INTEGER NOT NULL, estimated_ms INTEGER NOT NULL,"
+    " exclusive INTEGER NOT NULL, status INTEGER NOT NULL, pending_reason INTEGER NOT NULL,"
+    " assigned_gpu TEXT NOT NULL, failure TEXT NOT NULL, submitted_ns INTEGER NOT NULL,"
+    " started_ns INTEGER NOT NULL, completed_ns INTEGER NOT NULL);"
+    "CREATE INDEX workloads_seq ON workloads(seq);"
+    "CREATE INDEX workloads_done ON workloads(completed_ns) WHERE status >= 2;"
+    "CREATE TABLE gpus(id TEXT PRIMARY KEY, seq INTEGER NOT NULL, name TEXT NOT NULL,"
+    " memory_total_mb INTEGER NOT NULL, memory_used_mb INTEGER NOT NULL,"
+    " utilization REAL NOT NULL, temperature REAL NOT NULL, power_usage REAL NOT NULL,"
+    " available INTEGER NOT NULL);"
+    "CREATE TABLE alerts(id INTEGER PRIMARY KEY, gpu_id TEXT NOT NULL, type TEXT NOT NULL,"
+    " severity INTEGER NOT NULL, message TEXT NOT NULL, value REAL NOT NULL,"
+    " threshold REAL NOT NULL, ts INTEGER NOT NULL, acknowledged INTEGER NOT NULL);"
+    "CREATE TABLE kv(key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+};
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == AF_STORE_SCHEMA_VERSION,
+               "one migration per schema version");
+
+enum {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_COST,
+    ST_COST_HOUR,
+    ST_WL_NEW,
+    ST_WL,
+    ST_GPU,
+    ST_ALERT,
+    ST_ALERT_ACK,
+    ST_KV,
+    ST_COUNT
+};
+
+static const char *const sql_text[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_COST] = "INSERT INTO costs(id, operation, model_id, currency, duration_ns, tokens,"
+                " gpu_hours, cost, ts) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [ST_COST_HOUR] = "INSERT INTO cost_hours(hour, operation, model_id, cost, gpu_hours, tokens,"
+                     " count) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                     " ON CONFLICT(hour, operation, model_id) DO UPDATE SET"
+                     " cost = cost + excluded.cost, gpu_hours = gpu_hours + excluded.gpu_hours,"
+                     " tokens = tokens + excluded.tokens, count = count + excluded.count",
+    [ST_WL_NEW] = "INSERT OR REPLACE INTO workloads(id, seq, name, priority, memory_mb,"
+                  " estimated_ms, exclusive, status, pending_reason, assigned_gpu, failure,"
+                  " submitted_ns, started_ns, completed_ns) VALUES(?1,"
+                  " (SELECT coalesce(max(seq), 0) + 1 FROM workloads), ?2, ?3, ?4, ?5, ?6, ?7,"
+                  " ?8, ?9, ?10, ?11, ?12, ?13)",
+    /* A state change of a workload whose submission row is missing (it was pruned, or the
+     * submission was not persisted) inserts it at the end of the order. */
+    [ST_WL] = "INSERT INTO workloads(id, seq, name, priority, memory_mb, estimated_ms, exclusive,"
+              " status, pending_reason, assigned_gpu, failure, submitted_ns, started_ns,"
+              " completed_ns) VALUES(?1, (SELECT coalesce(max(seq), 0) + 1 FROM workloads),"
+              " ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+              " ON CONFLICT(id) DO UPDATE SET name = excluded.name,"
+              " priority = excluded.priority, memory_mb = excluded.memory_mb,"
+              " estimated_ms = excluded.estimated_ms, exclusive = excluded.exclusive,"
+              " status = excluded.status, pending_reason = excluded.pending_reason,"
+              " assigned_gpu = excluded.assigned_gpu, failure = excluded.failure,"
+              " submitted_ns = excluded.submitted_ns, started_ns = excluded.started_ns,"
+              " completed_ns = excluded.completed_ns",
+    [ST_GPU] = "INSERT INTO gpus(id, seq, name, memory_total_mb, memory_used_mb, utilization,"
+               " temperature, power_usage, available) VALUES(?1,"
+               " (SELECT coalesce(max(seq), 0) + 1 FROM gpus), ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+               " ON CONFLICT(id) DO UPDATE SET name = excluded.name,"
+               " memory_total_mb = excluded.memory_total_mb,"
+               " memory_used_mb = excluded.memory_used_mb, utilization = excluded.utilization,"
+               " temperature = excluded.temperature, power_usage = excluded.power_usage,"
+               " available = excluded.available",
+    [ST_ALERT] = "INSERT OR REPLACE INTO alerts(id, gpu_id, type, severity, message, value,"
+                 " threshold, ts, acknowledged) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [ST_ALERT_ACK] = "UPDATE alerts SET acknowledged = 1 WHERE id = ?1",
+    [ST_KV] = "INSERT OR REPLACE INTO kv(key, value) VALUES(?1, ?2)",
+};
+
+/* A roll-up change not written yet: a transaction's entries are summed per (hour, operation,
+ * model) and each sum is written once at commit, instead of one upsert per entry. */
+typedef struct pending_hour {
+    uint64_t hour;
+    char *operation, *model_id;
+    double cost, gpu_hours;
+    int64_t tokens;
+    uint64_t count;
+} pending_hour;
+
+#define MAX_PENDING_HOURS 64
+
+typedef struct sq {
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
+    char *path;
+    bool in_memory;
+    pending_hour hours[MAX_PENDING_HOURS];
+    size_t n_hours;
+} sq;
+
+static void seterr(char *err, size_t len, const char *fmt, ...)
+{
+    if (!err || !len)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+}
+
+/* SQLite result -> the store's codes (store.h). A short write for want of space or under
+ * RLIMIT_FSIZE is "full" whatever SQLite calls it: the remedy is the same. */
+static int map_rc(sqlite3 *db, int rc)
+{
+    int sys = db ? sqlite3_system_errno(db) : 0;
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW:
+        return 0;
+    case SQLITE_FULL:
+        return -ENOSPC;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return -EBUSY;
+    case SQLITE_NOMEM:
+        return -ENOMEM;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return -EILSEQ;
+    case SQLITE_READONLY:
+        return -EROFS;
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+        return -EACCES;
+    case SQLITE_CANTOPEN:
+        return sys == EROFS ? -EROFS : sys == ENOENT ? -ENOENT : -EACCES;
+    case SQLITE_CONSTRAINT:
+    case SQLITE_MISMATCH:
+    case SQLITE_TOOBIG:
+    case SQLITE_RANGE:
+        return -EINVAL;
+    case SQLITE_IOERR:
+        /* A write(2) refused outright (EFBIG past RLIMIT_FSIZE, EDQUOT) comes back as
+         * IOERR_WRITE, often with errno already overwritten by the rollback that followed;
+         * for the operator it is the same condition as a full disk. */
+        if (rc == SQLITE_IOERR_WRITE || sys == ENOSPC || sys == EFBIG || sys == EDQUOT)
+            return -ENOSPC;
+        return -EIO;
+    default:
+        return -EIO;
+    }
+}
+
+/* Fills err with the file and SQLite's words (and the OS error when there is one). */
+static int fail(sq *q, int rc, char *err, size_t len, const char *what)
+{
+    int code = map_rc(q->db, rc);
+    int sys = q->db ? sqlite3_system_errno(q->db) : 0;
+    const char *msg = q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc);
+    if ((rc & 0xff) == SQLITE_IOERR)
+        seterr(err, len, "%s: %s: %s (%s)", q->path, what, msg,
+               sys                        ? strerror(sys)
+               : rc == SQLITE_IOERR_WRITE ? "write refused: disk full or file size limit"
+                                          : "no OS error");
+    else
+        seterr(err, len, "%s: %s: %s", q->path, what, msg);
+    return code;
+}
+
+static int run(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    sqlite3_bind_text(st, i, s ? s : "", -1, SQLITE_STATIC);
+}
+
+static void bind_u64(sqlite3_stmt *st, int i, uint64_t v)
+{
+    /* Nanosecond times fit int64 until 2262. */
+    sqlite3_bind_int64(st, i, (sqlite3_int64)v);
+}
+
+static void hours_clear(sq *q)
+{
+    for (size_t i = 0; i < q->n_hours; i++) {
+        free(q->hours[i].operation);
+        free(q->hours[i].model_id);
+    }
+    q->n_hours = 0;
+}
+
+/* Writes the summed roll-ups of this transaction. */
+static int hours_flush(sq *q, char *err, size_t len)
+{
+    int rc = SQLITE_OK;
+    sqlite3_stmt *st = q->st[ST_COST_HOUR];
+    for (size_t i = 0; i < q->n_hours && rc == SQLITE_OK; i++) {
+        const pending_hour *h = &q->hours[i];
+        bind_u64(st, 1, h->hour);
+        bind_text(st, 2, h->operation);
+        bind_text(st, 3, h->model_id);
+        sqlite3_bind_double(st, 4, h->cost);
+        sqlite3_bind_double(st, 5, h->gpu_hours);
+        sqlite3_bind_int64(st, 6, h->tokens);
+        bind_u64(st, 7, h->count);
+        rc = run(st);
+    }
+    hours_clear(q);
+    return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "cost roll-up");
+}
+
+static int hours_add(sq *q, const af_store_cost *c, char *err, size_t len)
+{
+    uint64_t hour = c->timestamp_ns - c->timestamp_ns % NS_PER_H;
+    const char *op = c->operation ? c->operation : "", *model = c->model_id ? c->model_id : "";
+    for (size_t i = 0; i < q->n_hours; i++) {
+        pending_hour *h = &q->hours[i];
+        if (h->hour == hour && !strcmp(h->operation, op) && !strcmp(h->model_id, model)) {
+            h->cost += c->cost;
+            h->gpu_hours += c->gpu_hours;
+            h->tokens += c->tokens;
+            h->count++;
+            return 0;
+        }
+    }
+    if (q->n_hours == MAX_PENDING_HOURS) {
+        int rc = hours_flush(q, err, len);
+        if (rc != 0)
+            return rc;
+    }
+    pending_hour *h = &q->hours[q->n_hours];
+    *h = (pending_hour){hour, af__strdup(op), af__strdup(model), c->cost, c->gpu_hours, c->tokens,
+                        1};
+    q->n_hours++;
+    if (!h->operation || !h->model_id) {
+        snprintf(err, len, "out of memory");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static int sq_begin(void *self, char *err, size_t len)
+{
+    sq *q = self;
+    int rc = run(q->st[ST_BEGIN]);
+    return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "begin");
+}
+
+static int sq_commit(void *self, char *err, size_t len)
+{
+    sq *q = self;
+    int frc = hours_flush(q, err, len);
+    if (frc != 0)
+        return frc;
+    int rc = run(q->st[ST_COMMIT]);
+    return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "commit");
+}
+
+static void sq_rollback(void *self)
+{
+    sq *q = self;
+    hours_clear(q);
+    /* A failed COMMIT (disk full) may have rolled back already. */
+    if (!sqlite3_get_autocommit(q->db))
+        run(q->st[ST_ROLLBACK]);
+}
+
+static void bind_workload(sqlite3_stmt *st, const af_store_workload *w)
+{
+    bind_text(st, 1, w->id);
+    bind_text(st, 2, w->name);
+    sqlite3_bind_int(st, 3, w->priority);
+    bind_u64(st, 4, w->memory_mb);
+    bind_u64(st, 5, w->estimated_ms);
+    sqlite3_bind_int(st, 6, w->exclusive);
+    sqlite3_bind_int(st, 7, w->status);
+    sqlite3_bind_int(st, 8, w->pending_reason);
+    bind_text(st, 9, w->assigned_gpu);
+    bind_text(st, 10, w->failure);
+    bind_u64(st, 11, w->submitted_ns);
+    bind_u64(st, 12, w->started_ns);
+    bind_u64(st, 13, w->completed_ns);
+}
+
+static int sq_write(void *self, const af_store_op *op, char *err, size_t len)
+{
+    sq *q = self;
+    sqlite3_stmt *st;
+    int rc;
+    switch (op->kind) {
+    case AF_STORE_COST: {
+        const af_store_cost *c = &op->u.cost;
+        st = q->st[ST_COST];
+        bind_text(st, 1, c->id);
+        bind_text(st, 2, c->operation);
+        bind_text(st, 3, c->model_id);
+        bind_text(st, 4, c->currency);
+        bind_u64(st, 5, c->duration_ns);
+        sqlite3_bind_int64(st, 6, c->tokens);
+        sqlite3_bind_double(st, 7, c->gpu_hours);
+        sqlite3_bind_double(st, 8, c->cost);
+        bind_u64(st, 9, c->timestamp_ns);
+        if ((rc = run(st)) != SQLITE_OK)
+            return fail(q, rc, err, len, "cost entry");
+        return hours_add(q, c, err, len);
+    }
+    case AF_STORE_WORKLOAD_NEW:
+    case AF_STORE_WORKLOAD:
+        st = q->st[op->kind == AF_STORE_WORKLOAD_NEW ? ST_WL_NEW : ST_WL];
+        bind_workload(st, &op->u.workload);
+        rc = run(st);
+        return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "workload");
+    case AF_STORE_GPU: {
+        const af_store_gpu *g = &op->u.gpu;
+        st = q->st[ST_GPU];
+        bind_text(st, 1, g->id);
+        bind_text(st, 2, g->name);
+        bind_u64(st, 3, g->memory_total_mb);
+        bind_u64(st, 4, g->memory_used_mb);
+        sqlite3_bind_double(st, 5, g->utilization);
+        sqlite3_bind_double(st, 6, g->temperature);
+        sqlite3_bind_double(st, 7, g->power_usage);
+        sqlite3_bind_int(st, 8, g->available);
+        rc = run(st);
+        return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "GPU");
+    }
+    case AF_STORE_ALERT: {
+        const af_store_alert *a = &op->u.alert;
+        st = q->st[ST_ALERT];
+        bind_u64(st, 1, a->id);
+        bind_text(st, 2, a->gpu_id);
+        bind_text(st, 3, a->type);
+        sqlite3_bind_int(st, 4, a->severity);
+        bind_text(st, 5, a->message);
+        sqlite3_bind_double(st, 6, a->value);
+        sqlite3_bind_double(st, 7, a->threshold);
+        bind_u64(st, 8, a->timestamp_ns);
+        sqlite3_bind_int(st, 9, a->acknowledged);
+        rc = run(st);
+        return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "alert");
+    }
+    case AF_STORE_ALERT_ACK:
+        st = q->st[ST_ALERT_ACK];
+        bind_u64(st, 1, op->u.alert.id);
+        rc = run(st);
+        return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "alert resolution");
+    case AF_STORE_KV:
+        st = q->st[ST_KV];
+        bind_text(st, 1, op->u.kv.key);
+        bind_text(st, 2, op->u.kv.value);
+        rc = run(st);
+        return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "setting");
+    }
+    seterr(err, len, "unknown write kind %d", (int)op->kind);
+    return -EINVAL;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Loading.                                                                                  */
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? (const char *)t : "";
+}
+
+static uint64_t col_u64(sqlite3_stmt *st, int i)
+{
+    sqlite3_int64 v = sqlite3_column_int64(st, i);
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+/* Prepares sql, binds the int64 parameters (n of them) and steps through every row with
+ * row(). Returns 0, the callback's non-zero result, or a store code with err filled. */
+static int each_row(sq *q, const char *sql, const sqlite3_int64 *params, int n,
+                    int (*row)(sqlite3_stmt *st, const af_store_load_cb *cb),
+                    const af_store_load_cb *cb, char *err, size_t len)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(q->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return fail(q, rc, err, len, "load");
+    for (int i = 0; i < n; i++)
+        sqlite3_bind_int64(st, i + 1, params[i]);
+    int out = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if ((out = row(st, cb)) != 0)
+            break;
+    if (out == 0 && rc != SQLITE_DONE)
+        out = fail(q, rc, err, len, "load");
+    sqlite3_finalize(st);
+    return out;
+}
+
+static int row_cost(sqlite3_stmt *st, const af_store_load_cb *cb)
+{
+    af_store_cost c = {.id = col_text(st, 0),
+                       .operation = col_text(st, 1),
+                       .model_id = col_text(st, 2),
+                       .currency = col_text(st, 3),
+                       .duration_ns = col_u64(st, 4),
+                       .tokens = sqlite3_column_int64(st, 5),
+                       .gpu_hours = sqlite3_column_double(st, 6),
+                       .cost = sqlite3_column_double(st, 7),
+                       .timestamp_ns = col_u64(st, 8)};
+    return cb->cost ? cb->cost(&c, cb->user) : 0;
+}
+
+static int row_hour(sqlite3_stmt *st, const af_store_load_cb *cb)
+{
+    af_store_cost_hour h = {.hour_ns = col_u64(st, 0),
+                            .operation = col_text(st, 1),
+                            .model_id = col_text(st, 2),
+                            .cost = sqlite3_column_double(st, 3),
+                            .gpu_hours = sqlite3_column_double(st, 4),
+                            .tokens = sqlite3_column_int64(st, 5),
+                            .count = col_u64(st, 6)};
+    return cb->cost_hour ? cb->cost_hour(&h, cb->user) : 0;
+}
+
+static int row_wl(sqlite3_stmt *st, const af_store_load_cb *cb)
+{
+    af_store_workload w = {.id = col_text(st, 0),
+                           .name = col_text(st, 1),
+                           .priority = sqlite3_column_int(st, 2),
+                           .memory_mb = col_u64(st, 3),
+                           .estimated_ms = col_u64(st, 4),
+                           .exclusive = sqlite3_column_int(st, 5) != 0,
+                           .status = sqlite3_column_int(st, 6),
+                           .pending_reason = sqlite3_column_int(st, 7),
+                           .assigned_gpu = col_text(st, 8),
+                           .failure = col_text(st, 9),
+                           .submitted_ns = col_u64(st, 10),
+                           .started_ns = col_u64(st, 11),
+                           .completed_ns = col_u64(st, 12)};
+    return cb->workload ? cb->workload(&w, cb->user) : 0;
+}
+
+static int row_gpu(sqlite3_stmt *st, const af_store_load_cb *cb)
+{
+    af_store_gpu g = {.id = col_text(st, 0),
+                      .name = col_text(st, 1),
+                      .memory_total_mb = col_u64(st, 2),
+                      .memory_used_mb = col_u64(st, 3),
+                      .utilization = sqlite3_column_double(st, 4),
+                      .temperature = sqlite3_column_double(st, 5),
+                      .power_usage = sqlite3_column_double(st, 6),
+                      .available = sqlite3_column_int(st, 7) != 0};
+    return cb->gpu ? cb->gpu(&g, cb->user) : 0;
+}
+
+static int row_alert(sqlite3_stmt *st, const af_store_load_cb *cb)
+{
+    af_store_alert a = {.id = col_u64(st, 0),
+                        .gpu_id = col_text(st, 1),
+                        .type = col_text(st, 2),
+                        .severity = sqlite3_column_int(st, 3),
+                        .message = col_text(st, 4),
+                        .value = sqlite3_column_double(st, 5),
+                        .threshold = sqlite3_column_double(st, 6),
+                        .timestamp_ns = col_u64(st, 7),
+                        .acknowledged = sqlite3_column_int(st, 8) != 0};
+    return cb->alert ? cb->alert(&a, cb->user) : 0;
+}
+
+static int row_kv(sqlite3_stmt *st, const af_store_load_cb *cb)
+{
+    return cb->kv ? cb->kv(col_text(st, 0), col_text(st, 1), cb->user) : 0;
+}
+
+#define COST_COLS "id, operation, model_id, currency, duration_ns, tokens, gpu_hours, cost, ts"
+#define WL_COLS                                                                                    \
+    "id, name, priority, memory_mb, estimated_ms, exclusive, status, pending_reason,"              \
+    " assigned_gpu, failure, submitted_ns, started_ns, completed_ns"
+
+/* The first hour whose entries are loaded one by one (store.h, af_store_load_opts). */
+static int raw_boundary(sq *q, const af_store_load_opts *o, uint64_t *out, char *err, size_t len)
+{
+    uint64_t keep = o->cost_raw_s * UINT64_C(1000000000);
+    uint64_t cutoff = o->now_ns > keep ? o->now_ns - keep : 0;
+    uint64_t h = cutoff - cutoff % NS_PER_H;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(
+        q->db, "SELECT ts FROM costs WHERE ts >= ?1 ORDER BY ts DESC LIMIT 1 OFFSET ?2", -1, &st,
+        NULL);
+    if (rc != SQLITE_OK)
+        return fail(q, rc, err, len, "load");
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)h);
+    sqlite3_bind_int64(st, 2, o->cost_raw_max);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        /* More than cost_raw_max entries since h: start after the hour of the one past it. */
+        uint64_t t = col_u64(st, 0);
+        h = (t / NS_PER_H + 1) * NS_PER_H;
+    }
+    int out_rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(q, rc, err, len, "load");
+    sqlite3_finalize(st);
+    *out = h;
+    return out_rc;
+}
+
+static int sq_load(void *self, const af_store_load_opts *o, const af_store_load_cb *cb, char *err,
+                   size_t len)
+{
+    sq *q = self;
+    int rc;
+    /* One read transaction: a consistent snapshot even if something else writes. */
+    sqlite3_exec(q->db, "BEGIN", NULL, NULL, NULL);
+    uint64_t h = 0;
+    if ((rc = raw_boundary(q, o, &h, err, len)) != 0)
+        goto out;
+    uint64_t hkeep = o->cost_hours_s * UINT64_C(1000000000);
+    sqlite3_int64 hp[2] = {(sqlite3_int64)h,
+                           (sqlite3_int64)(o->now_ns > hkeep ? o->now_ns - hkeep : 0)};
+    sqlite3_int64 one[1] = {(sqlite3_int64)h};
+    sqlite3_int64 nfin[1] = {o->finished_workloads};
+    sqlite3_int64 nal[1] = {o->alerts};
+    if ((rc = each_row(q,
+                       "SELECT key, value FROM kv UNION ALL SELECT '" AF_STORE_KEY_COSTS_LAST_SEQ
+                       "', coalesce(max(seq), 0) FROM costs",
+                       NULL, 0, row_kv, cb, err, len)) != 0 ||
+        (rc = each_row(q,
+                       "SELECT id, name, memory_total_mb, memory_used_mb, utilization,"
+                       " temperature, power_usage, available FROM gpus ORDER BY seq",
+                       NULL, 0, row_gpu, cb, err, len)) != 0 ||
+        (rc = each_row(q,
+                       "SELECT hour, operation, model_id, cost, gpu_hours, tokens, count"
+                       " FROM cost_hours WHERE hour < ?1 AND hour >= ?2 ORDER BY hour",
+                       hp, 2, row_hour, cb, err, len)) != 0 ||
+        (rc = each_row(q, "SELECT " COST_COLS " FROM costs WHERE ts >= ?1 ORDER BY ts, seq", one, 1,
+                       row_cost, cb, err, len)) != 0 ||
+        (rc = each_row(q,
+                       "SELECT * FROM (SELECT " WL_COLS ", seq FROM workloads WHERE status >= 2"
+                       " ORDER BY seq DESC LIMIT ?1) ORDER BY seq",
+                       nfin, 1, row_wl, cb, err, len)) != 0 ||
+        (rc = each_row(q, "SELECT " WL_COLS " FROM workloads WHERE status < 2 ORDER BY seq", NULL,
+                       0, row_wl, cb, err, len)) != 0 ||
+        (rc = each_row(q,
+                       "SELECT * FROM (SELECT id, gpu_id, type, severity, message, value,"
+                       " threshold, ts, acknowledged FROM alerts ORDER BY id DESC LIMIT ?1)"
+                       " ORDER BY id",
+                       nal, 1, row_alert, cb, err, len)) != 0)
+        goto out;
+out:
+    sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL);
+    return rc;
+}
+
+static int sq_prune(void *self, uint64_t costs_before, uint64_t wl_before, uint32_t limit,
+                    uint64_t *deleted, char *err, size_t len)
+{
+    sq *q = self;
+    *deleted = 0;
+    static const char *const sql[] = {
+        "DELETE FROM costs WHERE seq IN (SELECT seq FROM costs WHERE ts < ?1 LIMIT ?2)",
+        "DELETE FROM cost_hours WHERE (hour, operation, model_id) IN (SELECT hour, operation,"
+        " model_id FROM cost_hours WHERE hour < ?1 LIMIT ?2)",
+        "DELETE FROM workloads WHERE id IN (SELECT id FROM workloads WHERE status >= 2"
+        " AND completed_ns < ?1 LIMIT ?2)",
+    };
+    for (size_t i = 0; i < 3; i++) {
+        uint64_t before = i < 2 ? costs_before : wl_before;
+        if (!before)
+            continue;
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(q->db, sql[i], -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)before);
+            sqlite3_bind_int64(st, 2, limit);
+            rc = sqlite3_step(st);
+            rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+        }
+        sqlite3_finalize(st);
+        if (rc != SQLITE_OK)
+            return fail(q, rc, err, len, "prune");
+        *deleted += (uint64_t)sqlite3_changes(q->db);
+    }
+    return 0;
+}
+
+static uint64_t file_size(const char *path, const char *suffix)
+{
+    char p[4200];
+    snprintf(p, sizeof(p), "%s%s", path, suffix);
+    struct stat sb;
+    return stat(p, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+}
+
+static void sq_stats(void *self, af_store_backend_stats *out)
+{
+    sq *q = self;
+    memset(out, 0, sizeof(*out));
+    if (!q->in_memory)
+        out->size_bytes = file_size(q->path, "") + file_size(q->path, "-wal");
+}
+
+static void sq_close(void *self)
+{
+    sq *q = self;
+    if (!q)
+        return;
+    hours_clear(q);
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(q->st[i]);
+    sqlite3_close(q->db);
+    free(q->path);
+    free(q);
+}
+
+static const af_store_backend_ops sqlite_ops = {
+    .name = "sqlite",
+    .begin = sq_begin,
+    .write = sq_write,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .load = sq_load,
+    .prune = sq_prune,
+    .stats = sq_stats,
+    .close = sq_close,
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* Opening and migrating.                                                                    */
+
+void af_store_sqlite_opts_init(af_store_sqlite_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->path = ":memory:";
+    o->fsync_full = true;
+    o->busy_ms = 5000;
+}
+
+static int exec(sq *q, const char *sql, char *err, size_t len, const char *what)
+{
+    int rc = sqlite3_exec(q->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, what);
+}
+
+static int user_version(sq *q, int *out, char *err, size_t len)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(q->db, "PRAGMA user_version", -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *out = sqlite3_column_int(st, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_OK)
+        return 0;
+    int code = fail(q, rc, err, len, "not a readable agentaflow database");
+    return code;
+}
+
+static int migrate(sq *q, int from, char *err, size_t len)
+{
+    int rc = exec(q, "BEGIN IMMEDIATE", err, len, "migrate");
+    for (int v = from; rc == 0 && v < AF_STORE_SCHEMA_VERSION; v++)
+        rc = exec(q, migrations[v], err, len, "migrate");
+    if (rc == 0) {
+        /* PRAGMA takes no bound parameters; the value is this build's constant. */
+        char sql[64];
+        snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", AF_STORE_SCHEMA_VERSION);
+        rc = exec(q, sql, err, len, "migrate");
+    }
+    if (rc == 0)
+        rc = exec(q, "COMMIT", err, len, "migrate");
+    if (rc != 0 && !sqlite3_get_autocommit(q->db))
+        sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+static int open_db(const char *path, bool read_only, uint32_t busy_ms, sq **out, char *err,
+                   size_t len)
+{
+    *out = NULL;
+    sq *q = calloc(1, sizeof(*q));
+    if (!q || !(q->path = af__strdup(path))) {
+        free(q);
+        seterr(err, len, "out of memory");
+        return -ENOMEM;
+    }
+    q->in_memory = strcmp(path, ":memory:") == 0;
+    int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    int rc = sqlite3_open_v2(path, &q->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        int code = fail(q, rc, err, len, "cannot open");
+        sq_close(q);
+        return code;
+    }
+    sqlite3_extended_result_codes(q->db, 1);
+    sqlite3_busy_timeout(q->db, (int)busy_ms);
+    *out = q;
+    return 0;
+}
+
+int af_store_sqlite_open(const af_store_sqlite_opts *o, const af_store_backend_ops **ops,
+                         void **self, char *err, size_t len)
+{
+    af_store_sqlite_opts def;
+    if (!o) {
+        af_store_sqlite_opts_init(&def);
+        o = &def;
+    }
+    *ops = NULL;
+    *self = NULL;
+    sq *q = NULL;
+    int rc = open_db(o->path ? o->path : ":memory:", o->read_only, o->busy_ms ? o->busy_ms : 5000,
+                     &q, err, len);
+    if (rc != 0)
+        return rc;
+    int v = 0;
+    /* A read first: a file that is not a database (or a damaged header) fails here, before
+     * any PRAGMA below could write to it. */
+    if ((rc = user_version(q, &v, err, len)) != 0)
+        goto fail;
+    if (v > AF_STORE_SCHEMA_VERSION) {
+        seterr(err, len,
+               "%s: written by a newer agentaflow (schema version %d; this build knows %d); "
+               "refusing to open it",
+               q->path, v, AF_STORE_SCHEMA_VERSION);
+        rc = -EPROTO;
+        goto fail;
+    }
+    if (!o->read_only) {
+        if (!q->in_memory && (rc = exec(q, "PRAGMA journal_mode = WAL", err, len, "WAL")) != 0)
+            goto fail;
+        if ((rc = exec(q,
+                       o->fsync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+                       err, len, "synchronous")) != 0)
+            goto fail;
+        if (v < AF_STORE_SCHEMA_VERSION && (rc = migrate(q, v, err, len)) != 0)
+            goto fail;
+    } else if (v < AF_STORE_SCHEMA_VERSION) {
+        seterr(err, len, "%s: schema version %d needs a migration; start the daemon on it first",
+               q->path, v);
+        rc = -EPROTO;
+        goto fail;
+    }
+    for (int i = 0; !o->read_only && i < ST_COUNT; i++) {
+        int prc =
+            sqlite3_prepare_v3(q->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i], NULL);
+        if (prc != SQLITE_OK) {
+            rc = fail(q, prc, err, len, "prepare");
+            goto fail;
+        }
+    }
+    *ops = &sqlite_ops;
+    *self = q;
+    return 0;
+fail:
+    sq_close(q);
+    return rc;
+}
+
+int af_store_sqlite_check(const char *path, char *err, size_t len)
+{
+    sq *q = NULL;
+    int rc = open_db(path, true, 5000, &q, err, len);
+    if (rc != 0)
+        return rc;
+    int v = 0;
+    if ((rc = user_version(q, &v, err, len)) == 0) {
+        sqlite3_stmt *st = NULL;
+        int src = sqlite3_prepare_v2(q->db, "PRAGMA integrity_check", -1, &st, NULL);
+        if (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *r = col_text(st, 0);
+            if (strcmp(r, "ok") != 0) {
+                seterr(err, len, "%s: %s", path, r);
+                rc = -EILSEQ;
+            } else {
+                seterr(err, len, "%s: ok (schema version %d)", path, v);
+            }
+        } else {
+            rc = fail(q, src, err, len, "integrity check");
+        }
+        sqlite3_finalize(st);
+    }
+    sq_close(q);
+    return rc;
+}
+
+int af_store_sqlite_backup(const char *path, const char *dest, char *err, size_t len)
+{
+    sq *src = NULL, *dst = NULL;
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", dest);
+    unlink(tmp);
+    int rc = open_db(path, true, 5000, &src, err, len);
+    if (rc == 0)
+        rc = open_db(tmp, false, 5000, &dst, err, len);
+    if (rc == 0) {
+        sqlite3_backup *b = sqlite3_backup_init(dst->db, "main", src->db, "main");
+        if (!b) {
+            rc = fail(dst, sqlite3_errcode(dst->db), err, len, "backup");
+        } else {
+            /* All pages in one step: the copy is one consistent snapshot (WAL readers do not
+             * block the daemon's writer). */
+            int brc = sqlite3_backup_step(b, -1);
+            sqlite3_backup_finish(b);
+            if (brc != SQLITE_DONE)
+                rc = fail(dst, brc, err, len, "backup");
+        }
+    }
+    sq_close(src);
+    sq_close(dst);
+    if (rc == 0 && rename(tmp, dest) != 0) {
+        seterr(err, len, "%s: %s", dest, strerror(errno));
+        rc = -errno;
+    }
+    if (rc != 0)
+        unlink(tmp);
+    return rc;
+}
+
+int af_store_sqlite_each_cost(const char *path, int (*fn)(const af_store_cost *c, void *user),
+                              void *user, char *err, size_t len)
+{
+    sq *q = NULL;
+    int rc = open_db(path, true, 5000, &q, err, len);
+    if (rc != 0)
+        return rc;
+    af_store_load_cb cb = {.cost = fn, .user = user};
+    rc = each_row(q, "SELECT " COST_COLS " FROM costs ORDER BY ts, seq", NULL, 0, row_cost, &cb,
+                  err, len);
+    sq_close(q);
+    return rc;
+}
