@@ -29,6 +29,7 @@ typedef struct app_platform {
     af_gpu_scheduler *scheduler;
     af_cost_tracker *costs;
     af_serving *serving;
+    af_cluster *cluster; /* serve --cluster only */
 } app_platform;
 
 /* Builds and starts everything from cfg (server.* included). 0, or a negative code with a
@@ -41,6 +42,7 @@ void app_platform_stop(app_platform *p, uint32_t timeout_ms);
 void app_server_opts(af_server_opts *o, const af_server_config *sc, const app_platform *p);
 
 int cmd_serve(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_version(int argc, char **argv);

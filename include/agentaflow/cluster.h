@@ -150,12 +150,15 @@ int af_cluster_filter(af_cluster *c, const af_cluster_pod *pod, const char *cons
 int af_cluster_prioritize(af_cluster *c, const af_cluster_pod *pod, const char *const *names,
                           size_t n, int64_t *scores, char *chosen_gpu, size_t chosen_len);
 /* Records the pod on `node`: its hold there if prioritize made one, else a fresh choice on that
- * node. gpu_out gets the GPU id(s). -ENOENT "no agentaflow agent on node X", -EAGAIN when the
- * node has no room any more (reason in err). */
+ * node. A pod given without a request (ExtenderBindingArgs carry none) takes the request of
+ * its hold; without either it passes through (0, gpu_out ""). gpu_out gets the GPU id(s).
+ * -ENOENT "no agentaflow agent on node X", -EAGAIN when the node has no room any more (reason
+ * in err). */
 int af_cluster_bind(af_cluster *c, const af_cluster_pod *pod, const char *node, char *gpu_out,
                     size_t gpu_len, char *err, size_t err_len);
-/* Drops the pod's hold or binding (a failed Kubernetes bind). */
-void af_cluster_release(af_cluster *c, const char *uid);
+/* Drops the pod's hold or binding (a failed Kubernetes bind). key: the pod's uid, or
+ * "namespace/name" for a pod given without one. */
+void af_cluster_release(af_cluster *c, const char *key);
 
 /* ---------------------------------------------------------------------------------------- */
 /* The extender's JSON (k8s.io/kube-scheduler/extender/v1). Each returns 0 with *out set (an

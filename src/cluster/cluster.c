@@ -802,19 +802,27 @@ int af_cluster_bind(af_cluster *c, const af_cluster_pod *pod, const char *node_n
         gpu_out[0] = '\0';
     af_span sp = op_span(c, "gpu_scheduling.bind", pod, 1);
     af_span_set_string(sp, "scheduler.chosen_node", node_name);
-    if (!wants_gpu(pod)) {
-        af_span_set_bool(sp, "scheduler.pass_through", true);
-        af_operation_end(sp, 0, NULL, NULL);
-        return 0;
-    }
     char key[AF_CLUSTER_NODE_MAX], ids[AF_GPU_ID_MAX] = "", why[AF_CLUSTER_REASON_MAX] = "";
     pod_key(pod, key, sizeof(key));
     int rc = 0;
     pthread_mutex_lock(&c->mu);
     uint64_t now = c->o.clock(c->o.clock_user);
     expire_locked(c, now);
-    node *nd = find_node(c, node_name);
     hold *old = find_hold(c, key);
+    /* ExtenderBindingArgs carry no resources: the pod's hold says what it asked for. */
+    af_cluster_pod req = *pod;
+    if (!wants_gpu(&req) && old) {
+        req.memory_mb = old->memory_mb;
+        req.gpus = old->memory_mb ? 0 : (uint32_t)__builtin_popcountll(old->mask);
+    }
+    if (!wants_gpu(&req)) {
+        pthread_mutex_unlock(&c->mu);
+        af_span_set_bool(sp, "scheduler.pass_through", true);
+        af_operation_end(sp, 0, NULL, NULL);
+        return 0;
+    }
+    pod = &req;
+    node *nd = find_node(c, node_name);
     uint64_t expires = now + (uint64_t)c->o.reservation_ttl_ms * 1000000ull;
     if (!nd) {
         snprintf(why, sizeof(why), "no agentaflow agent on node %s", node_name);
@@ -854,12 +862,12 @@ int af_cluster_bind(af_cluster *c, const af_cluster_pod *pod, const char *node_n
     return rc;
 }
 
-void af_cluster_release(af_cluster *c, const char *uid)
+void af_cluster_release(af_cluster *c, const char *key)
 {
-    if (!c || !uid)
+    if (!c || !key)
         return;
     pthread_mutex_lock(&c->mu);
-    hold *h = find_hold(c, uid);
+    hold *h = find_hold(c, key);
     if (h)
         hold_remove(c, (size_t)(h - c->holds));
     pthread_mutex_unlock(&c->mu);

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "agentaflow/log.h"
+#include "server/routes_cluster.h"
 #include "server/server_int.h"
 #include "util/str.h"
 
@@ -1640,6 +1641,11 @@ const af__route af__routes[] = {
     R(GET, "/api/v1/traces/{id}", "get_trace", h_trace, false),
     R(GET, "/api/v1/config", "config", h_config, false),
     R(POST, "/api/v1/demo/trigger/{gpu}/{pattern}", "demo_trigger", h_demo_trigger, true),
+    R(POST, "/api/v1/cluster/report", "cluster_report", af__h_cluster_report, true),
+    R(GET, "/api/v1/cluster/nodes", "cluster_nodes", af__h_cluster_nodes, false),
+    R(POST, "/scheduler/filter", "scheduler_filter", af__h_scheduler_filter, true),
+    R(POST, "/scheduler/prioritize", "scheduler_prioritize", af__h_scheduler_prioritize, true),
+    R(POST, "/scheduler/bind", "scheduler_bind", af__h_scheduler_bind, true),
 };
 #undef R
 const size_t af__nroutes = sizeof(af__routes) / sizeof(af__routes[0]);
