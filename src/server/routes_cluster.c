@@ -169,6 +169,19 @@ static int kube_call(af_server *s, const char *method, const char *path, const c
     return rc;
 }
 
+static int annotate(af_server *s, const char *path, const char *gpu, const char *token, char *err,
+                    size_t err_len)
+{
+    json_t *patch = json_pack("{s:{s:{s:s}}}", "metadata", "annotations", GPU_ANNOTATION, gpu);
+    char *pb = json_dumps(patch, JSON_COMPACT);
+    json_decref(patch);
+    if (!pb)
+        return -ENOMEM;
+    int rc = kube_call(s, "PATCH", path, "application/merge-patch+json", pb, token, err, err_len);
+    free(pb);
+    return rc;
+}
+
 /* Annotates the pod with its GPU, then binds it: annotating first means a pod that is bound
  * always says which GPU it got. */
 static int kube_bind(af_server *s, const af_cluster_binding_args *a, const char *gpu, char *err,
@@ -180,14 +193,8 @@ static int kube_bind(af_server *s, const af_cluster_binding_args *a, const char 
         return rc;
     char path[1024];
     snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", a->pod_namespace, a->pod_name);
-    json_t *patch = json_pack("{s:{s:{s:s}}}", "metadata", "annotations", GPU_ANNOTATION, gpu);
-    char *pb = json_dumps(patch, JSON_COMPACT);
-    json_decref(patch);
-    if (!pb)
-        return -ENOMEM;
-    rc = kube_call(s, "PATCH", path, "application/merge-patch+json", pb, token, err, err_len);
-    free(pb);
-    if (rc)
+    /* A pod that asked for no GPU gets no annotation, only its Binding. */
+    if (gpu[0] && (rc = annotate(s, path, gpu, token, err, err_len)) != 0)
         return rc;
     json_t *b =
         json_pack("{s:s,s:s,s:{s:s,s:s,s:s},s:{s:s,s:s,s:s}}", "apiVersion", "v1", "kind",

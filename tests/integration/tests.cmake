@@ -9,6 +9,8 @@
 #                            TCP where curl would normalise the request
 #   integration.websocket    test_websocket (cmocka): /ws handshake refusals, RFC 6455 close
 #                            codes, ping/pong, fragments, and no log lines for bad upgrades
+#   integration.cluster      test_cluster_fleet (cmocka, test_cluster.c; the unit test has the name): serve --cluster with three agents, the
+#                            kube-scheduler extender, bind against a stand-in Kubernetes API
 #   integration.prometheus   promtool check metrics on our exposition, then a real Prometheus
 #                            scraping the daemon until its target is up (skipped without them)
 if(NOT TARGET agentaflow)
@@ -51,3 +53,10 @@ add_executable(test_hostile_http ${CMAKE_CURRENT_LIST_DIR}/test_hostile_http.c)
 target_link_libraries(test_hostile_http PRIVATE af_it_harness)
 add_test(NAME integration.hostile_http COMMAND test_hostile_http $<TARGET_FILE:agentaflow>)
 set_tests_properties(integration.hostile_http PROPERTIES TIMEOUT 300 LABELS integration)
+
+# The cluster scheduler and three agents on loopback: the kube-scheduler extender per strategy,
+# an agent killed, hostile ExtenderArgs, and bind against an HTTPS stand-in Kubernetes API.
+add_executable(test_cluster_fleet ${CMAKE_CURRENT_LIST_DIR}/test_cluster.c)
+target_link_libraries(test_cluster_fleet PRIVATE af_it_harness)
+add_test(NAME integration.cluster COMMAND test_cluster_fleet $<TARGET_FILE:agentaflow>)
+set_tests_properties(integration.cluster PROPERTIES TIMEOUT 300 LABELS integration)
