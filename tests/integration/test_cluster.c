@@ -151,6 +151,17 @@ static void test_filter_and_not_ready(void **state)
     json_decref(r);
     free(a);
 
+    /* /metrics carries every node's GPUs. */
+    assert_int_equal(metric_value(f.sched.mport, "agentaflow_cluster_nodes{state=\"ready\"}"), 3);
+    resp m = http(f.sched.mport, "GET", "/metrics", NULL, NULL);
+    assert_non_null(strstr(m.body, "agentaflow_cluster_gpu_utilization_percent{node=\"node-4\","
+                                   "gpu_id=\"node-4/gpu-3\""));
+    free(m.body);
+    /* The agent's own Prometheus and /health. */
+    assert_true(metric_value(f.agents[2].mport, "agentaflow_cluster_utilization_percent") >= 0);
+    json_t *h = get_json(f.agents[2].port, "/health", 200);
+    json_decref(h);
+
     /* Kill node-2's agent: within the short node_timeout it is filtered as not ready. */
     kill(f.agents[1].pid, SIGKILL);
     waitpid(f.agents[1].pid, NULL, 0);
