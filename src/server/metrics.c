@@ -443,19 +443,22 @@ static void render_scheduler(af_server *s, expo *e, const char *node)
 {
     if (!s->o.scheduler)
         return;
-    enum { GCAP = 256, WCAP = 2048 };
-    af_gpu_status *g = malloc(sizeof(*g) * GCAP);
-    af_workload_info *w = malloc(sizeof(*w) * WCAP);
+    /* Sized by what is registered now (a fleet is far past any fixed cap); anything added
+     * between the count and the copy shows in the next scrape. */
+    size_t gcap = af_gpu_scheduler_list_gpus(s->o.scheduler, NULL, 0) + 1;
+    size_t wcap = af_gpu_scheduler_list_workloads(s->o.scheduler, NULL, 0) + 1;
+    af_gpu_status *g = malloc(sizeof(*g) * gcap);
+    af_workload_info *w = malloc(sizeof(*w) * wcap);
     if (!g || !w) {
         free(g);
         free(w);
         e->b->failed = true;
         return;
     }
-    size_t ng = af_gpu_scheduler_list_gpus(s->o.scheduler, g, GCAP);
-    size_t nw = af_gpu_scheduler_list_workloads(s->o.scheduler, w, WCAP);
-    ng = ng > GCAP ? GCAP : ng;
-    nw = nw > WCAP ? WCAP : nw;
+    size_t ng = af_gpu_scheduler_list_gpus(s->o.scheduler, g, gcap);
+    size_t nw = af_gpu_scheduler_list_workloads(s->o.scheduler, w, wcap);
+    ng = ng > gcap ? gcap : ng;
+    nw = nw > wcap ? wcap : nw;
 
     /* gpus_total / gpus_available by class, in class order. */
     fam(e, "gpus_registered", "gauge",

@@ -22,7 +22,6 @@
 
 int af__server_submit_job(af__req *rq, af__resp *rs, af__job *j);
 
-#define MAX_GPUS 256
 #define MAX_ALERTS 256
 
 /* Writes n decimal digits of v (zero-padded) at out. */
@@ -203,7 +202,6 @@ static void view_load(af_server *s, view *v)
         return;
     af_gpu_collector_get_thresholds(s->o.collector, &v->th);
     size_t cap = af_gpu_collector_gpu_count(s->o.collector);
-    cap = cap > MAX_GPUS ? MAX_GPUS : cap;
     v->samples = cap ? malloc(sizeof(*v->samples) * cap) : NULL;
     if (!v->samples)
         return;
@@ -634,8 +632,6 @@ static int h_gpus(af__req *rq, af__resp *rs)
     af__gpus_cache *c = &rq->loop->gpus;
     size_t nc = s->o.collector ? af_gpu_collector_gpu_count(s->o.collector) : 0;
     size_t ns = s->o.scheduler ? af_gpu_scheduler_list_gpus(s->o.scheduler, NULL, 0) : 0;
-    nc = nc > MAX_GPUS ? MAX_GPUS : nc;
-    ns = ns > MAX_GPUS ? MAX_GPUS : ns;
     if (!gpus_reserve(c, nc + ns + 1)) {
         af__resp_error(rs, 500, "internal", "out of memory");
         return 0;
@@ -1277,14 +1273,15 @@ static int h_workloads(af__req *rq, af__resp *rs)
     af_server *s = rq->srv;
     if (!need(rs, s->o.scheduler, "GPU scheduler"))
         return 0;
-    enum { CAP = 1024 };
-    af_workload_info *w = malloc(sizeof(*w) * CAP);
+    /* Every live workload: sized by the count, so nothing is cut silently. */
+    size_t cap = af_gpu_scheduler_list_workloads(s->o.scheduler, NULL, 0) + 1;
+    af_workload_info *w = malloc(sizeof(*w) * cap);
     if (!w) {
         af__resp_error(rs, 500, "internal", "out of memory");
         return 0;
     }
-    size_t n = af_gpu_scheduler_list_workloads(s->o.scheduler, w, CAP);
-    size_t shown = n > CAP ? CAP : n;
+    size_t n = af_gpu_scheduler_list_workloads(s->o.scheduler, w, cap);
+    size_t shown = n > cap ? cap : n;
     af_buf *b = &rs->body;
     af__buf_puts(b, "{\"workloads\":[");
     size_t pending = 0, running = 0;
