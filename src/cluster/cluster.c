@@ -602,16 +602,17 @@ static void eval_name(const af_cluster *c, const char *name, const af_cluster_po
     eval_node(c, n, p, own, now, st, ch);
 }
 
-static void gpu_ids(const char *node_name, uint64_t mask, char *out, size_t cap)
+/* "node/gpu-N" of every GPU in mask (bit = slot; N is the index the agent reported). */
+static void gpu_ids(const node *n, uint64_t mask, char *out, size_t cap)
 {
     if (!out || !cap)
         return;
     size_t used = 0;
     out[0] = '\0';
-    for (int i = 0; i < 64 && used < cap; i++)
+    for (size_t i = 0; i < n->n_gpus && used < cap; i++)
         if (mask & (1ull << i))
-            used += (size_t)snprintf(out + used, cap - used, "%s%s/gpu-%d", used ? "," : "",
-                                     node_name, i);
+            used += (size_t)snprintf(out + used, cap - used, "%s%s/gpu-%u", used ? "," : "",
+                                     n->name, n->gpus[i].g.index);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -619,6 +620,7 @@ static void gpu_ids(const char *node_name, uint64_t mask, char *out, size_t cap)
 
 static af_span op_span(af_cluster *c, const char *name, const af_cluster_pod *p, size_t n)
 {
+    af_gpu_strategy st = af_cluster_strategy(c);
     af_tracer *t = c->o.tracing.tracing ? af_tracing_tracer_for(c->o.tracing.tracing,
                                                                 AF_TRACE_GPU_SCHEDULING_DECISIONS)
                                         : c->o.tracing.tracer;
@@ -634,15 +636,15 @@ static af_span op_span(af_cluster *c, const char *name, const af_cluster_pod *p,
     }
     af_span sp = af_span_start(t, name, &so);
     if (af_span_is_recording(sp))
-        af_span_set_attrs(
-            sp,
-            AF_ATTRS(AF_STR("k8s.namespace.name", p->namespace_ ? p->namespace_ : ""),
-                     AF_STR("k8s.pod.name", p->name ? p->name : ""),
-                     AF_STR("k8s.pod.uid", p->uid ? p->uid : ""),
-                     AF_INT("scheduler.candidate_count", n), AF_INT("gpu.request.count", p->gpus),
-                     AF_INT("gpu.request.memory_mb", p->memory_mb),
-                     AF_INT("workload.priority", p->priority),
-                     AF_STR("scheduler.strategy", af_gpu_strategy_name(c->o.strategy))));
+        af_span_set_attrs(sp,
+                          AF_ATTRS(AF_STR("k8s.namespace.name", p->namespace_ ? p->namespace_ : ""),
+                                   AF_STR("k8s.pod.name", p->name ? p->name : ""),
+                                   AF_STR("k8s.pod.uid", p->uid ? p->uid : ""),
+                                   AF_INT("scheduler.candidate_count", n),
+                                   AF_INT("gpu.request.count", p->gpus),
+                                   AF_INT("gpu.request.memory_mb", p->memory_mb),
+                                   AF_INT("workload.priority", p->priority),
+                                   AF_STR("scheduler.strategy", af_gpu_strategy_name(st))));
     return sp;
 }
 
@@ -782,7 +784,7 @@ int af_cluster_prioritize(af_cluster *c, const af_cluster_pod *pod, const char *
             c->rr_started = true;
         }
         af__strlcpy(node_name, nd->name, sizeof(node_name));
-        gpu_ids(nd->name, best_mask, chosen, sizeof(chosen));
+        gpu_ids(nd, best_mask, chosen, sizeof(chosen));
     }
     pthread_mutex_unlock(&c->mu);
     if (chosen_gpu && chosen_len)
@@ -830,7 +832,7 @@ int af_cluster_bind(af_cluster *c, const af_cluster_pod *pod, const char *node_n
     } else if (old && old->node == (uint32_t)(nd - c->nodes) && old->mask) {
         old->bound = true;
         old->expires_ns = expires;
-        gpu_ids(nd->name, old->mask, ids, sizeof(ids));
+        gpu_ids(nd, old->mask, ids, sizeof(ids));
     } else {
         choice ch;
         eval_node(c, nd, pod, old, now, effective(c->o.strategy, pod), &ch);
@@ -847,7 +849,7 @@ int af_cluster_bind(af_cluster *c, const af_cluster_pod *pod, const char *node_n
             if (old)
                 hold_remove(c, (size_t)(old - c->holds));
             rc = add_hold(c, &h);
-            gpu_ids(nd->name, ch.mask, ids, sizeof(ids));
+            gpu_ids(nd, ch.mask, ids, sizeof(ids));
         }
     }
     pthread_mutex_unlock(&c->mu);
@@ -929,7 +931,7 @@ int af_cluster_nodes_json(af_cluster *c, char **out)
     for (size_t i = 0; i < c->n_holds; i++) {
         const hold *h = &c->holds[i];
         char ids[AF_GPU_ID_MAX];
-        gpu_ids(c->nodes[h->node].name, h->mask, ids, sizeof(ids));
+        gpu_ids(&c->nodes[h->node], h->mask, ids, sizeof(ids));
         af__buf_printf(&b, "%s{\"pod\":", i ? "," : "");
         json_str(&b, h->pod);
         af__buf_puts(&b, ",\"uid\":");

@@ -530,6 +530,30 @@ static void test_spans(void **state)
     af_test_env_free(&env);
 }
 
+/* GPU ids carry the index the agent reported, not the position in its report. */
+static void test_gpu_ids_follow_reported_index(void **state)
+{
+    (void)state;
+    fake_now = SEC;
+    af_cluster *c = new_cluster(AF_GPU_LEAST_UTILIZED);
+    const char *body = "{\"node\":\"n\",\"gpus\":[{\"index\":2,\"memory_total_mb\":100,"
+                       "\"utilization\":90},{\"index\":5,\"memory_total_mb\":100,"
+                       "\"utilization\":10}]}";
+    char err[128] = "";
+    assert_int_equal(af_cluster_report_json(c, body, strlen(body), err, sizeof(err)), 0);
+    const char *names[] = {"n"};
+    int64_t s;
+    char gpu[AF_GPU_ID_MAX];
+    af_cluster_pod p = share_pod("p", 10);
+    assert_int_equal(af_cluster_prioritize(c, &p, names, 1, &s, gpu, sizeof(gpu)), 0);
+    assert_string_equal(gpu, "n/gpu-5");
+    af_cluster_pod w = {"d", "w", "w", 2, 0, 0, NULL};
+    af_cluster_release(c, "p");
+    assert_int_equal(af_cluster_prioritize(c, &w, names, 1, &s, gpu, sizeof(gpu)), 0);
+    assert_string_equal(gpu, "n/gpu-2,n/gpu-5");
+    af_cluster_free(c);
+}
+
 static void test_scale_1000x8(void **state)
 {
     (void)state;
@@ -582,6 +606,7 @@ int main(void)
         cmocka_unit_test(test_extender_json_bad),
         cmocka_unit_test(test_report_json),
         cmocka_unit_test(test_spans),
+        cmocka_unit_test(test_gpu_ids_follow_reported_index),
         cmocka_unit_test(test_scale_1000x8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
