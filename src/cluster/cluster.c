@@ -898,10 +898,12 @@ int af_cluster_nodes_json(af_cluster *c, char **out)
         ready += r;
         af__buf_printf(&b, "%s{\"name\":", i ? "," : "");
         json_str(&b, n->name);
-        af__buf_printf(&b,
-                       ",\"ready\":%s,\"last_report_unix_ms\":%llu,\"seconds_since_report\":%llu",
-                       r ? "true" : "false", (unsigned long long)(n->last_report_ns / 1000000ull),
-                       (unsigned long long)((now - n->last_report_ns) / 1000000000ull));
+        af__buf_printf(
+            &b, ",\"ready\":%s,\"last_report_unix_ms\":%llu,\"seconds_since_report\":%llu",
+            r ? "true" : "false", (unsigned long long)(n->last_report_ns / 1000000ull),
+            /* a restored report time may lie ahead of this clock */
+            (unsigned long long)((now > n->last_report_ns ? now - n->last_report_ns : 0) /
+                                 1000000000ull));
         af__buf_puts(&b, ",\"gpus\":[");
         for (size_t j = 0; j < n->n_gpus; j++) {
             const gpu_slot *g = &n->gpus[j];
