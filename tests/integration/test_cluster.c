@@ -202,14 +202,15 @@ static void test_prioritize_per_strategy(void **state)
         json_t *r = post(f.sched.port, "/scheduler/prioritize", a, 200);
         assert_int_equal(json_array_size(r), 4);
         assert_int_equal(score_of(r, "cpu-0"), 0);
-        const char *top = top_host(r);
+        char top[64]; /* r is freed before the round_robin check reads it */
+        snprintf(top, sizeof(top), "%s", top_host(r));
         if (s == 1 || s == 2) /* packing: the 1-GPU node is the tightest whole-GPU fit */
             assert_string_equal(top, "node-1");
         /* The choice is held: the node list shows it. */
         json_t *nodes = get_json(f.sched.port, "/api/v1/cluster/nodes", 200);
         json_t *res = json_array_get(json_object_get(nodes, "reservations"), 0);
         assert_non_null(res);
-        char prefix[64];
+        char prefix[80];
         snprintf(prefix, sizeof(prefix), "%s/gpu-", top);
         assert_non_null(strstr(json_string_value(json_object_get(res, "gpu")), prefix));
         json_decref(nodes);
