@@ -46,6 +46,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 #define AF_CLUSTER_NODE_MAX 254         /* bytes with the NUL: a DNS subdomain name */
 #define AF_CLUSTER_GPUS_PER_NODE_MAX 64 /* more GPUs in one report are refused */
@@ -213,6 +214,7 @@ int af_cluster_snapshot(af_cluster *c, af_cluster_state *out);
 int af_cluster_restore(af_cluster *c, const af_cluster_state *st, char *err, size_t err_len);
 void af_cluster_state_free(af_cluster_state *st);
 
+AF_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -10,9 +10,12 @@
 
 #include <stdarg.h>
 
+#include "agentaflow/common.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 typedef enum af_log_level {
     AF_LOG_DEBUG = 0,
@@ -42,6 +45,7 @@ void af_log(af_log_level level, const char *fmt, ...)
     ;
 void af_vlog(af_log_level level, const char *fmt, va_list ap);
 
+AF_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,8 @@
 /*
  * OTLP/HTTP trace exporter: one POST of an ExportTraceServiceRequest (protobuf or JSON) per
  * export() call, retried on transient failures, with partial-success handling and a health
- * record. Configuration follows the OTEL_EXPORTER_OTLP_* rules (docs/standards.md, environment variables and OTLP/HTTP).
+ * record. Configuration follows the OTEL_EXPORTER_OTLP_* rules (docs/standards.md, environment
+ * variables and OTLP/HTTP).
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -9,8 +9,12 @@
 #                            TCP where curl would normalise the request
 #   integration.websocket    test_websocket (cmocka): /ws handshake refusals, RFC 6455 close
 #                            codes, ping/pong, fragments, and no log lines for bad upgrades
-#   integration.cluster      test_cluster_fleet (cmocka, test_cluster.c; the unit test has the name): serve --cluster with three agents, the
-#                            kube-scheduler extender, bind against a stand-in Kubernetes API
+#   integration.hostile_limits
+#                            test_hostile_limits (cmocka): megabyte strings, thousands of names
+#                            and slow inference against the limits (docs/security.md)
+#   integration.cluster      test_cluster_fleet (cmocka; test_cluster.c, the unit test has
+#                            its name): serve --cluster with three agents, the extender, bind
+#                            against a stand-in Kubernetes API
 #   integration.prometheus   promtool check metrics on our exposition, then a real Prometheus
 #                            scraping the daemon until its target is up (skipped without them)
 if(NOT TARGET agentaflow)
@@ -42,6 +46,11 @@ add_executable(test_websocket ${CMAKE_CURRENT_LIST_DIR}/test_websocket.c)
 target_link_libraries(test_websocket PRIVATE af_it_harness)
 add_test(NAME integration.websocket COMMAND test_websocket $<TARGET_FILE:agentaflow>)
 set_tests_properties(integration.websocket PROPERTIES TIMEOUT 120 LABELS integration)
+
+add_executable(test_hostile_limits ${CMAKE_CURRENT_LIST_DIR}/test_hostile_limits.c)
+target_link_libraries(test_hostile_limits PRIVATE af_it_harness)
+add_test(NAME integration.hostile_limits COMMAND test_hostile_limits $<TARGET_FILE:agentaflow>)
+set_tests_properties(integration.hostile_limits PROPERTIES TIMEOUT 300 LABELS integration)
 
 add_test(NAME integration.prometheus
   COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/prometheus_scrape.sh $<TARGET_FILE:agentaflow>)
