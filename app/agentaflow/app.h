@@ -30,7 +30,8 @@ typedef struct app_platform {
     af_gpu_scheduler *scheduler;
     af_cost_tracker *costs;
     af_serving *serving;
-    af_state *state; /* NULL when nothing persists */
+    af_state *state;     /* NULL when nothing persists */
+    af_cluster *cluster; /* serve --cluster only */
 } app_platform;
 
 /* Builds and starts everything from cfg (server.* included). 0, or a negative code with a
@@ -58,6 +59,7 @@ const char *app_default_config(char *buf, size_t cap);
 
 int cmd_serve(int argc, char **argv);
 int cmd_db(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_version(int argc, char **argv);

@@ -2,6 +2,7 @@
  * agentaflow: the daemon and its CLI.
  *
  *   agentaflow serve [--config FILE] [--no-load-generator] [--port N] [--metrics-port N] ...
+ *   agentaflow agent --scheduler URL [--node-name N] [--config FILE] ...
  *   agentaflow demo [--config FILE]
  *   agentaflow config check FILE
  *   agentaflow config docs [--format markdown|man|yaml]
@@ -24,6 +25,8 @@ static void usage(FILE *f)
                "commands:\n"
                "  serve          run the daemon: dashboard, JSON API and WebSocket on :9000,\n"
                "                 Prometheus on :9001, GPU metrics, scheduler, model serving\n"
+               "  agent          per-node agent: GPU metrics, /health and Prometheus, reporting\n"
+               "                 to the cluster scheduler (serve --cluster)\n"
                "  demo           run the tracing demo once and say where the spans went\n"
                "  config check   validate a config file and print the effective settings\n"
                "  config docs    print the reference of every configuration key (Markdown,\n"
@@ -60,6 +63,8 @@ int main(int argc, char **argv)
         return cmd_version(1, argv + 1);
     if (!strcmp(cmd, "serve"))
         return cmd_serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "agent"))
+        return cmd_agent(argc - 1, argv + 1);
     if (!strcmp(cmd, "demo"))
         return cmd_demo(argc - 1, argv + 1);
     if (!strcmp(cmd, "config"))

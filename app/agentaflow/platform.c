@@ -210,6 +210,19 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
         fprintf(err, "agentaflow: model serving: %s\n", af_strerror(rc));
         return rc;
     }
+    if (cfg->cluster.enabled) {
+        af_cluster_opts ko;
+        af_cluster_opts_init(&ko);
+        ko.strategy = (af_gpu_strategy)cfg->cluster.strategy;
+        ko.node_timeout_ms = cfg->cluster.node_timeout_ms;
+        ko.reservation_ttl_ms = cfg->cluster.reservation_ttl_ms;
+        ko.max_nodes = cfg->cluster.max_nodes;
+        ko.tracing.tracing = p->tracing;
+        if ((rc = af_cluster_new(&ko, &p->cluster)) != 0) {
+            fprintf(err, "agentaflow: cluster scheduler: %s\n", af_strerror(rc));
+            return rc;
+        }
+    }
     return add_models(p, err);
 }
 
@@ -222,6 +235,7 @@ void app_platform_stop(app_platform *p, uint32_t timeout_ms)
     af_gpu_scheduler_free(p->scheduler);
     af_gpu_collector_free(p->collector);
     af_cost_tracker_free(p->costs);
+    af_cluster_free(p->cluster);
     /* Last: what the components reported while stopping is committed too. */
     af_state_free(p->state);
     if (p->tracing)

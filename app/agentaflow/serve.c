@@ -30,6 +30,8 @@ static void serve_help(FILE *f)
             "  --gpu-backend B       auto (default), nvml or simulated\n"
             "  --data-dir DIR        durable state (default $STATE_DIRECTORY or ./data;\n"
             "                        :memory: = nothing persists)\n"
+            "  --cluster             be the fleet's scheduler: agents report here, and the\n"
+            "                        kube-scheduler extender answers on /scheduler/*\n"
             "  -h, --help            this text\n\n"
             "environment: AGENTAFLOW_AUTH_TOKEN (bearer token for write routes),\n"
             "AGENTAFLOW_DATA_DIR,\n"
@@ -67,6 +69,7 @@ int cmd_serve(int argc, char **argv)
         {"--port", "server.port", NULL},
         {"--metrics-port", "server.metrics_port", NULL},
         {"--data-dir", "server.data_dir", NULL},
+        {"--cluster", "cluster.enabled", NULL},
     };
     const size_t n_flags = sizeof(flags) / sizeof(flags[0]);
     for (int i = 1; i < argc; i++) {
@@ -91,6 +94,8 @@ int cmd_serve(int argc, char **argv)
             flags[4].value = argv[++i];
         } else if (!strcmp(a, "--data-dir") && has_val) {
             flags[5].value = argv[++i];
+        } else if (!strcmp(a, "--cluster")) {
+            flags[6].value = "true";
         } else {
             fprintf(stderr, "agentaflow serve: unknown or incomplete option '%s'\n\n", a);
             serve_help(stderr);
@@ -139,6 +144,10 @@ int cmd_serve(int argc, char **argv)
     }
     af_server_opts so;
     app_server_opts(&so, &cfg.server, &p);
+    so.cluster = p.cluster;
+    so.cluster_bind = cfg.cluster.bind;
+    so.kube_api_url = cfg.cluster.kube_api_url;
+    so.service_account_dir = cfg.cluster.service_account_dir;
     af_server *srv = NULL;
     char err[512] = "";
     rc = af_server_new(&so, &srv, err, sizeof(err));
@@ -156,6 +165,9 @@ int cmd_serve(int argc, char **argv)
     printf("listening on %s://%s:%d\n", scheme, bind, af_server_port(srv));
     if (af_server_metrics_port(srv))
         printf("metrics on %s://%s:%d/metrics\n", scheme, bind, af_server_metrics_port(srv));
+    if (p.cluster)
+        printf("cluster scheduler: strategy %s, extender on /scheduler/filter|prioritize|bind\n",
+               af_gpu_strategy_name(af_cluster_strategy(p.cluster)));
     printf("GPU backend: %s (%s); load generator %s\n", af_gpu_collector_backend_name(p.collector),
            af_gpu_collector_backend_reason(p.collector), cfg.server.load_generator ? "on" : "off");
     fflush(stdout);

@@ -112,6 +112,34 @@ typedef struct af_server_config {
     } retention;
 } af_server_config;
 
+/* In af_gpu_strategy order (gpu.h), so the value converts by cast. */
+typedef enum af_config_strategy {
+    AF_CONFIG_LEAST_UTILIZED = 0,
+    AF_CONFIG_BEST_FIT = 1,
+    AF_CONFIG_PRIORITY = 2,
+    AF_CONFIG_ROUND_ROBIN = 3,
+} af_config_strategy;
+
+/* `cluster:`: the fleet scheduler of `agentaflow serve --cluster` and its extender. */
+typedef struct af_cluster_config {
+    bool enabled;                /* false; `serve --cluster` sets it */
+    af_config_strategy strategy; /* least_utilized */
+    uint32_t node_timeout_ms;    /* 20s without a report = not ready */
+    uint32_t reservation_ttl_ms; /* 30s */
+    uint32_t max_nodes;          /* 10000 */
+    bool bind;                   /* false: kube-scheduler binds; true: we create the Binding */
+    char *kube_api_url;          /* "https://kubernetes.default.svc" */
+    char *service_account_dir;   /* token and ca.crt live here */
+} af_cluster_config;
+
+/* `agent:`: `agentaflow agent`, one per GPU node. */
+typedef struct af_agent_config {
+    char *scheduler_url;         /* NULL until set (--scheduler or AGENTAFLOW_SCHEDULER_URL) */
+    char *node_name;             /* NULL = $NODE_NAME, else the host name */
+    uint32_t report_interval_ms; /* 5s */
+    char *ca_file;               /* PEM CAs for an https scheduler; NULL = system store */
+} af_agent_config;
+
 typedef struct af_tracing_config {
     char *service_name;    /* service_name: "agentaflow-sro" */
     char *service_version; /* service_version: "0.1.0" */
@@ -190,7 +218,9 @@ typedef struct af_tracing_config {
         uint32_t schedule_delay_ms; /* 5s between scheduled exports */
     } performance;
 
-    af_server_config server; /* server.*: read by the agentaflow daemon only */
+    af_server_config server;   /* server.*: read by the agentaflow daemon only */
+    af_cluster_config cluster; /* cluster.* */
+    af_agent_config agent;     /* agent.* */
 } af_tracing_config;
 
 /* ---------------------------------------------------------------------------------------- */

@@ -17,6 +17,7 @@
 #ifndef AGENTAFLOW_SERVER_H
 #define AGENTAFLOW_SERVER_H
 
+#include "agentaflow/cluster.h"
 #include "agentaflow/cost.h"
 #include "agentaflow/export.h"
 #include "agentaflow/gpu.h"
@@ -162,6 +163,13 @@ typedef struct af_server_opts {
     /* NULL = nothing persists. Otherwise every write route commits its change here before it
      * changes memory and answers (503 storage_unavailable when the commit fails). */
     af_store *store;
+    /* The cluster scheduler (serve --cluster): agent reports and the kube-scheduler extender.
+     * With cluster_bind, /scheduler/bind creates the Binding through the Kubernetes API at
+     * kube_api_url with the token and ca.crt of service_account_dir (both copied). */
+    af_cluster *cluster;
+    bool cluster_bind;
+    const char *kube_api_url;        /* "https://kubernetes.default.svc" */
+    const char *service_account_dir; /* "/var/run/secrets/kubernetes.io/serviceaccount" */
 } af_server_opts;
 
 void af_server_opts_init(af_server_opts *o);

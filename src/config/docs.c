@@ -25,6 +25,13 @@ static const struct {
      "and the GPU backend. The tracing SDK ignores this section. `agentaflow serve` flags "
      "(`--port`, `--metrics-port`, `--bind`, `--gpu-backend`, `--no-load-generator`) override "
      "the file and the environment."},
+    {"cluster", "cluster",
+     "`agentaflow serve --cluster`: the fleet's scheduler. Agents report their node's GPUs; "
+     "kube-scheduler calls the extender (POST /scheduler/filter, /scheduler/prioritize, "
+     "/scheduler/bind)."},
+    {"agent", "agent",
+     "`agentaflow agent`: one per GPU node. It collects its GPUs, serves /health and "
+     "Prometheus, and reports to the cluster scheduler every report_interval."},
 };
 
 /* Markdown table cells: a '|' would end the cell. */

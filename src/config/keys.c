@@ -23,6 +23,9 @@ static const char *const compression_values[] = {"none", "gzip", NULL};
 static const char *const gpu_backend_values[] = {"auto", "nvml", "simulated", NULL};
 /* In af_config_fsync order. */
 static const char *const fsync_values[] = {"full", "normal", NULL};
+/* In af_config_strategy order. */
+static const char *const strategy_values[] = {"least_utilized", "best_fit", "priority",
+                                              "round_robin", NULL};
 
 #define STR(k, f, d, env, fl, help)                                                                \
     {                                                                                              \
@@ -263,10 +266,54 @@ const af__config_key af__config_keys[] = {
      0,
      0,
      NULL},
+
+    BOOL("cluster.enabled", cluster.enabled, "false", NULL,
+         "run as the fleet's scheduler: agents report to /api/v1/cluster/report and "
+         "kube-scheduler calls /scheduler/filter|prioritize|bind (`serve --cluster`)"),
+    {{"cluster.strategy", AF_CFG_ENUM, "least_utilized", 0, 0, NULL, strategy_values, false,
+      "how the extender scores nodes: least_utilized, best_fit (pack), priority "
+      "(spec.priority > 0 gets headroom, the rest packs) or round_robin"},
+     OFF(cluster.strategy),
+     0,
+     0,
+     0,
+     NULL},
     UINT("server.retention.costs", server.retention.costs_days, "400", 1, 36500, NULL,
          "days the cost ledger and its hourly roll-ups are kept on disk"),
     UINT("server.retention.workloads", server.retention.workloads_days, "30", 1, 36500, NULL,
          "days a finished workload is kept on disk after it finished"),
+    DUR("cluster.node_timeout", cluster.node_timeout_ms, "20s", 1000, HOUR_MS, NULL,
+        "a node without an agent report for this long is not ready and gets no new work"),
+    DUR("cluster.reservation_ttl", cluster.reservation_ttl_ms, "30s", 1000, HOUR_MS, NULL,
+        "how long the GPU chosen for a pod (and a bound pod's GPU) is held back from other pods"),
+    UINT("cluster.max_nodes", cluster.max_nodes, "10000", 1, 1000000, NULL,
+         "nodes the inventory keeps and candidates one extender request may name"),
+    BOOL("cluster.bind", cluster.bind, "false", NULL,
+         "true: /scheduler/bind creates the Binding through the Kubernetes API and annotates "
+         "the pod with agentaflow.io/gpu; false: kube-scheduler binds"),
+    STR("cluster.kube_api_url", cluster.kube_api_url, "https://kubernetes.default.svc", NULL,
+        AF__KEY_URL, "Kubernetes API server used by cluster.bind"),
+    STR("cluster.service_account_dir", cluster.service_account_dir,
+        "/var/run/secrets/kubernetes.io/serviceaccount", NULL, 0,
+        "directory holding the service-account token and ca.crt used by cluster.bind"),
+    {{"agent.scheduler_url", AF_CFG_STRING, "", 0, 0, "AGENTAFLOW_SCHEDULER_URL", NULL, false,
+      "base URL of the cluster scheduler `agentaflow agent` reports to (--scheduler)"},
+     OFF(agent.scheduler_url),
+     0,
+     AF__KEY_OPTIONAL | AF__KEY_URL | AF__KEY_ENV,
+     2048,
+     NULL},
+    {{"agent.node_name", AF_CFG_STRING, "", 0, 0, "NODE_NAME", NULL, false,
+      "this node's Kubernetes name (--node-name); empty = the host name"},
+     OFF(agent.node_name),
+     0,
+     AF__KEY_OPTIONAL | AF__KEY_ENV,
+     253,
+     NULL},
+    DUR("agent.report_interval", agent.report_interval_ms, "5s", 100, HOUR_MS, NULL,
+        "how often the agent sends its node's GPUs to the scheduler"),
+    STR("agent.ca_file", agent.ca_file, "", NULL, AF__KEY_OPTIONAL,
+        "PEM CAs trusted for an https scheduler_url instead of the system store"),
 };
 
 const size_t af__config_nkeys = sizeof(af__config_keys) / sizeof(af__config_keys[0]);
@@ -337,6 +384,7 @@ const af_config_key_info *af_config_key_find(const char *dotted)
 _Static_assert(sizeof(af_otlp_protocol) == sizeof(int), "enum size");
 _Static_assert(sizeof(af_config_compression) == sizeof(int), "enum size");
 _Static_assert(sizeof(af_config_gpu_backend) == sizeof(int), "enum size");
+_Static_assert(sizeof(af_config_strategy) == sizeof(int), "enum size");
 
 int af__config_enum_get(const af_tracing_config *cfg, const af__config_key *k)
 {

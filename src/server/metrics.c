@@ -463,19 +463,22 @@ static void render_scheduler(af_server *s, expo *e, const char *node)
 {
     if (!s->o.scheduler)
         return;
-    enum { GCAP = 256, WCAP = 2048 };
-    af_gpu_status *g = malloc(sizeof(*g) * GCAP);
-    af_workload_info *w = malloc(sizeof(*w) * WCAP);
+    /* Sized by what is registered now (a fleet is far past any fixed cap); anything added
+     * between the count and the copy shows in the next scrape. */
+    size_t gcap = af_gpu_scheduler_list_gpus(s->o.scheduler, NULL, 0) + 1;
+    size_t wcap = af_gpu_scheduler_list_workloads(s->o.scheduler, NULL, 0) + 1;
+    af_gpu_status *g = malloc(sizeof(*g) * gcap);
+    af_workload_info *w = malloc(sizeof(*w) * wcap);
     if (!g || !w) {
         free(g);
         free(w);
         e->b->failed = true;
         return;
     }
-    size_t ng = af_gpu_scheduler_list_gpus(s->o.scheduler, g, GCAP);
-    size_t nw = af_gpu_scheduler_list_workloads(s->o.scheduler, w, WCAP);
-    ng = ng > GCAP ? GCAP : ng;
-    nw = nw > WCAP ? WCAP : nw;
+    size_t ng = af_gpu_scheduler_list_gpus(s->o.scheduler, g, gcap);
+    size_t nw = af_gpu_scheduler_list_workloads(s->o.scheduler, w, wcap);
+    ng = ng > gcap ? gcap : ng;
+    nw = nw > wcap ? wcap : nw;
 
     /* gpus_total / gpus_available by class, in class order. */
     fam(e, "gpus_registered", "gauge",
@@ -875,6 +878,55 @@ static void render_tracing(af_server *s, expo *e)
     }
 }
 
+/* serve --cluster: every agent's GPUs, labelled by node, in families of their own so they
+ * never collide with this host's gpu_* series. */
+typedef struct cluster_fam {
+    expo *e;
+    const char *name;
+    int field;
+} cluster_fam;
+
+static void cluster_gpu_sample(const char *node, bool ready, const af_cluster_gpu *g, void *user)
+{
+    cluster_fam *f = user;
+    char id[AF_GPU_ID_MAX];
+    snprintf(id, sizeof(id), "%.*s/gpu-%u", AF_GPU_ID_MAX - 16, node, g->index);
+    double v = f->field == 0   ? g->utilization
+               : f->field == 1 ? (double)g->memory_used_mb * 1048576.0
+               : f->field == 2 ? (double)g->memory_total_mb * 1048576.0
+               : f->field == 3 ? g->temperature
+                               : (double)ready;
+    gauge(f->e, f->name, L("node", node, "gpu_id", id, "gpu_name", g->name), v);
+}
+
+static void render_cluster(af_server *s, expo *e)
+{
+    if (!s->o.cluster)
+        return;
+    af_cluster_stats st;
+    af_cluster_stats_get(s->o.cluster, &st);
+    fam(e, "cluster_nodes", "gauge", "Nodes known to the cluster scheduler, by readiness");
+    gauge(e, "cluster_nodes", L("state", "ready"), st.ready_nodes);
+    gauge(e, "cluster_nodes", L("state", "not_ready"), st.nodes - st.ready_nodes);
+    fam(e, "cluster_gpu_holds", "gauge", "GPU holds: reserved for a pod, or bound");
+    gauge(e, "cluster_gpu_holds", L("kind", "reserved"), st.reservations);
+    gauge(e, "cluster_gpu_holds", L("kind", "bound"), st.bindings);
+    static const struct {
+        const char *name, *help;
+    } fams[] = {
+        {"cluster_gpu_utilization_percent", "GPU utilization reported by the node's agent"},
+        {"cluster_gpu_memory_used_bytes", "GPU memory in use reported by the node's agent"},
+        {"cluster_gpu_memory_total_bytes", "GPU memory size reported by the node's agent"},
+        {"cluster_gpu_temperature_celsius", "GPU temperature reported by the node's agent"},
+        {"cluster_gpu_ready", "1 while the GPU's node reports within cluster.node_timeout"},
+    };
+    for (int f = 0; f < (int)(sizeof(fams) / sizeof(fams[0])); f++) {
+        fam(e, fams[f].name, "gauge", fams[f].help);
+        cluster_fam cf = {e, fams[f].name, f};
+        af_cluster_each_gpu(s->o.cluster, cluster_gpu_sample, &cf);
+    }
+}
+
 /* Observations recorded under "other" because their own label value was past a family's
  * cap (docs/security.md, "## Limits"): the operators' signal that clients send more distinct
  * names than the exposition keeps apart. */
@@ -925,6 +977,7 @@ int af__metrics_render(af_server *s, bool openmetrics, af_buf *out)
     render_alerts(s, &e);
     render_system(s, &e);
     render_tracing(s, &e);
+    render_cluster(s, &e);
     render_folded(s, &e);
     if (openmetrics)
         af__buf_puts(out, "# EOF\n");

@@ -17,12 +17,12 @@
 
 #include "agentaflow/log.h"
 #include "server/limits.h"
+#include "server/routes_cluster.h"
 #include "server/server_int.h"
 #include "util/str.h"
 
 int af__server_submit_job(af__req *rq, af__resp *rs, af__job *j);
 
-#define MAX_GPUS 256
 #define MAX_ALERTS 256
 
 /* Writes n decimal digits of v (zero-padded) at out. */
@@ -264,7 +264,6 @@ static void view_load(af_server *s, view *v)
         return;
     af_gpu_collector_get_thresholds(s->o.collector, &v->th);
     size_t cap = af_gpu_collector_gpu_count(s->o.collector);
-    cap = cap > MAX_GPUS ? MAX_GPUS : cap;
     v->samples = cap ? malloc(sizeof(*v->samples) * cap) : NULL;
     if (!v->samples)
         return;
@@ -726,8 +725,6 @@ static int h_gpus(af__req *rq, af__resp *rs)
     af__gpus_cache *c = &rq->loop->gpus;
     size_t nc = s->o.collector ? af_gpu_collector_gpu_count(s->o.collector) : 0;
     size_t ns = s->o.scheduler ? af_gpu_scheduler_list_gpus(s->o.scheduler, NULL, 0) : 0;
-    nc = nc > MAX_GPUS ? MAX_GPUS : nc;
-    ns = ns > MAX_GPUS ? MAX_GPUS : ns;
     if (!gpus_reserve(c, nc + ns + 1)) {
         af__resp_error(rs, 500, "internal", "out of memory");
         return 0;
@@ -1439,14 +1436,15 @@ static int h_workloads(af__req *rq, af__resp *rs)
     af_server *s = rq->srv;
     if (!need(rs, s->o.scheduler, "GPU scheduler"))
         return 0;
-    enum { CAP = 1024 };
-    af_workload_info *w = malloc(sizeof(*w) * CAP);
+    /* Every live workload: sized by the count, so nothing is cut silently. */
+    size_t cap = af_gpu_scheduler_list_workloads(s->o.scheduler, NULL, 0) + 1;
+    af_workload_info *w = malloc(sizeof(*w) * cap);
     if (!w) {
         af__resp_error(rs, 500, "internal", "out of memory");
         return 0;
     }
-    size_t n = af_gpu_scheduler_list_workloads(s->o.scheduler, w, CAP);
-    size_t shown = n > CAP ? CAP : n;
+    size_t n = af_gpu_scheduler_list_workloads(s->o.scheduler, w, cap);
+    size_t shown = n > cap ? cap : n;
     af_buf *b = &rs->body;
     af__buf_puts(b, "{\"workloads\":[");
     size_t pending = 0, running = 0;
@@ -1917,6 +1915,11 @@ const af__route af__routes[] = {
     R(GET, "/api/v1/traces/{id}", "get_trace", h_trace, false),
     R(GET, "/api/v1/config", "config", h_config, false),
     R(POST, "/api/v1/demo/trigger/{gpu}/{pattern}", "demo_trigger", h_demo_trigger, true),
+    R(POST, "/api/v1/cluster/report", "cluster_report", af__h_cluster_report, true),
+    R(GET, "/api/v1/cluster/nodes", "cluster_nodes", af__h_cluster_nodes, false),
+    R(POST, "/scheduler/filter", "scheduler_filter", af__h_scheduler_filter, true),
+    R(POST, "/scheduler/prioritize", "scheduler_prioritize", af__h_scheduler_prioritize, true),
+    R(POST, "/scheduler/bind", "scheduler_bind", af__h_scheduler_bind, true),
 };
 #undef R
 const size_t af__nroutes = sizeof(af__routes) / sizeof(af__routes[0]);

@@ -295,6 +295,11 @@ int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t
     s->o.bind_address = s->bind_address;
     s->o.auth_token = NULL; /* only s->auth_token holds it */
     s->o.title = s->title;
+    s->kube_api_url =
+        af__strdup(opts->kube_api_url ? opts->kube_api_url : "https://kubernetes.default.svc");
+    s->kube_sa_dir =
+        af__strdup(opts->service_account_dir ? opts->service_account_dir
+                                             : "/var/run/secrets/kubernetes.io/serviceaccount");
     s->o.event_loops = loops_for(opts->event_loops);
     pthread_mutex_init(&s->job_mu, NULL);
     pthread_cond_init(&s->job_cv, NULL);
@@ -313,7 +318,8 @@ int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t
     s->api_tracer = af_tracing_tracer_for(opts->tracing, AF_TRACE_API_REQUESTS);
     s->ws_tracer = af_tracing_tracer_for(opts->tracing, AF_TRACE_WEBSOCKET_EVENTS);
     int rc = -ENOMEM;
-    if (!s->bind_address || !s->title || (has_token && !s->auth_token))
+    if (!s->bind_address || !s->title || (has_token && !s->auth_token) || !s->kube_api_url ||
+        !s->kube_sa_dir)
         goto fail;
     if (af__guard_init(&s->guard, opts, s->bind_address, s->auth_token) != 0)
         goto fail;
@@ -479,6 +485,8 @@ void af_server_free(af_server *s)
     free(s->auth_token);
     free(s->bind_address);
     free(s->title);
+    free(s->kube_api_url);
+    free(s->kube_sa_dir);
     free(s);
 }
 

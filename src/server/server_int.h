@@ -321,6 +321,7 @@ struct af__loop {
 struct af_server {
     af_server_opts o;
     char *bind_address, *auth_token, *title;
+    char *kube_api_url, *kube_sa_dir; /* cluster.bind's Kubernetes API (routes_cluster.c) */
     int port, metrics_port;
     uint64_t started_wall_ns, started_mono_ns;
     af_tracer *api_tracer, *ws_tracer;

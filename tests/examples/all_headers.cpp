@@ -1,6 +1,7 @@
 // Every public header, and every attribute constructor, compiled as C++11 with the project's
 // warnings: the README promises the C API to C++ callers from C++11 on. Building this file is
 // the check (it is part of the build, not a test that runs).
+#include "agentaflow/cluster.h"
 #include "agentaflow/common.h"
 #include "agentaflow/config.h"
 #include "agentaflow/cost.h"

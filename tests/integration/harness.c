@@ -48,8 +48,8 @@ void write_file(const char *path, const char *text)
 }
 
 /* daemon_start with RLIMIT_NOFILE set to nofile in the child before exec (0 = inherited). */
-static void spawn(daemon_t *d, const char *config, const char *const *extra, const char *const *env,
-                  rlim_t nofile)
+static void spawn(daemon_t *d, const char *role, const char *config, const char *const *extra,
+                  const char *const *env, rlim_t nofile)
 {
     static int seq;
     memset(d, 0, sizeof(*d));
@@ -62,7 +62,7 @@ static void spawn(daemon_t *d, const char *config, const char *const *extra, con
     const char *argv[32];
     int n = 0;
     argv[n++] = g_bin;
-    argv[n++] = "serve";
+    argv[n++] = role;
     if (config) {
         argv[n++] = "--config";
         argv[n++] = cfgpath;
@@ -116,13 +116,19 @@ static void spawn(daemon_t *d, const char *config, const char *const *extra, con
 
 void daemon_start(daemon_t *d, const char *config, const char *const *extra, const char *const *env)
 {
-    spawn(d, config, extra, env, 0);
+    spawn(d, "serve", config, extra, env, 0);
 }
 
 void daemon_start_nofile(daemon_t *d, const char *config, const char *const *extra,
                          const char *const *env, unsigned long nofile)
 {
-    spawn(d, config, extra, env, (rlim_t)nofile);
+    spawn(d, "serve", config, extra, env, (rlim_t)nofile);
+}
+
+void daemon_start_role(daemon_t *d, const char *role, const char *config, const char *const *extra,
+                       const char *const *env)
+{
+    spawn(d, role, config, extra, env, 0);
 }
 
 /* SIGTERM, then the exit status (bounded wait). */

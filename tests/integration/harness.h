@@ -50,6 +50,10 @@ void daemon_start(daemon_t *d, const char *config, const char *const *extra,
 void daemon_start_nofile(daemon_t *d, const char *config, const char *const *extra,
                          const char *const *env, unsigned long nofile);
 
+/* daemon_start for another subcommand of the binary ("agent"), with the same port flags. */
+void daemon_start_role(daemon_t *d, const char *role, const char *config, const char *const *extra,
+                       const char *const *env);
+
 /* SIGTERM, then the exit status (bounded wait). */
 int daemon_stop(daemon_t *d);
 

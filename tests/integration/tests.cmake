@@ -15,6 +15,9 @@
 #   integration.systemd      test_systemd (cmocka): sd_notify as systemd sees it (READY after
 #                            the listeners answer, WATCHDOG, RELOADING, STOPPING, STATUS) and
 #                            $CONFIGURATION_DIRECTORY/agentaflow.yaml as the default config
+#   integration.cluster      test_cluster_fleet (cmocka; test_cluster.c, the unit test has
+#                            its name): serve --cluster with three agents, the extender, bind
+#                            against a stand-in Kubernetes API
 #   integration.prometheus   promtool check metrics on our exposition, then a real Prometheus
 #                            scraping the daemon until its target is up (skipped without them)
 if(NOT TARGET agentaflow)
@@ -75,3 +78,10 @@ add_executable(test_systemd ${CMAKE_CURRENT_LIST_DIR}/test_systemd.c)
 target_link_libraries(test_systemd PRIVATE af_it_harness)
 add_test(NAME integration.systemd COMMAND test_systemd $<TARGET_FILE:agentaflow>)
 set_tests_properties(integration.systemd PROPERTIES TIMEOUT 120 LABELS integration)
+
+# The cluster scheduler and three agents on loopback: the kube-scheduler extender per strategy,
+# an agent killed, hostile ExtenderArgs, and bind against an HTTPS stand-in Kubernetes API.
+add_executable(test_cluster_fleet ${CMAKE_CURRENT_LIST_DIR}/test_cluster.c)
+target_link_libraries(test_cluster_fleet PRIVATE af_it_harness)
+add_test(NAME integration.cluster COMMAND test_cluster_fleet $<TARGET_FILE:agentaflow>)
+set_tests_properties(integration.cluster PROPERTIES TIMEOUT 300 LABELS integration)

@@ -1,0 +1,260 @@
+/*
+ * The cluster scheduler's routes: agent reports, the fleet's node list and the kube-scheduler
+ * extender (k8s.io/kube-scheduler/extender/v1). Decisions are src/cluster's; this file only
+ * moves bytes, and, with cluster.bind, creates the Binding through the Kubernetes API.
+ *
+ * The Kubernetes calls are synchronous on the event loop, bounded by KUBE_TIMEOUT_MS: a bind
+ * is one call per pod, and kube-scheduler waits for the answer anyway.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agentaflow/cluster.h"
+#include "server/routes_cluster.h"
+#include "server/server_int.h"
+#include "util/buf.h"
+
+#define KUBE_TIMEOUT_MS 5000L
+#define GPU_ANNOTATION "agentaflow.io/gpu"
+
+static bool need_cluster(af__req *rq, af__resp *rs)
+{
+    if (rq->srv->o.cluster)
+        return true;
+    af__resp_error(rs, 503, "unavailable",
+                   "this daemon is not the cluster scheduler (start it with serve --cluster)");
+    return false;
+}
+
+int af__h_cluster_report(af__req *rq, af__resp *rs)
+{
+    if (!need_cluster(rq, rs))
+        return 0;
+    char err[256] = "";
+    int rc = af_cluster_report_json(rq->srv->o.cluster, rq->body, rq->body_len, err, sizeof(err));
+    if (rc == -EINVAL)
+        af__resp_error(rs, 400, "invalid_argument", "%s", err);
+    else if (rc == -ENOSPC)
+        af__resp_error(rs, 507, "insufficient_storage", "%s", err);
+    else if (rc)
+        af__resp_from_errno(rs, rc, err);
+    else
+        af__resp_json_take(rs, 200, strdup("{\"status\":\"ok\"}"));
+    return 0;
+}
+
+int af__h_cluster_nodes(af__req *rq, af__resp *rs)
+{
+    if (!need_cluster(rq, rs))
+        return 0;
+    char *out = NULL;
+    int rc = af_cluster_nodes_json(rq->srv->o.cluster, &out);
+    if (rc)
+        af__resp_from_errno(rs, rc, NULL);
+    else
+        af__resp_json_take(rs, 200, out);
+    return 0;
+}
+
+typedef int (*decide_fn)(af_cluster *, const char *, size_t, char **, char *, size_t);
+
+static int decide(af__req *rq, af__resp *rs, decide_fn fn)
+{
+    if (!need_cluster(rq, rs))
+        return 0;
+    char *out = NULL, err[256] = "";
+    int rc = fn(rq->srv->o.cluster, rq->body, rq->body_len, &out, err, sizeof(err));
+    if (rc == -EINVAL)
+        af__resp_error(rs, 400, "invalid_argument", "%s", err);
+    else if (rc)
+        af__resp_from_errno(rs, rc, err);
+    else
+        af__resp_json_take(rs, 200, out);
+    return 0;
+}
+
+int af__h_scheduler_filter(af__req *rq, af__resp *rs)
+{
+    return decide(rq, rs, af_cluster_filter_json);
+}
+
+int af__h_scheduler_prioritize(af__req *rq, af__resp *rs)
+{
+    return decide(rq, rs, af_cluster_prioritize_json);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Bind: the Kubernetes API.                                                                 */
+
+static size_t sink(char *p, size_t size, size_t n, void *user)
+{
+    af_buf *b = user;
+    /* Only the start of an error answer is kept for the message. */
+    if (b->len < 512)
+        af__buf_append(b, p, size * n < 512 - b->len ? size * n : 512 - b->len);
+    return size * n;
+}
+
+/* Reads the service-account token (trimmed). 0 or -errno with err filled. */
+static int read_token(const char *dir, char *out, size_t cap, char *err, size_t err_len)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/token", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        int e = errno;
+        snprintf(err, err_len, "cannot read the service-account token %.300s: %s", path,
+                 strerror(e));
+        return -e;
+    }
+    size_t n = fread(out, 1, cap - 1, f);
+    fclose(f);
+    while (n && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' '))
+        n--;
+    out[n] = '\0';
+    if (!n) {
+        snprintf(err, err_len, "the service-account token %.300s is empty", path);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* One call to the API server. 0 on a 2xx answer; otherwise err says what the server said. */
+static int kube_call(af_server *s, const char *method, const char *path, const char *ctype,
+                     const char *body, const char *token, char *err, size_t err_len)
+{
+    char url[2048], ca[4200], auth[4200], ct[128];
+    snprintf(url, sizeof(url), "%s%s", s->kube_api_url, path);
+    snprintf(ca, sizeof(ca), "%s/ca.crt", s->kube_sa_dir);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+    snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
+    CURL *h = curl_easy_init();
+    if (!h)
+        return -ENOMEM;
+    struct curl_slist *hd = curl_slist_append(NULL, auth);
+    hd = curl_slist_append(hd, ct);
+    hd = curl_slist_append(hd, "Accept: application/json");
+    af_buf answer;
+    af__buf_init(&answer);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+    curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, KUBE_TIMEOUT_MS);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &answer);
+    CURLcode cc = curl_easy_perform(h);
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    int rc = 0;
+    if (cc != CURLE_OK) {
+        snprintf(err, err_len, "Kubernetes API %s %s: %s", method, path, curl_easy_strerror(cc));
+        rc = -EIO;
+    } else if (status < 200 || status > 299) {
+        af__buf_terminate(&answer);
+        snprintf(err, err_len, "Kubernetes API %s %s answered %ld: %.300s", method, path, status,
+                 answer.data ? (const char *)answer.data : "");
+        rc = -EIO;
+    }
+    af__buf_free(&answer);
+    curl_slist_free_all(hd);
+    curl_easy_cleanup(h);
+    return rc;
+}
+
+static int annotate(af_server *s, const char *path, const char *gpu, const char *token, char *err,
+                    size_t err_len)
+{
+    json_t *patch = json_pack("{s:{s:{s:s}}}", "metadata", "annotations", GPU_ANNOTATION, gpu);
+    char *pb = json_dumps(patch, JSON_COMPACT);
+    json_decref(patch);
+    if (!pb)
+        return -ENOMEM;
+    int rc = kube_call(s, "PATCH", path, "application/merge-patch+json", pb, token, err, err_len);
+    free(pb);
+    return rc;
+}
+
+/* Annotates the pod with its GPU, then binds it: annotating first means a pod that is bound
+ * always says which GPU it got. */
+static int kube_bind(af_server *s, const af_cluster_binding_args *a, const char *gpu, char *err,
+                     size_t err_len)
+{
+    char token[4096];
+    int rc = read_token(s->kube_sa_dir, token, sizeof(token), err, err_len);
+    if (rc)
+        return rc;
+    char path[1024];
+    snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", a->pod_namespace, a->pod_name);
+    /* A pod that asked for no GPU gets no annotation, only its Binding. */
+    if (gpu[0] && (rc = annotate(s, path, gpu, token, err, err_len)) != 0)
+        return rc;
+    json_t *b =
+        json_pack("{s:s,s:s,s:{s:s,s:s,s:s},s:{s:s,s:s,s:s}}", "apiVersion", "v1", "kind",
+                  "Binding", "metadata", "name", a->pod_name, "namespace", a->pod_namespace, "uid",
+                  a->pod_uid, "target", "apiVersion", "v1", "kind", "Node", "name", a->node);
+    char *bb = json_dumps(b, JSON_COMPACT);
+    json_decref(b);
+    if (!bb)
+        return -ENOMEM;
+    snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s/binding", a->pod_namespace,
+             a->pod_name);
+    rc = kube_call(s, "POST", path, "application/json", bb, token, err, err_len);
+    free(bb);
+    return rc;
+}
+
+/* ExtenderBindingResult {"error": "..."}: kube-scheduler reads failures from it. */
+static void bind_result(af__resp *rs, const char *error)
+{
+    json_t *r = json_pack("{s:s}", "error", error);
+    af__resp_json_take(rs, 200, json_dumps(r, JSON_COMPACT));
+    json_decref(r);
+}
+
+int af__h_scheduler_bind(af__req *rq, af__resp *rs)
+{
+    if (!need_cluster(rq, rs))
+        return 0;
+    af_server *s = rq->srv;
+    af_cluster_binding_args a;
+    char err[512] = "";
+    if (af_cluster_binding_args_parse(rq->body, rq->body_len, &a, err, sizeof(err)) != 0) {
+        af__resp_error(rs, 400, "invalid_argument", "%s", err);
+        return 0;
+    }
+    if (!s->o.cluster_bind) {
+        bind_result(rs, "bind is off in this scheduler (cluster.bind: false): configure "
+                        "kube-scheduler without bindVerb, or set cluster.bind: true");
+        return 0;
+    }
+    /* The binding args carry no resources: the pod's hold (made by prioritize) knows them. A
+     * pod without one is bound as a pass-through pod. */
+    af_cluster_pod pod = {a.pod_namespace, a.pod_name, a.pod_uid, 0, 0, 0, NULL};
+    char gpu[AF_GPU_ID_MAX] = "";
+    int rc = af_cluster_bind(s->o.cluster, &pod, a.node, gpu, sizeof(gpu), err, sizeof(err));
+    if (rc) {
+        bind_result(rs, err[0] ? err : af_strerror(rc));
+        return 0;
+    }
+    rc = kube_bind(s, &a, gpu, err, sizeof(err));
+    if (rc) {
+        char key[2 * AF_CLUSTER_NODE_MAX];
+        if (a.pod_uid[0])
+            snprintf(key, sizeof(key), "%s", a.pod_uid);
+        else
+            snprintf(key, sizeof(key), "%s/%s", a.pod_namespace, a.pod_name);
+        af_cluster_release(s->o.cluster, key);
+        bind_result(rs, err);
+        return 0;
+    }
+    bind_result(rs, "");
+    return 0;
+}
