@@ -21,6 +21,10 @@ static const char *const protocol_values[] = {"http/protobuf", "http/json", NULL
 static const char *const compression_values[] = {"none", "gzip", NULL};
 /* In af_config_gpu_backend order. */
 static const char *const gpu_backend_values[] = {"auto", "nvml", "simulated", NULL};
+/* In af_log_level order. */
+static const char *const log_level_values[] = {"debug", "info", "warn", "error", "off", NULL};
+/* In af_config_log_format order. */
+static const char *const log_format_values[] = {"text", "json", NULL};
 
 #define STR(k, f, d, env, fl, help)                                                                \
     {                                                                                              \
@@ -247,6 +251,29 @@ const af__config_key af__config_keys[] = {
           "longer inference input answers 400"),
     SUINT("max_label_values", max_label_values, "1000", 10, 100000,
           "distinct label values per Prometheus metric family"),
+    {{"server.log_level", AF_CFG_ENUM, "info", 0, 0, "OTEL_LOG_LEVEL", log_level_values, false,
+      "least severe log messages written, for components without their own level"},
+     OFF(server.log_level),
+     0,
+     0,
+     0,
+     NULL},
+    {{"server.log_levels", AF_CFG_MAP, "{}", 0, 0, NULL, NULL, false,
+      "level per component, e.g. {http: debug, tracing: warn}; components: config, cost, "
+      "export, gpu, http, serving, server, tracing"},
+     OFF(server.log_levels),
+     OFF(server.n_log_levels),
+     0,
+     0,
+     NULL},
+    {{"server.log_format", AF_CFG_ENUM, "text", 0, 0, NULL, log_format_values, false,
+      "text lines, or json: one object per line with time, level, component, message and, "
+      "inside a span, trace_id and span_id"},
+     OFF(server.log_format),
+     0,
+     0,
+     0,
+     NULL},
 };
 
 const size_t af__config_nkeys = sizeof(af__config_keys) / sizeof(af__config_keys[0]);
@@ -317,6 +344,7 @@ const af_config_key_info *af_config_key_find(const char *dotted)
 _Static_assert(sizeof(af_otlp_protocol) == sizeof(int), "enum size");
 _Static_assert(sizeof(af_config_compression) == sizeof(int), "enum size");
 _Static_assert(sizeof(af_config_gpu_backend) == sizeof(int), "enum size");
+_Static_assert(sizeof(af_config_log_format) == sizeof(int), "enum size");
 
 int af__config_enum_get(const af_tracing_config *cfg, const af__config_key *k)
 {

@@ -272,8 +272,6 @@ int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t
     pthread_cond_init(&s->lg_cv, NULL);
     s->started_wall_ns = af_now_ns();
     s->started_mono_ns = af_monotonic_ns();
-    s->api_tracer = af_tracing_tracer_for(opts->tracing, AF_TRACE_API_REQUESTS);
-    s->ws_tracer = af_tracing_tracer_for(opts->tracing, AF_TRACE_WEBSOCKET_EVENTS);
     int rc = -ENOMEM;
     if (!s->bind_address || !s->title || (has_token && !s->auth_token))
         goto fail;

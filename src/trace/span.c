@@ -1,9 +1,9 @@
 /*
  * Spans: start, mutation under a per-span spin lock, end and hand-off to the processors.
  *
- * Hot path budget (docs/architecture.md, tracing core): no malloc in steady state, one clock read per timestamp,
- * no contended lock. The lock is a single atomic word: spans are almost always touched by
- * one thread, so it is uncontended and costs one exchange per call.
+ * Hot path budget (docs/architecture.md, tracing core): no malloc in steady state, one clock read
+ * per timestamp, no contended lock. The lock is a single atomic word: spans are almost always
+ * touched by one thread, so it is uncontended and costs one exchange per call.
  */
 #include <string.h>
 
@@ -394,7 +394,7 @@ af_span af__span_start(af_tracer *t, const char *name, const af_span_start_opts 
 
     size_t np = atomic_load_explicit(&p->n_processors, memory_order_acquire);
     for (size_t i = 0; i < np; i++) {
-        af_span_processor *proc = p->processors[i];
+        af_span_processor *proc = atomic_load_explicit(&p->processors[i], memory_order_acquire);
         if (proc->ops->on_start)
             proc->ops->on_start(proc->self, d);
     }
@@ -443,7 +443,7 @@ void af_span_end_at(af_span s, uint64_t end_ns)
     size_t np = atomic_load_explicit(&p->n_processors, memory_order_acquire);
     af__span_rec_handoff_begin(r, np == 1);
     for (size_t i = 0; i < np; i++) {
-        af_span_processor *proc = p->processors[i];
+        af_span_processor *proc = atomic_load_explicit(&p->processors[i], memory_order_acquire);
         proc->ops->on_end(proc->self, &r->data);
     }
     af__span_rec_handoff_end(r);
