@@ -259,7 +259,7 @@ const af__config_key af__config_keys[] = {
      0,
      NULL},
     {{"server.log_levels", AF_CFG_MAP, "{}", 0, 0, NULL, NULL, false,
-      "level per component, e.g. {http: debug, tracing: warn}; components: config, cost, "
+      "level per component, e.g. {http: debug, tracing: warn}; components: config, "
       "export, gpu, http, serving, server, tracing"},
      OFF(server.log_levels),
      OFF(server.n_log_levels),

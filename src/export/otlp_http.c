@@ -1,8 +1,11 @@
 /*
  * OTLP/HTTP trace exporter: one POST of an ExportTraceServiceRequest (protobuf or JSON) per
  * export() call, retried on transient failures, with partial-success handling and a health
- * record. Configuration follows the OTEL_EXPORTER_OTLP_* rules (docs/standards.md, environment variables and OTLP/HTTP).
+ * record. Configuration follows the OTEL_EXPORTER_OTLP_* rules (docs/standards.md, environment
+ * variables and OTLP/HTTP).
  */
+#define AF_LOG_COMPONENT "export"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

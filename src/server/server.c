@@ -5,6 +5,8 @@
  * An asynchronous route (inference) queues a job; a worker runs it and posts it to the done
  * list of the loop its connection lives on, then wakes that loop, which writes the answer.
  */
+#define AF_LOG_COMPONENT "server"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>

@@ -17,6 +17,8 @@
  * Other threads broadcast through each loop's outbox (ws_mu) and wake the loop through its
  * eventfd; the "af-ws-push" thread makes the periodic metrics_update that way.
  */
+#define AF_LOG_COMPONENT "http"
+
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>

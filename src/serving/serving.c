@@ -3,6 +3,8 @@
  * path. One mutex (mu) guards the registry, the queue and every request's state; requests
  * are answered through a per-request condition variable on the monotonic clock.
  */
+#define AF_LOG_COMPONENT "serving"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>

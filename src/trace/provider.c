@@ -12,12 +12,16 @@
  * stopped processor until then. A removed processor's slot holds a no-op processor that the
  * next af_tracer_provider_add_processor reuses.
  */
+#define AF_LOG_COMPONENT "tracing"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agentaflow/log.h"
+#include "trace/context_int.h"
 #include "trace/span_int.h"
+#include "util/log_int.h"
 #include "util/env.h"
 #include "util/str.h"
 
@@ -72,6 +76,9 @@ int af_tracer_provider_new(const af_tracer_provider_opts *opts, af_tracer_provid
     if (!p->sampler && !(p->sampler = af_sampler_from_env()))
         goto fail;
     af__fork_handlers_install();
+    /* JSON log lines carry the current span's ids; spans need a provider, so this is in
+     * place before any can be current. */
+    af__log_set_context_hook(af__context_log_ids);
     *out = p;
     return 0;
 fail:

@@ -5,6 +5,8 @@
  * per timestamp, no contended lock. The lock is a single atomic word: spans are almost always
  * touched by one thread, so it is uncontended and costs one exchange per call.
  */
+#define AF_LOG_COMPONENT "tracing"
+
 #include <string.h>
 
 #include "agentaflow/log.h"
