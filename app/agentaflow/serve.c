@@ -1,6 +1,6 @@
 /*
  * agentaflow serve: the daemon. Signals are blocked in every thread and taken synchronously
- * by the main thread with sigwait(), so shutdown and the TLS reload on SIGHUP run in ordinary
+ * by the main thread with sigwait(), so shutdown and the reload on SIGHUP run in ordinary
  * code, not in a handler.
  */
 #include <errno.h>
@@ -16,8 +16,9 @@ static void serve_help(FILE *f)
 {
     fprintf(f,
             "usage: agentaflow serve [options]\n\n"
-            "Runs the daemon until SIGINT or SIGTERM. SIGHUP reloads the TLS certificate,\n"
-            "key and client CA files (server.tls.*) for new connections.\n\n"
+            "Runs the daemon until SIGINT or SIGTERM. SIGHUP reloads the configuration file\n"
+            "(sampling, exporters, components, logging; other keys need a restart) and the\n"
+            "TLS certificate, key and client CA files (server.tls.*) for new connections.\n\n"
             "options:\n"
             "  --config FILE         tracing-config.yaml (plus an optional server: section)\n"
             "  --no-load-generator   no synthetic workloads, inference requests or costs\n"
@@ -26,6 +27,7 @@ static void serve_help(FILE *f)
             "  --bind ADDR           listen address (default 127.0.0.1; others need a token)\n"
             "  --port-file FILE      write the bound ports there (\"PORT METRICS_PORT\\n\")\n"
             "  --gpu-backend B       auto (default), nvml or simulated\n"
+            "  --log-format F        text (default) or json (one object per line)\n"
             "  -h, --help            this text\n\n"
             "environment: AGENTAFLOW_AUTH_TOKEN (bearer token for write routes),\n"
             "AGENTAFLOW_BIND_ADDRESS, AGENTAFLOW_PORT, AGENTAFLOW_METRICS_PORT,\n"
@@ -38,14 +40,13 @@ int cmd_serve(int argc, char **argv)
     const char *config = NULL, *port_file = NULL;
     /* Flags that override a key, in the table's words; applied after the file and the
      * environment, so they win. A repeated flag: the last one counts. */
-    struct {
-        const char *flag, *key, *value;
-    } flags[] = {
+    app_flag flags[] = {
         {"--no-load-generator", "server.load_generator", NULL},
         {"--bind", "server.bind_address", NULL},
         {"--gpu-backend", "server.gpu_backend", NULL},
         {"--port", "server.port", NULL},
         {"--metrics-port", "server.metrics_port", NULL},
+        {"--log-format", "server.log_format", NULL},
     };
     const size_t n_flags = sizeof(flags) / sizeof(flags[0]);
     for (int i = 1; i < argc; i++) {
@@ -68,6 +69,8 @@ int cmd_serve(int argc, char **argv)
             flags[3].value = argv[++i];
         } else if (!strcmp(a, "--metrics-port") && has_val) {
             flags[4].value = argv[++i];
+        } else if (!strcmp(a, "--log-format") && has_val) {
+            flags[5].value = argv[++i];
         } else {
             fprintf(stderr, "agentaflow serve: unknown or incomplete option '%s'\n\n", a);
             serve_help(stderr);
@@ -98,6 +101,12 @@ int cmd_serve(int argc, char **argv)
             return 2;
         }
     }
+    char err[512] = "";
+    if (app_apply_logging(&cfg.server, err, sizeof(err)) != 0) {
+        fprintf(stderr, "agentaflow serve: %s\n", err);
+        af_tracing_config_free(&cfg);
+        return 2;
+    }
 
     /* cfg lives until the end: the server options borrow its strings. */
     app_platform p;
@@ -110,7 +119,6 @@ int cmd_serve(int argc, char **argv)
     af_server_opts so;
     app_server_opts(&so, &cfg.server, &p);
     af_server *srv = NULL;
-    char err[512] = "";
     rc = af_server_new(&so, &srv, err, sizeof(err));
     if (rc == 0)
         rc = af_server_start(srv);
@@ -139,18 +147,8 @@ int cmd_serve(int argc, char **argv)
     }
 
     int sig = 0;
-    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
-        if (!cfg.server.tls.cert_file) {
-            af_log(AF_LOG_INFO, "SIGHUP: TLS is not configured; nothing to reload");
-            continue;
-        }
-        rc = af_server_reload_tls(srv, err, sizeof(err));
-        if (rc == 0)
-            af_log(AF_LOG_INFO, "SIGHUP: TLS certificates reloaded; new connections use them");
-        else
-            af_log(AF_LOG_ERROR, "SIGHUP: TLS reload failed, keeping the current certificates: %s",
-                   err);
-    }
+    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP)
+        app_reload(config, flags, n_flags, &p, srv); /* reports through af_log */
     fprintf(stderr, "agentaflow: %s received, shutting down\n",
             sig == SIGINT ? "SIGINT" : "SIGTERM");
     af_server_stop(srv);
