@@ -1,6 +1,8 @@
 /*
  * Loading the configuration for the subcommands, and the assembly of the platform.
  */
+#define AF_LOG_COMPONENT "server"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

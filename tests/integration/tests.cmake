@@ -9,6 +9,8 @@
 #                            TCP where curl would normalise the request
 #   integration.websocket    test_websocket (cmocka): /ws handshake refusals, RFC 6455 close
 #                            codes, ping/pong, fragments, and no log lines for bad upgrades
+#   integration.reload       test_reload (cmocka): SIGHUP applies a rewritten configuration
+#                            and keeps the running one when the new file is broken
 #   integration.prometheus   promtool check metrics on our exposition, then a real Prometheus
 #                            scraping the daemon until its target is up (skipped without them)
 if(NOT TARGET agentaflow)
@@ -51,3 +53,10 @@ add_executable(test_hostile_http ${CMAKE_CURRENT_LIST_DIR}/test_hostile_http.c)
 target_link_libraries(test_hostile_http PRIVATE af_it_harness)
 add_test(NAME integration.hostile_http COMMAND test_hostile_http $<TARGET_FILE:agentaflow>)
 set_tests_properties(integration.hostile_http PROPERTIES TIMEOUT 300 LABELS integration)
+
+# SIGHUP configuration reload (issue 15): ratio, exporter endpoint, a toggle, log format,
+# restart-only keys, and a broken file that keeps the running configuration.
+add_executable(test_reload ${CMAKE_CURRENT_LIST_DIR}/test_reload.c)
+target_link_libraries(test_reload PRIVATE af_it_harness)
+add_test(NAME integration.reload COMMAND test_reload $<TARGET_FILE:agentaflow>)
+set_tests_properties(integration.reload PROPERTIES TIMEOUT 120 LABELS integration)
