@@ -1067,6 +1067,36 @@ static void test_docs(void **state)
     assert_string_equal(bounds, "");
 }
 
+/* What SIGHUP may apply, and the changed keys it reports as needing a restart. */
+static void test_restart_keys(void **state)
+{
+    (void)state;
+    assert_true(af_config_key_reloadable("tracing.sampling_ratio"));
+    assert_true(af_config_key_reloadable("tracing.exporters.otlp_http.headers"));
+    assert_true(af_config_key_reloadable("components.web_dashboard.trace_api_requests"));
+    assert_true(af_config_key_reloadable("server.log_levels"));
+    assert_false(af_config_key_reloadable("server.port"));
+    assert_false(af_config_key_reloadable("tracing.enabled"));
+    assert_false(af_config_key_reloadable("server.tls.cert_file"));
+
+    af_tracing_config a, b;
+    assert_int_equal(af_tracing_config_init(&a), 0);
+    assert_int_equal(af_tracing_config_init(&b), 0);
+    const char *keys[8];
+    assert_int_equal(af_config_restart_keys(&a, &b, keys, 8), 0);
+    char why[128];
+    assert_int_equal(af_config_set(&b, "server.port", "9100", why, sizeof why), 0);
+    assert_int_equal(af_config_set(&b, "server.auth_token", "s3cret", why, sizeof why), 0);
+    assert_int_equal(af_config_set(&b, "tracing.sampling_ratio", "0.1", why, sizeof why), 0);
+    assert_int_equal(af_config_set(&b, "server.log_format", "json", why, sizeof why), 0);
+    assert_int_equal(af_config_restart_keys(&a, &b, keys, 8), 2);
+    assert_string_equal(keys[0], "server.port");
+    assert_string_equal(keys[1], "server.auth_token");
+    assert_int_equal(af_config_restart_keys(&a, &b, keys, 1), 2); /* counted past cap */
+    af_tracing_config_free(&a);
+    af_tracing_config_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1104,6 +1134,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_dump_redacts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_set, setup, teardown),
         cmocka_unit_test(test_docs),
+        cmocka_unit_test(test_restart_keys),
     };
     for (size_t i = 0; i < sizeof otel_vars / sizeof otel_vars[0]; i++)
         unsetenv(otel_vars[i]);
