@@ -152,8 +152,11 @@ int app_reload(const char *path, const app_flag *flags, size_t n_flags, app_plat
         af_log(AF_LOG_INFO, "SIGHUP: configuration reloaded from %s", path);
     }
     const af_tracing_config *cur = af_tracing_config_of(p->tracing);
-    if (!cur->server.tls.cert_file)
+    if (!cur->server.tls.cert_file) {
+        if (!path)
+            af_log(AF_LOG_INFO, "SIGHUP: no --config file and no TLS; nothing to reload");
         return 0;
+    }
     if (af_server_reload_tls(srv, err, sizeof err) != 0) {
         af_log(AF_LOG_ERROR, "SIGHUP: TLS reload failed, keeping the current certificates: %s",
                err);
