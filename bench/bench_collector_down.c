@@ -4,7 +4,8 @@
  * A provider with a batch processor feeds the OTLP/HTTP exporter aimed at a loopback port
  * nothing listens on. One thread produces spans at a fixed rate (default 100 000/s for 60 s)
  * while RSS is sampled every second from /proc/self/statm. Memory must stay flat (bounded
- * queue, bounded retries; docs/standards.md, a collector that is down) and shutdown must stay bounded.
+ * queue, bounded retries; docs/standards.md, a collector that is down) and shutdown must stay
+ * bounded.
  *
  * usage: bench_collector_down [seconds (60)] [spans_per_second (100000)]
  * Output: "name value unit" lines.

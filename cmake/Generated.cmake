@@ -1,8 +1,8 @@
 # Code generated at build time: protobuf-c sources for the OTLP subset in proto/.
 #
 # protoc-c runs once per build for all .proto files (they import each other) and writes
-# ${CMAKE_BINARY_DIR}/generated/<package path>/<name>.pb-c.{c,h}. AF_GENERATED_SOURCES lists
-# the .c files for the library. The custom target af_generated owns the outputs; every
+# ${CMAKE_BINARY_DIR}/generated/<package path>/<name>.pb-c.{c,h}. AF_PROTO_SOURCES lists
+# the .c files; only the unit tests compile them (the library writes and reads OTLP itself). The custom target af_generated owns the outputs; every
 # target that compiles against the generated headers depends on it (see the deferred call at
 # the end), so no compile can start before generation finishes.
 find_program(AF_PROTOC_C protoc-c REQUIRED)
@@ -16,26 +16,26 @@ set(AF_PROTO_FILES
   opentelemetry/proto/collector/trace/v1/trace_service.proto
   google/rpc/status.proto)
 
-set(AF_GENERATED_SOURCES)
+set(AF_PROTO_SOURCES)
 set(AF_GENERATED_HEADERS)
 set(af_proto_abs)
 foreach(proto ${AF_PROTO_FILES})
   string(REGEX REPLACE "\\.proto$" "" stem ${proto})
-  list(APPEND AF_GENERATED_SOURCES ${AF_GENERATED_DIR}/${stem}.pb-c.c)
+  list(APPEND AF_PROTO_SOURCES ${AF_GENERATED_DIR}/${stem}.pb-c.c)
   list(APPEND AF_GENERATED_HEADERS ${AF_GENERATED_DIR}/${stem}.pb-c.h)
   list(APPEND af_proto_abs ${AF_PROTO_DIR}/${proto})
 endforeach()
 
 file(MAKE_DIRECTORY ${AF_GENERATED_DIR})
 add_custom_command(
-  OUTPUT ${AF_GENERATED_SOURCES} ${AF_GENERATED_HEADERS}
+  OUTPUT ${AF_PROTO_SOURCES} ${AF_GENERATED_HEADERS}
   COMMAND ${AF_PROTOC_C} --proto_path=${AF_PROTO_DIR} --c_out=${AF_GENERATED_DIR} ${AF_PROTO_FILES}
   DEPENDS ${af_proto_abs}
   WORKING_DIRECTORY ${AF_PROTO_DIR}
   COMMENT "protoc-c: generating OTLP protobuf-c sources"
   VERBATIM)
-add_custom_target(af_generated DEPENDS ${AF_GENERATED_SOURCES} ${AF_GENERATED_HEADERS})
-set_source_files_properties(${AF_GENERATED_SOURCES} ${AF_GENERATED_HEADERS}
+add_custom_target(af_generated DEPENDS ${AF_PROTO_SOURCES} ${AF_GENERATED_HEADERS})
+set_source_files_properties(${AF_PROTO_SOURCES} ${AF_GENERATED_HEADERS}
   PROPERTIES GENERATED TRUE)
 
 # Runs after the whole tree is configured: every executable or library defined in the

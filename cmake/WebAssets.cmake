@@ -3,8 +3,8 @@
 # the library, so the daemon serves the page with no files on disk and nothing from the network.
 #
 # This file has two roles:
-#   include(cmake/WebAssets.cmake)    at configure time: declares the generation step and
-#                                     appends web_assets.c to AF_GENERATED_SOURCES;
+#   include(cmake/WebAssets.cmake)    at configure time: declares the generation step of
+#                                     AF_WEB_OUT (web_assets.c, a server layer source);
 #   cmake -P cmake/WebAssets.cmake    at build time (AF_WEB_DIR, AF_WEB_OUT set): writes the
 #                                     C file. Pure CMake, so no xxd, python or network needed.
 # The page uses no npm packages, so nothing is bundled here.
@@ -124,4 +124,3 @@ add_custom_command(
   COMMENT "Embedding the dashboard page (web/)"
   VERBATIM)
 set_source_files_properties(${AF_WEB_OUT} PROPERTIES GENERATED TRUE)
-list(APPEND AF_GENERATED_SOURCES ${AF_WEB_OUT})

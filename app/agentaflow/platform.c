@@ -211,14 +211,19 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
     const af_server_config *st = &cfg->server;
     memset(p, 0, sizeof(*p));
     char e[512] = "";
-    int rc = af_tracing_new(cfg, &p->tracing, e, sizeof(e));
+    /* Request values reach span attributes (ids, names, errors): no request may park more
+     * than this in a span, unless OTEL_*ATTRIBUTE_VALUE_LENGTH_LIMIT says otherwise. */
+    af_tracing_config tc = *cfg;
+    tc.tracing.attribute_value_length_default = 4096;
+    int rc = af_tracing_new(&tc, &p->tracing, e, sizeof(e));
     if (rc != 0) {
         fprintf(err, "agentaflow: tracing: %s\n", e[0] ? e : af_strerror(rc));
         return rc;
     }
     if (af_tracing_tracer(p->tracing)) {
         af_exporter *ex = NULL;
-        rc = af_trace_store_new(st->trace_store_spans, &ex, &p->traces);
+        rc = af_trace_store_new(st->trace_store_spans, (size_t)st->trace_store_bytes, &ex,
+                                &p->traces);
         if (rc == 0) {
             /* A short delay so the trace viewer shows a request moments after it ends. */
             af_batch_processor_opts bo;
@@ -274,6 +279,7 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
     af_cost_tracker_opts to;
     af_cost_tracker_opts_init(&to);
     to.tracing = p->tracing;
+    to.max_names = st->max_label_values; /* the cost families' label values */
     if ((rc = af_cost_tracker_new(&to, &p->costs)) != 0) {
         fprintf(err, "agentaflow: cost tracking: %s\n", af_strerror(rc));
         return rc;

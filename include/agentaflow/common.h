@@ -11,9 +11,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * Export control. The libraries are compiled with -fvisibility=hidden; every public header
+ * brackets its declarations with AF_API_BEGIN / AF_API_END, which give exactly those
+ * declarations default visibility. So the exported ABI is what include/agentaflow declares,
+ * with no per-function annotation, and internal af__ functions stay hidden (a linker version
+ * script additionally keeps the dynamic symbol table to af_ names).
+ */
+#if defined(__GNUC__)
+#define AF_API_BEGIN _Pragma("GCC visibility push(default)")
+#define AF_API_END _Pragma("GCC visibility pop")
+#else
+#define AF_API_BEGIN
+#define AF_API_END
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 #define AF_VERSION_MAJOR 0
 #define AF_VERSION_MINOR 1
@@ -160,6 +176,7 @@ static inline af_attr af__attr_array(const char *k, af_value_type t, const void 
 /* Wall-clock time in nanoseconds since the Unix epoch (CLOCK_REALTIME). */
 uint64_t af_now_ns(void);
 
+AF_API_END
 #ifdef __cplusplus
 }
 

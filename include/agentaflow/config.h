@@ -45,6 +45,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 /* One key/value pair (header, resource attribute); both strings owned by the config. */
 typedef struct af_config_kv {
@@ -119,6 +120,11 @@ typedef struct af_tracing_config {
     struct {
         bool enabled;          /* tracing.enabled: true */
         double sampling_ratio; /* tracing.sampling_ratio: 1.0, in [0, 1] */
+        /* Not a config key: the embedding program's default span attribute value length
+         * limit (bytes), for a daemon that records request values in spans. 0 = the spec
+         * default (unlimited). OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT and
+         * OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, when set, win over it. */
+        uint32_t attribute_value_length_default;
         struct {
             struct {
                 bool enabled;   /* tracing.exporters.jaeger.enabled: false */
@@ -362,6 +368,7 @@ int af_config_parse_duration(const char *s, uint32_t *out_ms);
 /* Formats milliseconds in the shortest exact form ("30s", "1500ms", "2h", "0"). */
 void af_config_format_duration(uint32_t ms, char *out, size_t out_len);
 
+AF_API_END
 #ifdef __cplusplus
 }
 #endif

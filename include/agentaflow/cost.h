@@ -27,6 +27,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 typedef struct af_tracing af_tracing; /* tracing.h */
 typedef struct af_cost_tracker af_cost_tracker;
@@ -91,6 +92,9 @@ double af_cost_price(const af_cost_pricing *p, af_gpu_class c, double hours, dou
 /* ---------------------------------------------------------------------------------------- */
 /* Tracker.                                                                                  */
 
+/* The operation or model name entries are recorded under once max_names is reached. */
+#define AF_COST_OTHER "other"
+
 typedef struct af_cost_tracker_opts {
     af_cost_pricing pricing;
     uint32_t retention_s;        /* individual entries kept this long (86400) */
@@ -98,8 +102,12 @@ typedef struct af_cost_tracker_opts {
     uint32_t bucket_retention_h; /* hourly buckets kept this long (720 = 30 days) */
     uint32_t max_buckets;        /* hourly buckets kept at most (8192) */
     uint32_t forecast_window_h;  /* hours of history the forecast fits (6, at most retention) */
-    af_tracing *tracing;         /* borrowed; NULL = use `tracer` */
-    af_tracer *tracer;           /* borrowed; NULL = no spans */
+    /* Distinct operation names, and distinct model ids, kept apart (1000): the first ones seen
+     * since creation; entries naming any other are recorded under AF_COST_OTHER, so summaries
+     * and the metric labels built from them stay bounded whatever clients send. */
+    uint32_t max_names;
+    af_tracing *tracing; /* borrowed; NULL = use `tracer` */
+    af_tracer *tracer;   /* borrowed; NULL = no spans */
 } af_cost_tracker_opts;
 
 void af_cost_tracker_opts_init(af_cost_tracker_opts *o);
@@ -205,16 +213,19 @@ typedef struct af_cost_forecast {
 int af_cost_forecast_24h(af_cost_tracker *t, uint64_t now_ns, af_cost_forecast *out);
 
 typedef struct af_cost_stats {
-    uint64_t entries;  /* individual entries held */
-    uint64_t buckets;  /* hourly buckets held */
-    uint64_t recorded; /* entries ever recorded */
-    uint64_t folded;   /* entries folded into buckets */
-    uint64_t dropped;  /* buckets discarded past bucket retention or max_buckets */
+    uint64_t entries;           /* individual entries held */
+    uint64_t buckets;           /* hourly buckets held */
+    uint64_t recorded;          /* entries ever recorded */
+    uint64_t folded;            /* entries folded into buckets */
+    uint64_t dropped;           /* buckets discarded past bucket retention or max_buckets */
+    uint64_t operations_folded; /* entries recorded as operation AF_COST_OTHER (max_names) */
+    uint64_t models_folded;     /* entries recorded as model AF_COST_OTHER (max_names) */
     double cumulative_gpu_hours_priced;
 } af_cost_stats;
 
 void af_cost_stats_get(af_cost_tracker *t, af_cost_stats *out);
 
+AF_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -14,6 +14,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 /* ---------------------------------------------------------------------------------------- */
 /* Memory exporter: keeps copies of exported spans in a bounded ring (oldest dropped first).  */
@@ -29,6 +30,12 @@ typedef struct af_span_copy af_span_copy;
 int af_memory_exporter_new(size_t capacity, af_exporter **out, af_memory_exporter **out_handle);
 /* Number of spans held now. */
 size_t af_memory_exporter_count(af_memory_exporter *m);
+/* Bounds the memory held as well as the count (0 = no byte bound, the default): oldest spans
+ * go until both hold; a span larger than the whole bound is not kept. Applies from the next
+ * export. */
+void af_memory_exporter_set_max_bytes(af_memory_exporter *m, size_t max_bytes);
+/* Bytes held now: the sum of af_span_copy_bytes of the held spans. */
+size_t af_memory_exporter_bytes(af_memory_exporter *m);
 /* Total spans ever received (including those rotated out). */
 uint64_t af_memory_exporter_total(af_memory_exporter *m);
 /*
@@ -41,6 +48,9 @@ void af_memory_exporter_clear(af_memory_exporter *m);
 const af_span_data *af_span_copy_data(const af_span_copy *c);
 void af_span_copy_retain(af_span_copy *c);
 void af_span_copy_release(af_span_copy *c);
+/* Bytes the copy occupies: its one allocation with every string, attribute and event (the
+ * resource, shared between copies, is not counted). */
+size_t af_span_copy_bytes(const af_span_copy *c);
 /* Makes a deep copy of a span's data (resource and scope are copied too). NULL on ENOMEM. */
 af_span_copy *af_span_copy_new(const af_span_data *span);
 
@@ -125,6 +135,7 @@ typedef struct af_jaeger_opts {
 void af_jaeger_opts_init(af_jaeger_opts *o);
 int af_jaeger_exporter_new(const af_jaeger_opts *opts, af_exporter **out);
 
+AF_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -27,6 +27,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 typedef struct af_tracing af_tracing; /* tracing.h */
 
@@ -559,6 +560,7 @@ int af_gpu_alert_json(const af_gpu_alert *a, char **out);
 int af_gpu_overview_json(const af_gpu_overview *o, char **out);
 int af_gpu_efficiency_json(const af_gpu_efficiency *e, char **out);
 
+AF_API_END
 #ifdef __cplusplus
 }
 #endif

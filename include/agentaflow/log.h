@@ -14,9 +14,12 @@
 
 #include <stdarg.h>
 
+#include "agentaflow/common.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 typedef enum af_log_level {
     AF_LOG_DEBUG = 0,
@@ -85,6 +88,7 @@ void af_vlog_c(af_log_level level, const char *component, const char *fmt, va_li
 #define af_log(level, ...) af_log_c((level), AF_LOG_COMPONENT, __VA_ARGS__)
 #endif
 
+AF_API_END
 #ifdef __cplusplus
 }
 #endif

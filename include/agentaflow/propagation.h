@@ -13,6 +13,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 /*
  * A header carrier. `get_all` stores up to `cap` values of the fields named `key`
@@ -160,6 +161,7 @@ int af_propagate_extract(unsigned which, const af_carrier *c, af_span_context *s
 void af_propagate_inject(unsigned which, const af_carrier *c, const af_span_context *sc,
                          const af_baggage *baggage);
 
+AF_API_END
 #ifdef __cplusplus
 }
 #endif

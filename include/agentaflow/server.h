@@ -26,6 +26,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 /* ---------------------------------------------------------------------------------------- */
 /* Trace store: the last spans exported, grouped by trace id, for /api/v1/traces.           */
@@ -33,15 +34,20 @@ extern "C" {
 typedef struct af_trace_store af_trace_store;
 
 /*
- * Creates a store holding at most max_spans spans (0 = 8192; oldest dropped first) and the
+ * Creates a store holding at most max_spans spans (0 = 8192) and max_bytes bytes of span
+ * copies (0 = 64 MiB; af_span_copy_bytes), oldest dropped first until both hold, and the
  * exporter that feeds it. Hand *exporter to af_tracing_add_exporter (which owns it from then
  * on); the store reads through it, so free the store before (or right after) the tracing
  * integration is freed and never use it after. 0, -EINVAL or -ENOMEM.
  */
-int af_trace_store_new(size_t max_spans, af_exporter **exporter, af_trace_store **out);
+int af_trace_store_new(size_t max_spans, size_t max_bytes, af_exporter **exporter,
+                       af_trace_store **out);
 void af_trace_store_free(af_trace_store *s);
 /* Spans held now. */
 size_t af_trace_store_span_count(af_trace_store *s);
+/* Bytes of span copies held now, and the bound. */
+size_t af_trace_store_bytes(af_trace_store *s);
+size_t af_trace_store_max_bytes(af_trace_store *s);
 
 typedef struct af_trace_query {
     const char *service;      /* resource service.name equal to this; NULL = any */
@@ -143,6 +149,7 @@ void af_server_notify(af_server *s, const char *title, const char *message, cons
 /* WebSocket clients connected now. */
 uint32_t af_server_ws_clients(af_server *s);
 
+AF_API_END
 #ifdef __cplusplus
 }
 #endif

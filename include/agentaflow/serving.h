@@ -52,6 +52,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 typedef struct af_tracing af_tracing; /* tracing.h */
 
@@ -104,13 +105,20 @@ int af_model_backend_infer(af_model_backend *b, const af_backend_request *req,
  * The built-in simulated model (kind "simulated"; no real model runs). Deterministic from the
  * input: prompt_tokens = ceil(bytes / 4) (at least 1); completion_tokens = min(max_tokens,
  * 16 + hash(input) % 48); output "[simulated <model>] <n> tokens for: <input prefix>";
- * latency = base_latency_us + per_token_latency_us * (prompt + completion tokens), slept
- * (and cut at the deadline, which returns AF_ETIMEDOUT).
+ * latency = base_latency_us + per_token_latency_us * (prompt + completion tokens), at most
+ * max_latency_ms, slept (and cut at the deadline, which returns AF_ETIMEDOUT).
  */
 typedef struct af_sim_backend_opts {
     uint32_t base_latency_us;      /* 2000 */
     uint32_t per_token_latency_us; /* 50 */
+    /* 2000; 0 = unbounded. A long input must not hold a batcher (and the HTTP worker waiting
+     * on it) for seconds: 1 MiB at 50 us a token would sleep 13 s. */
+    uint32_t max_latency_ms;
 } af_sim_backend_opts;
+
+/* Prompt tokens of an input of len bytes as the gateway counts them: ceil(len / 4), at least
+ * 1. The daemon bounds inference input with the same count (server.max_input_tokens). */
+int64_t af_serving_input_tokens(size_t len);
 
 void af_sim_backend_opts_init(af_sim_backend_opts *o);
 int af_sim_backend_new(const af_sim_backend_opts *opts, af_model_backend **out);
@@ -275,6 +283,7 @@ size_t af_serving_instances(af_serving *s, af_instance_stats *out, size_t cap);
  */
 int af_serving_metrics_json(af_serving *s, char **out);
 
+AF_API_END
 #ifdef __cplusplus
 }
 #endif

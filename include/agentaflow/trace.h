@@ -17,6 +17,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 /* ---------------------------------------------------------------------------------------- */
 /* Span context: a copyable value that identifies a span across threads and processes.       */
@@ -336,11 +337,13 @@ typedef struct af_span_start_opts {
  * tracer returns AF_SPAN_NONE at once. A span that is not sampled still gets ids and carries
  * its context (so propagation works) but records nothing. Never blocks.
  */
-af_span af__span_start(af_tracer *t, const char *name, const af_span_start_opts *opts);
+/* _impl: the exported out-of-line half of an inline wrapper; needs a non-NULL tracer (or
+ * span). Call the wrapper (a binding that cannot inline calls this). */
+af_span af_span_start_impl(af_tracer *t, const char *name, const af_span_start_opts *opts);
 static inline af_span af_span_start(af_tracer *t, const char *name, const af_span_start_opts *opts)
 {
     /* Inline so that disabled tracing (a NULL tracer) costs a test and a branch. */
-    return t ? af__span_start(t, name, opts) : AF_SPAN_NONE;
+    return t ? af_span_start_impl(t, name, opts) : AF_SPAN_NONE;
 }
 /* Shorthand for the common case: a child of `parent` (NULL = root) with kind and attributes. */
 af_span af_span_start_child(af_tracer *t, const char *name, af_span_kind kind,
@@ -358,11 +361,11 @@ bool af_span_is_recording(af_span s);
 /* Copies the span's context into *out; an invalid context for AF_SPAN_NONE. */
 void af_span_get_context(af_span s, af_span_context *out);
 
-void af__span_set_attrs(af_span s, const af_attr *attrs, size_t n);
+void af_span_set_attrs_impl(af_span s, const af_attr *attrs, size_t n);
 static inline void af_span_set_attrs(af_span s, const af_attr *attrs, size_t n)
 {
     if (s.rec)
-        af__span_set_attrs(s, attrs, n);
+        af_span_set_attrs_impl(s, attrs, n);
 }
 void af_span_set_attr(af_span s, const af_attr *a);
 void af_span_set_string(af_span s, const char *key, const char *value);
@@ -421,6 +424,7 @@ void af_context_current(af_span_context *out);
 af_context_token af_context_attach_baggage(af_baggage *b);
 af_baggage *af_context_current_baggage(void);
 
+AF_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -28,6 +28,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 af_span af_trace_gpu_scheduling(af_tracer *t, const af_span_context *parent, const char *operation,
                                 const char *gpu_id);
@@ -50,6 +51,7 @@ af_span af_trace_cost_calculation(af_tracer *t, const af_span_context *parent,
  */
 void af_operation_end(af_span s, int err, const char *error_type, const char *error_message);
 
+AF_API_END
 #ifdef __cplusplus
 }
 #endif

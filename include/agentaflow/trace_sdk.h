@@ -14,6 +14,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 /* ---------------------------------------------------------------------------------------- */
 /* Readable span data. Every pointer is owned by the span and valid while an exporter holds  */
@@ -223,6 +224,7 @@ typedef struct af_provider_stats {
 
 void af_tracer_provider_stats(const af_tracer_provider *p, af_provider_stats *out);
 
+AF_API_END
 #ifdef __cplusplus
 }
 #endif

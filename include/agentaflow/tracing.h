@@ -15,6 +15,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 /* The components.* toggles of tracing-config.yaml. */
 typedef enum af_trace_component {
@@ -103,6 +104,7 @@ char *af_tracing_health_json(const af_tracing *t);
 /* The JSON object of a health record already read (so one report shows one reading). */
 char *af_tracing_health_to_json(const af_tracing *t, const af_tracing_health *h);
 
+AF_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -4,7 +4,7 @@
  * secret values become "[redacted]" and URLs lose userinfo and query strings.
  */
 #include <errno.h>
-#include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,16 +15,38 @@
 
 #define REDACTED "[redacted]"
 
-static json_t *jstr(const char *s)
+/* A JSON number for a config double: "%.10g" (ratios are short decimals), with ".0" added to
+ * integral values so readers keep the type; non-finite values (never valid config) as null. */
+static void put_real(af_buf *b, double d)
 {
-    if (!s)
-        return json_null();
-    json_t *j = json_string(s);
-    /* Environment values are not checked for UTF-8; JSON strings must be. */
-    return j ? j : json_string("[not UTF-8]");
+    if (!isfinite(d)) {
+        af__buf_puts(b, "null");
+        return;
+    }
+    char tmp[32];
+    snprintf(tmp, sizeof tmp, "%.10g", d);
+    af__buf_puts(b, tmp);
+    if (!strpbrk(tmp, ".e"))
+        af__buf_puts(b, ".0");
 }
 
-static json_t *value_json(const af_tracing_config *cfg, const af__config_key *k, bool redact)
+static void put_jstr(af_buf *b, const char *s)
+{
+    if (s)
+        af__buf_json_string(b, s, strlen(s));
+    else
+        af__buf_puts(b, "null");
+}
+
+static void indent(af_buf *b, int depth)
+{
+    af__buf_putc(b, '\n');
+    for (int i = 0; i < depth; i++)
+        af__buf_puts(b, "  ");
+}
+
+static void value_json(af_buf *b, const af_tracing_config *cfg, const af__config_key *k,
+                       bool redact, int depth)
 {
     const void *f = af__config_cfield(cfg, k);
     char tmp[2048];
@@ -37,100 +59,140 @@ static json_t *value_json(const af_tracing_config *cfg, const af__config_key *k,
             af__config_safe_url(s, tmp, sizeof tmp);
             s = tmp;
         }
-        return jstr(s);
+        put_jstr(b, s);
+        return;
     }
     case AF_CFG_BOOL:
-        return json_boolean(*(const bool *)f);
+        af__buf_puts(b, *(const bool *)f ? "true" : "false");
+        return;
     case AF_CFG_RATIO:
-        return json_real(*(const double *)f);
+        put_real(b, *(const double *)f);
+        return;
     case AF_CFG_UINT:
-        return json_integer((json_int_t) * (const uint32_t *)f);
+        af__buf_printf(b, "%u", *(const uint32_t *)f);
+        return;
     case AF_CFG_INT:
-        return json_integer((json_int_t) * (const int *)f);
+        af__buf_printf(b, "%d", *(const int *)f);
+        return;
     case AF_CFG_BYTES:
-        return json_integer((json_int_t) * (const uint64_t *)f);
+        af__buf_printf(b, "%llu", (unsigned long long)*(const uint64_t *)f);
+        return;
     case AF_CFG_LIST: {
         size_t n;
         char *const *items = af__config_list_get(cfg, k, &n);
-        json_t *a = json_array();
-        for (size_t i = 0; a && i < n; i++) {
-            if (json_array_append_new(a, jstr(items[i])) != 0) {
-                json_decref(a);
-                return NULL;
-            }
+        if (n == 0) {
+            af__buf_puts(b, "[]");
+            return;
         }
-        return a;
+        af__buf_putc(b, '[');
+        for (size_t i = 0; i < n; i++) {
+            af__buf_puts(b, i ? "," : "");
+            indent(b, depth + 1);
+            put_jstr(b, items[i]);
+        }
+        indent(b, depth);
+        af__buf_putc(b, ']');
+        return;
     }
     case AF_CFG_DURATION:
         af_config_format_duration(*(const uint32_t *)f, tmp, sizeof tmp);
-        return json_string(tmp);
+        put_jstr(b, tmp);
+        return;
     case AF_CFG_ENUM:
-        return json_string(k->info.enum_values[af__config_enum_get(cfg, k)]);
-    case AF_CFG_MAP: {
-        size_t n;
-        const af_config_kv *kv = af__config_kv_get(cfg, k, &n);
-        json_t *o = json_object();
-        for (size_t i = 0; o && i < n; i++) {
-            json_t *v = jstr(redact && k->info.secret ? REDACTED : kv[i].value);
-            if (!v || json_object_set_new(o, kv[i].key, v) != 0) {
-                json_decref(o);
-                return NULL;
-            }
-        }
-        return o;
-    }
+        put_jstr(b, k->info.enum_values[af__config_enum_get(cfg, k)]);
+        return;
+    case AF_CFG_MAP:
     case AF_CFG_KV_LIST: {
         size_t n;
         const af_config_kv *kv = af__config_kv_get(cfg, k, &n);
-        json_t *a = json_array();
-        for (size_t i = 0; a && i < n; i++) {
-            json_t *item = json_pack("{s:o,s:o}", "key", jstr(kv[i].key), "value",
-                                     jstr(redact && k->info.secret ? REDACTED : kv[i].value));
-            if (!item || json_array_append_new(a, item) != 0) {
-                json_decref(a);
-                return NULL;
+        bool list = k->info.type == AF_CFG_KV_LIST;
+        if (n == 0) {
+            af__buf_puts(b, list ? "[]" : "{}");
+            return;
+        }
+        af__buf_putc(b, list ? '[' : '{');
+        for (size_t i = 0; i < n; i++) {
+            const char *v = redact && k->info.secret ? REDACTED : kv[i].value;
+            af__buf_puts(b, i ? "," : "");
+            indent(b, depth + 1);
+            if (list) {
+                af__buf_puts(b, "{\"key\": ");
+                put_jstr(b, kv[i].key);
+                af__buf_puts(b, ", \"value\": ");
+                put_jstr(b, v);
+                af__buf_putc(b, '}');
+            } else {
+                put_jstr(b, kv[i].key);
+                af__buf_puts(b, ": ");
+                put_jstr(b, v);
             }
         }
-        return a;
+        indent(b, depth);
+        af__buf_putc(b, list ? ']' : '}');
+        return;
     }
     }
-    return NULL;
+}
+
+/* True when key k starts with prefix and its next dotted segment is seg (seg_len bytes). */
+static bool has_segment(const char *k, size_t prefix_len, const char *seg, size_t seg_len)
+{
+    return strncmp(k + prefix_len, seg, seg_len) == 0 &&
+           (k[prefix_len + seg_len] == '.' || k[prefix_len + seg_len] == '\0');
+}
+
+/*
+ * The object for every key under `prefix` (prefix_len bytes, "" or ending in '.'): one member
+ * per distinct next segment, in key-table order, a nested object where keys go deeper. The
+ * table is small (tens of keys), so the quadratic scan for "seen before" costs nothing.
+ */
+static void object_json(af_buf *b, const af_tracing_config *cfg, bool redact, const char *prefix,
+                        size_t prefix_len, int depth)
+{
+    af__buf_putc(b, '{');
+    bool first = true;
+    for (size_t i = 0; i < af__config_nkeys; i++) {
+        const char *key = af__config_keys[i].info.key;
+        if (strncmp(key, prefix, prefix_len) != 0)
+            continue;
+        const char *seg = key + prefix_len;
+        size_t seg_len = strcspn(seg, ".");
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++) {
+            const char *other = af__config_keys[j].info.key;
+            seen = strncmp(other, prefix, prefix_len) == 0 &&
+                   has_segment(other, prefix_len, seg, seg_len);
+        }
+        if (seen)
+            continue;
+        af__buf_puts(b, first ? "" : ",");
+        first = false;
+        indent(b, depth + 1);
+        af__buf_json_string(b, seg, seg_len);
+        af__buf_puts(b, ": ");
+        if (seg[seg_len] == '.')
+            object_json(b, cfg, redact, key, prefix_len + seg_len + 1, depth + 1);
+        else
+            value_json(b, cfg, &af__config_keys[i], redact, depth + 1);
+    }
+    if (!first)
+        indent(b, depth);
+    af__buf_putc(b, '}');
 }
 
 int af_config_dump_json(const af_tracing_config *cfg, bool redact, char **out)
 {
     *out = NULL;
-    json_t *root = json_object();
-    if (!root)
+    af_buf b;
+    af__buf_init(&b);
+    object_json(&b, cfg, redact, "", 0, 0);
+    af__buf_terminate(&b);
+    if (b.failed) {
+        af__buf_free(&b);
         return -ENOMEM;
-    for (size_t i = 0; i < af__config_nkeys; i++) {
-        const af__config_key *k = &af__config_keys[i];
-        /* Walk (creating) one object per dotted segment, then set the leaf. */
-        json_t *obj = root;
-        const char *seg = k->info.key;
-        const char *dot;
-        char name[128];
-        while ((dot = strchr(seg, '.'))) {
-            snprintf(name, sizeof name, "%.*s", (int)(dot - seg), seg);
-            json_t *child = json_object_get(obj, name);
-            if (!child) {
-                child = json_object();
-                if (!child || json_object_set_new(obj, name, child) != 0)
-                    goto fail;
-            }
-            obj = child;
-            seg = dot + 1;
-        }
-        json_t *v = value_json(cfg, k, redact);
-        if (!v || json_object_set_new(obj, seg, v) != 0)
-            goto fail;
     }
-    *out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
-    json_decref(root);
-    return *out ? 0 : -ENOMEM;
-fail:
-    json_decref(root);
-    return -ENOMEM;
+    *out = (char *)b.data;
+    return 0;
 }
 
 static void put_str(af_buf *b, const char *s)
@@ -251,11 +313,17 @@ bool af_config_key_reloadable(const char *dotted)
 static bool key_differs(const af_tracing_config *a, const af_tracing_config *b,
                         const af__config_key *k)
 {
-    /* Unredacted, so a changed secret (a header, the auth token) counts as a change too. */
-    json_t *va = value_json(a, k, false), *vb = value_json(b, k, false);
-    bool differs = !va || !vb || !json_equal(va, vb);
-    json_decref(va);
-    json_decref(vb);
+    /* Compared as their JSON text, unredacted, so a changed secret (a header, the auth
+     * token) counts as a change too. */
+    af_buf ba, bb;
+    af__buf_init(&ba);
+    af__buf_init(&bb);
+    value_json(&ba, a, k, false, 0);
+    value_json(&bb, b, k, false, 0);
+    bool differs = ba.failed || bb.failed || ba.len != bb.len ||
+                   (ba.len && memcmp(ba.data, bb.data, ba.len) != 0);
+    af__buf_free(&ba);
+    af__buf_free(&bb);
     return differs;
 }
 

@@ -14,13 +14,15 @@
  * same status however often they ask.
  */
 #include <errno.h>
-#include <jansson.h>
+#include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config/config_int.h"
 #include "config/tracing_int.h"
+#include "util/buf.h"
 #include "util/str.h"
 
 /* An exporter is failing when its last export failed, or when its latest attempt failed
@@ -96,37 +98,47 @@ void af_tracing_health_get(const af_tracing *t, af_tracing_health *out)
     out->status = (failing || dropping) ? AF_HEALTH_DEGRADED : AF_HEALTH_HEALTHY;
 }
 
-static int set(json_t *o, const char *k, json_t *v)
+/* A JSON number for a double: "%.17g" reads back exactly; ".0" keeps integral values reals;
+ * non-finite values (not JSON) as null. */
+static void put_real(af_buf *b, double d)
 {
-    return v ? json_object_set_new(o, k, v) : -1;
-}
-
-static json_t *exporter_json(const af_exporter_health *h)
-{
-    json_t *o = json_object();
-    if (!o)
-        return NULL;
-    int bad = 0;
-    bad |= set(o, "type", json_string(h->type));
-    bad |= set(o, "endpoint", h->endpoint[0] ? json_string(h->endpoint) : json_null());
-    bad |= set(o, "healthy", json_boolean(!exporter_failing(h)));
-    bad |= set(o, "last_success_unix_nano", json_integer((json_int_t)h->last_success_ns));
-    bad |= set(o, "last_failure_unix_nano", json_integer((json_int_t)h->last_failure_ns));
-    json_t *err = h->last_error[0] ? json_string(h->last_error) : json_null();
-    bad |= set(o, "last_error", err ? err : json_string("[not UTF-8]"));
-    bad |= set(o, "consecutive_failures", json_integer(h->consecutive_failures));
-    bad |= set(o, "spans_exported", json_integer((json_int_t)h->spans_exported));
-    bad |= set(o, "spans_failed", json_integer((json_int_t)h->spans_failed));
-    bad |= set(o, "spans_rejected", json_integer((json_int_t)h->spans_rejected));
-    bad |= set(o, "retries", json_integer((json_int_t)h->retries));
-    if (bad) {
-        json_decref(o);
-        return NULL;
+    if (!isfinite(d)) {
+        af__buf_puts(b, "null");
+        return;
     }
-    return o;
+    char tmp[32];
+    snprintf(tmp, sizeof tmp, "%.17g", d);
+    af__buf_puts(b, tmp);
+    if (!strpbrk(tmp, ".e"))
+        af__buf_puts(b, ".0");
 }
 
-static json_t *components_json(const af_tracing *t)
+/* `member` (e.g. `,"key":`) then the string, or null when s is NULL. */
+static void put_str(af_buf *b, const char *member, const char *s)
+{
+    af__buf_puts(b, member);
+    if (s)
+        af__buf_json_string(b, s, strlen(s));
+    else
+        af__buf_puts(b, "null");
+}
+
+static void exporter_json(af_buf *b, const af_exporter_health *h)
+{
+    put_str(b, "\"type\":", h->type);
+    put_str(b, ",\"endpoint\":", h->endpoint[0] ? h->endpoint : NULL);
+    af__buf_printf(b, ",\"healthy\":%s", exporter_failing(h) ? "false" : "true");
+    af__buf_printf(b, ",\"last_success_unix_nano\":%" PRIu64, h->last_success_ns);
+    af__buf_printf(b, ",\"last_failure_unix_nano\":%" PRIu64, h->last_failure_ns);
+    put_str(b, ",\"last_error\":", h->last_error[0] ? h->last_error : NULL);
+    af__buf_printf(b, ",\"consecutive_failures\":%" PRIu64, (uint64_t)h->consecutive_failures);
+    af__buf_printf(b, ",\"spans_exported\":%" PRIu64, (uint64_t)h->spans_exported);
+    af__buf_printf(b, ",\"spans_failed\":%" PRIu64, (uint64_t)h->spans_failed);
+    af__buf_printf(b, ",\"spans_rejected\":%" PRIu64, (uint64_t)h->spans_rejected);
+    af__buf_printf(b, ",\"retries\":%" PRIu64, (uint64_t)h->retries);
+}
+
+static void components_json(af_buf *b, const af_tracing *t)
 {
     static const char *const names[AF_TRACE_COMPONENT_COUNT] = {
         "gpu_scheduler.trace_workload_submission", "gpu_scheduler.trace_scheduling_decisions",
@@ -136,15 +148,9 @@ static json_t *components_json(const af_tracing *t)
         "web_dashboard.trace_websocket_events",    "observability.trace_cost_calculations",
         "observability.trace_health_checks",
     };
-    json_t *o = json_object();
-    for (int c = 0; o && c < AF_TRACE_COMPONENT_COUNT; c++) {
-        if (set(o, names[c],
-                json_boolean(af_tracing_component_enabled(t, (af_trace_component)c)))) {
-            json_decref(o);
-            return NULL;
-        }
-    }
-    return o;
+    for (int c = 0; c < AF_TRACE_COMPONENT_COUNT; c++)
+        af__buf_printf(b, "%s\"%s\":%s", c ? "," : "", names[c],
+                       af_tracing_component_enabled(t, (af_trace_component)c) ? "true" : "false");
 }
 
 char *af_tracing_health_json(const af_tracing *t)
@@ -156,56 +162,54 @@ char *af_tracing_health_json(const af_tracing *t)
 
 char *af_tracing_health_to_json(const af_tracing *t, const af_tracing_health *h)
 {
-    json_t *o = json_object();
-    json_t *exps = json_array();
-    if (!o || !exps)
-        goto fail;
-    int bad = 0;
-    bad |= set(o, "status", json_string(af_health_status_name(h->status)));
-    bad |= set(o, "enabled", json_boolean(t && t->provider));
-    json_t *sn = json_string(h->service_name);
-    bad |= set(o, "service_name", sn ? sn : json_string("[not UTF-8]"));
-    if (t) {
-        json_t *env =
-            json_string(af__tracing_cfg(t)->environment ? af__tracing_cfg(t)->environment : "");
-        bad |= set(o, "environment", env ? env : json_string("[not UTF-8]"));
-    }
+    af_buf b;
+    af__buf_init(&b);
+    af__buf_putc(&b, '{');
+    put_str(&b, "\"status\":", af_health_status_name(h->status));
+    af__buf_printf(&b, ",\"enabled\":%s", t && t->provider ? "true" : "false");
+    put_str(&b, ",\"service_name\":", h->service_name);
+    if (t)
+        put_str(&b, ",\"environment\":",
+                af__tracing_cfg(t)->environment ? af__tracing_cfg(t)->environment : "");
     /* The full description: the struct's copy is truncated to its fixed size. */
-    bad |= set(o, "sampler", json_string(h->sampler));
-    bad |= set(o, "sampling_ratio", json_real(h->sampling_ratio));
+    put_str(&b, ",\"sampler\":", h->sampler);
+    af__buf_puts(&b, ",\"sampling_ratio\":");
+    put_real(&b, h->sampling_ratio);
 
     /* exporter_type: the Go HealthCheck's key, now the comma-joined list of exporters. */
     char types[AF_TRACING_MAX_EXPORTERS * 17 + 1] = "";
     for (size_t i = 0; i < h->n_exporters; i++) {
-        json_t *e = exporter_json(&h->exporters[i]);
-        if (!e || json_array_append_new(exps, e) != 0)
-            goto fail;
         size_t used = strlen(types);
         snprintf(types + used, sizeof types - used, "%s%.16s", i ? "," : "", h->exporters[i].type);
     }
-    bad |= set(o, "exporter_type", json_string(h->n_exporters ? types : "none"));
-    bad |= json_object_set(o, "exporters", exps);
-    bad |= set(o, "queue",
-               json_pack("{s:I,s:I}", "depth", (json_int_t)h->queue_depth, "capacity",
-                         (json_int_t)h->queue_capacity));
-    bad |= set(o, "spans",
-               json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "started", (json_int_t)h->spans.spans_started,
-                         "ended", (json_int_t)h->spans.spans_ended, "unsampled",
-                         (json_int_t)h->spans.spans_unsampled, "dropped",
-                         (json_int_t)h->spans.spans_dropped, "exported",
-                         (json_int_t)h->spans.spans_exported, "failed",
-                         (json_int_t)h->spans.spans_failed));
-    bad |= set(o, "export_latency_ms_avg", json_real((double)h->export_latency_ns_avg / 1e6));
-    if (t)
-        bad |= set(o, "components", components_json(t));
-    if (bad)
-        goto fail;
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(exps);
-    json_decref(o);
-    return s;
-fail:
-    json_decref(exps);
-    json_decref(o);
-    return NULL;
+    put_str(&b, ",\"exporter_type\":", h->n_exporters ? types : "none");
+    af__buf_puts(&b, ",\"exporters\":[");
+    for (size_t i = 0; i < h->n_exporters; i++) {
+        af__buf_puts(&b, i ? ",{" : "{");
+        exporter_json(&b, &h->exporters[i]);
+        af__buf_putc(&b, '}');
+    }
+    af__buf_printf(&b, "],\"queue\":{\"depth\":%" PRIu64 ",\"capacity\":%" PRIu64 "}",
+                   (uint64_t)h->queue_depth, (uint64_t)h->queue_capacity);
+    af__buf_printf(&b,
+                   ",\"spans\":{\"started\":%" PRIu64 ",\"ended\":%" PRIu64
+                   ",\"unsampled\":%" PRIu64 ",\"dropped\":%" PRIu64 ",\"exported\":%" PRIu64
+                   ",\"failed\":%" PRIu64 "}",
+                   (uint64_t)h->spans.spans_started, (uint64_t)h->spans.spans_ended,
+                   (uint64_t)h->spans.spans_unsampled, (uint64_t)h->spans.spans_dropped,
+                   (uint64_t)h->spans.spans_exported, (uint64_t)h->spans.spans_failed);
+    af__buf_puts(&b, ",\"export_latency_ms_avg\":");
+    put_real(&b, (double)h->export_latency_ns_avg / 1e6);
+    if (t) {
+        af__buf_puts(&b, ",\"components\":{");
+        components_json(&b, t);
+        af__buf_putc(&b, '}');
+    }
+    af__buf_putc(&b, '}');
+    af__buf_terminate(&b);
+    if (b.failed) {
+        af__buf_free(&b);
+        return NULL;
+    }
+    return (char *)b.data;
 }

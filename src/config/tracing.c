@@ -261,6 +261,11 @@ int af_tracing_new(const af_tracing_config *cfg, af_tracing **out, char *err, si
     if (cfg->tracing.enabled) {
         af_tracer_provider_opts po;
         af_tracer_provider_opts_init(&po);
+        if (cfg->tracing.attribute_value_length_default) {
+            /* Re-reading the environment after the default keeps the user's variables first. */
+            po.limits.attribute_value_length = cfg->tracing.attribute_value_length_default;
+            af_span_limits_from_env(&po.limits);
+        }
         if ((rc = build_resource(cfg, &po.resource)) != 0) {
             snprintf(err, err_len, "resource_attributes: %s", af_strerror(rc));
             goto fail_provider;

@@ -43,8 +43,18 @@ typedef struct cost_bucket {
     uint64_t count;
 } cost_bucket;
 
+/* The names kept apart (opts.max_names of them): open addressing over FNV-1a, load at most
+ * one half, never shrinking, so a name keeps its own series for the tracker's life. */
+typedef struct name_set {
+    char **slots;
+    size_t cap; /* a power of two, at least 2 * max; 0 until the first name */
+    size_t n, max;
+    uint64_t folded; /* entries recorded as AF_COST_OTHER */
+} name_set;
+
 struct af_cost_tracker {
     pthread_mutex_t mu;
+    name_set ops, models;
     af_cost_tracker_opts opts;
     af_tracer *tracer;
     uint64_t created_ns;
@@ -139,6 +149,7 @@ void af_cost_tracker_opts_init(af_cost_tracker_opts *o)
     o->bucket_retention_h = 720;
     o->max_buckets = 8192;
     o->forecast_window_h = 6;
+    o->max_names = 1000;
 }
 
 int af_cost_tracker_new(const af_cost_tracker_opts *opts, af_cost_tracker **out)
@@ -152,7 +163,7 @@ int af_cost_tracker_new(const af_cost_tracker_opts *opts, af_cost_tracker **out)
         opts = &def;
     }
     if (!opts->retention_s || !opts->max_entries || !opts->bucket_retention_h ||
-        !opts->max_buckets || !opts->forecast_window_h)
+        !opts->max_buckets || !opts->forecast_window_h || !opts->max_names)
         return -EINVAL;
     for (int c = 0; c < AF_GPU_CLASS_COUNT; c++)
         if (!isfinite(opts->pricing.per_hour[c]) || opts->pricing.per_hour[c] < 0)
@@ -166,6 +177,7 @@ int af_cost_tracker_new(const af_cost_tracker_opts *opts, af_cost_tracker **out)
     t->opts.pricing.currency[sizeof(t->opts.pricing.currency) - 1] = '\0';
     t->tracer = opts->tracer;
     t->created_ns = af_now_ns();
+    t->ops.max = t->models.max = opts->max_names;
     if (pthread_mutex_init(&t->mu, NULL) != 0)
         goto fail;
     *out = t;
@@ -173,6 +185,51 @@ int af_cost_tracker_new(const af_cost_tracker_opts *opts, af_cost_tracker **out)
 fail:
     free(t);
     return -ENOMEM;
+}
+
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* The name an entry is recorded under: itself when it is (or can become) one of the kept
+ * names, else AF_COST_OTHER. "" (no model) and AF_COST_OTHER take no place. Out of memory
+ * folds too: recording must not fail because a name could not be remembered. */
+static const char *name_admit(name_set *s, const char *name)
+{
+    if (!name[0] || strcmp(name, AF_COST_OTHER) == 0)
+        return name;
+    if (!s->cap) {
+        size_t cap = 16;
+        while (cap < 2 * s->max)
+            cap *= 2;
+        if (!(s->slots = calloc(cap, sizeof(*s->slots))))
+            goto fold;
+        s->cap = cap;
+    }
+    for (size_t i = name_hash(name) & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
+        if (!s->slots[i]) {
+            if (s->n == s->max || !(s->slots[i] = af__strdup(name)))
+                goto fold;
+            s->n++;
+            return name;
+        }
+        if (strcmp(s->slots[i], name) == 0)
+            return name;
+    }
+fold:
+    s->folded++;
+    return AF_COST_OTHER;
+}
+
+static void name_set_free(name_set *s)
+{
+    for (size_t i = 0; i < s->cap; i++)
+        free(s->slots[i]);
+    free(s->slots);
 }
 
 static void rec_clear(cost_rec *r)
@@ -199,6 +256,8 @@ void af_cost_tracker_free(af_cost_tracker *t)
         bucket_clear(&t->buckets[i]);
     free(t->recs);
     free(t->buckets);
+    name_set_free(&t->ops);
+    name_set_free(&t->models);
     pthread_mutex_destroy(&t->mu);
     free(t);
 }
@@ -363,8 +422,8 @@ static int record_locked(af_cost_tracker *t, const af_cost_entry *e, uint64_t no
     if (!e->id || !e->id[0])
         snprintf(idbuf, sizeof(idbuf), "cost-%" PRIu64, ++t->next_id);
     r.id = af__strdup(e->id && e->id[0] ? e->id : idbuf);
-    r.operation = af__strdup(e->operation);
-    r.model_id = af__strdup(e->model_id ? e->model_id : "");
+    r.operation = af__strdup(name_admit(&t->ops, e->operation));
+    r.model_id = af__strdup(name_admit(&t->models, e->model_id ? e->model_id : ""));
     r.currency = af__strdup(e->currency ? e->currency : t->opts.pricing.currency);
     if (!r.id || !r.operation || !r.model_id || !r.currency || insert_rec(t, &r) != 0) {
         rec_clear(&r);
@@ -720,6 +779,8 @@ void af_cost_stats_get(af_cost_tracker *t, af_cost_stats *out)
     out->recorded = t->recorded;
     out->folded = t->folded;
     out->dropped = t->dropped;
+    out->operations_folded = t->ops.folded;
+    out->models_folded = t->models.folded;
     out->cumulative_gpu_hours_priced = t->cumulative_hours;
     pthread_mutex_unlock(&t->mu);
 }

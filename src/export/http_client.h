@@ -18,8 +18,8 @@
 #include "agentaflow/export.h"
 #include "util/buf.h"
 
-/* OTLP/HTTP limits (docs/standards.md, OTLP/HTTP): requests over 64 MiB are not sent, response bodies
- * over 4 MiB are not parsed and count as a non-retryable failure. */
+/* OTLP/HTTP limits (docs/standards.md, OTLP/HTTP): requests over 64 MiB are not sent, response
+ * bodies over 4 MiB are not parsed and count as a non-retryable failure. */
 #define AF__HTTP_MAX_REQUEST (64u * 1024 * 1024)
 #define AF__HTTP_MAX_RESPONSE (4u * 1024 * 1024)
 

@@ -15,10 +15,21 @@ struct af_memory_exporter {
     size_t cap;
     size_t head; /* index of the oldest */
     size_t count;
+    size_t bytes, max_bytes; /* held; bound (0 = none) */
     uint64_t total;
     uint64_t failed;
     uint64_t last_success_ns;
 };
+
+/* Caller holds mu and count > 0. */
+static void drop_oldest(af_memory_exporter *m)
+{
+    af_span_copy *old = m->ring[m->head];
+    m->bytes -= af_span_copy_bytes(old);
+    af_span_copy_release(old);
+    m->head = (m->head + 1) % m->cap;
+    m->count--;
+}
 
 static int mem_export(void *self, const af_span_data *const *spans, size_t n, uint64_t deadline)
 {
@@ -34,13 +45,17 @@ static int mem_export(void *self, const af_span_data *const *spans, size_t n, ui
             pthread_mutex_unlock(&m->mu);
             continue;
         }
-        if (m->count == m->cap) {
-            af_span_copy_release(m->ring[m->head]);
-            m->ring[m->head] = c;
-            m->head = (m->head + 1) % m->cap;
+        size_t cb = af_span_copy_bytes(c);
+        if (m->max_bytes && cb > m->max_bytes) {
+            /* Keeping it would mean evicting everything and still being over the bound. */
+            af_span_copy_release(c);
         } else {
+            while (m->count &&
+                   (m->count == m->cap || (m->max_bytes && m->bytes + cb > m->max_bytes)))
+                drop_oldest(m);
             m->ring[(m->head + m->count) % m->cap] = c;
             m->count++;
+            m->bytes += cb;
         }
         m->total++;
         m->last_success_ns = af_now_ns();
@@ -120,6 +135,21 @@ size_t af_memory_exporter_count(af_memory_exporter *m)
     return n;
 }
 
+void af_memory_exporter_set_max_bytes(af_memory_exporter *m, size_t max_bytes)
+{
+    pthread_mutex_lock(&m->mu);
+    m->max_bytes = max_bytes;
+    pthread_mutex_unlock(&m->mu);
+}
+
+size_t af_memory_exporter_bytes(af_memory_exporter *m)
+{
+    pthread_mutex_lock(&m->mu);
+    size_t n = m->bytes;
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
 uint64_t af_memory_exporter_total(af_memory_exporter *m)
 {
     pthread_mutex_lock(&m->mu);
@@ -147,5 +177,6 @@ void af_memory_exporter_clear(af_memory_exporter *m)
         af_span_copy_release(m->ring[(m->head + i) % m->cap]);
     m->head = 0;
     m->count = 0;
+    m->bytes = 0;
     pthread_mutex_unlock(&m->mu);
 }

@@ -24,6 +24,7 @@ typedef struct shared_res {
 
 struct af_span_copy {
     _Atomic uint32_t refs;
+    size_t bytes; /* the whole allocation: this header, strings and arrays */
     af_span_data data;
     af_instrumentation_scope scope;
     shared_res *resource;
@@ -287,12 +288,18 @@ af_span_copy *af_span_copy_new(const af_span_data *span)
     }
     cp->data.resource = cp->resource ? cp->resource->res : NULL;
     atomic_init(&cp->refs, 1);
+    cp->bytes = measure.used;
     return cp;
 }
 
 const af_span_data *af_span_copy_data(const af_span_copy *c)
 {
     return &c->data;
+}
+
+size_t af_span_copy_bytes(const af_span_copy *c)
+{
+    return c->bytes;
 }
 
 void af_span_copy_retain(af_span_copy *c)

@@ -361,18 +361,18 @@ int af_gpu_scheduler_register_gpu(af_gpu_scheduler *s, const af_gpu_spec *g, cha
                                   size_t err_len)
 {
     char ebuf[192] = "";
+    /* Validated before the span exists: a refused 1 MiB id or name must not become an
+     * attribute (and from there an entry in every exporter's queue). */
+    int rc = validate_gpu(g, ebuf, sizeof(ebuf));
     af_span sp = af_trace_gpu_scheduling(tracer_for(s, AF_TRACE_GPU_REGISTRATION), NULL,
-                                         "register_gpu", g && g->id ? g->id : "");
-    if (g) {
+                                         "register_gpu", rc ? "" : g->id);
+    if (!rc) {
         af_span_set_attrs(sp, AF_ATTRS(AF_STR("gpu.name", g->name ? g->name : ""),
                                        AF_INT("gpu.memory_total", g->memory_total_mb),
                                        AF_INT("gpu.memory_used", g->memory_used_mb),
                                        AF_DOUBLE("gpu.utilization", g->utilization),
                                        AF_DOUBLE("gpu.temperature", g->temperature),
                                        AF_BOOL("gpu.available", g->available)));
-    }
-    int rc = validate_gpu(g, ebuf, sizeof(ebuf));
-    if (!rc) {
         pthread_mutex_lock(&s->mu);
         rc = register_locked(s, g, ebuf, sizeof(ebuf));
         pthread_mutex_unlock(&s->mu);
@@ -550,7 +550,9 @@ int af_gpu_scheduler_submit(af_gpu_scheduler *s, const af_workload_spec *w, char
     char ebuf[192] = "";
     af_span sp = af_trace_gpu_scheduling(tracer_for(s, AF_TRACE_GPU_WORKLOAD_SUBMISSION), NULL,
                                          "submit_workload", "");
-    if (w) {
+    /* Validated first, like register_gpu: refused values never become attributes. */
+    int rc = validate_wl(w, ebuf, sizeof(ebuf));
+    if (!rc) {
         af_span_set_attrs(sp, AF_ATTRS(AF_STR("workload.id", w->id ? w->id : ""),
                                        AF_STR("workload.name", w->name ? w->name : ""),
                                        AF_INT("workload.priority", w->priority),
@@ -559,7 +561,6 @@ int af_gpu_scheduler_submit(af_gpu_scheduler *s, const af_workload_spec *w, char
     }
     af_span_context ctx;
     af_span_get_context(sp, &ctx);
-    int rc = validate_wl(w, ebuf, sizeof(ebuf));
     if (!rc) {
         pthread_mutex_lock(&s->mu);
         rc = submit_locked(s, w, &ctx, ebuf, sizeof(ebuf));

@@ -161,19 +161,42 @@ static void timed_remove(af__conn *c)
     c->timed = false;
 }
 
-/* Every deadline is now + AF__HTTP_IDLE_MS, so appending keeps the list sorted. */
-static void timed_restart(af__conn *c, uint64_t now)
+/* Puts c on the list at deadline, in order. Idle deadlines are all now + AF__HTTP_IDLE_MS
+ * and land at the tail at once; only an inference deadline (af__job.deadline_mono, which may
+ * be earlier or later than that) walks back past the few entries that end after it. */
+static void timed_at(af__conn *c, uint64_t deadline)
 {
     af__loop *l = c->loop;
     timed_remove(c);
-    c->deadline_mono = now + (uint64_t)AF__HTTP_IDLE_MS * 1000000ull;
-    c->prev = l->timed_tail;
-    if (l->timed_tail)
-        l->timed_tail->next = c;
+    c->deadline_mono = deadline;
+    af__conn *after = l->timed_tail;
+    while (after && after->deadline_mono > deadline)
+        after = after->prev;
+    c->prev = after;
+    c->next = after ? after->next : l->timed_head;
+    if (c->next)
+        c->next->prev = c;
+    else
+        l->timed_tail = c;
+    if (after)
+        after->next = c;
     else
         l->timed_head = c;
-    l->timed_tail = c;
     c->timed = true;
+}
+
+static void timed_restart(af__conn *c, uint64_t now)
+{
+    timed_at(c, now + (uint64_t)AF__HTTP_IDLE_MS * 1000000ull);
+}
+
+/* A BUSY connection waits for its inference job's deadline; without one, for the job. */
+static void timed_insert_job(af__conn *c)
+{
+    if (c->txn.job && c->txn.job->deadline_mono)
+        timed_at(c, c->txn.job->deadline_mono);
+    else
+        timed_remove(c);
 }
 
 static void all_add(af__conn *c)
@@ -749,9 +772,11 @@ static void conn_process(af__conn *c)
     }
     if (c->fd < 0)
         return;
-    /* A busy connection's job has its own timeout; an idle WebSocket client may stay as long
-     * as it likes, but one with output pending must read it within the deadline. */
-    if (c->state == AF__CONN_BUSY || (c->state == AF__CONN_WS && c->tx.len == c->tx_off))
+    /* A busy connection is answered at its job's deadline; an idle WebSocket client may stay
+     * as long as it likes, but one with output pending must read it within the deadline. */
+    if (c->state == AF__CONN_BUSY)
+        timed_insert_job(c);
+    else if (c->state == AF__CONN_WS && c->tx.len == c->tx_off)
         timed_remove(c);
     else if (c->state == AF__CONN_WS && !c->timed)
         timed_restart(c, af_monotonic_ns());
@@ -945,7 +970,10 @@ static void expire(af__loop *l, uint64_t now)
 {
     while (l->timed_head && l->timed_head->deadline_mono <= now) {
         af__conn *c = l->timed_head;
-        if (c->txn.active || (c->state == AF__CONN_HEAD && c->rx.len > c->rx_off)) {
+        if (c->state == AF__CONN_BUSY) {
+            timed_remove(c);
+            af__job_expire(c);
+        } else if (c->txn.active || (c->state == AF__CONN_HEAD && c->rx.len > c->rx_off)) {
             /* A request started but did not arrive in time. */
             timed_remove(c);
             if (c->txn.active) {

@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,15 +95,36 @@ void af__metrics_http(af_server *s, int route, int status, double seconds,
     pthread_mutex_unlock(&s->met_mu);
 }
 
-/* Caller holds met_mu. NULL when the table is full (the model is then not broken out). */
-static af__model_metrics *model_slot(af_server *s, const char *id)
+/* Distinct label values a family shows: server.max_label_values, within what a table holds
+ * (one row of which is kept for "other"). */
+static size_t label_cap(const af_server *s, size_t table)
+{
+    size_t cap = table - 1;
+    return s->o.max_label_values && s->o.max_label_values < cap ? s->o.max_label_values : cap;
+}
+
+static af__model_metrics *model_find(af_server *s, const char *id)
 {
     for (size_t i = 0; i < s->n_models; i++)
         if (strcmp(s->models[i].id, id) == 0)
             return &s->models[i];
-    if (s->n_models == AF__MAX_MODELS)
-        return NULL;
-    af__model_metrics *m = &s->models[s->n_models++];
+    return NULL;
+}
+
+/* Caller holds met_mu. Past the label cap, models share one "other" row: model ids come from
+ * requests, so they must not be able to crowd out or multiply the per-model series. */
+static af__model_metrics *model_slot(af_server *s, const char *id)
+{
+    af__model_metrics *m = model_find(s, id);
+    if (m)
+        return m;
+    if (s->n_models >= label_cap(s, AF__MAX_MODELS)) {
+        s->models_folded++;
+        if ((m = model_find(s, "other")))
+            return m;
+        id = "other";
+    }
+    m = &s->models[s->n_models++];
     memset(m, 0, sizeof(*m));
     af__strlcpy(m->id, id, sizeof(m->id));
     af__hist_init(&m->latency, af__latency_bounds, af__latency_nbounds);
@@ -115,20 +137,18 @@ void af__metrics_inference(af_server *s, const char *model_id, int rc,
 {
     pthread_mutex_lock(&s->met_mu);
     af__model_metrics *m = model_slot(s, model_id ? model_id : "");
-    if (m) {
-        if (rc != 0) {
-            m->errors++;
-        } else {
-            m->ok++;
-            if (r->cache_hit)
-                m->cache_hits++;
-            else
-                m->cache_misses++;
-            m->tokens += (uint64_t)(r->prompt_tokens + r->completion_tokens);
-            af__hist_observe(&m->latency, (double)r->latency_ns / 1e9, sc);
-            if (!r->cache_hit)
-                af__hist_observe(&m->batch, (double)r->batch_size, sc);
-        }
+    if (rc != 0) {
+        m->errors++;
+    } else {
+        m->ok++;
+        if (r->cache_hit)
+            m->cache_hits++;
+        else
+            m->cache_misses++;
+        m->tokens += (uint64_t)(r->prompt_tokens + r->completion_tokens);
+        af__hist_observe(&m->latency, (double)r->latency_ns / 1e9, sc);
+        if (!r->cache_hit)
+            af__hist_observe(&m->batch, (double)r->batch_size, sc);
     }
     pthread_mutex_unlock(&s->met_mu);
 }
@@ -638,6 +658,31 @@ static void render_serving(af_server *s, expo *e)
     }
 }
 
+/* One counter family from a cost summary's groups, with at most cap distinct label values:
+ * groups past the cap (and one already named AF_COST_OTHER by the tracker's own cap) are
+ * summed into one "other" sample. hours: the GPU time in seconds instead of the cost. */
+static void cost_groups(expo *e, const char *base, const char *label, const af_cost_group *g,
+                        size_t n, size_t cap, const char *cur, bool hours)
+{
+    double other = 0;
+    bool have_other = false;
+    for (size_t i = 0; i < n; i++) {
+        double v = hours ? g[i].gpu_hours * 3600.0 : g[i].cost;
+        if (i >= cap || strcmp(g[i].name, AF_COST_OTHER) == 0) {
+            other += v;
+            have_other = true;
+        } else if (cur) {
+            counter(e, base, L(label, g[i].name, "currency", cur), v);
+        } else {
+            counter(e, base, L(label, g[i].name), v);
+        }
+    }
+    if (have_other && cur)
+        counter(e, base, L(label, AF_COST_OTHER, "currency", cur), other);
+    else if (have_other)
+        counter(e, base, L(label, AF_COST_OTHER), other);
+}
+
 static void render_costs(af_server *s, expo *e)
 {
     if (!s->o.costs)
@@ -646,20 +691,18 @@ static void render_costs(af_server *s, expo *e)
     if (af_cost_summary_get(s->o.costs, NULL, s->started_wall_ns, 0, &cs) != 0)
         return;
     const char *cur = cs.currency[0] ? cs.currency : "USD";
+    size_t cap = s->o.max_label_values ? s->o.max_label_values : SIZE_MAX;
     fam(e, "cost_dollars", "counter", "Cost recorded since the daemon started, by operation");
-    for (size_t i = 0; i < cs.n_by_operation; i++)
-        counter(e, "cost_dollars", L("operation", cs.by_operation[i].name, "currency", cur),
-                cs.by_operation[i].cost);
+    cost_groups(e, "cost_dollars", "operation", cs.by_operation, cs.n_by_operation, cap, cur,
+                false);
     fam(e, "cost_by_model_dollars", "counter", "Cost recorded since the daemon started, by model");
-    for (size_t i = 0; i < cs.n_by_model; i++)
-        counter(e, "cost_by_model_dollars", L("model_id", cs.by_model[i].name, "currency", cur),
-                cs.by_model[i].cost);
+    cost_groups(e, "cost_by_model_dollars", "model_id", cs.by_model, cs.n_by_model, cap, cur,
+                false);
     fam(e, "gpu_usage_seconds", "counter",
         "GPU time recorded since start, by operation (the original gpu_hours_consumed, in "
         "seconds)");
-    for (size_t i = 0; i < cs.n_by_operation; i++)
-        counter(e, "gpu_usage_seconds", L("workload_type", cs.by_operation[i].name),
-                cs.by_operation[i].gpu_hours * 3600.0);
+    cost_groups(e, "gpu_usage_seconds", "workload_type", cs.by_operation, cs.n_by_operation, cap,
+                NULL, true);
     af_cost_summary_free(&cs);
     af_cost_forecast f;
     if (af_cost_forecast_24h(s->o.costs, 0, &f) == 0) {
@@ -823,7 +866,43 @@ static void render_tracing(af_server *s, expo *e)
         fam(e, "tracing_export_duration_seconds", "histogram",
             "Latency of one export call into the in-process trace store");
         histogram(e, "tracing_export_duration_seconds", L("exporter", "trace_store"), &h);
+        fam(e, "trace_store_spans", "gauge", "Spans held by the in-process trace store");
+        gauge(e, "trace_store_spans", NULL, (double)af_trace_store_span_count(s->o.traces));
+        fam(e, "trace_store_bytes", "gauge",
+            "Bytes of span copies held by the in-process trace store (bounded by "
+            "server.trace_store_bytes)");
+        gauge(e, "trace_store_bytes", NULL, (double)af_trace_store_bytes(s->o.traces));
     }
+}
+
+/* Observations recorded under "other" because their own label value was past a family's
+ * cap (docs/security.md, "## Limits"): the operators' signal that clients send more distinct
+ * names than the exposition keeps apart. */
+static void render_folded(af_server *s, expo *e)
+{
+    fam(e, "metric_label_values_folded", "counter",
+        "Observations recorded under the label value \"other\" because the family already had "
+        "server.max_label_values distinct values");
+    if (s->o.costs) {
+        af_cost_stats st;
+        af_cost_stats_get(s->o.costs, &st);
+        counter(e, "metric_label_values_folded", L("family", P "cost_dollars"),
+                (double)st.operations_folded);
+        counter(e, "metric_label_values_folded", L("family", P "cost_by_model_dollars"),
+                (double)st.models_folded);
+        counter(e, "metric_label_values_folded", L("family", P "gpu_usage_seconds"),
+                (double)st.operations_folded);
+    }
+    static const char *const model_fams[] = {
+        P "inference_requests",   P "inference_latency_seconds",
+        P "inference_batch_size", P "cache_hits",
+        P "cache_misses",         P "cache_hit_rate",
+        P "tokens_processed"};
+    pthread_mutex_lock(&s->met_mu);
+    uint64_t folded = s->models_folded;
+    pthread_mutex_unlock(&s->met_mu);
+    for (size_t i = 0; i < sizeof(model_fams) / sizeof(model_fams[0]); i++)
+        counter(e, "metric_label_values_folded", L("family", model_fams[i]), (double)folded);
 }
 
 int af__metrics_render(af_server *s, bool openmetrics, af_buf *out)
@@ -846,6 +925,7 @@ int af__metrics_render(af_server *s, bool openmetrics, af_buf *out)
     render_alerts(s, &e);
     render_system(s, &e);
     render_tracing(s, &e);
+    render_folded(s, &e);
     if (openmetrics)
         af__buf_puts(out, "# EOF\n");
     return out->failed ? -ENOMEM : 0;

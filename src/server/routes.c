@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "agentaflow/log.h"
+#include "server/limits.h"
 #include "server/server_int.h"
 #include "util/str.h"
 
@@ -133,6 +134,33 @@ static bool get_str(json_t *o, const char *k, const char **out, af__resp *rs)
     }
     *out = json_string_value(v);
     return true;
+}
+
+/* A string field of the limits table (limits.h): false (and a 400 naming the field and the
+ * limit) when present with the wrong type, too long or outside its character class. Runs
+ * before the value reaches a component, so a refused value leaves no span attribute, stored
+ * entry or metric label behind. */
+static bool get_field_as(json_t *o, const char *k, af__field f, const char **out, af__resp *rs)
+{
+    json_t *v = json_object_get(o, k);
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_string(v)) {
+        af__resp_error(rs, 400, "invalid_argument", "\"%s\" must be a string", k);
+        return false;
+    }
+    char err[160];
+    if (af__field_check(f, k, json_string_value(v), json_string_length(v), err, sizeof(err)) != 0) {
+        af__resp_error(rs, 400, "limit_exceeded", "%s", err);
+        return false;
+    }
+    *out = json_string_value(v);
+    return true;
+}
+
+static bool get_field(json_t *o, af__field f, const char **out, af__resp *rs)
+{
+    return get_field_as(o, af__field_limits[f].name, f, out, rs);
 }
 
 static bool get_num(json_t *o, const char *k, double lo, double hi, double *out, af__resp *rs)
@@ -481,8 +509,9 @@ static int h_health(af__req *rq, af__resp *rs)
                    s->metrics_fd >= 0 ? "healthy" : "disabled", s->metrics_port);
     af__buf_puts(b, ",\"trace_store\":");
     if (s->o.traces)
-        af__buf_printf(b, "{\"status\":\"healthy\",\"spans\":%zu}",
-                       af_trace_store_span_count(s->o.traces));
+        af__buf_printf(b, "{\"status\":\"healthy\",\"spans\":%zu,\"bytes\":%zu,\"max_bytes\":%zu}",
+                       af_trace_store_span_count(s->o.traces), af_trace_store_bytes(s->o.traces),
+                       af_trace_store_max_bytes(s->o.traces));
     else
         af__buf_puts(b, "{\"status\":\"disabled\"}");
 
@@ -692,7 +721,7 @@ static int h_gpu_register(af__req *rq, af__resp *rs)
         return 0;
     af_gpu_spec g = {.available = true};
     double mem = 0, used = 0;
-    if (get_str(o, "id", &g.id, rs) && get_str(o, "name", &g.name, rs) &&
+    if (get_field(o, AF__F_GPU_ID, &g.id, rs) && get_field(o, AF__F_GPU_NAME, &g.name, rs) &&
         get_num(o, "memory_total_mb", 0, 1e9, &mem, rs) &&
         get_num(o, "memory_used_mb", 0, 1e9, &used, rs) &&
         get_num(o, "utilization", 0, 100, &g.utilization, rs) &&
@@ -951,8 +980,10 @@ static int h_cost_record(af__req *rq, af__resp *rs)
         return 0;
     af_cost_entry e = {0};
     double dur_ms = 0, tokens = 0;
-    if (get_str(o, "id", &e.id, rs) && get_str(o, "operation", &e.operation, rs) &&
-        get_str(o, "model_id", &e.model_id, rs) && get_str(o, "currency", &e.currency, rs) &&
+    if (get_field(o, AF__F_COST_ID, &e.id, rs) &&
+        get_field(o, AF__F_COST_OPERATION, &e.operation, rs) &&
+        get_field(o, AF__F_COST_MODEL_ID, &e.model_id, rs) &&
+        get_field(o, AF__F_COST_CURRENCY, &e.currency, rs) &&
         get_num(o, "duration_ms", 0, 1e12, &dur_ms, rs) &&
         get_num(o, "tokens_used", 0, 9e15, &tokens, rs) &&
         get_num(o, "gpu_hours", 0, 1e9, &e.gpu_hours, rs) &&
@@ -1312,7 +1343,8 @@ static int h_workload_submit(af__req *rq, af__resp *rs)
     af_workload_spec w = {0};
     double prio = 0, mem = 0, est = 0;
     char idbuf[48];
-    if (get_str(o, "id", &w.id, rs) && get_str(o, "name", &w.name, rs) &&
+    if (get_field(o, AF__F_WORKLOAD_ID, &w.id, rs) &&
+        get_field(o, AF__F_WORKLOAD_NAME, &w.name, rs) &&
         get_num(o, "priority", -1000000, 1000000, &prio, rs) &&
         get_num(o, "memory_required_mb", 0, 1e9, &mem, rs) &&
         get_num(o, "estimated_time_ms", 0, 1e12, &est, rs) &&
@@ -1417,15 +1449,21 @@ static int h_inference(af__req *rq, af__resp *rs)
     const char *model = NULL, *input = NULL, *id = NULL;
     double max_tokens = 0, timeout = 0;
     int rc = 0;
-    if (get_str(o, "model_id", &model, rs) && get_str(o, "input", &input, rs) &&
-        get_str(o, "request_id", &id, rs) && get_num(o, "max_tokens", 0, 1e6, &max_tokens, rs) &&
+    if (get_field(o, AF__F_INFER_MODEL_ID, &model, rs) && get_str(o, "input", &input, rs) &&
+        get_field(o, AF__F_INFER_REQUEST_ID, &id, rs) &&
+        get_num(o, "max_tokens", 0, 1e6, &max_tokens, rs) &&
         get_num(o, "timeout_ms", 0, 600000, &timeout, rs)) {
-        if (!model && !get_str(o, "model", &model, rs))
+        if (!model && !get_field_as(o, "model", AF__F_INFER_MODEL_ID, &model, rs))
             goto out;
         if (!input && !get_str(o, "prompt", &input, rs))
             goto out;
         if (!model || !*model || !input || !*input) {
             af__resp_error(rs, 400, "invalid_argument", "\"model_id\" and \"input\" are required");
+            goto out;
+        }
+        char err[160];
+        if (af__input_check(strlen(input), s->o.max_input_tokens, err, sizeof(err)) != 0) {
+            af__resp_error(rs, 400, "limit_exceeded", "%s", err);
             goto out;
         }
         af__job *j = calloc(1, sizeof(*j));
@@ -1440,7 +1478,10 @@ static int h_inference(af__req *rq, af__resp *rs)
             goto out;
         }
         j->max_tokens = (uint32_t)max_tokens;
-        j->timeout_ms = (uint32_t)timeout;
+        /* The gateway gives up at the server's deadline too, so the worker is not held past
+         * the moment the client was answered 504. */
+        uint32_t limit = s->o.inference_timeout_ms;
+        j->timeout_ms = timeout > 0 && (!limit || timeout < limit) ? (uint32_t)timeout : limit;
         j->parent = rq->span_ctx;
         rc = af__server_submit_job(rq, rs, j);
     }

@@ -42,6 +42,14 @@ static void run_job(af__job *j)
 {
     af_server *s = j->srv;
     af__resp *rs = &j->resp;
+    if (j->deadline_mono && af_monotonic_ns() >= j->deadline_mono) {
+        /* The loop answered (or is about to answer) 504 already: a request that waited out
+         * its deadline in the queue is not run, so a backlog drains instead of feeding the
+         * backend work nobody waits for. */
+        af__metrics_inference(s, j->model_id, AF_ETIMEDOUT, NULL, &j->parent);
+        af__resp_error(rs, 504, "deadline_exceeded", "the deadline passed in the queue");
+        return;
+    }
     af_inference_request rq = {.id = j->request_id,
                                .model_id = j->model_id,
                                .input = j->input,
@@ -52,6 +60,13 @@ static void run_job(af__job *j)
     memset(&r, 0, sizeof(r));
     int rc = af_serving_infer(s->o.serving, &j->parent, &rq, &r);
     af__metrics_inference(s, j->model_id, rc, &r, &j->parent);
+    if (rc == AF_ETIMEDOUT) {
+        /* The gateway gave up at the same deadline the loop answers at (af__job_expire):
+         * whichever is first, the client reads the same error. */
+        af__resp_error(rs, 504, "deadline_exceeded", "%s", r.error[0] ? r.error : "timeout");
+        af_inference_response_free(&r);
+        return;
+    }
     if (rc != 0) {
         af__resp_from_errno(rs, rc, r.error);
         af_inference_response_free(&r);
@@ -123,6 +138,8 @@ int af__server_submit_job(af__req *rq, af__resp *rs, af__job *j)
     }
     s->inflight++;
     j->srv = s;
+    if (s->o.inference_timeout_ms)
+        j->deadline_mono = af_monotonic_ns() + (uint64_t)s->o.inference_timeout_ms * 1000000ull;
     j->loop = rq->loop;
     j->conn = rq->conn;
     j->next = NULL;
@@ -163,6 +180,22 @@ void af__jobs_drain(af__loop *l)
         s->inflight--;
         pthread_mutex_unlock(&s->job_mu);
     }
+}
+
+void af__job_expire(af__conn *c)
+{
+    af__txn *t = &c->txn;
+    if (t->job) {
+        /* j->conn is loop-only, so the worker cannot be looking at it; the job stays counted
+         * in flight (its worker is still busy) until af__jobs_drain frees it. */
+        t->job->conn = NULL;
+        t->job = NULL;
+    }
+    af__resp_error(&t->resp, 504, "deadline_exceeded",
+                   "no answer within server.inference_timeout (%u ms)",
+                   c->loop->srv->o.inference_timeout_ms);
+    af__conn_respond(c);
+    af__conn_resume(c);
 }
 
 /* ---------------------------------------------------------------------------------------- */

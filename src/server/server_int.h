@@ -155,6 +155,7 @@ typedef struct af__job {
     char *request_id;
     uint32_t max_tokens;
     uint32_t timeout_ms;
+    uint64_t deadline_mono; /* the client gets 504 then (inference_timeout_ms); 0 = none */
     af_span_context parent;
     af__resp resp; /* filled by the worker */
 } af__job;
@@ -198,7 +199,7 @@ typedef struct af__ws_client af__ws_client;
 #define AF__MAX_PRIOS 16
 
 typedef struct af__model_metrics {
-    char id[64];
+    char id[129]; /* a model id of up to 128 bytes (server/limits.h), whole */
     uint64_t ok, errors, cache_hits, cache_misses, tokens;
     af__hist latency;
     af__hist batch;
@@ -349,6 +350,7 @@ struct af_server {
     uint64_t *http_errors;
     af__model_metrics models[AF__MAX_MODELS];
     size_t n_models;
+    uint64_t models_folded; /* inference outcomes recorded under model "other" */
     af__prio_metrics prios[AF__MAX_PRIOS];
     size_t n_prios;
     af__hist sched_hist[4];         /* per af_gpu_strategy */
@@ -407,6 +409,9 @@ void af__txn_end(af__conn *c);
 void af__txn_free(af__txn *t);
 /* Loop: moves finished jobs to their connections. */
 void af__jobs_drain(af__loop *l);
+/* Loop: the connection's job passed its deadline: answers 504 deadline_exceeded now and
+ * orphans the job (the worker's late answer is dropped when it arrives). */
+void af__job_expire(af__conn *c);
 /* Frees a GET /api/v1/gpus cache (routes.c). */
 void af__gpus_cache_free(af__gpus_cache *c);
 
@@ -415,6 +420,7 @@ void af__metrics_init(af_server *s);
 void af__metrics_free(af_server *s);
 void af__metrics_http(af_server *s, int route, int status, double seconds,
                       const af_span_context *sc);
+/* r is read only when rc is 0 (may be NULL otherwise). */
 void af__metrics_inference(af_server *s, const char *model_id, int rc,
                            const af_inference_response *r, const af_span_context *sc);
 void af__metrics_workload(af_server *s, int32_t priority, af_workload_status to,

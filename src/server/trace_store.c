@@ -22,6 +22,7 @@ typedef struct shared {
     af_memory_exporter *mem; /* its handle */
     af__hist export_hist;
     size_t cap;
+    size_t max_bytes;
 } shared;
 
 struct af_trace_store {
@@ -77,7 +78,8 @@ static const af_exporter_ops store_ops = {
     .health = st_health,
 };
 
-int af_trace_store_new(size_t max_spans, af_exporter **exporter, af_trace_store **out)
+int af_trace_store_new(size_t max_spans, size_t max_bytes, af_exporter **exporter,
+                       af_trace_store **out)
 {
     *exporter = NULL;
     *out = NULL;
@@ -90,11 +92,14 @@ int af_trace_store_new(size_t max_spans, af_exporter **exporter, af_trace_store 
     atomic_init(&sh->refs, 2);
     sh->cap = max_spans ? max_spans : 8192;
     af__hist_init(&sh->export_hist, af__latency_bounds, af__latency_nbounds);
+    sh->max_bytes = max_bytes ? max_bytes : (size_t)64 << 20;
     rc = af_memory_exporter_new(sh->cap, &sh->inner, &sh->mem);
     if (rc != 0) {
         pthread_mutex_destroy(&sh->mu);
         goto fail;
     }
+    /* The span count alone let 8192 spans with megabyte attributes hold gigabytes. */
+    af_memory_exporter_set_max_bytes(sh->mem, sh->max_bytes);
     rc = af_exporter_new(&store_ops, sh, exporter);
     if (rc != 0) {
         /* af_exporter_new ran destroy (dropping one ref); the store's ref remains. */
@@ -125,6 +130,19 @@ size_t af_trace_store_span_count(af_trace_store *s)
     size_t n = s->sh->mem ? af_memory_exporter_count(s->sh->mem) : 0;
     pthread_mutex_unlock(&s->sh->mu);
     return n;
+}
+
+size_t af_trace_store_bytes(af_trace_store *s)
+{
+    pthread_mutex_lock(&s->sh->mu);
+    size_t n = s->sh->mem ? af_memory_exporter_bytes(s->sh->mem) : 0;
+    pthread_mutex_unlock(&s->sh->mu);
+    return n;
+}
+
+size_t af_trace_store_max_bytes(af_trace_store *s)
+{
+    return s->sh->max_bytes;
 }
 
 void af__trace_store_export_hist(af_trace_store *s, af__hist *out)

@@ -54,21 +54,28 @@ void af_sim_backend_opts_init(af_sim_backend_opts *o)
 {
     o->base_latency_us = 2000;
     o->per_token_latency_us = 50;
+    o->max_latency_ms = 2000;
+}
+
+int64_t af_serving_input_tokens(size_t len)
+{
+    int64_t n = (int64_t)((len + 3) / 4);
+    return n < 1 ? 1 : n;
 }
 
 static int sim_infer(void *self, const af_backend_request *req, af_backend_result *res)
 {
     const af_sim_backend_opts *o = self;
     uint64_t h = af__serving_key_hash("", 0, req->input, req->input_len, 0);
-    int64_t prompt = (int64_t)((req->input_len + 3) / 4);
-    if (prompt < 1)
-        prompt = 1;
+    int64_t prompt = af_serving_input_tokens(req->input_len);
     int64_t completion = 16 + (int64_t)(h % 48);
     if (req->max_tokens && completion > (int64_t)req->max_tokens)
         completion = req->max_tokens;
     uint64_t latency_ns = ((uint64_t)o->base_latency_us +
                            (uint64_t)o->per_token_latency_us * (uint64_t)(prompt + completion)) *
                           1000u;
+    if (o->max_latency_ms && latency_ns > (uint64_t)o->max_latency_ms * 1000000u)
+        latency_ns = (uint64_t)o->max_latency_ms * 1000000u;
     if (latency_ns) {
         uint64_t now = af_monotonic_ns(), until = now + latency_ns;
         bool late = req->deadline_ns && until > req->deadline_ns;

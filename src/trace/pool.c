@@ -32,7 +32,6 @@ typedef struct slab {
 typedef struct rec_cache {
     af_span_rec *items[CACHE_CAP];
     uint32_t count;
-    bool registered;
 } rec_cache;
 
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -41,7 +40,10 @@ static size_t pool_count, pool_cap;
 static slab *pool_slabs; /* keeps every slab reachable */
 static pthread_key_t cache_key;
 static pthread_once_t cache_key_once = PTHREAD_ONCE_INIT;
-static _Thread_local rec_cache tcache;
+/* The cache lives on the heap behind a thread-local pointer. Kept in TLS itself, its 4 KiB
+ * made the library's TLS block larger than the surplus glibc reserves for dlopen()ed
+ * libraries, so a dlopen()ed SDK paid the dynamic TLS path on every access. */
+static _Thread_local rec_cache *tcache;
 
 /* Moves the `n` oldest records of the thread cache to the global stack. */
 static void spill(rec_cache *c, uint32_t n)
@@ -69,9 +71,13 @@ static void spill(rec_cache *c, uint32_t n)
 
 static void cache_destructor(void *arg)
 {
-    (void)arg;
-    if (tcache.count)
-        spill(&tcache, tcache.count);
+    rec_cache *c = arg;
+    if (c->count)
+        spill(c, c->count);
+    /* A later destructor that still releases spans gets a fresh cache, destroyed in the
+     * next destructor round. */
+    tcache = NULL;
+    free(c);
 }
 
 static void make_cache_key(void)
@@ -79,11 +85,19 @@ static void make_cache_key(void)
     pthread_key_create(&cache_key, cache_destructor);
 }
 
-static void register_cache(rec_cache *c)
+/* The calling thread's cache, created on first use; NULL only when memory is short. */
+static rec_cache *cache_get(void)
 {
+    rec_cache *c = tcache;
+    if (__builtin_expect(c != NULL, 1))
+        return c;
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
     pthread_once(&cache_key_once, make_cache_key);
     pthread_setspecific(cache_key, c);
-    c->registered = true;
+    tcache = c;
+    return c;
 }
 
 /* Takes up to REFILL_BATCH records from the global stack, allocating a slab when empty. */
@@ -116,13 +130,11 @@ static bool refill(rec_cache *c)
 
 af_span_rec *af__span_rec_alloc(void)
 {
-    rec_cache *c = &tcache;
-    if (!c->count) {
-        if (!c->registered)
-            register_cache(c);
-        if (!refill(c))
-            return NULL;
-    }
+    rec_cache *c = cache_get();
+    if (!c)
+        return NULL;
+    if (!c->count && !refill(c))
+        return NULL;
     af_span_rec *r = c->items[--c->count];
     /* Invalidate outstanding handles under the span lock, so a concurrent call on a stale
      * handle sees it, and drop any overflow chunks of the previous span. */
@@ -186,9 +198,9 @@ void af__span_rec_release(af_span_rec *r)
 
 void af__span_rec_recycle_local(af_span_rec *r)
 {
-    rec_cache *c = &tcache;
-    if (!c->registered)
-        register_cache(c);
+    rec_cache *c = cache_get();
+    if (!c)
+        return; /* as below: the record stays in its slab, unused */
     if (c->count == CACHE_CAP)
         spill(c, CACHE_CAP / 2);
     /* If even the spill could not allocate, the record stays in its slab unused: memory

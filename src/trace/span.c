@@ -284,7 +284,7 @@ static af_span_kind invalid_kind(af_span_kind kind)
     return AF_SPAN_KIND_INTERNAL;
 }
 
-af_span af__span_start(af_tracer *t, const char *name, const af_span_start_opts *o)
+af_span af_span_start_impl(af_tracer *t, const char *name, const af_span_start_opts *o)
 {
     if (!t)
         return AF_SPAN_NONE;
@@ -494,7 +494,7 @@ void af_span_get_context(af_span s, af_span_context *out)
 
 /* ----- mutation ------------------------------------------------------------------------- */
 
-void af__span_set_attrs(af_span s, const af_attr *attrs, size_t n)
+void af_span_set_attrs_impl(af_span s, const af_attr *attrs, size_t n)
 {
     if (!lock_live(s))
         return;

@@ -38,7 +38,7 @@ static void test_overload_and_graceful_stop(void **state)
     daemon_t d;
     daemon_start(&d,
                  "service_name: agentaflow-it\nserver:\n  load_generator: false\n"
-                 "  max_inflight: 1\n",
+                 "  max_inflight: 1\n  max_input_tokens: 100000\n",
                  NULL, NULL);
     char *req = slow_infer_request(d.port, 1500, 1);
     int slow = tcp_connect(d.port);

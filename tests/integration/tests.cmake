@@ -11,6 +11,9 @@
 #                            codes, ping/pong, fragments, and no log lines for bad upgrades
 #   integration.reload       test_reload (cmocka): SIGHUP applies a rewritten configuration
 #                            and keeps the running one when the new file is broken
+#   integration.hostile_limits
+#                            test_hostile_limits (cmocka): megabyte strings, thousands of names
+#                            and slow inference against the limits (docs/security.md)
 #   integration.prometheus   promtool check metrics on our exposition, then a real Prometheus
 #                            scraping the daemon until its target is up (skipped without them)
 if(NOT TARGET agentaflow)
@@ -42,6 +45,11 @@ add_executable(test_websocket ${CMAKE_CURRENT_LIST_DIR}/test_websocket.c)
 target_link_libraries(test_websocket PRIVATE af_it_harness)
 add_test(NAME integration.websocket COMMAND test_websocket $<TARGET_FILE:agentaflow>)
 set_tests_properties(integration.websocket PROPERTIES TIMEOUT 120 LABELS integration)
+
+add_executable(test_hostile_limits ${CMAKE_CURRENT_LIST_DIR}/test_hostile_limits.c)
+target_link_libraries(test_hostile_limits PRIVATE af_it_harness)
+add_test(NAME integration.hostile_limits COMMAND test_hostile_limits $<TARGET_FILE:agentaflow>)
+set_tests_properties(integration.hostile_limits PROPERTIES TIMEOUT 300 LABELS integration)
 
 add_test(NAME integration.prometheus
   COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/prometheus_scrape.sh $<TARGET_FILE:agentaflow>)

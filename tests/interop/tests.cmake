@@ -11,7 +11,7 @@ set(AF_INTEROP_OUT ${CMAKE_CURRENT_BINARY_DIR}/interop-fixtures)
 add_executable(interop_fixture ${AF_INTEROP_DIR}/interop_fixture.c)
 target_include_directories(interop_fixture PRIVATE ${CMAKE_SOURCE_DIR}/src
   ${CMAKE_BINARY_DIR}/generated)
-target_link_libraries(interop_fixture PRIVATE agentaflow_static)
+target_link_libraries(interop_fixture PRIVATE agentaflow_platform_static)
 
 find_program(AF_NODE node)
 find_program(AF_NPM npm)

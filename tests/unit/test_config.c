@@ -4,6 +4,7 @@
  * precedence, the Go aliases and redaction in the dumps.
  */
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -633,6 +634,13 @@ static void test_dump_redacts(void **state)
     assert_non_null(strstr(text, "tracing.exporters.otlp_http.headers = {\"x-honeycomb-team\": "
                                  "\"[redacted]\"}\n"));
     assert_non_null(strstr(text, "performance.schedule_delay = 5s\n"));
+    /* The nested object is well-formed JSON with every key at its dotted path. */
+    json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, NULL);
+    assert_non_null(root);
+    json_t *delay = NULL;
+    assert_int_equal(json_unpack(root, "{s:{s:o}}", "performance", "schedule_delay", &delay), 0);
+    assert_string_equal(json_string_value(delay), "5s");
+    json_decref(root);
     free(json);
     free(text);
 

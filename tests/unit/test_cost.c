@@ -407,6 +407,43 @@ static void test_spans(void **state)
     af_test_env_free(&env);
 }
 
+/* The first max_names operations and models keep their names; later ones are recorded as
+ * AF_COST_OTHER and counted. "" (no model) and a client's own "other" take no place. */
+static void test_max_names(void **state)
+{
+    (void)state;
+    af_cost_tracker_opts o;
+    af_cost_tracker_opts_init(&o);
+    assert_int_equal(o.max_names, 1000);
+    o.max_names = 0;
+    af_cost_tracker *t = NULL;
+    assert_int_equal(af_cost_tracker_new(&o, &t), -EINVAL);
+    o.max_names = 3;
+    assert_int_equal(af_cost_tracker_new(&o, &t), 0);
+    af_cost_entry e = {.operation = AF_COST_OTHER, .cost = 1};
+    assert_int_equal(af_cost_record(t, NULL, &e), 0); /* no model, "other": no place taken */
+    static const char *const ops[] = {"a", "b", "a", "c", "d", "e", "b"};
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+        e.operation = ops[i];
+        e.model_id = ops[i];
+        assert_int_equal(af_cost_record(t, NULL, &e), 0);
+    }
+    af_cost_stats st;
+    af_cost_stats_get(t, &st);
+    assert_int_equal(st.operations_folded, 2); /* d, e */
+    assert_int_equal(st.models_folded, 2);
+    af_cost_summary cs;
+    assert_int_equal(af_cost_summary_get(t, NULL, 0, 0, &cs), 0);
+    assert_int_equal(cs.n_by_operation, 4);
+    static const char *const want[] = {"a", "b", "c", AF_COST_OTHER};
+    for (size_t i = 0; i < 4; i++)
+        assert_string_equal(cs.by_operation[i].name, want[i]);
+    assert_int_equal(cs.by_operation[3].count, 3); /* the client's "other", d and e */
+    assert_int_equal(cs.n_by_model, 5);            /* "", a, b, c, other */
+    af_cost_summary_free(&cs);
+    af_cost_tracker_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -419,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_retention_bounded),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_spans),
+        cmocka_unit_test(test_max_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

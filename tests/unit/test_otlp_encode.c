@@ -519,6 +519,19 @@ static void test_decode_response_json(void **state)
         {"[1,2]", AF_EPARSE, false, 0, ""},
         {"{\"partialSuccess\":", AF_EPARSE, false, 0, ""},
         {"\xff\xfe", AF_EPARSE, false, 0, ""},
+        /* The hand-written reader: escapes in names, duplicates, surrogates, number range. */
+        {"{\"partial\\u0053uccess\":{\"rejectedSpans\":3}}", 0, true, 3, ""},
+        {"{\"partialSuccess\":{\"rejectedSpans\":1,\"rejectedSpans\":2}}", AF_EPARSE, false, 0, ""},
+        {"{\"partialSuccess\":{\"errorMessage\":\"\\ud83d\\ude00 \\\"q\\\"\"}}", 0, true, 0,
+         "\xf0\x9f\x98\x80 \"q\""},
+        {"{\"partialSuccess\":{\"errorMessage\":\"\\ud83d\"}}", AF_EPARSE, false, 0, ""},
+        {"{\"partialSuccess\":{\"errorMessage\":\"a\\u0000\"}}", AF_EPARSE, false, 0, ""},
+        {"{\"partialSuccess\":{\"errorMessage\":\"\xc0\xaf\"}}", AF_EPARSE, false, 0, ""},
+        {"{\"partialSuccess\":{\"rejectedSpans\":99999999999999999999}}", AF_EPARSE, false, 0, ""},
+        {"{\"partialSuccess\":{\"rejectedSpans\":-0.0e1}}", 0, true, 0, ""},
+        {"{\"partialSuccess\":{\"rejectedSpans\":01}}", AF_EPARSE, false, 0, ""},
+        {"{\"other\":[1,{\"a\":[true,false,null]}],\"partialSuccess\":null}", 0, false, 0, ""},
+        {"{\"partialSuccess\":{}} x", AF_EPARSE, false, 0, ""},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int rc = af__otlp_json_decode_response(cases[i].body, strlen(cases[i].body), &r);
@@ -537,6 +550,12 @@ static void test_decode_response_json(void **state)
     snprintf(body, sizeof(body), "{\"partialSuccess\":{\"errorMessage\":\"%s\"}}", longmsg);
     assert_int_equal(af__otlp_json_decode_response(body, strlen(body), &r), 0);
     assert_int_equal(strlen(r.error_message), sizeof(r.error_message) - 1);
+
+    /* Nesting is bounded: a deep document is malformed, not a deep recursion. */
+    char deep[200];
+    memset(deep, '[', sizeof(deep) - 1);
+    deep[sizeof(deep) - 1] = '\0';
+    assert_int_equal(af__otlp_json_decode_response(deep, strlen(deep), &r), AF_EPARSE);
 }
 
 static void test_decode_status(void **state)

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agentaflow/cost.h"
 #include "agentaflow/trace_sdk.h"
 #include "server/server_int.h"
 
@@ -592,6 +593,77 @@ static void test_openmetrics_exemplars(void **state)
     free(t);
 }
 
+/* Occurrences of needle in text. */
+static size_t count_of(const char *text, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* Label values past server.max_label_values fold into "other", counted per family; the
+ * exposition stays valid and its size stops growing with the number of names clients send. */
+static void test_label_folding(void **state)
+{
+    fixture *f = *state;
+    af_server *s = f->s;
+    s->o.max_label_values = 5;
+    af_cost_tracker_opts co;
+    af_cost_tracker_opts_init(&co);
+    co.max_names = 5;
+    assert_int_equal(af_cost_tracker_new(&co, &s->o.costs), 0);
+    for (int i = 0; i < 200; i++) {
+        char op[32], model[32];
+        snprintf(op, sizeof(op), "op-%d", i);
+        snprintf(model, sizeof(model), "model-%d", i);
+        af_cost_entry e = {.operation = op, .model_id = model, .cost = 1};
+        assert_int_equal(af_cost_record(s->o.costs, NULL, &e), 0);
+        af_inference_response r;
+        memset(&r, 0, sizeof(r));
+        af__metrics_inference(s, model, 0, &r, NULL);
+    }
+    char *t = render(f, false);
+    static family fams[MAX_FAMILIES];
+    char *copy = strdup(t); /* the grammar check splits its text in place */
+    assert_non_null(copy);
+    check_grammar(copy, false, fams);
+    free(copy);
+    /* 5 names of their own plus "other", whatever else is in the fixture. */
+    assert_int_equal(count_of(t, "\nagentaflow_cost_dollars_total{"), 6);
+    assert_non_null(
+        strstr(t, "\nagentaflow_cost_dollars_total{operation=\"other\",currency=\"USD\"} 195\n"));
+    assert_int_equal(count_of(t, "\nagentaflow_cost_by_model_dollars_total{"), 6);
+    assert_int_equal(count_of(t, "\nagentaflow_gpu_usage_seconds_total{"), 6);
+    /* The fixture's two models came first: three more have rows (success and error). */
+    assert_int_equal(count_of(t, "\nagentaflow_inference_requests_total{model_id=\"model-"), 6);
+    assert_int_equal(count_of(t, "\nagentaflow_cache_hits_total{"), 6);
+    assert_non_null(strstr(t, "\nagentaflow_inference_requests_total{model_id=\"other\","
+                              "status=\"success\"} 197\n"));
+    assert_non_null(strstr(t, "\nagentaflow_metric_label_values_folded_total{family="
+                              "\"agentaflow_cost_dollars\"} 195\n"));
+    assert_non_null(strstr(t, "\nagentaflow_metric_label_values_folded_total{family="
+                              "\"agentaflow_inference_requests\"} 197\n"));
+    size_t size = strlen(t);
+    free(t);
+    /* Ten times the names: not one byte more (the values are counts of the same width). */
+    for (int i = 200; i < 2000; i++) {
+        char op[32];
+        snprintf(op, sizeof(op), "op-%d", i);
+        af_cost_entry e = {.operation = op, .cost = 0};
+        assert_int_equal(af_cost_record(s->o.costs, NULL, &e), 0);
+    }
+    t = render(f, false);
+    assert_true(strlen(t) <= size + 64);
+    free(t);
+    af_cost_summary cs;
+    assert_int_equal(af_cost_summary_get(s->o.costs, NULL, 0, 0, &cs), 0);
+    assert_int_equal(cs.n_by_operation, 6);
+    af_cost_summary_free(&cs);
+    af_cost_tracker_free(s->o.costs);
+    s->o.costs = NULL;
+}
+
 static void test_hist_primitive(void **state)
 {
     (void)state;
@@ -635,6 +707,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_histograms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stable_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openmetrics_exemplars, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_label_folding, setup, teardown),
         cmocka_unit_test(test_hist_primitive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -196,6 +196,41 @@ static void test_registry_errors(void **state)
     af_serving_free(s);
 }
 
+/* A long input sleeps at most max_latency_ms (1 MiB at 50 us a token would be 13 s), and the
+ * sleep ends at the request's deadline. */
+static void test_simulated_latency_is_capped(void **state)
+{
+    (void)state;
+    af_sim_backend_opts so;
+    af_sim_backend_opts_init(&so);
+    assert_int_equal(so.max_latency_ms, 2000);
+    so.max_latency_ms = 100;
+    af_model_backend *b = NULL;
+    assert_int_equal(af_sim_backend_new(&so, &b), 0);
+    size_t len = 1 << 20;
+    char *in = malloc(len);
+    assert_non_null(in);
+    memset(in, 'x', len);
+    af_backend_request rq = {.model_name = "m", .input = in, .input_len = len};
+    af_backend_result res;
+    memset(&res, 0, sizeof(res));
+    uint64_t t0 = af_monotonic_ns();
+    assert_int_equal(af_model_backend_infer(b, &rq, &res), 0);
+    uint64_t ms = (af_monotonic_ns() - t0) / 1000000;
+    assert_true(ms >= 100 && ms < 2000);
+    assert_int_equal(res.prompt_tokens, af_serving_input_tokens(len));
+    free(res.output);
+
+    memset(&res, 0, sizeof(res));
+    rq.deadline_ns = af_monotonic_ns() + 20000000; /* 20 ms */
+    t0 = af_monotonic_ns();
+    assert_int_equal(af_model_backend_infer(b, &rq, &res), AF_ETIMEDOUT);
+    assert_true((af_monotonic_ns() - t0) / 1000000 < 100);
+    free(res.output);
+    free(in);
+    af_model_backend_free(b);
+}
+
 static void test_simulated_deterministic(void **state)
 {
     (void)state;
@@ -711,6 +746,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_registry_errors),
         cmocka_unit_test(test_simulated_deterministic),
+        cmocka_unit_test(test_simulated_latency_is_capped),
         cmocka_unit_test(test_cache),
         cmocka_unit_test(test_batch_max_size),
         cmocka_unit_test(test_batch_min_size_and_wait),

@@ -4,6 +4,7 @@
  * af_tracing_reconfigure (ratio, toggles, exporter swap while spans are in flight).
  */
 #include <errno.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -167,6 +168,13 @@ static void test_components_and_memory_exporter(void **state)
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (!strstr(json, keys[i]))
             fail_msg("%s missing from %s", keys[i], json);
+    /* Written without a JSON library: check it is a well-formed object all the same. */
+    json_error_t jerr;
+    json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(root))
+        fail_msg("%s: %s", jerr.text, json);
+    assert_int_equal(json_array_size(json_object_get(root, "exporters")), 1);
+    json_decref(root);
     free(json);
 
     assert_int_equal(af_tracing_shutdown(t, 5000), 0);
@@ -650,11 +658,63 @@ static void test_reconfigure_under_load(void **state)
     af_test_http_receiver_stop(r[1]);
 }
 
+/* The attribute value length of one recorded span with a 100-byte string attribute. */
+static size_t recorded_length(uint32_t default_limit)
+{
+    af_tracing_config cfg;
+    base_config(&cfg);
+    cfg.tracing.attribute_value_length_default = default_limit;
+    af_tracing *t = NULL;
+    char err[256];
+    assert_int_equal(af_tracing_new(&cfg, &t, err, sizeof err), 0);
+    af_tracing_config_free(&cfg);
+    af_exporter *e = NULL;
+    af_memory_exporter *mem = NULL;
+    assert_int_equal(af_memory_exporter_new(0, &e, &mem), 0);
+    af_batch_processor_opts bo = fast_batch();
+    assert_int_equal(af_tracing_add_exporter(t, e, &bo), 0);
+    char v[101];
+    memset(v, 'v', 100);
+    v[100] = '\0';
+    af_span sp = af_span_start(af_tracing_tracer(t), "limited", NULL);
+    af_span_set_string(sp, "request.value", v);
+    af_span_end(sp);
+    assert_int_equal(af_tracing_force_flush(t, 5000), 0);
+    af_span_copy *c[1];
+    assert_int_equal(af_memory_exporter_snapshot(mem, c, 1), 1);
+    const af_span_data *d = af_span_copy_data(c[0]);
+    const af_attr *a = af_test_find_attr(d->attrs, d->n_attrs, "request.value");
+    assert_non_null(a);
+    size_t len = a->v.s.len;
+    af_span_copy_release(c[0]);
+    af_tracing_shutdown(t, 1000);
+    af_tracing_free(t);
+    return len;
+}
+
+static void test_attribute_value_length_default(void **state)
+{
+    (void)state;
+    assert_int_equal(recorded_length(0), 100); /* the spec default: unlimited */
+    assert_int_equal(recorded_length(16), 16);
+    /* The user's variables win over the embedding program's default, span-specific first. */
+    setenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "40", 1);
+    assert_int_equal(recorded_length(16), 40);
+    setenv("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "32", 1);
+    assert_int_equal(recorded_length(16), 32);
+    unsetenv("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT");
+    unsetenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT");
+}
+
 int main(void)
 {
-    static const char *const vars[] = {"OTEL_SDK_DISABLED", "OTEL_SERVICE_NAME",
-                                       "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_SAMPLER",
-                                       "OTEL_BSP_MAX_QUEUE_SIZE"};
+    static const char *const vars[] = {"OTEL_SDK_DISABLED",
+                                       "OTEL_SERVICE_NAME",
+                                       "OTEL_RESOURCE_ATTRIBUTES",
+                                       "OTEL_TRACES_SAMPLER",
+                                       "OTEL_BSP_MAX_QUEUE_SIZE",
+                                       "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+                                       "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
     const struct CMUnitTest tests[] = {
@@ -670,6 +730,7 @@ int main(void)
         cmocka_unit_test(test_reconfigure_swaps_exporter),
         cmocka_unit_test(test_reconfigure_failure_changes_nothing),
         cmocka_unit_test(test_reconfigure_under_load),
+        cmocka_unit_test(test_attribute_value_length_default),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
