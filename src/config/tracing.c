@@ -108,8 +108,7 @@ static uint32_t toggles_of(const af_tracing_config *c)
     return bits;
 }
 
-static int add_batch(af_tracing *t, af_exporter *e, const af_batch_processor_opts *opts,
-                     af_span_processor **proc_out)
+static int add_batch(af_tracing *t, af_exporter *e, const af_batch_processor_opts *opts)
 {
     af_span_processor *proc = NULL;
     int rc = af_batch_processor_new(e, opts, &proc);
@@ -119,8 +118,6 @@ static int add_batch(af_tracing *t, af_exporter *e, const af_batch_processor_opt
     if (rc != 0)
         return rc;
     t->n_exporters++;
-    if (proc_out)
-        *proc_out = proc;
     return 0;
 }
 
@@ -428,7 +425,7 @@ int af_tracing_add_exporter(af_tracing *t, af_exporter *e, const af_batch_proces
         af_exporter_free(e);
         rc = -ENOSPC;
     } else {
-        rc = add_batch(t, e, opts, NULL);
+        rc = add_batch(t, e, opts);
     }
     pthread_mutex_unlock(&t->lock);
     return rc;
