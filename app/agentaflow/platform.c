@@ -136,19 +136,21 @@ int app_reload(const char *path, const app_flag *flags, size_t n_flags, app_plat
             af_tracing_config_free(&next);
             return rc;
         }
+        rc = af_tracing_reconfigure(p->tracing, &next, err, sizeof err);
+        if (rc != 0) {
+            af_tracing_config_free(&next);
+            af_log(AF_LOG_ERROR, "SIGHUP: tracing: %s; keeping the running configuration", err);
+            return rc;
+        }
+        app_apply_logging(&next.server, err, sizeof err); /* checked above */
+        /* After the new log settings, so these lines come in the format asked for; the
+         * effective configuration kept every non-reloadable key's running value. */
         const char *keys[16];
         size_t n = af_config_restart_keys(af_tracing_config_of(p->tracing), &next, keys, 16);
         for (size_t i = 0; i < n && i < 16; i++)
             af_log(AF_LOG_WARN,
                    "SIGHUP: %s changed; it needs a restart (keeping the running value)", keys[i]);
-        rc = af_tracing_reconfigure(p->tracing, &next, err, sizeof err);
-        if (rc == 0)
-            app_apply_logging(&next.server, err, sizeof err); /* checked above */
         af_tracing_config_free(&next);
-        if (rc != 0) {
-            af_log(AF_LOG_ERROR, "SIGHUP: tracing: %s; keeping the running configuration", err);
-            return rc;
-        }
         af_log(AF_LOG_INFO, "SIGHUP: configuration reloaded from %s", path);
     }
     const af_tracing_config *cur = af_tracing_config_of(p->tracing);
