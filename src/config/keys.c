@@ -258,7 +258,8 @@ const af__config_key af__config_keys[] = {
      0,
      0,
      NULL},
-    {{"server.log_levels", AF_CFG_MAP, "{}", 0, 0, NULL, NULL, false,
+    /* A map whose values must be one of enum_values (the loader checks each at its line). */
+    {{"server.log_levels", AF_CFG_MAP, "{}", 0, 0, NULL, log_level_values, false,
       "level per component, e.g. {http: debug, tracing: warn}; components: config, "
       "export, gpu, http, serving, server, tracing"},
      OFF(server.log_levels),
@@ -871,9 +872,10 @@ void af_config_key_bounds(const af_config_key_info *info, char *out, size_t out_
     case AF_CFG_RATIO:
         snprintf(out, out_len, "0 to 1");
         break;
+    case AF_CFG_MAP: /* values restricted to enum_values, when the row has them */
     case AF_CFG_ENUM: {
         size_t used = 0;
-        for (size_t i = 0; k->info.enum_values[i] && used < out_len; i++)
+        for (size_t i = 0; k->info.enum_values && k->info.enum_values[i] && used < out_len; i++)
             used += (size_t)snprintf(out + used, out_len - used, "%s%s", i ? ", " : "",
                                      k->info.enum_values[i]);
         break;
@@ -889,7 +891,6 @@ void af_config_key_bounds(const af_config_key_info *info, char *out, size_t out_
                  k->maxlen);
         break;
     case AF_CFG_BOOL:
-    case AF_CFG_MAP:
     case AF_CFG_KV_LIST:
         break;
     }

@@ -1075,6 +1075,33 @@ static void test_docs(void **state)
     assert_string_equal(bounds, "");
 }
 
+/* server.log_levels: a map whose values are levels, each checked at its own position. */
+static void test_log_levels_map(void **state)
+{
+    (void)state;
+    af_tracing_config cfg;
+    assert_int_equal(af_tracing_config_init(&cfg), 0);
+    af_config_diag d;
+    af_config_diag_init(&d);
+    static const char yaml[] = "server:\n"
+                               "  log_format: json\n"
+                               "  log_levels:\n"
+                               "    http: debug\n"
+                               "    gpu: loud\n";
+    assert_int_equal(af_tracing_config_load_string("f.yaml", yaml, sizeof yaml - 1, &cfg, &d),
+                     AF_EPARSE);
+    assert_int_equal(d.n_errors, 1);
+    assert_string_equal(d.entries[0].message,
+                        "f.yaml:5:10: server.log_levels.gpu: expected one of debug, info, warn, "
+                        "error, off, got \"loud\"");
+    assert_int_equal(cfg.server.log_format, AF_CONFIG_LOG_JSON);
+    assert_int_equal(cfg.server.n_log_levels, 1);
+    assert_string_equal(cfg.server.log_levels[0].key, "http");
+    assert_string_equal(cfg.server.log_levels[0].value, "debug");
+    af_config_diag_free(&d);
+    af_tracing_config_free(&cfg);
+}
+
 /* What SIGHUP may apply, and the changed keys it reports as needing a restart. */
 static void test_restart_keys(void **state)
 {
@@ -1143,6 +1170,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_config_set, setup, teardown),
         cmocka_unit_test(test_docs),
         cmocka_unit_test(test_restart_keys),
+        cmocka_unit_test(test_log_levels_map),
     };
     for (size_t i = 0; i < sizeof otel_vars / sizeof otel_vars[0]; i++)
         unsetenv(otel_vars[i]);
