@@ -22,6 +22,17 @@ int app_load_config(const char *path, af_tracing_config *cfg, FILE *err);
 int app_set_flag(af_tracing_config *cfg, const char *cmd, const char *flag, const char *key,
                  const char *value, FILE *err);
 
+/* A command-line flag that overrides a key (applied after the file and the environment, at
+ * start and again on every reload, so it keeps winning). value NULL = not given. */
+typedef struct app_flag {
+    const char *flag, *key, *value;
+} app_flag;
+
+/* Applies server.log_level (then OTEL_LOG_LEVEL, which wins), server.log_levels and
+ * server.log_format to af_log. 0, or -EINVAL with the offending entry in err (nothing is
+ * changed then). */
+int app_apply_logging(const af_server_config *sc, char *err, size_t err_len);
+
 /* The assembled platform. */
 typedef struct app_platform {
     af_tracing *tracing;
@@ -56,6 +67,15 @@ int app_sd_wait_signal(const sigset_t *set);
 /* $CONFIGURATION_DIRECTORY/agentaflow.yaml written into buf when the variable is set and the
  * file exists (the unit's ConfigurationDirectory=), else NULL. */
 const char *app_default_config(char *buf, size_t cap);
+/*
+ * SIGHUP: reads `path` again (environment and flags over it) and applies what can change
+ * without a restart (af_config_key_reloadable) to the platform and the server's TLS files.
+ * A file with errors changes nothing; every diagnostic is logged with its file:line:col.
+ * Changed keys that need a restart are logged and keep their running values. Everything is
+ * reported through af_log. 0 when the new configuration is in effect.
+ */
+int app_reload(const char *path, const app_flag *flags, size_t n_flags, app_platform *p,
+               af_server *srv);
 
 int cmd_serve(int argc, char **argv);
 int cmd_db(int argc, char **argv);

@@ -1,6 +1,8 @@
 /*
  * Loading the configuration for the subcommands, and the assembly of the platform.
  */
+#define AF_LOG_COMPONENT "server"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +48,124 @@ int app_set_flag(af_tracing_config *cfg, const char *cmd, const char *flag, cons
         return 0;
     fprintf(err, "%s: %s: %s\n", cmd, flag, rc == AF_EPARSE ? why : af_strerror(rc));
     return 2;
+}
+
+/* Whether every server.log_levels entry names a level (the key table cannot: a map's values
+ * are free text). */
+static int check_logging(const af_server_config *sc, char *err, size_t err_len)
+{
+    af_log_level lv;
+    for (size_t i = 0; i < sc->n_log_levels; i++) {
+        const af_config_kv *kv = &sc->log_levels[i];
+        if (af_log_level_parse(kv->value, &lv) != 0 || !kv->key[0] || strlen(kv->key) > 31) {
+            snprintf(err, err_len,
+                     "server.log_levels.%s: expected debug, info, warn, error or off, got "
+                     "\"%s\"",
+                     kv->key, kv->value);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+int app_apply_logging(const af_server_config *sc, char *err, size_t err_len)
+{
+    int rc = check_logging(sc, err, err_len);
+    if (rc != 0)
+        return rc;
+    af_log_level lv;
+    af_log_set_level((af_log_level)sc->log_level);
+    af_log_level_from_env();
+    af_log_clear_component_levels();
+    for (size_t i = 0; i < sc->n_log_levels; i++) {
+        af_log_level_parse(sc->log_levels[i].value, &lv);
+        af_log_set_component_level(sc->log_levels[i].key, lv);
+    }
+    af_log_set_format(sc->log_format == AF_CONFIG_LOG_JSON ? AF_LOG_FORMAT_JSON
+                                                           : AF_LOG_FORMAT_TEXT);
+    return 0;
+}
+
+/* The configuration as a reload reads it: defaults, file, environment, flags. Diagnostics
+ * are logged; 0 when there were no errors. */
+static int reload_read(const char *path, const app_flag *flags, size_t n_flags,
+                       af_tracing_config *cfg)
+{
+    af_config_diag d;
+    af_config_diag_init(&d);
+    if (af_tracing_config_init(cfg) != 0)
+        return -ENOMEM;
+    int rc = af_tracing_config_load(path, cfg, &d);
+    if (rc != 0 && rc != AF_EPARSE) {
+        af_log(AF_LOG_ERROR, "SIGHUP: %s: cannot read: %s", path, af_strerror(rc));
+        af_config_diag_free(&d);
+        return rc;
+    }
+    if (af_tracing_config_apply_env(cfg, &d) != 0) {
+        af_config_diag_free(&d);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < d.n_entries; i++) {
+        /* The loader's messages start with file:line:col. */
+        af_log(d.entries[i].severity == AF_DIAG_ERROR ? AF_LOG_ERROR : AF_LOG_WARN, "SIGHUP: %s",
+               d.entries[i].message);
+    }
+    rc = d.n_errors ? AF_EPARSE : 0;
+    af_config_diag_free(&d);
+    for (size_t i = 0; rc == 0 && i < n_flags; i++) {
+        char why[256] = "";
+        if (flags[i].value &&
+            (rc = af_config_set(cfg, flags[i].key, flags[i].value, why, sizeof why)) != 0)
+            af_log(AF_LOG_ERROR, "SIGHUP: %s: %s", flags[i].flag, why[0] ? why : af_strerror(rc));
+    }
+    return rc;
+}
+
+int app_reload(const char *path, const app_flag *flags, size_t n_flags, app_platform *p,
+               af_server *srv)
+{
+    char err[512] = "";
+    int rc = 0;
+    if (path) {
+        af_tracing_config next;
+        rc = reload_read(path, flags, n_flags, &next);
+        if (rc == 0 && (rc = check_logging(&next.server, err, sizeof err)) != 0)
+            af_log(AF_LOG_ERROR, "SIGHUP: %s: %s", path, err);
+        if (rc != 0) {
+            af_log(AF_LOG_ERROR, "SIGHUP: %s has errors; keeping the running configuration", path);
+            af_tracing_config_free(&next);
+            return rc;
+        }
+        rc = af_tracing_reconfigure(p->tracing, &next, err, sizeof err);
+        if (rc != 0) {
+            af_tracing_config_free(&next);
+            af_log(AF_LOG_ERROR, "SIGHUP: tracing: %s; keeping the running configuration", err);
+            return rc;
+        }
+        app_apply_logging(&next.server, err, sizeof err); /* checked above */
+        /* After the new log settings, so these lines come in the format asked for; the
+         * effective configuration kept every non-reloadable key's running value. */
+        const char *keys[16];
+        size_t n = af_config_restart_keys(af_tracing_config_of(p->tracing), &next, keys, 16);
+        for (size_t i = 0; i < n && i < 16; i++)
+            af_log(AF_LOG_WARN,
+                   "SIGHUP: %s changed; it needs a restart (keeping the running value)", keys[i]);
+        af_tracing_config_free(&next);
+        af_log(AF_LOG_INFO, "SIGHUP: configuration reloaded from %s", path);
+    }
+    const af_tracing_config *cur = af_tracing_config_of(p->tracing);
+    if (!cur->server.tls.cert_file) {
+        if (!path)
+            af_log(AF_LOG_INFO, "SIGHUP: no --config file and no TLS; nothing to reload");
+        return 0;
+    }
+    if (af_server_reload_tls(srv, err, sizeof err) != 0) {
+        af_log(AF_LOG_ERROR, "SIGHUP: TLS reload failed, keeping the current certificates: %s",
+               err);
+        return -EINVAL;
+    }
+    af_log(AF_LOG_INFO, "SIGHUP: TLS certificates reloaded; new connections use them");
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -1,6 +1,6 @@
 /*
  * agentaflow serve: the daemon. Signals are blocked in every thread and taken synchronously
- * by the main thread with sigwait(), so shutdown and the TLS reload on SIGHUP run in ordinary
+ * by the main thread with sigwait(), so shutdown and the reload on SIGHUP run in ordinary
  * code, not in a handler. Under systemd (Type=notify) the main thread also reports READY,
  * RELOADING, STOPPING and STATUS, and pets the watchdog while it waits (systemd.c).
  */
@@ -17,8 +17,9 @@ static void serve_help(FILE *f)
 {
     fprintf(f,
             "usage: agentaflow serve [options]\n\n"
-            "Runs the daemon until SIGINT or SIGTERM. SIGHUP reloads the TLS certificate,\n"
-            "key and client CA files (server.tls.*) for new connections.\n\n"
+            "Runs the daemon until SIGINT or SIGTERM. SIGHUP reloads the configuration file\n"
+            "(sampling, exporters, components, logging; other keys need a restart) and the\n"
+            "TLS certificate, key and client CA files (server.tls.*) for new connections.\n\n"
             "options:\n"
             "  --config FILE         tracing-config.yaml (plus an optional server: section);\n"
             "                        default $CONFIGURATION_DIRECTORY/agentaflow.yaml if any\n"
@@ -32,6 +33,7 @@ static void serve_help(FILE *f)
             "                        :memory: = nothing persists)\n"
             "  --cluster             be the fleet's scheduler: agents report here, and the\n"
             "                        kube-scheduler extender answers on /scheduler/*\n"
+            "  --log-format F        text (default) or json (one object per line)\n"
             "  -h, --help            this text\n\n"
             "environment: AGENTAFLOW_AUTH_TOKEN (bearer token for write routes),\n"
             "AGENTAFLOW_DATA_DIR,\n"
@@ -40,29 +42,12 @@ static void serve_help(FILE *f)
             "Options override the file and the environment. Every key: docs/configuration.md.\n");
 }
 
-/* SIGHUP. */
-static void reload(af_server *srv, const af_tracing_config *cfg)
-{
-    if (!cfg->server.tls.cert_file) {
-        af_log(AF_LOG_INFO, "SIGHUP: TLS is not configured; nothing to reload");
-        return;
-    }
-    char err[512] = "";
-    if (af_server_reload_tls(srv, err, sizeof(err)) == 0)
-        af_log(AF_LOG_INFO, "SIGHUP: TLS certificates reloaded; new connections use them");
-    else
-        af_log(AF_LOG_ERROR, "SIGHUP: TLS reload failed, keeping the current certificates: %s",
-               err);
-}
-
 int cmd_serve(int argc, char **argv)
 {
     const char *config = NULL, *port_file = NULL;
     /* Flags that override a key, in the table's words; applied after the file and the
      * environment, so they win. A repeated flag: the last one counts. */
-    struct {
-        const char *flag, *key, *value;
-    } flags[] = {
+    app_flag flags[] = {
         {"--no-load-generator", "server.load_generator", NULL},
         {"--bind", "server.bind_address", NULL},
         {"--gpu-backend", "server.gpu_backend", NULL},
@@ -70,6 +55,7 @@ int cmd_serve(int argc, char **argv)
         {"--metrics-port", "server.metrics_port", NULL},
         {"--data-dir", "server.data_dir", NULL},
         {"--cluster", "cluster.enabled", NULL},
+        {"--log-format", "server.log_format", NULL},
     };
     const size_t n_flags = sizeof(flags) / sizeof(flags[0]);
     for (int i = 1; i < argc; i++) {
@@ -96,6 +82,8 @@ int cmd_serve(int argc, char **argv)
             flags[5].value = argv[++i];
         } else if (!strcmp(a, "--cluster")) {
             flags[6].value = "true";
+        } else if (!strcmp(a, "--log-format") && has_val) {
+            flags[7].value = argv[++i];
         } else {
             fprintf(stderr, "agentaflow serve: unknown or incomplete option '%s'\n\n", a);
             serve_help(stderr);
@@ -133,6 +121,12 @@ int cmd_serve(int argc, char **argv)
             return 2;
         }
     }
+    char err[512] = "";
+    if (app_apply_logging(&cfg.server, err, sizeof(err)) != 0) {
+        fprintf(stderr, "agentaflow serve: %s\n", err);
+        af_tracing_config_free(&cfg);
+        return 2;
+    }
 
     /* cfg lives until the end: the server options borrow its strings. */
     app_platform p;
@@ -149,7 +143,6 @@ int cmd_serve(int argc, char **argv)
     so.kube_api_url = cfg.cluster.kube_api_url;
     so.service_account_dir = cfg.cluster.service_account_dir;
     af_server *srv = NULL;
-    char err[512] = "";
     rc = af_server_new(&so, &srv, err, sizeof(err));
     if (rc == 0)
         rc = af_server_start(srv);
@@ -188,7 +181,7 @@ int cmd_serve(int argc, char **argv)
     int sig = 0;
     while ((sig = app_sd_wait_signal(&sigs)) == SIGHUP) {
         app_sd_reloading();
-        reload(srv, &cfg);
+        app_reload(config, flags, n_flags, &p, srv); /* reports through af_log */
         app_sd_notifyf("READY=1\nSTATUS=%s", serving);
     }
     fprintf(stderr, "agentaflow: %s received, shutting down\n",

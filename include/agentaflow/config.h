@@ -68,6 +68,11 @@ typedef enum af_config_fsync {
     AF_CONFIG_FSYNC_FULL = 0,   /* synchronous=FULL: commits survive power loss */
     AF_CONFIG_FSYNC_NORMAL = 1, /* synchronous=NORMAL: commits survive a process crash */
 } af_config_fsync;
+/* server.log_format: how af_log lines are written (util/log.c). */
+typedef enum af_config_log_format {
+    AF_CONFIG_LOG_TEXT = 0, /* "agentaflow: warn: http: message" */
+    AF_CONFIG_LOG_JSON = 1, /* one JSON object per line */
+} af_config_log_format;
 
 /* The daemon's `server:` section (bounds and help in the key table and in
  * docs/configuration.md). Strings are owned; optional ones are NULL when unset. */
@@ -110,6 +115,12 @@ typedef struct af_server_config {
         uint32_t costs_days;     /* 400 */
         uint32_t workloads_days; /* 30, after finishing */
     } retention;
+    int log_level; /* af_log_level: AF_LOG_INFO */
+    /* Per-component levels, component name -> level name ("http" -> "debug"); a component
+     * listed here ignores log_level. */
+    af_config_kv *log_levels;
+    size_t n_log_levels;
+    af_config_log_format log_format; /* text */
 } af_server_config;
 
 /* In af_gpu_strategy order (gpu.h), so the value converts by cast. */
@@ -367,6 +378,18 @@ void af_config_key_bounds(const af_config_key_info *k, char *out, size_t out_len
  */
 int af_config_set(af_tracing_config *cfg, const char *key, const char *text, char *err,
                   size_t err_len);
+
+/*
+ * Whether SIGHUP can apply a change of this key to a running daemon (sampling ratio,
+ * exporters, components.*, server.log_*). Other keys need a restart.
+ */
+bool af_config_key_reloadable(const char *dotted);
+/*
+ * The keys whose values differ between a and b and that are not reloadable, in table order:
+ * up to cap of their names (static storage) into out; returns how many differ.
+ */
+size_t af_config_restart_keys(const af_tracing_config *a, const af_tracing_config *b,
+                              const char **out, size_t cap);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Dumps. With `redact`, secret values are written as "[redacted]" (header names stay);    */

@@ -232,6 +232,17 @@ void af_tracer_provider_opts_init(af_tracer_provider_opts *o);
 int af_tracer_provider_new(const af_tracer_provider_opts *opts, af_tracer_provider **out);
 /* Appends a processor (registration order = call order). Takes ownership. Not after shutdown. */
 int af_tracer_provider_add_processor(af_tracer_provider *p, af_span_processor *proc);
+/*
+ * Puts `repl` (NULL: nothing) in `old`'s place while spans may be in flight, then shuts `old`
+ * down within timeout_ms (0 = no limit), flushing what it queued. Spans ending during the
+ * swap reach one of the two; one that reaches `old` after its shutdown is counted as dropped
+ * there. `old` stays allocated (its stats readable) until the provider is freed, because a
+ * span end may still hold it. Takes ownership of `repl` even on failure; returns 0 once
+ * swapped (whatever old's shutdown returned), -EINVAL, -ENOENT (old is not registered) or
+ * AF_ESHUTDOWN.
+ */
+int af_tracer_provider_replace_processor(af_tracer_provider *p, af_span_processor *old,
+                                         af_span_processor *repl, uint32_t timeout_ms);
 /* The instrumentation scope a tracer is asked for (the spec's "Get a Tracer" parameters). */
 typedef struct af_tracer_opts {
     const char *name;       /* required; NULL or "" is logged and used as "" */

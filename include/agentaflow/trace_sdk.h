@@ -206,8 +206,10 @@ af_exporter *af_span_processor_exporter(const af_span_processor *p);
 void af_span_data_retain(const af_span_data *span);
 void af_span_data_release(const af_span_data *span);
 
-/* The processors of a provider, in registration order (borrowed; count via *n). */
-af_span_processor *const *af_tracer_provider_processors(const af_tracer_provider *p, size_t *n);
+/* The processors of a provider, in slot order: up to cap of them into out (borrowed until the
+ * provider is freed); returns how many there are. A snapshot: a reload may replace one. */
+size_t af_tracer_provider_processors(const af_tracer_provider *p, af_span_processor **out,
+                                     size_t cap);
 
 /* Provider-wide counters (for health and Prometheus self-metrics). */
 typedef struct af_provider_stats {

@@ -42,6 +42,18 @@ typedef struct af_tracing af_tracing;
  * NULL. The config is copied. Returns 0, -EINVAL (with err filled) or -ENOMEM.
  */
 int af_tracing_new(const af_tracing_config *cfg, af_tracing **out, char *err, size_t err_len);
+/*
+ * Applies the reloadable part of `next` (af_config_key_reloadable: sampling ratio,
+ * tracing.exporters.*, components.*, server.log_*) to a running integration; every other key
+ * keeps its running value (af_config_restart_keys lists those that differ). The ratio and the
+ * toggles take effect for the next span started. An exporter whose settings changed is
+ * rebuilt: its new batch processor takes the old one's place in the provider, then the old one
+ * is stopped with its queue flushed (at most 5 s); unchanged exporters keep running. When a new
+ * exporter cannot be built, nothing changes and err says why. The configuration is copied;
+ * earlier af_tracing_config_of pointers stay valid until af_tracing_free. Returns 0, -EINVAL,
+ * -ENOMEM or the exporter's error.
+ */
+int af_tracing_reconfigure(af_tracing *t, const af_tracing_config *next, char *err, size_t err_len);
 /* Adds another exporter behind its own batch processor (e.g. the daemon's trace store).
  * Takes ownership of the exporter, even on failure. */
 int af_tracing_add_exporter(af_tracing *t, af_exporter *e, const af_batch_processor_opts *opts);
@@ -52,7 +64,8 @@ void af_tracing_free(af_tracing *t);
 
 /* The tracer all components use; NULL when tracing is disabled or t is NULL. */
 af_tracer *af_tracing_tracer(const af_tracing *t);
-/* The tracer when component c is switched on, else NULL (so its spans vanish). */
+/* The tracer when component c is switched on, else NULL (so its spans vanish). A reload can
+ * flip the answer: components ask per operation rather than keep the result. */
 af_tracer *af_tracing_tracer_for(const af_tracing *t, af_trace_component c);
 bool af_tracing_component_enabled(const af_tracing *t, af_trace_component c);
 af_tracer_provider *af_tracing_provider(const af_tracing *t);

@@ -69,6 +69,11 @@ int af__config_kv_put(af_config_kv **arr, size_t *n, const char *key, const char
                       bool replace, bool fold_case);
 void af__config_kv_free(af_config_kv *arr, size_t n);
 
+/* Whether any key under `prefix` (a dotted section such as "tracing.exporters.jaeger")
+ * differs between a and b; for the reload, which rebuilds only what changed. */
+bool af__config_section_differs(const af_tracing_config *a, const af_tracing_config *b,
+                                const char *prefix);
+
 /* Raw field access for the dumps. */
 static inline void *af__config_field(af_tracing_config *cfg, const af__config_key *k)
 {

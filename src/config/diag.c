@@ -2,6 +2,8 @@
  * Configuration diagnostics and the small text helpers their messages need (quoting,
  * edit distance for "did you mean", durations, URL scrubbing).
  */
+#define AF_LOG_COMPONENT "config"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

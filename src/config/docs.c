@@ -23,7 +23,8 @@ static const struct {
     {"server", "server",
      "The `agentaflow` daemon: listeners, authentication, TLS, request bounds, the trace store "
      "and the GPU backend. The tracing SDK ignores this section. `agentaflow serve` flags "
-     "(`--port`, `--metrics-port`, `--bind`, `--gpu-backend`, `--no-load-generator`) override "
+     "(`--port`, `--metrics-port`, `--bind`, `--gpu-backend`, `--no-load-generator`, "
+     "`--log-format`) override "
      "the file and the environment."},
     {"cluster", "cluster",
      "`agentaflow serve --cluster`: the fleet's scheduler. Agents report their node's GPUs; "

@@ -288,3 +288,71 @@ int af_config_dump_text(const af_tracing_config *cfg, bool redact, char **out)
     *out = (char *)b.data;
     return 0;
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* Reload: which keys SIGHUP applies. Everything else is bound at start (listeners, threads,
+ * the resource every span carries, queue sizes), so a change is reported, not applied. */
+
+static const char *const reloadable_prefixes[] = {
+    "tracing.sampling_ratio",
+    "tracing.exporters.",
+    "components.",
+    "server.log_",
+};
+
+bool af_config_key_reloadable(const char *dotted)
+{
+    if (!dotted)
+        return false;
+    for (size_t i = 0; i < sizeof reloadable_prefixes / sizeof reloadable_prefixes[0]; i++)
+        if (strncmp(dotted, reloadable_prefixes[i], strlen(reloadable_prefixes[i])) == 0)
+            return true;
+    return false;
+}
+
+static bool key_differs(const af_tracing_config *a, const af_tracing_config *b,
+                        const af__config_key *k)
+{
+    /* Compared as their JSON text, unredacted, so a changed secret (a header, the auth
+     * token) counts as a change too. */
+    af_buf ba, bb;
+    af__buf_init(&ba);
+    af__buf_init(&bb);
+    value_json(&ba, a, k, false, 0);
+    value_json(&bb, b, k, false, 0);
+    bool differs = ba.failed || bb.failed || ba.len != bb.len ||
+                   (ba.len && memcmp(ba.data, bb.data, ba.len) != 0);
+    af__buf_free(&ba);
+    af__buf_free(&bb);
+    return differs;
+}
+
+bool af__config_section_differs(const af_tracing_config *a, const af_tracing_config *b,
+                                const char *prefix)
+{
+    size_t len = strlen(prefix);
+    for (size_t i = 0; i < af__config_nkeys; i++) {
+        const char *key = af__config_keys[i].info.key;
+        if (strncmp(key, prefix, len) == 0 && (key[len] == '.' || key[len] == '\0') &&
+            key_differs(a, b, &af__config_keys[i]))
+            return true;
+    }
+    return false;
+}
+
+size_t af_config_restart_keys(const af_tracing_config *a, const af_tracing_config *b,
+                              const char **out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < af__config_nkeys; i++) {
+        const af__config_key *k = &af__config_keys[i];
+        if (af_config_key_reloadable(k->info.key))
+            continue;
+        if (key_differs(a, b, k)) {
+            if (n < cap)
+                out[n] = k->info.key;
+            n++;
+        }
+    }
+    return n;
+}

@@ -52,19 +52,22 @@ void af_tracing_health_get(const af_tracing *t, af_tracing_health *out)
     af__strlcpy(out->sampler, "none", sizeof out->sampler);
     if (!t)
         return;
-    af__strlcpy(out->service_name, t->cfg.service_name ? t->cfg.service_name : "",
+    const af__tracing_version *v = atomic_load(&((af_tracing *)t)->cur);
+    af__strlcpy(out->service_name, v->cfg.service_name ? v->cfg.service_name : "",
                 sizeof out->service_name);
-    out->sampling_ratio = t->cfg.tracing.sampling_ratio;
+    out->sampling_ratio = v->cfg.tracing.sampling_ratio;
     if (!t->provider)
         return;
 
-    const af_sampler *s = af_tracer_provider_sampler(t->provider);
-    if (s)
-        af__strlcpy(out->sampler, af_sampler_description(s), sizeof out->sampler);
+    /* Not the provider's sampler: its root is the reloadable ratio, described by the
+     * version that set it. */
+    af__strlcpy(out->sampler, v->sampler_desc, sizeof out->sampler);
     af_tracer_provider_stats(t->provider, &out->spans);
 
-    size_t n = 0;
-    af_span_processor *const *procs = af_tracer_provider_processors(t->provider, &n);
+    af_span_processor *procs[16]; /* the provider's AF_MAX_PROCESSORS */
+    size_t n = af_tracer_provider_processors(t->provider, procs, 16);
+    if (n > 16)
+        n = 16;
     uint64_t calls = 0, ns = 0;
     bool failing = false;
     for (size_t i = 0; i < n; i++) {
@@ -166,10 +169,10 @@ char *af_tracing_health_to_json(const af_tracing *t, const af_tracing_health *h)
     af__buf_printf(&b, ",\"enabled\":%s", t && t->provider ? "true" : "false");
     put_str(&b, ",\"service_name\":", h->service_name);
     if (t)
-        put_str(&b, ",\"environment\":", t->cfg.environment ? t->cfg.environment : "");
+        put_str(&b, ",\"environment\":",
+                af__tracing_cfg(t)->environment ? af__tracing_cfg(t)->environment : "");
     /* The full description: the struct's copy is truncated to its fixed size. */
-    const af_sampler *smp = t && t->provider ? af_tracer_provider_sampler(t->provider) : NULL;
-    put_str(&b, ",\"sampler\":", smp ? af_sampler_description(smp) : h->sampler);
+    put_str(&b, ",\"sampler\":", h->sampler);
     af__buf_puts(&b, ",\"sampling_ratio\":");
     put_real(&b, h->sampling_ratio);
 

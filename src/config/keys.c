@@ -26,6 +26,10 @@ static const char *const fsync_values[] = {"full", "normal", NULL};
 /* In af_config_strategy order. */
 static const char *const strategy_values[] = {"least_utilized", "best_fit", "priority",
                                               "round_robin", NULL};
+/* In af_log_level order. */
+static const char *const log_level_values[] = {"debug", "info", "warn", "error", "off", NULL};
+/* In af_config_log_format order. */
+static const char *const log_format_values[] = {"text", "json", NULL};
 
 #define STR(k, f, d, env, fl, help)                                                                \
     {                                                                                              \
@@ -266,6 +270,30 @@ const af__config_key af__config_keys[] = {
      0,
      0,
      NULL},
+    {{"server.log_level", AF_CFG_ENUM, "info", 0, 0, "OTEL_LOG_LEVEL", log_level_values, false,
+      "least severe log messages written, for components without their own level"},
+     OFF(server.log_level),
+     0,
+     0,
+     0,
+     NULL},
+    /* A map whose values must be one of enum_values (the loader checks each at its line). */
+    {{"server.log_levels", AF_CFG_MAP, "{}", 0, 0, NULL, log_level_values, false,
+      "level per component, e.g. {http: debug, tracing: warn}; components: config, "
+      "export, gpu, http, serving, server, tracing"},
+     OFF(server.log_levels),
+     OFF(server.n_log_levels),
+     0,
+     0,
+     NULL},
+    {{"server.log_format", AF_CFG_ENUM, "text", 0, 0, NULL, log_format_values, false,
+      "text lines, or json: one object per line with time, level, component, message and, "
+      "inside a span, trace_id and span_id"},
+     OFF(server.log_format),
+     0,
+     0,
+     0,
+     NULL},
 
     BOOL("cluster.enabled", cluster.enabled, "false", NULL,
          "run as the fleet's scheduler: agents report to /api/v1/cluster/report and "
@@ -385,6 +413,7 @@ _Static_assert(sizeof(af_otlp_protocol) == sizeof(int), "enum size");
 _Static_assert(sizeof(af_config_compression) == sizeof(int), "enum size");
 _Static_assert(sizeof(af_config_gpu_backend) == sizeof(int), "enum size");
 _Static_assert(sizeof(af_config_strategy) == sizeof(int), "enum size");
+_Static_assert(sizeof(af_config_log_format) == sizeof(int), "enum size");
 
 int af__config_enum_get(const af_tracing_config *cfg, const af__config_key *k)
 {
@@ -911,9 +940,10 @@ void af_config_key_bounds(const af_config_key_info *info, char *out, size_t out_
     case AF_CFG_RATIO:
         snprintf(out, out_len, "0 to 1");
         break;
+    case AF_CFG_MAP: /* values restricted to enum_values, when the row has them */
     case AF_CFG_ENUM: {
         size_t used = 0;
-        for (size_t i = 0; k->info.enum_values[i] && used < out_len; i++)
+        for (size_t i = 0; k->info.enum_values && k->info.enum_values[i] && used < out_len; i++)
             used += (size_t)snprintf(out + used, out_len - used, "%s%s", i ? ", " : "",
                                      k->info.enum_values[i]);
         break;
@@ -929,7 +959,6 @@ void af_config_key_bounds(const af_config_key_info *info, char *out, size_t out_
                  k->maxlen);
         break;
     case AF_CFG_BOOL:
-    case AF_CFG_MAP:
     case AF_CFG_KV_LIST:
         break;
     }

@@ -276,6 +276,15 @@ static bool too_big(load_ctx *c, const yaml_node_t *n, const char *key, size_t c
 
 /* headers: a mapping of header names to string values. The file's mapping replaces the
  * current one as a whole. */
+/* Whether val is one of row k's enum_values (case-insensitive, as enum keys are). */
+static bool enum_member(const af__config_key *k, const char *val)
+{
+    for (size_t i = 0; k->info.enum_values[i]; i++)
+        if (strcasecmp(val, k->info.enum_values[i]) == 0)
+            return true;
+    return false;
+}
+
 static void set_map(load_ctx *c, const af__config_key *k, const yaml_node_t *v)
 {
     char full[256];
@@ -316,6 +325,13 @@ static void set_map(load_ctx *c, const af__config_key *k, const yaml_node_t *v)
                 continue;
             if (!af__config_header_value_ok(val)) {
                 diag_at(c, AF_DIAG_ERROR, vn, full, "header values must not contain line breaks");
+                continue;
+            }
+            if (k->info.enum_values && !enum_member(k, val)) {
+                /* Not secret (the table says so for such maps): quoting helps the reader. */
+                char allowed[160];
+                af_config_key_bounds(&k->info, allowed, sizeof allowed);
+                diag_at(c, AF_DIAG_ERROR, vn, full, "expected one of %s, got \"%s\"", allowed, val);
                 continue;
             }
             if (af__config_kv_put(&list, &n, name, val, false, false) != 0) {

@@ -175,8 +175,7 @@ int af_cost_tracker_new(const af_cost_tracker_opts *opts, af_cost_tracker **out)
     if (!t->opts.pricing.currency[0])
         af__strlcpy(t->opts.pricing.currency, "USD", sizeof(t->opts.pricing.currency));
     t->opts.pricing.currency[sizeof(t->opts.pricing.currency) - 1] = '\0';
-    t->tracer = opts->tracing ? af_tracing_tracer_for(opts->tracing, AF_TRACE_COST_CALCULATIONS)
-                              : opts->tracer;
+    t->tracer = opts->tracer;
     t->created_ns = af_now_ns();
     t->ops.max = t->models.max = opts->max_names;
     if (pthread_mutex_init(&t->mu, NULL) != 0)
@@ -274,6 +273,9 @@ void af_cost_tracker_set_tracer(af_cost_tracker *t, af_tracer *tracer)
 
 static af_tracer *tracer_of(af_cost_tracker *t)
 {
+    /* Asked per operation: a reload may flip the component's toggle. */
+    if (t->opts.tracing)
+        return af_tracing_tracer_for(t->opts.tracing, AF_TRACE_COST_CALCULATIONS);
     pthread_mutex_lock(&t->mu);
     af_tracer *tr = t->tracer;
     pthread_mutex_unlock(&t->mu);

@@ -11,6 +11,8 @@
  * builds new ones. The old ones are abandoned, not cleaned up: cleanup could write a TLS
  * close_notify into the connection the parent is still using.
  */
+#define AF_LOG_COMPONENT "export"
+
 #include "export/http_client.h"
 
 #include <curl/curl.h>

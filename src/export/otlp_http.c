@@ -4,6 +4,8 @@
  * record. Configuration follows the OTEL_EXPORTER_OTLP_* rules (docs/standards.md, environment
  * variables and OTLP/HTTP).
  */
+#define AF_LOG_COMPONENT "export"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -4,6 +4,8 @@
  * backoff and full jitter, Retry-After wins when the server sends it, and no wait ever runs
  * past the export deadline or survives a shutdown.
  */
+#define AF_LOG_COMPONENT "export"
+
 #include "export/retry.h"
 
 #include <curl/curl.h>

@@ -8,6 +8,8 @@
  * waits for a running cycle); mu guards the stored data and is never held while calling out;
  * run_mu/cv guard the thread's start/stop. Order: cycle_mu, then mu.
  */
+#define AF_LOG_COMPONENT "gpu"
+
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>

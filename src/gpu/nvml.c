@@ -6,6 +6,8 @@
  * handle are required; every other entry point is optional, and a missing symbol or an
  * NVML_ERROR_NOT_SUPPORTED answer just leaves that field invalid.
  */
+#define AF_LOG_COMPONENT "gpu"
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>

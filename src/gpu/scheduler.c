@@ -4,6 +4,8 @@
  * the GPUs, so each workload costs O(log G) whether it is placed or not; the priority order is
  * a stable radix sort of the queue (FIFO within a priority). One mutex guards everything.
  */
+#define AF_LOG_COMPONENT "gpu"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>

@@ -26,6 +26,8 @@
  * ahead (one recv() per request again), so a connection whose session already holds input,
  * which epoll cannot see, is read once more at the end of the loop turn (read_ready).
  */
+#define AF_LOG_COMPONENT "http"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>

@@ -828,8 +828,8 @@ static void render_tracing(af_server *s, expo *e)
     }
     /* Per-processor families: the stats are read once, then each family is written whole
      * (the exposition needs all samples of a family together). */
-    size_t np = 0;
-    af_span_processor *const *procs = p ? af_tracer_provider_processors(p, &np) : NULL;
+    af_span_processor *procs[AF_MAX_EXPORT_PROCESSORS];
+    size_t np = af_tracer_provider_processors(p, procs, AF_MAX_EXPORT_PROCESSORS);
     af_processor_stats st[AF_MAX_EXPORT_PROCESSORS];
     const char *type[AF_MAX_EXPORT_PROCESSORS];
     char idx[AF_MAX_EXPORT_PROCESSORS][24];

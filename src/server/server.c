@@ -5,6 +5,8 @@
  * An asynchronous route (inference) queues a job; a worker runs it and posts it to the done
  * list of the loop its connection lives on, then wakes that loop, which writes the answer.
  */
+#define AF_LOG_COMPONENT "server"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -315,8 +317,6 @@ int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t
     pthread_cond_init(&s->lg_cv, NULL);
     s->started_wall_ns = af_now_ns();
     s->started_mono_ns = af_monotonic_ns();
-    s->api_tracer = af_tracing_tracer_for(opts->tracing, AF_TRACE_API_REQUESTS);
-    s->ws_tracer = af_tracing_tracer_for(opts->tracing, AF_TRACE_WEBSOCKET_EVENTS);
     int rc = -ENOMEM;
     if (!s->bind_address || !s->title || (has_token && !s->auth_token) || !s->kube_api_url ||
         !s->kube_sa_dir)

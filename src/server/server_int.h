@@ -324,7 +324,6 @@ struct af_server {
     char *kube_api_url, *kube_sa_dir; /* cluster.bind's Kubernetes API (routes_cluster.c) */
     int port, metrics_port;
     uint64_t started_wall_ns, started_mono_ns;
-    af_tracer *api_tracer, *ws_tracer;
     unsigned propagators; /* OTEL_PROPAGATORS, read once: what the middleware extracts */
 
     /* HTTP: the listeners (owned; shut down on stop, closed by af_server_free) and loops */
@@ -495,5 +494,16 @@ int af__loadgen_start(af_server *s);
 void af__loadgen_stop(af_server *s);
 void af__collector_hooks_add(af_server *s);
 void af__collector_hooks_remove(af_server *s);
+
+/* The tracers of the API and WebSocket spans, asked per operation because a reload may flip
+ * their components.* toggles (NULL: no span). */
+static inline af_tracer *af__api_tracer(const af_server *s)
+{
+    return af_tracing_tracer_for(s->o.tracing, AF_TRACE_API_REQUESTS);
+}
+static inline af_tracer *af__ws_tracer(const af_server *s)
+{
+    return af_tracing_tracer_for(s->o.tracing, AF_TRACE_WEBSOCKET_EVENTS);
+}
 
 #endif

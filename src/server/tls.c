@@ -6,6 +6,8 @@
  * reset, and a library must not depend on its host ignoring SIGPIPE (the plain path sends
  * with MSG_NOSIGNAL for the same reason).
  */
+#define AF_LOG_COMPONENT "http"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>

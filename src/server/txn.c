@@ -208,7 +208,7 @@ static af_span start_server_span(af_server *s, const af__txn *t, const af_span_c
                                  const char *tmpl)
 {
     if (t->route < 0 || t->method != af__routes[t->route].methods)
-        return af_trace_api_request(s->api_tracer, parent, t->method_name, tmpl);
+        return af_trace_api_request(af__api_tracer(s), parent, t->method_name, tmpl);
     uint64_t now = af_now_ns();
     char ts[32];
     af__rfc3339_frac(now, 3, ts);
@@ -220,7 +220,7 @@ static af_span start_server_span(af_server *s, const af__txn *t, const af_span_c
                             .start_ns = now,
                             .attrs = a,
                             .n_attrs = 3};
-    return af_span_start(s->api_tracer, af__routes[t->route].span_name, &o);
+    return af_span_start(af__api_tracer(s), af__routes[t->route].span_name, &o);
 }
 
 void af__txn_begin(af__conn *c, const af__http_request *req)
@@ -270,7 +270,7 @@ void af__txn_begin(af__conn *c, const af__http_request *req)
         tmpl = "/";
 
     t->span = AF_SPAN_NONE;
-    if (!s->api_tracer)
+    if (!af__api_tracer(s))
         return;
     /* Tracing middleware: continue the caller's trace when it sent one. */
     af_carrier car = {.get_all = head_get_all, .self = (void *)req};
@@ -498,7 +498,7 @@ void af__txn_dispatch(af__conn *c)
     }
     /* The route's work is a child span; component spans nest under it through the thread's
      * current context. */
-    af_span child = af_span_start_child(s->api_tracer, rt->child_name, AF_SPAN_KIND_INTERNAL,
+    af_span child = af_span_start_child(af__api_tracer(s), rt->child_name, AF_SPAN_KIND_INTERNAL,
                                         &rq.span_ctx, NULL, 0);
     af_span_get_context(child, &rq.span_ctx);
     af_context_token tok = af_context_attach(child);

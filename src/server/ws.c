@@ -17,6 +17,8 @@
  * Other threads broadcast through each loop's outbox (ws_mu) and wake the loop through its
  * eventfd; the "af-ws-push" thread makes the periodic metrics_update that way.
  */
+#define AF_LOG_COMPONENT "http"
+
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -74,13 +76,13 @@ static void msg_unref(af__ws_msg *m)
 
 static void ws_span(af_server *s, const char *event, const af__ws_client *w, const char *detail)
 {
-    if (!s->ws_tracer)
+    if (!af__ws_tracer(s))
         return;
     af_span_context none;
     af_span_context_init(&none);
     char id[32];
     snprintf(id, sizeof(id), "ws-%llu", (unsigned long long)(w ? w->id : 0));
-    af_span sp = af_trace_websocket_event(s->ws_tracer, &none, event, w ? id : "all");
+    af_span sp = af_trace_websocket_event(af__ws_tracer(s), &none, event, w ? id : "all");
     if (detail)
         af_span_set_string(sp, "websocket.detail", detail);
     af_span_set_int(sp, "websocket.clients", atomic_load(&s->n_clients));

@@ -3,6 +3,8 @@
  * path. One mutex (mu) guards the registry, the queue and every request's state; requests
  * are answered through a per-request condition variable on the monotonic clock.
  */
+#define AF_LOG_COMPONENT "serving"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -61,7 +63,7 @@ struct af_serving {
     pthread_mutex_t mu;
     pthread_cond_t work_cv; /* queue changed or stopping */
     af_serving_opts opts;
-    af_tracer *req_tracer, *load_tracer;
+    af_tracer *tracer; /* opts->tracer, used when there is no opts->tracing */
     af__cache *cache;
     model **models;
     size_t n_models, cap_models;
@@ -76,6 +78,12 @@ struct af_serving {
     pthread_t threads[MAX_WORKERS];
     uint32_t n_threads;
 };
+
+/* Asked per operation: a reload may flip the component's toggle. */
+static af_tracer *tracer_for(const af_serving *s, af_trace_component c)
+{
+    return s->opts.tracing ? af_tracing_tracer_for(s->opts.tracing, c) : s->tracer;
+}
 
 void af_serving_opts_init(af_serving_opts *o)
 {
@@ -197,7 +205,8 @@ static void run_batch(af_serving *s, item **batch, uint32_t n)
                                  .parent_mode = AF_PARENT_EXPLICIT,
                                  .parent = &batch[i]->ctx,
                                  .start_ns = batch[i]->enq_wall};
-        af_span w = af_span_start(s->req_tracer, "model_serving.batch_wait", &so);
+        af_span w = af_span_start(tracer_for(s, AF_TRACE_MODEL_INFERENCE_REQUESTS),
+                                  "model_serving.batch_wait", &so);
         af_span_set_attrs(w, AF_ATTRS(AF_INT("batch.size", n), AF_STR("model.id", m->id)));
         af_span_end_at(w, now_wall);
     }
@@ -252,7 +261,8 @@ static void run_batch(af_serving *s, item **batch, uint32_t n)
             snprintf(res.error, sizeof(res.error), "timeout: deadline passed while queued");
         } else {
             call = af_span_start_child(
-                s->req_tracer, "model_serving.backend_call", AF_SPAN_KIND_CLIENT, &it->ctx,
+                tracer_for(s, AF_TRACE_MODEL_INFERENCE_REQUESTS), "model_serving.backend_call",
+                AF_SPAN_KIND_CLIENT, &it->ctx,
                 AF_ATTRS(AF_STR("model.id", m->id), AF_STR("backend.instance", inst->id),
                          AF_STR("backend.kind", kind), AF_INT("batch.size", n)));
             af_span_context cctx;
@@ -346,12 +356,7 @@ int af_serving_new(const af_serving_opts *opts, af_serving **out)
     s->opts = *opts;
     if (!s->opts.request_timeout_ms)
         s->opts.request_timeout_ms = 30000;
-    if (opts->tracing) {
-        s->req_tracer = af_tracing_tracer_for(opts->tracing, AF_TRACE_MODEL_INFERENCE_REQUESTS);
-        s->load_tracer = af_tracing_tracer_for(opts->tracing, AF_TRACE_MODEL_LOADING);
-    } else {
-        s->req_tracer = s->load_tracer = opts->tracer;
-    }
+    s->tracer = opts->tracer;
     rc = af__cache_new(opts->cache_max_entries ? opts->cache_max_entries : 10000,
                        (uint64_t)opts->cache_ttl_ms * 1000000u, &s->cache);
     if (rc)
@@ -464,8 +469,8 @@ int af_serving_register_model(af_serving *s, const af_span_context *parent, cons
 {
     if (!s)
         return -EINVAL;
-    af_span span = af_trace_model_serving(s->load_tracer, parent, "register_model",
-                                          mi && mi->id ? mi->id : "");
+    af_span span = af_trace_model_serving(tracer_for(s, AF_TRACE_MODEL_LOADING), parent,
+                                          "register_model", mi && mi->id ? mi->id : "");
     const char *msg = NULL;
     if (!mi)
         msg = "model cannot be nil";
@@ -627,8 +632,8 @@ int af_serving_infer(af_serving *s, const af_span_context *parent, const af_infe
     if (!s || !req)
         return -EINVAL;
     uint64_t t0 = af_monotonic_ns();
-    af_span span = af_trace_model_serving(s->req_tracer, parent, "inference",
-                                          req->model_id ? req->model_id : "");
+    af_span span = af_trace_model_serving(tracer_for(s, AF_TRACE_MODEL_INFERENCE_REQUESTS), parent,
+                                          "inference", req->model_id ? req->model_id : "");
     pthread_mutex_lock(&s->mu);
     uint64_t seq = ++s->next_id;
     s->requests++;
@@ -660,8 +665,9 @@ int af_serving_infer(af_serving *s, const af_span_context *parent, const af_infe
     af_span_get_context(span, &ctx);
 
     /* Cache. */
-    af_span look = af_span_start_child(s->req_tracer, "model_serving.cache_lookup",
-                                       AF_SPAN_KIND_INTERNAL, &ctx, NULL, 0);
+    af_span look =
+        af_span_start_child(tracer_for(s, AF_TRACE_MODEL_INFERENCE_REQUESTS),
+                            "model_serving.cache_lookup", AF_SPAN_KIND_INTERNAL, &ctx, NULL, 0);
     af__cached hit = {0};
     int h = af__cache_get(s->cache, m->id, req->input, in_len, max_tokens, af_monotonic_ns(), &hit);
     af_span_set_bool(look, "cache.hit", h == 1);

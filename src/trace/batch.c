@@ -27,6 +27,8 @@
  * first call into the processor starts its worker: threads are not started inside a fork
  * handler.
  */
+#define AF_LOG_COMPONENT "tracing"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -5,6 +5,8 @@
  * parent ended (common with async hand-offs) still finds the parent's trace and span id.
  * Work that crosses threads carries an af_span_context value explicitly.
  */
+#define AF_LOG_COMPONENT "tracing"
+
 #include <stdatomic.h>
 #include <string.h>
 
@@ -92,6 +94,17 @@ void af_context_current(af_span_context *out)
     memcpy(out->trace_id, cur.trace_id, 16);
     memcpy(out->span_id, cur.span_id, 8);
     out->trace_flags = cur.trace_flags;
+}
+
+bool af__context_log_ids(uint8_t trace_id[16], uint8_t span_id[8])
+{
+    /* The ids copied at attach: no span lock on a log call, and still right after the span
+     * ended. */
+    if (!cur.valid)
+        return false;
+    memcpy(trace_id, cur.trace_id, 16);
+    memcpy(span_id, cur.span_id, 8);
+    return true;
 }
 
 bool af__context_current_parent(af_span_context *sc)

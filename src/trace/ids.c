@@ -12,6 +12,8 @@
  * Every bit of both ids is random, so trace ids meet W3C Trace Context Level 2's randomness
  * requirement (the right-most 7 bytes random) and callers may set AF_TRACE_FLAG_RANDOM.
  */
+#define AF_LOG_COMPONENT "tracing"
+
 #include "agentaflow/trace.h"
 
 #include <errno.h>

@@ -5,6 +5,8 @@
  * Extraction is on every incoming request and must never fail loudly: bad input leaves the
  * caller's context as it was and logs nothing (a peer could otherwise flood the log).
  */
+#define AF_LOG_COMPONENT "tracing"
+
 #include "agentaflow/propagation.h"
 
 #include <stdlib.h>

@@ -3,13 +3,25 @@
  * (resource, sampler, limits, id generator, processors); tracers only add the
  * instrumentation scope. Processors are appended into a fixed array published with a
  * release store, so span end reads them without a lock.
+ *
+ * Replacing or removing a processor while spans are in flight (a configuration reload)
+ * rewrites one slot with a release store. A span end that loaded the old pointer just before
+ * may still call it, and span end keeps no reader count we could wait on (that would put a
+ * shared write on every span), so the old processor is shut down at once (a late span is
+ * counted as dropped by it) and only freed with the provider: each replacement keeps one
+ * stopped processor until then. A removed processor's slot holds a no-op processor that the
+ * next af_tracer_provider_add_processor reuses.
  */
+#define AF_LOG_COMPONENT "tracing"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agentaflow/log.h"
+#include "trace/context_int.h"
 #include "trace/span_int.h"
+#include "util/log_int.h"
 #include "util/env.h"
 #include "util/str.h"
 
@@ -64,6 +76,9 @@ int af_tracer_provider_new(const af_tracer_provider_opts *opts, af_tracer_provid
     if (!p->sampler && !(p->sampler = af_sampler_from_env()))
         goto fail;
     af__fork_handlers_install();
+    /* JSON log lines carry the current span's ids; spans need a provider, so this is in
+     * place before any can be current. */
+    af__log_set_context_hook(af__context_log_ids);
     *out = p;
     return 0;
 fail:
@@ -79,6 +94,21 @@ fail:
     return -ENOMEM;
 }
 
+static void noop_on_end(void *self, const af_span_data *span)
+{
+    (void)self;
+    (void)span;
+}
+
+static const af_span_processor_ops noop_ops = {.on_end = noop_on_end};
+/* What a removed processor's slot holds: shared, never freed. */
+static af_span_processor noop_processor = {.ops = &noop_ops};
+
+static af_span_processor *slot(const af_tracer_provider *p, size_t i)
+{
+    return atomic_load_explicit(&((af_tracer_provider *)p)->processors[i], memory_order_acquire);
+}
+
 int af_tracer_provider_add_processor(af_tracer_provider *p, af_span_processor *proc)
 {
     if (!p || !proc) {
@@ -90,16 +120,58 @@ int af_tracer_provider_add_processor(af_tracer_provider *p, af_span_processor *p
     int rc = 0;
     if (atomic_load(&p->shut_down))
         rc = AF_ESHUTDOWN;
-    else if (n == AF_MAX_PROCESSORS)
+    size_t at = n;
+    for (size_t i = 0; i < n && at == n; i++)
+        if (slot(p, i) == &noop_processor)
+            at = i;
+    if (rc == 0 && at == AF_MAX_PROCESSORS)
         rc = -ENOSPC;
     if (rc == 0) {
-        p->processors[n] = proc;
-        atomic_store_explicit(&p->n_processors, n + 1, memory_order_release);
+        atomic_store_explicit(&p->processors[at], proc, memory_order_release);
+        if (at == n)
+            atomic_store_explicit(&p->n_processors, n + 1, memory_order_release);
     }
     pthread_mutex_unlock(&p->mu);
     if (rc != 0)
         af_span_processor_free(proc);
     return rc;
+}
+
+static uint64_t deadline_after(uint32_t timeout_ms)
+{
+    return timeout_ms ? af_monotonic_ns() + (uint64_t)timeout_ms * 1000000u : UINT64_MAX;
+}
+
+int af_tracer_provider_replace_processor(af_tracer_provider *p, af_span_processor *old,
+                                         af_span_processor *repl, uint32_t timeout_ms)
+{
+    if (!p || !old || old == &noop_processor) {
+        af_span_processor_free(repl);
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&p->mu);
+    int rc = atomic_load(&p->shut_down) ? AF_ESHUTDOWN : -ENOENT;
+    size_t n = atomic_load(&p->n_processors);
+    for (size_t i = 0; i < n && rc == -ENOENT; i++) {
+        if (slot(p, i) == old) {
+            atomic_store_explicit(&p->processors[i], repl ? repl : &noop_processor,
+                                  memory_order_release);
+            old->retired_next = p->retired;
+            p->retired = old;
+            rc = 0;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (rc != 0) {
+        af_span_processor_free(repl);
+        return rc;
+    }
+    /* Outside the lock: the old processor's final export may take the whole bound. Its
+     * failure is not ours to report: the swap happened, and the batch processor logs a
+     * shutdown that timed out. */
+    if (old->ops->shutdown)
+        old->ops->shutdown(old->self, deadline_after(timeout_ms));
+    return 0;
 }
 
 static bool str_eq(const char *a, const char *b)
@@ -251,11 +323,6 @@ bool af_tracer_enabled(const af_tracer *t)
            atomic_load(&p->n_processors) > 0;
 }
 
-static uint64_t deadline_after(uint32_t timeout_ms)
-{
-    return timeout_ms ? af_monotonic_ns() + (uint64_t)timeout_ms * 1000000u : UINT64_MAX;
-}
-
 int af_tracer_provider_force_flush(af_tracer_provider *p, uint32_t timeout_ms)
 {
     if (!p)
@@ -264,7 +331,7 @@ int af_tracer_provider_force_flush(af_tracer_provider *p, uint32_t timeout_ms)
     int rc = 0;
     size_t n = atomic_load_explicit(&p->n_processors, memory_order_acquire);
     for (size_t i = 0; i < n; i++) {
-        af_span_processor *proc = p->processors[i];
+        af_span_processor *proc = slot(p, i);
         if (!proc->ops->force_flush)
             continue;
         int r = proc->ops->force_flush(proc->self, deadline);
@@ -286,7 +353,7 @@ int af_tracer_provider_shutdown(af_tracer_provider *p, uint32_t timeout_ms)
     size_t n = atomic_load(&p->n_processors);
     pthread_mutex_unlock(&p->mu);
     for (size_t i = 0; i < n; i++) {
-        af_span_processor *proc = p->processors[i];
+        af_span_processor *proc = slot(p, i);
         if (!proc->ops->shutdown)
             continue;
         int r = proc->ops->shutdown(proc->self, deadline);
@@ -304,7 +371,13 @@ void af_tracer_provider_free(af_tracer_provider *p)
         af_tracer_provider_shutdown(p, 5000);
     size_t n = atomic_load(&p->n_processors);
     for (size_t i = 0; i < n; i++)
-        af_span_processor_free(p->processors[i]);
+        if (slot(p, i) != &noop_processor)
+            af_span_processor_free(slot(p, i));
+    while (p->retired) {
+        af_span_processor *next = p->retired->retired_next;
+        af_span_processor_free(p->retired);
+        p->retired = next;
+    }
     af_tracer *t = p->tracers;
     while (t) {
         af_tracer *next = t->next;
@@ -334,10 +407,19 @@ bool af_tracer_provider_is_disabled(const af_tracer_provider *p)
     return !p || p->disabled;
 }
 
-af_span_processor *const *af_tracer_provider_processors(const af_tracer_provider *p, size_t *n)
+size_t af_tracer_provider_processors(const af_tracer_provider *p, af_span_processor **out,
+                                     size_t cap)
 {
-    *n = p ? atomic_load_explicit(&p->n_processors, memory_order_acquire) : 0;
-    return p ? p->processors : NULL;
+    size_t n = p ? atomic_load_explicit(&p->n_processors, memory_order_acquire) : 0, k = 0;
+    for (size_t i = 0; i < n; i++) {
+        af_span_processor *proc = slot(p, i);
+        if (proc == &noop_processor)
+            continue;
+        if (k < cap)
+            out[k] = proc;
+        k++;
+    }
+    return k;
 }
 
 void af_tracer_provider_stats(const af_tracer_provider *p, af_provider_stats *out)
@@ -351,7 +433,7 @@ void af_tracer_provider_stats(const af_tracer_provider *p, af_provider_stats *ou
     size_t n = atomic_load_explicit(&p->n_processors, memory_order_acquire);
     for (size_t i = 0; i < n; i++) {
         af_processor_stats st;
-        af_span_processor_stats_get(p->processors[i], &st);
+        af_span_processor_stats_get(slot(p, i), &st);
         out->spans_dropped += st.dropped;
         out->spans_exported += st.exported;
         out->spans_failed += st.failed;

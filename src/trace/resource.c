@@ -24,6 +24,8 @@
  * A resource is not shared mutable state: it is built once, then only read (the schema URL
  * setter is for its owner before handing it to a provider).
  */
+#define AF_LOG_COMPONENT "tracing"
+
 #include "agentaflow/trace.h"
 
 #include <errno.h>

@@ -12,6 +12,8 @@
  * arithmetic (a power-of-two scale) and below 2^63 for ratio < 1, so the conversion cannot
  * overflow; ratio >= 1 uses bound 2^63, which every 63-bit x is below.
  */
+#define AF_LOG_COMPONENT "tracing"
+
 #include "agentaflow/trace.h"
 
 #include <errno.h>

@@ -5,6 +5,8 @@
  * per timestamp, no contended lock. The lock is a single atomic word: spans are almost always
  * touched by one thread, so it is uncontended and costs one exchange per call.
  */
+#define AF_LOG_COMPONENT "tracing"
+
 #include <string.h>
 
 #include "agentaflow/log.h"
@@ -396,7 +398,7 @@ af_span af_span_start_impl(af_tracer *t, const char *name, const af_span_start_o
 
     size_t np = atomic_load_explicit(&p->n_processors, memory_order_acquire);
     for (size_t i = 0; i < np; i++) {
-        af_span_processor *proc = p->processors[i];
+        af_span_processor *proc = atomic_load_explicit(&p->processors[i], memory_order_acquire);
         if (proc->ops->on_start)
             proc->ops->on_start(proc->self, d);
     }
@@ -445,7 +447,7 @@ void af_span_end_at(af_span s, uint64_t end_ns)
     size_t np = atomic_load_explicit(&p->n_processors, memory_order_acquire);
     af__span_rec_handoff_begin(r, np == 1);
     for (size_t i = 0; i < np; i++) {
-        af_span_processor *proc = p->processors[i];
+        af_span_processor *proc = atomic_load_explicit(&p->processors[i], memory_order_acquire);
         proc->ops->on_end(proc->self, &r->data);
     }
     af__span_rec_handoff_end(r);

@@ -58,6 +58,7 @@ struct af_span_processor {
     void *self;
     af_exporter *exporter; /* simple and batch processors only */
     void (*stats)(void *self, af_processor_stats *out);
+    struct af_span_processor *retired_next; /* the provider's retired list (replace_processor) */
 };
 
 struct af_tracer {
@@ -110,9 +111,12 @@ struct af_tracer_provider {
     void *idgen_self;
     bool disabled;
     _Atomic bool shut_down;
-    af_span_processor *processors[AF_MAX_PROCESSORS];
+    /* Slots are atomic because af_tracer_provider_replace_processor rewrites one while spans
+     * read them; on x86 an acquire load is the plain load it was before. */
+    _Atomic(af_span_processor *) processors[AF_MAX_PROCESSORS];
     _Atomic size_t n_processors;
-    pthread_mutex_t mu; /* guards tracers list and processor registration */
+    pthread_mutex_t mu;         /* guards tracers list and processor registration */
+    af_span_processor *retired; /* replaced processors, stopped, freed with the provider */
     af_tracer *tracers;
     af_tracer noop_tracer; /* returned after shutdown */
     af_counter_shard counters[AF_COUNTER_SHARDS];

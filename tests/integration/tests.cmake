@@ -9,6 +9,8 @@
 #                            TCP where curl would normalise the request
 #   integration.websocket    test_websocket (cmocka): /ws handshake refusals, RFC 6455 close
 #                            codes, ping/pong, fragments, and no log lines for bad upgrades
+#   integration.reload       test_reload (cmocka): SIGHUP applies a rewritten configuration
+#                            and keeps the running one when the new file is broken
 #   integration.hostile_limits
 #                            test_hostile_limits (cmocka): megabyte strings, thousands of names
 #                            and slow inference against the limits (docs/security.md)
@@ -85,3 +87,10 @@ add_executable(test_cluster_fleet ${CMAKE_CURRENT_LIST_DIR}/test_cluster.c)
 target_link_libraries(test_cluster_fleet PRIVATE af_it_harness)
 add_test(NAME integration.cluster COMMAND test_cluster_fleet $<TARGET_FILE:agentaflow>)
 set_tests_properties(integration.cluster PROPERTIES TIMEOUT 300 LABELS integration)
+
+# SIGHUP configuration reload (issue 15): ratio, exporter endpoint, a toggle, log format,
+# restart-only keys, and a broken file that keeps the running configuration.
+add_executable(test_reload ${CMAKE_CURRENT_LIST_DIR}/test_reload.c)
+target_link_libraries(test_reload PRIVATE af_it_harness)
+add_test(NAME integration.reload COMMAND test_reload $<TARGET_FILE:agentaflow>)
+set_tests_properties(integration.reload PROPERTIES TIMEOUT 120 LABELS integration)

@@ -1075,6 +1075,63 @@ static void test_docs(void **state)
     assert_string_equal(bounds, "");
 }
 
+/* server.log_levels: a map whose values are levels, each checked at its own position. */
+static void test_log_levels_map(void **state)
+{
+    (void)state;
+    af_tracing_config cfg;
+    assert_int_equal(af_tracing_config_init(&cfg), 0);
+    af_config_diag d;
+    af_config_diag_init(&d);
+    static const char yaml[] = "server:\n"
+                               "  log_format: json\n"
+                               "  log_levels:\n"
+                               "    http: debug\n"
+                               "    gpu: loud\n";
+    assert_int_equal(af_tracing_config_load_string("f.yaml", yaml, sizeof yaml - 1, &cfg, &d),
+                     AF_EPARSE);
+    assert_int_equal(d.n_errors, 1);
+    assert_string_equal(d.entries[0].message,
+                        "f.yaml:5:10: server.log_levels.gpu: expected one of debug, info, warn, "
+                        "error, off, got \"loud\"");
+    assert_int_equal(cfg.server.log_format, AF_CONFIG_LOG_JSON);
+    assert_int_equal(cfg.server.n_log_levels, 1);
+    assert_string_equal(cfg.server.log_levels[0].key, "http");
+    assert_string_equal(cfg.server.log_levels[0].value, "debug");
+    af_config_diag_free(&d);
+    af_tracing_config_free(&cfg);
+}
+
+/* What SIGHUP may apply, and the changed keys it reports as needing a restart. */
+static void test_restart_keys(void **state)
+{
+    (void)state;
+    assert_true(af_config_key_reloadable("tracing.sampling_ratio"));
+    assert_true(af_config_key_reloadable("tracing.exporters.otlp_http.headers"));
+    assert_true(af_config_key_reloadable("components.web_dashboard.trace_api_requests"));
+    assert_true(af_config_key_reloadable("server.log_levels"));
+    assert_false(af_config_key_reloadable("server.port"));
+    assert_false(af_config_key_reloadable("tracing.enabled"));
+    assert_false(af_config_key_reloadable("server.tls.cert_file"));
+
+    af_tracing_config a, b;
+    assert_int_equal(af_tracing_config_init(&a), 0);
+    assert_int_equal(af_tracing_config_init(&b), 0);
+    const char *keys[8];
+    assert_int_equal(af_config_restart_keys(&a, &b, keys, 8), 0);
+    char why[128];
+    assert_int_equal(af_config_set(&b, "server.port", "9100", why, sizeof why), 0);
+    assert_int_equal(af_config_set(&b, "server.auth_token", "s3cret", why, sizeof why), 0);
+    assert_int_equal(af_config_set(&b, "tracing.sampling_ratio", "0.1", why, sizeof why), 0);
+    assert_int_equal(af_config_set(&b, "server.log_format", "json", why, sizeof why), 0);
+    assert_int_equal(af_config_restart_keys(&a, &b, keys, 8), 2);
+    assert_string_equal(keys[0], "server.port");
+    assert_string_equal(keys[1], "server.auth_token");
+    assert_int_equal(af_config_restart_keys(&a, &b, keys, 1), 2); /* counted past cap */
+    af_tracing_config_free(&a);
+    af_tracing_config_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1112,6 +1169,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_dump_redacts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_set, setup, teardown),
         cmocka_unit_test(test_docs),
+        cmocka_unit_test(test_restart_keys),
+        cmocka_unit_test(test_log_levels_map),
     };
     for (size_t i = 0; i < sizeof otel_vars / sizeof otel_vars[0]; i++)
         unsetenv(otel_vars[i]);

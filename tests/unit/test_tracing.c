@@ -1,14 +1,17 @@
 /*
  * Tests of the TracingIntegration object: construction from a config, the components.*
- * toggles, added exporters, shutdown, and the health check (status rule, keys, no secrets).
+ * toggles, added exporters, shutdown, the health check (status rule, keys, no secrets) and
+ * af_tracing_reconfigure (ratio, toggles, exporter swap while spans are in flight).
  */
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "http_receiver.h"
 #include "testutil.h"
 
 #include "agentaflow/config.h"
@@ -444,6 +447,217 @@ static void test_health_read_is_pure(void **state)
     af_tracing_free(t);
 }
 
+/* ----- af_tracing_reconfigure ------------------------------------------------------------ */
+
+static bool root_sampled(af_tracing *t)
+{
+    af_span s = af_span_start(af_tracing_tracer(t), "root", NULL);
+    af_span_context sc;
+    af_span_get_context(s, &sc);
+    af_span_end(s);
+    return af_span_context_is_sampled(&sc);
+}
+
+static void test_reconfigure_ratio_and_toggles(void **state)
+{
+    (void)state;
+    af_tracing_config cfg;
+    base_config(&cfg);
+    af_tracing *t = NULL;
+    assert_int_equal(af_tracing_new(&cfg, &t, NULL, 0), 0);
+    af_exporter *e = NULL;
+    assert_int_equal(af_memory_exporter_new(0, &e, NULL), 0);
+    assert_int_equal(af_tracing_add_exporter(t, e, NULL), 0);
+    assert_true(root_sampled(t));
+    assert_non_null(af_tracing_tracer_for(t, AF_TRACE_API_REQUESTS));
+    const af_tracing_config *before = af_tracing_config_of(t);
+
+    cfg.tracing.sampling_ratio = 0.0;
+    cfg.components.web_dashboard.trace_api_requests = false;
+    cfg.components.observability.trace_health_checks = true;
+    free(cfg.service_name); /* not reloadable: keeps its running value */
+    cfg.service_name = strdup("renamed");
+    char err[256];
+    assert_int_equal(af_tracing_reconfigure(t, &cfg, err, sizeof err), 0);
+    for (int i = 0; i < 50; i++)
+        assert_false(root_sampled(t));
+    assert_null(af_tracing_tracer_for(t, AF_TRACE_API_REQUESTS));
+    assert_non_null(af_tracing_tracer_for(t, AF_TRACE_HEALTH_CHECKS));
+    /* The effective configuration shows the reloaded keys and the running others; the one
+     * borrowed before is still readable. */
+    const af_tracing_config *now = af_tracing_config_of(t);
+    assert_true(now->tracing.sampling_ratio == 0.0);
+    assert_string_equal(now->service_name, "agentaflow-sro");
+    assert_true(before->tracing.sampling_ratio == 1.0);
+    af_tracing_health h;
+    af_tracing_health_get(t, &h);
+    assert_true(h.sampling_ratio == 0.0);
+    assert_non_null(strstr(h.sampler, "TraceIdRatioBased{0}"));
+
+    cfg.tracing.sampling_ratio = 1.0;
+    cfg.components.web_dashboard.trace_api_requests = true;
+    assert_int_equal(af_tracing_reconfigure(t, &cfg, err, sizeof err), 0);
+    assert_true(root_sampled(t));
+    assert_non_null(af_tracing_tracer_for(t, AF_TRACE_API_REQUESTS));
+    af_tracing_config_free(&cfg);
+    af_tracing_free(t);
+}
+
+static void otlp_to(af_tracing_config *cfg, const af_test_http_receiver *r)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/traces", af_test_http_receiver_port(r));
+    cfg->tracing.exporters.otlp_http.enabled = true;
+    cfg->tracing.exporters.otlp_http.protocol = AF_OTLP_HTTP_JSON;
+    free(cfg->tracing.exporters.otlp_http.endpoint);
+    cfg->tracing.exporters.otlp_http.endpoint = strdup(url);
+}
+
+static bool got_span(af_test_http_receiver *r, const char *name)
+{
+    for (size_t i = 0; i < af_test_http_receiver_requests(r); i++) {
+        const af_test_http_request *q = af_test_http_receiver_request(r, i);
+        if (q && memmem(q->body, q->body_len, name, strlen(name)))
+            return true;
+    }
+    return false;
+}
+
+static void end_span(af_tracing *t, const char *name)
+{
+    af_span_end(af_span_start(af_tracing_tracer(t), name, NULL));
+}
+
+/* A changed endpoint: what the old exporter queued is flushed there, later spans go to the
+ * new one, and an exporter the configuration does not own keeps running untouched. */
+static void test_reconfigure_swaps_exporter(void **state)
+{
+    (void)state;
+    af_test_http_receiver *a = NULL, *b = NULL;
+    assert_int_equal(af_test_http_receiver_start(NULL, &a), 0);
+    assert_int_equal(af_test_http_receiver_start(NULL, &b), 0);
+    af_tracing_config cfg;
+    base_config(&cfg);
+    cfg.performance.schedule_delay_ms = 60000; /* only a flush or a shutdown exports */
+    otlp_to(&cfg, a);
+    af_tracing *t = NULL;
+    char err[256];
+    assert_int_equal(af_tracing_new(&cfg, &t, err, sizeof err), 0);
+    af_exporter *e = NULL;
+    af_memory_exporter *mem = NULL;
+    assert_int_equal(af_memory_exporter_new(0, &e, &mem), 0);
+    af_batch_processor_opts fb = fast_batch();
+    assert_int_equal(af_tracing_add_exporter(t, e, &fb), 0);
+
+    end_span(t, "before-reload");
+    otlp_to(&cfg, b);
+    assert_int_equal(af_tracing_reconfigure(t, &cfg, err, sizeof err), 0);
+    assert_true(got_span(a, "before-reload")); /* the old exporter's final flush */
+    end_span(t, "after-reload");
+    assert_int_equal(af_tracing_force_flush(t, 5000), 0);
+    assert_true(got_span(b, "after-reload"));
+    assert_false(got_span(a, "after-reload"));
+    assert_false(got_span(b, "before-reload"));
+    uint64_t t0 = af_monotonic_ns();
+    while (af_memory_exporter_total(mem) < 2 && af_monotonic_ns() - t0 < 5000000000ull)
+        af_tracing_force_flush(t, 1000);
+    assert_int_equal(af_memory_exporter_total(mem), 2);
+
+    /* Disabling the exporter removes it; health lists only live exporters. */
+    size_t reqs = af_test_http_receiver_requests(b);
+    cfg.tracing.exporters.otlp_http.enabled = false;
+    assert_int_equal(af_tracing_reconfigure(t, &cfg, err, sizeof err), 0);
+    end_span(t, "after-disable");
+    af_tracing_force_flush(t, 5000);
+    assert_int_equal(af_test_http_receiver_requests(b), reqs);
+    af_tracing_health h;
+    af_tracing_health_get(t, &h);
+    assert_int_equal(h.n_exporters, 1); /* the memory exporter */
+
+    af_tracing_config_free(&cfg);
+    af_tracing_free(t);
+    af_test_http_receiver_stop(a);
+    af_test_http_receiver_stop(b);
+}
+
+/* An exporter that cannot be built leaves everything as it was. */
+static void test_reconfigure_failure_changes_nothing(void **state)
+{
+    (void)state;
+    af_tracing_config cfg;
+    base_config(&cfg);
+    af_tracing *t = NULL;
+    assert_int_equal(af_tracing_new(&cfg, &t, NULL, 0), 0);
+    cfg.tracing.sampling_ratio = 0.0;
+    cfg.tracing.exporters.otlp_http.enabled = true;
+    free(cfg.tracing.exporters.otlp_http.endpoint);
+    cfg.tracing.exporters.otlp_http.endpoint = strdup("ftp://collector/v1/traces");
+    char err[256];
+    af_test_log_capture_begin();
+    int rc = af_tracing_reconfigure(t, &cfg, err, sizeof err);
+    af_test_log_capture_end();
+    assert_int_equal(rc, -EINVAL);
+    assert_non_null(strstr(err, "tracing.exporters.otlp_http"));
+    assert_true(root_sampled(t));
+    assert_true(af_tracing_config_of(t)->tracing.sampling_ratio == 1.0);
+    assert_false(af_tracing_config_of(t)->tracing.exporters.otlp_http.enabled);
+    af_tracing_config_free(&cfg);
+    af_tracing_free(t);
+}
+
+/* Spans start and end on several threads while reloads swap the exporter and the ratio
+ * (run under TSan too): nothing is lost to a freed processor, nothing races. */
+static atomic_bool stop_spans;
+
+static void *span_loop(void *arg)
+{
+    af_tracing *t = arg;
+    while (!atomic_load(&stop_spans)) {
+        af_span s = af_span_start(af_tracing_tracer_for(t, AF_TRACE_API_REQUESTS), "busy", NULL);
+        af_span_end(s);
+    }
+    return NULL;
+}
+
+static void test_reconfigure_under_load(void **state)
+{
+    (void)state;
+    af_test_http_receiver *r[2] = {NULL, NULL};
+    assert_int_equal(af_test_http_receiver_start(NULL, &r[0]), 0);
+    assert_int_equal(af_test_http_receiver_start(NULL, &r[1]), 0);
+    af_tracing_config cfg;
+    base_config(&cfg);
+    cfg.performance.schedule_delay_ms = 20;
+    otlp_to(&cfg, r[0]);
+    af_tracing *t = NULL;
+    assert_int_equal(af_tracing_new(&cfg, &t, NULL, 0), 0);
+    af_test_log_capture_begin(); /* full queues under this load are expected, and logged */
+    atomic_store(&stop_spans, false);
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, span_loop, t), 0);
+    char err[256];
+    for (int i = 1; i <= 12; i++) {
+        otlp_to(&cfg, r[i % 2]);
+        cfg.tracing.sampling_ratio = i % 3 ? 0.5 : 1.0;
+        cfg.components.web_dashboard.trace_api_requests = i % 4 != 0;
+        assert_int_equal(af_tracing_reconfigure(t, &cfg, err, sizeof err), 0);
+    }
+    atomic_store(&stop_spans, true);
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    af_test_log_capture_end();
+    assert_int_equal(af_tracing_force_flush(t, 5000), 0);
+    assert_true(af_test_http_receiver_requests(r[0]) > 0);
+    af_tracing_health h;
+    af_tracing_health_get(t, &h);
+    assert_int_equal(h.n_exporters, 1);
+    af_tracing_config_free(&cfg);
+    af_tracing_free(t);
+    af_test_http_receiver_stop(r[0]);
+    af_test_http_receiver_stop(r[1]);
+}
+
 /* The attribute value length of one recorded span with a 100-byte string attribute. */
 static size_t recorded_length(uint32_t default_limit)
 {
@@ -512,6 +726,10 @@ int main(void)
         cmocka_unit_test(test_shutdown_flushes_pending),
         cmocka_unit_test(test_dead_exporter_does_not_delay_others),
         cmocka_unit_test(test_health_read_is_pure),
+        cmocka_unit_test(test_reconfigure_ratio_and_toggles),
+        cmocka_unit_test(test_reconfigure_swaps_exporter),
+        cmocka_unit_test(test_reconfigure_failure_changes_nothing),
+        cmocka_unit_test(test_reconfigure_under_load),
         cmocka_unit_test(test_attribute_value_length_default),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
