@@ -1,7 +1,8 @@
 /*
  * OTLP/HTTP trace exporter: one POST of an ExportTraceServiceRequest (protobuf or JSON) per
  * export() call, retried on transient failures, with partial-success handling and a health
- * record. Configuration follows the OTEL_EXPORTER_OTLP_* rules (docs/standards.md, environment variables and OTLP/HTTP).
+ * record. Configuration follows the OTEL_EXPORTER_OTLP_* rules (docs/standards.md, environment
+ * variables and OTLP/HTTP).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -120,55 +121,6 @@ int af_otlp_traces_url(const char *endpoint, bool per_signal, char *out, size_t 
     return 0;
 }
 
-/* One "%XX" escape to a byte, or -1. */
-static int hex_byte(const char *p)
-{
-    int v = 0;
-    for (int i = 0; i < 2; i++) {
-        char c = p[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= c - '0';
-        else if (c >= 'a' && c <= 'f')
-            v |= c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F')
-            v |= c - 'A' + 10;
-        else
-            return -1;
-    }
-    return v;
-}
-
-/* Trims OWS and percent-decodes s[0..n) into a new string; NULL (with *bad set) on a bad
- * escape, NULL without *bad on ENOMEM. */
-static char *decode_part(const char *s, size_t n, bool *bad)
-{
-    while (n && (*s == ' ' || *s == '\t'))
-        s++, n--;
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-        n--;
-    char *out = malloc(n + 1);
-    if (!out)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%') {
-            int b = i + 2 < n ? hex_byte(s + i + 1) : -1;
-            if (b < 0) {
-                free(out);
-                *bad = true;
-                return NULL;
-            }
-            out[o++] = (char)b;
-            i += 2;
-        } else {
-            out[o++] = s[i];
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
 typedef struct header_list {
     af_header_kv *kv;
     size_t n;
@@ -223,8 +175,9 @@ static int parse_env_headers(const char *var, const char *v, header_list *l)
         index++;
         if (eq) {
             bool bad = false;
-            char *name = decode_part(v, (size_t)(eq - v), &bad);
-            char *value = name ? decode_part(eq + 1, len - (size_t)(eq - v) - 1, &bad) : NULL;
+            char *name = af__pct_decode_trimmed(v, (size_t)(eq - v), &bad);
+            char *value =
+                name ? af__pct_decode_trimmed(eq + 1, len - (size_t)(eq - v) - 1, &bad) : NULL;
             if (name && value && *name) {
                 if (header_list_set(l, name, value))
                     return -ENOMEM;

@@ -485,17 +485,6 @@ void af__http_chunked_init(af__http_chunked *c)
     c->state = CH_SIZE;
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 long af__http_chunked_feed(af__http_chunked *c, const char *in, size_t len, af_buf *out,
                            size_t limit, bool *done, af__http_error *err)
 {
@@ -508,7 +497,7 @@ long af__http_chunked_feed(af__http_chunked *c, const char *in, size_t len, af_b
         size_t at = c->consumed + i;
         switch (c->state) {
         case CH_SIZE: {
-            int h = hexval(ch);
+            int h = af__hex_digit(ch);
             if (h >= 0) {
                 if (c->remaining >> 59)
                     return fail(err, 400, "chunked body: the chunk size at byte %zu is too large",
