@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "agentaflow/log.h"
+#include "util/timeutil.h"
 
 void af__retry_opts_default(af_retry_opts *o)
 {
@@ -91,17 +92,11 @@ int af__retry_after_parse(const char *value, uint64_t now_wall_ns, uint64_t *del
 
 int af__stopper_init(af__stopper *s)
 {
-    pthread_condattr_t ca;
     s->stopped = false;
     s->busy = false;
-    if (pthread_condattr_init(&ca))
-        return -ENOMEM;
-    int err = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    if (!err)
-        err = pthread_cond_init(&s->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    int err = af__cond_init_monotonic(&s->cv);
     if (err)
-        return -err;
+        return err;
     if ((err = pthread_mutex_init(&s->mu, NULL))) {
         pthread_cond_destroy(&s->cv);
         return -err;

@@ -21,6 +21,7 @@
 #include "server/server_int.h"
 #include "server/tls.h"
 #include "util/str.h"
+#include "util/timeutil.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Worker pool.                                                                              */
@@ -57,7 +58,7 @@ static void run_job(af__job *j)
     }
     char tid[33], ts[40];
     af_trace_id_to_hex(j->parent.trace_id, tid);
-    af__rfc3339(r.completed_at_ns, ts);
+    af__fmt_rfc3339(r.completed_at_ns, 9, ts);
     af_buf *b = &rs->body;
     af__resp_reset_body(rs);
     rs->status = 200;
@@ -262,11 +263,7 @@ int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t
     pthread_cond_init(&s->job_cv, NULL);
     pthread_mutex_init(&s->ws_mu, NULL);
     /* The push thread's waits are deadlines on the monotonic clock. */
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->ws_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    af__cond_init_monotonic(&s->ws_cv);
     pthread_mutex_init(&s->met_mu, NULL);
     pthread_mutex_init(&s->lg_mu, NULL);
     pthread_cond_init(&s->lg_cv, NULL);

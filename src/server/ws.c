@@ -29,6 +29,7 @@
 #include "agentaflow/trace_helpers.h"
 #include "server/server_int.h"
 #include "server/ws_frame.h"
+#include "util/timeutil.h"
 
 #define WS_RX_LIMIT 65536 /* the largest client message, reassembled */
 #define OUTBOX_MAX 256    /* broadcasts waiting for one loop */
@@ -179,7 +180,7 @@ static af__ws_msg *metrics_update_msg(af_server *s)
     af__dashboard_metrics_json(s, &b);
     af__buf_puts(&b, ",\"timestamp\":");
     char ts[40];
-    af__rfc3339(af_now_ns(), ts);
+    af__fmt_rfc3339(af_now_ns(), 9, ts);
     af__buf_printf(&b, "\"%s\"}", ts);
     af__ws_msg *m = b.failed ? NULL : msg_new((const char *)b.data, b.len);
     af__buf_free(&b);
@@ -197,7 +198,7 @@ static void on_message(af_server *s, af__ws_client *w, const uint8_t *data, size
         send_to(s, w, err, sizeof(err) - 1);
     } else if (strcmp(type, "ping") == 0) {
         char ts[40], out[96];
-        af__rfc3339(af_now_ns(), ts);
+        af__fmt_rfc3339(af_now_ns(), 9, ts);
         int n = snprintf(out, sizeof(out), "{\"type\":\"pong\",\"timestamp\":\"%s\"}", ts);
         send_to(s, w, out, (size_t)n);
         ws_span(s, "ping", w, NULL);
@@ -500,7 +501,7 @@ void af_server_notify(af_server *s, const char *title, const char *message, cons
     af__buf_puts(&b, ",\"level\":");
     af__buf_json_string(&b, level ? level : "info", strlen(level ? level : "info"));
     char ts[40];
-    af__rfc3339(af_now_ns(), ts);
+    af__fmt_rfc3339(af_now_ns(), 9, ts);
     af__buf_printf(&b, ",\"timestamp\":\"%s\"}}", ts);
     if (!b.failed)
         af__ws_broadcast(s, (const char *)b.data, b.len);
@@ -518,7 +519,7 @@ void af__system_update(af_server *s, const char *event, const char *id)
         af__buf_json_string(&b, id, strlen(id));
     }
     char ts[40];
-    af__rfc3339(af_now_ns(), ts);
+    af__fmt_rfc3339(af_now_ns(), 9, ts);
     af__buf_printf(&b, ",\"timestamp\":\"%s\"}}", ts);
     if (!b.failed)
         af__ws_broadcast(s, (const char *)b.data, b.len);
