@@ -149,7 +149,7 @@ int af_config_dump_docs(char **out)
     }
     af__buf_terminate(&b);
     if (b.failed) {
-        af__buf_free(&b);
+        af__buf_clear(&b);
         return -ENOMEM;
     }
     *out = (char *)b.data;

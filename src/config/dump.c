@@ -188,7 +188,7 @@ int af_config_dump_json(const af_tracing_config *cfg, bool redact, char **out)
     object_json(&b, cfg, redact, "", 0, 0);
     af__buf_terminate(&b);
     if (b.failed) {
-        af__buf_free(&b);
+        af__buf_clear(&b);
         return -ENOMEM;
     }
     *out = (char *)b.data;
@@ -282,7 +282,7 @@ int af_config_dump_text(const af_tracing_config *cfg, bool redact, char **out)
     }
     af__buf_terminate(&b);
     if (b.failed) {
-        af__buf_free(&b);
+        af__buf_clear(&b);
         return -ENOMEM;
     }
     *out = (char *)b.data;

@@ -205,7 +205,7 @@ char *af_tracing_health_to_json(const af_tracing *t, const af_tracing_health *h)
     af__buf_putc(&b, '}');
     af__buf_terminate(&b);
     if (b.failed) {
-        af__buf_free(&b);
+        af__buf_clear(&b);
         return NULL;
     }
     return (char *)b.data;

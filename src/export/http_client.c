@@ -77,7 +77,7 @@ void af__http_response_reset(af__http_response *r)
 
 void af__http_response_free(af__http_response *r)
 {
-    af__buf_free(&r->body);
+    af__buf_clear(&r->body);
 }
 
 int af__http_url_check(const char *url)
@@ -242,7 +242,7 @@ static int add_header(struct curl_slist **list, const char *name, const char *va
     af__buf_printf(&b, "%s: %s", name, value);
     af__buf_terminate(&b);
     struct curl_slist *n = b.failed ? NULL : curl_slist_append(*list, (const char *)b.data);
-    af__buf_free(&b);
+    af__buf_clear(&b);
     if (!n)
         return -ENOMEM;
     *list = n;
@@ -273,7 +273,7 @@ void af__http_client_free(af__http_client *c)
     free(c->ca_file);
     free(c->client_cert);
     free(c->client_key);
-    af__buf_free(&c->gz);
+    af__buf_clear(&c->gz);
     free(c);
 }
 

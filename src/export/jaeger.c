@@ -168,7 +168,7 @@ static void jaeger_destroy(void *self)
     af__http_client_free(j->client);
     af__stopper_destroy(&j->stop);
     af__http_health_destroy(&j->health);
-    af__buf_free(&j->body);
+    af__buf_clear(&j->body);
     af__http_response_free(&j->resp);
     free(j->group);
     free(j->resources);

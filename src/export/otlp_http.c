@@ -309,7 +309,7 @@ static void otlp_destroy(void *self)
     af__http_client_free(x->client);
     af__stopper_destroy(&x->stop);
     af__http_health_destroy(&x->health);
-    af__buf_free(&x->body);
+    af__buf_clear(&x->body);
     af__http_response_free(&x->resp);
     free(x);
 }

@@ -28,7 +28,7 @@ static void on_alert(const af_gpu_alert *a, void *user)
     af__buf_putc(&b, '}');
     if (!b.failed)
         af__ws_broadcast(s, (const char *)b.data, b.len);
-    af__buf_free(&b);
+    af__buf_clear(&b);
 }
 
 static size_t slot_of(const char *gpu_id)

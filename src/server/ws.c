@@ -183,7 +183,7 @@ static af__ws_msg *metrics_update_msg(af_server *s)
     af__fmt_rfc3339(af_now_ns(), 9, ts);
     af__buf_printf(&b, "\"%s\"}", ts);
     af__ws_msg *m = b.failed ? NULL : msg_new((const char *)b.data, b.len);
-    af__buf_free(&b);
+    af__buf_clear(&b);
     return m;
 }
 
@@ -505,7 +505,7 @@ void af_server_notify(af_server *s, const char *title, const char *message, cons
     af__buf_printf(&b, ",\"timestamp\":\"%s\"}}", ts);
     if (!b.failed)
         af__ws_broadcast(s, (const char *)b.data, b.len);
-    af__buf_free(&b);
+    af__buf_clear(&b);
 }
 
 void af__system_update(af_server *s, const char *event, const char *id)
@@ -523,5 +523,5 @@ void af__system_update(af_server *s, const char *event, const char *id)
     af__buf_printf(&b, ",\"timestamp\":\"%s\"}}", ts);
     if (!b.failed)
         af__ws_broadcast(s, (const char *)b.data, b.len);
-    af__buf_free(&b);
+    af__buf_clear(&b);
 }
