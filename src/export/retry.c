@@ -186,15 +186,6 @@ void af__stopper_atfork(af__stopper *s, af_fork_phase phase)
     }
 }
 
-void af__http_exporter_atfork(af__http_client *c, af__stopper *s, af__http_health *hh,
-                              af_fork_phase phase)
-{
-    af__stopper_atfork(s, phase);
-    af__http_health_atfork(hh, phase);
-    if (phase == AF_FORK_CHILD)
-        af__http_client_atfork_child(c);
-}
-
 int af__retry_post(af__http_client *c, af__stopper *s, const af_retry_opts *o, uint64_t *rng,
                    const void *wire, size_t len, uint64_t deadline_ns, af__http_response *resp,
                    af__http_health *hh)
