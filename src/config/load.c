@@ -129,9 +129,8 @@ static bool suggest(const char *full, char *out, size_t out_len)
     unsigned best_d = 255;
     const char *best = NULL;
     size_t best_len = 0;
-    unsigned limit = leaf_len / 3 < 1 ? 1 : leaf_len / 3;
-    if (limit > 3)
-        limit = 3;
+    /* One edit per three characters of the leaf, between 1 and 3. */
+    unsigned limit = leaf_len >= 9 ? 3 : leaf_len >= 6 ? 2 : 1;
 
     for (size_t i = 0; i < af__config_nkeys; i++) {
         const char *k = af__config_keys[i].info.key;
