@@ -514,7 +514,7 @@ static void set_kv_list(load_ctx *c, const af__config_key *k, const yaml_node_t 
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* The original Go project's flat keys.                                                      */
+/* The old flat keys, read as aliases (docs/upstream-differences.md).                       */
 
 static const af__config_key *row(const char *key)
 {
@@ -547,14 +547,14 @@ static void alias_exporter_type(load_ctx *c, const yaml_node_t *v)
                 "expected one of \"jaeger\", \"otlp\", \"stdout\", \"none\", got %s", got);
         return;
     }
-    /* Go's TracingConfig had exactly one exporter, and "none" switched tracing off. */
+    /* exporter_type names exactly one exporter; "none" switches tracing off. */
     set_bool_alias(c, "tracing.enabled", which != 3);
     set_bool_alias(c, "tracing.exporters.jaeger.enabled", which == 0);
     set_bool_alias(c, "tracing.exporters.otlp_http.enabled", which == 1);
     set_bool_alias(c, "tracing.exporters.stdout.enabled", which == 2);
 }
 
-/* enabled_spans categories of the Go project mapped to the document's component toggles. */
+/* The old enabled_spans categories mapped to the document's component toggles. */
 static const struct {
     const char *category;
     const char *toggles[3];
