@@ -170,13 +170,13 @@ int main(int argc, char **argv)
 
     /* 4. Model serving: a miss, then the same input again (a cache hit). */
     for (int i = 0; i < 2; i++) {
-        af_inference_request rq = {.id = i ? "req-2" : "req-1",
-                                   .model_id = "model-gpt",
-                                   .input = "What is AI?",
-                                   .input_len = AF_LEN_NUL};
+        af_inference_request request = {.id = i ? "req-2" : "req-1",
+                                        .model_id = "model-gpt",
+                                        .input = "What is AI?",
+                                        .input_len = AF_LEN_NUL};
         af_inference_response r;
         memset(&r, 0, sizeof(r));
-        af_serving_infer(serving, &root_ctx, &rq, &r);
+        af_serving_infer(serving, &root_ctx, &request, &r);
         af_inference_response_free(&r);
     }
 

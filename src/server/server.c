@@ -40,28 +40,28 @@ static void job_free(af__job *j)
 static void run_job(af__job *j)
 {
     af_server *s = j->srv;
-    af__resp *rs = &j->resp;
-    af_inference_request rq = {.id = j->request_id,
-                               .model_id = j->model_id,
-                               .input = j->input,
-                               .input_len = AF_LEN_NUL,
-                               .max_tokens = j->max_tokens,
-                               .timeout_ms = j->timeout_ms};
+    af__resp *resp = &j->resp;
+    af_inference_request request = {.id = j->request_id,
+                                    .model_id = j->model_id,
+                                    .input = j->input,
+                                    .input_len = AF_LEN_NUL,
+                                    .max_tokens = j->max_tokens,
+                                    .timeout_ms = j->timeout_ms};
     af_inference_response r;
     memset(&r, 0, sizeof(r));
-    int rc = af_serving_infer(s->o.serving, &j->parent, &rq, &r);
+    int rc = af_serving_infer(s->o.serving, &j->parent, &request, &r);
     af__metrics_inference(s, j->model_id, rc, &r, &j->parent);
     if (rc != 0) {
-        af__resp_from_errno(rs, rc, r.error);
+        af__resp_from_errno(resp, rc, r.error);
         af_inference_response_free(&r);
         return;
     }
     char tid[33], ts[40];
     af_trace_id_to_hex(j->parent.trace_id, tid);
     af__fmt_rfc3339(r.completed_at_ns, 9, ts);
-    af_buf *b = &rs->body;
-    af__resp_reset_body(rs);
-    rs->status = 200;
+    af_buf *b = &resp->body;
+    af__resp_reset_body(resp);
+    resp->status = 200;
     af__buf_puts(b, "{\"request_id\":");
     af__buf_json_string(b, r.request_id, strlen(r.request_id));
     af__buf_puts(b, ",\"model_id\":");
@@ -108,22 +108,22 @@ static void *worker_main(void *arg)
 }
 
 /* Called by the inference route on the loop. Returns AF__ASYNC, or fills rs with 503. */
-int af__server_submit_job(af__req *rq, af__resp *rs, af__job *j);
-int af__server_submit_job(af__req *rq, af__resp *rs, af__job *j)
+int af__server_submit_job(af__req *req, af__resp *resp, af__job *j);
+int af__server_submit_job(af__req *req, af__resp *resp, af__job *j)
 {
-    af_server *s = rq->srv;
+    af_server *s = req->srv;
     pthread_mutex_lock(&s->job_mu);
     if (s->inflight >= s->o.max_inflight || s->workers_stop) {
         pthread_mutex_unlock(&s->job_mu);
         job_free(j);
-        af__resp_error(rs, 503, "overloaded", "%u requests in flight; try again later",
+        af__resp_error(resp, 503, "overloaded", "%u requests in flight; try again later",
                        s->o.max_inflight);
         return 0;
     }
     s->inflight++;
     j->srv = s;
-    j->loop = rq->loop;
-    j->conn = rq->conn;
+    j->loop = req->loop;
+    j->conn = req->conn;
     j->next = NULL;
     af__resp_init(&j->resp);
     if (s->job_tail)
@@ -133,8 +133,8 @@ int af__server_submit_job(af__req *rq, af__resp *rs, af__job *j)
     s->job_tail = j;
     pthread_cond_signal(&s->job_cv);
     pthread_mutex_unlock(&s->job_mu);
-    rq->conn->txn.job = j;
-    rq->conn->state = AF__CONN_BUSY;
+    req->conn->txn.job = j;
+    req->conn->state = AF__CONN_BUSY;
     return AF__ASYNC;
 }
 

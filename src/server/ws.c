@@ -276,13 +276,13 @@ void af__ws_upgrade(af__conn *c, const af__http_request *req)
     if (af__ws_handshake_check(req, accept, &why) != 0) {
         af_log(AF_LOG_DEBUG, "server: WebSocket handshake from %s refused (%d): %s", c->peer,
                why.status, why.message);
-        af__resp rs;
-        af__resp_init(&rs);
-        af__resp_error(&rs, why.status, why.code, "%s", why.message);
+        af__resp refusal;
+        af__resp_init(&refusal);
+        af__resp_error(&refusal, why.status, why.code, "%s", why.message);
         if (why.status == 426)
-            rs.headers = "sec-websocket-version: 13\r\nupgrade: websocket\r\n";
-        af__conn_refuse(c, &rs);
-        af__resp_free(&rs);
+            refusal.headers = "sec-websocket-version: 13\r\nupgrade: websocket\r\n";
+        af__conn_refuse(c, &refusal);
+        af__resp_free(&refusal);
         return;
     }
     af__ws_client *w = calloc(1, sizeof(*w));
