@@ -272,12 +272,12 @@ int cmd_demo(int argc, char **argv)
     af_tracing_config cfg;
     int rc = demo_config(config, &cfg);
     if (rc != 0) {
-        af_tracing_config_free(&cfg);
+        af_tracing_config_clear(&cfg);
         return rc;
     }
     app_platform p;
     if (app_platform_start(&p, &cfg, stderr) != 0) {
-        af_tracing_config_free(&cfg);
+        af_tracing_config_clear(&cfg);
         app_platform_stop(&p, 2000);
         return 2;
     }
@@ -288,7 +288,7 @@ int cmd_demo(int argc, char **argv)
     if (af_server_new(&so, &srv, err, sizeof(err)) != 0 || af_server_start(srv) != 0) {
         fprintf(stderr, "agentaflow demo: %s\n", err);
         af_server_free(srv);
-        af_tracing_config_free(&cfg);
+        af_tracing_config_clear(&cfg);
         app_platform_stop(&p, 2000);
         return 1;
     }
@@ -300,7 +300,7 @@ int cmd_demo(int argc, char **argv)
     af_tracing_force_flush(p.tracing, 5000);
     demo_where_to_look(&cfg, &p, tid);
     curl_global_cleanup();
-    af_tracing_config_free(&cfg);
+    af_tracing_config_clear(&cfg);
     app_platform_stop(&p, 5000);
     return 0;
 }
