@@ -520,6 +520,9 @@ void af__http_chunked_init(af__http_chunked *c)
     c->state = CH_SIZE;
 }
 
+/* Long on purpose: one byte-at-a-time state machine whose every state sits in one switch, so
+ * the whole grammar of a chunked body reads in one place and the per-byte loop makes no
+ * calls; splitting the states into functions would scatter the transitions. */
 long af__http_chunked_feed(af__http_chunked *c, const char *in, size_t len, af_buf *out,
                            size_t limit, bool *done, af__http_error *err)
 {
