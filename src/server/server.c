@@ -218,14 +218,10 @@ static unsigned loops_for(uint32_t configured)
     return n < 1 ? 1 : n > 8 ? 8 : (unsigned)n;
 }
 
-int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t err_len)
+/* Limits and the rule that a non-loopback listener needs a token. 0, -EINVAL or -EACCES. */
+static int check_opts(const af_server_opts *opts, const char *addr, bool has_token, char *err,
+                      size_t err_len)
 {
-    *out = NULL;
-    af_server_opts def;
-    if (!opts) {
-        af_server_opts_init(&def);
-        opts = &def;
-    }
     if (opts->port < 0 || opts->port > 65535 || opts->metrics_port < -1 ||
         opts->metrics_port > 65535 || opts->ws_queue_depth == 0 || opts->body_limit == 0 ||
         opts->max_inflight == 0 || opts->workers == 0 || opts->workers > 64 ||
@@ -235,8 +231,6 @@ int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t
                "64 event loops)");
         return -EINVAL;
     }
-    const char *addr = opts->bind_address && *opts->bind_address ? opts->bind_address : "127.0.0.1";
-    bool has_token = opts->auth_token && *opts->auth_token;
     if (!is_loopback(addr) && !has_token) {
         seterr(err, err_len,
                "refusing to listen on %s without an auth token: set server.auth_token or "
@@ -244,6 +238,34 @@ int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t
                addr);
         return -EACCES;
     }
+    return 0;
+}
+
+static void init_sync(af_server *s)
+{
+    pthread_mutex_init(&s->job_mu, NULL);
+    pthread_cond_init(&s->job_cv, NULL);
+    pthread_mutex_init(&s->ws_mu, NULL);
+    /* The push thread's waits are deadlines on the monotonic clock. */
+    af__cond_init_monotonic(&s->ws_cv);
+    pthread_mutex_init(&s->met_mu, NULL);
+    pthread_mutex_init(&s->lg_mu, NULL);
+    pthread_cond_init(&s->lg_cv, NULL);
+}
+
+int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t err_len)
+{
+    *out = NULL;
+    af_server_opts def;
+    if (!opts) {
+        af_server_opts_init(&def);
+        opts = &def;
+    }
+    const char *addr = opts->bind_address && *opts->bind_address ? opts->bind_address : "127.0.0.1";
+    bool has_token = opts->auth_token && *opts->auth_token;
+    int rc = check_opts(opts, addr, has_token, err, err_len);
+    if (rc != 0)
+        return rc;
 
     af_server *s = calloc(1, sizeof(*s));
     if (!s)
@@ -259,19 +281,12 @@ int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t
     s->o.auth_token = NULL; /* only s->auth_token holds it */
     s->o.title = s->title;
     s->o.event_loops = loops_for(opts->event_loops);
-    pthread_mutex_init(&s->job_mu, NULL);
-    pthread_cond_init(&s->job_cv, NULL);
-    pthread_mutex_init(&s->ws_mu, NULL);
-    /* The push thread's waits are deadlines on the monotonic clock. */
-    af__cond_init_monotonic(&s->ws_cv);
-    pthread_mutex_init(&s->met_mu, NULL);
-    pthread_mutex_init(&s->lg_mu, NULL);
-    pthread_cond_init(&s->lg_cv, NULL);
+    init_sync(s);
     s->started_wall_ns = af_now_ns();
     s->started_mono_ns = af_monotonic_ns();
     s->api_tracer = af_tracing_tracer_for(opts->tracing, AF_TRACE_API_REQUESTS);
     s->ws_tracer = af_tracing_tracer_for(opts->tracing, AF_TRACE_WEBSOCKET_EVENTS);
-    int rc = -ENOMEM;
+    rc = -ENOMEM;
     if (!s->bind_address || !s->title || (has_token && !s->auth_token))
         goto fail;
     if (af__guard_init(&s->guard, opts, s->bind_address, s->auth_token) != 0)
