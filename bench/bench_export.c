@@ -30,7 +30,7 @@ static int run(const char *name, encode_fn fn, const af_span_data *const *spans)
     /* One warm-up batch sizes the buffer. */
     if (fn(spans, BATCH, &b) != 0) {
         fprintf(stderr, "%s: encode failed\n", name);
-        af__buf_free(&b);
+        af__buf_clear(&b);
         return 1;
     }
     size_t bytes = b.len;
@@ -39,7 +39,7 @@ static int run(const char *name, encode_fn fn, const af_span_data *const *spans)
         af__buf_reset(&b);
         if (fn(spans, BATCH, &b) != 0) {
             fprintf(stderr, "%s: encode failed\n", name);
-            af__buf_free(&b);
+            af__buf_clear(&b);
             return 1;
         }
     }
@@ -47,7 +47,7 @@ static int run(const char *name, encode_fn fn, const af_span_data *const *spans)
     double spans_per_s = (double)BATCH * ITERATIONS * 1e9 / (double)(dt ? dt : 1);
     printf("%s_encode_spans_per_s %.0f spans/s\n", name, spans_per_s);
     printf("%s_encode_bytes_per_span %.1f bytes\n", name, (double)bytes / BATCH);
-    af__buf_free(&b);
+    af__buf_clear(&b);
     return 0;
 }
 

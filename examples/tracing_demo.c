@@ -77,14 +77,14 @@ int main(int argc, char **argv)
     af_tracing_config cfg;
     if (load_config(path, pretty, &cfg) != 0) {
         fprintf(stderr, "tracing_demo: the configuration has errors\n");
-        af_tracing_config_free(&cfg);
+        af_tracing_config_clear(&cfg);
         return 2;
     }
     af_tracing *tracing = NULL;
     char err[256] = "";
     if (af_tracing_new(&cfg, &tracing, err, sizeof(err)) != 0) {
         fprintf(stderr, "tracing_demo: %s\n", err);
-        af_tracing_config_free(&cfg);
+        af_tracing_config_clear(&cfg);
         return 2;
     }
     af_tracer *tracer = af_tracing_tracer(tracing);
@@ -170,13 +170,13 @@ int main(int argc, char **argv)
 
     /* 4. Model serving: a miss, then the same input again (a cache hit). */
     for (int i = 0; i < 2; i++) {
-        af_inference_request rq = {.id = i ? "req-2" : "req-1",
-                                   .model_id = "model-gpt",
-                                   .input = "What is AI?",
-                                   .input_len = AF_LEN_NUL};
+        af_inference_request request = {.id = i ? "req-2" : "req-1",
+                                        .model_id = "model-gpt",
+                                        .input = "What is AI?",
+                                        .input_len = AF_LEN_NUL};
         af_inference_response r;
         memset(&r, 0, sizeof(r));
-        af_serving_infer(serving, &root_ctx, &rq, &r);
+        af_serving_infer(serving, &root_ctx, &request, &r);
         af_inference_response_free(&r);
     }
 
@@ -248,6 +248,6 @@ int main(int argc, char **argv)
     af_cost_tracker_free(costs);
     af_tracing_shutdown(tracing, 5000);
     af_tracing_free(tracing);
-    af_tracing_config_free(&cfg);
+    af_tracing_config_clear(&cfg);
     return 0;
 }

@@ -14,7 +14,7 @@
 #include "agentaflow/server.h"
 
 /* Loads the configuration (init, file, environment); prints every diagnostic to `err`.
- * Returns 0, or 1 when there were errors. cfg needs af_tracing_config_free either way. */
+ * Returns 0, or 1 when there were errors. cfg needs af_tracing_config_clear either way. */
 int app_load_config(const char *path, af_tracing_config *cfg, FILE *err);
 
 /* Sets one key from a command-line flag, validated by the key table; a bad value is printed

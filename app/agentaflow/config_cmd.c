@@ -29,12 +29,12 @@ static int check(const char *path)
     int bad = app_load_config(path, &cfg, stdout);
     if (bad) {
         printf("%s: invalid configuration\n", path);
-        af_tracing_config_free(&cfg);
+        af_tracing_config_clear(&cfg);
         return 1;
     }
     char *text = NULL;
     int rc = af_config_dump_text(&cfg, true, &text);
-    af_tracing_config_free(&cfg);
+    af_tracing_config_clear(&cfg);
     if (rc != 0) {
         fprintf(stderr, "agentaflow: out of memory\n");
         return 1;

@@ -175,6 +175,8 @@ static inline af_attr af__attr_array(const char *k, af_value_type t, const void 
 
 /* Wall-clock time in nanoseconds since the Unix epoch (CLOCK_REALTIME). */
 uint64_t af_now_ns(void);
+/* Monotonic clock in nanoseconds (CLOCK_MONOTONIC), for deadlines. */
+uint64_t af_monotonic_ns(void);
 
 /* What af_now_ns (and every span timestamp) reads right now: "tsc" (the calibrated TSC) or
  * "clock_gettime". The TSC path needs an invariant TSC and the kernel's tsc clocksource, or

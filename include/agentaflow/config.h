@@ -29,7 +29,7 @@
  * (the unit of the OTEL_* timeout variables). They are stored in milliseconds, rounded up.
  *
  * Ownership: an af_tracing_config owns every string and array in it (malloc'd);
- * af_tracing_config_free releases them and _copy makes a deep copy. Callers that edit a
+ * af_tracing_config_clear releases them and _copy makes a deep copy. Callers that edit a
  * string field free the old value and store a malloc'd one. Not thread-safe: build a config
  * on one thread, then hand it to af_tracing_new (which copies it).
  */
@@ -280,7 +280,13 @@ char *af_config_diag_format(const af_config_diag *d);
 
 /* Fills *cfg with the built-in defaults. Returns 0 or -ENOMEM (cfg then needs no free). */
 int af_tracing_config_init(af_tracing_config *cfg);
-/* Releases everything cfg owns and zeroes it; NULL is a no-op. */
+/* Releases everything cfg owns and zeroes it, leaving the struct (the caller's) ready for
+ * _init again; NULL is a no-op. `_clear`, not `_free`: cfg is embedded, never allocated by
+ * the library. */
+void af_tracing_config_clear(af_tracing_config *cfg);
+/* The former name of af_tracing_config_clear, kept because it is part of the released ABI
+ * (AGENTAFLOW_0) and services outside this tree call it; same behaviour. New code uses
+ * _clear. */
 void af_tracing_config_free(af_tracing_config *cfg);
 /* Deep copy into *dst (which is overwritten, not freed first). 0 or -ENOMEM. */
 int af_tracing_config_copy(af_tracing_config *dst, const af_tracing_config *src);

@@ -9,17 +9,23 @@
  * `parent` NULL means "the thread's current span"; a NULL tracer yields AF_SPAN_NONE, which
  * is how a disabled component switches its spans off without touching the caller's span.
  *
- * Document name           C
- * TraceGPUScheduling      af_trace_gpu_scheduling   gpu_scheduling.<op>      INTERNAL  gpu.id,
- * operation TraceModelServing       af_trace_model_serving    model_serving.<op>       SERVER
- * model.id, operation TraceMetricsCollection  af_trace_metrics_collection metrics_collection.<op>
- * INTERNAL operation, metrics.count TraceAPIRequest         af_trace_api_request
- * api_requests.<METHOD> <route> SERVER http.method, http.route TraceWebSocketEvent
- * af_trace_websocket_event  websocket_events.<event> SERVER    websocket.event, connection.id
- * TraceCostCalculation    af_trace_cost_calculation cost_tracking.<op>       INTERNAL  operation,
- * cost.gpu_hours AddSpanAttributes       af_span_set_attrs / AF_ATTRS AddSpanEvent
- * af_span_add_event RecordError             af_span_record_error SetSpanStatus af_span_set_status
+ * The document's helpers and their C names:
  */
+/* clang-format off */
+/*
+ * Document name           C                            span name                      kind      start attributes
+ * TraceGPUScheduling      af_trace_gpu_scheduling      gpu_scheduling.<op>            INTERNAL  gpu.id, operation
+ * TraceModelServing       af_trace_model_serving       model_serving.<op>             SERVER    model.id, operation
+ * TraceMetricsCollection  af_trace_metrics_collection  metrics_collection.<op>        INTERNAL  operation, metrics.count
+ * TraceAPIRequest         af_trace_api_request         api_requests.<METHOD> <route>  SERVER    http.method, http.route
+ * TraceWebSocketEvent     af_trace_websocket_event     websocket_events.<event>       SERVER    websocket.event, connection.id
+ * TraceCostCalculation    af_trace_cost_calculation    cost_tracking.<op>             INTERNAL  operation, cost.gpu_hours
+ * AddSpanAttributes       af_span_set_attrs / AF_ATTRS
+ * AddSpanEvent            af_span_add_event
+ * RecordError             af_span_record_error
+ * SetSpanStatus           af_span_set_status
+ */
+/* clang-format on */
 #ifndef AGENTAFLOW_TRACE_HELPERS_H
 #define AGENTAFLOW_TRACE_HELPERS_H
 

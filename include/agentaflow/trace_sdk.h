@@ -140,9 +140,6 @@ const char *af_exporter_type(const af_exporter *e);
 void af_exporter_health_get(const af_exporter *e, af_exporter_health *out);
 void *af_exporter_self(const af_exporter *e);
 
-/* Monotonic clock in nanoseconds, for deadlines. */
-uint64_t af_monotonic_ns(void);
-
 /* ---------------------------------------------------------------------------------------- */
 /* Processors.                                                                               */
 

@@ -698,7 +698,7 @@ int af_cluster_filter(af_cluster *c, const af_cluster_pod *pod, const char *cons
             af_span_set_attrs(sp, AF_ATTRS(AF_STRN("scheduler.reasons", (const char *)reasons.data,
                                                    reasons.len)));
     }
-    af__buf_free(&reasons);
+    af__buf_clear(&reasons);
     af_operation_end(sp, 0, NULL, NULL);
     return fit;
 }
@@ -948,7 +948,7 @@ int af_cluster_nodes_json(af_cluster *c, char **out)
     pthread_mutex_unlock(&c->mu);
     af__buf_terminate(&b);
     if (b.failed) {
-        af__buf_free(&b);
+        af__buf_clear(&b);
         return -ENOMEM;
     }
     *out = (char *)b.data;

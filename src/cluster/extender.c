@@ -372,7 +372,7 @@ int af_cluster_prioritize_json(af_cluster *c, const char *body, size_t len, char
         af__buf_putc(&b, ']');
         af__buf_terminate(&b);
         if (b.failed) {
-            af__buf_free(&b);
+            af__buf_clear(&b);
             rc = -ENOMEM;
         } else {
             *out = (char *)b.data;
@@ -580,7 +580,7 @@ int af_cluster_report_body(const af_cluster_report *r, char **out)
     af__buf_puts(&b, "]}");
     af__buf_terminate(&b);
     if (b.failed) {
-        af__buf_free(&b);
+        af__buf_clear(&b);
         return -ENOMEM;
     }
     *out = (char *)b.data;

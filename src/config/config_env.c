@@ -184,50 +184,6 @@ static void apply_exporters(env_ctx *e)
     set_bool(e, "tracing.exporters.stdout.enabled", console);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Trims spaces and percent-decodes s[0..len) into a new string; NULL on a bad escape
- * (*bad set) or ENOMEM. */
-static char *decode(const char *s, size_t len, bool *bad)
-{
-    while (len && (*s == ' ' || *s == '\t')) {
-        s++;
-        len--;
-    }
-    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
-        len--;
-    char *out = malloc(len + 1);
-    if (!out)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '%') {
-            int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
-            int lo = i + 2 < len ? hexval(s[i + 2]) : -1;
-            if (hi < 0 || lo < 0) {
-                free(out);
-                *bad = true;
-                return NULL;
-            }
-            out[o++] = (char)(hi << 4 | lo);
-            i += 2;
-        } else {
-            out[o++] = s[i];
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
 /* OTEL_EXPORTER_OTLP_HEADERS: "k1=v1,k2=v2" with percent-encoded values. The whole variable
  * is ignored when any entry is malformed; the warning never quotes a value (they are
  * secrets). Parsed headers replace same-named file headers and keep the others. */
@@ -250,8 +206,8 @@ static void apply_headers(env_ctx *e)
             if (strspn(p, " \t") < len)
                 problem = "has no '='";
         } else {
-            char *k = decode(p, (size_t)(eq - p), &bad);
-            char *val = k ? decode(eq + 1, len - (size_t)(eq - p) - 1, &bad) : NULL;
+            char *k = af__pct_decode_trimmed(p, (size_t)(eq - p), &bad);
+            char *val = k ? af__pct_decode_trimmed(eq + 1, len - (size_t)(eq - p) - 1, &bad) : NULL;
             if (!k || !val) {
                 problem = bad ? "has a bad percent escape" : NULL;
                 if (!bad)

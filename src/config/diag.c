@@ -55,7 +55,7 @@ char *af_config_diag_format(const af_config_diag *d)
         af__buf_printf(&b, "(%zu more not shown)\n", d->suppressed);
     af__buf_terminate(&b);
     if (b.failed) {
-        af__buf_free(&b);
+        af__buf_clear(&b);
         return NULL;
     }
     if (!b.data)
@@ -219,7 +219,7 @@ void af__config_safe_url(const char *url, char *out, size_t out_len)
     af__buf_terminate(&b);
     if (!b.failed && b.data)
         af__strlcpy(out, (const char *)b.data, out_len);
-    af__buf_free(&b);
+    af__buf_clear(&b);
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -159,7 +159,7 @@ static int finish(af_buf *b, char **out)
 {
     af__buf_terminate(b);
     if (b->failed) {
-        af__buf_free(b);
+        af__buf_clear(b);
         return -ENOMEM;
     }
     *out = (char *)b->data;

@@ -188,7 +188,7 @@ int af_config_dump_json(const af_tracing_config *cfg, bool redact, char **out)
     object_json(&b, cfg, redact, "", 0, 0);
     af__buf_terminate(&b);
     if (b.failed) {
-        af__buf_free(&b);
+        af__buf_clear(&b);
         return -ENOMEM;
     }
     *out = (char *)b.data;
@@ -282,7 +282,7 @@ int af_config_dump_text(const af_tracing_config *cfg, bool redact, char **out)
     }
     af__buf_terminate(&b);
     if (b.failed) {
-        af__buf_free(&b);
+        af__buf_clear(&b);
         return -ENOMEM;
     }
     *out = (char *)b.data;
@@ -322,8 +322,8 @@ static bool key_differs(const af_tracing_config *a, const af_tracing_config *b,
     value_json(&bb, b, k, false, 0);
     bool differs = ba.failed || bb.failed || ba.len != bb.len ||
                    (ba.len && memcmp(ba.data, bb.data, ba.len) != 0);
-    af__buf_free(&ba);
-    af__buf_free(&bb);
+    af__buf_clear(&ba);
+    af__buf_clear(&bb);
     return differs;
 }
 

@@ -1,6 +1,5 @@
 /*
- * HealthCheck(): live state of the tracing pipeline instead of the Go project's static echo
- * of the config.
+ * HealthCheck(): the live state of the tracing pipeline (docs/upstream-differences.md).
  *
  * Status rule (kept simple so operators can predict it):
  *   disabled - tracing.enabled is false (or no integration);
@@ -176,7 +175,7 @@ char *af_tracing_health_to_json(const af_tracing *t, const af_tracing_health *h)
     af__buf_puts(&b, ",\"sampling_ratio\":");
     put_real(&b, h->sampling_ratio);
 
-    /* exporter_type: the Go HealthCheck's key, now the comma-joined list of exporters. */
+    /* exporter_type: the comma-joined list of exporters (docs/upstream-differences.md). */
     char types[AF_TRACING_MAX_EXPORTERS * 17 + 1] = "";
     for (size_t i = 0; i < h->n_exporters; i++) {
         size_t used = strlen(types);
@@ -208,7 +207,7 @@ char *af_tracing_health_to_json(const af_tracing *t, const af_tracing_health *h)
     af__buf_putc(&b, '}');
     af__buf_terminate(&b);
     if (b.failed) {
-        af__buf_free(&b);
+        af__buf_clear(&b);
         return NULL;
     }
     return (char *)b.data;

@@ -129,9 +129,8 @@ static bool suggest(const char *full, char *out, size_t out_len)
     unsigned best_d = 255;
     const char *best = NULL;
     size_t best_len = 0;
-    unsigned limit = leaf_len / 3 < 1 ? 1 : leaf_len / 3;
-    if (limit > 3)
-        limit = 3;
+    /* One edit per three characters of the leaf, between 1 and 3. */
+    unsigned limit = leaf_len >= 9 ? 3 : leaf_len >= 6 ? 2 : 1;
 
     for (size_t i = 0; i < af__config_nkeys; i++) {
         const char *k = af__config_keys[i].info.key;
@@ -425,6 +424,62 @@ static int kv_add(load_ctx *c, af_config_kv **list, size_t *n, const yaml_node_t
 
 /* resource_attributes: the document's list of {key, value} mappings, or (shorter) a mapping
  * of key to value. Values may be any scalar and are kept as their text. */
+/* One item of the sequence form, "- key: K\n  value: V" (shown: its name in messages, as
+ * "resource_attributes[2]"): diagnosed, or added to list. */
+static void kv_list_item(load_ctx *c, yaml_node_t *item, const char *shown, af_config_kv **list,
+                         size_t *n)
+{
+    if (item->type != YAML_MAPPING_NODE) {
+        diag_at(c, AF_DIAG_ERROR, item, shown,
+                "expected a mapping with \"key\" and \"value\", got %s", node_kind(item));
+        return;
+    }
+    const char *key = NULL, *val = NULL;
+    const yaml_node_t *key_at = item;
+    bool bad = false;
+    for (yaml_node_pair_t *p = item->data.mapping.pairs.start; p < item->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *kn = yaml_document_get_node(c->doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(c->doc, p->value);
+        const char *name = mapping_key(c, kn, shown);
+        if (!name) {
+            bad = true;
+            continue;
+        }
+        char sub[96];
+        snprintf(sub, sizeof sub, "%s.%s", shown, name);
+        if (duplicate_key(c, item, p, sub, false)) {
+            bad = true;
+        } else if (strcmp(name, "key") == 0) {
+            key = item_text(c, vn, sub);
+            key_at = vn;
+            bad |= !key;
+        } else if (strcmp(name, "value") == 0) {
+            val = item_text(c, vn, sub);
+            bad |= !val;
+        } else {
+            unsigned dk = af__config_edit_distance(name, strlen(name), "key", 3);
+            unsigned dv = af__config_edit_distance(name, strlen(name), "value", 5);
+            if (dk <= 1 || dv <= 2)
+                diag_at(c, AF_DIAG_WARNING, kn, sub, "unknown key (ignored); did you mean \"%s\"?",
+                        dk <= 1 ? "key" : "value");
+            else
+                diag_at(c, AF_DIAG_WARNING, kn, sub, "unknown key (ignored)");
+        }
+    }
+    if (bad)
+        return;
+    if (!key || !val) {
+        diag_at(c, AF_DIAG_ERROR, item, shown, "missing \"%s\"", !key ? "key" : "value");
+        return;
+    }
+    if (!*key) {
+        diag_at(c, AF_DIAG_ERROR, key_at, shown, "attribute keys must not be empty");
+        return;
+    }
+    kv_add(c, list, n, key_at, shown, key, val);
+}
+
 static void set_kv_list(load_ctx *c, const af__config_key *k, const yaml_node_t *v, bool via_alias,
                         const char *shown_key)
 {
@@ -460,56 +515,7 @@ static void set_kv_list(load_ctx *c, const af__config_key *k, const yaml_node_t 
              it < v->data.sequence.items.top && c->rc == 0; it++, idx++) {
             yaml_node_t *item = yaml_document_get_node(c->doc, *it);
             snprintf(shown, sizeof shown, "%s[%zu]", shown_key, idx);
-            if (item->type != YAML_MAPPING_NODE) {
-                diag_at(c, AF_DIAG_ERROR, item, shown,
-                        "expected a mapping with \"key\" and \"value\", got %s", node_kind(item));
-                continue;
-            }
-            const char *key = NULL, *val = NULL;
-            const yaml_node_t *key_at = item;
-            bool bad = false;
-            for (yaml_node_pair_t *p = item->data.mapping.pairs.start;
-                 p < item->data.mapping.pairs.top; p++) {
-                yaml_node_t *kn = yaml_document_get_node(c->doc, p->key);
-                yaml_node_t *vn = yaml_document_get_node(c->doc, p->value);
-                const char *name = mapping_key(c, kn, shown);
-                if (!name) {
-                    bad = true;
-                    continue;
-                }
-                char sub[96];
-                snprintf(sub, sizeof sub, "%s.%s", shown, name);
-                if (duplicate_key(c, item, p, sub, false)) {
-                    bad = true;
-                } else if (strcmp(name, "key") == 0) {
-                    key = item_text(c, vn, sub);
-                    key_at = vn;
-                    bad |= !key;
-                } else if (strcmp(name, "value") == 0) {
-                    val = item_text(c, vn, sub);
-                    bad |= !val;
-                } else {
-                    unsigned dk = af__config_edit_distance(name, strlen(name), "key", 3);
-                    unsigned dv = af__config_edit_distance(name, strlen(name), "value", 5);
-                    if (dk <= 1 || dv <= 2)
-                        diag_at(c, AF_DIAG_WARNING, kn, sub,
-                                "unknown key (ignored); did you mean \"%s\"?",
-                                dk <= 1 ? "key" : "value");
-                    else
-                        diag_at(c, AF_DIAG_WARNING, kn, sub, "unknown key (ignored)");
-                }
-            }
-            if (bad)
-                continue;
-            if (!key || !val) {
-                diag_at(c, AF_DIAG_ERROR, item, shown, "missing \"%s\"", !key ? "key" : "value");
-                continue;
-            }
-            if (!*key) {
-                diag_at(c, AF_DIAG_ERROR, key_at, shown, "attribute keys must not be empty");
-                continue;
-            }
-            kv_add(c, &list, &n, key_at, shown, key, val);
+            kv_list_item(c, item, shown, &list, &n);
         }
     } else {
         char why[128];
@@ -531,7 +537,7 @@ static void set_kv_list(load_ctx *c, const af__config_key *k, const yaml_node_t 
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* The original Go project's flat keys.                                                      */
+/* The old flat keys, read as aliases (docs/upstream-differences.md).                       */
 
 static const af__config_key *row(const char *key)
 {
@@ -564,14 +570,14 @@ static void alias_exporter_type(load_ctx *c, const yaml_node_t *v)
                 "expected one of \"jaeger\", \"otlp\", \"stdout\", \"none\", got %s", got);
         return;
     }
-    /* Go's TracingConfig had exactly one exporter, and "none" switched tracing off. */
+    /* exporter_type names exactly one exporter; "none" switches tracing off. */
     set_bool_alias(c, "tracing.enabled", which != 3);
     set_bool_alias(c, "tracing.exporters.jaeger.enabled", which == 0);
     set_bool_alias(c, "tracing.exporters.otlp_http.enabled", which == 1);
     set_bool_alias(c, "tracing.exporters.stdout.enabled", which == 2);
 }
 
-/* enabled_spans categories of the Go project mapped to the document's component toggles. */
+/* The old enabled_spans categories mapped to the document's component toggles. */
 static const struct {
     const char *category;
     const char *toggles[3];
@@ -829,4 +835,11 @@ int af_tracing_config_load(const char *path, af_tracing_config *cfg, af_config_d
     int rc = af_tracing_config_load_string(path, data, len, cfg, diag);
     free(data);
     return rc;
+}
+
+/* Here, not beside _init in keys.c, only while keys.c is being rewritten: after that merge the
+ * body moves to _clear and af_tracing_config_free becomes the wrapper. */
+void af_tracing_config_clear(af_tracing_config *cfg)
+{
+    af_tracing_config_free(cfg);
 }

@@ -779,7 +779,7 @@ int af_cost_summary_json(const af_cost_summary *s, char **out)
     af__buf_putc(&b, '}');
     af__buf_terminate(&b);
     if (b.failed) {
-        af__buf_free(&b);
+        af__buf_clear(&b);
         return -ENOMEM;
     }
     *out = (char *)b.data;

@@ -79,7 +79,7 @@ void af__http_response_reset(af__http_response *r)
 
 void af__http_response_free(af__http_response *r)
 {
-    af__buf_free(&r->body);
+    af__buf_clear(&r->body);
 }
 
 int af__http_url_check(const char *url)
@@ -244,7 +244,7 @@ static int add_header(struct curl_slist **list, const char *name, const char *va
     af__buf_printf(&b, "%s: %s", name, value);
     af__buf_terminate(&b);
     struct curl_slist *n = b.failed ? NULL : curl_slist_append(*list, (const char *)b.data);
-    af__buf_free(&b);
+    af__buf_clear(&b);
     if (!n)
         return -ENOMEM;
     *list = n;
@@ -275,7 +275,7 @@ void af__http_client_free(af__http_client *c)
     free(c->ca_file);
     free(c->client_cert);
     free(c->client_key);
-    af__buf_free(&c->gz);
+    af__buf_clear(&c->gz);
     free(c);
 }
 
@@ -466,10 +466,9 @@ int af__http_client_prepare(af__http_client *c, const void *body, size_t len, co
     return 0;
 }
 
-int af__http_client_post(af__http_client *c, const void *wire, size_t len, uint64_t deadline_ns,
-                         af__http_response *resp)
+/* Refuses a request after shutdown; in a forked child, first re-creates the handles. */
+static int check_usable(af__http_client *c, af__http_response *resp)
 {
-    af__http_response_reset(resp);
     if (atomic_load(&c->aborted)) {
         snprintf(resp->error, sizeof(resp->error), "exporter is shut down");
         return AF_ESHUTDOWN;
@@ -489,6 +488,43 @@ int af__http_client_post(af__http_client *c, const void *wire, size_t len, uint6
             return AF_ESHUTDOWN;
         }
     }
+    return 0;
+}
+
+/* Runs the added transfer until it is done, the client is aborted or the deadline passes,
+ * polling at least once a second so an abort is seen. 0, AF_ESHUTDOWN, AF_ETIMEDOUT or
+ * AF_EEXPORT (resp->error says why for the last). */
+static int run_transfer(af__http_client *c, uint64_t deadline_ns, af__http_response *resp)
+{
+    bool limited = deadline_ns != UINT64_MAX;
+    int running = 1;
+    for (;;) {
+        if (atomic_load(&c->aborted))
+            return AF_ESHUTDOWN;
+        CURLMcode mc = curl_multi_perform(c->multi, &running);
+        if (mc != CURLM_OK) {
+            snprintf(resp->error, sizeof(resp->error), "libcurl: %s", curl_multi_strerror(mc));
+            return AF_EEXPORT;
+        }
+        if (!running)
+            return 0;
+        uint64_t now = af_monotonic_ns();
+        if (now >= deadline_ns)
+            return AF_ETIMEDOUT;
+        long wait = limited ? remaining_ms(deadline_ns, now) : 1000;
+        if (wait > 1000)
+            wait = 1000;
+        curl_multi_poll(c->multi, NULL, 0, (int)wait, NULL);
+    }
+}
+
+int af__http_client_post(af__http_client *c, const void *wire, size_t len, uint64_t deadline_ns,
+                         af__http_response *resp)
+{
+    af__http_response_reset(resp);
+    int rc = check_usable(c, resp);
+    if (rc != 0)
+        return rc;
     uint64_t now = af_monotonic_ns();
     if (now >= deadline_ns) {
         snprintf(resp->error, sizeof(resp->error), "no time left before the deadline");
@@ -510,31 +546,7 @@ int af__http_client_post(af__http_client *c, const void *wire, size_t len, uint6
         return AF_EEXPORT;
     }
 
-    int rc = 0;
-    int running = 1;
-    for (;;) {
-        if (atomic_load(&c->aborted)) {
-            rc = AF_ESHUTDOWN;
-            break;
-        }
-        CURLMcode mc = curl_multi_perform(c->multi, &running);
-        if (mc != CURLM_OK) {
-            snprintf(resp->error, sizeof(resp->error), "libcurl: %s", curl_multi_strerror(mc));
-            rc = AF_EEXPORT;
-            break;
-        }
-        if (!running)
-            break;
-        now = af_monotonic_ns();
-        if (now >= deadline_ns) {
-            rc = AF_ETIMEDOUT;
-            break;
-        }
-        long wait = limited ? remaining_ms(deadline_ns, now) : 1000;
-        if (wait > 1000)
-            wait = 1000;
-        curl_multi_poll(c->multi, NULL, 0, (int)wait, NULL);
-    }
+    rc = run_transfer(c, deadline_ns, resp);
 
     CURLcode code = CURLE_OK;
     if (rc == 0) {

@@ -11,22 +11,13 @@
 #include "agentaflow/export.h"
 #include "agentaflow/log.h"
 #include "export/encode.h"
-#include "export/http_client.h"
-#include "export/retry.h"
-#include "util/buf.h"
+#include "export/http_exporter.h"
 
 #define DEFAULT_URL "http://localhost:14268/api/traces"
 #define USER_AGENT "agentaflow-jaeger-exporter/" AF_VERSION_STRING
 
 typedef struct jaeger {
-    af__http_client *client;
-    af__stopper stop;
-    af__http_health health;
-    af_retry_opts retry;
-    uint64_t rng;
-    uint32_t timeout_ms;
-    af_buf body;
-    af__http_response resp;
+    af__http_exporter base;     /* first: the shared ops take the jaeger as their self */
     const af_span_data **group; /* scratch: the spans of one resource */
     const af_resource **resources;
     size_t scratch_cap;
@@ -58,64 +49,37 @@ static int grow_scratch(jaeger *j, size_t n)
 /* Sends the spans of one resource; records health; returns 0 or a negative code. */
 static int send_group(jaeger *j, size_t n, uint64_t deadline_ns)
 {
-    char err[256];
-    af__buf_reset(&j->body);
-    int rc = af__jaeger_thrift_encode(j->group, n, &j->body);
-    if (rc) {
-        snprintf(err, sizeof(err), "encoding %zu spans failed: %s", n, af_strerror(rc));
-        af__http_health_failure(&j->health, n, err);
+    af__http_exporter *b = &j->base;
+    af__buf_reset(&b->body);
+    int rc = af__jaeger_thrift_encode(j->group, n, &b->body);
+    if (rc)
+        return af__http_exporter_encode_failed(b, n, rc);
+    if ((rc = af__http_exporter_post(b, n, deadline_ns)))
         return rc;
-    }
-    const void *wire;
-    size_t wire_len;
-    rc = af__http_client_prepare(j->client, j->body.data, j->body.len, &wire, &wire_len, err,
-                                 sizeof(err));
-    if (rc) {
-        af__http_health_failure(&j->health, n, err);
-        return rc;
-    }
-    rc = af__retry_post(j->client, &j->stop, &j->retry, &j->rng, wire, wire_len, deadline_ns,
-                        &j->resp, &j->health);
-    long status = j->resp.status;
-    if (rc != 0) {
-        af__http_health_failure(&j->health, n, j->resp.error);
-        return rc;
-    }
-    if (j->resp.body_too_large) {
-        snprintf(err, sizeof(err), "HTTP %ld: %.200s", status, j->resp.error);
-        af__http_health_failure(&j->health, n, err);
-        return AF_EEXPORT;
-    }
+    long status = b->resp.status;
     /* The collector answers 202 Accepted; 200 and 204 come from proxies and older
      * collectors. */
     if (status == 200 || status == 202 || status == 204) {
-        af__http_health_success(&j->health, n, 0);
+        af__http_health_success(&b->health, n, 0);
         return 0;
     }
     char msg[200];
-    af__http_text_excerpt(&j->resp.body, msg, sizeof(msg));
-    snprintf(err, sizeof(err), "HTTP %ld%s%s%s", status, msg[0] ? ": " : "", msg,
-             af__retry_status_retryable(status) ? " (no retry left in attempts or time)" : "");
-    af__http_health_failure(&j->health, n, err);
-    return AF_EEXPORT;
+    af__http_text_excerpt(&b->resp.body, msg, sizeof(msg));
+    return af__http_exporter_status_failed(b, n, msg);
 }
 
 static int jaeger_export(void *self, const af_span_data *const *spans, size_t n,
                          uint64_t deadline_ns)
 {
     jaeger *j = self;
-    if (af__stopper_begin(&j->stop))
+    if (af__stopper_begin(&j->base.stop))
         return AF_ESHUTDOWN;
     int rc = 0;
     if (n == 0)
         goto out;
-    if (j->timeout_ms) {
-        uint64_t own = af_monotonic_ns() + (uint64_t)j->timeout_ms * 1000000u;
-        if (own < deadline_ns)
-            deadline_ns = own;
-    }
+    deadline_ns = af__http_exporter_deadline(&j->base, deadline_ns);
     if (grow_scratch(j, n)) {
-        af__http_health_failure(&j->health, n, "out of memory");
+        af__http_health_failure(&j->base.health, n, "out of memory");
         rc = -ENOMEM;
         goto out;
     }
@@ -143,58 +107,34 @@ static int jaeger_export(void *self, const af_span_data *const *spans, size_t n,
                 for (size_t i = 0; i < n; i++)
                     left += spans[i]->resource == j->resources[r];
             if (left)
-                af__http_health_failure(&j->health, left,
+                af__http_health_failure(&j->base.health, left,
                                         "not sent: an earlier batch of the "
                                         "same export ran out of time");
             break;
         }
     }
 out:
-    af__stopper_end(&j->stop);
+    af__stopper_end(&j->base.stop);
     return rc;
-}
-
-static int jaeger_shutdown(void *self, uint64_t deadline_ns)
-{
-    jaeger *j = self;
-    af__stopper_stop(&j->stop);
-    af__http_client_abort(j->client);
-    return af__stopper_wait_idle(&j->stop, deadline_ns);
 }
 
 static void jaeger_destroy(void *self)
 {
     jaeger *j = self;
-    af__http_client_free(j->client);
-    af__stopper_destroy(&j->stop);
-    af__http_health_destroy(&j->health);
-    af__buf_free(&j->body);
-    af__http_response_free(&j->resp);
+    af__http_exporter_clear(&j->base);
     free(j->group);
     free(j->resources);
     free(j);
-}
-
-static void jaeger_health(void *self, af_exporter_health *out)
-{
-    jaeger *j = self;
-    af__http_health_get(&j->health, out);
-}
-
-static void jaeger_atfork(void *self, af_fork_phase phase)
-{
-    jaeger *j = self;
-    af__http_exporter_atfork(j->client, &j->stop, &j->health, phase);
 }
 
 static const af_exporter_ops jaeger_ops = {
     .type = "jaeger",
     .export_spans = jaeger_export,
     .force_flush = NULL, /* nothing is buffered here: the processor owns the queue */
-    .shutdown = jaeger_shutdown,
+    .shutdown = af__http_exporter_shutdown,
     .destroy = jaeger_destroy,
-    .health = jaeger_health,
-    .atfork = jaeger_atfork,
+    .health = af__http_exporter_health,
+    .atfork = af__http_exporter_fork,
 };
 
 int af_jaeger_exporter_new(const af_jaeger_opts *opts, af_exporter **out)
@@ -210,16 +150,10 @@ int af_jaeger_exporter_new(const af_jaeger_opts *opts, af_exporter **out)
     jaeger *j = calloc(1, sizeof(*j));
     if (!j)
         return -ENOMEM;
-    af__buf_init(&j->body);
-    af__http_response_init(&j->resp);
-    if (af__stopper_init(&j->stop)) {
+    if (af__http_exporter_init(&j->base, "jaeger", url, &opts->retry, opts->timeout_ms)) {
         free(j);
         return -ENOMEM;
     }
-    af__http_health_init(&j->health, "jaeger", url);
-    j->retry = opts->retry;
-    j->timeout_ms = opts->timeout_ms;
-    af__retry_seed(&j->rng);
     af__http_client_opts co = {
         .url = url,
         .user_agent = USER_AGENT,
@@ -229,7 +163,7 @@ int af_jaeger_exporter_new(const af_jaeger_opts *opts, af_exporter **out)
         .gzip = false, /* the Jaeger receiver's handler reads identity bodies only */
         .tls = opts->tls,
     };
-    if ((rc = af__http_client_new(&co, &j->client)))
+    if ((rc = af__http_client_new(&co, &j->base.client)))
         goto fail;
     /* af_exporter_new takes ownership of j even when it fails. */
     return af_exporter_new(&jaeger_ops, j, out);

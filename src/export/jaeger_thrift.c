@@ -429,6 +429,6 @@ int af__jaeger_thrift_encode(const af_span_data *const *spans, size_t n, af_buf 
     for (size_t i = 0; i < n; i++)
         write_span(out, &scratch, spans[i]);
     af__buf_putc(out, T_STOP);
-    af__buf_free(&scratch);
+    af__buf_clear(&scratch);
     return out->failed ? -ENOMEM : 0;
 }

@@ -14,9 +14,7 @@
 #include "agentaflow/export.h"
 #include "agentaflow/log.h"
 #include "export/encode.h"
-#include "export/http_client.h"
-#include "export/retry.h"
-#include "util/buf.h"
+#include "export/http_exporter.h"
 #include "util/env.h"
 #include "util/str.h"
 
@@ -24,15 +22,8 @@
 #define USER_AGENT "OTel-OTLP-Exporter-C/" AF_VERSION_STRING " agentaflow"
 
 typedef struct otlp_http {
-    af__http_client *client;
-    af__stopper stop;
-    af__http_health health;
-    af_retry_opts retry;
-    uint64_t rng;
-    uint32_t timeout_ms;
+    af__http_exporter base; /* first: the shared ops take the otlp_http as their self */
     af_otlp_protocol protocol;
-    af_buf body; /* encoded request, reused between exports */
-    af__http_response resp;
     uint64_t partial_log_ns; /* rate limit of the partial-success warning */
 } otlp_http;
 
@@ -123,55 +114,6 @@ int af_otlp_traces_url(const char *endpoint, bool per_signal, char *out, size_t 
     return 0;
 }
 
-/* One "%XX" escape to a byte, or -1. */
-static int hex_byte(const char *p)
-{
-    int v = 0;
-    for (int i = 0; i < 2; i++) {
-        char c = p[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= c - '0';
-        else if (c >= 'a' && c <= 'f')
-            v |= c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F')
-            v |= c - 'A' + 10;
-        else
-            return -1;
-    }
-    return v;
-}
-
-/* Trims OWS and percent-decodes s[0..n) into a new string; NULL (with *bad set) on a bad
- * escape, NULL without *bad on ENOMEM. */
-static char *decode_part(const char *s, size_t n, bool *bad)
-{
-    while (n && (*s == ' ' || *s == '\t'))
-        s++, n--;
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-        n--;
-    char *out = malloc(n + 1);
-    if (!out)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%') {
-            int b = i + 2 < n ? hex_byte(s + i + 1) : -1;
-            if (b < 0) {
-                free(out);
-                *bad = true;
-                return NULL;
-            }
-            out[o++] = (char)b;
-            i += 2;
-        } else {
-            out[o++] = s[i];
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
 typedef struct header_list {
     af_header_kv *kv;
     size_t n;
@@ -226,8 +168,9 @@ static int parse_env_headers(const char *var, const char *v, header_list *l)
         index++;
         if (eq) {
             bool bad = false;
-            char *name = decode_part(v, (size_t)(eq - v), &bad);
-            char *value = name ? decode_part(eq + 1, len - (size_t)(eq - v) - 1, &bad) : NULL;
+            char *name = af__pct_decode_trimmed(v, (size_t)(eq - v), &bad);
+            char *value =
+                name ? af__pct_decode_trimmed(eq + 1, len - (size_t)(eq - v) - 1, &bad) : NULL;
             if (name && value && *name) {
                 if (header_list_set(l, name, value))
                     return -ENOMEM;
@@ -251,26 +194,20 @@ static int parse_env_headers(const char *var, const char *v, header_list *l)
     return 0;
 }
 
-static int fail(otlp_http *x, size_t n, int rc, const char *error)
-{
-    af__http_health_failure(&x->health, n, error);
-    return rc;
-}
-
 /* Reads a 2xx body: partial success is logged (rate-limited) and counted, never retried. */
 static uint64_t read_success(otlp_http *x, size_t n)
 {
     af_otlp_response r;
     memset(&r, 0, sizeof(r));
-    const af_buf *b = &x->resp.body;
-    bool json = strstr(x->resp.content_type, "json") != NULL ||
-                (!x->resp.content_type[0] && x->protocol == AF_OTLP_HTTP_JSON);
+    const af_buf *b = &x->base.resp.body;
+    bool json = strstr(x->base.resp.content_type, "json") != NULL ||
+                (!x->base.resp.content_type[0] && x->protocol == AF_OTLP_HTTP_JSON);
     int rc = json ? af__otlp_json_decode_response((const char *)b->data, b->len, &r)
                   : af__otlp_proto_decode_response(b->data, b->len, &r);
     if (rc != 0) {
         /* The collector accepted the data; an unreadable body does not change that. */
         af_log(AF_LOG_DEBUG, "otlp_http: unreadable %zu-byte success body from %s", b->len,
-               x->health.h.endpoint);
+               x->base.health.h.endpoint);
         return 0;
     }
     if (!r.has_partial_success || (r.rejected_spans <= 0 && !r.error_message[0]))
@@ -280,7 +217,7 @@ static uint64_t read_success(otlp_http *x, size_t n)
         rejected = n;
     if (af__http_log_allowed(&x->partial_log_ns))
         af_log(AF_LOG_WARN, "otlp_http: collector at %s rejected %llu of %zu spans: %s",
-               x->health.h.endpoint, (unsigned long long)rejected, n,
+               x->base.health.h.endpoint, (unsigned long long)rejected, n,
                r.error_message[0] ? r.error_message : "(no message)");
     return rejected;
 }
@@ -288,102 +225,55 @@ static uint64_t read_success(otlp_http *x, size_t n)
 static int otlp_export(void *self, const af_span_data *const *spans, size_t n, uint64_t deadline_ns)
 {
     otlp_http *x = self;
-    if (af__stopper_begin(&x->stop))
+    if (af__stopper_begin(&x->base.stop))
         return AF_ESHUTDOWN;
     int rc = 0;
-    char err[256];
     if (n == 0)
         goto out;
-    if (x->timeout_ms) {
-        uint64_t own = af_monotonic_ns() + (uint64_t)x->timeout_ms * 1000000u;
-        if (own < deadline_ns)
-            deadline_ns = own;
-    }
-    af__buf_reset(&x->body);
-    rc = x->protocol == AF_OTLP_HTTP_JSON ? af__otlp_json_encode(spans, n, &x->body)
-                                          : af__otlp_proto_encode(spans, n, &x->body);
+    deadline_ns = af__http_exporter_deadline(&x->base, deadline_ns);
+    af__buf_reset(&x->base.body);
+    rc = x->protocol == AF_OTLP_HTTP_JSON ? af__otlp_json_encode(spans, n, &x->base.body)
+                                          : af__otlp_proto_encode(spans, n, &x->base.body);
     if (rc) {
-        snprintf(err, sizeof(err), "encoding %zu spans failed: %s", n, af_strerror(rc));
-        rc = fail(x, n, rc, err);
+        rc = af__http_exporter_encode_failed(&x->base, n, rc);
         goto out;
     }
-    const void *wire;
-    size_t wire_len;
-    rc = af__http_client_prepare(x->client, x->body.data, x->body.len, &wire, &wire_len, err,
-                                 sizeof(err));
-    if (rc) {
-        rc = fail(x, n, rc, err);
+    if ((rc = af__http_exporter_post(&x->base, n, deadline_ns)))
         goto out;
-    }
-    rc = af__retry_post(x->client, &x->stop, &x->retry, &x->rng, wire, wire_len, deadline_ns,
-                        &x->resp, &x->health);
-    long status = x->resp.status;
-    if (rc != 0) {
-        rc = fail(x, n, rc, x->resp.error);
-    } else if (x->resp.body_too_large) {
-        snprintf(err, sizeof(err), "HTTP %ld: %.200s", status, x->resp.error);
-        rc = fail(x, n, AF_EEXPORT, err);
-    } else if (status >= 200 && status < 300) {
-        af__http_health_success(&x->health, n, read_success(x, n));
+    long status = x->base.resp.status;
+    if (status >= 200 && status < 300) {
+        af__http_health_success(&x->base.health, n, read_success(x, n));
     } else {
         char msg[200];
-        const af_buf *b = &x->resp.body;
-        const char *ct = x->resp.content_type;
+        const af_buf *b = &x->base.resp.body;
+        const char *ct = x->base.resp.content_type;
         if (strstr(ct, "protobuf") || strstr(ct, "json"))
             af__otlp_decode_status_message(b->data, b->len, strstr(ct, "json") != NULL, msg,
                                            sizeof(msg));
         else
             af__http_text_excerpt(b, msg, sizeof(msg));
-        snprintf(err, sizeof(err), "HTTP %ld%s%s%s", status, msg[0] ? ": " : "", msg,
-                 af__retry_status_retryable(status) ? " (no retry left in attempts or time)" : "");
-        rc = fail(x, n, AF_EEXPORT, err);
+        rc = af__http_exporter_status_failed(&x->base, n, msg);
     }
 out:
-    af__stopper_end(&x->stop);
+    af__stopper_end(&x->base.stop);
     return rc;
-}
-
-static int otlp_shutdown(void *self, uint64_t deadline_ns)
-{
-    otlp_http *x = self;
-    af__stopper_stop(&x->stop);
-    /* Wakes a retry wait and cancels a request in flight, so a dead collector cannot hold the
-     * shutdown; then waits (bounded) for export() to leave. */
-    af__http_client_abort(x->client);
-    return af__stopper_wait_idle(&x->stop, deadline_ns);
 }
 
 static void otlp_destroy(void *self)
 {
     otlp_http *x = self;
-    af__http_client_free(x->client);
-    af__stopper_destroy(&x->stop);
-    af__http_health_destroy(&x->health);
-    af__buf_free(&x->body);
-    af__http_response_free(&x->resp);
+    af__http_exporter_clear(&x->base);
     free(x);
-}
-
-static void otlp_health(void *self, af_exporter_health *out)
-{
-    otlp_http *x = self;
-    af__http_health_get(&x->health, out);
-}
-
-static void otlp_atfork(void *self, af_fork_phase phase)
-{
-    otlp_http *x = self;
-    af__http_exporter_atfork(x->client, &x->stop, &x->health, phase);
 }
 
 static const af_exporter_ops otlp_ops = {
     .type = "otlp_http",
     .export_spans = otlp_export,
     .force_flush = NULL, /* nothing is buffered here: the processor owns the queue */
-    .shutdown = otlp_shutdown,
+    .shutdown = af__http_exporter_shutdown,
     .destroy = otlp_destroy,
-    .health = otlp_health,
-    .atfork = otlp_atfork,
+    .health = af__http_exporter_health,
+    .atfork = af__http_exporter_fork,
 };
 
 /* The effective URL (docs/standards.md): code, per-signal variable, generic variable,
@@ -439,21 +329,15 @@ int af_otlp_http_exporter_new(const af_otlp_http_opts *opts, af_exporter **out)
     otlp_http *x = calloc(1, sizeof(*x));
     if (!x)
         return -ENOMEM;
-    af__buf_init(&x->body);
-    af__http_response_init(&x->resp);
-    if (af__stopper_init(&x->stop)) {
+    if (af__http_exporter_init(&x->base, "otlp_http", "", &opts->retry, opts->timeout_ms)) {
         free(x);
         return -ENOMEM;
     }
-    af__http_health_init(&x->health, "otlp_http", "");
-    x->retry = opts->retry;
-    x->timeout_ms = opts->timeout_ms;
     x->protocol = opts->protocol == AF_OTLP_HTTP_JSON ? AF_OTLP_HTTP_JSON : AF_OTLP_HTTP_PROTOBUF;
-    af__retry_seed(&x->rng);
 
     if (!(url = resolve_url(opts->endpoint, &rc)))
         goto fail;
-    af__http_url_redact(url, x->health.h.endpoint, sizeof(x->health.h.endpoint));
+    af__http_url_redact(url, x->base.health.h.endpoint, sizeof(x->base.health.h.endpoint));
 
     /* Environment headers first, then code headers replace any of the same name. */
     const char *var = "OTEL_EXPORTER_OTLP_TRACES_HEADERS";
@@ -485,7 +369,7 @@ int af_otlp_http_exporter_new(const af_otlp_http_opts *opts, af_exporter **out)
         .gzip = opts->gzip,
         .tls = opts->tls,
     };
-    if ((rc = af__http_client_new(&co, &x->client)))
+    if ((rc = af__http_client_new(&co, &x->base.client)))
         goto fail;
     header_list_free(&headers);
     free(url);

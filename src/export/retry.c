@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "agentaflow/log.h"
+#include "util/timeutil.h"
 
 void af__retry_opts_default(af_retry_opts *o)
 {
@@ -93,17 +94,11 @@ int af__retry_after_parse(const char *value, uint64_t now_wall_ns, uint64_t *del
 
 int af__stopper_init(af__stopper *s)
 {
-    pthread_condattr_t ca;
     s->stopped = false;
     s->busy = false;
-    if (pthread_condattr_init(&ca))
-        return -ENOMEM;
-    int err = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    if (!err)
-        err = pthread_cond_init(&s->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    int err = af__cond_init_monotonic(&s->cv);
     if (err)
-        return -err;
+        return err;
     if ((err = pthread_mutex_init(&s->mu, NULL))) {
         pthread_cond_destroy(&s->cv);
         return -err;
@@ -191,15 +186,6 @@ void af__stopper_atfork(af__stopper *s, af_fork_phase phase)
         (void)af__stopper_init(s);
         s->stopped = stopped;
     }
-}
-
-void af__http_exporter_atfork(af__http_client *c, af__stopper *s, af__http_health *hh,
-                              af_fork_phase phase)
-{
-    af__stopper_atfork(s, phase);
-    af__http_health_atfork(hh, phase);
-    if (phase == AF_FORK_CHILD)
-        af__http_client_atfork_child(c);
 }
 
 int af__retry_post(af__http_client *c, af__stopper *s, const af_retry_opts *o, uint64_t *rng,

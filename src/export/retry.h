@@ -57,11 +57,6 @@ int af__stopper_wait_idle(af__stopper *s, uint64_t deadline_ns);
  * does not exist there, so shutdown would wait for it in vain). */
 void af__stopper_atfork(af__stopper *s, af_fork_phase phase);
 
-/* The atfork hook of an exporter built on one client, stopper and health record (OTLP/HTTP,
- * Jaeger). */
-void af__http_exporter_atfork(af__http_client *c, af__stopper *s, af__http_health *hh,
-                              af_fork_phase phase);
-
 /*
  * Sends wire[0..len) and retries transient failures while attempts and time remain. A wait
  * that would end at or after deadline_ns is not started: the last outcome is returned at

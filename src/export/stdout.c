@@ -75,7 +75,7 @@ static void stdout_health(void *self, af_exporter_health *out)
 static void stdout_destroy(void *self)
 {
     stdout_exp *e = self;
-    af__buf_free(&e->buf);
+    af__buf_clear(&e->buf);
     pthread_mutex_destroy(&e->mu);
     free(e);
 }
@@ -107,7 +107,7 @@ int af_span_to_json(const af_span_data *span, bool pretty, char **out)
     af__otlp_json_span(span, &b, pretty);
     af__buf_terminate(&b);
     if (b.failed) {
-        af__buf_free(&b);
+        af__buf_clear(&b);
         *out = NULL;
         return -ENOMEM;
     }

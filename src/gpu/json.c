@@ -52,7 +52,7 @@ static int finish(af_buf *b, char **out)
 {
     af__buf_terminate(b);
     if (b->failed) {
-        af__buf_free(b);
+        af__buf_clear(b);
         *out = NULL;
         return -ENOMEM;
     }

@@ -1156,7 +1156,7 @@ int af_gpu_utilization_json(const af_gpu_utilization *u, char **out)
     af__buf_putc(&b, '}');
     af__buf_terminate(&b);
     if (b.failed) {
-        af__buf_free(&b);
+        af__buf_clear(&b);
         *out = NULL;
         return -ENOMEM;
     }

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "gpu/gpu_int.h"
+#include "util/timeutil.h"
 
 /* A unique address marks deleted slots so probing continues past them. */
 static const char tombstone[1];
@@ -118,11 +119,9 @@ void af__gpu_err(char *err, size_t err_len, const char *fmt, ...)
 
 void af__gpu_json_time(af_buf *b, uint64_t ns)
 {
-    time_t sec = (time_t)(ns / 1000000000u);
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    af__buf_printf(b, "\"%04d-%02d-%02dT%02d:%02d:%02d.%09uZ\"", tm.tm_year + 1900, tm.tm_mon + 1,
-                   tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(ns % 1000000000u));
+    char ts[AF_RFC3339_MAX];
+    af__fmt_rfc3339(ns, 9, ts);
+    af__buf_printf(b, "\"%s\"", ts);
 }
 
 void af__gpu_json_num(af_buf *b, double v)

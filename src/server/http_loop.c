@@ -251,8 +251,8 @@ static void conn_free(af__conn *c)
 {
     af__ws_client_free(c->ws);
     af__txn_free(&c->txn);
-    af__buf_free(&c->rx);
-    af__buf_free(&c->tx);
+    af__buf_clear(&c->rx);
+    af__buf_clear(&c->tx);
     free(c);
 }
 

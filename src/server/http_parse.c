@@ -193,21 +193,17 @@ static int parse_target(const char *t, size_t n, af__http_request *req, size_t a
     return AF__HTTP_OK;
 }
 
-/* One pass over the head: every line is judged as soon as its end is in the buffer, so a
- * malformed request is refused without waiting for the rest, and running out of bytes
- * anywhere (before the empty line) means "incomplete". Nothing in a prefix of a valid head is
- * an error, which is what lets the caller simply call again with more bytes. */
-int af__http_parse_request(const char *buf, size_t len, size_t max_head, af__http_request *req,
-                           af__http_error *err)
+/* Parsing the head: every line is judged as soon as its end is in the buffer, so a malformed
+ * request is refused without waiting for the rest, and running out of bytes anywhere (before
+ * the empty line) means "incomplete". Nothing in a prefix of a valid head is an error, which is
+ * what lets the caller simply call again with more bytes. Each step below returns
+ * AF__HTTP_OK (and advances *pp), AF__HTTP_INCOMPLETE or AF__HTTP_ERROR (err filled). */
+
+/* Leading empty lines, then "method SP request-target SP HTTP-version CRLF". */
+static int parse_request_line(const char *buf, const char *end, const char **pp,
+                              af__http_request *req, af__http_error *err)
 {
-    /* Bytes past max_head can only belong to a head that is too large: never scan them. */
-    const char *end = buf + (len > max_head ? max_head : len);
-    const char *p = buf;
-
-    /* Everything but the header array (filled up to n_headers only). */
-    memset(req, 0, offsetof(af__http_request, headers));
-    memset(&req->n_headers, 0, sizeof(*req) - offsetof(af__http_request, n_headers));
-
+    const char *p = *pp;
     /* Empty lines before the request line are ignored (RFC 9112 §2.2). */
     while (p < end && (*p == '\r' || *p == '\n')) {
         if (*p == '\n') {
@@ -215,18 +211,17 @@ int af__http_parse_request(const char *buf, size_t len, size_t max_head, af__htt
             continue;
         }
         if (p + 1 == end)
-            goto more;
+            return AF__HTTP_INCOMPLETE;
         if (p[1] != '\n')
             break; /* refused below as a bad method */
         p += 2;
     }
 
-    /* Request line: method SP request-target SP HTTP-version CRLF */
     const char *line = p;
     while (p < end && tchar[(unsigned char)*p])
         p++;
     if (p == end)
-        goto more;
+        return AF__HTTP_INCOMPLETE;
     if (p == line || *p != ' ')
         return fail(err, 400, "request line: expected a method token and a space at byte %zu",
                     (size_t)(p - buf));
@@ -237,7 +232,7 @@ int af__http_parse_request(const char *buf, size_t len, size_t max_head, af__htt
     while (p < end && (unsigned char)*p > 0x20 && *p != 0x7f)
         p++;
     if (p == end)
-        goto more;
+        return AF__HTTP_INCOMPLETE;
     if (*p != ' ') {
         if (*p == '\r' || *p == '\n')
             return fail(err, 400,
@@ -251,7 +246,7 @@ int af__http_parse_request(const char *buf, size_t len, size_t max_head, af__htt
     while (p < end && *p != '\r' && *p != '\n')
         p++;
     if (p == end || (*p == '\r' && p + 1 == end))
-        goto more;
+        return AF__HTTP_INCOMPLETE;
     if (*p == '\r' && p[1] != '\n')
         return fail(err, 400, "request line: expected LF after CR at byte %zu",
                     (size_t)(p + 1 - buf));
@@ -271,32 +266,116 @@ int af__http_parse_request(const char *buf, size_t len, size_t max_head, af__htt
         return fail(err, 400, "request line: expected HTTP/1.1 or HTTP/1.0 at byte %zu",
                     (size_t)(ver - buf));
     }
+    *pp = p;
+    return AF__HTTP_OK;
+}
 
-    /* Header fields, up to the empty line. */
-    cl_state cl = {0};
-    bool conn_close = false, conn_keep = false, conn_upgrade = false, upgrade_ws = false;
-    unsigned n_host = 0;
-    bool te = false;
-    const char *te_other = NULL;
-    size_t te_other_len = 0;
-    unsigned lineno = 1;
-    for (;;) {
-        lineno++;
-        line = p;
-        if (p == end)
-            goto more;
-        if (*p == '\r' || *p == '\n') {
-            if (*p == '\n') {
-                p++;
-                break;
+/* What the framing fields said, gathered over the whole head and judged at its end. */
+typedef struct framing {
+    cl_state cl;
+    bool conn_close, conn_keep, conn_upgrade, upgrade_ws;
+    bool chunked;
+    unsigned n_host;
+    const char *te_other; /* the first transfer coding other than chunked */
+    size_t te_other_len;
+} framing;
+
+/* Notes one field if it frames the message or steers the connection; the length and the
+ * first letter are a cheap filter before the case-insensitive compare. */
+static int note_framing_field(framing *f, af__http_request *req, const char *buf,
+                              const af__http_header *h, unsigned lineno, af__http_error *err)
+{
+    const char *name = h->name, *v = h->value;
+    size_t k = h->name_len, vn = h->value_len;
+    size_t pos = 0, il;
+    const char *it;
+    switch (k) {
+    case 4:
+        if ((name[0] | 0x20) == 'h' && af__str_ieq(name, k, "host"))
+            f->n_host++;
+        break;
+    case 6:
+        if ((name[0] | 0x20) == 'e' && af__str_ieq(name, k, "expect") &&
+            af__str_ieq(v, vn, "100-continue"))
+            req->expect_continue = true;
+        break;
+    case 7:
+        if ((name[0] | 0x20) == 'u' && af__str_ieq(name, k, "upgrade"))
+            while (next_item(v, vn, &pos, &it, &il))
+                if (af__str_ieq(it, il, "websocket"))
+                    f->upgrade_ws = true;
+        break;
+    case 10:
+        if ((name[0] | 0x20) == 'c' && af__str_ieq(name, k, "connection"))
+            while (next_item(v, vn, &pos, &it, &il)) {
+                if (il == 5 && af__str_ieq(it, il, "close"))
+                    f->conn_close = true;
+                else if (il == 10 && af__str_ieq(it, il, "keep-alive"))
+                    f->conn_keep = true;
+                else if (il == 7 && af__str_ieq(it, il, "upgrade"))
+                    f->conn_upgrade = true;
             }
-            if (p + 1 == end)
-                goto more;
-            if (p[1] != '\n')
+        break;
+    case 14:
+        if ((name[0] | 0x20) == 'c' && af__str_ieq(name, k, "content-length")) {
+            cl_add(&f->cl, v, vn);
+            if (f->cl.bad)
+                return fail(err, 400,
+                            "header line %u (byte %zu): Content-Length \"%.*s\" is not a "
+                            "decimal number (at most 2^62)",
+                            lineno, (size_t)(v - buf), (int)(vn > 40 ? 40 : vn), v);
+            if (f->cl.differ)
+                return fail(err, 400, "header line %u (byte %zu): Content-Length values disagree",
+                            lineno, (size_t)(v - buf));
+        }
+        break;
+    case 17:
+        if ((name[0] | 0x20) == 't' && af__str_ieq(name, k, "transfer-encoding")) {
+            bool any = false;
+            while (next_item(v, vn, &pos, &it, &il)) {
+                any = true;
+                if (il == 7 && af__str_ieq(it, il, "chunked")) {
+                    if (f->chunked)
+                        return fail(err, 400,
+                                    "header line %u (byte %zu): the chunked transfer coding "
+                                    "is applied more than once",
+                                    lineno, (size_t)(it - buf));
+                    f->chunked = true;
+                } else if (!f->te_other) {
+                    f->te_other = it;
+                    f->te_other_len = il;
+                }
+            }
+            if (!any)
+                return fail(err, 400,
+                            "header line %u (byte %zu): expected a transfer coding in "
+                            "Transfer-Encoding",
+                            lineno, (size_t)(v - buf));
+        }
+        break;
+    default:
+        break;
+    }
+    return AF__HTTP_OK;
+}
+
+/* Header fields up to and including the empty line, into req->headers and *f. */
+static int parse_fields(const char *buf, const char *end, const char **pp, af__http_request *req,
+                        framing *f, af__http_error *err)
+{
+    const char *p = *pp;
+    for (unsigned lineno = 2;; lineno++) {
+        const char *line = p;
+        if (p == end)
+            return AF__HTTP_INCOMPLETE;
+        if (*p == '\r' || *p == '\n') {
+            if (*p == '\r' && p + 1 == end)
+                return AF__HTTP_INCOMPLETE;
+            if (*p == '\r' && p[1] != '\n')
                 return fail(err, 400, "header line %u (byte %zu): expected LF after CR", lineno,
                             (size_t)(p + 1 - buf));
-            p += 2;
-            break;
+            *pp = p + (*p == '\r' ? 2 : 1);
+            return AF__HTTP_OK;
         }
         if (is_ows(*p))
             return fail(err, 400, "header line %u (byte %zu): obsolete line folding is not allowed",
@@ -304,7 +383,7 @@ int af__http_parse_request(const char *buf, size_t len, size_t max_head, af__htt
         while (p < end && tchar[(unsigned char)*p])
             p++;
         if (p == end)
-            goto more;
+            return AF__HTTP_INCOMPLETE;
         size_t k = (size_t)(p - line);
         if (k == 0 || *p != ':') {
             if (k && is_ows(*p))
@@ -324,7 +403,7 @@ int af__http_parse_request(const char *buf, size_t len, size_t max_head, af__htt
         while (p < end && is_vbyte(*p))
             p++;
         if (p == end || (*p == '\r' && p + 1 == end))
-            goto more;
+            return AF__HTTP_INCOMPLETE;
         if (*p != '\n' && !(*p == '\r' && p[1] == '\n'))
             return fail(err, 400,
                         "header line %u (byte %zu): a control character in the value (expected "
@@ -337,115 +416,71 @@ int af__http_parse_request(const char *buf, size_t len, size_t max_head, af__htt
         if (req->n_headers == AF__HTTP_MAX_HEADERS)
             return fail(err, 431, "header line %u (byte %zu): more than %d header fields", lineno,
                         (size_t)(line - buf), AF__HTTP_MAX_HEADERS);
-        size_t vn = (size_t)(ve - v);
         af__http_header *h = &req->headers[req->n_headers++];
         h->name = line;
         h->name_len = k;
         h->value = v;
-        h->value_len = vn;
-
-        /* The fields that frame the message or steer the connection; the first letter is a
-         * cheap filter before the case-insensitive compare. */
-        size_t pos = 0, il;
-        const char *it;
-        switch (k) {
-        case 4:
-            if ((line[0] | 0x20) == 'h' && af__str_ieq(line, k, "host"))
-                n_host++;
-            break;
-        case 6:
-            if ((line[0] | 0x20) == 'e' && af__str_ieq(line, k, "expect") &&
-                af__str_ieq(v, vn, "100-continue"))
-                req->expect_continue = true;
-            break;
-        case 7:
-            if ((line[0] | 0x20) == 'u' && af__str_ieq(line, k, "upgrade"))
-                while (next_item(v, vn, &pos, &it, &il))
-                    if (af__str_ieq(it, il, "websocket"))
-                        upgrade_ws = true;
-            break;
-        case 10:
-            if ((line[0] | 0x20) == 'c' && af__str_ieq(line, k, "connection"))
-                while (next_item(v, vn, &pos, &it, &il)) {
-                    if (il == 5 && af__str_ieq(it, il, "close"))
-                        conn_close = true;
-                    else if (il == 10 && af__str_ieq(it, il, "keep-alive"))
-                        conn_keep = true;
-                    else if (il == 7 && af__str_ieq(it, il, "upgrade"))
-                        conn_upgrade = true;
-                }
-            break;
-        case 14:
-            if ((line[0] | 0x20) == 'c' && af__str_ieq(line, k, "content-length")) {
-                cl_add(&cl, v, vn);
-                if (cl.bad)
-                    return fail(err, 400,
-                                "header line %u (byte %zu): Content-Length \"%.*s\" is not a "
-                                "decimal number (at most 2^62)",
-                                lineno, (size_t)(v - buf), (int)(vn > 40 ? 40 : vn), v);
-                if (cl.differ)
-                    return fail(err, 400,
-                                "header line %u (byte %zu): Content-Length values disagree", lineno,
-                                (size_t)(v - buf));
-            }
-            break;
-        case 17:
-            if ((line[0] | 0x20) == 't' && af__str_ieq(line, k, "transfer-encoding")) {
-                bool any = false;
-                while (next_item(v, vn, &pos, &it, &il)) {
-                    any = true;
-                    if (il == 7 && af__str_ieq(it, il, "chunked")) {
-                        if (te)
-                            return fail(err, 400,
-                                        "header line %u (byte %zu): the chunked transfer coding "
-                                        "is applied more than once",
-                                        lineno, (size_t)(it - buf));
-                        te = true;
-                    } else if (!te_other) {
-                        te_other = it;
-                        te_other_len = il;
-                    }
-                }
-                if (!any)
-                    return fail(err, 400,
-                                "header line %u (byte %zu): expected a transfer coding in "
-                                "Transfer-Encoding",
-                                lineno, (size_t)(v - buf));
-            }
-            break;
-        default:
-            break;
-        }
+        h->value_len = (size_t)(ve - v);
+        int rc = note_framing_field(f, req, buf, h, lineno, err);
+        if (rc != AF__HTTP_OK)
+            return rc;
     }
-    req->head_len = (size_t)(p - buf);
-    if (te_other)
+}
+
+/* The framing rules that need the whole head (RFC 9112 §6.1, §6.3, §3.2), then the result. */
+static int judge_framing(const framing *f, const char *buf, af__http_request *req,
+                         af__http_error *err)
+{
+    if (f->te_other)
         return fail(err, 501,
                     "unsupported transfer coding \"%.*s\" at byte %zu: only "
                     "\"Transfer-Encoding: chunked\" is accepted",
-                    (int)(te_other_len > 40 ? 40 : te_other_len), te_other,
-                    (size_t)(te_other - buf));
-    if (te && cl.seen)
+                    (int)(f->te_other_len > 40 ? 40 : f->te_other_len), f->te_other,
+                    (size_t)(f->te_other - buf));
+    if (f->chunked && f->cl.seen)
         return fail(err, 400,
                     "both Content-Length and Transfer-Encoding in the request head: send only one");
     /* RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in 1.0; anything else is
      * ambiguous about which site the request is for (and the gate checks Host). */
-    if (n_host > 1 || (n_host == 0 && req->minor_version == 1))
+    if (f->n_host > 1 || (f->n_host == 0 && req->minor_version == 1))
         return fail(err, 400, "%s Host header field: HTTP/1.1 requires exactly one",
-                    n_host ? "more than one" : "no");
-    if (te && req->minor_version == 0)
+                    f->n_host ? "more than one" : "no");
+    if (f->chunked && req->minor_version == 0)
         return fail(err, 400, "Transfer-Encoding is not allowed in an HTTP/1.0 request");
-    req->chunked = te;
-    req->has_content_length = cl.seen;
-    req->content_length = cl.value;
-    req->keep_alive = req->minor_version == 1 ? !conn_close : (conn_keep && !conn_close);
-    req->upgrade_websocket = conn_upgrade && upgrade_ws;
+    req->chunked = f->chunked;
+    req->has_content_length = f->cl.seen;
+    req->content_length = f->cl.value;
+    req->keep_alive = req->minor_version == 1 ? !f->conn_close : (f->conn_keep && !f->conn_close);
+    req->upgrade_websocket = f->conn_upgrade && f->upgrade_ws;
     return AF__HTTP_OK;
+}
 
-more:
-    if (len > max_head)
-        return fail(err, 431, "the request head exceeds %zu bytes (no empty line ending it yet)",
-                    max_head);
-    return AF__HTTP_INCOMPLETE;
+int af__http_parse_request(const char *buf, size_t len, size_t max_head, af__http_request *req,
+                           af__http_error *err)
+{
+    /* Bytes past max_head can only belong to a head that is too large: never scan them. */
+    const char *end = buf + (len > max_head ? max_head : len);
+    const char *p = buf;
+
+    /* Everything but the header array (filled up to n_headers only). */
+    memset(req, 0, offsetof(af__http_request, headers));
+    memset(&req->n_headers, 0, sizeof(*req) - offsetof(af__http_request, n_headers));
+
+    framing f = {0};
+    int rc = parse_request_line(buf, end, &p, req, err);
+    if (rc == AF__HTTP_OK)
+        rc = parse_fields(buf, end, &p, req, &f, err);
+    if (rc == AF__HTTP_INCOMPLETE) {
+        if (len > max_head)
+            return fail(err, 431,
+                        "the request head exceeds %zu bytes (no empty line ending it yet)",
+                        max_head);
+        return AF__HTTP_INCOMPLETE;
+    }
+    if (rc != AF__HTTP_OK)
+        return rc;
+    req->head_len = (size_t)(p - buf);
+    return judge_framing(&f, buf, req, err);
 }
 
 const char *af__http_header_get(const af__http_request *req, const char *name, size_t *len)
@@ -485,17 +520,9 @@ void af__http_chunked_init(af__http_chunked *c)
     c->state = CH_SIZE;
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
+/* Long on purpose: one byte-at-a-time state machine whose every state sits in one switch, so
+ * the whole grammar of a chunked body reads in one place and the per-byte loop makes no
+ * calls; splitting the states into functions would scatter the transitions. */
 long af__http_chunked_feed(af__http_chunked *c, const char *in, size_t len, af_buf *out,
                            size_t limit, bool *done, af__http_error *err)
 {
@@ -508,7 +535,7 @@ long af__http_chunked_feed(af__http_chunked *c, const char *in, size_t len, af_b
         size_t at = c->consumed + i;
         switch (c->state) {
         case CH_SIZE: {
-            int h = hexval(ch);
+            int h = af__hex_digit(ch);
             if (h >= 0) {
                 if (c->remaining >> 59)
                     return fail(err, 400, "chunked body: the chunk size at byte %zu is too large",

@@ -28,7 +28,7 @@ static void on_alert(const af_gpu_alert *a, void *user)
     af__buf_putc(&b, '}');
     if (!b.failed)
         af__ws_broadcast(s, (const char *)b.data, b.len);
-    af__buf_free(&b);
+    af__buf_clear(&b);
 }
 
 static size_t slot_of(const char *gpu_id)
@@ -181,11 +181,11 @@ static void gen_inference(af_server *s, rng *r)
                                            NULL, NULL, 0);
         af_span_context sc;
         af_span_get_context(root, &sc);
-        af_inference_request rq = {
+        af_inference_request request = {
             .model_id = model, .input = prompts[next(r) % 5], .input_len = AF_LEN_NUL};
         af_inference_response resp;
         memset(&resp, 0, sizeof(resp));
-        int rc = af_serving_infer(s->o.serving, &sc, &rq, &resp);
+        int rc = af_serving_infer(s->o.serving, &sc, &request, &resp);
         af__metrics_inference(s, model, rc, &resp, &sc);
         if (rc != 0)
             af_span_set_status(root, AF_STATUS_ERROR, resp.error);

@@ -753,7 +753,7 @@ void af__gpus_cache_free(af__gpus_cache *c)
     free(c->scratch);
     free(c->samples);
     free(c->status);
-    af__buf_free(&c->body);
+    af__buf_clear(&c->body);
     memset(c, 0, sizeof(*c));
 }
 
@@ -1310,7 +1310,7 @@ static int h_performance(af__req *rq, af__resp *rs)
     af_buf tmp;
     af__buf_init(&tmp);
     put_cost_summary(rq->srv, &tmp, &cs);
-    af__buf_free(&tmp);
+    af__buf_clear(&tmp);
     put_performance(rq->srv, &rs->body, v, cs.total_cost);
     af_cost_summary_free(&cs);
     view_free(v);

@@ -163,7 +163,7 @@ static int kube_call(af_server *s, const char *method, const char *path, const c
                  answer.data ? (const char *)answer.data : "");
         rc = -EIO;
     }
-    af__buf_free(&answer);
+    af__buf_clear(&answer);
     curl_slist_free_all(hd);
     curl_easy_cleanup(h);
     return rc;

@@ -23,6 +23,7 @@
 #include "server/server_int.h"
 #include "server/tls.h"
 #include "util/str.h"
+#include "util/timeutil.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Worker pool.                                                                              */
@@ -43,43 +44,43 @@ static void job_free(af__job *j)
 static void run_job(af__job *j)
 {
     af_server *s = j->srv;
-    af__resp *rs = &j->resp;
+    af__resp *resp = &j->resp;
     if (j->deadline_mono && af_monotonic_ns() >= j->deadline_mono) {
         /* The loop answered (or is about to answer) 504 already: a request that waited out
          * its deadline in the queue is not run, so a backlog drains instead of feeding the
          * backend work nobody waits for. */
         af__metrics_inference(s, j->model_id, AF_ETIMEDOUT, NULL, &j->parent);
-        af__resp_error(rs, 504, "deadline_exceeded", "the deadline passed in the queue");
+        af__resp_error(resp, 504, "deadline_exceeded", "the deadline passed in the queue");
         return;
     }
-    af_inference_request rq = {.id = j->request_id,
-                               .model_id = j->model_id,
-                               .input = j->input,
-                               .input_len = AF_LEN_NUL,
-                               .max_tokens = j->max_tokens,
-                               .timeout_ms = j->timeout_ms};
+    af_inference_request request = {.id = j->request_id,
+                                    .model_id = j->model_id,
+                                    .input = j->input,
+                                    .input_len = AF_LEN_NUL,
+                                    .max_tokens = j->max_tokens,
+                                    .timeout_ms = j->timeout_ms};
     af_inference_response r;
     memset(&r, 0, sizeof(r));
-    int rc = af_serving_infer(s->o.serving, &j->parent, &rq, &r);
+    int rc = af_serving_infer(s->o.serving, &j->parent, &request, &r);
     af__metrics_inference(s, j->model_id, rc, &r, &j->parent);
     if (rc == AF_ETIMEDOUT) {
         /* The gateway gave up at the same deadline the loop answers at (af__job_expire):
          * whichever is first, the client reads the same error. */
-        af__resp_error(rs, 504, "deadline_exceeded", "%s", r.error[0] ? r.error : "timeout");
+        af__resp_error(resp, 504, "deadline_exceeded", "%s", r.error[0] ? r.error : "timeout");
         af_inference_response_free(&r);
         return;
     }
     if (rc != 0) {
-        af__resp_from_errno(rs, rc, r.error);
+        af__resp_from_errno(resp, rc, r.error);
         af_inference_response_free(&r);
         return;
     }
     char tid[33], ts[40];
     af_trace_id_to_hex(j->parent.trace_id, tid);
-    af__rfc3339(r.completed_at_ns, ts);
-    af_buf *b = &rs->body;
-    af__resp_reset_body(rs);
-    rs->status = 200;
+    af__fmt_rfc3339(r.completed_at_ns, 9, ts);
+    af_buf *b = &resp->body;
+    af__resp_reset_body(resp);
+    resp->status = 200;
     af__buf_puts(b, "{\"request_id\":");
     af__buf_json_string(b, r.request_id, strlen(r.request_id));
     af__buf_puts(b, ",\"model_id\":");
@@ -126,15 +127,15 @@ static void *worker_main(void *arg)
 }
 
 /* Called by the inference route on the loop. Returns AF__ASYNC, or fills rs with 503. */
-int af__server_submit_job(af__req *rq, af__resp *rs, af__job *j);
-int af__server_submit_job(af__req *rq, af__resp *rs, af__job *j)
+int af__server_submit_job(af__req *req, af__resp *resp, af__job *j);
+int af__server_submit_job(af__req *req, af__resp *resp, af__job *j)
 {
-    af_server *s = rq->srv;
+    af_server *s = req->srv;
     pthread_mutex_lock(&s->job_mu);
     if (s->inflight >= s->o.max_inflight || s->workers_stop) {
         pthread_mutex_unlock(&s->job_mu);
         job_free(j);
-        af__resp_error(rs, 503, "overloaded", "%u requests in flight; try again later",
+        af__resp_error(resp, 503, "overloaded", "%u requests in flight; try again later",
                        s->o.max_inflight);
         return 0;
     }
@@ -142,8 +143,8 @@ int af__server_submit_job(af__req *rq, af__resp *rs, af__job *j)
     j->srv = s;
     if (s->o.inference_timeout_ms)
         j->deadline_mono = af_monotonic_ns() + (uint64_t)s->o.inference_timeout_ms * 1000000ull;
-    j->loop = rq->loop;
-    j->conn = rq->conn;
+    j->loop = req->loop;
+    j->conn = req->conn;
     j->next = NULL;
     af__resp_init(&j->resp);
     if (s->job_tail)
@@ -153,8 +154,8 @@ int af__server_submit_job(af__req *rq, af__resp *rs, af__job *j)
     s->job_tail = j;
     pthread_cond_signal(&s->job_cv);
     pthread_mutex_unlock(&s->job_mu);
-    rq->conn->txn.job = j;
-    rq->conn->state = AF__CONN_BUSY;
+    req->conn->txn.job = j;
+    req->conn->state = AF__CONN_BUSY;
     return AF__ASYNC;
 }
 
@@ -257,14 +258,10 @@ static unsigned loops_for(uint32_t configured)
     return n < 1 ? 1 : n > 8 ? 8 : (unsigned)n;
 }
 
-int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t err_len)
+/* Limits and the rule that a non-loopback listener needs a token. 0, -EINVAL or -EACCES. */
+static int check_opts(const af_server_opts *opts, const char *addr, bool has_token, char *err,
+                      size_t err_len)
 {
-    *out = NULL;
-    af_server_opts def;
-    if (!opts) {
-        af_server_opts_init(&def);
-        opts = &def;
-    }
     if (opts->port < 0 || opts->port > 65535 || opts->metrics_port < -1 ||
         opts->metrics_port > 65535 || opts->ws_queue_depth == 0 || opts->body_limit == 0 ||
         opts->max_inflight == 0 || opts->workers == 0 || opts->workers > 64 ||
@@ -274,8 +271,6 @@ int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t
                "64 event loops)");
         return -EINVAL;
     }
-    const char *addr = opts->bind_address && *opts->bind_address ? opts->bind_address : "127.0.0.1";
-    bool has_token = opts->auth_token && *opts->auth_token;
     if (!is_loopback(addr) && !has_token) {
         seterr(err, err_len,
                "refusing to listen on %s without an auth token: set server.auth_token or "
@@ -283,6 +278,34 @@ int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t
                addr);
         return -EACCES;
     }
+    return 0;
+}
+
+static void init_sync(af_server *s)
+{
+    pthread_mutex_init(&s->job_mu, NULL);
+    pthread_cond_init(&s->job_cv, NULL);
+    pthread_mutex_init(&s->ws_mu, NULL);
+    /* The push thread's waits are deadlines on the monotonic clock. */
+    af__cond_init_monotonic(&s->ws_cv);
+    pthread_mutex_init(&s->met_mu, NULL);
+    pthread_mutex_init(&s->lg_mu, NULL);
+    pthread_cond_init(&s->lg_cv, NULL);
+}
+
+int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t err_len)
+{
+    *out = NULL;
+    af_server_opts def;
+    if (!opts) {
+        af_server_opts_init(&def);
+        opts = &def;
+    }
+    const char *addr = opts->bind_address && *opts->bind_address ? opts->bind_address : "127.0.0.1";
+    bool has_token = opts->auth_token && *opts->auth_token;
+    int rc = check_opts(opts, addr, has_token, err, err_len);
+    if (rc != 0)
+        return rc;
 
     af_server *s = calloc(1, sizeof(*s));
     if (!s)
@@ -303,21 +326,10 @@ int af_server_new(const af_server_opts *opts, af_server **out, char *err, size_t
         af__strdup(opts->service_account_dir ? opts->service_account_dir
                                              : "/var/run/secrets/kubernetes.io/serviceaccount");
     s->o.event_loops = loops_for(opts->event_loops);
-    pthread_mutex_init(&s->job_mu, NULL);
-    pthread_cond_init(&s->job_cv, NULL);
-    pthread_mutex_init(&s->ws_mu, NULL);
-    /* The push thread's waits are deadlines on the monotonic clock. */
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->ws_cv, &ca);
-    pthread_condattr_destroy(&ca);
-    pthread_mutex_init(&s->met_mu, NULL);
-    pthread_mutex_init(&s->lg_mu, NULL);
-    pthread_cond_init(&s->lg_cv, NULL);
+    init_sync(s);
     s->started_wall_ns = af_now_ns();
     s->started_mono_ns = af_monotonic_ns();
-    int rc = -ENOMEM;
+    rc = -ENOMEM;
     if (!s->bind_address || !s->title || (has_token && !s->auth_token) || !s->kube_api_url ||
         !s->kube_sa_dir)
         goto fail;

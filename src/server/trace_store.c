@@ -319,7 +319,7 @@ int af_trace_store_list_json(af_trace_store *s, const af_trace_query *q, char **
     free(g);
     release_all(arr, n);
     if (b.failed) {
-        af__buf_free(&b);
+        af__buf_clear(&b);
         return -ENOMEM;
     }
     *out = (char *)b.data;
@@ -370,11 +370,11 @@ int af_trace_store_get_json(af_trace_store *s, const char *trace_id_hex, char **
     af__buf_terminate(&b);
     release_all(arr, n);
     if (b.failed) {
-        af__buf_free(&b);
+        af__buf_clear(&b);
         return -ENOMEM;
     }
     if (!found) {
-        af__buf_free(&b);
+        af__buf_clear(&b);
         return AF_ENOTFOUND;
     }
     *out = (char *)b.data;

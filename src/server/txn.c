@@ -53,7 +53,7 @@ void af__resp_init(af__resp *rs)
 
 void af__resp_free(af__resp *rs)
 {
-    af__buf_free(&rs->body);
+    af__buf_clear(&rs->body);
 }
 
 void af__resp_reset_body(af__resp *rs)
@@ -194,7 +194,7 @@ static void copy_header(const af__http_request *r, const char *name, char *out, 
 
 void af__txn_free(af__txn *t)
 {
-    af__buf_free(&t->body);
+    af__buf_clear(&t->body);
     af__resp_free(&t->resp);
     free(t->query);
     t->query = NULL;
@@ -341,7 +341,7 @@ void af__txn_end(af__conn *c)
     t->active = false;
     /* Buffers keep their capacity for the connection's next request, unless large. */
     if (t->body.cap > 65536)
-        af__buf_free(&t->body);
+        af__buf_clear(&t->body);
     else
         af__buf_reset(&t->body);
     if (rs->body.cap > 65536) {

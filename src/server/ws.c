@@ -31,6 +31,7 @@
 #include "agentaflow/trace_helpers.h"
 #include "server/server_int.h"
 #include "server/ws_frame.h"
+#include "util/timeutil.h"
 
 #define WS_RX_LIMIT 65536 /* the largest client message, reassembled */
 #define OUTBOX_MAX 256    /* broadcasts waiting for one loop */
@@ -181,10 +182,10 @@ static af__ws_msg *metrics_update_msg(af_server *s)
     af__dashboard_metrics_json(s, &b);
     af__buf_puts(&b, ",\"timestamp\":");
     char ts[40];
-    af__rfc3339(af_now_ns(), ts);
+    af__fmt_rfc3339(af_now_ns(), 9, ts);
     af__buf_printf(&b, "\"%s\"}", ts);
     af__ws_msg *m = b.failed ? NULL : msg_new((const char *)b.data, b.len);
-    af__buf_free(&b);
+    af__buf_clear(&b);
     return m;
 }
 
@@ -199,7 +200,7 @@ static void on_message(af_server *s, af__ws_client *w, const uint8_t *data, size
         send_to(s, w, err, sizeof(err) - 1);
     } else if (strcmp(type, "ping") == 0) {
         char ts[40], out[96];
-        af__rfc3339(af_now_ns(), ts);
+        af__fmt_rfc3339(af_now_ns(), 9, ts);
         int n = snprintf(out, sizeof(out), "{\"type\":\"pong\",\"timestamp\":\"%s\"}", ts);
         send_to(s, w, out, (size_t)n);
         ws_span(s, "ping", w, NULL);
@@ -277,13 +278,13 @@ void af__ws_upgrade(af__conn *c, const af__http_request *req)
     if (af__ws_handshake_check(req, accept, &why) != 0) {
         af_log(AF_LOG_DEBUG, "server: WebSocket handshake from %s refused (%d): %s", c->peer,
                why.status, why.message);
-        af__resp rs;
-        af__resp_init(&rs);
-        af__resp_error(&rs, why.status, why.code, "%s", why.message);
+        af__resp refusal;
+        af__resp_init(&refusal);
+        af__resp_error(&refusal, why.status, why.code, "%s", why.message);
         if (why.status == 426)
-            rs.headers = "sec-websocket-version: 13\r\nupgrade: websocket\r\n";
-        af__conn_refuse(c, &rs);
-        af__resp_free(&rs);
+            refusal.headers = "sec-websocket-version: 13\r\nupgrade: websocket\r\n";
+        af__conn_refuse(c, &refusal);
+        af__resp_free(&refusal);
         return;
     }
     af__ws_client *w = calloc(1, sizeof(*w));
@@ -502,11 +503,11 @@ void af_server_notify(af_server *s, const char *title, const char *message, cons
     af__buf_puts(&b, ",\"level\":");
     af__buf_json_string(&b, level ? level : "info", strlen(level ? level : "info"));
     char ts[40];
-    af__rfc3339(af_now_ns(), ts);
+    af__fmt_rfc3339(af_now_ns(), 9, ts);
     af__buf_printf(&b, ",\"timestamp\":\"%s\"}}", ts);
     if (!b.failed)
         af__ws_broadcast(s, (const char *)b.data, b.len);
-    af__buf_free(&b);
+    af__buf_clear(&b);
 }
 
 void af__system_update(af_server *s, const char *event, const char *id)
@@ -520,9 +521,9 @@ void af__system_update(af_server *s, const char *event, const char *id)
         af__buf_json_string(&b, id, strlen(id));
     }
     char ts[40];
-    af__rfc3339(af_now_ns(), ts);
+    af__fmt_rfc3339(af_now_ns(), 9, ts);
     af__buf_printf(&b, ",\"timestamp\":\"%s\"}}", ts);
     if (!b.failed)
         af__ws_broadcast(s, (const char *)b.data, b.len);
-    af__buf_free(&b);
+    af__buf_clear(&b);
 }

@@ -176,7 +176,7 @@ void af__ws_reader_init(af__ws_reader *r, size_t max_message)
 
 void af__ws_reader_free(af__ws_reader *r)
 {
-    af__buf_free(&r->msg);
+    af__buf_clear(&r->msg);
 }
 
 bool af__ws_close_code_valid(uint16_t code)
@@ -363,7 +363,7 @@ size_t af__ws_read(af__ws_reader *r, const uint8_t *in, size_t len, af__ws_event
         af__buf_reset(&r->msg);
         /* A large message's buffer is not kept for the connection's life. */
         if (r->msg.cap > 65536)
-            af__buf_free(&r->msg);
+            af__buf_clear(&r->msg);
     }
     size_t used = 0;
     while (ev->type == AF__WS_EV_NONE && used < len) {

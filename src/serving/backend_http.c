@@ -193,8 +193,8 @@ out:
     if (c)
         handle_put(h, c);
     curl_slist_free_all(headers);
-    af__buf_free(&body);
-    af__buf_free(&answer);
+    af__buf_clear(&body);
+    af__buf_clear(&answer);
     return rc;
 }
 

@@ -968,7 +968,7 @@ int af_serving_metrics_json(af_serving *s, char **out)
     af__buf_puts(&b, "]}");
     af__buf_terminate(&b);
     if (b.failed) {
-        af__buf_free(&b);
+        af__buf_clear(&b);
         return -ENOMEM;
     }
     *out = (char *)b.data;

@@ -8,16 +8,7 @@
 
 #include "agentaflow/trace_helpers.h"
 #include "trace/span_int.h"
-
-/* RFC 3339 with milliseconds, UTC: 2026-11-25T03:05:58.123Z */
-static void rfc3339(uint64_t ns, char out[32])
-{
-    time_t secs = (time_t)(ns / 1000000000u);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03uZ", (unsigned)((ns / 1000000u) % 1000u));
-}
+#include "util/timeutil.h"
 
 static af_span start_op(af_tracer *t, const af_span_context *parent, const char *category,
                         const char *operation, af_span_kind kind, af_attr *attrs, size_t n)
@@ -27,8 +18,8 @@ static af_span start_op(af_tracer *t, const af_span_context *parent, const char 
     char name[256];
     snprintf(name, sizeof(name), "%s.%s", category, operation ? operation : "");
     uint64_t now = af_now_ns();
-    char ts[32];
-    rfc3339(now, ts);
+    char ts[AF_RFC3339_MAX];
+    af__fmt_rfc3339(now, 3, ts); /* milliseconds: 2026-11-25T03:05:58.123Z */
     attrs[n++] = AF_STR("operation.start_time", ts);
     af_span_start_opts o = {
         .kind = kind,

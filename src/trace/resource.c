@@ -377,11 +377,12 @@ static void executable_name(char *buf, size_t len)
     char path[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
     if (n > 0) {
-        path[n] = '\0';
+        size_t plen = (size_t)n;
+        path[plen] = '\0';
         static const char deleted[] = " (deleted)";
         size_t dl = sizeof(deleted) - 1;
-        if ((size_t)n > dl && strcmp(path + n - dl, deleted) == 0)
-            path[n - dl] = '\0';
+        if (plen > dl && strcmp(path + plen - dl, deleted) == 0)
+            path[plen - dl] = '\0';
         const char *slash = strrchr(path, '/');
         const char *base = slash ? slash + 1 : path;
         if (*base) {

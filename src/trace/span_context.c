@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "util/str.h"
+
 static const char hex_digits[] = "0123456789abcdef";
 
 void af_span_context_init(af_span_context *sc)
@@ -54,17 +56,6 @@ void af_span_id_to_hex(const uint8_t id[8], char out[17])
     to_hex(id, 8, out);
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes into a scratch array first so `out` is untouched when the input is rejected. */
 static int from_hex(const char *hex, size_t len, uint8_t *out, size_t n)
 {
@@ -72,8 +63,8 @@ static int from_hex(const char *hex, size_t len, uint8_t *out, size_t n)
     if (!hex || len != 2 * n)
         return -EINVAL;
     for (size_t i = 0; i < n; i++) {
-        int hi = hex_value(hex[2 * i]);
-        int lo = hex_value(hex[2 * i + 1]);
+        int hi = af__hex_digit(hex[2 * i]);
+        int lo = af__hex_digit(hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -EINVAL;
         tmp[i] = (uint8_t)(hi << 4 | lo);

@@ -11,7 +11,7 @@ void af__buf_init(af_buf *b)
     memset(b, 0, sizeof(*b));
 }
 
-void af__buf_free(af_buf *b)
+void af__buf_clear(af_buf *b)
 {
     free(b->data);
     af__buf_init(b);

@@ -1,5 +1,5 @@
 /*
- * util/buf.h - a growable byte buffer for encoders. Owns its memory; af__buf_free releases
+ * util/buf.h - a growable byte buffer for encoders. Owns its memory; af__buf_clear releases
  * it. Appends report -ENOMEM through the `failed` flag so encoders can check once at the end.
  */
 #ifndef AF_UTIL_BUF_H
@@ -17,7 +17,10 @@ typedef struct af_buf {
 } af_buf;
 
 void af__buf_init(af_buf *b);
-void af__buf_free(af_buf *b);
+/* Releases the memory of an embedded buffer and leaves it empty and reusable, as after
+ * af__buf_init (`_clear`: the struct itself belongs to the caller; `_free` is for objects
+ * this code allocated). */
+void af__buf_clear(af_buf *b);
 void af__buf_reset(af_buf *b); /* len = 0, keeps capacity, clears failed */
 /* Slow path of af__buf_reserve: grows the allocation. */
 bool af__buf_grow(af_buf *b, size_t n);

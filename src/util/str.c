@@ -65,17 +65,6 @@ size_t af__utf8_prefix(const char *s, size_t len, size_t max_chars)
     return i;
 }
 
-static int hex_digit(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 int af__pct_decode(const char *s, size_t n, bool plus_space, char *out, size_t cap, size_t *out_len)
 {
     if (cap == 0)
@@ -86,8 +75,8 @@ int af__pct_decode(const char *s, size_t n, bool plus_space, char *out, size_t c
         if (ch == '+' && plus_space) {
             ch = ' ';
         } else if (ch == '%') {
-            int h = n - i >= 3 ? hex_digit(s[i + 1]) : -1;
-            int l = h >= 0 ? hex_digit(s[i + 2]) : -1;
+            int h = n - i >= 3 ? af__hex_digit(s[i + 1]) : -1;
+            int l = h >= 0 ? af__hex_digit(s[i + 2]) : -1;
             if (l < 0 || (h | l) == 0) {
                 /* %00 would silently cut the C string short. */
                 if (out_len)
@@ -105,6 +94,25 @@ int af__pct_decode(const char *s, size_t n, bool plus_space, char *out, size_t c
     if (out_len)
         *out_len = o;
     return 0;
+}
+
+char *af__pct_decode_trimmed(const char *s, size_t n, bool *bad)
+{
+    while (n && (*s == ' ' || *s == '\t')) {
+        s++;
+        n--;
+    }
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    char *out = malloc(n + 1);
+    if (!out)
+        return NULL;
+    if (af__pct_decode(s, n, false, out, n + 1, NULL) != 0) {
+        free(out);
+        *bad = true;
+        return NULL;
+    }
+    return out;
 }
 
 int af__parse_u64(const char *s, uint64_t max, uint64_t *out)

@@ -19,6 +19,19 @@ bool af__str_ieq(const char *a, size_t alen, const char *b);
  * never splitting a multi-byte sequence. */
 size_t af__utf8_prefix(const char *s, size_t len, size_t max_chars);
 
+/* The value of one hexadecimal digit (either case), or -1. Inline: the chunked-body parser
+ * calls it per byte. */
+static inline int af__hex_digit(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
 /* Percent-decodes s[0..n) into out (NUL-terminated; *out_len, may be NULL, gets the length);
  * '+' becomes a space when plus_space (query strings). The one decoder for request paths,
  * query strings, baggage values and resource attributes. 0; -EINVAL for a malformed escape or
@@ -26,6 +39,10 @@ size_t af__utf8_prefix(const char *s, size_t len, size_t max_chars);
  * in s; -ENOSPC when the result does not fit in cap bytes (n + 1 always fits). */
 int af__pct_decode(const char *s, size_t n, bool plus_space, char *out, size_t cap,
                    size_t *out_len);
+/* Trims spaces and tabs from both ends of s[0..n), then percent-decodes it (no '+' rule)
+ * into a new string the caller frees. NULL with *bad set on a malformed escape or %00, NULL
+ * with *bad untouched on ENOMEM. For the "k1=v1,k2=v2" header lists of OTEL_* variables. */
+char *af__pct_decode_trimmed(const char *s, size_t n, bool *bad);
 /* Strict decimal: digits only (no sign, space, hex or leading '+'), value <= max. 0, -EINVAL
  * (not a decimal number), -ERANGE (over max). */
 int af__parse_u64(const char *s, uint64_t max, uint64_t *out);

@@ -1,7 +1,8 @@
-/* Clocks: wall time for timestamps, monotonic time for deadlines. */
+/* Clocks: wall time for timestamps, monotonic time for deadlines. Both are declared in
+ * agentaflow/common.h, so util needs no trace header. */
 #include <time.h>
 
-#include "agentaflow/trace_sdk.h"
+#include "agentaflow/common.h"
 #include "util/clock.h"
 
 /* The same clock as span timestamps (util/clock.h), so caller-supplied times and the

@@ -30,6 +30,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *msgs = af_config_diag_format(&diag);
     free(msgs);
     af_config_diag_free(&diag);
-    af_tracing_config_free(&cfg);
+    af_tracing_config_clear(&cfg);
     return 0;
 }

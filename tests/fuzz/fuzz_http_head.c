@@ -117,8 +117,8 @@ static void check_chunked(const char *body, size_t n, size_t split)
     if (n1 >= 0 && (n1 != n2 || d1 != d2 || o1.len != o2.len ||
                     (o1.len && memcmp(o1.data, o2.data, o1.len) != 0)))
         abort();
-    af__buf_free(&o1);
-    af__buf_free(&o2);
+    af__buf_clear(&o1);
+    af__buf_clear(&o2);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

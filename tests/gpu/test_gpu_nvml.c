@@ -55,7 +55,8 @@ static void test_backend_reads_values(void **state)
     memset(&m, 0, sizeof(m));
     assert_int_equal(af_gpu_backend_sample(b, 1, 0, &m, p, AF_GPU_MAX_PROCESSES, &np), 0);
     assert_string_equal(m.name, "Fake Tesla T4");
-    assert_int_equal(m.valid, all & ~(AF_GPU_F_FAN | AF_GPU_F_ENCODER | AF_GPU_F_DECODER));
+    assert_int_equal(m.valid,
+                     all & ~(uint32_t)(AF_GPU_F_FAN | AF_GPU_F_ENCODER | AF_GPU_F_DECODER));
     assert_true(m.fan_speed == 0);
     assert_int_equal(m.process_count, 0);
     char *json;

@@ -24,6 +24,51 @@
 const char *g_bin;
 char g_tmp[256];
 
+int harness_init(int argc, char **argv, const char *prog)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s /path/to/agentaflow\n", prog);
+        return 2;
+    }
+    g_bin = argv[1];
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(g_tmp, sizeof(g_tmp), "/tmp/af-%s-XXXXXX", prog);
+    if (!mkdtemp(g_tmp))
+        return 1;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    return 0;
+}
+
+void harness_fini(void)
+{
+    curl_global_cleanup();
+}
+
+const char *const it_base_config = "service_name: agentaflow-it\n"
+                                   "server:\n"
+                                   "  ws_push_interval: 200ms\n"
+                                   "  load_generator: false\n";
+
+daemon_t g_shared;
+
+int shared_daemon_setup(void **state)
+{
+    (void)state;
+    daemon_start(&g_shared, it_base_config, NULL, NULL);
+    return 0;
+}
+
+int shared_daemon_teardown(void **state)
+{
+    (void)state;
+    int rc = daemon_stop(&g_shared);
+    if (rc != 0) {
+        fprintf(stderr, "daemon exit status %d (want 0)\n", rc);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Daemon process.                                                                           */
 

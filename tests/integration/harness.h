@@ -4,7 +4,8 @@
  * a minimal RFC 6455 client (so a test can also play a client that never reads) and raw TCP
  * helpers for framing tests. Every wait polls with a deadline; nothing sleeps blindly.
  *
- * A test program sets g_bin (the binary, argv[1]) and g_tmp (a mkdtemp directory) in main.
+ * A test program's main calls harness_init (g_bin = argv[1], g_tmp = a mkdtemp directory)
+ * and harness_fini.
  */
 #ifndef AF_IT_HARNESS_H
 #define AF_IT_HARNESS_H
@@ -34,6 +35,20 @@ typedef struct resp {
     char headers[4096];
     size_t hlen;
 } resp;
+
+/* argv[1] is the daemon binary (g_bin); makes g_tmp, ignores SIGPIPE, initialises libcurl.
+ * 0, or the exit code main should return (usage error, no temporary directory). */
+int harness_init(int argc, char **argv, const char *prog);
+void harness_fini(void);
+
+/* The config most tests start from: no load generator, a fast WebSocket push. */
+extern const char *const it_base_config;
+
+/* One daemon (it_base_config) shared by a group of read-mostly tests: the group's cmocka
+ * setup and teardown; teardown fails the group when the daemon does not exit 0. */
+extern daemon_t g_shared;
+int shared_daemon_setup(void **state);
+int shared_daemon_teardown(void **state);
 
 uint64_t now_ms(void);
 

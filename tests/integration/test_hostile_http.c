@@ -570,16 +570,9 @@ static void test_read_access(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: test_hostile_http /path/to/agentaflow\n");
-        return 2;
-    }
-    g_bin = argv[1];
-    signal(SIGPIPE, SIG_IGN);
-    snprintf(g_tmp, sizeof(g_tmp), "/tmp/af-hostile-it-XXXXXX");
-    if (!mkdtemp(g_tmp))
-        return 1;
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = harness_init(argc, argv, "test_hostile_http");
+    if (rc)
+        return rc;
     const struct CMUnitTest shared[] = {
         cmocka_unit_test(test_cross_site_writes), cmocka_unit_test(test_host_allow_list),
         cmocka_unit_test(test_parameters),        cmocka_unit_test(test_protocol),
@@ -590,8 +583,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_query_token_redacted, stop_own),
         cmocka_unit_test_teardown(test_read_access, stop_own),
     };
-    int rc = cmocka_run_group_tests_name("hostile", shared, setup_shared, teardown_shared);
+    rc = cmocka_run_group_tests_name("hostile", shared, setup_shared, teardown_shared);
     rc |= cmocka_run_group_tests_name("hostile_own", own, NULL, NULL);
-    curl_global_cleanup();
+    harness_fini();
     return rc;
 }

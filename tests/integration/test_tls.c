@@ -613,20 +613,13 @@ static void test_plain_non_loopback_warns(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: test_tls /path/to/agentaflow\n");
-        return 2;
-    }
+    int rc = harness_init(argc, argv, "test_tls");
+    if (rc)
+        return rc;
     if (system("openssl version >/dev/null 2>&1") != 0) {
         printf("test_tls: the openssl command is missing (Debian package openssl); skipped\n");
         return 77;
     }
-    g_bin = argv[1];
-    signal(SIGPIPE, SIG_IGN);
-    snprintf(g_tmp, sizeof(g_tmp), "/tmp/af-tls-it-XXXXXX");
-    if (!mkdtemp(g_tmp))
-        return 1;
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_https_api_metrics_and_span),
         cmocka_unit_test(test_tls_backpressure_pipelined),
@@ -637,8 +630,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bad_files_exit),
         cmocka_unit_test(test_plain_non_loopback_warns),
     };
-    int rc = cmocka_run_group_tests_name("tls", tests, make_all_certs, NULL);
-    curl_global_cleanup();
+    rc = cmocka_run_group_tests_name("tls", tests, make_all_certs, NULL);
+    harness_fini();
     char rm[300];
     snprintf(rm, sizeof(rm), "rm -rf '%s'", g_tmp);
     if (rc == 0 && system(rm) != 0)

@@ -466,16 +466,9 @@ static int teardown(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: test_websocket /path/to/agentaflow\n");
-        return 2;
-    }
-    g_bin = argv[1];
-    signal(SIGPIPE, SIG_IGN);
-    snprintf(g_tmp, sizeof(g_tmp), "/tmp/af-ws-it-XXXXXX");
-    if (!mkdtemp(g_tmp))
-        return 1;
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = harness_init(argc, argv, "test_websocket");
+    if (rc)
+        return rc;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handshake_accept),  cmocka_unit_test(test_version_426),
         cmocka_unit_test(test_plain_get_426),     cmocka_unit_test(test_key_400),
@@ -485,7 +478,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_close_handshake),   cmocka_unit_test(test_bad_upgrades_do_not_log),
         cmocka_unit_test(test_stop_closes_1001),
     };
-    int rc = cmocka_run_group_tests_name("websocket", tests, setup, teardown);
-    curl_global_cleanup();
+    rc = cmocka_run_group_tests_name("websocket", tests, setup, teardown);
+    harness_fini();
     return rc;
 }

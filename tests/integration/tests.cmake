@@ -1,7 +1,13 @@
 # Integration suite: the real agentaflow daemon on ephemeral loopback ports.
 #
-#   integration.daemon       test_daemon (cmocka): routes, errors, auth, WebSocket, CLI, and
-#                            OTLP propagation decoded by decode_spans.js (interop node_modules)
+#   integration.daemon.routes   test_daemon_routes: read/write/error routes, HTTP framing,
+#                               /metrics, auth
+#   integration.daemon.ws       test_daemon_ws: the /ws push channel, fan-out, stalled clients,
+#                               the client cap
+#   integration.daemon.overload test_daemon_overload: max_inflight 503s and graceful stop
+#   integration.daemon.cli      test_daemon_cli: the subcommands' output and exit codes
+#   integration.daemon.tracing  test_daemon_tracing: middleware spans, B3 in, OTLP propagation
+#                               decoded by decode_spans.js (interop node_modules)
 #   integration.tls          test_tls (cmocka): both listeners over TLS with certificates from a
 #                            throw-away CA made by the openssl command, mutual TLS, SIGHUP
 #                            reload, bad files (skipped without openssl)
@@ -31,15 +37,21 @@ add_library(af_it_harness STATIC ${CMAKE_CURRENT_LIST_DIR}/harness.c)
 target_include_directories(af_it_harness PUBLIC ${CMAKE_CURRENT_LIST_DIR})
 target_link_libraries(af_it_harness PUBLIC af_testutil)
 
-add_executable(test_daemon ${CMAKE_CURRENT_LIST_DIR}/test_daemon.c)
-target_link_libraries(test_daemon PRIVATE af_it_harness)
+# test_daemon.c split by feature: one program and one ctest each, so a failure names its area
+# and the areas run in parallel.
+foreach(area routes ws overload cli tracing)
+  add_executable(test_daemon_${area} ${CMAKE_CURRENT_LIST_DIR}/test_daemon_${area}.c)
+  target_link_libraries(test_daemon_${area} PRIVATE af_it_harness)
+  add_test(NAME integration.daemon.${area} COMMAND test_daemon_${area} $<TARGET_FILE:agentaflow>)
+  set_tests_properties(integration.daemon.${area} PROPERTIES TIMEOUT 300 LABELS integration)
+endforeach()
 
+# Only the tracing program decodes spans with node (the interop suite's node_modules).
 find_program(AF_IT_NODE node)
-add_test(NAME integration.daemon COMMAND test_daemon $<TARGET_FILE:agentaflow>)
-set_tests_properties(integration.daemon PROPERTIES TIMEOUT 300 LABELS integration
+set_tests_properties(integration.daemon.tracing PROPERTIES
   ENVIRONMENT "AF_NODE=${AF_IT_NODE};AF_DECODE_SCRIPT=${CMAKE_CURRENT_LIST_DIR}/decode_spans.js")
 if(AF_IT_NODE AND TEST interop.npm_ci)
-  set_tests_properties(integration.daemon PROPERTIES FIXTURES_REQUIRED interop_npm)
+  set_tests_properties(integration.daemon.tracing PROPERTIES FIXTURES_REQUIRED interop_npm)
 endif()
 
 add_executable(test_tls ${CMAKE_CURRENT_LIST_DIR}/test_tls.c)

@@ -161,7 +161,7 @@ int main(int argc, char **argv)
     if (rc == 0 &&
         (af__jaeger_thrift_encode(spans, 3, &b) != 0 || write_file(argv[1], "jaeger.thrift", &b)))
         rc = 1;
-    af__buf_free(&b);
+    af__buf_clear(&b);
     af_resource_free(res);
     if (rc)
         fprintf(stderr, "interop_fixture: encoding or writing failed\n");

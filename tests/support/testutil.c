@@ -79,7 +79,7 @@ static void capture(af_log_level level, const char *msg, void *user)
 void af_test_log_capture_begin(void)
 {
     pthread_mutex_lock(&log_mu);
-    af__buf_free(&log_buf);
+    af__buf_clear(&log_buf);
     af__buf_terminate(&log_buf);
     pthread_mutex_unlock(&log_mu);
     af_log_set_handler(capture, NULL);

@@ -40,7 +40,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    af_tracing_config_free(&f->cfg);
+    af_tracing_config_clear(&f->cfg);
     af_config_diag_free(&f->diag);
     free(f);
     return 0;
@@ -683,12 +683,12 @@ static void test_copy(void **state)
     assert_int_equal(af_tracing_config_copy(&copy, &f->cfg), 0);
     char *a = NULL, *b = NULL;
     assert_int_equal(af_config_dump_json(&f->cfg, false, &a), 0);
-    af_tracing_config_free(&f->cfg);
+    af_tracing_config_clear(&f->cfg);
     assert_int_equal(af_config_dump_json(&copy, false, &b), 0);
     assert_string_equal(a, b);
     free(a);
     free(b);
-    af_tracing_config_free(&copy);
+    af_tracing_config_clear(&copy);
     assert_int_equal(af_tracing_config_init(&f->cfg), 0);
 }
 
@@ -818,7 +818,7 @@ static void test_server_keys_load(void **state)
     assert_ptr_not_equal(copy.server.allowed_hosts, c->allowed_hosts);
     assert_string_equal(copy.server.allowed_hosts[1], "10.0.0.5:9000");
     assert_string_equal(copy.server.auth_token, "t0ken");
-    af_tracing_config_free(&copy);
+    af_tracing_config_clear(&copy);
 
     /* A later file replaces the list as a whole; null empties it. */
     assert_int_equal(load(f, "server: {allowed_hosts: [only.example]}\n"), 0);

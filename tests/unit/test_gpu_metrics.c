@@ -70,7 +70,7 @@ static void test_sim_deterministic(void **state)
     af_gpu_backend *a = sim(3, 42), *b = sim(3, 42), *c = sim(3, 43);
     bool differs = false;
     for (int k = 0; k < 200; k++) {
-        uint64_t t = 1700000000000000000ULL + (uint64_t)k * 3000000000ULL;
+        uint64_t t = UINT64_C(1700000000000000000) + (uint64_t)k * UINT64_C(3000000000);
         for (uint32_t i = 0; i < 3; i++) {
             af_gpu_sample x, y, z;
             sample(a, i, t, &x);
@@ -95,7 +95,7 @@ static void test_sim_bounds_and_patterns(void **state)
                                  "Batch Processing"};
     static const double umax[] = {15, 45, 98, 75, 100};
     for (int k = 0; k < 3000; k++) {
-        uint64_t t = (uint64_t)k * 5000000000ULL; /* 5 s steps: ~4 h, every pattern */
+        uint64_t t = (uint64_t)k * UINT64_C(5000000000); /* 5 s steps: ~4 h, every pattern */
         for (uint32_t i = 0; i < 9; i++) {
             af_gpu_sample m;
             sample(b, i, t, &m);

@@ -211,7 +211,7 @@ static void test_chunked_every_split(void **state)
         assert_int_equal(used, body_end); /* "NEXT" belongs to the next request */
         assert_int_equal(out.len, 23);
         assert_memory_equal(out.data, "Wikipedia in\r\n\r\nchunks.", 23);
-        af__buf_free(&out);
+        af__buf_clear(&out);
     }
     /* Byte by byte. */
     af__http_chunked c;
@@ -224,7 +224,7 @@ static void test_chunked_every_split(void **state)
         assert_int_equal(af__http_chunked_feed(&c, chunked_body + i, 1, &out, 1024, &done, &e), 1);
     assert_true(done);
     assert_int_equal(out.len, 23);
-    af__buf_free(&out);
+    af__buf_clear(&out);
 }
 
 static void test_chunked_errors(void **state)
@@ -253,7 +253,7 @@ static void test_chunked_errors(void **state)
         long n = af__http_chunked_feed(&c, cases[i].in, strlen(cases[i].in), &out, 1024, &done, &e);
         if (n != AF__HTTP_ERROR || e.status != cases[i].status || !e.message[0])
             fail_msg("case %zu: %ld status %d", i, n, e.status);
-        af__buf_free(&out);
+        af__buf_clear(&out);
     }
     /* Whitespace before ';' is the BWS RFC 9112 §7.1.1 allows. */
     af__http_chunked c;
@@ -267,7 +267,7 @@ static void test_chunked_errors(void **state)
                      (long)strlen(ok));
     assert_true(done);
     assert_memory_equal(out.data, "abc", 3);
-    af__buf_free(&out);
+    af__buf_clear(&out);
 }
 
 static void test_query_args(void **state)
@@ -561,7 +561,7 @@ static void test_pipelined_with_bodies(void **state)
             assert_true(n > 0);
             assert_int_equal(out.len, strlen(bodies[i]));
             assert_memory_equal(out.data, bodies[i], out.len);
-            af__buf_free(&out);
+            af__buf_clear(&out);
             p += n;
         } else {
             assert_memory_equal(p, bodies[i], r.content_length);
@@ -595,7 +595,7 @@ static void chunked_all_splits(const char *in, size_t len, const char *want, siz
             if (!done || used != want_used || out.len != want_len ||
                 memcmp(out.data, want, want_len) != 0)
                 fail_msg("split %zu/%zu: done %d used %zu len %zu", a, b, done, used, out.len);
-            af__buf_free(&out);
+            af__buf_clear(&out);
         }
 }
 
@@ -621,7 +621,7 @@ static void test_chunked_shapes(void **state)
     assert_int_equal(af__http_chunked_feed(&c, "GET", 3, &out, 10, &done, &e), 0);
     assert_true(done);
     assert_int_equal(out.len, 0);
-    af__buf_free(&out);
+    af__buf_clear(&out);
 }
 
 static void test_chunked_limit(void **state)
@@ -653,7 +653,7 @@ static void test_chunked_limit(void **state)
     assert_int_equal(af__http_chunked_feed(&c, "7fffffffffffffff\r\n", 18, &out, 5, &done, &e),
                      AF__HTTP_ERROR);
     assert_int_equal(e.status, 413);
-    af__buf_free(&out);
+    af__buf_clear(&out);
 }
 
 static void test_chunked_error_positions(void **state)
@@ -697,7 +697,7 @@ static void test_chunked_error_positions(void **state)
                 !strstr(e.message, cases[i].says))
                 fail_msg("case %zu (%s): %ld status %d \"%s\"", i, bytewise ? "bytewise" : "whole",
                          n, e.status, e.message);
-            af__buf_free(&out);
+            af__buf_clear(&out);
         }
     }
     /* Over-long extension and trailer lines. */
@@ -719,7 +719,7 @@ static void test_chunked_error_positions(void **state)
     assert_int_equal(af__http_chunked_feed(&c, t, big + 3, &out, 1024, &done, &e), AF__HTTP_ERROR);
     assert_int_equal(e.status, 400);
     assert_non_null(strstr(e.message, "trailer line longer than 8192"));
-    af__buf_free(&out);
+    af__buf_clear(&out);
     free(t);
 }
 

@@ -66,7 +66,7 @@ static void test_tiny_batch_bytes(void **state)
     };
     assert_int_equal(b.len, sizeof(want));
     assert_memory_equal(b.data, want, sizeof(want));
-    af__buf_free(&b);
+    af__buf_clear(&b);
     af_resource_free(r);
 }
 
@@ -351,7 +351,7 @@ static void test_mapping(void **state)
     assert_null(fld(sp, 11));
 
     tnode_free(&root);
-    af__buf_free(&b);
+    af__buf_clear(&b);
     af_resource_free(r);
 }
 
@@ -383,7 +383,7 @@ static void test_fallbacks_and_errors(void **state)
     const af_span_data *none[] = {NULL};
     assert_int_equal(af__jaeger_thrift_encode(none, 1, &b), -EINVAL);
     assert_int_equal(af__jaeger_thrift_encode(NULL, 1, &b), -EINVAL);
-    af__buf_free(&b);
+    af__buf_clear(&b);
     af_resource_free(r);
 }
 

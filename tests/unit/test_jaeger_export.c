@@ -93,7 +93,7 @@ static void check_body(const af_test_http_request *q, const af_span_data *const 
     assert_int_equal(af__jaeger_thrift_encode(spans, n, &want), 0);
     assert_int_equal(q->body_len, want.len);
     assert_memory_equal(q->body, want.data, want.len);
-    af__buf_free(&want);
+    af__buf_clear(&want);
 }
 
 static void test_accepted(void **state)

@@ -92,7 +92,7 @@ static void test_golden_bytes(void **state)
     };
     assert_int_equal(b.len, sizeof(want));
     assert_memory_equal(b.data, want, sizeof(want));
-    af__buf_free(&b);
+    af__buf_clear(&b);
     af_resource_free(r);
 }
 
@@ -127,7 +127,7 @@ static void test_flags_parent_remote(void **state)
     req = unpack(&b);
     assert_int_equal(req->resource_spans[0]->scope_spans[0]->spans[0]->flags, 0x101);
     unpack_free(req);
-    af__buf_free(&b);
+    af__buf_clear(&b);
 }
 
 static const char *const str_items[] = {"a", "b"};
@@ -245,7 +245,7 @@ static void test_attribute_types_events_links(void **state)
     assert_int_equal(ps->status->code, 1);
     assert_string_equal(ps->status->message, "");
     unpack_free(req);
-    af__buf_free(&b);
+    af__buf_clear(&b);
     af_resource_free(r);
 }
 
@@ -306,7 +306,7 @@ static void test_grouping(void **state)
     assert_string_equal(json_string_value(json_object_get(json_array_get(rsj, 1), "schemaUrl")),
                         "https://schema/res");
     json_decref(root);
-    af__buf_free(&b);
+    af__buf_clear(&b);
     af_resource_free(r1);
     af_resource_free(r2);
 }
@@ -325,7 +325,7 @@ static void test_invalid_and_empty(void **state)
     assert_int_equal(af__otlp_json_encode(NULL, 0, &b), 0);
     af__buf_terminate(&b);
     assert_string_equal((const char *)b.data, "{\"resourceSpans\":[]}");
-    af__buf_free(&b);
+    af__buf_clear(&b);
 }
 
 static bool contains(const af_buf *b, const char *needle)
@@ -405,9 +405,9 @@ static void test_json_text(void **state)
     assert_true(json_equal(a, p));
     json_decref(a);
     json_decref(p);
-    af__buf_free(&one);
-    af__buf_free(&pretty);
-    af__buf_free(&b);
+    af__buf_clear(&one);
+    af__buf_clear(&pretty);
+    af__buf_clear(&b);
     af_resource_free(r);
 }
 
@@ -455,7 +455,7 @@ static void test_json_doubles(void **state)
         assert_int_equal(af__otlp_json_span(&s, &b, false), 0);
         if (!contains(&b, needle))
             fail_msg("%.17g: want %s in %.*s", vals[i], needle, (int)b.len, (const char *)b.data);
-        af__buf_free(&b);
+        af__buf_clear(&b);
     }
 }
 
@@ -865,8 +865,8 @@ static void check_against_oracle(const af_span_data *const *spans, size_t n)
     assert_memory_equal(again, want.data, len);
     free(again);
     unpack_free(req);
-    af__buf_free(&ours);
-    af__buf_free(&want);
+    af__buf_clear(&ours);
+    af__buf_clear(&want);
 }
 
 /* Deterministic xorshift so failures reproduce. */
@@ -1098,7 +1098,7 @@ static void test_scope_attributes(void **state)
                             json_object_get(json_array_get(attrs, 1), "value"), "intValue")),
                         "3");
     json_decref(j);
-    af__buf_free(&b);
+    af__buf_clear(&b);
     af_test_spans_free(hold, 1);
     af_test_env_free(&env);
 }

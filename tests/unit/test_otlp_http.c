@@ -129,7 +129,7 @@ static void test_success_path(void **state)
     encoded(f, 2, false, &want);
     assert_int_equal(q->body_len, want.len);
     assert_memory_equal(q->body, want.data, want.len);
-    af__buf_free(&want);
+    af__buf_clear(&want);
 
     af_exporter_health h2;
     af_exporter_health_get(e, &h2);
@@ -164,7 +164,7 @@ static void test_gzip_body(void **state)
     assert_int_equal(q->body_len, want.len);
     assert_memory_equal(q->body, want.data, want.len);
     assert_true(q->wire_len != q->body_len);
-    af__buf_free(&want);
+    af__buf_clear(&want);
     af_exporter_free(e);
 }
 
@@ -183,7 +183,7 @@ static void test_json_protocol(void **state)
     encoded(f, 1, true, &want);
     assert_int_equal(q->body_len, want.len);
     assert_memory_equal(q->body, want.data, want.len);
-    af__buf_free(&want);
+    af__buf_clear(&want);
     af_exporter_free(e);
 }
 
@@ -732,7 +732,7 @@ static void test_https(void **state)
     const af_test_http_request *q = af_test_http_receiver_request(rx, 0);
     assert_int_equal(q->body_len, want.len);
     assert_memory_equal(q->body, want.data, want.len);
-    af__buf_free(&want);
+    af__buf_clear(&want);
     af_exporter_free(e);
 
     /* Without the test CA the server is not trusted: a failure, and not one to retry. */

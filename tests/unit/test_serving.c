@@ -624,8 +624,10 @@ static void test_cost_hook(void **state)
         af_inference_response r;
         assert_int_equal(infer(s, "m", inputs[i], &r), 0);
         if (!r.cache_hit) {
-            assert_float_equal(r.cost, 2.0 * (double)(r.prompt_tokens + r.completion_tokens) / 1000,
-                               1e-12);
+            /* A variable, not the expression: cmocka's macro casts its argument unparenthesised,
+             * so (float) would bind to the 2.0 alone. */
+            double want = 2.0 * (double)(r.prompt_tokens + r.completion_tokens) / 1000;
+            assert_float_equal(r.cost, want, 1e-12);
             tokens += r.prompt_tokens + r.completion_tokens;
         } else {
             assert_float_equal(r.cost, 0, 0);

@@ -45,7 +45,7 @@ static void test_disabled(void **state)
     af_tracing *t = NULL;
     char err[256];
     assert_int_equal(af_tracing_new(&cfg, &t, err, sizeof err), 0);
-    af_tracing_config_free(&cfg);
+    af_tracing_config_clear(&cfg);
     assert_non_null(t);
     assert_null(af_tracing_tracer(t));
     assert_null(af_tracing_provider(t));
@@ -90,7 +90,7 @@ static void test_components_and_memory_exporter(void **state)
     af_tracing *t = NULL;
     char err[256];
     assert_int_equal(af_tracing_new(&cfg, &t, err, sizeof err), 0);
-    af_tracing_config_free(&cfg); /* the integration keeps its own copy */
+    af_tracing_config_clear(&cfg); /* the integration keeps its own copy */
     assert_string_equal(af_tracing_config_of(t)->service_name, "agentaflow-sro-community");
 
     af_exporter *e = NULL;
@@ -190,7 +190,7 @@ static void test_ratio_sampler(void **state)
     cfg.tracing.sampling_ratio = 0.25;
     af_tracing *t = NULL;
     assert_int_equal(af_tracing_new(&cfg, &t, NULL, 0), 0);
-    af_tracing_config_free(&cfg);
+    af_tracing_config_clear(&cfg);
     char *json = af_tracing_health_json(t);
     assert_non_null(strstr(json, "ParentBased{root:TraceIdRatioBased{0.25}"));
     assert_non_null(strstr(json, "\"sampling_ratio\":0.25"));
@@ -240,7 +240,7 @@ static void test_degraded_and_no_secrets(void **state)
     int rc = af_tracing_new(&cfg, &t, err, sizeof err);
     if (rc != 0)
         fail_msg("af_tracing_new: %s", err);
-    af_tracing_config_free(&cfg);
+    af_tracing_config_clear(&cfg);
 
     af_exporter *e = NULL;
     assert_int_equal(af_exporter_new(&failing_ops, NULL, &e), 0);
@@ -286,7 +286,7 @@ static void test_bad_exporter_config(void **state)
     assert_non_null(strstr(err, "tracing.exporters.otlp_http"));
 
     assert_int_equal(af_tracing_new(NULL, &t, err, sizeof err), -EINVAL);
-    af_tracing_config_free(&cfg);
+    af_tracing_config_clear(&cfg);
 }
 
 static void test_shutdown_flushes_pending(void **state)
@@ -296,7 +296,7 @@ static void test_shutdown_flushes_pending(void **state)
     base_config(&cfg);
     af_tracing *t = NULL;
     assert_int_equal(af_tracing_new(&cfg, &t, NULL, 0), 0);
-    af_tracing_config_free(&cfg);
+    af_tracing_config_clear(&cfg);
     af_exporter *e = NULL;
     af_memory_exporter *mem = NULL;
     assert_int_equal(af_memory_exporter_new(0, &e, &mem), 0);
@@ -325,7 +325,7 @@ static void test_dead_exporter_does_not_delay_others(void **state)
     af_tracing *t = NULL;
     char err[256] = "";
     assert_int_equal(af_tracing_new(&cfg, &t, err, sizeof(err)), 0);
-    af_tracing_config_free(&cfg);
+    af_tracing_config_clear(&cfg);
     af_exporter *e = NULL;
     af_memory_exporter *mem = NULL;
     assert_int_equal(af_memory_exporter_new(0, &e, &mem), 0);
@@ -404,7 +404,7 @@ static void test_health_read_is_pure(void **state)
     af_tracing *t = NULL;
     char err[256] = "";
     assert_int_equal(af_tracing_new(&cfg, &t, err, sizeof(err)), 0);
-    af_tracing_config_free(&cfg);
+    af_tracing_config_clear(&cfg);
     gate g = {.open = false};
     pthread_mutex_init(&g.mu, NULL);
     pthread_cond_init(&g.cv, NULL);
