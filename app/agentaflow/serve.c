@@ -140,6 +140,7 @@ int cmd_serve(int argc, char **argv)
     app_server_opts(&so, &cfg.server, &p);
     so.cluster = p.cluster;
     so.cluster_bind = cfg.cluster.bind;
+    so.extender_auth = cfg.cluster.extender_auth;
     so.kube_api_url = cfg.cluster.kube_api_url;
     so.service_account_dir = cfg.cluster.service_account_dir;
     af_server *srv = NULL;

@@ -139,6 +139,7 @@ typedef struct af_cluster_config {
     uint32_t reservation_ttl_ms; /* 30s */
     uint32_t max_nodes;          /* 10000 */
     bool bind;                   /* false: kube-scheduler binds; true: we create the Binding */
+    bool extender_auth;          /* true: the extender routes need the bearer token */
     char *kube_api_url;          /* "https://kubernetes.default.svc" */
     char *service_account_dir;   /* token and ca.crt live here */
 } af_cluster_config;

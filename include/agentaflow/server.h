@@ -168,6 +168,10 @@ typedef struct af_server_opts {
      * kube_api_url with the token and ca.crt of service_account_dir (both copied). */
     af_cluster *cluster;
     bool cluster_bind;
+    /* true: the extender routes (/scheduler/filter, prioritize, bind) need the bearer token like
+     * every write route; false: they need none, because kube-scheduler cannot send one (protect the
+     * port with a NetworkPolicy or mutual TLS instead). */
+    bool extender_auth;
     const char *kube_api_url;        /* "https://kubernetes.default.svc" */
     const char *service_account_dir; /* "/var/run/secrets/kubernetes.io/serviceaccount" */
 } af_server_opts;

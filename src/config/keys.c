@@ -319,6 +319,10 @@ const af__config_key af__config_keys[] = {
     BOOL("cluster.bind", cluster.bind, "false", NULL,
          "true: /scheduler/bind creates the Binding through the Kubernetes API and annotates "
          "the pod with agentaflow.io/gpu; false: kube-scheduler binds"),
+    BOOL("cluster.extender_auth", cluster.extender_auth, "true", NULL,
+         "false: /scheduler/filter, /prioritize and /bind need no bearer token, because "
+         "kube-scheduler's extender client cannot send one; restrict who reaches the port with "
+         "a NetworkPolicy or mutual TLS (server.tls.client_ca_file) instead"),
     STR("cluster.kube_api_url", cluster.kube_api_url, "https://kubernetes.default.svc", NULL,
         AF__KEY_URL, "Kubernetes API server used by cluster.bind"),
     STR("cluster.service_account_dir", cluster.service_account_dir,

@@ -1917,9 +1917,10 @@ const af__route af__routes[] = {
     R(POST, "/api/v1/demo/trigger/{gpu}/{pattern}", "demo_trigger", h_demo_trigger, true),
     R(POST, "/api/v1/cluster/report", "cluster_report", af__h_cluster_report, true),
     R(GET, "/api/v1/cluster/nodes", "cluster_nodes", af__h_cluster_nodes, false),
-    R(POST, "/scheduler/filter", "scheduler_filter", af__h_scheduler_filter, true),
-    R(POST, "/scheduler/prioritize", "scheduler_prioritize", af__h_scheduler_prioritize, true),
-    R(POST, "/scheduler/bind", "scheduler_bind", af__h_scheduler_bind, true),
+    R(POST, "/scheduler/filter", "scheduler_filter", af__h_scheduler_filter, AF__ROUTE_EXTENDER),
+    R(POST, "/scheduler/prioritize", "scheduler_prioritize", af__h_scheduler_prioritize,
+      AF__ROUTE_EXTENDER),
+    R(POST, "/scheduler/bind", "scheduler_bind", af__h_scheduler_bind, AF__ROUTE_EXTENDER),
 };
 #undef R
 const size_t af__nroutes = sizeof(af__routes) / sizeof(af__routes[0]);

@@ -226,6 +226,7 @@ void af_server_opts_init(af_server_opts *o)
     o->inference_timeout_ms = 30000;
     o->max_input_tokens = 8192;
     o->max_label_values = 1000;
+    o->extender_auth = true;
 }
 
 static bool is_loopback(const char *addr)

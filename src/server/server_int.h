@@ -101,12 +101,18 @@ typedef struct af__req {
 
 typedef int (*af__handler)(af__req *rq, af__resp *rs);
 
+/* af__route.write: a read (0: the token only with server.auth.read), a write (1: always the
+ * token), or a kube-scheduler extender call (the token unless cluster.extender_auth is off). */
+#define AF__ROUTE_READ 0
+#define AF__ROUTE_WRITE 1
+#define AF__ROUTE_EXTENDER 2
+
 typedef struct af__route {
     unsigned methods;
     const char *pattern; /* "/api/v1/gpu/{id}/metrics": {x} matches one segment */
     const char *name;    /* handler name, for the child span */
     af__handler fn;
-    bool write;             /* needs the bearer token when one is configured */
+    unsigned char write;    /* AF__ROUTE_*: what the bearer token guards, when one is set */
     const char *span_name;  /* "api_requests.<METHOD> <pattern>": the SERVER span */
     const char *child_name; /* "api_requests.<name>": the handler's child span */
 } af__route;

@@ -429,11 +429,18 @@ void af__txn_dispatch(af__conn *c)
         return;
     }
     if (c->metrics) {
-        if (strcmp(t->path, "/metrics") != 0) {
-            af__resp_error(rs, 404, "not_found", "only /metrics is served on this port");
+        bool health = strcmp(t->path, "/health") == 0;
+        if (strcmp(t->path, "/metrics") != 0 && !health) {
+            af__resp_error(rs, 404, "not_found",
+                           "only /metrics and /health are served on this port");
         } else if (!(t->method & (AF__M_GET | AF__M_HEAD))) {
             af__resp_error(rs, 405, "method_not_allowed", "use GET");
             snprintf(rs->allow, sizeof(rs->allow), "GET, HEAD");
+        } else if (health) {
+            /* Liveness for probes that can only reach this port (a node agent's pod, a
+             * scrape-port check): that the process answers; details are on the API port. */
+            af__resp_reset_body(rs);
+            af__buf_puts(&rs->body, "{\"status\":\"alive\"}");
         } else if (read_allowed(s, t, rs)) {
             bool om = strstr(t->accept, "application/openmetrics-text") != NULL;
             af__resp_reset_body(rs);
@@ -480,7 +487,11 @@ void af__txn_dispatch(af__conn *c)
         return;
     }
     const af__route *rt = &af__routes[r];
-    if (rt->write && !token_ok(s, t)) {
+    /* kube-scheduler's extender client cannot send a bearer token: with
+     * cluster.extender_auth false its three routes rely on the network (a NetworkPolicy, or
+     * mutual TLS through server.tls.client_ca_file) instead. */
+    bool exempt = rt->write == AF__ROUTE_EXTENDER && !s->o.extender_auth;
+    if (rt->write && !exempt && !token_ok(s, t)) {
         af__resp_error(rs, 401, "unauthorized", "this route needs Authorization: Bearer <token>");
         rs->www_authenticate = true;
         af__conn_respond(c);

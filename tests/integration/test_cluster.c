@@ -299,6 +299,33 @@ static void test_bad_extender_args(void **state)
     assert_int_equal(daemon_stop(&d), 0);
 }
 
+/* kube-scheduler cannot send a bearer token: with cluster.extender_auth false the extender
+ * routes answer without one while every other write route still needs it. The metrics port
+ * answers a liveness /health for probes that can only reach it (the agent's pod). */
+static void test_extender_without_token(void **state)
+{
+    (void)state;
+    daemon_t d;
+    const char *sx[] = {"--cluster", NULL};
+    daemon_start(&d, "server:\n  load_generator: false\ncluster:\n  extender_auth: false\n", sx,
+                 env_token);
+    const char *const no_token[] = {"Content-Type: application/json", NULL};
+    resp r = http(d.port, "POST", "/scheduler/filter", "{\"pod\":{},\"nodenames\":[]}", no_token);
+    assert_int_equal(r.status, 200);
+    free(r.body);
+    r = http(d.port, "POST", "/scheduler/prioritize", "{\"pod\":{},\"nodenames\":[]}", no_token);
+    assert_int_equal(r.status, 200);
+    free(r.body);
+    r = http(d.port, "POST", "/api/v1/cluster/report", "{\"node\":\"x\",\"gpus\":[]}", no_token);
+    assert_int_equal(r.status, 401);
+    free(r.body);
+    r = http(d.mport, "GET", "/health", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"status\":\"alive\"}");
+    free(r.body);
+    assert_int_equal(daemon_stop(&d), 0);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Bind against a stand-in Kubernetes API over HTTPS.                                        */
 
@@ -409,9 +436,8 @@ int main(int argc, char **argv)
         return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_filter_and_not_ready),
-        cmocka_unit_test(test_prioritize_per_strategy),
-        cmocka_unit_test(test_bad_extender_args),
+        cmocka_unit_test(test_filter_and_not_ready), cmocka_unit_test(test_prioritize_per_strategy),
+        cmocka_unit_test(test_bad_extender_args),    cmocka_unit_test(test_extender_without_token),
         cmocka_unit_test(test_bind_kube_api),
     };
     int rc = cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
