@@ -185,7 +185,7 @@ void af_gpu_scheduler_set_tracing(af_gpu_scheduler *s, const af_gpu_tracing *t);
 
 /*
  * Registers a GPU (span gpu_scheduling.register_gpu). Validation, in the original's order and
- * words: NULL -> "GPU cannot be nil", empty id -> "GPU ID cannot be empty", memory_total_mb 0
+ * words: NULL -> "GPU cannot be NULL", empty id -> "GPU ID cannot be empty", memory_total_mb 0
  * -> "GPU memory total must be greater than 0" (all -EINVAL). Registering a known id updates
  * it in place, keeping its place in registration order and its running workloads; -EBUSY when
  * the new total is below what is committed on it.
@@ -202,7 +202,7 @@ int af_gpu_scheduler_update_gpu_metrics(af_gpu_scheduler *s, const char *id, dou
 
 /*
  * Queues a workload (span gpu_scheduling.submit_workload, whose context is kept so the span
- * that later places the workload links to it). Errors: "workload cannot be nil", "workload ID
+ * that later places the workload links to it). Errors: "workload cannot be NULL", "workload ID
  * cannot be empty", "workload memory requirement must be greater than 0" (-EINVAL); a live
  * workload with the same id -> -EEXIST "workload %s already exists".
  */

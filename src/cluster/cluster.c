@@ -908,7 +908,7 @@ int af_cluster_nodes_json(af_cluster *c, char **out)
         for (size_t j = 0; j < n->n_gpus; j++) {
             const gpu_slot *g = &n->gpus[j];
             af__buf_printf(&b, "%s{\"id\":", j ? "," : "");
-            char id[AF_GPU_ID_MAX];
+            char id[AF_CLUSTER_NODE_MAX + 16]; /* a node name of any allowed length */
             snprintf(id, sizeof(id), "%s/gpu-%u", n->name, g->g.index);
             json_str(&b, id);
             af__buf_puts(&b, ",\"name\":");

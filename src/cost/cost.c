@@ -17,6 +17,7 @@
 #include "agentaflow/tracing.h"
 #include "util/buf.h"
 #include "util/str.h"
+#include "util/timeutil.h"
 
 #define NS_PER_S UINT64_C(1000000000)
 #define NS_PER_H (UINT64_C(3600) * NS_PER_S)
@@ -396,15 +397,6 @@ static int insert_rec(af_cost_tracker *t, cost_rec *r)
     return 0;
 }
 
-static void format_rfc3339(uint64_t ns, char out[40])
-{
-    time_t s = (time_t)(ns / NS_PER_S);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 40 - n, ".%09" PRIu64 "Z", ns % NS_PER_S);
-}
-
 static bool entry_valid(const af_cost_entry *e)
 {
     return e && e->operation && e->operation[0] && e->tokens_used >= 0 && isfinite(e->gpu_hours) &&
@@ -676,8 +668,8 @@ int af_cost_summary_get(af_cost_tracker *t, const af_span_context *parent, uint6
         end_ns = af_now_ns();
     af_span span = af_trace_cost_calculation(tracer_of(t), parent, "get_cost_summary", 0);
     char st[40], en[40];
-    format_rfc3339(start_ns, st);
-    format_rfc3339(end_ns, en);
+    af__fmt_rfc3339(start_ns, 9, st);
+    af__fmt_rfc3339(end_ns, 9, en);
     af_span_set_attrs(span, AF_ATTRS(AF_STR("cost.start_time", st), AF_STR("cost.end_time", en)));
     if (start_ns > end_ns) {
         af_operation_end(span, -EINVAL, "invalid_argument", "start is after end");
@@ -756,8 +748,8 @@ int af_cost_summary_json(const af_cost_summary *s, char **out)
     af_buf b;
     af__buf_init(&b);
     char st[40], en[40];
-    format_rfc3339(s->start_ns, st);
-    format_rfc3339(s->end_ns, en);
+    af__fmt_rfc3339(s->start_ns, 9, st);
+    af__fmt_rfc3339(s->end_ns, 9, en);
     af__buf_printf(&b,
                    "{\"total_cost\":%.17g,\"inference_cost\":%.17g,\"training_cost\":%.17g,"
                    "\"total_tokens\":%" PRId64 ",\"total_gpu_hours\":%.17g,"

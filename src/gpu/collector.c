@@ -22,6 +22,7 @@
 #include "agentaflow/trace_helpers.h"
 #include "gpu/gpu_int.h"
 #include "util/str.h"
+#include "util/timeutil.h"
 
 /* Alert condition kinds tracked per GPU for hysteresis. */
 enum { COND_TEMP, COND_MEM, COND_POWER, COND_UTIL_LOW, COND_UTIL_HIGH, N_COND };
@@ -157,11 +158,7 @@ int af_gpu_collector_new(const af_gpu_collector_opts *opts, af_gpu_collector **o
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->cycle_mu, NULL);
     pthread_mutex_init(&c->run_mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    af__cond_init_monotonic(&c->cv);
     c->interval_ms = opts->interval_ms ? opts->interval_ms : 1;
     c->hist_cap = opts->history_capacity ? opts->history_capacity : 1;
     c->retention_ns = opts->retention_ms * 1000000u;

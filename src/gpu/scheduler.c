@@ -336,7 +336,7 @@ nomem:
 static int validate_gpu(const af_gpu_spec *g, char *err, size_t err_len)
 {
     if (!g) {
-        af__gpu_err(err, err_len, "GPU cannot be nil");
+        af__gpu_err(err, err_len, "GPU cannot be NULL");
         return -EINVAL;
     }
     if (!g->id || !g->id[0]) {
@@ -454,7 +454,7 @@ int af_gpu_scheduler_update_gpu_metrics(af_gpu_scheduler *s, const char *id, dou
 static int validate_wl(const af_workload_spec *w, char *err, size_t err_len)
 {
     if (!w) {
-        af__gpu_err(err, err_len, "workload cannot be nil");
+        af__gpu_err(err, err_len, "workload cannot be NULL");
         return -EINVAL;
     }
     if (!w->id || !w->id[0]) {

@@ -889,8 +889,8 @@ typedef struct cluster_fam {
 static void cluster_gpu_sample(const char *node, bool ready, const af_cluster_gpu *g, void *user)
 {
     cluster_fam *f = user;
-    char id[AF_GPU_ID_MAX];
-    snprintf(id, sizeof(id), "%.*s/gpu-%u", AF_GPU_ID_MAX - 16, node, g->index);
+    char id[AF_CLUSTER_NODE_MAX + 16]; /* the same id as /api/v1/cluster/nodes, never cut */
+    snprintf(id, sizeof(id), "%s/gpu-%u", node, g->index);
     double v = f->field == 0   ? g->utilization
                : f->field == 1 ? (double)g->memory_used_mb * 1048576.0
                : f->field == 2 ? (double)g->memory_total_mb * 1048576.0

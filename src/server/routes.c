@@ -19,55 +19,15 @@
 #include "server/limits.h"
 #include "server/routes_cluster.h"
 #include "server/server_int.h"
+#include "util/timeutil.h"
 #include "util/str.h"
 
 int af__server_submit_job(af__req *rq, af__resp *rs, af__job *j);
 
 #define MAX_ALERTS 256
 
-/* Writes n decimal digits of v (zero-padded) at out. */
-static void put_digits(char *out, unsigned v, int n)
-{
-    for (int i = n - 1; i >= 0; i--) {
-        out[i] = (char)('0' + v % 10);
-        v /= 10;
-    }
-}
-
-void af__rfc3339_frac(uint64_t ns, int digits, char *out)
-{
-    /* Every response and span carries a timestamp: the date part changes once a second, so
-     * each thread keeps the last second's text and formats only the fraction. */
-    static _Thread_local uint64_t cached_secs = UINT64_MAX;
-    static _Thread_local char cached[20];
-    uint64_t secs = ns / 1000000000ull;
-    if (secs != cached_secs) {
-        time_t t = (time_t)secs;
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        char tmp[24];
-        if (strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%S", &tm) != 19)
-            memcpy(tmp, "1970-01-01T00:00:00", 20);
-        memcpy(cached, tmp, 19);
-        cached_secs = secs;
-    }
-    memcpy(out, cached, 19);
-    unsigned frac = (unsigned)(ns % 1000000000ull);
-    for (int i = digits; i < 9; i++)
-        frac /= 10;
-    out[19] = '.';
-    put_digits(out + 20, frac, digits);
-    out[20 + digits] = 'Z';
-    out[21 + digits] = '\0';
-}
-
-void af__rfc3339(uint64_t ns, char out[40])
-{
-    af__rfc3339_frac(ns, 9, out);
-}
-
 /* JSON numbers never carry NaN or infinity. */
-static double fin(double v)
+static double finite_or_zero(double v)
 {
     return isfinite(v) ? v : 0.0;
 }
@@ -85,18 +45,19 @@ static void put_time(af_buf *b, uint64_t ns)
     }
     char ts[41];
     ts[0] = '"';
-    af__rfc3339(ns, ts + 1);
+    af__fmt_rfc3339(ns, 9, ts + 1);
     af__buf_append(b, ts, 31); /* quote, 30 characters */
     af__buf_putc(b, '"');
 }
 
-static void put_json_str(af_buf *b, char *json)
+/* Appends a JSON text made by another component (NULL: null) and frees it. */
+static void put_json_take(af_buf *b, char *json)
 {
     af__buf_puts(b, json ? json : "null");
     free(json);
 }
 
-static bool need(af__resp *rs, const void *component, const char *name)
+static bool component_present(af__resp *rs, const void *component, const char *name)
 {
     if (component)
         return true;
@@ -307,7 +268,7 @@ static double efficiency_score(const view *v)
 {
     double over = v->avg_temp - v->th.temperature_warning;
     double e = v->avg_util - 2.0 * (over > 0 ? over : 0);
-    return fin(e < 0 ? 0 : e > 100 ? 100 : e);
+    return finite_or_zero(e < 0 ? 0 : e > 100 ? 100 : e);
 }
 
 static void put_system_stats(af_buf *b, const view *v)
@@ -316,9 +277,9 @@ static void put_system_stats(af_buf *b, const view *v)
                    "{\"total_gpus\":%zu,\"active_gpus\":%u,\"average_utilization\":%.2f,"
                    "\"total_memory_gb\":%.3f,\"used_memory_gb\":%.3f,\"average_temperature\":"
                    "%.2f,\"total_power_watts\":%.2f,\"efficiency_score\":%.2f}",
-                   v->n, v->active, fin(v->avg_util), v->mem_total_mb / 1024.0,
-                   v->mem_used_mb / 1024.0, fin(v->avg_temp), fin(v->total_power),
-                   efficiency_score(v));
+                   v->n, v->active, finite_or_zero(v->avg_util), v->mem_total_mb / 1024.0,
+                   v->mem_used_mb / 1024.0, finite_or_zero(v->avg_temp),
+                   finite_or_zero(v->total_power), efficiency_score(v));
 }
 
 /* The original's CostSummary over the last 24 hours. */
@@ -335,10 +296,11 @@ static void put_cost_summary(af_server *s, af_buf *b, af_cost_summary *keep)
             memset(keep, 0, sizeof(*keep));
         return;
     }
-    af__buf_printf(b, "{\"total_cost\":%.6f,\"period\":\"24h\",\"currency\":", fin(cs.total_cost));
+    af__buf_printf(
+        b, "{\"total_cost\":%.6f,\"period\":\"24h\",\"currency\":", finite_or_zero(cs.total_cost));
     put_str(b, cs.currency[0] ? cs.currency : "USD");
     af__buf_printf(b, ",\"gpu_hours\":%.6f,\"avg_cost_per_hr\":%.6f,\"entry_count\":%llu}",
-                   fin(cs.total_gpu_hours), fin(cs.avg_cost_per_hour),
+                   finite_or_zero(cs.total_gpu_hours), finite_or_zero(cs.avg_cost_per_hour),
                    (unsigned long long)cs.entry_count);
     if (keep)
         *keep = cs;
@@ -362,7 +324,8 @@ void af__put_alert(af_buf *b, const af_gpu_alert *a)
     af__buf_puts(b, ",\"source\":");
     put_str(b, a->gpu_id);
     af__buf_printf(b, ",\"value\":%.2f,\"threshold\":%.2f,\"acknowledged\":%s,\"timestamp\":",
-                   fin(a->value), fin(a->threshold), a->acknowledged ? "true" : "false");
+                   finite_or_zero(a->value), finite_or_zero(a->threshold),
+                   a->acknowledged ? "true" : "false");
     put_time(b, a->timestamp_ns);
     af__buf_putc(b, '}');
 }
@@ -397,14 +360,14 @@ static void put_performance(af_server *s, af_buf *b, const view *v, double total
     af__buf_printf(b,
                    "{\"utilization_trend\":%.2f,\"cost_trend\":%.6f,\"efficiency_trend\":%.2f,"
                    "\"predicted_cost_24h\":%.6f,\"optimization_tips\":[",
-                   fin(v->avg_util), fin(fc.trend_per_hour), efficiency_score(v),
-                   fin(fc.predicted_cost_24h));
+                   finite_or_zero(v->avg_util), finite_or_zero(fc.trend_per_hour),
+                   efficiency_score(v), finite_or_zero(fc.predicted_cost_24h));
     if (v->n && v->avg_util < 50.0) {
         af__buf_printf(b,
                        "{\"type\":\"efficiency\",\"message\":\"GPU utilization is below 50%%. "
                        "Consider consolidating workloads.\",\"impact\":\"high\",\"savings\":%.6f,"
                        "\"action\":\"Redistribute workloads to fewer GPUs\"}",
-                       fin(total_cost * 0.3));
+                       finite_or_zero(total_cost * 0.3));
     }
     af__buf_puts(b, "]}");
 }
@@ -429,7 +392,7 @@ int af__dashboard_metrics_json(af_server *s, af_buf *b)
             af__buf_putc(b, ',');
         put_str(b, v->samples[i].gpu_id);
         af__buf_putc(b, ':');
-        put_json_str(b, j);
+        put_json_take(b, j);
     }
     af__buf_puts(b, "},\"system_stats\":");
     put_system_stats(b, v);
@@ -582,7 +545,7 @@ static int h_health(af__req *rq, af__resp *rs)
     af_tracing_health th;
     af_tracing_health_get(s->o.tracing, &th);
     degraded += th.status == AF_HEALTH_DEGRADED;
-    put_json_str(b, af_tracing_health_to_json(s->o.tracing, &th));
+    put_json_take(b, af_tracing_health_to_json(s->o.tracing, &th));
 
     const char *overall = down ? "unhealthy" : degraded ? "degraded" : "healthy";
     af__buf_printf(b,
@@ -655,9 +618,9 @@ static size_t gpus_load_rows(af_server *s, af__gpus_cache *c, size_t nc, size_t 
         af__strlcpy(r->id, g->gpu_id, sizeof(r->id));
         af__strlcpy(r->name, g->name, sizeof(r->name));
         r->state = gpu_state(&v, g->utilization_gpu, g->temperature);
-        r->utilization = fin(g->utilization_gpu);
-        r->temperature = fin(g->temperature);
-        r->power = fin(g->power_draw);
+        r->utilization = finite_or_zero(g->utilization_gpu);
+        r->temperature = finite_or_zero(g->temperature);
+        r->power = finite_or_zero(g->power_draw);
         r->memory_total_mb = g->memory_total_mb;
         r->memory_used_mb = g->memory_used_mb;
         r->updated_ns = g->timestamp_ns;
@@ -677,9 +640,9 @@ static size_t gpus_load_rows(af_server *s, af__gpus_cache *c, size_t nc, size_t 
         af__strlcpy(r->id, g->id, sizeof(r->id));
         af__strlcpy(r->name, g->name, sizeof(r->name));
         r->state = gpu_state(&v, g->utilization, g->temperature);
-        r->utilization = fin(g->utilization);
-        r->temperature = fin(g->temperature);
-        r->power = fin(g->power_usage);
+        r->utilization = finite_or_zero(g->utilization);
+        r->temperature = finite_or_zero(g->temperature);
+        r->power = finite_or_zero(g->power_usage);
         r->memory_total_mb = g->memory_total_mb;
         r->memory_used_mb = g->memory_used_mb;
         r->updated_ns = g->last_metrics_update_ns;
@@ -768,8 +731,9 @@ static void put_gpu_status(af_buf *b, const af_gpu_status *g)
                    "\"utilization\":%.2f,\"temperature\":%.2f,\"power_usage\":%.2f,"
                    "\"available\":%s,\"workload_count\":%u}",
                    (unsigned long long)g->memory_total_mb, (unsigned long long)g->memory_used_mb,
-                   (unsigned long long)g->memory_free_mb, fin(g->utilization), fin(g->temperature),
-                   fin(g->power_usage), g->available ? "true" : "false", g->workload_count);
+                   (unsigned long long)g->memory_free_mb, finite_or_zero(g->utilization),
+                   finite_or_zero(g->temperature), finite_or_zero(g->power_usage),
+                   g->available ? "true" : "false", g->workload_count);
 }
 
 static void apply_gpu_register(af_server *s, void *ctx, af__resp *rs)
@@ -804,7 +768,7 @@ static void apply_gpu_register(af_server *s, void *ctx, af__resp *rs)
 static int h_gpu_register(af__req *rq, af__resp *rs)
 {
     af_server *s = rq->srv;
-    if (!need(rs, s->o.scheduler, "GPU scheduler"))
+    if (!component_present(rs, s->o.scheduler, "GPU scheduler"))
         return 0;
     json_t *o = parse_object(rq, rs);
     if (!o)
@@ -842,7 +806,7 @@ static int h_gpu_register(af__req *rq, af__resp *rs)
 
 static bool gpu_sample(af__req *rq, af__resp *rs, af_gpu_sample *g)
 {
-    if (!need(rs, rq->srv->o.collector, "metrics collector"))
+    if (!component_present(rs, rq->srv->o.collector, "metrics collector"))
         return false;
     if (af_gpu_collector_latest_for(rq->srv->o.collector, rq->params[0], g) != 0) {
         af__resp_error(rs, 404, "not_found", "GPU not found: %s", rq->params[0]);
@@ -923,8 +887,8 @@ static int h_gpu_history(af__req *rq, af__resp *rs)
         af__buf_printf(b,
                        ",\"utilization\":%.2f,\"temperature\":%.2f,\"memory_used\":%llu,"
                        "\"power_draw\":%.2f}",
-                       fin(h[i].utilization_gpu), fin(h[i].temperature),
-                       (unsigned long long)h[i].memory_used_mb, fin(h[i].power_draw));
+                       finite_or_zero(h[i].utilization_gpu), finite_or_zero(h[i].temperature),
+                       (unsigned long long)h[i].memory_used_mb, finite_or_zero(h[i].power_draw));
     }
     af__buf_printf(b, "],\"count\":%zu}", n);
     free(h);
@@ -1084,7 +1048,7 @@ static void apply_cost(af_server *s, void *ctx, af__resp *rs)
 static int h_cost_record(af__req *rq, af__resp *rs)
 {
     af_server *s = rq->srv;
-    if (!need(rs, s->o.costs, "cost tracker"))
+    if (!component_present(rs, s->o.costs, "cost tracker"))
         return 0;
     json_t *o = parse_object(rq, rs);
     if (!o)
@@ -1133,8 +1097,8 @@ static void put_groups(af_buf *b, const af_cost_group *g, size_t n)
             af__buf_putc(b, ',');
         put_str(b, g[i].name);
         af__buf_printf(b, ":{\"cost\":%.6f,\"gpu_hours\":%.6f,\"tokens\":%lld,\"count\":%llu}",
-                       fin(g[i].cost), fin(g[i].gpu_hours), (long long)g[i].tokens,
-                       (unsigned long long)g[i].count);
+                       finite_or_zero(g[i].cost), finite_or_zero(g[i].gpu_hours),
+                       (long long)g[i].tokens, (unsigned long long)g[i].count);
     }
     af__buf_putc(b, '}');
 }
@@ -1142,7 +1106,7 @@ static void put_groups(af_buf *b, const af_cost_group *g, size_t n)
 static int h_costs_summary(af__req *rq, af__resp *rs)
 {
     af_server *s = rq->srv;
-    if (!need(rs, s->o.costs, "cost tracker"))
+    if (!component_present(rs, s->o.costs, "cost tracker"))
         return 0;
     af_buf *b = &rs->body;
     af__buf_puts(b, "{\"current_period\":");
@@ -1166,9 +1130,10 @@ static int h_costs_summary(af__req *rq, af__resp *rs)
             af_cost_summary_free(&d);
         }
         char ts[40];
-        af__rfc3339(start, ts);
+        af__fmt_rfc3339(start, 9, ts);
         ts[10] = '\0';
-        af__buf_printf(b, "%s{\"date\":\"%s\",\"cost\":%.6f}", i == 6 ? "" : ",", ts, fin(cost));
+        af__buf_printf(b, "%s{\"date\":\"%s\",\"cost\":%.6f}", i == 6 ? "" : ",", ts,
+                       finite_or_zero(cost));
     }
     af__buf_puts(b, "]}");
     return 0;
@@ -1177,7 +1142,7 @@ static int h_costs_summary(af__req *rq, af__resp *rs)
 static int h_costs_forecast(af__req *rq, af__resp *rs)
 {
     af_server *s = rq->srv;
-    if (!need(rs, s->o.costs, "cost tracker"))
+    if (!component_present(rs, s->o.costs, "cost tracker"))
         return 0;
     af_cost_forecast f;
     int rc = af_cost_forecast_24h(s->o.costs, 0, &f);
@@ -1192,9 +1157,11 @@ static int h_costs_forecast(af__req *rq, af__resp *rs)
                    "\"current_rate_per_hour\":%.6f,\"trend_per_hour\":%.6f,\"window_hours\":%.3f,"
                    "\"slots\":%u,\"based_on\":\"least-squares fit of the hourly cost rate over "
                    "the last %.1f hours\"}",
-                   fin(f.predicted_cost_24h), fin(f.predicted_cost_24h + rate * 144.0),
-                   fin(f.predicted_cost_24h + rate * 696.0), fin(f.current_rate_per_hour),
-                   fin(f.trend_per_hour), fin(f.window_hours), f.slots, fin(f.window_hours));
+                   finite_or_zero(f.predicted_cost_24h),
+                   finite_or_zero(f.predicted_cost_24h + rate * 144.0),
+                   finite_or_zero(f.predicted_cost_24h + rate * 696.0),
+                   finite_or_zero(f.current_rate_per_hour), finite_or_zero(f.trend_per_hour),
+                   finite_or_zero(f.window_hours), f.slots, finite_or_zero(f.window_hours));
     return 0;
 }
 
@@ -1232,7 +1199,7 @@ static void apply_alert_resolve(af_server *s, void *ctx, af__resp *rs)
 
 static int h_alert_resolve(af__req *rq, af__resp *rs)
 {
-    if (!need(rs, rq->srv->o.collector, "metrics collector"))
+    if (!component_present(rs, rq->srv->o.collector, "metrics collector"))
         return 0;
     const char *p = rq->params[0];
     if (strncmp(p, "alert-", 6) == 0)
@@ -1338,16 +1305,18 @@ static int h_performance_efficiency(af__req *rq, af__resp *rs)
         if (i)
             af__buf_putc(b, ',');
         put_str(b, g->gpu_id);
-        af__buf_printf(b, ":%.4f", g->power_draw > 0 ? fin(g->utilization_gpu / g->power_draw) : 0);
+        af__buf_printf(b, ":%.4f",
+                       g->power_draw > 0 ? finite_or_zero(g->utilization_gpu / g->power_draw) : 0);
     }
     af__buf_printf(b,
                    "},\"power_efficiency\":%.4f,\"memory_efficiency\":%.2f,"
                    "\"thermal_efficiency\":%.2f,\"recommendations\":[",
-                   v->total_power > 0 ? fin(v->avg_util * (double)v->n / v->total_power) : 0,
-                   fin(mem_eff),
-                   v->n ? fin(thermal < 0     ? 0
-                              : thermal > 100 ? 100
-                                              : thermal)
+                   v->total_power > 0 ? finite_or_zero(v->avg_util * (double)v->n / v->total_power)
+                                      : 0,
+                   finite_or_zero(mem_eff),
+                   v->n ? finite_or_zero(thermal < 0     ? 0
+                                         : thermal > 100 ? 100
+                                                         : thermal)
                         : 0);
     bool first = true;
     if (v->n && v->avg_util < 50.0) {
@@ -1434,7 +1403,7 @@ int af__schedule_pass(af_server *s)
 static int h_workloads(af__req *rq, af__resp *rs)
 {
     af_server *s = rq->srv;
-    if (!need(rs, s->o.scheduler, "GPU scheduler"))
+    if (!component_present(rs, s->o.scheduler, "GPU scheduler"))
         return 0;
     /* Every live workload: sized by the count, so nothing is cut silently. */
     size_t cap = af_gpu_scheduler_list_workloads(s->o.scheduler, NULL, 0) + 1;
@@ -1519,7 +1488,7 @@ static void apply_workload_submit(af_server *s, void *ctx, af__resp *rs)
 static int h_workload_submit(af__req *rq, af__resp *rs)
 {
     af_server *s = rq->srv;
-    if (!need(rs, s->o.scheduler, "GPU scheduler"))
+    if (!component_present(rs, s->o.scheduler, "GPU scheduler"))
         return 0;
     json_t *o = parse_object(rq, rs);
     if (!o)
@@ -1583,7 +1552,7 @@ static int h_workload_submit(af__req *rq, af__resp *rs)
 
 static int h_workload_get(af__req *rq, af__resp *rs)
 {
-    if (!need(rs, rq->srv->o.scheduler, "GPU scheduler"))
+    if (!component_present(rs, rq->srv->o.scheduler, "GPU scheduler"))
         return 0;
     af_workload_info wi;
     if (af_gpu_scheduler_get_workload(rq->srv->o.scheduler, rq->params[0], &wi) != 0) {
@@ -1624,7 +1593,7 @@ static void apply_workload_transition(af_server *s, void *ctx, af__resp *rs)
 static int workload_transition(af__req *rq, af__resp *rs, bool complete)
 {
     af_server *s = rq->srv;
-    if (!need(rs, s->o.scheduler, "GPU scheduler"))
+    if (!component_present(rs, s->o.scheduler, "GPU scheduler"))
         return 0;
     const char *id = rq->params[0];
     af_workload_info wi;
@@ -1664,7 +1633,7 @@ static int h_workload_cancel(af__req *rq, af__resp *rs)
 
 static int h_models(af__req *rq, af__resp *rs)
 {
-    if (!need(rs, rq->srv->o.serving, "model-serving gateway"))
+    if (!component_present(rs, rq->srv->o.serving, "model-serving gateway"))
         return 0;
     char *j = NULL;
     af_serving_metrics_json(rq->srv->o.serving, &j);
@@ -1675,7 +1644,7 @@ static int h_models(af__req *rq, af__resp *rs)
 static int h_inference(af__req *rq, af__resp *rs)
 {
     af_server *s = rq->srv;
-    if (!need(rs, s->o.serving, "model-serving gateway"))
+    if (!component_present(rs, s->o.serving, "model-serving gateway"))
         return 0;
     json_t *o = parse_object(rq, rs);
     if (!o)
@@ -1727,7 +1696,7 @@ out:
 static int h_traces(af__req *rq, af__resp *rs)
 {
     af_server *s = rq->srv;
-    if (!need(rs, s->o.traces, "trace store"))
+    if (!component_present(rs, s->o.traces, "trace store"))
         return 0;
     af_trace_query q;
     af_trace_query_init(&q);
@@ -1772,7 +1741,7 @@ static int h_traces(af__req *rq, af__resp *rs)
 
 static int h_trace(af__req *rq, af__resp *rs)
 {
-    if (!need(rs, rq->srv->o.traces, "trace store"))
+    if (!component_present(rs, rq->srv->o.traces, "trace store"))
         return 0;
     char *j = NULL;
     int rc = af_trace_store_get_json(rq->srv->o.traces, rq->params[0], &j);
@@ -1826,7 +1795,7 @@ static int h_config(af__req *rq, af__resp *rs)
 static int h_demo_trigger(af__req *rq, af__resp *rs)
 {
     af_server *s = rq->srv;
-    if (!need(rs, s->o.collector, "metrics collector"))
+    if (!component_present(rs, s->o.collector, "metrics collector"))
         return 0;
     af_gpu_backend *be = af_gpu_collector_backend(s->o.collector);
     const char *id = rq->params[0];

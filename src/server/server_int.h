@@ -484,10 +484,6 @@ void af__ws_stop(af_server *s);
 void af__ws_free(af_server *s);
 /* The DashboardMetrics object (the REST /api/v1/metrics body and the metrics_update data). */
 int af__dashboard_metrics_json(af_server *s, af_buf *out);
-/* RFC 3339 UTC with nanoseconds into out[40]. */
-void af__rfc3339(uint64_t ns, char out[40]);
-/* RFC 3339 UTC with digits (1-9) fraction digits into out (at least 22 + digits bytes). */
-void af__rfc3339_frac(uint64_t ns, int digits, char *out);
 
 /* routes.c helpers used by the WebSocket and the load generator. */
 void af__put_alert(af_buf *b, const af_gpu_alert *a);

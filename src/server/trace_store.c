@@ -13,6 +13,7 @@
 
 #include "agentaflow/log.h"
 #include "server/trace_store_int.h"
+#include "util/timeutil.h"
 #include "util/buf.h"
 
 typedef struct shared {
@@ -287,7 +288,7 @@ int af_trace_store_list_json(af_trace_store *s, const af_trace_query *q, char **
             continue;
         char tid[33], ts[40];
         af_trace_id_to_hex(root->trace_id, tid);
-        af__rfc3339(gr->start, ts);
+        af__fmt_rfc3339(gr->start, 9, ts);
         af__buf_printf(&b, "%s{\"trace_id\":\"%s\",\"root_name\":", shown ? "," : "", tid);
         af__buf_json_string(&b, root->name, strlen(root->name));
         af__buf_puts(&b, ",\"service\":");

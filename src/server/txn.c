@@ -19,6 +19,7 @@
 #include "agentaflow/propagation.h"
 #include "agentaflow/trace_helpers.h"
 #include "server/server_int.h"
+#include "util/timeutil.h"
 #include "util/str.h"
 
 #if defined(__has_include)
@@ -211,7 +212,7 @@ static af_span start_server_span(af_server *s, const af__txn *t, const af_span_c
         return af_trace_api_request(af__api_tracer(s), parent, t->method_name, tmpl);
     uint64_t now = af_now_ns();
     char ts[32];
-    af__rfc3339_frac(now, 3, ts);
+    af__fmt_rfc3339(now, 3, ts);
     af_attr a[3] = {AF_STR("http.method", t->method_name), AF_STR("http.route", tmpl),
                     AF_STR("operation.start_time", ts)};
     af_span_start_opts o = {.kind = AF_SPAN_KIND_SERVER,

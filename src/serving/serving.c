@@ -19,6 +19,7 @@
 #include "serving/serving_int.h"
 #include "util/buf.h"
 #include "util/str.h"
+#include "util/timeutil.h"
 
 #define MAX_WORKERS 64
 #define MAX_MODEL_INSTANCES 64 /* routing candidates live on the batcher's stack */
@@ -103,17 +104,6 @@ static void set_err(char *err, size_t len, const char *msg)
 {
     if (err && len)
         af__strlcpy(err, msg, len);
-}
-
-static int cond_init_mono(pthread_cond_t *cv)
-{
-    pthread_condattr_t a;
-    if (pthread_condattr_init(&a) != 0)
-        return -ENOMEM;
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    int rc = pthread_cond_init(cv, &a);
-    pthread_condattr_destroy(&a);
-    return rc ? -rc : 0;
 }
 
 static struct timespec mono_ts(uint64_t ns)
@@ -364,7 +354,7 @@ int af_serving_new(const af_serving_opts *opts, af_serving **out)
     if ((rc = -pthread_mutex_init(&s->mu, NULL)) != 0)
         goto fail;
     mu_ok = true;
-    if ((rc = cond_init_mono(&s->work_cv)) != 0)
+    if ((rc = af__cond_init_monotonic(&s->work_cv)) != 0)
         goto fail;
     cv_ok = true;
     for (uint32_t i = 0; i < opts->workers; i++) {
@@ -473,7 +463,7 @@ int af_serving_register_model(af_serving *s, const af_span_context *parent, cons
                                           "register_model", mi && mi->id ? mi->id : "");
     const char *msg = NULL;
     if (!mi)
-        msg = "model cannot be nil";
+        msg = "model cannot be NULL";
     else if (!mi->id || !mi->id[0])
         msg = "model ID cannot be empty";
     else if (!mi->name || !mi->name[0])
@@ -694,7 +684,7 @@ int af_serving_infer(af_serving *s, const af_span_context *parent, const af_infe
 
     /* Queue. */
     item *it = calloc(1, sizeof(*it));
-    if (!it || cond_init_mono(&it->cv) != 0) {
+    if (!it || af__cond_init_monotonic(&it->cv) != 0) {
         free(it);
         return fail_request(s, span, resp, -ENOMEM, "out_of_memory", af_strerror(-ENOMEM));
     }

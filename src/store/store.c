@@ -17,6 +17,7 @@
 #include "agentaflow/store.h"
 #include "agentaflow/trace_sdk.h"
 #include "util/str.h"
+#include "util/timeutil.h"
 
 #define BUSY_RETRIES 5
 
@@ -94,11 +95,7 @@ int af_store_new(const af_store_opts *o, const af_store_backend_ops *ops, void *
     s->ops = ops;
     s->self = self;
     pthread_mutex_init(&s->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    af__cond_init_monotonic(&s->cv);
     af_store_backend_stats st;
     ops->stats(self, &st);
     s->size_bytes = st.size_bytes;

@@ -37,6 +37,7 @@
 #include "agentaflow/log.h"
 #include "trace/span_int.h"
 #include "util/env.h"
+#include "util/timeutil.h"
 
 #define DROP_LOG_INTERVAL_NS 10000000000ull
 
@@ -323,16 +324,10 @@ static void *worker_main(void *arg)
 
 static int init_sync(batch_proc *bp)
 {
-    pthread_condattr_t ca;
-    if (pthread_condattr_init(&ca) != 0)
+    if (pthread_mutex_init(&bp->mu, NULL) != 0 || af__cond_init_monotonic(&bp->wake) != 0 ||
+        af__cond_init_monotonic(&bp->done) != 0)
         return -ENOMEM;
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    int rc = 0;
-    if (pthread_mutex_init(&bp->mu, NULL) != 0 || pthread_cond_init(&bp->wake, &ca) != 0 ||
-        pthread_cond_init(&bp->done, &ca) != 0)
-        rc = -ENOMEM;
-    pthread_condattr_destroy(&ca);
-    return rc;
+    return 0;
 }
 
 static int start_worker(batch_proc *bp)

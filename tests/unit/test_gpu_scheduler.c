@@ -85,7 +85,7 @@ static void test_validation_messages(void **state)
     af_gpu_scheduler *s = new_sched(AF_GPU_LEAST_UTILIZED, NULL);
     char err[128];
     assert_int_equal(af_gpu_scheduler_register_gpu(s, NULL, err, sizeof(err)), -EINVAL);
-    assert_string_equal(err, "GPU cannot be nil");
+    assert_string_equal(err, "GPU cannot be NULL");
     af_gpu_spec g = {"", "x", 100, 0, 0, 0, 0, true};
     assert_int_equal(af_gpu_scheduler_register_gpu(s, &g, err, sizeof(err)), -EINVAL);
     assert_string_equal(err, "GPU ID cannot be empty");
@@ -95,7 +95,7 @@ static void test_validation_messages(void **state)
     assert_string_equal(err, "GPU memory total must be greater than 0");
 
     assert_int_equal(af_gpu_scheduler_submit(s, NULL, err, sizeof(err)), -EINVAL);
-    assert_string_equal(err, "workload cannot be nil");
+    assert_string_equal(err, "workload cannot be NULL");
     af_workload_spec w = {NULL, "n", 1, 10, 0, false};
     assert_int_equal(af_gpu_scheduler_submit(s, &w, err, sizeof(err)), -EINVAL);
     assert_string_equal(err, "workload ID cannot be empty");

@@ -167,7 +167,7 @@ static void test_registry_errors(void **state)
     assert_int_equal(af_serving_register_model(s, NULL, &m, err, sizeof(err)), -EINVAL);
     assert_string_equal(err, "model name cannot be empty");
     assert_int_equal(af_serving_register_model(s, NULL, NULL, err, sizeof(err)), -EINVAL);
-    assert_string_equal(err, "model cannot be nil");
+    assert_string_equal(err, "model cannot be NULL");
     add_model(s, "m");
     m.name = "again";
     assert_int_equal(af_serving_register_model(s, NULL, &m, err, sizeof(err)), -EEXIST);
