@@ -714,7 +714,8 @@ int af_cluster_prioritize(af_cluster *c, const af_cluster_pod *pod, const char *
         chosen_gpu[0] = '\0';
     af_span sp = op_span(c, "gpu_scheduling.prioritize", pod, n);
     if (!wants_gpu(pod)) {
-        memset(scores, 0, n * sizeof(*scores));
+        if (n) /* scores may be NULL when there are no candidates */
+            memset(scores, 0, n * sizeof(*scores));
         af_span_set_bool(sp, "scheduler.pass_through", true);
         af_operation_end(sp, 0, NULL, NULL);
         return 0;

@@ -179,10 +179,16 @@ static void test_descriptor_exhaustion(void **state)
     setsockopt(m, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     char *ans = read_to_eof(m);
     close(m);
-    /* A 503 through the reserve descriptor, or a closed connection; never a hang. */
-    if (ans[0] && !(status_of(ans) == 503 && strstr(ans, "\"overloaded\"")))
-        fail_msg("metrics while out of descriptors: %.300s", ans);
+    /* A 503 through the reserve descriptor, a closed connection, or (when a descriptor was
+     * free at that moment, as a slower build sees more often) the scrape itself; never a hang
+     * or anything else. */
+    bool shed = status_of(ans) == 503 && strstr(ans, "\"overloaded\"");
+    bool served = status_of(ans) == 200 && strstr(ans, "# TYPE ");
+    bool answered_ok = !ans[0] || shed || served;
+    if (!answered_ok)
+        fprintf(stderr, "metrics while out of descriptors: %.300s\n", ans);
     free(ans);
+    assert_true(answered_ok);
 
     /* The clients leave: accepting resumes. */
     for (int i = 0; i < n; i++)
