@@ -930,6 +930,27 @@ static void render_cluster(af_server *s, expo *e)
 /* Observations recorded under "other" because their own label value was past a family's
  * cap (docs/security.md, "## Limits"): the operators' signal that clients send more distinct
  * names than the exposition keeps apart. */
+/* The durable state's writer (present only when something persists). */
+static void render_store(af_server *s, expo *e)
+{
+    if (!s->o.store)
+        return;
+    af_store_health h;
+    af_store_health_get(s->o.store, &h);
+    fam(e, "store_commits", "counter", "Transactions committed by the store's writer");
+    counter(e, "store_commits", NULL, (double)h.commits);
+    fam(e, "store_write_failures", "counter",
+        "Writes refused because their commit failed (answered 503 storage_unavailable)");
+    counter(e, "store_write_failures", NULL, (double)h.failures);
+    fam(e, "store_queued_writes", "gauge", "Writes waiting for the next commit");
+    gauge(e, "store_queued_writes", NULL, h.queued);
+    fam(e, "store_size_bytes", "gauge", "Size of the database file");
+    gauge(e, "store_size_bytes", NULL, (double)h.size_bytes);
+    fam(e, "store_last_commit_timestamp_seconds", "gauge",
+        "Wall-clock time of the last successful commit (0: none yet)");
+    gauge(e, "store_last_commit_timestamp_seconds", NULL, (double)h.last_commit_ns / 1e9);
+}
+
 static void render_folded(af_server *s, expo *e)
 {
     fam(e, "metric_label_values_folded", "counter",
@@ -978,6 +999,7 @@ int af__metrics_render(af_server *s, bool openmetrics, af_buf *out)
     render_system(s, &e);
     render_tracing(s, &e);
     render_cluster(s, &e);
+    render_store(s, &e);
     render_folded(s, &e);
     if (openmetrics)
         af__buf_puts(out, "# EOF\n");

@@ -6,7 +6,8 @@
 #  2. every PromQL expression of deploy/grafana/agentaflow.json parses (promtool, through a
 #     generated rules file);
 #  3. every agentaflow_* metric that the dashboard or the rules name is exposed by a running
-#     daemon (a histogram's _bucket/_sum/_count count as its family);
+#     daemon (a histogram's _bucket/_sum/_count count as its family) — started with a data
+#     directory and as the cluster scheduler, so the store and cluster families exist too;
 #  4. the original project's checks pass: its compose health check `wget --spider /health`,
 #     and its integration test's exact `<!DOCTYPE html>` at the start of the page.
 # Exit 77 (skipped) when promtool or node are missing. Every wait is bounded.
@@ -37,7 +38,7 @@ promtool check rules "$TMP/dashboard-rules.yml" >"$TMP/check.log" 2>&1 ||
 echo "dashboard: $(grep -c 'record:' "$TMP/dashboard-rules.yml") expressions parse"
 
 "$BIN" serve --port 0 --metrics-port 0 --port-file "$TMP/ports" --gpu-backend simulated \
-    --data-dir :memory: \
+    --data-dir "$TMP/data" --cluster \
     >"$TMP/daemon.log" 2>&1 &
 DPID=$!
 i=0
