@@ -217,12 +217,28 @@ static size_t export_one_batch(batch_proc *bp, uint64_t hard_deadline, int *err)
 
 /* Exports full batches only, or everything present when `drain` (timer, flush, shutdown).
  * Returns 0 or the first failure (AF_EEXPORT or AF_ETIMEDOUT). */
+/* hard, or the shutdown's deadline once a shutdown has begun: a drain that started before
+ * the shutdown (a timer export) must not go on past it either, because once the shutdown
+ * has timed out the provider may free what the spans point to (their tracer and resource). */
+static uint64_t drain_deadline(batch_proc *bp, uint64_t hard)
+{
+    if (!atomic_load(&bp->closed))
+        return hard;
+    pthread_mutex_lock(&bp->mu);
+    uint64_t d = bp->shutdown_req ? bp->shutdown_deadline : hard;
+    pthread_mutex_unlock(&bp->mu);
+    return min_u64(hard, d);
+}
+
 static int export_pending(batch_proc *bp, bool drain, uint64_t hard_deadline)
 {
     size_t target = ring_depth(bp);
     size_t done = 0;
     int err = 0;
     while (done < target) {
+        hard_deadline = drain_deadline(bp, hard_deadline);
+        if (af_monotonic_ns() >= hard_deadline)
+            break;
         if (!drain && ring_depth(bp) < bp->o.max_export_batch_size)
             break;
         size_t n = export_one_batch(bp, hard_deadline, &err);
@@ -464,6 +480,10 @@ static int batch_shutdown(void *self, uint64_t deadline_ns)
     return rc;
 }
 
+/* How long past a timed-out shutdown a worker may take to leave its exporter before it is
+ * abandoned (freeing the processor waits at most this much longer). */
+#define ABANDON_GRACE_NS 2000000000ull
+
 static void batch_destroy(void *self)
 {
     batch_proc *bp = self;
@@ -471,6 +491,17 @@ static void batch_destroy(void *self)
     if (!bp->shutdown_req)
         batch_shutdown(bp, af_monotonic_ns() + 5000000000ull);
     pthread_mutex_lock(&bp->mu);
+    /* The worker was given the shutdown's deadline, so an exporter that honours deadlines
+     * returns moments after it. Wait that long before abandoning the worker: an abandoned
+     * worker may still be encoding spans whose tracer and resource strings the provider frees
+     * right after this returns (seen under TSan as a crash in the OTLP encoder). */
+    if (bp->thread_running && !bp->worker_exited) {
+        struct timespec ts;
+        abs_timespec(af_monotonic_ns() + ABANDON_GRACE_NS, &ts);
+        while (!bp->worker_exited)
+            if (pthread_cond_timedwait(&bp->done, &bp->mu, &ts) == ETIMEDOUT)
+                break;
+    }
     bool running = bp->thread_running;
     bool exited = bp->worker_exited;
     pthread_t worker = bp->thread; /* read under the lock: an orphaned worker frees bp */
