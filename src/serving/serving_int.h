@@ -5,7 +5,13 @@
 #ifndef AF_SERVING_SERVING_INT_H
 #define AF_SERVING_SERVING_INT_H
 
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
 #include "agentaflow/serving.h"
+#include "agentaflow/tracing.h"
 
 struct af_model_backend {
     const af_model_backend_ops *ops;
@@ -63,5 +69,87 @@ int af__route_pick(af_routing_strategy strategy, size_t *cursor, const af__route
                    size_t n, uint32_t need);
 /* Folds one latency sample into the moving average (alpha 0.2). */
 void af__route_observe(af__route_inst *inst, double latency_ms);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Gateway state, shared by serving.c (registry, requests), batcher.c (queue, batches) and   */
+/* serving_json.c (renderers). One mutex (mu) guards the registry, the queue and every      */
+/* request's state. Each .c file gives the structs its own short typedef names.             */
+
+#define AF__SERVING_MAX_WORKERS 64
+#define AF__SERVING_MAX_MODEL_INSTANCES 64 /* routing candidates live on the batcher's stack */
+
+struct af__serving_model {
+    char *id, *name, *version, *framework;
+    uint64_t memory_mb;
+    double price_per_1k_tokens, gpu_price_per_hour;
+    uint64_t loaded_at_ns;
+    size_t cursor; /* round-robin position among this model's instances */
+    uint64_t mark; /* scan marker for the batcher */
+};
+
+struct af__serving_instance {
+    char *id, *endpoint;
+    struct af__serving_model *m;
+    af_model_backend *backend;
+    af__route_inst route;
+    uint64_t served, failures;
+};
+
+struct af__serving_item {
+    struct af__serving_item *prev, *next; /* queue links while queued */
+    struct af__serving_model *m;
+    char id[64];
+    char *input; /* a copy, so a caller that timed out can return while a batcher holds it */
+    size_t input_len;
+    uint32_t max_tokens;
+    af_span_context ctx; /* the inference span: parent of batch_wait and backend_call */
+    uint64_t enq_mono, enq_wall, deadline;
+    pthread_cond_t cv;
+    bool queued, done, abandoned;
+    /* result */
+    int rc;
+    af_backend_result res;
+    uint32_t batch_size;
+    char instance_id[64];
+    uint64_t backend_ns;
+};
+
+struct af_serving {
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv; /* queue changed or stopping */
+    af_serving_opts opts;
+    af_tracer *tracer; /* opts->tracer, used when there is no opts->tracing */
+    af__cache *cache;
+    struct af__serving_model **models;
+    size_t n_models, cap_models;
+    struct af__serving_instance **insts;
+    size_t n_insts, cap_insts;
+    struct af__serving_item *q_head, *q_tail;
+    uint32_t q_len, in_flight;
+    uint32_t busy; /* batches running, on batchers or inline; at most opts.workers */
+    uint64_t next_id, scan_mark;
+    uint64_t requests, cache_hits, cache_misses, batches, overloaded, timeouts, errors;
+    bool stopping;
+    pthread_t threads[AF__SERVING_MAX_WORKERS];
+    uint32_t n_threads;
+};
+
+/* Asked per operation: a reload may flip the component's toggle. */
+af_tracer *af__serving_tracer_for(const af_serving *s, af_trace_component c);
+struct timespec af__serving_mono_ts(uint64_t ns);
+
+/* Frees a request item: its condition variable, its input copy and the item itself. */
+void af__serving_item_free(struct af__serving_item *it);
+
+/* Batcher (batcher.c). Caller holds mu for queue_remove and take_batch. */
+void af__serving_queue_remove(af_serving *s, struct af__serving_item *it);
+uint32_t af__serving_take_batch(af_serving *s, struct af__serving_item **batch, uint64_t now,
+                                uint64_t *wake);
+/* Runs n items (taken by take_batch, counted in in_flight) on one instance; takes mu itself. */
+/* Answers it with rc (and msg when it has no error yet) and wakes its caller, or frees it
+ * when the caller gave up. Caller holds mu. */
+void af__serving_finish_item(struct af__serving_item *it, int rc, const char *msg);
+void af__serving_run_batch(af_serving *s, struct af__serving_item **batch, uint32_t n);
+void *af__serving_batcher_main(void *arg);
 
 #endif
