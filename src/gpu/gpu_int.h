@@ -189,4 +189,62 @@ void af__gpu_notify(af_gpu_scheduler *s, const wl *w);
 /* One scheduling pass over the queue (schedule_pass.c); called with mu held. */
 int af__gpu_pass_locked(af_gpu_scheduler *s, af_span sp, bool recording, pass_result *res);
 
+/* ---- Collector internals shared by collector.c and alerts.c. ---- */
+
+/* Alert condition kinds tracked per GPU for hysteresis. */
+enum { COND_TEMP, COND_MEM, COND_POWER, COND_UTIL_LOW, COND_UTIL_HIGH, N_COND };
+
+typedef struct gstate {
+    af_gpu_sample *ring;
+    size_t head, len;
+    bool has_latest;
+    af_gpu_sample latest;
+    af_gpu_process procs[AF_GPU_MAX_PROCESSES];
+    size_t n_procs;
+    af_gpu_level level[N_COND]; /* raised level per condition (HEALTHY = clear) */
+} gstate;
+
+typedef struct callback {
+    int handle;
+    af_gpu_sample_cb on_sample;
+    af_gpu_alert_cb on_alert;
+    void *user;
+} callback;
+
+struct af_gpu_collector {
+    af_gpu_backend *backend;
+    char reason[256];
+    uint32_t n;
+    gstate *g;
+    uint32_t interval_ms;
+    uint32_t hist_cap;
+    uint64_t retention_ns;
+
+    pthread_mutex_t mu;
+    af_gpu_thresholds th;
+    af_gpu_tracing tracing;
+    af_gpu_alert *alerts; /* ring */
+    size_t a_cap, a_head, a_len;
+    uint64_t next_alert_id;
+
+    pthread_mutex_t cycle_mu;
+    callback *cbs;
+    size_t n_cbs;
+    int next_handle;
+
+    pthread_mutex_t run_mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    bool running, stop_req;
+};
+
+typedef struct new_alerts {
+    af_gpu_alert a[8];
+    size_t n;
+} new_alerts;
+
+/* Evaluate the threshold table for one new sample (alerts.c); called with mu held. */
+void af__gpu_collector_evaluate(af_gpu_collector *c, gstate *gs, const af_gpu_sample *prev,
+                                const af_gpu_sample *m, new_alerts *na);
+
 #endif
