@@ -117,6 +117,9 @@ static void set_link(af_span sp, const wl *w, const gpu *g, uint64_t wait_ms)
                               AF_INT("workload.queue_wait_ms", wait_ms)));
 }
 
+/* One walk over the queue in strategy order. Kept as one function (~90 lines) on purpose:
+ * placing a workload updates the placement index, the GPU, the run list and the round-robin
+ * cursor together, and the next lookup depends on all of them. */
 int af__gpu_pass_locked(af_gpu_scheduler *s, af_span sp, bool recording, pass_result *res)
 {
     af_gpu_strategy st = s->strategy;
