@@ -224,3 +224,32 @@ int af_gpu_efficiency_json(const af_gpu_efficiency *e, char **out)
     af__buf_putc(&b, '}');
     return finish(&b, out);
 }
+
+int af_gpu_utilization_json(const af_gpu_utilization *u, char **out)
+{
+    af_buf b;
+    af__buf_init(&b);
+    af__buf_printf(&b,
+                   "{\"total_gpus\":%u,\"available_gpus\":%u,\"active_gpus\":%u,"
+                   "\"average_utilization\":",
+                   u->total_gpus, u->available_gpus, u->active_gpus);
+    af__gpu_json_num(&b, u->average_utilization);
+    af__buf_printf(&b,
+                   ",\"memory_total_mb\":%llu,\"memory_used_mb\":%llu,"
+                   "\"memory_available_mb\":%llu,\"memory_utilization\":",
+                   (unsigned long long)u->memory_total_mb, (unsigned long long)u->memory_used_mb,
+                   (unsigned long long)u->memory_available_mb);
+    af__gpu_json_num(&b, u->memory_utilization);
+    af__buf_printf(&b, ",\"pending_workloads\":%u,\"running_workloads\":%u,\"utilization_goal\":",
+                   u->pending_workloads, u->running_workloads);
+    af__gpu_json_num(&b, u->utilization_goal);
+    af__buf_putc(&b, '}');
+    af__buf_terminate(&b);
+    if (b.failed) {
+        af__buf_clear(&b);
+        *out = NULL;
+        return -ENOMEM;
+    }
+    *out = (char *)b.data;
+    return 0;
+}

@@ -17,77 +17,6 @@
 #include "gpu/gpu_int.h"
 #include "util/str.h"
 
-/* Links recorded on one schedule span: the SDK's default link limit. */
-#define MAX_LINKS 128
-
-typedef struct gpu {
-    char *id;
-    char *name;
-    uint64_t total;
-    uint64_t ext_used; /* memory used outside the scheduler */
-    uint64_t reserved; /* sum of running workloads' requirements */
-    double util, temp, power;
-    bool available;
-    uint32_t n_wl;
-    uint32_t n_excl;
-    uint64_t metrics_ns;
-} gpu;
-
-typedef struct wl {
-    char *id;
-    char *name;
-    char *failure;
-    char *assigned; /* the GPU's id, copied when the workload leaves it (it may go later) */
-    int32_t priority;
-    uint64_t mem;
-    uint64_t est_ms;
-    bool exclusive;
-    af_workload_status status;
-    af_pending_reason reason;
-    gpu *on; /* while running */
-    uint64_t submitted_ns, started_ns, completed_ns;
-    struct wl *prev, *next; /* running list */
-    /* The submit span's ids (not its tracestate: links need only the ids). */
-    uint8_t trace_id[16];
-    uint8_t span_id[8];
-    uint8_t trace_flags;
-    bool has_ctx;
-} wl;
-
-struct af_gpu_scheduler {
-    pthread_mutex_t mu;
-    af_gpu_strategy strategy;
-    double goal;
-    uint32_t finished_cap;
-    af_gpu_tracing tracing;
-
-    gpu **gpus; /* registration order */
-    size_t n_gpus, cap_gpus;
-    af_gpu_map gpu_map;
-    size_t rr_cursor; /* slot to try first in the next round-robin placement */
-
-    wl **queue; /* pending workloads in submission order; finished entries compacted out */
-    size_t q_len, q_cap;
-    size_t n_pending;
-    af_gpu_map wl_map; /* live and retained finished workloads */
-    wl *run_head;
-    size_t n_running;
-    wl **finished; /* ring, oldest at fin_head */
-    size_t fin_head, fin_len;
-
-    /* Scratch reused by passes. */
-    af_gpu_place place;
-    wl **order, **order_tmp;
-    uint32_t *keys, *keys_tmp;
-    size_t order_cap;
-
-    af_gpu_collector *collector;
-    int collector_cb;
-
-    af_workload_change_fn on_change; /* called with mu held */
-    void *on_change_user;
-};
-
 /* ---------------------------------------------------------------------------------------- */
 
 const char *af_gpu_strategy_name(af_gpu_strategy s)
@@ -479,7 +408,7 @@ static int validate_wl(const af_workload_spec *w, char *err, size_t err_len)
 static void fill_wl(const wl *w, uint64_t now, af_workload_info *o);
 
 /* Tells the change callback (if any) the workload's new state. Caller holds mu. */
-static void notify(af_gpu_scheduler *s, const wl *w)
+void af__gpu_notify(af_gpu_scheduler *s, const wl *w)
 {
     if (!s->on_change)
         return;
@@ -558,7 +487,7 @@ static int submit_locked(af_gpu_scheduler *s, const af_workload_spec *spec,
     }
     s->queue[s->q_len++] = w;
     s->n_pending++;
-    notify(s, w);
+    af__gpu_notify(s, w);
     return 0;
 }
 
@@ -658,7 +587,7 @@ static int finish(af_gpu_scheduler *s, const char *id, af_workload_status to, bo
             free(w->failure);
             w->failure = af__strdup(reason); /* best effort: NULL just loses the text */
         }
-        notify(s, w);
+        af__gpu_notify(s, w);
         retire(s, w);
     }
     pthread_mutex_unlock(&s->mu);
@@ -684,214 +613,6 @@ int af_gpu_scheduler_fail(af_gpu_scheduler *s, const char *id, const char *reaso
 /* ---------------------------------------------------------------------------------------- */
 /* Scheduling pass.                                                                          */
 
-static uint64_t gpu_free_mb(const gpu *g)
-{
-    uint64_t used = g->ext_used + g->reserved;
-    return used >= g->total ? 0 : g->total - used;
-}
-
-/* Index entry for slot i under the current strategy. */
-static void index_gpu(af_gpu_scheduler *s, af_gpu_strategy st, uint32_t i)
-{
-    gpu *g = s->gpus[i];
-    uint64_t fr = gpu_free_mb(g);
-    uint64_t own = (g->available && !g->n_excl) ? fr : 0;
-    uint64_t own_empty = g->n_wl == 0 ? own : 0;
-    double k1 = 0;
-    uint64_t k2 = 0;
-    switch (st) {
-    case AF_GPU_LEAST_UTILIZED:
-    case AF_GPU_PRIORITY:
-        k1 = g->util;
-        k2 = g->n_wl;
-        break;
-    case AF_GPU_BEST_FIT:
-        k1 = (double)fr;
-        break;
-    case AF_GPU_ROUND_ROBIN:
-        break;
-    }
-    af__gpu_place_insert(&s->place, i, k1, k2, own, own_empty);
-}
-
-static int ensure_order(af_gpu_scheduler *s, size_t n)
-{
-    if (n <= s->order_cap)
-        return 0;
-    size_t nc = s->order_cap ? s->order_cap : 1024;
-    while (nc < n)
-        nc *= 2;
-    wl **a = realloc(s->order, nc * sizeof(*a));
-    if (!a)
-        return -ENOMEM;
-    s->order = a;
-    wl **b = realloc(s->order_tmp, nc * sizeof(*b));
-    if (!b)
-        return -ENOMEM;
-    s->order_tmp = b;
-    uint32_t *c = realloc(s->keys, nc * sizeof(*c));
-    if (!c)
-        return -ENOMEM;
-    s->keys = c;
-    uint32_t *d = realloc(s->keys_tmp, nc * sizeof(*d));
-    if (!d)
-        return -ENOMEM;
-    s->keys_tmp = d;
-    s->order_cap = nc;
-    return 0;
-}
-
-/*
- * Queue order for the priority strategy: higher priority first, submission order within a
- * priority. LSD radix sort on the priority (stable, so FIFO is kept); bytes on which every key
- * agrees are skipped, so the usual handful of small priorities costs one counting pass.
- */
-static wl **priority_order(af_gpu_scheduler *s, size_t n)
-{
-    wl **src = s->order, **dst = s->order_tmp;
-    uint32_t *ks = s->keys, *kd = s->keys_tmp;
-    uint32_t all_and = UINT32_MAX, all_or = 0;
-    for (size_t i = 0; i < n; i++) {
-        src[i] = s->queue[i];
-        /* Flip the sign bit (signed -> unsigned order) and invert (descending). */
-        ks[i] = ~((uint32_t)s->queue[i]->priority ^ 0x80000000u);
-        all_and &= ks[i];
-        all_or |= ks[i];
-    }
-    for (unsigned shift = 0; shift < 32; shift += 8) {
-        if ((((all_and ^ all_or) >> shift) & 0xff) == 0)
-            continue;
-        size_t count[257] = {0};
-        for (size_t i = 0; i < n; i++)
-            count[((ks[i] >> shift) & 0xff) + 1]++;
-        for (int b = 0; b < 256; b++)
-            count[b + 1] += count[b];
-        for (size_t i = 0; i < n; i++) {
-            size_t pos = count[(ks[i] >> shift) & 0xff]++;
-            dst[pos] = src[i];
-            kd[pos] = ks[i];
-        }
-        wl **t = src;
-        src = dst;
-        dst = t;
-        uint32_t *tk = ks;
-        ks = kd;
-        kd = tk;
-    }
-    return src;
-}
-
-static void set_link(af_span sp, const wl *w, const gpu *g, uint64_t wait_ms)
-{
-    af_span_context lc;
-    af_span_context_init(&lc);
-    memcpy(lc.trace_id, w->trace_id, 16);
-    memcpy(lc.span_id, w->span_id, 8);
-    lc.trace_flags = w->trace_flags;
-    af_span_add_link(sp, &lc,
-                     AF_ATTRS(AF_STR("workload.id", w->id), AF_STR("gpu.id", g->id),
-                              AF_INT("workload.queue_wait_ms", wait_ms)));
-}
-
-typedef struct pass_result {
-    size_t placed;
-    uint64_t max_wait_ms;
-} pass_result;
-
-static int pass_locked(af_gpu_scheduler *s, af_span sp, bool recording, pass_result *res)
-{
-    af_gpu_strategy st = s->strategy;
-    uint32_t ng = (uint32_t)s->n_gpus;
-    if (af__gpu_place_reset(&s->place, ng))
-        return -ENOMEM;
-    uint64_t max_total = 0;
-    bool any = false;
-    for (uint32_t i = 0; i < ng; i++) {
-        index_gpu(s, st, i);
-        if (s->gpus[i]->available) {
-            any = true;
-            if (s->gpus[i]->total - s->gpus[i]->ext_used > max_total)
-                max_total = s->gpus[i]->total - s->gpus[i]->ext_used;
-        }
-    }
-    size_t n = s->q_len;
-    wl **order = s->queue;
-    if (st == AF_GPU_PRIORITY) {
-        if (ensure_order(s, n))
-            return -ENOMEM;
-        order = priority_order(s, n);
-    }
-    uint64_t now = af_now_ns();
-    size_t links = 0;
-    for (size_t i = 0; i < n; i++) {
-        wl *w = order[i];
-        int32_t slot = -1;
-        if (ng) {
-            /* Lower bound of the search in key order (see index_gpu for the keys). */
-            af_gpu_place_key lo = {-1e300, 0, 0};
-            if (st == AF_GPU_BEST_FIT)
-                lo.k1 = (double)w->mem;
-            else if (st == AF_GPU_ROUND_ROBIN)
-                lo = (af_gpu_place_key){0, 0, (uint32_t)s->rr_cursor};
-            slot = af__gpu_place_find(&s->place, &lo, w->mem, w->exclusive);
-            if (slot < 0 && st == AF_GPU_ROUND_ROBIN && s->rr_cursor) {
-                lo.slot = 0; /* wrap around */
-                slot = af__gpu_place_find(&s->place, &lo, w->mem, w->exclusive);
-            }
-        }
-        if (slot < 0) {
-            af_pending_reason was = w->reason;
-            if (!any)
-                w->reason = AF_PENDING_NO_GPUS;
-            else if (w->mem > max_total)
-                w->reason = AF_PENDING_TOO_LARGE;
-            else if (w->exclusive)
-                w->reason = AF_PENDING_EXCLUSIVE_BUSY;
-            else
-                w->reason = AF_PENDING_INSUFFICIENT_MEMORY;
-            /* Only a new reason is a change: a pass over an unchanged queue reports none. */
-            if (w->reason != was)
-                notify(s, w);
-            continue;
-        }
-        gpu *g = s->gpus[slot];
-        af__gpu_place_erase(&s->place, (uint32_t)slot);
-        w->status = AF_WORKLOAD_RUNNING;
-        w->reason = AF_PENDING_NONE;
-        w->on = g;
-        w->started_ns = now;
-        g->reserved += w->mem;
-        g->n_wl++;
-        if (w->exclusive)
-            g->n_excl++;
-        w->next = s->run_head;
-        if (s->run_head)
-            s->run_head->prev = w;
-        s->run_head = w;
-        s->n_running++;
-        index_gpu(s, st, (uint32_t)slot);
-        if (st == AF_GPU_ROUND_ROBIN)
-            s->rr_cursor = ((size_t)slot + 1) % ng;
-        notify(s, w);
-        uint64_t wait_ms = now > w->submitted_ns ? (now - w->submitted_ns) / 1000000u : 0;
-        if (wait_ms > res->max_wait_ms)
-            res->max_wait_ms = wait_ms;
-        if (recording && w->has_ctx && links < MAX_LINKS) {
-            set_link(sp, w, g, wait_ms);
-            links++;
-        }
-        res->placed++;
-    }
-    /* Compact the queue, keeping submission order. */
-    size_t k = 0;
-    for (size_t i = 0; i < s->q_len; i++)
-        if (s->queue[i]->status == AF_WORKLOAD_PENDING)
-            s->queue[k++] = s->queue[i];
-    s->q_len = k;
-    s->n_pending = k;
-    return 0;
-}
-
 int af_gpu_scheduler_schedule(af_gpu_scheduler *s, size_t *scheduled)
 {
     af_span sp = af_trace_gpu_scheduling(tracer_for(s, AF_TRACE_GPU_SCHEDULING_DECISIONS), NULL,
@@ -910,7 +631,7 @@ int af_gpu_scheduler_schedule(af_gpu_scheduler *s, size_t *scheduled)
                          AF_INT("scheduler.available_gpus", avail),
                          AF_STR("scheduler.strategy", af_gpu_strategy_name(s->strategy))));
     }
-    int rc = before ? pass_locked(s, sp, recording, &res) : 0;
+    int rc = before ? af__gpu_pass_locked(s, sp, recording, &res) : 0;
     size_t after = s->n_pending;
     pthread_mutex_unlock(&s->mu);
     if (scheduled)
@@ -939,7 +660,7 @@ static int restore_locked(af_gpu_scheduler *s, const af_workload_info *in)
     if (st == AF_WORKLOAD_RUNNING) {
         g = af__gpu_map_get(&s->gpu_map, in->assigned_gpu);
         /* Its GPU is gone (or cannot take it any more): queue it again rather than lose it. */
-        if (!g || gpu_free_mb(g) < in->memory_required_mb)
+        if (!g || af__gpu_free_mb(g) < in->memory_required_mb)
             st = AF_WORKLOAD_PENDING;
     }
     if (st == AF_WORKLOAD_PENDING && s->q_len == s->q_cap) {
@@ -1045,7 +766,7 @@ static void fill_gpu(const af_gpu_scheduler *s, const gpu *g, af_gpu_status *o)
     o->memory_total_mb = g->total;
     o->memory_used_mb = g->ext_used + g->reserved;
     o->memory_reserved_mb = g->reserved;
-    o->memory_free_mb = gpu_free_mb(g);
+    o->memory_free_mb = af__gpu_free_mb(g);
     o->utilization = g->util;
     o->temperature = g->temp;
     o->power_usage = g->power;
@@ -1116,7 +837,7 @@ void af_gpu_scheduler_utilization(af_gpu_scheduler *s, af_gpu_utilization *out)
         out->memory_used_mb += g->ext_used + g->reserved;
         if (g->available) {
             out->available_gpus++;
-            out->memory_available_mb += gpu_free_mb(g);
+            out->memory_available_mb += af__gpu_free_mb(g);
         }
     }
     out->total_gpus = (uint32_t)s->n_gpus;
@@ -1133,35 +854,6 @@ void af_gpu_scheduler_utilization(af_gpu_scheduler *s, af_gpu_utilization *out)
                                    AF_INT("scheduler.available_gpus", out->available_gpus),
                                    AF_INT("scheduler.queue_size", out->pending_workloads)));
     af_operation_end(sp, 0, NULL, NULL);
-}
-
-int af_gpu_utilization_json(const af_gpu_utilization *u, char **out)
-{
-    af_buf b;
-    af__buf_init(&b);
-    af__buf_printf(&b,
-                   "{\"total_gpus\":%u,\"available_gpus\":%u,\"active_gpus\":%u,"
-                   "\"average_utilization\":",
-                   u->total_gpus, u->available_gpus, u->active_gpus);
-    af__gpu_json_num(&b, u->average_utilization);
-    af__buf_printf(&b,
-                   ",\"memory_total_mb\":%llu,\"memory_used_mb\":%llu,"
-                   "\"memory_available_mb\":%llu,\"memory_utilization\":",
-                   (unsigned long long)u->memory_total_mb, (unsigned long long)u->memory_used_mb,
-                   (unsigned long long)u->memory_available_mb);
-    af__gpu_json_num(&b, u->memory_utilization);
-    af__buf_printf(&b, ",\"pending_workloads\":%u,\"running_workloads\":%u,\"utilization_goal\":",
-                   u->pending_workloads, u->running_workloads);
-    af__gpu_json_num(&b, u->utilization_goal);
-    af__buf_putc(&b, '}');
-    af__buf_terminate(&b);
-    if (b.failed) {
-        af__buf_clear(&b);
-        *out = NULL;
-        return -ENOMEM;
-    }
-    *out = (char *)b.data;
-    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */

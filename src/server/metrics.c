@@ -259,7 +259,7 @@ static void put_label_value(af_buf *b, const char *v)
     af__buf_putc(b, '"');
 }
 
-static void fam(expo *e, const char *base, const char *type, const char *help)
+static void family(expo *e, const char *base, const char *type, const char *help)
 {
     bool counter = strcmp(type, "counter") == 0;
     const char *sfx = counter && !e->om ? "_total" : "";
@@ -351,13 +351,68 @@ static void histogram(expo *e, const char *base, const char *const *labels, cons
 /* A provider holds at most 16 processors (AF_MAX_PROCESSORS in the trace core). */
 #define AF_MAX_EXPORT_PROCESSORS 16
 
-#define L(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define LABELS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 typedef struct gpu_view {
     af_gpu_sample *samples;
     size_t n;
     af_gpu_health *health;
 } gpu_view;
+
+typedef double (*gpu_getter)(const af_gpu_sample *g);
+
+static double get_utilization(const af_gpu_sample *g)
+{
+    return g->utilization_gpu;
+}
+static double get_mem_utilization(const af_gpu_sample *g)
+{
+    return g->utilization_memory;
+}
+static double get_mem_used(const af_gpu_sample *g)
+{
+    return (double)g->memory_used_mb * 1048576.0;
+}
+static double get_mem_total(const af_gpu_sample *g)
+{
+    return (double)g->memory_total_mb * 1048576.0;
+}
+static double get_temperature(const af_gpu_sample *g)
+{
+    return g->temperature;
+}
+static double get_power_draw(const af_gpu_sample *g)
+{
+    return g->power_draw;
+}
+static double get_power_limit(const af_gpu_sample *g)
+{
+    return g->power_limit;
+}
+static double get_fan_speed(const af_gpu_sample *g)
+{
+    return g->fan_speed;
+}
+static double get_clock_graphics(const af_gpu_sample *g)
+{
+    return g->clock_graphics;
+}
+static double get_clock_memory(const af_gpu_sample *g)
+{
+    return g->clock_memory;
+}
+static double get_processes(const af_gpu_sample *g)
+{
+    return g->process_count;
+}
+static double get_efficiency(const af_gpu_sample *g)
+{
+    return g->power_draw > 0 ? g->utilization_gpu / g->power_draw : 0;
+}
+static double get_idle(const af_gpu_sample *g)
+{
+    return 100.0 - g->utilization_gpu;
+}
 
 static void render_gpus(af_server *s, expo *e, const char *node)
 {
@@ -374,89 +429,198 @@ static void render_gpus(af_server *s, expo *e, const char *node)
         n = CAP;
     static const struct {
         const char *name, *help;
-        int field;
+        gpu_getter get;
     } fams[] = {
-        {"gpu_utilization_percent", "GPU utilization (percent)", 0},
-        {"gpu_memory_utilization_percent", "GPU memory controller utilization (percent)", 1},
-        {"gpu_memory_used_bytes", "GPU memory in use (bytes)", 2},
-        {"gpu_memory_total_bytes", "GPU memory size (bytes)", 3},
-        {"gpu_temperature_celsius", "GPU temperature (degrees Celsius)", 4},
-        {"gpu_power_draw_watts", "GPU power draw (watts)", 5},
-        {"gpu_power_usage_watts", "GPU power draw (watts); alias of gpu_power_draw_watts", 5},
-        {"gpu_power_limit_watts", "GPU power limit (watts)", 6},
-        {"gpu_fan_speed_percent", "GPU fan speed (percent)", 7},
-        {"gpu_clock_graphics_mhz", "GPU graphics clock (MHz)", 8},
-        {"gpu_clock_memory_mhz", "GPU memory clock (MHz)", 9},
-        {"gpu_processes", "Processes running on the GPU (the original gpu_process_count)", 10},
-        {"gpu_efficiency_score", "GPU utilization percent per watt drawn (not bounded by 1)", 11},
-        {"gpu_idle_time_percent", "100 minus GPU utilization (percent)", 12},
+        {"gpu_utilization_percent", "GPU utilization (percent)", get_utilization},
+        {"gpu_memory_utilization_percent", "GPU memory controller utilization (percent)",
+         get_mem_utilization},
+        {"gpu_memory_used_bytes", "GPU memory in use (bytes)", get_mem_used},
+        {"gpu_memory_total_bytes", "GPU memory size (bytes)", get_mem_total},
+        {"gpu_temperature_celsius", "GPU temperature (degrees Celsius)", get_temperature},
+        {"gpu_power_draw_watts", "GPU power draw (watts)", get_power_draw},
+        {"gpu_power_usage_watts", "GPU power draw (watts); alias of gpu_power_draw_watts",
+         get_power_draw},
+        {"gpu_power_limit_watts", "GPU power limit (watts)", get_power_limit},
+        {"gpu_fan_speed_percent", "GPU fan speed (percent)", get_fan_speed},
+        {"gpu_clock_graphics_mhz", "GPU graphics clock (MHz)", get_clock_graphics},
+        {"gpu_clock_memory_mhz", "GPU memory clock (MHz)", get_clock_memory},
+        {"gpu_processes", "Processes running on the GPU (the original gpu_process_count)",
+         get_processes},
+        {"gpu_efficiency_score", "GPU utilization percent per watt drawn (not bounded by 1)",
+         get_efficiency},
+        {"gpu_idle_time_percent", "100 minus GPU utilization (percent)", get_idle},
     };
     for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++) {
-        fam(e, fams[f].name, "gauge", fams[f].help);
-        for (size_t i = 0; i < n; i++) {
-            double v = 0;
-            switch (fams[f].field) {
-            case 0:
-                v = g[i].utilization_gpu;
-                break;
-            case 1:
-                v = g[i].utilization_memory;
-                break;
-            case 2:
-                v = (double)g[i].memory_used_mb * 1048576.0;
-                break;
-            case 3:
-                v = (double)g[i].memory_total_mb * 1048576.0;
-                break;
-            case 4:
-                v = g[i].temperature;
-                break;
-            case 5:
-                v = g[i].power_draw;
-                break;
-            case 6:
-                v = g[i].power_limit;
-                break;
-            case 7:
-                v = g[i].fan_speed;
-                break;
-            case 8:
-                v = g[i].clock_graphics;
-                break;
-            case 9:
-                v = g[i].clock_memory;
-                break;
-            case 10:
-                v = g[i].process_count;
-                break;
-            case 11:
-                v = g[i].power_draw > 0 ? g[i].utilization_gpu / g[i].power_draw : 0;
-                break;
-            default:
-                v = 100.0 - g[i].utilization_gpu;
-                break;
-            }
-            gauge(e, fams[f].name, L("gpu_id", g[i].gpu_id, "gpu_name", g[i].name, "node", node),
-                  v);
-        }
+        family(e, fams[f].name, "gauge", fams[f].help);
+        for (size_t i = 0; i < n; i++)
+            gauge(e, fams[f].name,
+                  LABELS("gpu_id", g[i].gpu_id, "gpu_name", g[i].name, "node", node),
+                  fams[f].get(&g[i]));
     }
-    fam(e, "gpu_health_status", "gauge", "GPU health: 2 healthy, 1 warning, 0 critical");
+    family(e, "gpu_health_status", "gauge", "GPU health: 2 healthy, 1 warning, 0 critical");
     for (size_t i = 0; i < n; i++) {
         af_gpu_health h;
         if (af_gpu_collector_health(s->o.collector, g[i].gpu_id, &h) != 0)
             continue;
         double v = h.status == AF_GPU_HEALTHY ? 2 : h.status == AF_GPU_WARNING ? 1 : 0;
         gauge(e, "gpu_health_status",
-              L("gpu_id", g[i].gpu_id, "gpu_name", g[i].name, "node", node, "status",
-                af_gpu_level_name(h.status)),
+              LABELS("gpu_id", g[i].gpu_id, "gpu_name", g[i].name, "node", node, "status",
+                     af_gpu_level_name(h.status)),
               v);
     }
     double avg = 0;
     for (size_t i = 0; i < n; i++)
         avg += g[i].utilization_gpu;
-    fam(e, "cluster_utilization_percent", "gauge", "Mean GPU utilization across the cluster");
+    family(e, "cluster_utilization_percent", "gauge", "Mean GPU utilization across the cluster");
     gauge(e, "cluster_utilization_percent", NULL, n ? avg / (double)n : 0);
     free(g);
+}
+
+static int cmp_priority(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Whether w is in status st and, when gpu is set, assigned to that GPU. */
+static bool workload_matches(const af_workload_info *w, af_workload_status st, const char *gpu)
+{
+    return w->status == st && (!gpu || strcmp(w->assigned_gpu, gpu) == 0);
+}
+
+/* The distinct priorities of the matching workloads, ascending; the first cap distinct
+ * ones seen are kept. */
+static size_t distinct_priorities(const af_workload_info *w, size_t nw, af_workload_status st,
+                                  const char *gpu, int32_t *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < nw; i++) {
+        if (!workload_matches(&w[i], st, gpu))
+            continue;
+        bool dup = false;
+        for (size_t k = 0; k < n && !dup; k++)
+            dup = out[k] == w[i].priority;
+        if (!dup && n < cap)
+            out[n++] = w[i].priority;
+    }
+    qsort(out, n, sizeof(*out), cmp_priority);
+    return n;
+}
+
+static size_t count_priority(const af_workload_info *w, size_t nw, af_workload_status st,
+                             const char *gpu, int32_t priority)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < nw; i++)
+        c += workload_matches(&w[i], st, gpu) && w[i].priority == priority;
+    return c;
+}
+
+/* gpus_total / gpus_available by class, in class order, and the allocation efficiency. */
+static void render_scheduler_gpus(af_server *s, expo *e, const char *node, const af_gpu_status *g,
+                                  size_t ng)
+{
+    family(e, "gpus_registered", "gauge",
+           "GPUs registered with the scheduler (the original gpus_total)");
+    uint32_t tot[AF_GPU_CLASS_COUNT] = {0}, avail[AF_GPU_CLASS_COUNT] = {0};
+    uint64_t mem = 0, reserved = 0;
+    for (size_t i = 0; i < ng; i++) {
+        af_gpu_class c = af_gpu_class_from_name(g[i].name);
+        tot[c]++;
+        avail[c] += g[i].available;
+        mem += g[i].memory_total_mb;
+        reserved += g[i].memory_reserved_mb;
+    }
+    for (int c = 0; c < AF_GPU_CLASS_COUNT; c++)
+        if (tot[c])
+            gauge(e, "gpus_registered", LABELS("node", node, "gpu_type", af_gpu_class_name(c)),
+                  tot[c]);
+    family(e, "gpus_available", "gauge", "GPUs available for new placements");
+    for (int c = 0; c < AF_GPU_CLASS_COUNT; c++)
+        if (tot[c])
+            gauge(e, "gpus_available", LABELS("node", node, "gpu_type", af_gpu_class_name(c)),
+                  avail[c]);
+
+    const char *strategy = af_gpu_strategy_name(af_gpu_scheduler_strategy(s->o.scheduler));
+    family(e, "gpu_allocation_efficiency", "gauge",
+           "Share of GPU memory reserved by running workloads (0-1)");
+    gauge(e, "gpu_allocation_efficiency", LABELS("strategy", strategy),
+          mem ? (double)reserved / (double)mem : 0);
+}
+
+/* Pending per priority and running per (GPU, priority), from the live list. */
+static void render_scheduler_workloads(expo *e, const af_gpu_status *g, size_t ng,
+                                       const af_workload_info *w, size_t nw)
+{
+    family(e, "workloads_pending", "gauge", "Workloads waiting in the queue");
+    int32_t seen[64];
+    size_t nseen = distinct_priorities(w, nw, AF_WORKLOAD_PENDING, NULL, seen, 64);
+    for (size_t k = 0; k < nseen; k++) {
+        char p[16];
+        snprintf(p, sizeof(p), "%d", seen[k]);
+        gauge(e, "workloads_pending", LABELS("priority", p),
+              (double)count_priority(w, nw, AF_WORKLOAD_PENDING, NULL, seen[k]));
+    }
+    family(e, "workloads_running", "gauge", "Workloads running, per GPU and priority");
+    for (size_t gi = 0; gi < ng; gi++) {
+        int32_t ps[32];
+        size_t np = distinct_priorities(w, nw, AF_WORKLOAD_RUNNING, g[gi].id, ps, 32);
+        for (size_t k = 0; k < np; k++) {
+            char p[16];
+            snprintf(p, sizeof(p), "%d", ps[k]);
+            gauge(e, "workloads_running", LABELS("gpu_id", g[gi].id, "priority", p),
+                  (double)count_priority(w, nw, AF_WORKLOAD_RUNNING, g[gi].id, ps[k]));
+        }
+    }
+}
+
+/* The daemon's own counters and histograms; the caller holds met_mu. */
+static void render_scheduler_counters(af_server *s, expo *e)
+{
+    family(e, "workloads", "counter", "Workload transitions seen by the daemon, by status");
+    static const char *st[] = {"submitted", "completed", "cancelled", "failed"};
+    for (int k = 0; k < 4; k++)
+        for (size_t i = 0; i < s->n_prios; i++) {
+            const af__prio_metrics *m = &s->prios[i];
+            uint64_t v = k == 0   ? m->submitted
+                         : k == 1 ? m->completed
+                         : k == 2 ? m->cancelled
+                                  : m->failed;
+            char p[16];
+            snprintf(p, sizeof(p), "%d", m->priority);
+            counter(e, "workloads", LABELS("status", st[k], "priority", p), (double)v);
+        }
+    family(e, "workloads_completed", "counter", "Workloads completed");
+    for (size_t i = 0; i < s->n_prios; i++) {
+        char p[16];
+        snprintf(p, sizeof(p), "%d", s->prios[i].priority);
+        counter(e, "workloads_completed", LABELS("priority", p), (double)s->prios[i].completed);
+    }
+    family(e, "workload_queue_time_seconds", "histogram",
+           "Time from submission to placement on a GPU");
+    for (size_t i = 0; i < s->n_prios; i++) {
+        char p[16];
+        snprintf(p, sizeof(p), "%d", s->prios[i].priority);
+        histogram(e, "workload_queue_time_seconds", LABELS("priority", p), &s->prios[i].queue_time);
+    }
+    family(e, "workload_execution_time_seconds", "histogram", "Time from placement to completion");
+    histogram(e, "workload_execution_time_seconds", NULL, &s->exec_hist);
+    family(e, "scheduling_duration_seconds", "histogram", "Duration of one scheduling pass");
+    for (int k = 0; k < 4; k++)
+        if (s->sched_hist[k].count)
+            histogram(e, "scheduling_duration_seconds",
+                      LABELS("strategy", af_gpu_strategy_name((af_gpu_strategy)k)),
+                      &s->sched_hist[k]);
+    family(e, "scheduling_decisions", "counter",
+           "Scheduling outcomes: placed workloads, and workloads left pending after a pass");
+    for (int k = 0; k < 4; k++)
+        if (s->sched_hist[k].count) {
+            const char *sn = af_gpu_strategy_name((af_gpu_strategy)k);
+            counter(e, "scheduling_decisions", LABELS("strategy", sn, "outcome", "placed"),
+                    (double)s->sched_decisions[k][0]);
+            counter(e, "scheduling_decisions", LABELS("strategy", sn, "outcome", "pending"),
+                    (double)s->sched_decisions[k][1]);
+        }
 }
 
 static void render_scheduler(af_server *s, expo *e, const char *node)
@@ -480,183 +644,62 @@ static void render_scheduler(af_server *s, expo *e, const char *node)
     ng = ng > gcap ? gcap : ng;
     nw = nw > wcap ? wcap : nw;
 
-    /* gpus_total / gpus_available by class, in class order. */
-    fam(e, "gpus_registered", "gauge",
-        "GPUs registered with the scheduler (the original gpus_total)");
-    uint32_t tot[AF_GPU_CLASS_COUNT] = {0}, avail[AF_GPU_CLASS_COUNT] = {0};
-    uint64_t mem = 0, reserved = 0;
-    for (size_t i = 0; i < ng; i++) {
-        af_gpu_class c = af_gpu_class_from_name(g[i].name);
-        tot[c]++;
-        avail[c] += g[i].available;
-        mem += g[i].memory_total_mb;
-        reserved += g[i].memory_reserved_mb;
-    }
-    for (int c = 0; c < AF_GPU_CLASS_COUNT; c++)
-        if (tot[c])
-            gauge(e, "gpus_registered", L("node", node, "gpu_type", af_gpu_class_name(c)), tot[c]);
-    fam(e, "gpus_available", "gauge", "GPUs available for new placements");
-    for (int c = 0; c < AF_GPU_CLASS_COUNT; c++)
-        if (tot[c])
-            gauge(e, "gpus_available", L("node", node, "gpu_type", af_gpu_class_name(c)), avail[c]);
-
-    const char *strategy = af_gpu_strategy_name(af_gpu_scheduler_strategy(s->o.scheduler));
-    fam(e, "gpu_allocation_efficiency", "gauge",
-        "Share of GPU memory reserved by running workloads (0-1)");
-    gauge(e, "gpu_allocation_efficiency", L("strategy", strategy),
-          mem ? (double)reserved / (double)mem : 0);
-
-    /* Pending per priority and running per (GPU, priority), from the live list. */
-    fam(e, "workloads_pending", "gauge", "Workloads waiting in the queue");
-    int32_t seen[64];
-    size_t nseen = 0;
-    for (size_t i = 0; i < nw; i++) {
-        if (w[i].status != AF_WORKLOAD_PENDING)
-            continue;
-        bool dup = false;
-        for (size_t k = 0; k < nseen && !dup; k++)
-            dup = seen[k] == w[i].priority;
-        if (dup || nseen == 64)
-            continue;
-        seen[nseen++] = w[i].priority;
-    }
-    for (size_t a = 1; a < nseen; a++) /* ascending priority */
-        for (size_t k = a; k > 0 && seen[k - 1] > seen[k]; k--) {
-            int32_t t = seen[k];
-            seen[k] = seen[k - 1];
-            seen[k - 1] = t;
-        }
-    for (size_t k = 0; k < nseen; k++) {
-        size_t c = 0;
-        for (size_t i = 0; i < nw; i++)
-            c += w[i].status == AF_WORKLOAD_PENDING && w[i].priority == seen[k];
-        char p[16];
-        snprintf(p, sizeof(p), "%d", seen[k]);
-        gauge(e, "workloads_pending", L("priority", p), (double)c);
-    }
-    fam(e, "workloads_running", "gauge", "Workloads running, per GPU and priority");
-    for (size_t gi = 0; gi < ng; gi++) {
-        /* priorities on this GPU, ascending */
-        int32_t ps[32];
-        size_t np = 0;
-        for (size_t i = 0; i < nw; i++) {
-            if (w[i].status != AF_WORKLOAD_RUNNING || strcmp(w[i].assigned_gpu, g[gi].id) != 0)
-                continue;
-            bool dup = false;
-            for (size_t k = 0; k < np && !dup; k++)
-                dup = ps[k] == w[i].priority;
-            if (!dup && np < 32)
-                ps[np++] = w[i].priority;
-        }
-        for (size_t a = 1; a < np; a++)
-            for (size_t k = a; k > 0 && ps[k - 1] > ps[k]; k--) {
-                int32_t t = ps[k];
-                ps[k] = ps[k - 1];
-                ps[k - 1] = t;
-            }
-        for (size_t k = 0; k < np; k++) {
-            size_t c = 0;
-            for (size_t i = 0; i < nw; i++)
-                c += w[i].status == AF_WORKLOAD_RUNNING && w[i].priority == ps[k] &&
-                     strcmp(w[i].assigned_gpu, g[gi].id) == 0;
-            char p[16];
-            snprintf(p, sizeof(p), "%d", ps[k]);
-            gauge(e, "workloads_running", L("gpu_id", g[gi].id, "priority", p), (double)c);
-        }
-    }
+    render_scheduler_gpus(s, e, node, g, ng);
+    render_scheduler_workloads(e, g, ng, w, nw);
     free(g);
     free(w);
 
     pthread_mutex_lock(&s->met_mu);
-    fam(e, "workloads", "counter", "Workload transitions seen by the daemon, by status");
-    static const char *st[] = {"submitted", "completed", "cancelled", "failed"};
-    for (int k = 0; k < 4; k++)
-        for (size_t i = 0; i < s->n_prios; i++) {
-            const af__prio_metrics *m = &s->prios[i];
-            uint64_t v = k == 0   ? m->submitted
-                         : k == 1 ? m->completed
-                         : k == 2 ? m->cancelled
-                                  : m->failed;
-            char p[16];
-            snprintf(p, sizeof(p), "%d", m->priority);
-            counter(e, "workloads", L("status", st[k], "priority", p), (double)v);
-        }
-    fam(e, "workloads_completed", "counter", "Workloads completed");
-    for (size_t i = 0; i < s->n_prios; i++) {
-        char p[16];
-        snprintf(p, sizeof(p), "%d", s->prios[i].priority);
-        counter(e, "workloads_completed", L("priority", p), (double)s->prios[i].completed);
-    }
-    fam(e, "workload_queue_time_seconds", "histogram",
-        "Time from submission to placement on a GPU");
-    for (size_t i = 0; i < s->n_prios; i++) {
-        char p[16];
-        snprintf(p, sizeof(p), "%d", s->prios[i].priority);
-        histogram(e, "workload_queue_time_seconds", L("priority", p), &s->prios[i].queue_time);
-    }
-    fam(e, "workload_execution_time_seconds", "histogram", "Time from placement to completion");
-    histogram(e, "workload_execution_time_seconds", NULL, &s->exec_hist);
-    fam(e, "scheduling_duration_seconds", "histogram", "Duration of one scheduling pass");
-    for (int k = 0; k < 4; k++)
-        if (s->sched_hist[k].count)
-            histogram(e, "scheduling_duration_seconds",
-                      L("strategy", af_gpu_strategy_name((af_gpu_strategy)k)), &s->sched_hist[k]);
-    fam(e, "scheduling_decisions", "counter",
-        "Scheduling outcomes: placed workloads, and workloads left pending after a pass");
-    for (int k = 0; k < 4; k++)
-        if (s->sched_hist[k].count) {
-            const char *sn = af_gpu_strategy_name((af_gpu_strategy)k);
-            counter(e, "scheduling_decisions", L("strategy", sn, "outcome", "placed"),
-                    (double)s->sched_decisions[k][0]);
-            counter(e, "scheduling_decisions", L("strategy", sn, "outcome", "pending"),
-                    (double)s->sched_decisions[k][1]);
-        }
+    render_scheduler_counters(s, e);
     pthread_mutex_unlock(&s->met_mu);
 }
 
 static void render_serving(af_server *s, expo *e)
 {
     pthread_mutex_lock(&s->met_mu);
-    fam(e, "inference_requests", "counter", "Inference requests served by the daemon");
+    family(e, "inference_requests", "counter", "Inference requests served by the daemon");
     for (size_t i = 0; i < s->n_models; i++) {
-        counter(e, "inference_requests", L("model_id", s->models[i].id, "status", "success"),
+        counter(e, "inference_requests", LABELS("model_id", s->models[i].id, "status", "success"),
                 (double)s->models[i].ok);
-        counter(e, "inference_requests", L("model_id", s->models[i].id, "status", "error"),
+        counter(e, "inference_requests", LABELS("model_id", s->models[i].id, "status", "error"),
                 (double)s->models[i].errors);
     }
-    fam(e, "inference_latency_seconds", "histogram", "Inference latency as the caller saw it");
+    family(e, "inference_latency_seconds", "histogram", "Inference latency as the caller saw it");
     for (size_t i = 0; i < s->n_models; i++)
-        histogram(e, "inference_latency_seconds", L("model_id", s->models[i].id),
+        histogram(e, "inference_latency_seconds", LABELS("model_id", s->models[i].id),
                   &s->models[i].latency);
-    fam(e, "inference_batch_size", "histogram", "Size of the batch a request was served in");
+    family(e, "inference_batch_size", "histogram", "Size of the batch a request was served in");
     for (size_t i = 0; i < s->n_models; i++)
-        histogram(e, "inference_batch_size", L("model_id", s->models[i].id), &s->models[i].batch);
-    fam(e, "cache_hits", "counter", "Inference responses served from the cache");
+        histogram(e, "inference_batch_size", LABELS("model_id", s->models[i].id),
+                  &s->models[i].batch);
+    family(e, "cache_hits", "counter", "Inference responses served from the cache");
     for (size_t i = 0; i < s->n_models; i++)
-        counter(e, "cache_hits", L("model_id", s->models[i].id), (double)s->models[i].cache_hits);
-    fam(e, "cache_misses", "counter", "Inference requests that reached a backend");
+        counter(e, "cache_hits", LABELS("model_id", s->models[i].id),
+                (double)s->models[i].cache_hits);
+    family(e, "cache_misses", "counter", "Inference requests that reached a backend");
     for (size_t i = 0; i < s->n_models; i++)
-        counter(e, "cache_misses", L("model_id", s->models[i].id),
+        counter(e, "cache_misses", LABELS("model_id", s->models[i].id),
                 (double)s->models[i].cache_misses);
-    fam(e, "cache_hit_rate", "gauge", "Cache hits over successful requests (0-1)");
+    family(e, "cache_hit_rate", "gauge", "Cache hits over successful requests (0-1)");
     for (size_t i = 0; i < s->n_models; i++) {
         const af__model_metrics *m = &s->models[i];
-        gauge(e, "cache_hit_rate", L("model_id", m->id),
+        gauge(e, "cache_hit_rate", LABELS("model_id", m->id),
               m->ok ? (double)m->cache_hits / (double)m->ok : 0);
     }
-    fam(e, "tokens_processed", "counter", "Prompt plus completion tokens of served requests");
+    family(e, "tokens_processed", "counter", "Prompt plus completion tokens of served requests");
     for (size_t i = 0; i < s->n_models; i++)
-        counter(e, "tokens_processed", L("model_id", s->models[i].id, "operation", "inference"),
+        counter(e, "tokens_processed",
+                LABELS("model_id", s->models[i].id, "operation", "inference"),
                 (double)s->models[i].tokens);
     pthread_mutex_unlock(&s->met_mu);
     if (s->o.serving) {
         af_serving_stats st;
         af_serving_stats_get(s->o.serving, &st);
-        fam(e, "serving_queue_depth", "gauge", "Inference requests queued for a batcher");
+        family(e, "serving_queue_depth", "gauge", "Inference requests queued for a batcher");
         gauge(e, "serving_queue_depth", NULL, st.pending_requests);
-        fam(e, "serving_overloaded", "counter", "Inference requests refused: queue full");
+        family(e, "serving_overloaded", "counter", "Inference requests refused: queue full");
         counter(e, "serving_overloaded", NULL, (double)st.overloaded);
-        fam(e, "cache_entries", "gauge", "Entries in the response cache");
+        family(e, "cache_entries", "gauge", "Entries in the response cache");
         gauge(e, "cache_entries", NULL, (double)st.cache_entries);
     }
 }
@@ -675,15 +718,15 @@ static void cost_groups(expo *e, const char *base, const char *label, const af_c
             other += v;
             have_other = true;
         } else if (cur) {
-            counter(e, base, L(label, g[i].name, "currency", cur), v);
+            counter(e, base, LABELS(label, g[i].name, "currency", cur), v);
         } else {
-            counter(e, base, L(label, g[i].name), v);
+            counter(e, base, LABELS(label, g[i].name), v);
         }
     }
     if (have_other && cur)
-        counter(e, base, L(label, AF_COST_OTHER, "currency", cur), other);
+        counter(e, base, LABELS(label, AF_COST_OTHER, "currency", cur), other);
     else if (have_other)
-        counter(e, base, L(label, AF_COST_OTHER), other);
+        counter(e, base, LABELS(label, AF_COST_OTHER), other);
 }
 
 static void render_costs(af_server *s, expo *e)
@@ -695,27 +738,28 @@ static void render_costs(af_server *s, expo *e)
         return;
     const char *cur = cs.currency[0] ? cs.currency : "USD";
     size_t cap = s->o.max_label_values ? s->o.max_label_values : SIZE_MAX;
-    fam(e, "cost_dollars", "counter", "Cost recorded since the daemon started, by operation");
+    family(e, "cost_dollars", "counter", "Cost recorded since the daemon started, by operation");
     cost_groups(e, "cost_dollars", "operation", cs.by_operation, cs.n_by_operation, cap, cur,
                 false);
-    fam(e, "cost_by_model_dollars", "counter", "Cost recorded since the daemon started, by model");
+    family(e, "cost_by_model_dollars", "counter",
+           "Cost recorded since the daemon started, by model");
     cost_groups(e, "cost_by_model_dollars", "model_id", cs.by_model, cs.n_by_model, cap, cur,
                 false);
-    fam(e, "gpu_usage_seconds", "counter",
-        "GPU time recorded since start, by operation (the original gpu_hours_consumed, in "
-        "seconds)");
+    family(e, "gpu_usage_seconds", "counter",
+           "GPU time recorded since start, by operation (the original gpu_hours_consumed, in "
+           "seconds)");
     cost_groups(e, "gpu_usage_seconds", "workload_type", cs.by_operation, cs.n_by_operation, cap,
                 NULL, true);
     af_cost_summary_free(&cs);
     af_cost_forecast f;
     if (af_cost_forecast_24h(s->o.costs, 0, &f) == 0) {
-        fam(e, "cost_per_hour_dollars", "gauge", "Fitted current cost rate per hour");
-        gauge(e, "cost_per_hour_dollars", L("resource_type", "all", "currency", cur),
+        family(e, "cost_per_hour_dollars", "gauge", "Fitted current cost rate per hour");
+        gauge(e, "cost_per_hour_dollars", LABELS("resource_type", "all", "currency", cur),
               f.current_rate_per_hour);
-        fam(e, "estimated_monthly_cost_dollars", "gauge", "Current hourly rate times 720 hours");
-        gauge(e, "estimated_monthly_cost_dollars", L("resource_type", "all"),
+        family(e, "estimated_monthly_cost_dollars", "gauge", "Current hourly rate times 720 hours");
+        gauge(e, "estimated_monthly_cost_dollars", LABELS("resource_type", "all"),
               f.current_rate_per_hour > 0 ? f.current_rate_per_hour * 720.0 : 0);
-        fam(e, "predicted_cost_24h_dollars", "gauge", "Forecast cost of the next 24 hours");
+        family(e, "predicted_cost_24h_dollars", "gauge", "Forecast cost of the next 24 hours");
         gauge(e, "predicted_cost_24h_dollars", NULL, f.predicted_cost_24h);
     }
 }
@@ -733,7 +777,7 @@ static void render_alerts(af_server *s, expo *e)
     size_t n = af_gpu_collector_alerts(s->o.collector, NULL, 0, a, CAP);
     n = n > CAP ? CAP : n;
     static const char *types[] = {"temperature", "memory", "power", "utilization", "process"};
-    fam(e, "active_alerts", "gauge", "Unacknowledged alerts of the last hour");
+    family(e, "active_alerts", "gauge", "Unacknowledged alerts of the last hour");
     uint64_t since = af_now_ns() - 3600ull * 1000000000ull;
     for (int sev = 0; sev < 3; sev++)
         for (int t = 0; t < 5; t++) {
@@ -746,7 +790,7 @@ static void render_alerts(af_server *s, expo *e)
             }
             if (all)
                 gauge(e, "active_alerts",
-                      L("severity", af_gpu_severity_name((af_gpu_level)sev), "type", types[t]),
+                      LABELS("severity", af_gpu_severity_name((af_gpu_level)sev), "type", types[t]),
                       (double)c);
         }
     free(a);
@@ -754,50 +798,51 @@ static void render_alerts(af_server *s, expo *e)
 
 static void render_system(af_server *s, expo *e)
 {
-    fam(e, "system_uptime_seconds", "gauge", "Seconds since the daemon started");
+    family(e, "system_uptime_seconds", "gauge", "Seconds since the daemon started");
     gauge(e, "system_uptime_seconds", NULL, (double)(af_monotonic_ns() - s->started_mono_ns) / 1e9);
-    fam(e, "component_health_status", "gauge", "Component health: 2 healthy, 1 degraded, 0 down");
-    gauge(e, "component_health_status", L("component", "dashboard"), 2);
+    family(e, "component_health_status", "gauge",
+           "Component health: 2 healthy, 1 degraded, 0 down");
+    gauge(e, "component_health_status", LABELS("component", "dashboard"), 2);
     if (s->o.collector)
-        gauge(e, "component_health_status", L("component", "metrics_collector"),
+        gauge(e, "component_health_status", LABELS("component", "metrics_collector"),
               af_gpu_collector_running(s->o.collector) ? 2 : 0);
-    gauge(e, "component_health_status", L("component", "prometheus"), 2);
+    gauge(e, "component_health_status", LABELS("component", "prometheus"), 2);
     af_tracing_health th;
     af_tracing_health_get(s->o.tracing, &th);
-    gauge(e, "component_health_status", L("component", "tracing"),
+    gauge(e, "component_health_status", LABELS("component", "tracing"),
           th.status == AF_HEALTH_HEALTHY    ? 2
           : th.status == AF_HEALTH_DEGRADED ? 1
                                             : 0);
 
-    fam(e, "websocket_clients", "gauge", "WebSocket clients connected");
+    family(e, "websocket_clients", "gauge", "WebSocket clients connected");
     gauge(e, "websocket_clients", NULL, atomic_load(&s->n_clients));
-    fam(e, "websocket_messages_sent", "counter", "WebSocket messages written to clients");
+    family(e, "websocket_messages_sent", "counter", "WebSocket messages written to clients");
     counter(e, "websocket_messages_sent", NULL, (double)atomic_load(&s->ws_sent));
-    fam(e, "websocket_messages_dropped", "counter",
-        "WebSocket updates dropped because a client's queue was full");
+    family(e, "websocket_messages_dropped", "counter",
+           "WebSocket updates dropped because a client's queue was full");
     counter(e, "websocket_messages_dropped", NULL, (double)atomic_load(&s->ws_dropped));
-    fam(e, "websocket_rejected", "counter", "WebSocket clients refused by the client cap");
+    family(e, "websocket_rejected", "counter", "WebSocket clients refused by the client cap");
     counter(e, "websocket_rejected", NULL, (double)atomic_load(&s->ws_rejected));
 
     pthread_mutex_lock(&s->met_mu);
-    fam(e, "http_request_duration_seconds", "histogram", "HTTP API latency per route");
+    family(e, "http_request_duration_seconds", "histogram", "HTTP API latency per route");
     for (size_t i = 0; i <= af__nroutes; i++) {
         if (!s->http_hist[i].count)
             continue;
         const char *route = i < af__nroutes ? af__routes[i].pattern : "unmatched";
         const char *method =
             i < af__nroutes ? (af__routes[i].methods & AF__M_POST ? "POST" : "GET") : "any";
-        histogram(e, "http_request_duration_seconds", L("route", route, "method", method),
+        histogram(e, "http_request_duration_seconds", LABELS("route", route, "method", method),
                   &s->http_hist[i]);
     }
-    fam(e, "http_server_errors", "counter", "HTTP responses with a 5xx status per route");
+    family(e, "http_server_errors", "counter", "HTTP responses with a 5xx status per route");
     for (size_t i = 0; i <= af__nroutes; i++) {
         if (!s->http_hist[i].count)
             continue;
         const char *route = i < af__nroutes ? af__routes[i].pattern : "unmatched";
         const char *method =
             i < af__nroutes ? (af__routes[i].methods & AF__M_POST ? "POST" : "GET") : "any";
-        counter(e, "http_server_errors", L("route", route, "method", method),
+        counter(e, "http_server_errors", LABELS("route", route, "method", method),
                 (double)s->http_errors[i]);
     }
     pthread_mutex_unlock(&s->met_mu);
@@ -823,7 +868,7 @@ static void render_tracing(af_server *s, expo *e)
     uint64_t v[] = {ps.spans_started, ps.spans_ended,    ps.spans_unsampled,
                     ps.spans_dropped, ps.spans_exported, ps.spans_failed};
     for (size_t i = 0; i < 6; i++) {
-        fam(e, f[i].name, "counter", f[i].help);
+        family(e, f[i].name, "counter", f[i].help);
         counter(e, f[i].name, NULL, (double)v[i]);
     }
     /* Per-processor families: the stats are read once, then each family is written whole
@@ -850,13 +895,13 @@ static void render_tracing(af_server *s, expo *e)
         {"tracing_export_calls", "counter", "Export calls made"},
     };
     for (size_t k = 0; k < sizeof(pf) / sizeof(pf[0]); k++) {
-        fam(e, pf[k].name, pf[k].kind, pf[k].help);
+        family(e, pf[k].name, pf[k].kind, pf[k].help);
         for (size_t i = 0; i < np; i++) {
             double val = k == 0   ? st[i].queue_depth
                          : k == 1 ? st[i].queue_capacity
                          : k == 2 ? (double)st[i].export_ns_total / 1e9
                                   : (double)st[i].export_calls;
-            const char *const *labels = L("processor", idx[i], "exporter", type[i]);
+            const char *const *labels = LABELS("processor", idx[i], "exporter", type[i]);
             if (k < 2)
                 gauge(e, pf[k].name, labels, val);
             else
@@ -866,14 +911,14 @@ static void render_tracing(af_server *s, expo *e)
     if (s->o.traces) {
         af__hist h;
         af__trace_store_export_hist(s->o.traces, &h);
-        fam(e, "tracing_export_duration_seconds", "histogram",
-            "Latency of one export call into the in-process trace store");
-        histogram(e, "tracing_export_duration_seconds", L("exporter", "trace_store"), &h);
-        fam(e, "trace_store_spans", "gauge", "Spans held by the in-process trace store");
+        family(e, "tracing_export_duration_seconds", "histogram",
+               "Latency of one export call into the in-process trace store");
+        histogram(e, "tracing_export_duration_seconds", LABELS("exporter", "trace_store"), &h);
+        family(e, "trace_store_spans", "gauge", "Spans held by the in-process trace store");
         gauge(e, "trace_store_spans", NULL, (double)af_trace_store_span_count(s->o.traces));
-        fam(e, "trace_store_bytes", "gauge",
-            "Bytes of span copies held by the in-process trace store (bounded by "
-            "server.trace_store_bytes)");
+        family(e, "trace_store_bytes", "gauge",
+               "Bytes of span copies held by the in-process trace store (bounded by "
+               "server.trace_store_bytes)");
         gauge(e, "trace_store_bytes", NULL, (double)af_trace_store_bytes(s->o.traces));
     }
 }
@@ -896,7 +941,7 @@ static void cluster_gpu_sample(const char *node, bool ready, const af_cluster_gp
                : f->field == 2 ? (double)g->memory_total_mb * 1048576.0
                : f->field == 3 ? g->temperature
                                : (double)ready;
-    gauge(f->e, f->name, L("node", node, "gpu_id", id, "gpu_name", g->name), v);
+    gauge(f->e, f->name, LABELS("node", node, "gpu_id", id, "gpu_name", g->name), v);
 }
 
 static void render_cluster(af_server *s, expo *e)
@@ -905,12 +950,12 @@ static void render_cluster(af_server *s, expo *e)
         return;
     af_cluster_stats st;
     af_cluster_stats_get(s->o.cluster, &st);
-    fam(e, "cluster_nodes", "gauge", "Nodes known to the cluster scheduler, by readiness");
-    gauge(e, "cluster_nodes", L("state", "ready"), st.ready_nodes);
-    gauge(e, "cluster_nodes", L("state", "not_ready"), st.nodes - st.ready_nodes);
-    fam(e, "cluster_gpu_holds", "gauge", "GPU holds: reserved for a pod, or bound");
-    gauge(e, "cluster_gpu_holds", L("kind", "reserved"), st.reservations);
-    gauge(e, "cluster_gpu_holds", L("kind", "bound"), st.bindings);
+    family(e, "cluster_nodes", "gauge", "Nodes known to the cluster scheduler, by readiness");
+    gauge(e, "cluster_nodes", LABELS("state", "ready"), st.ready_nodes);
+    gauge(e, "cluster_nodes", LABELS("state", "not_ready"), st.nodes - st.ready_nodes);
+    family(e, "cluster_gpu_holds", "gauge", "GPU holds: reserved for a pod, or bound");
+    gauge(e, "cluster_gpu_holds", LABELS("kind", "reserved"), st.reservations);
+    gauge(e, "cluster_gpu_holds", LABELS("kind", "bound"), st.bindings);
     static const struct {
         const char *name, *help;
     } fams[] = {
@@ -921,7 +966,7 @@ static void render_cluster(af_server *s, expo *e)
         {"cluster_gpu_ready", "1 while the GPU's node reports within cluster.node_timeout"},
     };
     for (int f = 0; f < (int)(sizeof(fams) / sizeof(fams[0])); f++) {
-        fam(e, fams[f].name, "gauge", fams[f].help);
+        family(e, fams[f].name, "gauge", fams[f].help);
         cluster_fam cf = {e, fams[f].name, f};
         af_cluster_each_gpu(s->o.cluster, cluster_gpu_sample, &cf);
     }
@@ -937,33 +982,33 @@ static void render_store(af_server *s, expo *e)
         return;
     af_store_health h;
     af_store_health_get(s->o.store, &h);
-    fam(e, "store_commits", "counter", "Transactions committed by the store's writer");
+    family(e, "store_commits", "counter", "Transactions committed by the store's writer");
     counter(e, "store_commits", NULL, (double)h.commits);
-    fam(e, "store_write_failures", "counter",
-        "Writes refused because their commit failed (answered 503 storage_unavailable)");
+    family(e, "store_write_failures", "counter",
+           "Writes refused because their commit failed (answered 503 storage_unavailable)");
     counter(e, "store_write_failures", NULL, (double)h.failures);
-    fam(e, "store_queued_writes", "gauge", "Writes waiting for the next commit");
+    family(e, "store_queued_writes", "gauge", "Writes waiting for the next commit");
     gauge(e, "store_queued_writes", NULL, h.queued);
-    fam(e, "store_size_bytes", "gauge", "Size of the database file");
+    family(e, "store_size_bytes", "gauge", "Size of the database file");
     gauge(e, "store_size_bytes", NULL, (double)h.size_bytes);
-    fam(e, "store_last_commit_timestamp_seconds", "gauge",
-        "Wall-clock time of the last successful commit (0: none yet)");
+    family(e, "store_last_commit_timestamp_seconds", "gauge",
+           "Wall-clock time of the last successful commit (0: none yet)");
     gauge(e, "store_last_commit_timestamp_seconds", NULL, (double)h.last_commit_ns / 1e9);
 }
 
 static void render_folded(af_server *s, expo *e)
 {
-    fam(e, "metric_label_values_folded", "counter",
-        "Observations recorded under the label value \"other\" because the family already had "
-        "server.max_label_values distinct values");
+    family(e, "metric_label_values_folded", "counter",
+           "Observations recorded under the label value \"other\" because the family already had "
+           "server.max_label_values distinct values");
     if (s->o.costs) {
         af_cost_stats st;
         af_cost_stats_get(s->o.costs, &st);
-        counter(e, "metric_label_values_folded", L("family", P "cost_dollars"),
+        counter(e, "metric_label_values_folded", LABELS("family", P "cost_dollars"),
                 (double)st.operations_folded);
-        counter(e, "metric_label_values_folded", L("family", P "cost_by_model_dollars"),
+        counter(e, "metric_label_values_folded", LABELS("family", P "cost_by_model_dollars"),
                 (double)st.models_folded);
-        counter(e, "metric_label_values_folded", L("family", P "gpu_usage_seconds"),
+        counter(e, "metric_label_values_folded", LABELS("family", P "gpu_usage_seconds"),
                 (double)st.operations_folded);
     }
     static const char *const model_fams[] = {
@@ -975,7 +1020,7 @@ static void render_folded(af_server *s, expo *e)
     uint64_t folded = s->models_folded;
     pthread_mutex_unlock(&s->met_mu);
     for (size_t i = 0; i < sizeof(model_fams) / sizeof(model_fams[0]); i++)
-        counter(e, "metric_label_values_folded", L("family", model_fams[i]), (double)folded);
+        counter(e, "metric_label_values_folded", LABELS("family", model_fams[i]), (double)folded);
 }
 
 int af__metrics_render(af_server *s, bool openmetrics, af_buf *out)

@@ -213,24 +213,9 @@ static int by_start_desc(const void *a, const void *b)
     return x->start > y->start ? -1 : x->start < y->start;
 }
 
-int af_trace_store_list_json(af_trace_store *s, const af_trace_query *q, char **out)
+/* Groups arr (sorted by trace, then start) into traces; g holds room for n groups. */
+static size_t group_traces(af_span_copy **arr, size_t n, group *g)
 {
-    *out = NULL;
-    af_trace_query dq;
-    if (!q) {
-        af_trace_query_init(&dq);
-        q = &dq;
-    }
-    af_span_copy **arr;
-    size_t n = snapshot(s, &arr);
-    if (!arr && s->sh->mem)
-        return -ENOMEM;
-    qsort(arr, n, sizeof(*arr), by_trace_then_start);
-    group *g = malloc(sizeof(*g) * (n ? n : 1));
-    if (!g) {
-        release_all(arr, n);
-        return -ENOMEM;
-    }
     size_t ng = 0;
     for (size_t i = 0; i < n;) {
         const af_span_data *d0 = af_span_copy_data(arr[i]);
@@ -260,6 +245,79 @@ int af_trace_store_list_json(af_trace_store *s, const af_trace_query *q, char **
         gr->n = j - i;
         i = j;
     }
+    return ng;
+}
+
+/* Whether the trace gr passes the query's filters. */
+static bool group_matches(af_span_copy **arr, const group *gr, const af_trace_query *q)
+{
+    if (q->error >= 0 && gr->error != (q->error == 1))
+        return false;
+    if (q->min_duration_ns && gr->end - gr->start < q->min_duration_ns)
+        return false;
+    bool svc_ok = !q->service, op_ok = !q->operation;
+    for (size_t j = gr->first; j < gr->first + gr->n; j++) {
+        const af_span_data *d = af_span_copy_data(arr[j]);
+        if (!svc_ok && strcmp(service_of(d), q->service) == 0)
+            svc_ok = true;
+        if (!op_ok && strstr(d->name, q->operation))
+            op_ok = true;
+    }
+    return svc_ok && op_ok;
+}
+
+/* One trace summary object; comma says whether one precedes it. */
+static void render_group(af_buf *b, af_span_copy **arr, const group *gr, bool comma)
+{
+    const af_span_data *root = af_span_copy_data(arr[gr->root]);
+    char tid[33], ts[40];
+    af_trace_id_to_hex(root->trace_id, tid);
+    af__fmt_rfc3339(gr->start, 9, ts);
+    af__buf_printf(b, "%s{\"trace_id\":\"%s\",\"root_name\":", comma ? "," : "", tid);
+    af__buf_json_string(b, root->name, strlen(root->name));
+    af__buf_puts(b, ",\"service\":");
+    af__buf_json_string(b, service_of(root), strlen(service_of(root)));
+    af__buf_printf(b,
+                   ",\"start_time\":\"%s\",\"start_time_unix_nano\":%llu,\"duration_ms\":%.3f,"
+                   "\"span_count\":%zu,\"error\":%s,\"services\":[",
+                   ts, (unsigned long long)gr->start, (double)(gr->end - gr->start) / 1e6, gr->n,
+                   gr->error ? "true" : "false");
+    /* Distinct services, in order of first span. */
+    size_t nsv = 0;
+    for (size_t j = gr->first; j < gr->first + gr->n; j++) {
+        const char *sv = service_of(af_span_copy_data(arr[j]));
+        bool dup = false;
+        for (size_t x = gr->first; x < j && !dup; x++)
+            dup = strcmp(service_of(af_span_copy_data(arr[x])), sv) == 0;
+        if (dup)
+            continue;
+        if (nsv++)
+            af__buf_putc(b, ',');
+        af__buf_json_string(b, sv, strlen(sv));
+    }
+    af__buf_putc(b, ']');
+    af__buf_putc(b, '}');
+}
+
+int af_trace_store_list_json(af_trace_store *s, const af_trace_query *q, char **out)
+{
+    *out = NULL;
+    af_trace_query dq;
+    if (!q) {
+        af_trace_query_init(&dq);
+        q = &dq;
+    }
+    af_span_copy **arr;
+    size_t n = snapshot(s, &arr);
+    if (!arr && s->sh->mem)
+        return -ENOMEM;
+    qsort(arr, n, sizeof(*arr), by_trace_then_start);
+    group *g = malloc(sizeof(*g) * (n ? n : 1));
+    if (!g) {
+        release_all(arr, n);
+        return -ENOMEM;
+    }
+    size_t ng = group_traces(arr, n, g);
     qsort(g, ng, sizeof(*g), by_start_desc);
 
     af_buf b;
@@ -267,52 +325,12 @@ int af_trace_store_list_json(af_trace_store *s, const af_trace_query *q, char **
     af__buf_puts(&b, "{\"traces\":[");
     size_t shown = 0, matched = 0;
     for (size_t k = 0; k < ng; k++) {
-        group *gr = &g[k];
-        const af_span_data *root = af_span_copy_data(arr[gr->root]);
-        if (q->error >= 0 && gr->error != (q->error == 1))
-            continue;
-        if (q->min_duration_ns && gr->end - gr->start < q->min_duration_ns)
-            continue;
-        bool svc_ok = !q->service, op_ok = !q->operation;
-        for (size_t j = gr->first; j < gr->first + gr->n; j++) {
-            const af_span_data *d = af_span_copy_data(arr[j]);
-            if (!svc_ok && strcmp(service_of(d), q->service) == 0)
-                svc_ok = true;
-            if (!op_ok && strstr(d->name, q->operation))
-                op_ok = true;
-        }
-        if (!svc_ok || !op_ok)
+        if (!group_matches(arr, &g[k], q))
             continue;
         matched++;
         if (shown >= q->limit)
             continue;
-        char tid[33], ts[40];
-        af_trace_id_to_hex(root->trace_id, tid);
-        af__fmt_rfc3339(gr->start, 9, ts);
-        af__buf_printf(&b, "%s{\"trace_id\":\"%s\",\"root_name\":", shown ? "," : "", tid);
-        af__buf_json_string(&b, root->name, strlen(root->name));
-        af__buf_puts(&b, ",\"service\":");
-        af__buf_json_string(&b, service_of(root), strlen(service_of(root)));
-        af__buf_printf(&b,
-                       ",\"start_time\":\"%s\",\"start_time_unix_nano\":%llu,\"duration_ms\":%.3f,"
-                       "\"span_count\":%zu,\"error\":%s,\"services\":[",
-                       ts, (unsigned long long)gr->start, (double)(gr->end - gr->start) / 1e6,
-                       gr->n, gr->error ? "true" : "false");
-        /* Distinct services, in order of first span. */
-        size_t nsv = 0;
-        for (size_t j = gr->first; j < gr->first + gr->n; j++) {
-            const char *sv = service_of(af_span_copy_data(arr[j]));
-            bool dup = false;
-            for (size_t x = gr->first; x < j && !dup; x++)
-                dup = strcmp(service_of(af_span_copy_data(arr[x])), sv) == 0;
-            if (dup)
-                continue;
-            if (nsv++)
-                af__buf_putc(&b, ',');
-            af__buf_json_string(&b, sv, strlen(sv));
-        }
-        af__buf_putc(&b, ']');
-        af__buf_putc(&b, '}');
+        render_group(&b, arr, &g[k], shown > 0);
         shown++;
     }
     af__buf_printf(&b, "],\"total\":%zu,\"spans_held\":%zu}", matched, n);
