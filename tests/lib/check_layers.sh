@@ -1,5 +1,5 @@
 #!/bin/sh
-# Layering (DESIGN.md section 2): through a layer's include root (build/layers/<layer>) the
+# Layering (docs/architecture.md, layers): through a layer's include root (build/layers/<layer>) the
 # headers of that layer and the layers below it compile, a higher layer's do not.
 # usage: check_layers.sh <cc> <build dir> <source dir>
 set -u
