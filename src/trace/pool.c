@@ -18,6 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include "trace/span_int.h"
 
 #define SLAB_RECORDS 64
@@ -80,9 +84,31 @@ static void cache_destructor(void *arg)
     free(c);
 }
 
+/* Whether the CPU has PREFETCHW (CPUID 0x80000001 ECX bit 8): set once, with the key. */
+static bool have_prefetchw;
+
 static void make_cache_key(void)
 {
     pthread_key_create(&cache_key, cache_destructor);
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    have_prefetchw = __get_cpuid(0x80000001, &a, &b, &c, &d) && (c & (1u << 8));
+#endif
+}
+
+/* Asks for the line holding p in a writable (exclusive) state. A read prefetch, which is what
+ * __builtin_prefetch(p, 1) becomes without -mprfchw, leaves a line the export thread has read
+ * shared, and the first locked instruction on it then waits for the other core to let it go
+ * (perf: 70 % of this file's cycles on the generation bump's exchange). */
+static inline void prefetch_for_write(const void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (have_prefetchw) {
+        __asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
+        return;
+    }
+#endif
+    __builtin_prefetch(p, 1, 3);
 }
 
 /* The calling thread's cache, created on first use; NULL only when memory is short. */
@@ -142,8 +168,8 @@ af_span_rec *af__span_rec_alloc(void)
      * cycles of a sampled span in this function). */
     if (c->count) {
         af_span_rec *next = c->items[c->count - 1];
-        __builtin_prefetch(next, 1, 3);
-        __builtin_prefetch(&next->data, 1, 3);
+        prefetch_for_write(next);
+        prefetch_for_write(&next->data);
     }
     /* Invalidate outstanding handles under the span lock, so a concurrent call on a stale
      * handle sees it, and drop any overflow chunks of the previous span. Every write of gen

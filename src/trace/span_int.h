@@ -45,6 +45,7 @@ struct af_span_rec {
     uint16_t attr_cap;
     uint16_t event_cap;
     uint16_t link_cap;
+    uint64_t key_lens; /* bit (length % 64) of every key in data.attrs (span.c) */
     af_span_data data; /* the readable view handed to processors */
     af_attr attrs_inline[AF_INLINE_ATTRS];
     af_event_data events_inline[AF_INLINE_EVENTS];
@@ -169,6 +170,10 @@ void af__arena_reset(af_span_rec *r);
 /* Copies the items of an array attribute into the arena (strings truncated to max_chars
  * characters); out->key and out->type are the caller's. Returns 0 or -1 on ENOMEM. */
 int af__arena_copy_array(af_span_rec *r, af_attr *out, const af_attr *in, uint32_t max_chars);
+
+/* ids.c: a root span's trace id and span id from the default generator in one call (one
+ * thread-local lookup and fork check instead of two). */
+void af__random_ids(uint8_t trace_id[16], uint8_t span_id[8]);
 
 /* fork.c: incremented in every child after fork(); lets lazily-restarted parts notice. */
 extern _Atomic uint64_t af__fork_generation;
