@@ -333,6 +333,35 @@ static af_span_kind invalid_kind(af_span_kind kind)
     return AF_SPAN_KIND_INTERNAL;
 }
 
+/* No-op SDK (disabled or shut down): a non-recording span that carries the parent's context
+ * unchanged. */
+static af_span start_noop(af_tracer *t, const af_span_context *parent, bool has_parent)
+{
+    af_span_rec *r = af__span_rec_alloc();
+    if (!r)
+        return AF_SPAN_NONE;
+    init_record(r, t);
+    af_span_data *d = &r->data;
+    d->has_parent = has_parent;
+    d->parent_is_remote = has_parent && parent->is_remote;
+    atomic_store_explicit(&r->recording, false, memory_order_relaxed);
+    if (has_parent) {
+        memcpy(d->trace_id, parent->trace_id, 16);
+        memcpy(d->span_id, parent->span_id, 8);
+        d->trace_flags = parent->trace_flags;
+    } else {
+        memset(d->trace_id, 0, 16);
+        memset(d->span_id, 0, 8);
+        d->trace_flags = 0;
+    }
+    d->trace_state = has_parent && parent->trace_state_len
+                         ? af__arena_strdup(r, parent->trace_state, parent->trace_state_len)
+                         : empty;
+    if (!d->trace_state)
+        d->trace_state = empty;
+    return (af_span){r, atomic_load_explicit(&r->gen, memory_order_relaxed)};
+}
+
 af_span af_span_start_impl(af_tracer *t, const char *name, const af_span_start_opts *o)
 {
     if (!t)
@@ -345,51 +374,27 @@ af_span af_span_start_impl(af_tracer *t, const char *name, const af_span_start_o
                              (unsigned)(AF_SPAN_KIND_CONSUMER - AF_SPAN_KIND_INTERNAL),
                          0))
         kind = invalid_kind(kind);
+    if (!p || p->disabled || t == &p->noop_tracer)
+        return start_noop(t, &parent, has_parent);
 
-    af_span_rec *r = af__span_rec_alloc();
-    if (!r)
-        return AF_SPAN_NONE;
-    init_record(r, t);
-    af_span_data *d = &r->data;
-    d->has_parent = has_parent;
-    d->parent_is_remote = has_parent && parent.is_remote;
-
-    if (!p || p->disabled || t == &p->noop_tracer) {
-        /* No-op SDK: a non-recording span that carries the parent's context unchanged. */
-        atomic_store_explicit(&r->recording, false, memory_order_relaxed);
-        if (has_parent) {
-            memcpy(d->trace_id, parent.trace_id, 16);
-            memcpy(d->span_id, parent.span_id, 8);
-            d->trace_flags = parent.trace_flags;
-        } else {
-            memset(d->trace_id, 0, 16);
-            memset(d->span_id, 0, 8);
-            d->trace_flags = 0;
-        }
-        d->trace_state = has_parent && parent.trace_state_len
-                             ? af__arena_strdup(r, parent.trace_state, parent.trace_state_len)
-                             : empty;
-        if (!d->trace_state)
-            d->trace_state = empty;
-        return (af_span){r, atomic_load_explicit(&r->gen, memory_order_relaxed)};
-    }
-
+    /* Ids, sampling and the start time come before the record: the clock read waits for
+     * every load before it (clock_gettime's LFENCE on kvm-clock), so it is taken before the
+     * record's lines, last written by the export thread's core, are touched. */
+    uint8_t trace_id[16], span_id[8];
     uint8_t flags;
     if (has_parent) {
-        memcpy(d->trace_id, parent.trace_id, 16);
-        memcpy(d->parent_span_id, parent.span_id, 8);
+        memcpy(trace_id, parent.trace_id, 16);
         flags = parent.trace_flags & AF_TRACE_FLAG_RANDOM;
     } else {
         if (p->idgen)
-            p->idgen->trace_id(p->idgen_self, d->trace_id);
+            p->idgen->trace_id(p->idgen_self, trace_id);
         else
-            af__random_ids(d->trace_id, d->span_id); /* the span id too: see below */
-        memset(d->parent_span_id, 0, 8);
+            af__random_ids(trace_id, span_id); /* the span id too: see below */
         flags = p->idgen ? 0 : AF_TRACE_FLAG_RANDOM;
     }
     af_sampling_params sp = {
         .parent = has_parent ? &parent : NULL,
-        .trace_id = d->trace_id,
+        .trace_id = trace_id,
         .name = name,
         .kind = kind,
         .attrs = o ? o->attrs : NULL,
@@ -401,9 +406,26 @@ af_span af_span_start_impl(af_tracer *t, const char *name, const af_span_start_o
     /* Made after sampling, as the spec orders it; a root span on the default generator got
      * its span id with its trace id (the sampler does not see it either way). */
     if (has_parent || p->idgen)
-        gen_span_id(p, d->span_id);
+        gen_span_id(p, span_id);
     if (dec == AF_SAMPLING_RECORD_AND_SAMPLE)
         flags |= AF_TRACE_FLAG_SAMPLED;
+    uint64_t start_ns = 0;
+    if (dec != AF_SAMPLING_DROP)
+        start_ns = (o && o->start_ns) ? o->start_ns : af__clock_now_ns();
+
+    af_span_rec *r = af__span_rec_alloc();
+    if (!r)
+        return AF_SPAN_NONE;
+    init_record(r, t);
+    af_span_data *d = &r->data;
+    d->has_parent = has_parent;
+    d->parent_is_remote = has_parent && parent.is_remote;
+    memcpy(d->trace_id, trace_id, 16);
+    memcpy(d->span_id, span_id, 8);
+    if (has_parent)
+        memcpy(d->parent_span_id, parent.span_id, 8);
+    else
+        memset(d->parent_span_id, 0, 8);
     d->trace_flags = flags;
     d->trace_state = empty;
     if (has_parent && parent.trace_state_len) {
@@ -425,7 +447,7 @@ af_span af_span_start_impl(af_tracer *t, const char *name, const af_span_start_o
     if (!d->name)
         d->name = empty;
     d->kind = kind;
-    d->start_ns = (o && o->start_ns) ? o->start_ns : af__clock_now_ns();
+    d->start_ns = start_ns;
     d->end_ns = 0;
     d->attrs = r->attrs_inline;
     d->n_attrs = 0;
