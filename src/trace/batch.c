@@ -357,11 +357,8 @@ static int start_worker(batch_proc *bp)
 
 /* In a forked child (the fork handler already reset the state): start this process's
  * worker. */
-static void ensure_worker(batch_proc *bp)
+static void restart_worker(batch_proc *bp)
 {
-    if (atomic_load_explicit(&af__fork_generation, memory_order_relaxed) ==
-        atomic_load_explicit(&bp->fork_gen, memory_order_relaxed))
-        return;
     pthread_mutex_lock(&bp->mu);
     if (atomic_load(&af__fork_generation) != atomic_load(&bp->fork_gen)) {
         if (bp->shutdown_req || start_worker(bp) != 0) {
@@ -373,6 +370,15 @@ static void ensure_worker(batch_proc *bp)
         }
     }
     pthread_mutex_unlock(&bp->mu);
+}
+
+/* Inline: every exported span passes here, and the test is two loads and a compare. */
+static inline void ensure_worker(batch_proc *bp)
+{
+    if (__builtin_expect(atomic_load_explicit(&af__fork_generation, memory_order_relaxed) !=
+                             atomic_load_explicit(&bp->fork_gen, memory_order_relaxed),
+                         0))
+        restart_worker(bp);
 }
 
 /* ----- processor hooks ------------------------------------------------------------------- */

@@ -84,35 +84,6 @@ static inline uint64_t key_len_bit(size_t klen)
     return 1ull << (klen & 63);
 }
 
-/*
- * Copies n bytes (n >= 1) of a string that is usually short: two overlapping loads and stores
- * instead of a call to memcpy (about 15 instructions a key or value). Reads only [src, src+n).
- */
-static inline void copy_short(char *dst, const char *src, size_t n)
-{
-    if (n >= 8 && n <= 16) {
-        uint64_t a, b;
-        memcpy(&a, src, 8);
-        memcpy(&b, src + n - 8, 8);
-        memcpy(dst, &a, 8);
-        memcpy(dst + n - 8, &b, 8);
-    } else if (n >= 4 && n < 8) {
-        uint32_t a, b;
-        memcpy(&a, src, 4);
-        memcpy(&b, src + n - 4, 4);
-        memcpy(dst, &a, 4);
-        memcpy(dst + n - 4, &b, 4);
-    } else if (n > 16 && n <= 32) {
-        char a[16], b[16];
-        memcpy(a, src, 16);
-        memcpy(b, src + n - 16, 16);
-        memcpy(dst, a, 16);
-        memcpy(dst + n - 16, b, 16);
-    } else {
-        memcpy(dst, src, n);
-    }
-}
-
 /* Copies key (with its length prefix) and, for strings, the value in one allocation.
  * Always inlined: it runs for every attribute of every sampled span, and callgrind showed
  * the call's register saves and the reloads of its arguments costing about 20 instructions
@@ -133,14 +104,14 @@ copy_attr(af_span_rec *r, af_attr *out, const af_attr *in, size_t klen, uint32_t
         return false;
     uint16_t stored = klen < UINT16_MAX ? (uint16_t)klen : UINT16_MAX;
     memcpy(p, &stored, 2);
-    copy_short(p + 2, in->key, klen + 1); /* with its NUL */
+    af__copy_short(p + 2, in->key, klen + 1); /* with its NUL */
     out->key = p + 2;
     out->type = in->type;
     switch (in->type) {
     case AF_VAL_STRING: {
         char *v = p + 2 + klen + 1;
         if (vlen)
-            copy_short(v, src, vlen);
+            af__copy_short(v, src, vlen);
         v[vlen] = '\0';
         out->v.s.ptr = v;
         out->v.s.len = vlen;

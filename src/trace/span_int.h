@@ -156,11 +156,41 @@ static inline void *af__arena_alloc(af_span_rec *r, size_t size)
     return p;
 }
 
+/*
+ * Copies n bytes (n >= 1) of a string that is usually short: two overlapping loads and stores
+ * instead of a call to memcpy (about 15 instructions a key or value). Reads only [src, src+n).
+ */
+static inline void af__copy_short(char *dst, const char *src, size_t n)
+{
+    if (n >= 8 && n <= 16) {
+        uint64_t a, b;
+        __builtin_memcpy(&a, src, 8);
+        __builtin_memcpy(&b, src + n - 8, 8);
+        __builtin_memcpy(dst, &a, 8);
+        __builtin_memcpy(dst + n - 8, &b, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t a, b;
+        __builtin_memcpy(&a, src, 4);
+        __builtin_memcpy(&b, src + n - 4, 4);
+        __builtin_memcpy(dst, &a, 4);
+        __builtin_memcpy(dst + n - 4, &b, 4);
+    } else if (n > 16 && n <= 32) {
+        char a[16], b[16];
+        __builtin_memcpy(a, src, 16);
+        __builtin_memcpy(b, src + n - 16, 16);
+        __builtin_memcpy(dst, a, 16);
+        __builtin_memcpy(dst + n - 16, b, 16);
+    } else {
+        __builtin_memcpy(dst, src, n);
+    }
+}
+
 static inline char *af__arena_strdup(af_span_rec *r, const char *s, size_t len)
 {
     char *p = (char *)af__arena_alloc(r, len + 1);
     if (p) {
-        __builtin_memcpy(p, s, len);
+        if (len)
+            af__copy_short(p, s, len);
         p[len] = '\0';
     }
     return p;
