@@ -185,7 +185,34 @@ set_attr_locked(af_span_rec *r, const af_span_limits *lim, const af_attr *a)
 static void set_attrs_locked(af_span_rec *r, const af_attr *attrs, size_t n)
 {
     const af_span_limits *lim = limits_of(r);
-    for (size_t i = 0; i < n; i++)
+    af_span_data *d = &r->data;
+    size_t i = 0;
+    /* The usual case first: room for all of them, inline and within the limit, and keys
+     * whose lengths are new to the span (so no duplicates), with the count and the length
+     * set in registers; from a key that may be a duplicate on, the general path. */
+    if (d->n_attrs + n <= r->attr_cap && d->n_attrs + n <= lim->attribute_count) {
+        af_attr *out = (af_attr *)d->attrs;
+        uint32_t k = d->n_attrs;
+        uint64_t lens = r->key_lens;
+        for (; i < n; i++) {
+            const af_attr *a = &attrs[i];
+            if (!a->key || !a->key[0])
+                continue;
+            size_t klen = strlen(a->key);
+            uint64_t bit = key_len_bit(klen);
+            if (lens & bit)
+                break;
+            if (!copy_attr(r, &out[k], a, klen, lim->attribute_value_length)) {
+                d->dropped_attrs++;
+                continue;
+            }
+            lens |= bit;
+            k++;
+        }
+        d->n_attrs = k;
+        r->key_lens = lens;
+    }
+    for (; i < n; i++)
         set_attr_locked(r, lim, &attrs[i]);
 }
 

@@ -88,6 +88,61 @@ static void test_attribute_types_and_overwrite(void **state)
     af_test_env_free(&env);
 }
 
+/* Keys and values of every length from 1 to 40 bytes (the inline copy's 4-, 8-, 16- and
+ * 32-byte cases and memcpy past them) arrive intact, through the start path's fast loop (ten
+ * at a time) and its general path (all 40, more than the inline 16); keys of equal length are
+ * all kept and a repeated key keeps its last value. */
+static char len_keys[40][48], len_vals[40][48];
+
+static void check_lengths(const af_attr *in, int first, int n)
+{
+    af_test_env env;
+    af_test_env_init(&env);
+    af_attr attrs[42];
+    memcpy(attrs, in + first, (size_t)n * sizeof(af_attr));
+    attrs[n] = AF_INT("xy", 1);                /* the same length as len_keys[1], another key */
+    attrs[n + 1] = AF_INT(len_keys[first], 6); /* a repeat: replaces the first string */
+    af_span_start_opts o = {
+        .parent_mode = AF_PARENT_ROOT, .attrs = attrs, .n_attrs = (size_t)n + 2};
+    af_span_end(af_span_start(env.tracer, "lengths", &o));
+    af_span_copy *hold[1];
+    const af_span_data *d = only_span(&env, hold);
+    assert_int_equal(d->n_attrs, (uint32_t)n + 1); /* "xy" kept, the repeat replaced */
+    for (int i = first; i < first + n; i++) {
+        const af_attr *a = af_test_find_attr(d->attrs, d->n_attrs, len_keys[i]);
+        assert_non_null(a);
+        if (i == first) {
+            assert_int_equal(a->type, AF_VAL_INT);
+            assert_int_equal(a->v.i, 6);
+            continue;
+        }
+        assert_int_equal(a->type, AF_VAL_STRING);
+        assert_int_equal(a->v.s.len, (size_t)i + 1);
+        assert_string_equal(a->v.s.ptr, len_vals[i]);
+    }
+    assert_non_null(af_test_find_attr(d->attrs, d->n_attrs, "xy"));
+    af_test_spans_free(hold, 1);
+    af_test_env_free(&env);
+}
+
+static void test_copy_lengths_and_duplicates(void **state)
+{
+    (void)state;
+    af_attr attrs[40];
+    for (int i = 0; i < 40; i++) {
+        for (int j = 0; j <= i; j++) {
+            len_keys[i][j] = (char)('a' + (i + j) % 26);
+            len_vals[i][j] = (char)('A' + (i * 7 + j) % 26);
+        }
+        len_keys[i][i + 1] = '\0';
+        len_vals[i][i + 1] = '\0';
+        attrs[i] = AF_STR(len_keys[i], len_vals[i]);
+    }
+    for (int first = 0; first < 40; first += 10)
+        check_lengths(attrs, first, 10);
+    check_lengths(attrs, 0, 40);
+}
+
 static void test_limits_and_truncation(void **state)
 {
     (void)state;
@@ -697,6 +752,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic_span_fields),
         cmocka_unit_test(test_attribute_types_and_overwrite),
+        cmocka_unit_test(test_copy_lengths_and_duplicates),
         cmocka_unit_test(test_limits_and_truncation),
         cmocka_unit_test(test_many_attributes_grow),
         cmocka_unit_test(test_status_rules),
