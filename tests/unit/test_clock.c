@@ -1,5 +1,6 @@
 /* The span clock tracks CLOCK_REALTIME closely, through calibration and re-anchoring; the
  * re-anchoring rule keeps its bound and its continuity against simulated clocks. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -66,6 +67,37 @@ static void test_never_zero_and_moves_forward_overall(void **state)
     uint64_t b = af_now_ns();
     assert_true(a > 1600000000ull * 1000000000ull);
     assert_true(b >= a + 1000000);
+}
+
+/* Two threads read the clock through a dozen re-anchorings (1.2 s): no reading is ever
+ * more than 1 us before the thread's previous one (the curve is continuous; 1 us allows for
+ * the TSCs of two CPUs differing slightly when a thread moves). */
+static void *read_forward(void *arg)
+{
+    int64_t *worst_back = arg;
+    int64_t start = realtime_ns();
+    uint64_t prev = af_now_ns();
+    while (realtime_ns() - start < 1200000000) {
+        uint64_t now = af_now_ns();
+        if (now < prev && (int64_t)(prev - now) > *worst_back)
+            *worst_back = (int64_t)(prev - now);
+        prev = now;
+    }
+    return NULL;
+}
+
+static void test_no_backward_steps_across_threads(void **state)
+{
+    (void)state;
+    int64_t back[2] = {0, 0};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, read_forward, &back[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    print_message("largest backward step %lld ns, %lld ns\n", (long long)back[0],
+                  (long long)back[1]);
+    assert_true(back[0] <= 1000 && back[1] <= 1000);
 }
 
 /* ---- the re-anchoring rule, driven by simulated clocks ---- */
@@ -165,6 +197,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tracks_realtime),
         cmocka_unit_test(test_never_zero_and_moves_forward_overall),
+        cmocka_unit_test(test_no_backward_steps_across_threads),
         cmocka_unit_test(test_reanchor_bounded_and_continuous),
         cmocka_unit_test(test_reanchor_follows_a_step),
     };
