@@ -13,9 +13,9 @@
  * timestamps stay within AF_CLOCK_MAX_ERROR_NS of CLOCK_REALTIME as long as the system
  * clock's rate changes by less than AF_CLOCK_MAX_ERROR_NS per interval (NTP's limit is
  * 500 ppm, 50 us per 100 ms). A re-anchoring that finds the curve more than
- * AF_CLOCK_STEP_NS off follows the system clock at once (it was stepped, or the VM moved);
- * three such in a row turn the TSC path off for good. Elsewhere (other clocksources, other
- * architectures, before the first calibration) it is plain clock_gettime.
+ * AF_CLOCK_STEP_NS (the bound itself) off follows the system clock at once (it was stepped,
+ * or the VM moved); three such in a row turn the TSC path off for good. Elsewhere (other
+ * clocksources, other architectures, before the first calibration) it is plain clock_gettime.
  *
  * AGENTAFLOW_CLOCK, read once at the first clock read, overrides the choice: `clock_gettime`
  * never uses the TSC; `tsc` uses it wherever the CPU reports it invariant, whatever the
@@ -37,9 +37,9 @@
 #define AF_CLOCK_HAVE_TSC 1
 #endif
 
-#define AF_CLOCK_REANCHOR_NS 100000000ull /* re-anchor every 100 ms */
-#define AF_CLOCK_STEP_NS 1000000ull       /* an anchor this far off follows the clock at once */
-#define AF_CLOCK_MAX_ERROR_NS 200000ull   /* the bound test_clock holds the TSC path to */
+#define AF_CLOCK_REANCHOR_NS 100000000ull      /* re-anchor every 100 ms */
+#define AF_CLOCK_MAX_ERROR_NS 200000ull        /* the bound test_clock holds the TSC path to */
+#define AF_CLOCK_STEP_NS AF_CLOCK_MAX_ERROR_NS /* a curve this far off is not continued */
 
 typedef struct af_clock_state {
     _Atomic uint32_t seq;      /* odd while being updated */
