@@ -281,7 +281,8 @@ static void init_record(af_span_rec *r, af_tracer *t)
     r->arena_pos = r->arena;
     r->arena_left = sizeof(r->arena);
     atomic_store_explicit(&r->refs, 1, memory_order_relaxed);
-    atomic_store_explicit(&r->lock, 0, memory_order_relaxed);
+    /* Not the lock: it is free, but a call on a stale handle may hold it for a moment to
+     * read the generation, and storing 0 here would release it under that call. */
 }
 
 static void init_storage(af_span_rec *r)

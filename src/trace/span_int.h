@@ -29,9 +29,9 @@ typedef struct af_arena_chunk {
 
 struct af_span_rec {
     /* First cache line: everything the export thread touches when it lets go of a record
-     * (refs) and the control words, so a recycled record costs one line of
-     * cross-core traffic. Recycling work (generation bump, arena reset) happens when the
-     * record is taken again, on the thread that will use it. */
+     * (refs, and the lock and gen of the generation bump) and the control words, so a
+     * recycled record costs one line of cross-core traffic. The rest of the recycling work
+     * (arena reset) happens when the record is taken again, on the thread that will use it. */
     _Alignas(64) _Atomic uint32_t refs; /* 1 for the live span + one per retaining processor */
     _Atomic uint32_t lock;
     _Atomic uint64_t gen;
@@ -41,7 +41,6 @@ struct af_span_rec {
     af_arena_chunk *chunks;
     bool ended;
     _Atomic bool recording; /* set before the handle exists; read without the lock */
-    bool needs_invalidate;  /* released without bumping gen: alloc must bump it */
     uint16_t attr_cap;
     uint16_t event_cap;
     uint16_t link_cap;
