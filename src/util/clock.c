@@ -48,8 +48,6 @@ int64_t af__clock_reanchor(const af_clock_curve *cur, uint64_t prev_tsc, uint64_
             out->base_ns = at;
             ns_per_tick *= ((double)AF_CLOCK_REANCHOR_NS - (double)err) / AF_CLOCK_REANCHOR_NS;
         }
-    } else if (cur->mult) {
-        err = INT64_MIN;
     }
     out->mult = (uint64_t)(ns_per_tick * 4294967296.0);
     return err;

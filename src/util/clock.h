@@ -93,10 +93,10 @@ bool af__clock_uses_tsc(void);
 /* One calibration of the TSC curve, a pure function (tests drive it with simulated clocks).
  * `cur` is the curve in use (mult 0: none yet), (prev_tsc, prev_ns) the previous measured
  * anchor and (tsc, ns) the new one; the scale is measured between the two anchors. Writes the
- * next curve to *out and returns the curve's error at the new anchor (curve minus clock; 0
- * without a curve), or INT64_MIN when it was too far off (over AF_CLOCK_STEP_NS, or the
- * curve's interval long past) and the new curve starts on the clock instead of from the
- * old one. */
+ * next curve to *out and returns the curve's error at the new anchor (curve minus clock), 0
+ * when there is no curve to continue (none yet, or none read for over two intervals: the new
+ * one starts on the clock), or INT64_MIN when the curve was more than AF_CLOCK_STEP_NS off
+ * and the new one starts on the clock instead of from it. */
 typedef struct af_clock_curve {
     uint64_t base_tsc, base_ns, mult, next_tsc;
 } af_clock_curve;
