@@ -114,6 +114,10 @@ typedef struct af_sim_backend_opts {
     /* 2000; 0 = unbounded. A long input must not hold a batcher (and the HTTP worker waiting
      * on it) for seconds: 1 MiB at 50 us a token would sleep 13 s. */
     uint32_t max_latency_ms;
+    /* Streamed answers (af_serving_chat_*): the first token comes after base_latency_us +
+     * per_token_latency_us * prompt tokens (at most max_latency_ms), then one token every
+     * stream_token_us (0 = per_token_latency_us). No thread is held while a stream waits. */
+    uint32_t stream_token_us;
 } af_sim_backend_opts;
 
 /* Prompt tokens of an input of len bytes as the gateway counts them: ceil(len / 4), at least
@@ -135,6 +139,12 @@ typedef struct af_http_backend_opts {
     const char *model;           /* the remote model name; NULL = the gateway's model id */
     const char *api_key;         /* NULL = none */
     uint32_t connect_timeout_ms; /* 2000 */
+    /* Chat calls (af_serving_chat_*) stream over one libcurl multi handle and thread per
+     * backend: POST {base_url}/v1/chat/completions (or /v1/completions) with "stream": true
+     * and stream_options.include_usage when the request streams, each SSE delta relayed as
+     * it arrives. */
+    uint32_t timeout_ms;  /* whole call at most (a request's own deadline may cut it); 0 = none */
+    const char *provider; /* gen_ai.provider.name; NULL = "openai" (the API spoken) */
 } af_http_backend_opts;
 
 void af_http_backend_opts_init(af_http_backend_opts *o);
@@ -169,6 +179,13 @@ typedef struct af_serving_opts {
     af_cost_tracker *costs;      /* borrowed; NULL = cost computed but not recorded */
     af_tracing *tracing;         /* borrowed; NULL = use `tracer` */
     af_tracer *tracer;           /* borrowed; NULL = no spans */
+    /* Chat calls (af_serving_chat_*). Zero in any of these means its default. */
+    uint32_t max_chat_calls;      /* 4096 in progress at most; more = AF_EFULL */
+    uint32_t breaker_failures;    /* 5 consecutive failures open an instance's breaker */
+    uint32_t breaker_cooldown_ms; /* 10000: an open breaker lets one probe through after it */
+    uint32_t connect_retries;     /* 2 more instances tried when one cannot be connected to */
+    bool capture_content;         /* record prompt and answer on the spans (gen_ai.input.messages,
+                                     gen_ai.output.messages); off by default */
 } af_serving_opts;
 
 void af_serving_opts_init(af_serving_opts *o);
@@ -186,8 +203,12 @@ typedef struct af_model_info {
     const char *version;
     const char *framework;
     uint64_t memory_mb;
-    double price_per_1k_tokens; /* cost per 1000 prompt + completion tokens */
-    double gpu_price_per_hour;  /* cost per hour of backend time */
+    double price_per_1k_tokens;    /* cost per 1000 prompt + completion tokens */
+    double gpu_price_per_hour;     /* cost per hour of backend time */
+    double input_usd_per_million;  /* USD per million input (prompt) tokens */
+    double output_usd_per_million; /* USD per million output (completion) tokens */
+    const char *owned_by;          /* /v1/models owned_by; NULL = "agentaflow" */
+    uint32_t default_max_tokens;   /* chat calls without max_tokens; 0 = 256 */
 } af_model_info;
 
 /* Registers a model (span model_serving.register_model). 0, -EINVAL ("model ID cannot be
@@ -268,6 +289,8 @@ typedef struct af_instance_stats {
     uint32_t max_load;
     double avg_latency_ms; /* moving average (alpha 0.2); 0 before the first answer */
     uint64_t served, failures;
+    char breaker[12]; /* "closed", "open", "half_open" */
+    uint32_t consecutive_failures;
 } af_instance_stats;
 
 /* Copies up to cap instances (registration order); returns how many exist. */
