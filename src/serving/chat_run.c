@@ -213,7 +213,10 @@ void af__chat_dispatch(struct af_chat_call *c)
         return;
     }
     const af__stream_ops *ops = in->backend->sops;
-    af__strlcpy(c->provider, ops ? ops->provider : af_model_backend_kind(in->backend),
+    af__strlcpy(c->provider,
+                in->backend->provider[0] ? in->backend->provider
+                : ops                    ? ops->provider
+                                         : af_model_backend_kind(in->backend),
                 sizeof(c->provider));
     af__strlcpy(c->instance_id, in->id, sizeof(c->instance_id));
     start_client_span(c, in);

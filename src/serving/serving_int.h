@@ -22,6 +22,7 @@ struct af_model_backend {
     const af__stream_ops *sops; /* streaming hooks of the built-in backends; NULL = infer only */
     char server_address[128];   /* server.address of the backend's calls; "" = none */
     int server_port;            /* server.port; 0 = none */
+    char provider[32];          /* gen_ai.provider.name; "" = sops->provider */
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -87,6 +88,22 @@ int af__sim_engine_new(const af_sim_backend_opts *o, af__sim_engine **out);
 void af__sim_engine_free(af__sim_engine *e);
 int af__sim_engine_start(af__sim_engine *e, af__stream *st);
 void af__sim_engine_wake(af__sim_engine *e);
+
+/* The OpenAI-compatible backend's streaming engine (stream_http.c): one libcurl multi handle
+ * and one thread per engine serve every call; each SSE delta is relayed from libcurl's write
+ * callback as it arrives. Thread-safe. Strings in opts are copied. */
+typedef struct af__http_engine_opts {
+    const char *base_url;    /* without the trailing slash */
+    const char *model;       /* remote model; NULL = the gateway's model id */
+    const char *auth_header; /* "Bearer ..." or NULL */
+    uint32_t connect_timeout_ms, timeout_ms;
+} af__http_engine_opts;
+typedef struct af__http_engine af__http_engine;
+int af__http_engine_new(const af__http_engine_opts *o, af__http_engine **out);
+/* Aborts every call still running with AF_ESHUTDOWN (on the caller's thread) and stops. */
+void af__http_engine_free(af__http_engine *e);
+int af__http_engine_start(af__http_engine *e, af__stream *st);
+void af__http_engine_wake(af__http_engine *e);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Circuit breaker per instance (breaker.c); the caller holds the gateway lock.              */
