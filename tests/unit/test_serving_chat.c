@@ -25,7 +25,7 @@ typedef struct collected {
     int rc;
     af_chat_result res;
     char content[512];
-    af_chat_call *cancel_on_first; /* cancel from inside on_delta */
+    af_chat_call *cancel_on_first; /* cancel from inside the next on_delta */
 } collected;
 
 static void col_init(collected *c)
@@ -47,7 +47,8 @@ static void on_delta(void *ctx, const char *text, size_t len)
     pthread_mutex_lock(&c->mu);
     af__buf_append(&c->text, text, len);
     c->deltas++;
-    af_chat_call *cancel = c->deltas == 1 ? c->cancel_on_first : NULL;
+    af_chat_call *cancel = c->cancel_on_first; /* once set: cancel from this delta */
+    c->cancel_on_first = NULL;
     pthread_mutex_unlock(&c->mu);
     if (cancel)
         af_serving_chat_cancel(cancel);
@@ -259,7 +260,7 @@ static void test_chat_cancel_and_deadline(void **state)
     assert_string_equal(c.res.finish_reason, "cancelled");
     af_chat_call_release(call);
 
-    /* Cancelled from inside its own first delta. */
+    /* Cancelled from inside one of its own deltas. */
     collected e;
     col_init(&e);
     call = start(s, &req, &e);
