@@ -22,8 +22,11 @@
  *
  * Routing among a model's instances: round_robin (a cursor per model that really rotates),
  * least_latency (lowest moving average of backend latency, untried instances first),
- * least_load (fewest requests in flight). An instance is eligible while available and below
- * max_load (0 = unlimited).
+ * least_load (fewest requests in flight). An instance is eligible while available, below
+ * max_load (0 = unlimited) and not behind an open circuit breaker: breaker_failures
+ * consecutive failures open it for breaker_cooldown_ms, then one probe may go (half-open);
+ * its success closes it, its failure opens it again. Chat calls (below) always route by
+ * least load, ties rotating.
  *
  * Tracing (opts.tracing: components.model_serving.trace_inference_requests for requests and
  * trace_model_loading for registration; or a plain opts.tracer for both; both borrowed):
@@ -304,8 +307,11 @@ size_t af_serving_instances(af_serving *s, af_instance_stats *out, size_t cap);
  * min_batch_size, max_wait_time_ms, ...}, "cache": {total_entries, total_hits,
  * expired_entries, cache_ttl_sec}, "routing": {total_instances, available_instances,
  * routing_strategy, models_registered, instances: [{id, model_id, endpoint, backend,
- * simulated, available, current_load, max_load, average_latency_ms}]}, "models": [...]}
- * (the original's keys). *out malloc'd; 0 or -ENOMEM.
+ * simulated, available, current_load, max_load, average_latency_ms, served, failures,
+ * breaker ("closed", "open", "half_open"), consecutive_failures}]}, "models": [{id, name,
+ * version, framework, owned_by, memory_size_mb, loaded_at_unix_ns, pricing:
+ * {input_per_million, output_per_million, gpu_hourly, per_1k_tokens}}]} (the original's keys
+ * and the gateway's). *out malloc'd; 0 or -ENOMEM.
  */
 int af_serving_metrics_json(af_serving *s, char **out);
 
