@@ -352,6 +352,45 @@ static void test_errors_cut_streams_cancel_deadline(void **state)
     col_free(&d);
 }
 
+/* Many streams at once over the one transfer thread of a backend: each gets its own
+ * connection (they overlap, none waits for another) and every one completes. */
+static void test_many_concurrent_http_streams(void **state)
+{
+    (void)state;
+    enum { N = 200 };
+    af_test_http_receiver *rx = NULL;
+    assert_int_equal(af_test_http_receiver_start(NULL, &rx), 0);
+    af_test_http_reply *reps = calloc(N, sizeof(*reps));
+    for (int i = 0; i < N; i++)
+        reps[i] = (af_test_http_reply){.headers = "Content-Type: text/event-stream\r\n",
+                                       .body = sse,
+                                       .body_len = sizeof(sse) - 1,
+                                       .delay_ms = 300};
+    af_test_http_receiver_script(rx, reps, N);
+    af_serving *s = gateway(NULL);
+    add_http(s, "vllm-0", af_test_http_receiver_port(rx));
+    af_chat_message msg = {"user", "hi", AF_LEN_NUL};
+    af_chat_request req = {
+        .model = "gpt", .messages = &msg, .n_messages = 1, .temperature = NAN, .stream = true};
+    collected *cs = calloc(N, sizeof(*cs));
+    for (int i = 0; i < N; i++) {
+        col_init(&cs[i]);
+        af_chat_call_release(start(s, &req, &cs[i]));
+    }
+    for (int i = 0; i < N; i++) {
+        wait_done(&cs[i]);
+        assert_int_equal(cs[i].rc, 0);
+        assert_string_equal((const char *)cs[i].text.data, "Paris.");
+        col_free(&cs[i]);
+    }
+    assert_int_equal(af_test_http_receiver_requests(rx), N);
+    assert_true(af_test_http_receiver_connections(rx) > N / 2);
+    af_serving_free(s);
+    af_test_http_receiver_stop(rx);
+    free(cs);
+    free(reps);
+}
+
 /* A one-shot SSE server that sends the first event, then waits (10 s at most) until the test
  * saw its delta before sending the rest: an answer buffered anywhere would never show it. */
 typedef struct drip {
@@ -474,6 +513,7 @@ int main(void)
         cmocka_unit_test(test_refused_is_retried_elsewhere),
         cmocka_unit_test(test_errors_cut_streams_cancel_deadline),
         cmocka_unit_test(test_deltas_relayed_as_they_arrive),
+        cmocka_unit_test(test_many_concurrent_http_streams),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
