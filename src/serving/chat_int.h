@@ -24,6 +24,8 @@ struct af_chat_call {
     struct af__serving_instance *inst; /* the attempt in progress; NULL between */
     af_span span;                      /* model_serving.inference */
     af_span client;                    /* the attempt's CLIENT span */
+    af_span_context client_ctx;        /* its context, kept at its end: the handle goes stale
+                                          once the span is exported */
     char *strings;                     /* the request's copies, one allocation */
     af_chat_message *msgs;
     af_buf text; /* the answer when it does not stream or content is captured */

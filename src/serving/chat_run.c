@@ -248,6 +248,7 @@ static void end_client_span(struct af_chat_call *c, int rc, const af__stream_end
                             int64_t in_tokens, int64_t out_tokens)
 {
     af_span sp = c->client;
+    af_span_get_context(sp, &c->client_ctx);
     if (!af_span_is_recording(sp)) {
         af_span_end(sp);
         return;
@@ -408,7 +409,7 @@ void af__chat_finish(struct af_chat_call *c, int rc, const af__stream_end *end)
     res.time_to_first_token_ns = c->first_ns ? c->first_ns - c->t0 : 0;
     res.cost_usd = cost;
     if (c->attempts)
-        af_span_get_context(c->client, &res.client_span);
+        res.client_span = c->client_ctx;
     if (rc) {
         af__strlcpy(res.error_type, af__chat_error_type(rc), sizeof(res.error_type));
         af__strlcpy(res.error, end->error ? end->error : af_strerror(rc), sizeof(res.error));
