@@ -124,7 +124,7 @@ int main(void)
         uint64_t s = mono_ns(), sc = cpu_ns();
         int rc = af_cluster_filter_json(c, args, n, &out1, err, sizeof(err));
         if (rc == 0)
-            rc = af_cluster_prioritize_json(c, args, n, &out2, err, sizeof(err));
+            rc = af_cluster_prioritize_json(c, args, n, &out2, NULL, err, sizeof(err));
         lat[k] = mono_ns() - s;
         cpu[k] = cpu_ns() - sc;
         if (rc != 0) {

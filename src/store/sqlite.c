@@ -45,6 +45,14 @@ static const char *const migrations[] = {
     " severity INTEGER NOT NULL, message TEXT NOT NULL, value REAL NOT NULL,"
     " threshold REAL NOT NULL, ts INTEGER NOT NULL, acknowledged INTEGER NOT NULL);"
     "CREATE TABLE kv(key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    /* 1 -> 2: the cluster scheduler's inventory (checkpointed; rowid = arrival order) and
+     * its reservations. */
+    "CREATE TABLE cluster_nodes(name TEXT NOT NULL UNIQUE, last_report_ns INTEGER NOT NULL,"
+    " inventory TEXT NOT NULL);"
+    "CREATE TABLE cluster_holds(key TEXT PRIMARY KEY, pod TEXT NOT NULL, node TEXT NOT NULL,"
+    " gpu_mask INTEGER NOT NULL, memory_mb INTEGER NOT NULL, expires_ns INTEGER NOT NULL,"
+    " bound INTEGER NOT NULL);"
+    "CREATE INDEX cluster_holds_expiry ON cluster_holds(expires_ns);",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == AF_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -61,6 +69,10 @@ enum {
     ST_ALERT,
     ST_ALERT_ACK,
     ST_KV,
+    ST_CL_NODE,
+    ST_CL_HOLD,
+    ST_CL_HOLD_EXPIRED,
+    ST_CL_HOLD_END,
     ST_COUNT
 };
 
@@ -105,6 +117,14 @@ static const char *const sql_text[ST_COUNT] = {
                  " threshold, ts, acknowledged) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [ST_ALERT_ACK] = "UPDATE alerts SET acknowledged = 1 WHERE id = ?1",
     [ST_KV] = "INSERT OR REPLACE INTO kv(key, value) VALUES(?1, ?2)",
+    /* An upsert keeps the row (and its rowid, the arrival order). */
+    [ST_CL_NODE] = "INSERT INTO cluster_nodes(name, last_report_ns, inventory) VALUES(?1, ?2, ?3)"
+                   " ON CONFLICT(name) DO UPDATE SET last_report_ns = excluded.last_report_ns,"
+                   " inventory = excluded.inventory",
+    [ST_CL_HOLD] = "INSERT OR REPLACE INTO cluster_holds(key, pod, node, gpu_mask, memory_mb,"
+                   " expires_ns, bound) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_CL_HOLD_EXPIRED] = "DELETE FROM cluster_holds WHERE expires_ns <= ?1",
+    [ST_CL_HOLD_END] = "DELETE FROM cluster_holds WHERE key = ?1",
 };
 
 /* A roll-up change not written yet: a transaction's entries are summed per (hour, operation,
@@ -211,10 +231,34 @@ static void bind_text(sqlite3_stmt *st, int i, const char *s)
     sqlite3_bind_text(st, i, s ? s : "", -1, SQLITE_STATIC);
 }
 
-static void bind_u64(sqlite3_stmt *st, int i, uint64_t v)
+/* One bound parameter of a write: text, an integer or a double. */
+typedef struct param {
+    char type; /* 's', 'i', 'd' */
+    union {
+        const char *s;
+        int64_t i;
+        double d;
+    } v;
+} param;
+
+#define P_S(x) ((param){'s', {.s = (x)}})
+#define P_I(x) ((param){'i', {.i = (int64_t)(x)}}) /* ns times fit int64 until 2262 */
+#define P_D(x) ((param){'d', {.d = (x)}})
+#define MAX_PARAMS 13
+
+/* Binds p[0..n) to ?1..?n, runs the statement and resets it. */
+static int run_params(sqlite3_stmt *st, const param *p, size_t n)
 {
-    /* Nanosecond times fit int64 until 2262. */
-    sqlite3_bind_int64(st, i, (sqlite3_int64)v);
+    for (size_t i = 0; i < n; i++) {
+        int at = (int)i + 1;
+        if (p[i].type == 's')
+            bind_text(st, at, p[i].v.s);
+        else if (p[i].type == 'i')
+            sqlite3_bind_int64(st, at, (sqlite3_int64)p[i].v.i);
+        else
+            sqlite3_bind_double(st, at, p[i].v.d);
+    }
+    return run(st);
 }
 
 static void hours_clear(sq *q)
@@ -233,14 +277,9 @@ static int hours_flush(sq *q, char *err, size_t len)
     sqlite3_stmt *st = q->st[ST_COST_HOUR];
     for (size_t i = 0; i < q->n_hours && rc == SQLITE_OK; i++) {
         const pending_hour *h = &q->hours[i];
-        bind_u64(st, 1, h->hour);
-        bind_text(st, 2, h->operation);
-        bind_text(st, 3, h->model_id);
-        sqlite3_bind_double(st, 4, h->cost);
-        sqlite3_bind_double(st, 5, h->gpu_hours);
-        sqlite3_bind_int64(st, 6, h->tokens);
-        bind_u64(st, 7, h->count);
-        rc = run(st);
+        param p[] = {P_I(h->hour),      P_S(h->operation), P_S(h->model_id), P_D(h->cost),
+                     P_D(h->gpu_hours), P_I(h->tokens),    P_I(h->count)};
+        rc = run_params(st, p, sizeof(p) / sizeof(p[0]));
     }
     hours_clear(q);
     return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "cost roll-up");
@@ -302,94 +341,130 @@ static void sq_rollback(void *self)
         run(q->st[ST_ROLLBACK]);
 }
 
-static void bind_workload(sqlite3_stmt *st, const af_store_workload *w)
+static size_t p_cost(const af_store_op *op, param *p)
 {
-    bind_text(st, 1, w->id);
-    bind_text(st, 2, w->name);
-    sqlite3_bind_int(st, 3, w->priority);
-    bind_u64(st, 4, w->memory_mb);
-    bind_u64(st, 5, w->estimated_ms);
-    sqlite3_bind_int(st, 6, w->exclusive);
-    sqlite3_bind_int(st, 7, w->status);
-    sqlite3_bind_int(st, 8, w->pending_reason);
-    bind_text(st, 9, w->assigned_gpu);
-    bind_text(st, 10, w->failure);
-    bind_u64(st, 11, w->submitted_ns);
-    bind_u64(st, 12, w->started_ns);
-    bind_u64(st, 13, w->completed_ns);
+    const af_store_cost *c = &op->u.cost;
+    param r[] = {P_S(c->id),        P_S(c->operation),   P_S(c->model_id),
+                 P_S(c->currency),  P_I(c->duration_ns), P_I(c->tokens),
+                 P_D(c->gpu_hours), P_D(c->cost),        P_I(c->timestamp_ns)};
+    memcpy(p, r, sizeof(r));
+    return sizeof(r) / sizeof(r[0]);
 }
+
+static size_t p_workload(const af_store_op *op, param *p)
+{
+    const af_store_workload *w = &op->u.workload;
+    param r[] = {P_S(w->id),          P_S(w->name),           P_I(w->priority),
+                 P_I(w->memory_mb),   P_I(w->estimated_ms),   P_I(w->exclusive),
+                 P_I(w->status),      P_I(w->pending_reason), P_S(w->assigned_gpu),
+                 P_S(w->failure),     P_I(w->submitted_ns),   P_I(w->started_ns),
+                 P_I(w->completed_ns)};
+    memcpy(p, r, sizeof(r));
+    return sizeof(r) / sizeof(r[0]);
+}
+
+static size_t p_gpu(const af_store_op *op, param *p)
+{
+    const af_store_gpu *g = &op->u.gpu;
+    param r[] = {
+        P_S(g->id),          P_S(g->name),        P_I(g->memory_total_mb), P_I(g->memory_used_mb),
+        P_D(g->utilization), P_D(g->temperature), P_D(g->power_usage),     P_I(g->available)};
+    memcpy(p, r, sizeof(r));
+    return sizeof(r) / sizeof(r[0]);
+}
+
+static size_t p_alert(const af_store_op *op, param *p)
+{
+    const af_store_alert *a = &op->u.alert;
+    param r[] = {P_I(a->id),        P_S(a->gpu_id),       P_S(a->type),
+                 P_I(a->severity),  P_S(a->message),      P_D(a->value),
+                 P_D(a->threshold), P_I(a->timestamp_ns), P_I(a->acknowledged)};
+    memcpy(p, r, sizeof(r));
+    return sizeof(r) / sizeof(r[0]);
+}
+
+static size_t p_alert_ack(const af_store_op *op, param *p)
+{
+    p[0] = P_I(op->u.alert.id);
+    return 1;
+}
+
+static size_t p_kv(const af_store_op *op, param *p)
+{
+    p[0] = P_S(op->u.kv.key);
+    p[1] = P_S(op->u.kv.value);
+    return 2;
+}
+
+static size_t p_cluster_node(const af_store_op *op, param *p)
+{
+    const af_store_cluster_node *n = &op->u.cluster_node;
+    p[0] = P_S(n->name);
+    p[1] = P_I(n->last_report_ns);
+    p[2] = P_S(n->inventory);
+    return 3;
+}
+
+static size_t p_cluster_hold(const af_store_op *op, param *p)
+{
+    const af_store_cluster_hold *h = &op->u.cluster_hold;
+    param r[] = {P_S(h->key),       P_S(h->pod),        P_S(h->node), P_I(h->gpu_mask),
+                 P_I(h->memory_mb), P_I(h->expires_ns), P_I(h->bound)};
+    memcpy(p, r, sizeof(r));
+    return sizeof(r) / sizeof(r[0]);
+}
+
+static size_t p_expired(const af_store_op *op, param *p)
+{
+    p[0] = P_I(op->u.cluster_hold.now_ns);
+    return 1;
+}
+
+static size_t p_key(const af_store_op *op, param *p)
+{
+    p[0] = P_S(op->u.cluster_hold.key);
+    return 1;
+}
+
+/* What each write kind runs: its statement with its parameters, then optionally a second
+ * one (a hold also drops the holds that expired before it was made). */
+typedef size_t (*params_fn)(const af_store_op *op, param *p);
+static const struct {
+    int st;
+    params_fn params;
+    const char *what; /* for the error */
+    int then_st;      /* 0 = none */
+    params_fn then_params;
+} writes[] = {
+    [AF_STORE_COST] = {ST_COST, p_cost, "cost entry", 0, NULL},
+    [AF_STORE_WORKLOAD_NEW] = {ST_WL_NEW, p_workload, "workload", 0, NULL},
+    [AF_STORE_WORKLOAD] = {ST_WL, p_workload, "workload", 0, NULL},
+    [AF_STORE_GPU] = {ST_GPU, p_gpu, "GPU", 0, NULL},
+    [AF_STORE_ALERT] = {ST_ALERT, p_alert, "alert", 0, NULL},
+    [AF_STORE_ALERT_ACK] = {ST_ALERT_ACK, p_alert_ack, "alert resolution", 0, NULL},
+    [AF_STORE_KV] = {ST_KV, p_kv, "setting", 0, NULL},
+    [AF_STORE_CLUSTER_NODE] = {ST_CL_NODE, p_cluster_node, "cluster node", 0, NULL},
+    [AF_STORE_CLUSTER_HOLD] = {ST_CL_HOLD_EXPIRED, p_expired, "cluster reservation", ST_CL_HOLD,
+                               p_cluster_hold},
+    [AF_STORE_CLUSTER_HOLD_END] = {ST_CL_HOLD_END, p_key, "cluster reservation", 0, NULL},
+};
 
 static int sq_write(void *self, const af_store_op *op, char *err, size_t len)
 {
     sq *q = self;
-    sqlite3_stmt *st;
-    int rc;
-    switch (op->kind) {
-    case AF_STORE_COST: {
-        const af_store_cost *c = &op->u.cost;
-        st = q->st[ST_COST];
-        bind_text(st, 1, c->id);
-        bind_text(st, 2, c->operation);
-        bind_text(st, 3, c->model_id);
-        bind_text(st, 4, c->currency);
-        bind_u64(st, 5, c->duration_ns);
-        sqlite3_bind_int64(st, 6, c->tokens);
-        sqlite3_bind_double(st, 7, c->gpu_hours);
-        sqlite3_bind_double(st, 8, c->cost);
-        bind_u64(st, 9, c->timestamp_ns);
-        if ((rc = run(st)) != SQLITE_OK)
-            return fail(q, rc, err, len, "cost entry");
-        return hours_add(q, c, err, len);
+    size_t k = (size_t)op->kind;
+    if (k >= sizeof(writes) / sizeof(writes[0]) || !writes[k].params) {
+        seterr(err, len, "unknown write kind %d", (int)op->kind);
+        return -EINVAL;
     }
-    case AF_STORE_WORKLOAD_NEW:
-    case AF_STORE_WORKLOAD:
-        st = q->st[op->kind == AF_STORE_WORKLOAD_NEW ? ST_WL_NEW : ST_WL];
-        bind_workload(st, &op->u.workload);
-        rc = run(st);
-        return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "workload");
-    case AF_STORE_GPU: {
-        const af_store_gpu *g = &op->u.gpu;
-        st = q->st[ST_GPU];
-        bind_text(st, 1, g->id);
-        bind_text(st, 2, g->name);
-        bind_u64(st, 3, g->memory_total_mb);
-        bind_u64(st, 4, g->memory_used_mb);
-        sqlite3_bind_double(st, 5, g->utilization);
-        sqlite3_bind_double(st, 6, g->temperature);
-        sqlite3_bind_double(st, 7, g->power_usage);
-        sqlite3_bind_int(st, 8, g->available);
-        rc = run(st);
-        return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "GPU");
-    }
-    case AF_STORE_ALERT: {
-        const af_store_alert *a = &op->u.alert;
-        st = q->st[ST_ALERT];
-        bind_u64(st, 1, a->id);
-        bind_text(st, 2, a->gpu_id);
-        bind_text(st, 3, a->type);
-        sqlite3_bind_int(st, 4, a->severity);
-        bind_text(st, 5, a->message);
-        sqlite3_bind_double(st, 6, a->value);
-        sqlite3_bind_double(st, 7, a->threshold);
-        bind_u64(st, 8, a->timestamp_ns);
-        sqlite3_bind_int(st, 9, a->acknowledged);
-        rc = run(st);
-        return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "alert");
-    }
-    case AF_STORE_ALERT_ACK:
-        st = q->st[ST_ALERT_ACK];
-        bind_u64(st, 1, op->u.alert.id);
-        rc = run(st);
-        return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "alert resolution");
-    case AF_STORE_KV:
-        st = q->st[ST_KV];
-        bind_text(st, 1, op->u.kv.key);
-        bind_text(st, 2, op->u.kv.value);
-        rc = run(st);
-        return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "setting");
-    }
-    seterr(err, len, "unknown write kind %d", (int)op->kind);
-    return -EINVAL;
+    param p[MAX_PARAMS];
+    int rc = run_params(q->st[writes[k].st], p, writes[k].params(op, p));
+    if (rc == SQLITE_OK && writes[k].then_params)
+        rc = run_params(q->st[writes[k].then_st], p, writes[k].then_params(op, p));
+    if (rc != SQLITE_OK)
+        return fail(q, rc, err, len, writes[k].what);
+    /* An entry also counts in its hour's roll-up. */
+    return op->kind == AF_STORE_COST ? hours_add(q, &op->u.cost, err, len) : 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -505,6 +580,24 @@ static int row_kv(sqlite3_stmt *st, const af_store_load_cb *cb)
     return cb->kv ? cb->kv(col_text(st, 0), col_text(st, 1), cb->user) : 0;
 }
 
+static int row_cluster_node(sqlite3_stmt *st, const af_store_load_cb *cb)
+{
+    af_store_cluster_node n = {col_text(st, 0), col_u64(st, 1), col_text(st, 2)};
+    return cb->cluster_node ? cb->cluster_node(&n, cb->user) : 0;
+}
+
+static int row_cluster_hold(sqlite3_stmt *st, const af_store_load_cb *cb)
+{
+    af_store_cluster_hold h = {.key = col_text(st, 0),
+                               .pod = col_text(st, 1),
+                               .node = col_text(st, 2),
+                               .gpu_mask = (uint64_t)sqlite3_column_int64(st, 3),
+                               .memory_mb = col_u64(st, 4),
+                               .expires_ns = col_u64(st, 5),
+                               .bound = sqlite3_column_int(st, 6) != 0};
+    return cb->cluster_hold ? cb->cluster_hold(&h, cb->user) : 0;
+}
+
 #define COST_COLS "id, operation, model_id, currency, duration_ns, tokens, gpu_hours, cost, ts"
 #define WL_COLS                                                                                    \
     "id, name, priority, memory_mb, estimated_ms, exclusive, status, pending_reason,"              \
@@ -552,6 +645,7 @@ static int sq_load(void *self, const af_store_load_opts *o, const af_store_load_
     sqlite3_int64 one[1] = {(sqlite3_int64)h};
     sqlite3_int64 nfin[1] = {o->finished_workloads};
     sqlite3_int64 nal[1] = {o->alerts};
+    sqlite3_int64 now[1] = {(sqlite3_int64)o->now_ns};
     if ((rc = each_row(q,
                        "SELECT key, value FROM kv UNION ALL SELECT '" AF_STORE_KEY_COSTS_LAST_SEQ
                        "', coalesce(max(seq), 0) FROM costs",
@@ -576,7 +670,14 @@ static int sq_load(void *self, const af_store_load_opts *o, const af_store_load_
                        "SELECT * FROM (SELECT id, gpu_id, type, severity, message, value,"
                        " threshold, ts, acknowledged FROM alerts ORDER BY id DESC LIMIT ?1)"
                        " ORDER BY id",
-                       nal, 1, row_alert, cb, err, len)) != 0)
+                       nal, 1, row_alert, cb, err, len)) != 0 ||
+        (rc =
+             each_row(q, "SELECT name, last_report_ns, inventory FROM cluster_nodes ORDER BY rowid",
+                      NULL, 0, row_cluster_node, cb, err, len)) != 0 ||
+        (rc = each_row(q,
+                       "SELECT key, pod, node, gpu_mask, memory_mb, expires_ns, bound"
+                       " FROM cluster_holds WHERE expires_ns > ?1 ORDER BY expires_ns",
+                       now, 1, row_cluster_hold, cb, err, len)) != 0)
         goto out;
 out:
     sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL);
