@@ -81,6 +81,8 @@ typedef struct af_cluster_gpu {
     uint64_t memory_total_mb, memory_used_mb, memory_free_mb;
     double utilization, temperature, power_draw;
     af_gpu_level health;   /* critical GPUs take no new work */
+    uint64_t reported_ns;  /* when its node reported it (set by the cluster; a report's value
+                            * is ignored) */
     uint32_t n_procs;      /* at most AF_GPU_MAX_PROCESSES */
     af_gpu_process *procs; /* in a report: borrowed; in a snapshot: malloc'd */
 } af_cluster_gpu;
@@ -227,7 +229,6 @@ typedef struct af_cluster_node_state {
     size_t n_gpus;
     af_cluster_gpu *gpus; /* malloc'd */
 } af_cluster_node_state;
-
 
 typedef struct af_cluster_state {
     af_cluster_node_state *nodes;

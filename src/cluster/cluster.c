@@ -303,6 +303,8 @@ int af_cluster_report_nodes(af_cluster *c, const af_cluster_report *r, char *err
         n->n_gpus = r->n_gpus;
         n->last_report_ns = now;
         n->awaiting_report = false;
+        for (size_t i = 0; i < r->n_gpus; i++)
+            slots[i].g.reported_ns = now;
         slots = NULL;
     }
     pthread_mutex_unlock(&c->mu);

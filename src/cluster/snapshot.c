@@ -102,8 +102,11 @@ int af_cluster_restore(af_cluster *c, const af_cluster_state *st, char *err, siz
             break;
         }
         /* Its samples are as old as the snapshot: ready again only when its agent reports. */
-        tmp->nodes[tmp->n_nodes - 1].last_report_ns = s->last_report_ns;
-        tmp->nodes[tmp->n_nodes - 1].awaiting_report = true;
+        node *n = &tmp->nodes[tmp->n_nodes - 1];
+        n->last_report_ns = s->last_report_ns;
+        n->awaiting_report = true;
+        for (size_t j = 0; j < n->n_gpus; j++)
+            n->gpus[j].g.reported_ns = s->last_report_ns;
     }
     for (size_t i = 0; i < st->n_holds && rc == 0; i++) {
         const af_cluster_hold_state *s = &st->holds[i];

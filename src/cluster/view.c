@@ -113,54 +113,100 @@ static double finite0(double v)
     return isfinite(v) ? v : 0;
 }
 
-static void put_fleet_gpu(af_buf *b, const node *n, bool ready, const gpu_slot *g)
+/* A fleet GPU copied under the lock, rendered after it: reports and extender calls never
+ * wait for a list of thousands of GPUs to be formatted. */
+typedef struct fleet_row {
+    const char *node; /* into the copied names */
+    bool ready, available;
+    af_cluster_gpu g; /* procs NULL */
+} fleet_row;
+
+static void put_fleet_gpu(af_buf *b, const fleet_row *r)
 {
     char id[AF_CLUSTER_NODE_MAX + 16], ts[40];
-    snprintf(id, sizeof(id), "%s/gpu-%u", n->name, g->g.index);
+    snprintf(id, sizeof(id), "%s/gpu-%u", r->node, r->g.index);
     af__buf_puts(b, "{\"id\":");
     json_str(b, id);
     af__buf_puts(b, ",\"node\":");
-    json_str(b, n->name);
+    json_str(b, r->node);
     af__buf_puts(b, ",\"name\":");
-    json_str(b, g->g.name);
-    /* A GPU takes new work when its node is ready, it is not critical and nothing holds it
-     * whole (af_cluster_filter's rule for whole GPUs). */
-    bool avail = ready && g->g.health != AF_GPU_CRITICAL && !g->held_whole;
+    json_str(b, r->g.name);
     af__buf_printf(b,
                    ",\"node_ready\":%s,\"status\":\"%s\",\"utilization\":%.2f,"
                    "\"temperature\":%.2f,\"memory_total\":%llu,\"memory_used\":%llu,"
                    "\"power_draw\":%.2f,\"workloads\":%u,\"available\":%s,\"last_updated\":",
-                   ready ? "true" : "false", gpu_status(&g->g), finite0(g->g.utilization),
-                   finite0(g->g.temperature), (unsigned long long)g->g.memory_total_mb,
-                   (unsigned long long)g->g.memory_used_mb, finite0(g->g.power_draw), g->g.n_procs,
-                   avail ? "true" : "false");
-    if (n->last_report_ns) {
-        af__fmt_rfc3339(n->last_report_ns, 9, ts);
+                   r->ready ? "true" : "false", gpu_status(&r->g), finite0(r->g.utilization),
+                   finite0(r->g.temperature), (unsigned long long)r->g.memory_total_mb,
+                   (unsigned long long)r->g.memory_used_mb, finite0(r->g.power_draw), r->g.n_procs,
+                   r->available ? "true" : "false");
+    if (r->g.reported_ns) {
+        af__fmt_rfc3339(r->g.reported_ns, 9, ts);
         af__buf_printf(b, "\"%s\"}", ts);
     } else {
         af__buf_puts(b, "null}");
     }
 }
 
-int af_cluster_gpus_json(af_cluster *c, char **out)
+/* Copies every GPU (and its node's name) under the lock. 0 or -ENOMEM. */
+static int copy_fleet(af_cluster *c, fleet_row **rows, size_t *n_rows, char **names,
+                      uint64_t *now_out)
 {
-    af_buf b;
-    af__buf_init(&b);
-    size_t total = 0;
     pthread_mutex_lock(&c->mu);
-    uint64_t now = c->o.clock(c->o.clock_user);
+    uint64_t now = *now_out = c->o.clock(c->o.clock_user);
     af__cl_expire_locked(c, now);
-    af__buf_puts(&b, "{\"gpus\":[");
+    size_t total = 0;
+    for (size_t i = 0; i < c->n_nodes; i++)
+        total += c->nodes[i].n_gpus;
+    *rows = total ? malloc(total * sizeof(**rows)) : NULL;
+    *names = c->n_nodes ? malloc(c->n_nodes * AF_CLUSTER_NODE_MAX) : NULL;
+    if ((total && !*rows) || (c->n_nodes && !*names)) {
+        pthread_mutex_unlock(&c->mu);
+        free(*rows);
+        free(*names);
+        return -ENOMEM;
+    }
+    size_t k = 0;
     for (size_t i = 0; i < c->n_nodes; i++) {
         const node *n = &c->nodes[i];
-        bool r = af__cl_node_ready(c, n, now);
-        for (size_t j = 0; j < n->n_gpus; j++, total++) {
-            if (total)
-                af__buf_putc(&b, ',');
-            put_fleet_gpu(&b, n, r, &n->gpus[j]);
+        char *name = *names + i * AF_CLUSTER_NODE_MAX;
+        memcpy(name, n->name, AF_CLUSTER_NODE_MAX);
+        bool ready = af__cl_node_ready(c, n, now);
+        for (size_t j = 0; j < n->n_gpus; j++, k++) {
+            fleet_row *r = &(*rows)[k];
+            r->node = name;
+            r->ready = ready;
+            /* A GPU takes new work when its node is ready, it is not critical and nothing
+             * holds it whole (af_cluster_filter's rule for whole GPUs). */
+            r->available =
+                ready && n->gpus[j].g.health != AF_GPU_CRITICAL && !n->gpus[j].held_whole;
+            r->g = n->gpus[j].g;
+            r->g.procs = NULL;
         }
     }
     pthread_mutex_unlock(&c->mu);
+    *n_rows = total;
+    return 0;
+}
+
+int af_cluster_gpus_json(af_cluster *c, char **out)
+{
+    fleet_row *rows = NULL;
+    char *names = NULL;
+    size_t total = 0;
+    uint64_t now = 0;
+    int rc = copy_fleet(c, &rows, &total, &names, &now);
+    if (rc)
+        return rc;
+    af_buf b;
+    af__buf_init(&b);
+    af__buf_puts(&b, "{\"gpus\":[");
+    for (size_t i = 0; i < total; i++) {
+        if (i)
+            af__buf_putc(&b, ',');
+        put_fleet_gpu(&b, &rows[i]);
+    }
+    free(rows);
+    free(names);
     char ts[40];
     af__fmt_rfc3339(now, 9, ts);
     af__buf_printf(&b, "],\"total\":%zu,\"timestamp\":\"%s\"}", total, ts);
