@@ -1,17 +1,12 @@
 /* The cluster: options, the node name map, agent reports (inventory) and readiness. */
 #include <errno.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "agentaflow/propagation.h"
-#include "agentaflow/trace_helpers.h"
-#include "agentaflow/tracing.h"
 #include "cluster/cluster_core.h"
-#include "util/buf.h"
 #include "util/str.h"
 
 void af__cluster_err(char *err, size_t err_len, const char *fmt, ...)

@@ -1,18 +1,11 @@
 /* Holds: what prioritize and bind reserve on a node's GPUs for a pod, until they expire. */
 #include <errno.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "agentaflow/propagation.h"
-#include "agentaflow/trace_helpers.h"
-#include "agentaflow/tracing.h"
 #include "cluster/cluster_core.h"
-#include "util/buf.h"
-#include "util/str.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Holds.                                                                                    */

@@ -1,17 +1,10 @@
 /* Snapshot / restore: the whole state as plain values for a durable store. */
 #include <errno.h>
-#include <math.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "agentaflow/propagation.h"
-#include "agentaflow/trace_helpers.h"
-#include "agentaflow/tracing.h"
 #include "cluster/cluster_core.h"
-#include "util/buf.h"
 #include "util/str.h"
 
 /* ---------------------------------------------------------------------------------------- */

@@ -5,11 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "agentaflow/propagation.h"
-#include "agentaflow/trace_helpers.h"
-#include "agentaflow/tracing.h"
 #include "cluster/cluster_core.h"
 #include "util/buf.h"
 #include "util/str.h"

@@ -15,9 +15,8 @@
 #include <sqlite3.h>
 
 #include "agentaflow/store.h"
+#include "store/sqlite_int.h"
 #include "util/str.h"
-
-#define NS_PER_H (UINT64_C(3600) * UINT64_C(1000000000))
 
 /* migrations[v] takes a database from user_version v to v + 1, in one transaction. */
 static const char *const migrations[] = {
@@ -56,25 +55,6 @@ static const char *const migrations[] = {
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == AF_STORE_SCHEMA_VERSION,
                "one migration per schema version");
-
-enum {
-    ST_BEGIN,
-    ST_COMMIT,
-    ST_ROLLBACK,
-    ST_COST,
-    ST_COST_HOUR,
-    ST_WL_NEW,
-    ST_WL,
-    ST_GPU,
-    ST_ALERT,
-    ST_ALERT_ACK,
-    ST_KV,
-    ST_CL_NODE,
-    ST_CL_HOLD,
-    ST_CL_HOLD_EXPIRED,
-    ST_CL_HOLD_END,
-    ST_COUNT
-};
 
 static const char *const sql_text[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -126,27 +106,6 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_CL_HOLD_EXPIRED] = "DELETE FROM cluster_holds WHERE expires_ns <= ?1",
     [ST_CL_HOLD_END] = "DELETE FROM cluster_holds WHERE key = ?1",
 };
-
-/* A roll-up change not written yet: a transaction's entries are summed per (hour, operation,
- * model) and each sum is written once at commit, instead of one upsert per entry. */
-typedef struct pending_hour {
-    uint64_t hour;
-    char *operation, *model_id;
-    double cost, gpu_hours;
-    int64_t tokens;
-    uint64_t count;
-} pending_hour;
-
-#define MAX_PENDING_HOURS 64
-
-typedef struct sq {
-    sqlite3 *db;
-    sqlite3_stmt *st[ST_COUNT];
-    char *path;
-    bool in_memory;
-    pending_hour hours[MAX_PENDING_HOURS];
-    size_t n_hours;
-} sq;
 
 static void seterr(char *err, size_t len, const char *fmt, ...)
 {
@@ -203,7 +162,7 @@ static int map_rc(sqlite3 *db, int rc)
 }
 
 /* Fills err with the file and SQLite's words (and the OS error when there is one). */
-static int fail(sq *q, int rc, char *err, size_t len, const char *what)
+int af__sq_fail(sq *q, int rc, char *err, size_t len, const char *what)
 {
     int code = map_rc(q->db, rc);
     int sys = q->db ? sqlite3_system_errno(q->db) : 0;
@@ -282,7 +241,7 @@ static int hours_flush(sq *q, char *err, size_t len)
         rc = run_params(st, p, sizeof(p) / sizeof(p[0]));
     }
     hours_clear(q);
-    return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "cost roll-up");
+    return rc == SQLITE_OK ? 0 : af__sq_fail(q, rc, err, len, "cost roll-up");
 }
 
 static int hours_add(sq *q, const af_store_cost *c, char *err, size_t len)
@@ -319,7 +278,7 @@ static int sq_begin(void *self, char *err, size_t len)
 {
     sq *q = self;
     int rc = run(q->st[ST_BEGIN]);
-    return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "begin");
+    return rc == SQLITE_OK ? 0 : af__sq_fail(q, rc, err, len, "begin");
 }
 
 static int sq_commit(void *self, char *err, size_t len)
@@ -329,7 +288,7 @@ static int sq_commit(void *self, char *err, size_t len)
     if (frc != 0)
         return frc;
     int rc = run(q->st[ST_COMMIT]);
-    return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "commit");
+    return rc == SQLITE_OK ? 0 : af__sq_fail(q, rc, err, len, "commit");
 }
 
 static void sq_rollback(void *self)
@@ -462,226 +421,9 @@ static int sq_write(void *self, const af_store_op *op, char *err, size_t len)
     if (rc == SQLITE_OK && writes[k].then_params)
         rc = run_params(q->st[writes[k].then_st], p, writes[k].then_params(op, p));
     if (rc != SQLITE_OK)
-        return fail(q, rc, err, len, writes[k].what);
+        return af__sq_fail(q, rc, err, len, writes[k].what);
     /* An entry also counts in its hour's roll-up. */
     return op->kind == AF_STORE_COST ? hours_add(q, &op->u.cost, err, len) : 0;
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Loading.                                                                                  */
-
-static const char *col_text(sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? (const char *)t : "";
-}
-
-static uint64_t col_u64(sqlite3_stmt *st, int i)
-{
-    sqlite3_int64 v = sqlite3_column_int64(st, i);
-    return v > 0 ? (uint64_t)v : 0;
-}
-
-/* Prepares sql, binds the int64 parameters (n of them) and steps through every row with
- * row(). Returns 0, the callback's non-zero result, or a store code with err filled. */
-static int each_row(sq *q, const char *sql, const sqlite3_int64 *params, int n,
-                    int (*row)(sqlite3_stmt *st, const af_store_load_cb *cb),
-                    const af_store_load_cb *cb, char *err, size_t len)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(q->db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return fail(q, rc, err, len, "load");
-    for (int i = 0; i < n; i++)
-        sqlite3_bind_int64(st, i + 1, params[i]);
-    int out = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        if ((out = row(st, cb)) != 0)
-            break;
-    if (out == 0 && rc != SQLITE_DONE)
-        out = fail(q, rc, err, len, "load");
-    sqlite3_finalize(st);
-    return out;
-}
-
-static int row_cost(sqlite3_stmt *st, const af_store_load_cb *cb)
-{
-    af_store_cost c = {.id = col_text(st, 0),
-                       .operation = col_text(st, 1),
-                       .model_id = col_text(st, 2),
-                       .currency = col_text(st, 3),
-                       .duration_ns = col_u64(st, 4),
-                       .tokens = sqlite3_column_int64(st, 5),
-                       .gpu_hours = sqlite3_column_double(st, 6),
-                       .cost = sqlite3_column_double(st, 7),
-                       .timestamp_ns = col_u64(st, 8)};
-    return cb->cost ? cb->cost(&c, cb->user) : 0;
-}
-
-static int row_hour(sqlite3_stmt *st, const af_store_load_cb *cb)
-{
-    af_store_cost_hour h = {.hour_ns = col_u64(st, 0),
-                            .operation = col_text(st, 1),
-                            .model_id = col_text(st, 2),
-                            .cost = sqlite3_column_double(st, 3),
-                            .gpu_hours = sqlite3_column_double(st, 4),
-                            .tokens = sqlite3_column_int64(st, 5),
-                            .count = col_u64(st, 6)};
-    return cb->cost_hour ? cb->cost_hour(&h, cb->user) : 0;
-}
-
-static int row_wl(sqlite3_stmt *st, const af_store_load_cb *cb)
-{
-    af_store_workload w = {.id = col_text(st, 0),
-                           .name = col_text(st, 1),
-                           .priority = sqlite3_column_int(st, 2),
-                           .memory_mb = col_u64(st, 3),
-                           .estimated_ms = col_u64(st, 4),
-                           .exclusive = sqlite3_column_int(st, 5) != 0,
-                           .status = sqlite3_column_int(st, 6),
-                           .pending_reason = sqlite3_column_int(st, 7),
-                           .assigned_gpu = col_text(st, 8),
-                           .failure = col_text(st, 9),
-                           .submitted_ns = col_u64(st, 10),
-                           .started_ns = col_u64(st, 11),
-                           .completed_ns = col_u64(st, 12)};
-    return cb->workload ? cb->workload(&w, cb->user) : 0;
-}
-
-static int row_gpu(sqlite3_stmt *st, const af_store_load_cb *cb)
-{
-    af_store_gpu g = {.id = col_text(st, 0),
-                      .name = col_text(st, 1),
-                      .memory_total_mb = col_u64(st, 2),
-                      .memory_used_mb = col_u64(st, 3),
-                      .utilization = sqlite3_column_double(st, 4),
-                      .temperature = sqlite3_column_double(st, 5),
-                      .power_usage = sqlite3_column_double(st, 6),
-                      .available = sqlite3_column_int(st, 7) != 0};
-    return cb->gpu ? cb->gpu(&g, cb->user) : 0;
-}
-
-static int row_alert(sqlite3_stmt *st, const af_store_load_cb *cb)
-{
-    af_store_alert a = {.id = col_u64(st, 0),
-                        .gpu_id = col_text(st, 1),
-                        .type = col_text(st, 2),
-                        .severity = sqlite3_column_int(st, 3),
-                        .message = col_text(st, 4),
-                        .value = sqlite3_column_double(st, 5),
-                        .threshold = sqlite3_column_double(st, 6),
-                        .timestamp_ns = col_u64(st, 7),
-                        .acknowledged = sqlite3_column_int(st, 8) != 0};
-    return cb->alert ? cb->alert(&a, cb->user) : 0;
-}
-
-static int row_kv(sqlite3_stmt *st, const af_store_load_cb *cb)
-{
-    return cb->kv ? cb->kv(col_text(st, 0), col_text(st, 1), cb->user) : 0;
-}
-
-static int row_cluster_node(sqlite3_stmt *st, const af_store_load_cb *cb)
-{
-    af_store_cluster_node n = {col_text(st, 0), col_u64(st, 1), col_text(st, 2)};
-    return cb->cluster_node ? cb->cluster_node(&n, cb->user) : 0;
-}
-
-static int row_cluster_hold(sqlite3_stmt *st, const af_store_load_cb *cb)
-{
-    af_store_cluster_hold h = {.key = col_text(st, 0),
-                               .pod = col_text(st, 1),
-                               .node = col_text(st, 2),
-                               .gpu_mask = (uint64_t)sqlite3_column_int64(st, 3),
-                               .memory_mb = col_u64(st, 4),
-                               .expires_ns = col_u64(st, 5),
-                               .bound = sqlite3_column_int(st, 6) != 0};
-    return cb->cluster_hold ? cb->cluster_hold(&h, cb->user) : 0;
-}
-
-#define COST_COLS "id, operation, model_id, currency, duration_ns, tokens, gpu_hours, cost, ts"
-#define WL_COLS                                                                                    \
-    "id, name, priority, memory_mb, estimated_ms, exclusive, status, pending_reason,"              \
-    " assigned_gpu, failure, submitted_ns, started_ns, completed_ns"
-
-/* The first hour whose entries are loaded one by one (store.h, af_store_load_opts). */
-static int raw_boundary(sq *q, const af_store_load_opts *o, uint64_t *out, char *err, size_t len)
-{
-    uint64_t keep = o->cost_raw_s * UINT64_C(1000000000);
-    uint64_t cutoff = o->now_ns > keep ? o->now_ns - keep : 0;
-    uint64_t h = cutoff - cutoff % NS_PER_H;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(
-        q->db, "SELECT ts FROM costs WHERE ts >= ?1 ORDER BY ts DESC LIMIT 1 OFFSET ?2", -1, &st,
-        NULL);
-    if (rc != SQLITE_OK)
-        return fail(q, rc, err, len, "load");
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)h);
-    sqlite3_bind_int64(st, 2, o->cost_raw_max);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        /* More than cost_raw_max entries since h: start after the hour of the one past it. */
-        uint64_t t = col_u64(st, 0);
-        h = (t / NS_PER_H + 1) * NS_PER_H;
-    }
-    int out_rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(q, rc, err, len, "load");
-    sqlite3_finalize(st);
-    *out = h;
-    return out_rc;
-}
-
-static int sq_load(void *self, const af_store_load_opts *o, const af_store_load_cb *cb, char *err,
-                   size_t len)
-{
-    sq *q = self;
-    int rc;
-    /* One read transaction: a consistent snapshot even if something else writes. */
-    sqlite3_exec(q->db, "BEGIN", NULL, NULL, NULL);
-    uint64_t h = 0;
-    if ((rc = raw_boundary(q, o, &h, err, len)) != 0)
-        goto out;
-    uint64_t hkeep = o->cost_hours_s * UINT64_C(1000000000);
-    sqlite3_int64 hp[2] = {(sqlite3_int64)h,
-                           (sqlite3_int64)(o->now_ns > hkeep ? o->now_ns - hkeep : 0)};
-    sqlite3_int64 one[1] = {(sqlite3_int64)h};
-    sqlite3_int64 nfin[1] = {o->finished_workloads};
-    sqlite3_int64 nal[1] = {o->alerts};
-    sqlite3_int64 now[1] = {(sqlite3_int64)o->now_ns};
-    if ((rc = each_row(q,
-                       "SELECT key, value FROM kv UNION ALL SELECT '" AF_STORE_KEY_COSTS_LAST_SEQ
-                       "', coalesce(max(seq), 0) FROM costs",
-                       NULL, 0, row_kv, cb, err, len)) != 0 ||
-        (rc = each_row(q,
-                       "SELECT id, name, memory_total_mb, memory_used_mb, utilization,"
-                       " temperature, power_usage, available FROM gpus ORDER BY seq",
-                       NULL, 0, row_gpu, cb, err, len)) != 0 ||
-        (rc = each_row(q,
-                       "SELECT hour, operation, model_id, cost, gpu_hours, tokens, count"
-                       " FROM cost_hours WHERE hour < ?1 AND hour >= ?2 ORDER BY hour",
-                       hp, 2, row_hour, cb, err, len)) != 0 ||
-        (rc = each_row(q, "SELECT " COST_COLS " FROM costs WHERE ts >= ?1 ORDER BY ts, seq", one, 1,
-                       row_cost, cb, err, len)) != 0 ||
-        (rc = each_row(q,
-                       "SELECT * FROM (SELECT " WL_COLS ", seq FROM workloads WHERE status >= 2"
-                       " ORDER BY seq DESC LIMIT ?1) ORDER BY seq",
-                       nfin, 1, row_wl, cb, err, len)) != 0 ||
-        (rc = each_row(q, "SELECT " WL_COLS " FROM workloads WHERE status < 2 ORDER BY seq", NULL,
-                       0, row_wl, cb, err, len)) != 0 ||
-        (rc = each_row(q,
-                       "SELECT * FROM (SELECT id, gpu_id, type, severity, message, value,"
-                       " threshold, ts, acknowledged FROM alerts ORDER BY id DESC LIMIT ?1)"
-                       " ORDER BY id",
-                       nal, 1, row_alert, cb, err, len)) != 0 ||
-        (rc =
-             each_row(q, "SELECT name, last_report_ns, inventory FROM cluster_nodes ORDER BY rowid",
-                      NULL, 0, row_cluster_node, cb, err, len)) != 0 ||
-        (rc = each_row(q,
-                       "SELECT key, pod, node, gpu_mask, memory_mb, expires_ns, bound"
-                       " FROM cluster_holds WHERE expires_ns > ?1 ORDER BY expires_ns",
-                       now, 1, row_cluster_hold, cb, err, len)) != 0)
-        goto out;
-out:
-    sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL);
-    return rc;
 }
 
 static int sq_prune(void *self, uint64_t costs_before, uint64_t wl_before, uint32_t limit,
@@ -710,7 +452,7 @@ static int sq_prune(void *self, uint64_t costs_before, uint64_t wl_before, uint3
         }
         sqlite3_finalize(st);
         if (rc != SQLITE_OK)
-            return fail(q, rc, err, len, "prune");
+            return af__sq_fail(q, rc, err, len, "prune");
         *deleted += (uint64_t)sqlite3_changes(q->db);
     }
     return 0;
@@ -732,7 +474,7 @@ static void sq_stats(void *self, af_store_backend_stats *out)
         out->size_bytes = file_size(q->path, "") + file_size(q->path, "-wal");
 }
 
-static void sq_close(void *self)
+void af__sq_close(void *self)
 {
     sq *q = self;
     if (!q)
@@ -751,10 +493,10 @@ static const af_store_backend_ops sqlite_ops = {
     .write = sq_write,
     .commit = sq_commit,
     .rollback = sq_rollback,
-    .load = sq_load,
+    .load = af__sq_load,
     .prune = sq_prune,
     .stats = sq_stats,
-    .close = sq_close,
+    .close = af__sq_close,
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -771,7 +513,7 @@ void af_store_sqlite_opts_init(af_store_sqlite_opts *o)
 static int exec(sq *q, const char *sql, char *err, size_t len, const char *what)
 {
     int rc = sqlite3_exec(q->db, sql, NULL, NULL, NULL);
-    return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, what);
+    return rc == SQLITE_OK ? 0 : af__sq_fail(q, rc, err, len, what);
 }
 
 static int user_version(sq *q, int *out, char *err, size_t len)
@@ -785,7 +527,7 @@ static int user_version(sq *q, int *out, char *err, size_t len)
     sqlite3_finalize(st);
     if (rc == SQLITE_OK)
         return 0;
-    int code = fail(q, rc, err, len, "not a readable agentaflow database");
+    int code = af__sq_fail(q, rc, err, len, "not a readable agentaflow database");
     return code;
 }
 
@@ -807,8 +549,7 @@ static int migrate(sq *q, int from, char *err, size_t len)
     return rc;
 }
 
-static int open_db(const char *path, bool read_only, uint32_t busy_ms, sq **out, char *err,
-                   size_t len)
+int af__sq_open(const char *path, bool read_only, uint32_t busy_ms, sq **out, char *err, size_t len)
 {
     *out = NULL;
     sq *q = calloc(1, sizeof(*q));
@@ -821,8 +562,8 @@ static int open_db(const char *path, bool read_only, uint32_t busy_ms, sq **out,
     int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     int rc = sqlite3_open_v2(path, &q->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        int code = fail(q, rc, err, len, "cannot open");
-        sq_close(q);
+        int code = af__sq_fail(q, rc, err, len, "cannot open");
+        af__sq_close(q);
         return code;
     }
     sqlite3_extended_result_codes(q->db, 1);
@@ -842,8 +583,8 @@ int af_store_sqlite_open(const af_store_sqlite_opts *o, const af_store_backend_o
     *ops = NULL;
     *self = NULL;
     sq *q = NULL;
-    int rc = open_db(o->path ? o->path : ":memory:", o->read_only, o->busy_ms ? o->busy_ms : 5000,
-                     &q, err, len);
+    int rc = af__sq_open(o->path ? o->path : ":memory:", o->read_only,
+                         o->busy_ms ? o->busy_ms : 5000, &q, err, len);
     if (rc != 0)
         return rc;
     int v = 0;
@@ -878,7 +619,7 @@ int af_store_sqlite_open(const af_store_sqlite_opts *o, const af_store_backend_o
         int prc =
             sqlite3_prepare_v3(q->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i], NULL);
         if (prc != SQLITE_OK) {
-            rc = fail(q, prc, err, len, "prepare");
+            rc = af__sq_fail(q, prc, err, len, "prepare");
             goto fail;
         }
     }
@@ -886,14 +627,14 @@ int af_store_sqlite_open(const af_store_sqlite_opts *o, const af_store_backend_o
     *self = q;
     return 0;
 fail:
-    sq_close(q);
+    af__sq_close(q);
     return rc;
 }
 
 int af_store_sqlite_check(const char *path, char *err, size_t len)
 {
     sq *q = NULL;
-    int rc = open_db(path, true, 5000, &q, err, len);
+    int rc = af__sq_open(path, true, 5000, &q, err, len);
     if (rc != 0)
         return rc;
     int v = 0;
@@ -901,7 +642,8 @@ int af_store_sqlite_check(const char *path, char *err, size_t len)
         sqlite3_stmt *st = NULL;
         int src = sqlite3_prepare_v2(q->db, "PRAGMA integrity_check", -1, &st, NULL);
         if (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
-            const char *r = col_text(st, 0);
+            const unsigned char *rt = sqlite3_column_text(st, 0);
+            const char *r = rt ? (const char *)rt : "";
             if (strcmp(r, "ok") != 0) {
                 seterr(err, len, "%s: %s", path, r);
                 rc = -EILSEQ;
@@ -909,11 +651,11 @@ int af_store_sqlite_check(const char *path, char *err, size_t len)
                 seterr(err, len, "%s: ok (schema version %d)", path, v);
             }
         } else {
-            rc = fail(q, src, err, len, "integrity check");
+            rc = af__sq_fail(q, src, err, len, "integrity check");
         }
         sqlite3_finalize(st);
     }
-    sq_close(q);
+    af__sq_close(q);
     return rc;
 }
 
@@ -923,43 +665,29 @@ int af_store_sqlite_backup(const char *path, const char *dest, char *err, size_t
     char tmp[4200];
     snprintf(tmp, sizeof(tmp), "%s.tmp", dest);
     unlink(tmp);
-    int rc = open_db(path, true, 5000, &src, err, len);
+    int rc = af__sq_open(path, true, 5000, &src, err, len);
     if (rc == 0)
-        rc = open_db(tmp, false, 5000, &dst, err, len);
+        rc = af__sq_open(tmp, false, 5000, &dst, err, len);
     if (rc == 0) {
         sqlite3_backup *b = sqlite3_backup_init(dst->db, "main", src->db, "main");
         if (!b) {
-            rc = fail(dst, sqlite3_errcode(dst->db), err, len, "backup");
+            rc = af__sq_fail(dst, sqlite3_errcode(dst->db), err, len, "backup");
         } else {
             /* All pages in one step: the copy is one consistent snapshot (WAL readers do not
              * block the daemon's writer). */
             int brc = sqlite3_backup_step(b, -1);
             sqlite3_backup_finish(b);
             if (brc != SQLITE_DONE)
-                rc = fail(dst, brc, err, len, "backup");
+                rc = af__sq_fail(dst, brc, err, len, "backup");
         }
     }
-    sq_close(src);
-    sq_close(dst);
+    af__sq_close(src);
+    af__sq_close(dst);
     if (rc == 0 && rename(tmp, dest) != 0) {
         seterr(err, len, "%s: %s", dest, strerror(errno));
         rc = -errno;
     }
     if (rc != 0)
         unlink(tmp);
-    return rc;
-}
-
-int af_store_sqlite_each_cost(const char *path, int (*fn)(const af_store_cost *c, void *user),
-                              void *user, char *err, size_t len)
-{
-    sq *q = NULL;
-    int rc = open_db(path, true, 5000, &q, err, len);
-    if (rc != 0)
-        return rc;
-    af_store_load_cb cb = {.cost = fn, .user = user};
-    rc = each_row(q, "SELECT " COST_COLS " FROM costs ORDER BY ts, seq", NULL, 0, row_cost, &cb,
-                  err, len);
-    sq_close(q);
     return rc;
 }
