@@ -58,6 +58,8 @@ char *const *af__config_list_get(const af_tracing_config *cfg, const af__config_
 void af__config_list_replace(af_tracing_config *cfg, const af__config_key *k, char **items,
                              size_t n);
 void af__config_list_free(char **items, size_t n);
+/* Where a list row's array and its count (*n) live in cfg. */
+char ***af__config_list_slot(af_tracing_config *cfg, const af__config_key *k, size_t **n);
 
 /* Map / kv-list storage of row k. */
 af_config_kv **af__config_kv_slot(af_tracing_config *cfg, const af__config_key *k, size_t **n);

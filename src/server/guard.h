@@ -9,7 +9,7 @@
  *   - and, for the loops, what to do when the process runs out of descriptors.
  *
  * The checks over a parsed head are pure (no server, no I/O) so they are unit-tested on their
- * own; http_loop.c and txn.c call them through a few named hooks.
+ * own; http_accept.c, http_conn.c and txn.c call them through a few named hooks.
  */
 #ifndef AF_SERVER_GUARD_H
 #define AF_SERVER_GUARD_H

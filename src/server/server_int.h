@@ -388,7 +388,7 @@ struct af_server {
     uint64_t last_price_ns[256]; /* per GPU index: previous priced sample */
 };
 
-/* http_loop.c: the HTTP event loops. */
+/* http_loop.c and http_accept.c, http_conn.c, http_resp.c: the HTTP event loops. */
 /* Binds and listens on addr:port (0 = ephemeral): *fd_out, *port_out. err gets a sentence. */
 int af__http_listen(const char *addr, int port, int *fd_out, int *port_out, char *err,
                     size_t err_len);

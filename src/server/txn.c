@@ -1,7 +1,7 @@
 /*
  * The HTTP transaction: the tracing middleware around every request, routing, and the JSON
- * error responses. Transport-free: http_loop.c frames requests and writes responses; this
- * file decides what they say.
+ * error responses. Transport-free: http_conn.c frames requests and http_resp.c writes
+ * responses; this file decides what they say.
  *
  * Middleware: the caller's traceparent / tracestate / baggage are extracted, a SERVER span
  * "api_requests.<METHOD> <route template>" starts when the head arrives, the route's work is
