@@ -109,7 +109,8 @@ int af_cluster_report_json(af_cluster *c, const char *body, size_t len, char *er
 /* Builds that body (the agent's side); *out malloc'd. 0 or -ENOMEM. */
 int af_cluster_report_body(const af_cluster_report *r, char **out);
 
-/* {"nodes":[{"name","ready","last_report_unix_ms","seconds_since_report","gpus":[{"id","name",
+/* {"nodes":[{"name","ready","awaiting_report" (restored, no report since),"last_report_unix_ms",
+ * "seconds_since_report","gpus":[{"id","name",
  * "memory_total_mb","memory_used_mb","memory_free_mb","memory_held_mb","held","utilization",
  * "temperature","power_draw","health","processes" (a count)}]}],"total","ready","strategy",
  * "reservations":[{"pod","uid" (the hold's key),"gpu","memory_mb","bound","expires_in_ms"}]} */
