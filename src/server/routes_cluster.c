@@ -74,23 +74,28 @@ typedef struct hold_commit {
     char *answer; /* the JSON body, sent once committed */
     char key[AF_CLUSTER_NODE_MAX];
     bool release_on_failure; /* a prioritize hold; a binding is Kubernetes' already */
-    bool applied;
 } hold_commit;
 
 static void apply_hold(af_server *s, void *ctx, af__resp *rs)
 {
     (void)s;
     hold_commit *hc = ctx;
-    hc->applied = true;
     af__resp_json_take(rs, 200, hc->answer);
     hc->answer = NULL;
+}
+
+/* The commit failed: a prioritize hold is given back before the 503 goes out. */
+static void undo_hold(af_server *s, void *ctx, af__resp *rs)
+{
+    (void)s, (void)rs;
+    hold_commit *hc = ctx;
+    if (hc->release_on_failure)
+        af_cluster_release(hc->cluster, hc->key);
 }
 
 static void hold_commit_free(void *ctx)
 {
     hold_commit *hc = ctx;
-    if (!hc->applied && hc->release_on_failure)
-        af_cluster_release(hc->cluster, hc->key);
     free(hc->answer);
     free(hc);
 }
@@ -118,7 +123,7 @@ static int commit_hold(af__req *rq, af__resp *rs, const af_cluster_hold_state *h
                                                 .expires_ns = h->expires_ns,
                                                 .bound = h->bound,
                                                 .now_ns = af_now_ns()};
-    return af__commit(rq, rs, &op, apply_hold, hc, hold_commit_free);
+    return af__commit_or_undo(rq, rs, &op, apply_hold, undo_hold, hc, hold_commit_free);
 }
 
 /* The error answer of an extender call that could not decide. */

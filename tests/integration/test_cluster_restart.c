@@ -5,12 +5,14 @@
  * (after a second reservation) killed with SIGKILL, and each time started again on the same
  * directory and port. Inventory and reservations come back (a pod asking for the held GPUs
  * finds none free: no double booking), the restored nodes are not ready while their agents
- * are stopped (SIGSTOP) and ready again once they report. Every wait polls.
+ * are stopped (SIGSTOP) and ready again once they report. A reservation that cannot be
+ * saved (RLIMIT_FSIZE on the scheduler) answers 503 and frees its GPU. Every wait polls.
  */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,6 +67,22 @@ static void wait_ready(fleet *f, long want)
             fail_msg("%ld nodes never became ready (see %s)", want, f->agents[0].logfile);
         pause_ms(50);
     }
+}
+
+/* node-1, node-2, node-4 (with 1, 2, 4 GPUs), the first n of them; waits until ready. */
+static void start_agents(fleet *f, int n)
+{
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", f->sched.port);
+    static const int gpus[] = {1, 2, 4};
+    for (int i = 0; i < n; i++) {
+        char acfg[256];
+        snprintf(acfg, sizeof(acfg),
+                 "server:\n  simulated_gpus: %d\nagent:\n  report_interval: 200ms\n", gpus[i]);
+        const char *ax[] = {"--scheduler", url, "--node-name", node_names[i], NULL};
+        daemon_start_role(&f->agents[i], "agent", acfg, ax, env_token);
+    }
+    wait_ready(f, n);
 }
 
 static json_t *post(fleet *f, const char *path, const char *body)
@@ -189,17 +207,7 @@ static void test_restart_keeps_inventory_and_reservations(void **state)
     memset(&f, 0, sizeof(f));
     snprintf(f.data_dir, sizeof(f.data_dir), "%s/sched-data", g_tmp);
     start_scheduler(&f);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", f.sched.port);
-    static const int gpus[] = {1, 2, 4};
-    for (int i = 0; i < 3; i++) {
-        char acfg[256];
-        snprintf(acfg, sizeof(acfg),
-                 "server:\n  simulated_gpus: %d\nagent:\n  report_interval: 200ms\n", gpus[i]);
-        const char *ax[] = {"--scheduler", url, "--node-name", node_names[i], NULL};
-        daemon_start_role(&f.agents[i], "agent", acfg, ax, env_token);
-    }
-    wait_ready(&f, 3);
+    start_agents(&f, 3);
     reserve(&f, "big", 4, "node-4");
     char gpu[256];
     long exp[2];
@@ -236,6 +244,35 @@ static void test_restart_keeps_inventory_and_reservations(void **state)
     assert_int_equal(daemon_stop(&f.sched), 0);
 }
 
+/* A reservation that cannot be saved (the data directory is full) is not given out: the
+ * extender answers 503 storage_unavailable and the GPU is free again. */
+static void test_unsaved_hold_released(void **state)
+{
+    (void)state;
+    fleet f;
+    memset(&f, 0, sizeof(f));
+    snprintf(f.data_dir, sizeof(f.data_dir), "%s/full-data", g_tmp);
+    start_scheduler(&f);
+    start_agents(&f, 1); /* node-1: one GPU */
+    /* The scheduler's files may not grow past 4 KiB: the next WAL frame cannot be written. */
+    struct rlimit lim = {4096, RLIM_INFINITY};
+    assert_int_equal(prlimit(f.sched.pid, RLIMIT_FSIZE, &lim, NULL), 0);
+    char *a = pod_args("unsaved", 1);
+    resp r = http(f.sched.port, "POST", "/scheduler/prioritize", a, auth_hdr);
+    expect_error(&r, 503, "storage_unavailable");
+    free(r.body);
+    free(a);
+    char gpu[256];
+    long exp = 0;
+    assert_false(reservation(&f, "unsaved", gpu, sizeof(gpu), &exp));
+    /* Space returns: node-1's only GPU goes to the next pod, and that hold is kept. */
+    lim.rlim_cur = RLIM_INFINITY;
+    assert_int_equal(prlimit(f.sched.pid, RLIMIT_FSIZE, &lim, NULL), 0);
+    reserve(&f, "saved", 1, "node-1");
+    assert_int_equal(daemon_stop(&f.agents[0]), 0);
+    assert_int_equal(daemon_stop(&f.sched), 0);
+}
+
 int main(int argc, char **argv)
 {
     int rc = harness_init(argc, argv, "cluster-restart");
@@ -243,6 +280,7 @@ int main(int argc, char **argv)
         return rc;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_restart_keeps_inventory_and_reservations),
+        cmocka_unit_test(test_unsaved_hold_released),
     };
     rc = cmocka_run_group_tests_name("cluster_restart", tests, NULL, NULL);
     harness_fini();
