@@ -5,8 +5,8 @@
  * GPUs (inventory, latest samples, processes, health) to the cluster scheduler's
  * /api/v1/cluster/report with the bearer token (server.auth_token).
  *
- * Threads: the main thread takes signals with sigwait (as serve does); "af-agent-report"
- * sends the reports. A failing scheduler is logged when the state changes, not every interval.
+ * Threads: the main thread waits for signals with app_sd_wait_signal, serve's loop (petting
+ * systemd's watchdog meanwhile); "af-agent-report" sends the reports. A failing scheduler is logged when the state changes, not every interval.
  */
 #include <curl/curl.h>
 #include <errno.h>
