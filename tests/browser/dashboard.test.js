@@ -146,7 +146,9 @@ async function postReports(base, nodes, round) {
 // serve --cluster with 8,000 GPUs: grouped by node, collapsed, expandable, updated in place.
 async function checkFleet(ctx, profile, problems) {
   const cfg = path.join(profile, 'cluster.yaml');
-  fs.writeFileSync(cfg, 'server:\n  load_generator: false\n  ws_push_interval: 1s\n');
+  // A long node_timeout: readiness must not depend on how fast a loaded machine posts 1,000
+  // reports and loads the page.
+  fs.writeFileSync(cfg, 'server:\n  load_generator: false\n  ws_push_interval: 1s\ncluster:\n  node_timeout: 10m\n');
   const dc = startDaemon(['--cluster', '--config', cfg]);
   try {
     const base = 'http://127.0.0.1:' + (await dc.port);
