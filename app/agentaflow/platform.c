@@ -273,10 +273,23 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
         af_gpu_scheduler_register_gpu(p->scheduler, &spec, NULL, 0);
     }
     af_gpu_scheduler_attach_collector(p->scheduler, p->collector);
+    if (cfg->cluster.enabled) {
+        af_cluster_opts ko;
+        af_cluster_opts_init(&ko);
+        ko.strategy = (af_gpu_strategy)cfg->cluster.strategy;
+        ko.node_timeout_ms = cfg->cluster.node_timeout_ms;
+        ko.reservation_ttl_ms = cfg->cluster.reservation_ttl_ms;
+        ko.max_nodes = cfg->cluster.max_nodes;
+        ko.tracing.tracing = p->tracing;
+        if ((rc = af_cluster_new(&ko, &p->cluster)) != 0) {
+            fprintf(err, "agentaflow: cluster scheduler: %s\n", af_strerror(rc));
+            return rc;
+        }
+    }
     /* After the GPUs are known (running workloads take their memory on them again), before
      * the collector raises new alerts. */
-    if (p->state && (rc = af_state_restore(p->state, p->scheduler, p->collector, p->costs, e,
-                                           sizeof(e))) != 0) {
+    if (p->state && (rc = af_state_restore(p->state, p->scheduler, p->collector, p->costs,
+                                           p->cluster, e, sizeof(e))) != 0) {
         fprintf(err, "agentaflow: restoring %s: %s\n", af_state_dir(p->state), e);
         return rc;
     }
@@ -296,19 +309,6 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
     if ((rc = af_serving_new(&sv, &p->serving)) != 0) {
         fprintf(err, "agentaflow: model serving: %s\n", af_strerror(rc));
         return rc;
-    }
-    if (cfg->cluster.enabled) {
-        af_cluster_opts ko;
-        af_cluster_opts_init(&ko);
-        ko.strategy = (af_gpu_strategy)cfg->cluster.strategy;
-        ko.node_timeout_ms = cfg->cluster.node_timeout_ms;
-        ko.reservation_ttl_ms = cfg->cluster.reservation_ttl_ms;
-        ko.max_nodes = cfg->cluster.max_nodes;
-        ko.tracing.tracing = p->tracing;
-        if ((rc = af_cluster_new(&ko, &p->cluster)) != 0) {
-            fprintf(err, "agentaflow: cluster scheduler: %s\n", af_strerror(rc));
-            return rc;
-        }
     }
     return app_add_models(p->serving, &cfg->serving, err);
 }
