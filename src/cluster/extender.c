@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cluster/cluster_int.h"
 #include "util/buf.h"
@@ -34,6 +35,27 @@ static json_t *load_object(const char *body, size_t len, char *err, size_t err_l
         return NULL;
     }
     return j;
+}
+
+/*
+ * A member of an ExtenderArgs or ExtenderBindingArgs object. Those Go structs carry no json
+ * tags, so kube-scheduler sends the field names as written ("Pod", "NodeNames", "PodUID");
+ * Go's decoder matches keys case-insensitively, preferring an exact match, and so do we, so
+ * the lower-case spelling of older extender docs and our own tests works as well.
+ */
+static json_t *args_member(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    if (v)
+        return v;
+    const char *key;
+    json_t *val;
+    json_object_foreach(o, key, val)
+    {
+        if (strcasecmp(key, k) == 0)
+            return val;
+    }
+    return NULL;
 }
 
 /* A string member, or NULL when absent/null; -EINVAL when present with another type. */
@@ -130,7 +152,7 @@ static int container_gpus(json_t *ctr, size_t i, uint32_t *sum, char *err, size_
 static int parse_pod(json_t *j, af_cluster_pod *p, char *err, size_t err_len)
 {
     memset(p, 0, sizeof(*p));
-    json_t *pod = json_object_get(j, "pod");
+    json_t *pod = args_member(j, "pod");
     if (!pod || json_is_null(pod)) {
         af__cluster_err(err, err_len, "pod: required (a v1.Pod object)");
         return -EINVAL;
@@ -208,7 +230,7 @@ static int parse_pod(json_t *j, af_cluster_pod *p, char *err, size_t err_len)
 static int parse_nodes(af_cluster *c, json_t *j, const char ***names, size_t *n, json_t **items,
                        char *err, size_t err_len)
 {
-    json_t *nn = json_object_get(j, "nodenames"), *nodes = json_object_get(j, "nodes");
+    json_t *nn = args_member(j, "nodenames"), *nodes = args_member(j, "nodes");
     json_t *arr;
     *items = NULL;
     *names = NULL;
@@ -408,7 +430,7 @@ int af_cluster_binding_args_parse(const char *body, size_t len, af_cluster_bindi
              {"node", out->node, true}};
     int rc = 0;
     for (size_t i = 0; i < sizeof(f) / sizeof(f[0]) && rc == 0; i++) {
-        json_t *v = json_object_get(j, f[i].key);
+        json_t *v = args_member(j, f[i].key);
         const char *s = json_string_value(v);
         if ((!v || json_is_null(v)) && !f[i].required)
             continue;

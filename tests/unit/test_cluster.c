@@ -413,6 +413,38 @@ static void test_extender_json_nodenames(void **state)
     af_cluster_free(c);
 }
 
+/* kube-scheduler marshals ExtenderArgs and ExtenderBindingArgs, Go structs without json tags,
+ * under their Go field names. */
+static void test_extender_json_go_field_names(void **state)
+{
+    (void)state;
+    fake_now = SEC;
+    af_cluster *c = new_cluster(AF_GPU_LEAST_UTILIZED);
+    report(c, "big", 1, 81920, NULL, NULL);
+    char body[2048];
+    snprintf(body, sizeof(body), "{\"Pod\":%s,\"Nodes\":null,\"NodeNames\":[\"big\",\"none\"]}",
+             pod_json);
+    char *out = NULL, err[256] = "";
+    assert_int_equal(af_cluster_filter_json(c, body, strlen(body), &out, err, sizeof(err)), 0);
+    json_t *r = json_loads(out, 0, NULL);
+    assert_non_null(r);
+    assert_int_equal(json_array_size(json_object_get(r, "nodenames")), 1);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(r, "nodenames"), 0)),
+                        "big");
+    json_decref(r);
+    free(out);
+
+    static const char bind[] = "{\"PodName\":\"llm-0\",\"PodNamespace\":\"ml\","
+                               "\"PodUID\":\"6f1c-uid\",\"Node\":\"big\"}";
+    af_cluster_binding_args ba;
+    assert_int_equal(af_cluster_binding_args_parse(bind, strlen(bind), &ba, err, sizeof(err)), 0);
+    assert_string_equal(ba.pod_name, "llm-0");
+    assert_string_equal(ba.pod_namespace, "ml");
+    assert_string_equal(ba.pod_uid, "6f1c-uid");
+    assert_string_equal(ba.node, "big");
+    af_cluster_free(c);
+}
+
 static void test_extender_json_nodes(void **state)
 {
     (void)state;
@@ -676,6 +708,7 @@ int main(void)
         cmocka_unit_test(test_fleet_views),
         cmocka_unit_test(test_extender_json_nodenames),
         cmocka_unit_test(test_extender_json_nodes),
+        cmocka_unit_test(test_extender_json_go_field_names),
         cmocka_unit_test(test_extender_json_bad),
         cmocka_unit_test(test_report_json),
         cmocka_unit_test(test_spans),
