@@ -31,6 +31,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+AF_API_BEGIN
 
 /* A cost ledger entry: every field the API accepted, exactly. */
 typedef struct af_store_cost {
@@ -293,6 +294,7 @@ void af_store_health_get(af_store *s, af_store_health *out);
  * as a full disk would; count 0 clears. */
 void af_store_inject_fault(af_store *s, int rc, uint32_t count);
 
+AF_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -11,6 +11,7 @@
 #include "agentaflow/propagation.h"
 #include "agentaflow/server.h"
 #include "agentaflow/serving.h"
+#include "agentaflow/store.h"
 #include "agentaflow/trace.h"
 #include "agentaflow/trace_helpers.h"
 #include "agentaflow/trace_sdk.h"

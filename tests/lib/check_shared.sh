@@ -5,11 +5,14 @@
 #    defined by both libraries;
 #  - no STATIC_TLS flag (dlopen() may refuse such a library) and no initial-exec TLS
 #    relocations;
-#  - libagentaflow.so needs libcurl, zlib and libyaml only, besides the C runtime.
-# usage: check_shared.sh libagentaflow.so libagentaflow-platform.so
+#  - libagentaflow.so needs libcurl, zlib and libyaml only, besides the C runtime;
+#  - every function the public headers declare (not static inline) is exported by one of them,
+#    so a header without AF_API_BEGIN cannot ship functions a shared consumer fails to link.
+# usage: check_shared.sh libagentaflow.so libagentaflow-platform.so include/agentaflow
 set -eu
 sdk=$1
 platform=$2
+headers=$3
 fail=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -43,6 +46,18 @@ both=$(comm -12 "$tmp/$(basename "$sdk")" "$tmp/$(basename "$platform")")
 if [ -n "$both" ]; then
     echo "defined by both libraries:"
     echo "$both" | head -20
+    fail=1
+fi
+
+# One declaration per line is the house style: `type af_name(...` or `type *af_name(...`.
+grep -hE '^[a-zA-Z_][a-zA-Z0-9_ ]*[ *]af_[a-z0-9_]+\(' "$headers"/*.h | grep -vE '^(static|typedef)' |
+    sed -E 's/.*[ *](af_[a-z0-9_]+)\(.*/\1/' | sort -u >"$tmp/declared"
+[ -s "$tmp/declared" ] || { echo "no declarations found in $headers"; fail=1; }
+sort -u "$tmp/$(basename "$sdk")" "$tmp/$(basename "$platform")" >"$tmp/exported"
+missing=$(comm -23 "$tmp/declared" "$tmp/exported")
+if [ -n "$missing" ]; then
+    echo "declared in $headers but exported by neither library:"
+    echo "$missing" | head -20
     fail=1
 fi
 

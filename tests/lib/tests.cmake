@@ -13,7 +13,8 @@ add_test(NAME lib.layers COMMAND sh ${AF_LIB_TESTS}/check_layers.sh ${CMAKE_C_CO
   ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR})
 
 add_test(NAME lib.shared_objects COMMAND sh ${AF_LIB_TESTS}/check_shared.sh
-  $<TARGET_FILE:agentaflow_shared> $<TARGET_FILE:agentaflow_platform_shared>)
+  $<TARGET_FILE:agentaflow_shared> $<TARGET_FILE:agentaflow_platform_shared>
+  ${CMAKE_SOURCE_DIR}/include/agentaflow)
 
 # Loads the libraries with dlopen(); it links libdl and pthread only.
 add_executable(test_dlopen_sdk ${AF_LIB_TESTS}/dlopen_sdk.c)
