@@ -174,8 +174,20 @@ int app_reload(const char *path, const app_flag *flags, size_t n_flags, app_plat
 static int add_models(app_platform *p, FILE *err)
 {
     static const af_model_info models[] = {
-        {"model-gpt", "GPT-3.5-Turbo", "1.0", "PyTorch", 12288, 0.002, 3.06},
-        {"model-bert", "BERT-Large", "2.1", "TensorFlow", 4096, 0.0005, 0.526},
+        {.id = "model-gpt",
+         .name = "GPT-3.5-Turbo",
+         .version = "1.0",
+         .framework = "PyTorch",
+         .memory_mb = 12288,
+         .price_per_1k_tokens = 0.002,
+         .gpu_price_per_hour = 3.06},
+        {.id = "model-bert",
+         .name = "BERT-Large",
+         .version = "2.1",
+         .framework = "TensorFlow",
+         .memory_mb = 4096,
+         .price_per_1k_tokens = 0.0005,
+         .gpu_price_per_hour = 0.526},
     };
     static const struct {
         const char *id, *model, *endpoint;
