@@ -33,6 +33,11 @@ typedef struct app_flag {
  * changed then). */
 int app_apply_logging(const af_server_config *sc, char *err, size_t err_len);
 
+typedef struct af_serving af_serving;
+/* Registers the gateway's models and instances from serving.models (models.c), or the
+ * embedded simulated models when it is empty; errors are printed to err. 0 or an error. */
+int app_add_models(af_serving *s, const af_serving_config *sc, FILE *err);
+
 /* The assembled platform. */
 typedef struct app_platform {
     af_tracing *tracing;

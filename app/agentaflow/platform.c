@@ -171,55 +171,6 @@ int app_reload(const char *path, const app_flag *flags, size_t n_flags, app_plat
 /* ---------------------------------------------------------------------------------------- */
 /* Platform.                                                                                 */
 
-static int add_models(app_platform *p, FILE *err)
-{
-    static const af_model_info models[] = {
-        {.id = "model-gpt",
-         .name = "GPT-3.5-Turbo",
-         .version = "1.0",
-         .framework = "PyTorch",
-         .memory_mb = 12288,
-         .price_per_1k_tokens = 0.002,
-         .gpu_price_per_hour = 3.06},
-        {.id = "model-bert",
-         .name = "BERT-Large",
-         .version = "2.1",
-         .framework = "TensorFlow",
-         .memory_mb = 4096,
-         .price_per_1k_tokens = 0.0005,
-         .gpu_price_per_hour = 0.526},
-    };
-    static const struct {
-        const char *id, *model, *endpoint;
-    } inst[] = {
-        {"instance-1", "model-gpt", "sim://instance-1"},
-        {"instance-2", "model-gpt", "sim://instance-2"},
-        {"instance-3", "model-bert", "sim://instance-3"},
-    };
-    char e[256] = "";
-    for (size_t i = 0; i < 2; i++) {
-        int rc = af_serving_register_model(p->serving, NULL, &models[i], e, sizeof(e));
-        if (rc != 0) {
-            fprintf(err, "agentaflow: model %s: %s\n", models[i].id, e);
-            return rc;
-        }
-    }
-    for (size_t i = 0; i < 3; i++) {
-        af_sim_backend_opts so;
-        af_sim_backend_opts_init(&so);
-        af_model_backend *b = NULL;
-        int rc = af_sim_backend_new(&so, &b);
-        af_instance_opts io = {.id = inst[i].id, .endpoint = inst[i].endpoint, .max_load = 64};
-        if (rc == 0)
-            rc = af_serving_add_instance(p->serving, inst[i].model, &io, b);
-        if (rc != 0) {
-            fprintf(err, "agentaflow: instance %s: %s\n", inst[i].id, af_strerror(rc));
-            return rc;
-        }
-    }
-    return 0;
-}
-
 bool app_persists(const af_server_config *sc)
 {
     return sc->persist && !(sc->data_dir && strcmp(sc->data_dir, ":memory:") == 0);
@@ -338,6 +289,10 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
     sv.costs = p->costs;
     sv.tracing = p->tracing;
     sv.workers = 2;
+    sv.max_chat_calls = cfg->serving.max_streams;
+    sv.breaker_failures = cfg->serving.breaker_failures;
+    sv.breaker_cooldown_ms = cfg->serving.breaker_cooldown_ms;
+    sv.connect_retries = cfg->serving.connect_retries;
     if ((rc = af_serving_new(&sv, &p->serving)) != 0) {
         fprintf(err, "agentaflow: model serving: %s\n", af_strerror(rc));
         return rc;
@@ -355,7 +310,7 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
             return rc;
         }
     }
-    return add_models(p, err);
+    return app_add_models(p->serving, &cfg->serving, err);
 }
 
 void app_platform_stop(app_platform *p, uint32_t timeout_ms)

@@ -22,8 +22,11 @@
  *
  * Routing among a model's instances: round_robin (a cursor per model that really rotates),
  * least_latency (lowest moving average of backend latency, untried instances first),
- * least_load (fewest requests in flight). An instance is eligible while available and below
- * max_load (0 = unlimited).
+ * least_load (fewest requests in flight). An instance is eligible while available, below
+ * max_load (0 = unlimited) and not behind an open circuit breaker: breaker_failures
+ * consecutive failures open it for breaker_cooldown_ms, then one probe may go (half-open);
+ * its success closes it, its failure opens it again. Chat calls (below) always route by
+ * least load, ties rotating.
  *
  * Tracing (opts.tracing: components.model_serving.trace_inference_requests for requests and
  * trace_model_loading for registration; or a plain opts.tracer for both; both borrowed):
@@ -114,9 +117,9 @@ typedef struct af_sim_backend_opts {
     /* 2000; 0 = unbounded. A long input must not hold a batcher (and the HTTP worker waiting
      * on it) for seconds: 1 MiB at 50 us a token would sleep 13 s. */
     uint32_t max_latency_ms;
-    /* Streamed answers (af_serving_chat_*): the first token comes after base_latency_us +
-     * per_token_latency_us * prompt tokens (at most max_latency_ms), then one token every
-     * stream_token_us (0 = per_token_latency_us). No thread is held while a stream waits. */
+    /* Streamed answers (af_serving_chat_*): the first token comes after base_latency_us (at
+     * most max_latency_ms), then one token every stream_token_us (0 = per_token_latency_us).
+     * No thread is held while a stream waits. */
     uint32_t stream_token_us;
 } af_sim_backend_opts;
 
@@ -179,13 +182,16 @@ typedef struct af_serving_opts {
     af_cost_tracker *costs;      /* borrowed; NULL = cost computed but not recorded */
     af_tracing *tracing;         /* borrowed; NULL = use `tracer` */
     af_tracer *tracer;           /* borrowed; NULL = no spans */
-    /* Chat calls (af_serving_chat_*). Zero in any of these means its default. */
+    /* Chat calls (af_serving_chat_*). Zero in the first three means their default. */
     uint32_t max_chat_calls;      /* 4096 in progress at most; more = AF_EFULL */
     uint32_t breaker_failures;    /* 5 consecutive failures open an instance's breaker */
     uint32_t breaker_cooldown_ms; /* 10000: an open breaker lets one probe through after it */
-    uint32_t connect_retries;     /* 2 more instances tried when one cannot be connected to */
-    bool capture_content;         /* record prompt and answer on the spans (gen_ai.input.messages,
-                                     gen_ai.output.messages); off by default */
+    uint32_t connect_retries;     /* 2 more tries elsewhere when an instance cannot be connected to
+                                     (0 = none) */
+    /* Record prompt and answer on the spans (gen_ai.input.messages, gen_ai.output.messages);
+     * off by default. With `tracing`, its components.model_serving.capture_content also
+     * turns it on (read per call, so a reload applies). */
+    bool capture_content;
 } af_serving_opts;
 
 void af_serving_opts_init(af_serving_opts *o);
@@ -301,8 +307,11 @@ size_t af_serving_instances(af_serving *s, af_instance_stats *out, size_t cap);
  * min_batch_size, max_wait_time_ms, ...}, "cache": {total_entries, total_hits,
  * expired_entries, cache_ttl_sec}, "routing": {total_instances, available_instances,
  * routing_strategy, models_registered, instances: [{id, model_id, endpoint, backend,
- * simulated, available, current_load, max_load, average_latency_ms}]}, "models": [...]}
- * (the original's keys). *out malloc'd; 0 or -ENOMEM.
+ * simulated, available, current_load, max_load, average_latency_ms, served, failures,
+ * breaker ("closed", "open", "half_open"), consecutive_failures}]}, "models": [{id, name,
+ * version, framework, owned_by, memory_size_mb, loaded_at_unix_ns, pricing:
+ * {input_per_million, output_per_million, gpu_hourly, per_1k_tokens}}]} (the original's keys
+ * and the gateway's). *out malloc'd; 0 or -ENOMEM.
  */
 int af_serving_metrics_json(af_serving *s, char **out);
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "config/config_int.h"
+#include "config/models.h"
 #include "util/buf.h"
 #include "util/str.h"
 
@@ -131,6 +132,9 @@ static void value_json(af_buf *b, const af_tracing_config *cfg, const af__config
         af__buf_putc(b, list ? ']' : '}');
         return;
     }
+    case AF_CFG_MODELS:
+        af__config_models_json(b, cfg->serving.models, cfg->serving.n_models, redact);
+        return;
     }
 }
 
@@ -277,6 +281,9 @@ int af_config_dump_text(const af_tracing_config *cfg, bool redact, char **out)
             af__buf_putc(&b, list ? ']' : '}');
             break;
         }
+        case AF_CFG_MODELS:
+            af__config_models_json(&b, cfg->serving.models, cfg->serving.n_models, redact);
+            break;
         }
         af__buf_putc(&b, '\n');
     }

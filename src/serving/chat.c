@@ -300,7 +300,9 @@ int af_serving_chat_start(af_serving *s, const af_span_context *parent, const af
     st->include_usage = req->include_usage || req->stream;
     uint32_t timeout_ms = req->timeout_ms ? req->timeout_ms : s->opts.request_timeout_ms;
     st->deadline_ns = c->t0 + (uint64_t)timeout_ms * 1000000u;
-    c->capture = s->opts.capture_content;
+    c->capture = s->opts.capture_content ||
+                 (s->opts.tracing &&
+                  af_tracing_config_of(s->opts.tracing)->components.model_serving.capture_content);
     c->temperature_given = !isnan(req->temperature);
     c->cacheable =
         !req->stream && c->temperature_given && req->temperature == 0 && s->opts.cache_ttl_ms > 0;

@@ -252,9 +252,7 @@ int af__sim_engine_start(af__sim_engine *e, af__stream *st)
     r.prompt = af_serving_input_tokens(st->input_len);
     uint64_t n = 16 + r.hash % 48;
     r.n = (uint32_t)(n > st->max_tokens ? st->max_tokens : n);
-    uint64_t prefill =
-        ((uint64_t)o->base_latency_us + (uint64_t)o->per_token_latency_us * (uint64_t)r.prompt) *
-        1000u;
+    uint64_t prefill = (uint64_t)o->base_latency_us * 1000u;
     if (o->max_latency_ms && prefill > (uint64_t)o->max_latency_ms * 1000000u)
         prefill = (uint64_t)o->max_latency_ms * 1000000u;
     r.interval =

@@ -524,6 +524,11 @@ static void test_chat_retry_and_breaker(void **state)
     assert_string_equal(is[1].breaker, "open");
     assert_int_equal(is[1].consecutive_failures, 2);
     assert_string_equal(is[0].breaker, "closed");
+    char *json = NULL;
+    assert_int_equal(af_serving_metrics_json(s, &json), 0);
+    assert_non_null(strstr(json, "\"breaker\":\"open\",\"consecutive_failures\":2"));
+    assert_non_null(strstr(json, "\"owned_by\":\"acme\""));
+    free(json);
 
     /* With the simulated instance down, nothing is left: backend_unavailable. */
     assert_int_equal(af_serving_set_instance_available(s, "m1-0", false), 0);
