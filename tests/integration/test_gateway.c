@@ -297,6 +297,52 @@ static void test_genai_metrics(void **state)
     free(r.body);
 }
 
+/* The trace list and one trace say what the call cost (agentaflow.cost.usd summed). */
+static void test_trace_cost(void **state)
+{
+    (void)state;
+    const char *h[] = {"Content-Type: application/json", NULL};
+    resp r = http(g_shared.port, "POST", CHAT,
+                  "{\"model\":\"model-gpt\",\"messages\":[{\"role\":\"user\",\"content\":"
+                  "\"what does this cost\"}],\"max_tokens\":8}",
+                  h);
+    assert_int_equal(r.status, 200);
+    char tr[64], path[128];
+    assert_non_null(header(&r, "traceresponse", tr, sizeof(tr)));
+    free(r.body);
+    char tid[33];
+    memcpy(tid, tr + 3, 32);
+    tid[32] = '\0';
+    snprintf(path, sizeof(path), "/api/v1/traces/%s", tid);
+    double cost = 0;
+    uint64_t end = now_ms() + 10000;
+    while (cost <= 0 && now_ms() < end) {
+        resp t = http(g_shared.port, "GET", path, NULL, NULL);
+        if (t.status == 200) {
+            json_t *j = json_of(&t);
+            cost = json_number_value(json_object_get(j, "cost_usd"));
+            json_decref(j);
+        }
+        free(t.body);
+        if (cost <= 0)
+            pause_ms(50);
+    }
+    assert_true(cost > 0);
+    json_t *l = get_json(g_shared.port, "/api/v1/traces?limit=100", 200);
+    json_t *arr = json_object_get(l, "traces");
+    bool seen = false;
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        json_t *t = json_array_get(arr, i);
+        if (strcmp(json_string_value(json_object_get(t, "trace_id")), tid) == 0) {
+            assert_true(json_number_value(json_object_get(t, "cost_usd")) == cost);
+            seen = true;
+        }
+        assert_true(json_is_number(json_object_get(t, "cost_usd")));
+    }
+    assert_true(seen);
+    json_decref(l);
+}
+
 int main(int argc, char **argv)
 {
     int rc = harness_init(argc, argv, "test_gateway");
@@ -306,7 +352,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_hostile_bodies), cmocka_unit_test(test_huge_messages),
         cmocka_unit_test(test_plain_answer),   cmocka_unit_test(test_models),
         cmocka_unit_test(test_stream_framing), cmocka_unit_test(test_hangup_releases_the_call),
-        cmocka_unit_test(test_genai_metrics),
+        cmocka_unit_test(test_genai_metrics),  cmocka_unit_test(test_trace_cost),
     };
     rc = cmocka_run_group_tests_name("gateway", tests, shared_daemon_setup, shared_daemon_teardown);
     harness_fini();
