@@ -10,17 +10,24 @@
 #include "agentaflow/serving.h"
 #include "app.h"
 
-/* Embedded default pace: 50 ms to the first token, then 30 ms per token. */
-#define DEFAULT_FIRST_TOKEN_MS 50
+/* Embedded default pace of streamed answers: 30 ms per token (the first after the simulated
+ * model's usual 2 ms). Blocking /api/v1/inference answers keep the simulated model's own
+ * latency (2 ms + 50 us a token). */
 #define DEFAULT_TOKEN_MS 30
+/* Calls in flight per embedded instance. A stream holds its slot for its whole answer (a
+ * couple of seconds at this pace), so this is sized for streams: model-gpt's two instances
+ * hold 1024 at once. */
+#define DEFAULT_MAX_LOAD 512
 
+/* first_ms: the wait before the first token (and the base latency of a blocking answer);
+ * UINT32_MAX = the simulated model's default. token_ms: between streamed tokens. */
 static int add_sim(af_serving *s, const char *model, const char *id, const char *endpoint,
                    uint32_t first_ms, uint32_t token_ms, uint32_t max_load)
 {
     af_sim_backend_opts so;
     af_sim_backend_opts_init(&so);
-    so.base_latency_us = first_ms * 1000u;
-    so.per_token_latency_us = token_ms * 1000u;
+    if (first_ms != UINT32_MAX)
+        so.base_latency_us = first_ms * 1000u;
     so.stream_token_us = token_ms * 1000u;
     af_model_backend *b = NULL;
     int rc = af_sim_backend_new(&so, &b);
@@ -62,8 +69,8 @@ static int add_default(af_serving *s, FILE *err)
         }
     }
     for (size_t i = 0; i < 3; i++) {
-        int rc = add_sim(s, inst[i].model, inst[i].id, inst[i].endpoint, DEFAULT_FIRST_TOKEN_MS,
-                         DEFAULT_TOKEN_MS, 64);
+        int rc = add_sim(s, inst[i].model, inst[i].id, inst[i].endpoint, UINT32_MAX,
+                         DEFAULT_TOKEN_MS, DEFAULT_MAX_LOAD);
         if (rc != 0) {
             fprintf(err, "agentaflow: instance %s: %s\n", inst[i].id, af_strerror(rc));
             return rc;

@@ -358,8 +358,9 @@ typedef struct af_chat_request {
     uint32_t max_tokens; /* 0 = model default */
     double temperature;  /* NAN = not given */
     bool stream;         /* deltas via on_delta as produced; else no on_delta */
-    bool include_usage;  /* stream_options.include_usage (usage is always in the
-                            result; this only tells the backend to send it) */
+    bool include_usage;  /* the client's stream_options.include_usage, for the caller (whether
+                            to send a usage chunk): the gateway always asks a streaming backend
+                            for usage and always puts it in the result */
     const char *user;    /* may be NULL */
     uint32_t timeout_ms; /* 0 = gateway default (request_timeout_ms) */
 } af_chat_request;
@@ -410,7 +411,8 @@ int af_serving_chat_start(af_serving *s, const af_span_context *parent, const af
                           size_t err_len);
 /* Aborts the call: the backend request is aborted and on_done comes with -ECANCELED (unless it
  * already came or is coming with another result). Idempotent, any thread, also from inside
- * the call's own callbacks. The caller must still hold its reference. */
+ * the call's own callbacks. The caller must still hold its reference, and the gateway must
+ * not have been freed (af_serving_free ends every call first, with AF_ESHUTDOWN). */
 void af_serving_chat_cancel(af_chat_call *call);
 /* Drops the caller's reference; safe before or after on_done. NULL is a no-op. */
 void af_chat_call_release(af_chat_call *call);

@@ -139,8 +139,9 @@ static void start_client_span(struct af_chat_call *c, const instance *in)
 }
 
 /* A backend without streaming hooks (a custom af_model_backend_ops): its blocking infer runs
- * on a thread of its own, answered as one delta. Such backends are for tests and embedding;
- * the built-in ones all stream without a thread per call. */
+ * on a thread of its own (1 MiB of stack: the backend's infer, then the gateway's completion
+ * work), answered as one delta. Such backends are for tests and embedding; the built-in ones
+ * all stream without a thread per call. */
 static void *blocking_main(void *arg)
 {
     struct af_chat_call *c = arg;
@@ -174,7 +175,7 @@ static int start_blocking(struct af_chat_call *c)
     pthread_t t;
     if (pthread_attr_init(&attr) != 0)
         return -ENOMEM;
-    pthread_attr_setstacksize(&attr, 256u << 10);
+    pthread_attr_setstacksize(&attr, 1u << 20);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     int rc = -pthread_create(&t, &attr, blocking_main, c);
     pthread_attr_destroy(&attr);

@@ -225,18 +225,14 @@ void af__sim_engine_free(af__sim_engine *e)
     free(e);
 }
 
-/* Caller holds mu. The thread starts with the first stream; a small stack is enough for a
- * loop that formats one word at a time (the callbacks must not block, see serving.h). */
+/* Caller holds mu. The thread starts with the first stream. It keeps the default stack: the
+ * gateway's completion work runs on it (cost record, span ends, which may export through a
+ * simple processor), and there is one such thread per backend, not one per stream. */
 static int ensure_thread(af__sim_engine *e)
 {
     if (e->started)
         return 0;
-    pthread_attr_t attr;
-    if (pthread_attr_init(&attr) != 0)
-        return -ENOMEM;
-    pthread_attr_setstacksize(&attr, 256u << 10);
-    int rc = -pthread_create(&e->thread, &attr, engine_main, e);
-    pthread_attr_destroy(&attr);
+    int rc = -pthread_create(&e->thread, NULL, engine_main, e);
     if (rc)
         return rc;
     pthread_setname_np(e->thread, "af-sim-stream");

@@ -4,8 +4,14 @@
  * a stream cut before [DONE], cancel and the deadline. */
 #include "testutil.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -23,6 +29,7 @@ typedef struct collected {
     int deltas, done_calls, rc;
     af_chat_result res;
     char content[256];
+    void *user; /* a test's own state */
 } collected;
 
 static void on_delta(void *ctx, const char *text, size_t len)
@@ -345,6 +352,159 @@ static void test_errors_cut_streams_cancel_deadline(void **state)
     col_free(&d);
 }
 
+/* Many streams at once over the one transfer thread of a backend: each gets its own
+ * connection (they overlap, none waits for another) and every one completes. */
+static void test_many_concurrent_http_streams(void **state)
+{
+    (void)state;
+    enum { N = 60 }; /* within the receiver's listen backlog (64), also under sanitizers */
+    af_test_http_receiver *rx = NULL;
+    assert_int_equal(af_test_http_receiver_start(NULL, &rx), 0);
+    af_test_http_reply *reps = calloc(N, sizeof(*reps));
+    for (int i = 0; i < N; i++)
+        reps[i] = (af_test_http_reply){.headers = "Content-Type: text/event-stream\r\n",
+                                       .body = sse,
+                                       .body_len = sizeof(sse) - 1,
+                                       .delay_ms = 300};
+    af_test_http_receiver_script(rx, reps, N);
+    af_serving *s = gateway(NULL);
+    add_http(s, "vllm-0", af_test_http_receiver_port(rx));
+    af_chat_message msg = {"user", "hi", AF_LEN_NUL};
+    af_chat_request req = {
+        .model = "gpt", .messages = &msg, .n_messages = 1, .temperature = NAN, .stream = true};
+    collected *cs = calloc(N, sizeof(*cs));
+    for (int i = 0; i < N; i++) {
+        col_init(&cs[i]);
+        af_chat_call_release(start(s, &req, &cs[i]));
+    }
+    for (int i = 0; i < N; i++) {
+        wait_done(&cs[i]);
+        assert_int_equal(cs[i].rc, 0);
+        assert_string_equal((const char *)cs[i].text.data, "Paris.");
+        col_free(&cs[i]);
+    }
+    assert_int_equal(af_test_http_receiver_requests(rx), N);
+    assert_true(af_test_http_receiver_connections(rx) > N / 2);
+    af_serving_free(s);
+    af_test_http_receiver_stop(rx);
+    free(cs);
+    free(reps);
+}
+
+/* A one-shot SSE server that sends the first event, then waits (10 s at most) until the test
+ * saw its delta before sending the rest: an answer buffered anywhere would never show it. */
+typedef struct drip {
+    int lfd;
+    uint16_t port;
+    atomic_bool seen_first, waited_ok;
+    pthread_t thread;
+} drip;
+
+static void send_all(int fd, const char *s)
+{
+    size_t len = strlen(s), off = 0;
+    while (off < len) {
+        ssize_t k = send(fd, s + off, len - off, MSG_NOSIGNAL);
+        if (k <= 0)
+            return;
+        off += (size_t)k;
+    }
+}
+
+/* Reads the request: headers, then Content-Length bytes of body. */
+static void read_request(int fd)
+{
+    char buf[8192];
+    size_t got = 0;
+    char *end = NULL;
+    while (!end && got < sizeof(buf) - 1) {
+        ssize_t k = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+        if (k <= 0)
+            return;
+        got += (size_t)k;
+        buf[got] = '\0';
+        end = strstr(buf, "\r\n\r\n");
+    }
+    const char *cl = end ? strcasestr(buf, "content-length:") : NULL;
+    size_t want = cl ? (size_t)strtoul(cl + 15, NULL, 10) : 0;
+    size_t have = end ? got - (size_t)(end + 4 - buf) : 0;
+    while (have < want) {
+        ssize_t k = recv(fd, buf, sizeof(buf), 0);
+        if (k <= 0)
+            return;
+        have += (size_t)k;
+    }
+}
+
+static void *drip_main(void *arg)
+{
+    drip *d = arg;
+    int fd = accept(d->lfd, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    read_request(fd);
+    send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+                 "data: {\"choices\":[{\"delta\":{\"content\":\"first \"}}]}\n\n");
+    uint64_t end = af_monotonic_ns() + UINT64_C(10000000000);
+    while (!atomic_load(&d->seen_first) && af_monotonic_ns() < end) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    atomic_store(&d->waited_ok, atomic_load(&d->seen_first));
+    send_all(fd, "data: {\"choices\":[{\"delta\":{\"content\":\"second\"},\"finish_reason\":"
+                 "\"stop\"}]}\n\ndata: [DONE]\n\n");
+    close(fd);
+    return NULL;
+}
+
+static void drip_start(drip *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof(a);
+    assert_int_equal(bind(d->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(d->lfd, 4), 0);
+    assert_int_equal(getsockname(d->lfd, (struct sockaddr *)&a, &al), 0);
+    d->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&d->thread, NULL, drip_main, d), 0);
+}
+
+static void on_delta_seen(void *ctx, const char *text, size_t len)
+{
+    collected *c = ctx;
+    on_delta(c, text, len);
+    atomic_store(&((drip *)c->user)->seen_first, true);
+}
+
+static void test_deltas_relayed_as_they_arrive(void **state)
+{
+    (void)state;
+    drip *d = calloc(1, sizeof(*d));
+    drip_start(d);
+    af_serving *s = gateway(NULL);
+    add_http(s, "drip-0", d->port);
+    af_chat_message msg = {"user", "hi", AF_LEN_NUL};
+    af_chat_request req = {
+        .model = "gpt", .messages = &msg, .n_messages = 1, .temperature = NAN, .stream = true};
+    collected c;
+    col_init(&c);
+    c.user = d;
+    static const af_chat_callbacks seen_cbs = {on_delta_seen, on_done};
+    af_chat_call *call = NULL;
+    assert_int_equal(af_serving_chat_start(s, NULL, &req, &seen_cbs, &c, &call, NULL, 0), 0);
+    af_chat_call_release(call);
+    wait_done(&c);
+    pthread_join(d->thread, NULL);
+    close(d->lfd);
+    assert_true(atomic_load(&d->waited_ok)); /* the first delta came before the rest was sent */
+    assert_int_equal(c.rc, 0);
+    assert_string_equal((const char *)c.text.data, "first second");
+    af_serving_free(s);
+    col_free(&c);
+    free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -352,6 +512,8 @@ int main(void)
         cmocka_unit_test(test_whole_text_completion),
         cmocka_unit_test(test_refused_is_retried_elsewhere),
         cmocka_unit_test(test_errors_cut_streams_cancel_deadline),
+        cmocka_unit_test(test_deltas_relayed_as_they_arrive),
+        cmocka_unit_test(test_many_concurrent_http_streams),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
