@@ -76,8 +76,13 @@ static void expire(af__loop *l, uint64_t now)
             /* A live stream has no idle bound (the gateway's deadline bounds the call); it is
              * on this list only while its output waits: the client stopped reading. */
             af__conn_timed_remove(c);
-            if (c->tx.len > c->tx_off)
+            if (c->tx.len > c->tx_off) {
+                af_log(AF_LOG_WARN,
+                       "server: stream to %s cancelled: %zu bytes unread past the "
+                       "write-progress deadline",
+                       c->peer, c->tx.len - c->tx_off);
                 af__conn_close(c, "stream output not read in time");
+            }
         } else if (c->state == AF__CONN_BUSY) {
             af__conn_timed_remove(c);
             af__job_expire(c);
