@@ -329,12 +329,13 @@ int af_serving_metrics_json(af_serving *s, char **out);
  * its own until on_done has returned. af_chat_result is owned by the gateway and valid only
  * during on_done (copy what you need; content is freed after on_done returns).
  *
- * Threads: all functions are thread-safe. Callbacks run on a gateway thread (a backend's event
- * thread or a batcher) or, for answers known at once (a cache hit, a failure found while
- * starting after the call was accepted), possibly on the thread of af_serving_chat_start
- * before it returns; never concurrently for one call, on_delta in order, on_done last. A
- * callback must not block and must not call af_serving_free; it may call
- * af_serving_chat_cancel and af_chat_call_release.
+ * Threads: all functions are thread-safe. Callbacks run on a gateway thread (the engine
+ * thread of the instance's backend: one per simulated or HTTP backend, never one per call;
+ * a custom blocking backend's call thread) or, for answers known at once (a cache hit, no
+ * instance up, a deadline already past), on the thread of af_serving_chat_start before it
+ * returns; never concurrently for one call, on_delta in order, on_done last. A callback must
+ * not block (it holds up every stream of that backend) and must not call af_serving_free; it
+ * may call af_serving_chat_cancel and af_chat_call_release.
  */
 
 typedef struct af_chat_message {
@@ -366,7 +367,8 @@ typedef struct af_chat_request {
 } af_chat_request;
 
 typedef struct af_chat_result {
-    char id[64];              /* "chatcmpl-..." / "cmpl-..." (gen_ai.response.id) */
+    char id[64];              /* the gateway's "chatcmpl-..." / "cmpl-..." (the inference span's
+                                 gen_ai.response.id; the CLIENT span carries the backend's own) */
     char response_model[128]; /* gen_ai.response.model */
     char provider[32];        /* gen_ai.provider.name value for the backend */
     char instance_id[64];     /* "" when no instance was reached (cache hit, early failure) */

@@ -335,13 +335,16 @@ void af__config_models_free(af_config_model *m, size_t n)
     free(m);
 }
 
-/* Replaces *s by a copy of itself; false when out of memory (then *s is NULL). */
-static bool dup_in_place(char **s)
+/* Replaces each *slots[i] by a copy of itself; false when out of memory. Every slot is
+ * replaced (a failed copy by NULL), so none is left pointing into the source. */
+static bool dup_all(char **const *slots, size_t n)
 {
-    if (!*s)
-        return true;
-    *s = af__strdup(*s);
-    return *s != NULL;
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        if (*slots[i] && !(*slots[i] = af__strdup(*slots[i])))
+            ok = false;
+    }
+    return ok;
 }
 
 int af__config_models_copy(const af_config_model *src, size_t n, af_config_model **out)
@@ -358,13 +361,13 @@ int af__config_models_copy(const af_config_model *src, size_t n, af_config_model
         m[i] = src[i];
         m[i].backends = calloc(src[i].n_backends ? src[i].n_backends : 1, sizeof(*m[i].backends));
         m[i].n_backends = 0;
-        ok = dup_in_place(&m[i].id) & dup_in_place(&m[i].name) & dup_in_place(&m[i].owned_by) &&
-             m[i].backends;
+        char **const ms[] = {&m[i].id, &m[i].name, &m[i].owned_by};
+        ok = dup_all(ms, 3) && m[i].backends;
         for (size_t j = 0; ok && j < src[i].n_backends; j++) {
             af_config_backend *b = &m[i].backends[m[i].n_backends++];
             *b = src[i].backends[j];
-            ok = dup_in_place(&b->id) & dup_in_place(&b->url) & dup_in_place(&b->model) &
-                 dup_in_place(&b->api_key) & dup_in_place(&b->provider);
+            char **const bs[] = {&b->id, &b->url, &b->model, &b->api_key, &b->provider};
+            ok = dup_all(bs, 5);
         }
     }
     if (!ok) {
