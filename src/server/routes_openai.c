@@ -351,7 +351,7 @@ static void gw_deliver(af__gw *g)
         return; /* the write failed: af__gw_abort ran */
     if (!done && (overflow || c->tx.len - c->tx_off > AF__GW_MAX_BUFFERED)) {
         af_log(AF_LOG_WARN,
-               "gateway: stream %s cancelled: the client at %s is not reading "
+               "stream %s cancelled: the client at %s is not reading "
                "(%zu bytes waiting)",
                g->id, c->peer, c->tx.len - c->tx_off);
         af__conn_close(c, "client not reading the stream");
@@ -393,7 +393,7 @@ void af__gw_abort(af__conn *c, const char *why)
         return;
     if (af_span_is_recording(c->txn.span))
         af_span_set_string(c->txn.span, "gen_ai.response.id", g->id);
-    af_log(AF_LOG_DEBUG, "gateway: call %s cancelled: %s", g->id, why ? why : "closed");
+    af_log(AF_LOG_DEBUG, "call %s cancelled: %s", g->id, why ? why : "closed");
     af_serving_chat_cancel(g->call);
     gw_detach(g);
 }

@@ -10,6 +10,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const http = require('node:http');
+const net = require('node:net');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -68,6 +69,24 @@ function backendHandler(req, res) {
     let finished = false;
     res.on('close', () => { if (!finished) backend.closedEarly++; });
     res.writeHead(200, { 'content-type': 'text/event-stream' });
+    if (j.messages && j.messages[0].content === 'flood') {
+      // As fast as the daemon takes it: 200,000 tokens (about 30 MB of events downstream).
+      const piece = 'x'.repeat(60);
+      for (let i = 0; i < 200000 && !res.destroyed; i++) {
+        const more = res.write('data: ' + JSON.stringify({ id, object: 'chat.completion.chunk',
+          created: 1, model: 'loop-upstream', choices: [{ index: 0, delta: { content: piece },
+            finish_reason: null }] }) + '\n\n');
+        if (!more) {
+          await new Promise((r) => {
+            const done = () => { res.off('drain', done); res.off('close', done); r(); };
+            res.on('drain', done);
+            res.on('close', done);
+          });
+        }
+      }
+      if (!res.destroyed) { res.write('data: [DONE]\n\n'); finished = true; res.end(); }
+      return;
+    }
     for (const w of WORDS) {
       if (res.destroyed) return;
       chunk(res, { id, object: 'chat.completion.chunk', created: 1, model: 'loop-upstream',
@@ -339,6 +358,27 @@ test('aborting mid-stream cancels the backend call', async () => {
   // and the instance has no call in flight any more.
   await until('the backend to see its connection closed', () => backend.closedEarly > before);
   await until('loop-1 in-flight count 0', async () => (await loopLoad()) === 0);
+});
+
+test('a client that stops reading is cut off, and its backend call cancelled', async () => {
+  await until('loop-1 idle', async () => (await loopLoad()) === 0);
+  const before = backend.closedEarly;
+  const body = JSON.stringify({ model: 'loop-model', stream: true,
+    messages: [{ role: 'user', content: 'flood' }] });
+  const sock = net.connect(port, '127.0.0.1');
+  await new Promise((r) => sock.once('connect', r));
+  sock.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}` +
+    `\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+  // Read the head and the first events, then stop reading for good.
+  await new Promise((r) => sock.once('data', r));
+  sock.pause();
+  await until('the backend to see the daemon hang up', () => backend.closedEarly > before, 30000);
+  await until('loop-1 in-flight count 0', async () => (await loopLoad()) === 0);
+  sock.destroy();
+  // The daemon is fine: the next call is answered.
+  const r = await client().chat.completions.create({ model: 'loop-model',
+    messages: [{ role: 'user', content: 'after the flood' }] });
+  assert.equal(r.choices[0].message.content, WORDS.join(''));
 });
 
 test('the exported spans carry the GenAI attributes', async () => {
