@@ -2,7 +2,9 @@
  * Trace viewer: the recent-traces list of the in-process store (filters: operation,
  * service, minimum duration, errors only; trace id search) and one trace as a waterfall
  * (spans on a time axis, nested by parent, coloured by component = the span name's prefix,
- * errors marked) with a span's attributes, events and links on click.
+ * errors marked) with a span's attributes, events and links on click. What a trace cost (the
+ * store's cost_usd: its spans' agentaflow.cost.usd summed) is a list column, a fact of the
+ * waterfall's summary and a tag on the spans that carry it.
  *
  * Every string from a span goes through textContent (AF.el). Timestamps are unix nanoseconds
  * (JSON strings or numbers) and are handled as BigInt so offsets keep nanosecond precision.
@@ -40,6 +42,13 @@
     return null;
   }
   const nsToMs = (d) => Number(d) / 1e6;
+  // Model calls cost fractions of a cent: keep three significant digits below a cent.
+  function fmtUsd(v) {
+    const n = AF.num(v);
+    if (n === null || n === undefined) return DASH;
+    if (n === 0) return '$0';
+    return '$' + (Math.abs(n) < 0.01 ? n.toPrecision(3) : n.toFixed(4));
+  }
   // The first argument that is present: the API may use snake_case or OTLP/JSON camelCase.
   function first(...vals) {
     for (const v of vals) if (v !== undefined && v !== null) return v;
@@ -183,6 +192,7 @@
       spans: AF.num(t.span_count !== undefined ? t.span_count : t.spans),
       error: t.error === true || t.has_error === true || AF.num(t.error_count) > 0,
       errors: AF.num(t.error_count),
+      cost: AF.num(t.cost_usd),
     };
   }
 
@@ -198,6 +208,7 @@
       el('td', { className: 'nowrap', text: AF.fmtMs(it.dur) }),
       el('td', { className: 'barcol' }, el('span', { className: 'bar' }, bar)),
       el('td', { text: AF.fmtInt(it.spans) }),
+      el('td', { className: 'nowrap', text: it.cost ? fmtUsd(it.cost) : DASH }),
       el('td', null, el('span', { className: 'badge ' + (it.error ? 'h-critical' : 'h-healthy'), text: it.error ? (it.errors ? it.errors + ' error' + (it.errors > 1 ? 's' : '') : 'error') : 'ok' })),
       el('td', null, jaegerLink(it.id)),
     );
@@ -218,7 +229,7 @@
     const keep = new Map();
     const frag = document.createDocumentFragment();
     for (const it of shown) {
-      const sig = [it.name, it.service, it.start, it.dur, it.spans, it.error, it.errors, AF.jaegerUrl ? AF.jaegerUrl('') : ''].join('\u0000');
+      const sig = [it.name, it.service, it.start, it.dur, it.spans, it.error, it.errors, it.cost, AF.jaegerUrl ? AF.jaegerUrl('') : ''].join('\u0000');
       let r = st.rows.get(it.id);
       if (!r || r.sig !== sig) {
         r = buildRow(it);
@@ -373,6 +384,7 @@
     sum.appendChild(fact('Duration', AF.fmtMs(total / 1e6)));
     sum.appendChild(fact('Spans', String(spans.length)));
     sum.appendChild(fact('Errors', String(errors), errors ? 'bad' : ''));
+    if (body && typeof body === 'object' && AF.num(body.cost_usd)) sum.appendChild(fact('Cost', fmtUsd(body.cost_usd)));
     const j = jaegerLink(id);
     if (j) sum.appendChild(j);
 
@@ -406,6 +418,7 @@
         s.error ? el('span', { className: 'err-mark', text: '!', title: 'error' }) : null,
         el('span', { className: 'wf-name', text: s.name || '(unnamed)' }),
         s.service && services.length > 1 ? el('span', { className: 'wf-svc', text: s.service }) : null,
+        AF.num(attr(s.attrs, 'agentaflow.cost.usd')) ? el('span', { className: 'wf-cost', text: fmtUsd(attr(s.attrs, 'agentaflow.cost.usd')), title: 'agentaflow.cost.usd' }) : null,
       );
       // The duration label goes right of the bar, or inside it near the right edge (or left
       // of it, for a short bar) where the bar reaches the end of the axis.

@@ -335,7 +335,13 @@ static void on_head(af__conn *c, const af__http_request *req)
     af__guard_deny deny;
     if (af__guard_check(&s->guard, req, c->metrics ? s->metrics_port : s->port, c->metrics, ws,
                         &deny) != 0) {
-        af__conn_fail(c, deny.status, deny.code, deny.message);
+        af__resp rs;
+        af__resp_init(&rs);
+        /* OpenAI's clients read only their own error shape. */
+        rs.openai = !c->metrics && req->path_len >= 4 && memcmp(req->path, "/v1/", 4) == 0;
+        af__resp_error(&rs, deny.status, deny.code, "%s", deny.message);
+        af__conn_refuse(c, &rs);
+        af__resp_free(&rs);
         return;
     }
     if (ws) {

@@ -72,7 +72,18 @@ static void expire(af__loop *l, uint64_t now)
 {
     while (l->timed_head && l->timed_head->deadline_mono <= now) {
         af__conn *c = l->timed_head;
-        if (c->state == AF__CONN_BUSY) {
+        if (c->state == AF__CONN_BUSY && c->txn.gw) {
+            /* A live stream has no idle bound (the gateway's deadline bounds the call); it is
+             * on this list only while its output waits: the client stopped reading. */
+            af__conn_timed_remove(c);
+            if (c->tx.len > c->tx_off) {
+                af_log(AF_LOG_WARN,
+                       "server: stream to %s cancelled: %zu bytes unread past the "
+                       "write-progress deadline",
+                       c->peer, c->tx.len - c->tx_off);
+                af__conn_close(c, "stream output not read in time");
+            }
+        } else if (c->state == AF__CONN_BUSY) {
             af__conn_timed_remove(c);
             af__job_expire(c);
         } else if (c->txn.active || (c->state == AF__CONN_HEAD && c->rx.len > c->rx_off)) {
@@ -176,6 +187,7 @@ static void *loop_main(void *arg)
                 if (read(l->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
                     af_log(AF_LOG_DEBUG, "server: wake read: %s", strerror(errno));
                 af__jobs_drain(l);
+                af__gw_drain(l);
                 af__ws_drain(l);
             } else {
                 af__conn_event(tag, ev[i].events, now);
@@ -213,6 +225,9 @@ int af__loops_new(af_server *s, unsigned n)
         s->n_loops = i + 1;
         if (l->epfd < 0)
             return -errno;
+        if (pthread_mutex_init(&l->gw_mu, NULL) != 0)
+            return -ENOMEM;
+        l->gw_mu_init = true;
         l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (l->wake_fd < 0)
             return -errno;
@@ -257,6 +272,10 @@ void af__loops_free(af_server *s)
         while (l->conns)
             af__conn_close(l->conns, "server stopped");
         bury(l);
+        if (l->gw_mu_init) {
+            af__gw_loop_free(l);
+            pthread_mutex_destroy(&l->gw_mu);
+        }
         if (l->epfd >= 0)
             close(l->epfd);
         if (l->wake_fd >= 0)

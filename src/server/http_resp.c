@@ -217,6 +217,77 @@ void af__conn_respond(af__conn *c)
     }
 }
 
+/* A streamed answer's head: no content-length; chunked on HTTP/1.1, and on HTTP/1.0 the end
+ * of the answer is the end of the connection. */
+void af__conn_stream_head(af__conn *c, const char *content_type)
+{
+    af__txn *t = &c->txn;
+    if (t->http10 || atomic_load(&c->loop->srv->stopping))
+        t->keep_alive = false;
+    char h[AF__RESP_HEADROOM];
+    char *p = h;
+    p = t->http10 ? PUT_LIT(p, "HTTP/1.0 200 OK\r\ncontent-type: ")
+                  : PUT_LIT(p, "HTTP/1.1 200 OK\r\ncontent-type: ");
+    p = put(p, content_type, strlen(content_type));
+    p = PUT_LIT(p, "\r\ncache-control: no-cache\r\nx-accel-buffering: no\r\n");
+    if (!t->http10)
+        p = PUT_LIT(p, "transfer-encoding: chunked\r\n");
+    af_span_context sc;
+    af_span_get_context(t->span, &sc);
+    if (af_span_context_is_valid(&sc)) {
+        char tr[56];
+        af_traceparent_format(&sc, tr);
+        p = PUT_LIT(p, "traceresponse: ");
+        p = put(p, tr, 55);
+        p = PUT_LIT(p, "\r\n");
+    }
+    if (!t->keep_alive)
+        p = PUT_LIT(p, "connection: close\r\n");
+    p = PUT_LIT(p, "\r\n");
+    t->resp.status = 200;
+    af__conn_write(c, h, (size_t)(p - h));
+}
+
+void af__conn_stream_write(af__conn *c, const void *data, size_t len)
+{
+    if (!len)
+        return;
+    if (c->txn.http10) {
+        af__conn_write(c, data, len);
+        return;
+    }
+    /* One chunk: its size line, the bytes, CRLF; written as one piece when small. */
+    char line[24];
+    int n = snprintf(line, sizeof(line), "%zx\r\n", len);
+    char small[2048];
+    if ((size_t)n + len + 2 <= sizeof(small)) {
+        memcpy(small, line, (size_t)n);
+        memcpy(small + n, data, len);
+        memcpy(small + (size_t)n + len, "\r\n", 2);
+        af__conn_write(c, small, (size_t)n + len + 2);
+        return;
+    }
+    af__conn_write(c, line, (size_t)n);
+    af__conn_write(c, data, len);
+    af__conn_write(c, "\r\n", 2);
+}
+
+void af__conn_stream_end(af__conn *c)
+{
+    af__txn *t = &c->txn;
+    if (!t->http10)
+        af__conn_write(c, "0\r\n\r\n", 5);
+    if (!t->keep_alive)
+        c->close_after = true;
+    af__txn_end(c);
+    c->state = AF__CONN_HEAD;
+    if (c->fd >= 0) {
+        af__conn_timed_restart(c, af_monotonic_ns());
+        if (c->close_after && c->tx.len == c->tx_off)
+            af__conn_linger(c);
+    }
+}
+
 /* The transaction's body failed to frame: answer its error and close. */
 void af__conn_body_fail(af__conn *c, int status, const char *message)
 {

@@ -19,6 +19,8 @@
 #define LABEL_MAX 128
 /* ISO 4217 codes are 3 letters; the cost summary keeps 7 bytes. */
 #define CURRENCY_MAX 7
+/* OpenAI's roles are "system", "developer", "user", "assistant", "tool", "function". */
+#define ROLE_MAX 32
 
 const af__field_limit af__field_limits[AF__F_COUNT] = {
     [AF__F_COST_ID] = {"POST /api/v1/costs", "id", ID_MAX, AF__CS_TEXT},
@@ -31,6 +33,9 @@ const af__field_limit af__field_limits[AF__F_COUNT] = {
     [AF__F_WORKLOAD_NAME] = {"POST /api/v1/workloads", "name", NAME_MAX_BYTES, AF__CS_TEXT},
     [AF__F_INFER_MODEL_ID] = {"POST /api/v1/inference", "model_id", LABEL_MAX, AF__CS_LABEL},
     [AF__F_INFER_REQUEST_ID] = {"POST /api/v1/inference", "request_id", ID_MAX, AF__CS_TEXT},
+    [AF__F_OAI_MODEL] = {"POST /v1/chat/completions", "model", LABEL_MAX, AF__CS_LABEL},
+    [AF__F_OAI_USER] = {"POST /v1/chat/completions", "user", ID_MAX, AF__CS_TEXT},
+    [AF__F_OAI_ROLE] = {"POST /v1/chat/completions", "role", ROLE_MAX, AF__CS_LABEL},
 };
 
 static bool label_byte(unsigned char c)

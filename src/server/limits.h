@@ -34,6 +34,9 @@ typedef enum af__field {
     AF__F_WORKLOAD_NAME,    /* POST /api/v1/workloads "name" */
     AF__F_INFER_MODEL_ID,   /* POST /api/v1/inference "model_id" (or "model") */
     AF__F_INFER_REQUEST_ID, /* POST /api/v1/inference "request_id" */
+    AF__F_OAI_MODEL,        /* POST /v1/chat/completions and /v1/completions "model" */
+    AF__F_OAI_USER,         /* POST /v1/chat/completions and /v1/completions "user" */
+    AF__F_OAI_ROLE,         /* POST /v1/chat/completions "messages[].role" */
     AF__F_COUNT
 } af__field;
 
@@ -45,6 +48,10 @@ typedef struct af__field_limit {
 } af__field_limit;
 
 extern const af__field_limit af__field_limits[AF__F_COUNT];
+
+/* POST /v1/chat/completions: "messages" holds 1 to this many messages (their contents
+ * together are bounded by server.max_input_tokens). */
+#define AF__OAI_MAX_MESSAGES 256
 
 /* 0 when v (len bytes) fits field f; else -EINVAL with a sentence naming the field and the
  * limit in err ("\"operation\" is 1048576 bytes; the limit is 128 bytes"). key is the JSON

@@ -239,6 +239,7 @@ int af__metrics_render(af_server *s, bool openmetrics, af_buf *out)
     af__metrics_render_gpus(s, &e, node);
     af__metrics_render_scheduler(s, &e, node);
     af__metrics_render_serving(s, &e);
+    af__metrics_render_genai(s, &e);
     af__metrics_render_costs(s, &e);
     af__metrics_render_alerts(s, &e);
     af__metrics_render_system(s, &e);

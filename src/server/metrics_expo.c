@@ -49,7 +49,8 @@ void af__expo_family(af__expo *e, const char *base, const char *type, const char
 {
     bool counter = strcmp(type, "counter") == 0;
     const char *sfx = counter && !e->om ? "_total" : "";
-    af__buf_printf(e->b, "# HELP " P "%s%s ", base, sfx);
+    const char *pfx = e->bare ? "" : P;
+    af__buf_printf(e->b, "# HELP %s%s%s ", pfx, base, sfx);
     /* HELP text escaping: backslash and newline. */
     for (const char *h = help; *h; h++) {
         if (*h == '\\')
@@ -59,7 +60,7 @@ void af__expo_family(af__expo *e, const char *base, const char *type, const char
         else
             af__buf_putc(e->b, *h);
     }
-    af__buf_printf(e->b, "\n# TYPE " P "%s%s %s\n", base, sfx, type);
+    af__buf_printf(e->b, "\n# TYPE %s%s%s %s\n", pfx, base, sfx, type);
 }
 
 /* labels: NULL-terminated name/value pairs. */
@@ -87,7 +88,7 @@ static void put_labels(af_buf *b, const char *const *labels, const char *le)
 void af__expo_sample(af__expo *e, const char *base, const char *suffix, const char *const *labels,
                      double v)
 {
-    af__buf_printf(e->b, P "%s%s", base, suffix);
+    af__buf_printf(e->b, "%s%s%s", e->bare ? "" : P, base, suffix);
     put_labels(e->b, labels, NULL);
     af__buf_putc(e->b, ' ');
     put_value(e->b, v);
@@ -114,7 +115,7 @@ void af__expo_histogram(af__expo *e, const char *base, const char *const *labels
             snprintf(le, sizeof(le), "%.15g", h->bounds[i]);
         else
             snprintf(le, sizeof(le), "+Inf");
-        af__buf_printf(e->b, P "%s_bucket", base);
+        af__buf_printf(e->b, "%s%s_bucket", e->bare ? "" : P, base);
         put_labels(e->b, labels, le);
         af__buf_printf(e->b, " %llu", (unsigned long long)cum);
         if (e->om && h->ex[i].set) {

@@ -21,7 +21,8 @@
 /* One scrape being written: its buffer (borrowed) and the format. */
 typedef struct af__expo {
     af_buf *b;
-    bool om; /* OpenMetrics 1.0, else text format 0.0.4 */
+    bool om;   /* OpenMetrics 1.0, else text format 0.0.4 */
+    bool bare; /* names as given, without the agentaflow_ prefix (standard families) */
 } af__expo;
 
 /* HELP and TYPE of the family base (type "gauge", "counter" or "histogram"). */
@@ -40,6 +41,8 @@ void af__expo_histogram(af__expo *e, const char *base, const char *const *labels
 void af__metrics_render_gpus(af_server *s, af__expo *e, const char *node);
 void af__metrics_render_scheduler(af_server *s, af__expo *e, const char *node);
 void af__metrics_render_serving(af_server *s, af__expo *e);
+/* metrics_genai.c: the OpenTelemetry GenAI families under their semantic-convention names. */
+void af__metrics_render_genai(af_server *s, af__expo *e);
 void af__metrics_render_costs(af_server *s, af__expo *e);
 void af__metrics_render_alerts(af_server *s, af__expo *e);
 void af__metrics_render_system(af_server *s, af__expo *e);

@@ -106,6 +106,11 @@ int af__h_workload_cancel(af__req *rq, af__resp *rs);
 int af__h_models(af__req *rq, af__resp *rs);
 int af__h_inference(af__req *rq, af__resp *rs);
 
+/* routes_openai.c: the OpenAI-compatible front door */
+int af__h_oai_chat(af__req *rq, af__resp *rs);
+int af__h_oai_completions(af__req *rq, af__resp *rs);
+int af__h_oai_models(af__req *rq, af__resp *rs);
+
 /* routes_traces.c */
 int af__h_traces(af__req *rq, af__resp *rs);
 int af__h_trace(af__req *rq, af__resp *rs);

@@ -79,10 +79,13 @@ typedef struct af__resp {
     char allow[64];           /* Allow header for 405 */
     bool www_authenticate;
     const char *headers; /* static extra header lines, each ending in CRLF, or NULL */
+    bool openai;         /* a /v1/... request: errors take OpenAI's shape (openai_json.h) */
 } af__resp;
 
 typedef struct af__loop af__loop;
 typedef struct af__conn af__conn;
+/* One call of the OpenAI front door in progress (routes_openai.c). */
+typedef struct af__gw af__gw;
 
 typedef struct af__req {
     af_server *srv;
@@ -137,7 +140,8 @@ void af__allow_text(unsigned m, char *out, size_t cap);
 void af__resp_init(af__resp *rs);
 void af__resp_free(af__resp *rs);
 void af__resp_reset_body(af__resp *rs);
-/* {"error":{"code":code,"status":status,"message":msg}} */
+/* {"error":{"code":code,"status":status,"message":msg}}; with rs->openai, OpenAI's
+ * {"error":{"message":msg,"type":<of status>,"param":null,"code":code}}. */
 void af__resp_error(af__resp *rs, int status, const char *code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 4, 5)))
@@ -198,6 +202,7 @@ typedef struct af__txn {
     af_buf body;
     af__resp resp;
     af__job *job;
+    af__gw *gw; /* an OpenAI front-door call answering this request (routes_openai.c) */
     af_span span;
     uint64_t start_mono;
 } af__txn;
@@ -222,6 +227,14 @@ typedef struct af__model_metrics {
     af__hist latency;
     af__hist batch;
 } af__model_metrics;
+
+/* One (operation, model) of the GenAI families (metrics_genai.c). */
+#define AF__MAX_GENAI_ROWS 32
+typedef struct af__genai_row {
+    char op[24];
+    char model[129];
+    af__hist input_tokens, output_tokens, duration, ttft;
+} af__genai_row;
 
 typedef struct af__prio_metrics {
     int32_t priority;
@@ -320,6 +333,10 @@ struct af__loop {
     af__ws_client *ws_clients;         /* loop: its WebSocket clients */
     af__ws_msg **ws_outbox;            /* broadcasts waiting for this loop (srv->ws_mu) */
     size_t ws_outbox_len, ws_outbox_cap;
+    /* front-door calls with output or an answer for this loop (gw_mu; routes_openai.c) */
+    pthread_mutex_t gw_mu;
+    bool gw_mu_init;
+    af__gw *gw_ready;
     /* loop: TLS connections to read at the end of the turn (input their sessions read ahead
      * is invisible to epoll), in order */
     af__conn *tls_ready_head, *tls_ready_tail;
@@ -371,6 +388,8 @@ struct af_server {
     af__model_metrics models[AF__MAX_MODELS];
     size_t n_models;
     uint64_t models_folded; /* inference outcomes recorded under model "other" */
+    af__genai_row genai[AF__MAX_GENAI_ROWS];
+    size_t n_genai;
     af__prio_metrics prios[AF__MAX_PRIOS];
     size_t n_prios;
     af__hist sched_hist[4];         /* per af_gpu_strategy */
@@ -410,6 +429,14 @@ void af__conn_resume(af__conn *c);
 void af__conn_write(af__conn *c, const void *data, size_t len);
 /* Loop: sends rs (its status, headers and body) with "connection: close", then closes. */
 void af__conn_refuse(af__conn *c, af__resp *rs);
+/* Loop: a streamed answer (server-sent events) begins: the 200 head with content_type and,
+ * on HTTP/1.1, chunked transfer encoding; the transaction stays open. */
+void af__conn_stream_head(af__conn *c, const char *content_type);
+/* Loop: part of a streamed answer (one chunk on HTTP/1.1). */
+void af__conn_stream_write(af__conn *c, const void *data, size_t len);
+/* Loop: the streamed answer is complete (the last chunk): the transaction ends as after
+ * af__conn_respond. */
+void af__conn_stream_end(af__conn *c);
 /* Loop: the connection closes once its pending output is written. */
 void af__conn_finish(af__conn *c);
 /* Loop: closes the connection now. */
@@ -447,6 +474,19 @@ int af__commit_or_undo(af__req *rq, af__resp *rs, const af_store_op *op, af__app
 void af__commit_finish(af_server *s, af__job *j);
 /* Frees a GET /api/v1/gpus cache (routes.c). */
 void af__gpus_cache_free(af__gpus_cache *c);
+
+/* routes_openai.c: the OpenAI front door's calls. */
+/* Loop: moves the output and answers the gateway produced to their connections. */
+void af__gw_drain(af__loop *l);
+/* Loop: the connection of a call in progress closes (client gone, timeout, stop): the
+ * backend call is cancelled and the span says why. */
+void af__gw_abort(af__conn *c, const char *why);
+/* Loop (at free): drops the calls still queued for a loop that will not run again. */
+void af__gw_loop_free(af__loop *l);
+
+/* metrics_genai.c: the GenAI client/server families (any thread). sc: the exemplar. */
+void af__metrics_genai(af_server *s, const char *operation, const char *model, int rc,
+                       const af_chat_result *r, bool streamed, const af_span_context *sc);
 
 /* metrics.c: recorders (thread-safe) and the exposition. */
 void af__metrics_init(af_server *s);

@@ -1,12 +1,14 @@
 /*
  * The in-process trace store: a memory exporter (bounded ring of span copies) behind a thin
- * exporter that times each export, queried by grouping the held spans by trace id.
+ * exporter that times each export, queried by grouping the held spans by trace id. A trace's
+ * cost_usd is the sum of its spans' agentaflow.cost.usd.
  *
  * Lifetime: the exporter (owned by the tracing integration) and the store handle (owned by
  * the caller) share one refcounted state, so either may be freed first. Once the exporter is
  * gone the store answers as if empty.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,11 +202,28 @@ static const char *service_of(const af_span_data *d)
     return s ? s : "";
 }
 
+/* What a span says it cost: its agentaflow.cost.usd attribute (the serving gateway puts it
+ * on model_serving.inference only, so a trace's sum counts each call once); 0 without. */
+static double span_cost(const af_span_data *d)
+{
+    for (uint32_t i = 0; i < d->n_attrs; i++) {
+        const af_attr *a = &d->attrs[i];
+        if (strcmp(a->key, "agentaflow.cost.usd") != 0)
+            continue;
+        if (a->type == AF_VAL_DOUBLE && isfinite(a->v.d))
+            return a->v.d;
+        if (a->type == AF_VAL_INT)
+            return (double)a->v.i;
+    }
+    return 0;
+}
+
 typedef struct group {
     size_t first, n;
     size_t root; /* index into the sorted array */
     uint64_t start, end;
     bool error;
+    double cost_usd; /* the spans' agentaflow.cost.usd, summed */
 } group;
 
 static int by_start_desc(const void *a, const void *b)
@@ -236,6 +255,7 @@ static size_t group_traces(af_span_copy **arr, size_t n, group *g)
                 gr->end = d->end_ns;
             if (d->status == AF_STATUS_ERROR)
                 gr->error = true;
+            gr->cost_usd += span_cost(d);
             /* The local root: no parent, or a parent from another process. */
             if (!have_root && (!d->has_parent || d->parent_is_remote)) {
                 gr->root = j;
@@ -279,9 +299,9 @@ static void render_group(af_buf *b, af_span_copy **arr, const group *gr, bool co
     af__buf_json_string(b, service_of(root), strlen(service_of(root)));
     af__buf_printf(b,
                    ",\"start_time\":\"%s\",\"start_time_unix_nano\":%llu,\"duration_ms\":%.3f,"
-                   "\"span_count\":%zu,\"error\":%s,\"services\":[",
+                   "\"span_count\":%zu,\"error\":%s,\"cost_usd\":%.10g,\"services\":[",
                    ts, (unsigned long long)gr->start, (double)(gr->end - gr->start) / 1e6, gr->n,
-                   gr->error ? "true" : "false");
+                   gr->error ? "true" : "false", gr->cost_usd);
     /* Distinct services, in order of first span. */
     size_t nsv = 0;
     for (size_t j = gr->first; j < gr->first + gr->n; j++) {
@@ -364,6 +384,7 @@ int af_trace_store_get_json(af_trace_store *s, const char *trace_id_hex, char **
     af__buf_printf(&b, "{\"trace_id\":\"%s\",\"spans\":[", tid);
     size_t found = 0;
     uint64_t start = 0, end = 0;
+    double cost = 0;
     for (size_t i = 0; i < n; i++) {
         const af_span_data *d = af_span_copy_data(arr[i]);
         if (memcmp(d->trace_id, id, 16) != 0)
@@ -377,6 +398,7 @@ int af_trace_store_get_json(af_trace_store *s, const char *trace_id_hex, char **
             start = d->start_ns;
         if (d->end_ns > end)
             end = d->end_ns;
+        cost += span_cost(d);
         af__buf_puts(&b, found ? ",{\"service\":" : "{\"service\":");
         af__buf_json_string(&b, service_of(d), strlen(service_of(d)));
         af__buf_printf(&b, ",\"duration_ms\":%.3f,", (double)(d->end_ns - d->start_ns) / 1e6);
@@ -384,8 +406,8 @@ int af_trace_store_get_json(af_trace_store *s, const char *trace_id_hex, char **
         free(js);
         found++;
     }
-    af__buf_printf(&b, "],\"span_count\":%zu,\"duration_ms\":%.3f}", found,
-                   found ? (double)(end - start) / 1e6 : 0.0);
+    af__buf_printf(&b, "],\"span_count\":%zu,\"duration_ms\":%.3f,\"cost_usd\":%.10g}", found,
+                   found ? (double)(end - start) / 1e6 : 0.0, cost);
     af__buf_terminate(&b);
     release_all(arr, n);
     if (b.failed) {

@@ -18,6 +18,7 @@
 
 #include "agentaflow/propagation.h"
 #include "agentaflow/trace_helpers.h"
+#include "server/openai_json.h"
 #include "server/server_int.h"
 #include "util/timeutil.h"
 #include "util/str.h"
@@ -75,6 +76,11 @@ void af__resp_error(af__resp *rs, int status, const char *code, const char *fmt,
     af__resp_reset_body(rs);
     rs->status = status;
     rs->content_type = "application/json";
+    if (rs->openai) {
+        /* OpenAI's clients read only their own shape; 401 is their invalid_api_key. */
+        af__oai_error_json(&rs->body, status, status == 401 ? "invalid_api_key" : code, NULL, msg);
+        return;
+    }
     af__buf_puts(&rs->body, "{\"error\":{\"code\":");
     af__buf_json_string(&rs->body, code, strlen(code));
     af__buf_printf(&rs->body, ",\"status\":%d,\"message\":", status);
@@ -236,6 +242,7 @@ void af__txn_begin(af__conn *c, const af__http_request *req)
     t->resp.allow[0] = '\0';
     t->resp.www_authenticate = false;
     t->resp.headers = NULL;
+    t->gw = NULL;
     free(t->query);
     t->query = NULL;
     t->too_large = false;
@@ -248,6 +255,7 @@ void af__txn_begin(af__conn *c, const af__http_request *req)
     t->method = method_of(req, &t->method_name);
     memcpy(t->path, req->path, req->path_len);
     t->path[req->path_len] = '\0';
+    t->resp.openai = !c->metrics && strncmp(t->path, "/v1/", 4) == 0;
     if (req->query)
         t->query = af__strndup(req->query, req->query_len);
     copy_header(req, "authorization", t->authorization, sizeof(t->authorization));
@@ -361,6 +369,8 @@ void af__txn_abort(af__conn *c, const char *why)
         t->job->conn = NULL; /* the worker's answer is dropped when it arrives */
         t->job = NULL;
     }
+    if (t->gw)
+        af__gw_abort(c, why);
     if (af_span_is_recording(t->span)) {
         if (why && strcmp(why, "client disconnected") == 0)
             af_span_set_attr(t->span, &AF_BOOL("http.client_disconnected", true));
@@ -479,7 +489,8 @@ void af__txn_dispatch(af__conn *c)
             af__allow_text(t->allowed, rs->allow, sizeof(rs->allow));
             af__resp_error(rs, 405, "method_not_allowed", "%s is not allowed on %s (allowed: %s)",
                            t->method_name, t->path, rs->allow);
-        } else if (t->method & (AF__M_GET | AF__M_HEAD) && strncmp(t->path, "/api/", 5) != 0) {
+        } else if (t->method & (AF__M_GET | AF__M_HEAD) && strncmp(t->path, "/api/", 5) != 0 &&
+                   !rs->openai) {
             serve_page(s, t->path, rs);
         } else {
             af__resp_error(rs, 404, "not_found", "no route for %s", t->path);

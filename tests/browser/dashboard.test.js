@@ -408,6 +408,34 @@ async function main() {
     await page.screenshot({ path: path.join(OUT, 'trace.png') });
     log('waterfall OK:', wf.length, 'spans');
 
+    // ---- the LLM gateway panel: tokens stream onto the page, then the trace shows its cost ------
+    await page.goto(base + '/');
+    await page.waitForSelector('#chat-model option', { state: 'attached', timeout: 20000 });
+    await page.fill('#chat-max', '24');
+    // Every token changes the output: many changes before the end means it streamed.
+    await page.evaluate(() => {
+      window.afChatSteps = 0;
+      new MutationObserver(() => window.afChatSteps++).observe(document.getElementById('chat-output'), { childList: true, characterData: true, subtree: true });
+    });
+    await page.click('#chat-send');
+    await page.waitForFunction(() => !document.getElementById('chat-send').disabled && /First token/.test(document.getElementById('chat-info').textContent), null, { timeout: 30000 });
+    const steps = await page.evaluate(() => window.afChatSteps);
+    const chatInfo = await page.textContent('#chat-info');
+    log('chat panel:', steps, 'output updates;', chatInfo);
+    if (steps < 3) fail('the chat panel output changed ' + steps + ' time(s): the answer did not stream');
+    await page.screenshot({ path: path.join(OUT, 'chat.png') });
+    const chatTrace = await page.$eval('#chat-info a', (a) => a.getAttribute('href').replace('#/traces/', ''));
+    await until('the chat call\'s cost in the trace store', async () => {
+      const t = await api(base, '/api/v1/traces/' + chatTrace);
+      return t.status === 200 && t.body.cost_usd > 0;
+    }, 20000, 250);
+    await page.click('#chat-info a');
+    await page.waitForSelector('#waterfall .wf-row[data-span-id] .wf-bar', { timeout: 20000 });
+    await page.waitForFunction(() => /Cost\s*\$/.test(document.getElementById('trace-summary').textContent), null, { timeout: 10000 });
+    if (!(await page.$('#waterfall .wf-cost'))) fail('no span of the chat trace shows its cost');
+    await page.screenshot({ path: path.join(OUT, 'chat-trace.png') });
+    log('chat panel OK: streamed, and its trace shows', await page.textContent('#trace-summary'));
+
     // ---- server.auth.read: the page asks for the token, then works ----------------------------
     const cfg = path.join(profile, 'auth-read.yaml');
     fs.writeFileSync(cfg, 'server:\n  load_generator: false\n  auth_token: browser-token-1\n  auth:\n    read: true\n');

@@ -29,6 +29,8 @@
 #   integration.cluster_restart
 #                            test_cluster_restart (cmocka): serve --cluster restarted on its
 #                            data directory; inventory and reservations back, agents re-report
+#   integration.gateway      test_gateway (cmocka): the OpenAI front door's hostile bodies,
+#                            JSON and event-stream framing, hang-ups, GenAI metrics
 #   integration.prometheus   promtool check metrics on our exposition, then a real Prometheus
 #                            scraping the daemon until its target is up (skipped without them)
 if(NOT TARGET agentaflow)
@@ -116,3 +118,8 @@ add_executable(test_reload ${CMAKE_CURRENT_LIST_DIR}/test_reload.c)
 target_link_libraries(test_reload PRIVATE af_it_harness)
 add_test(NAME integration.reload COMMAND test_reload $<TARGET_FILE:agentaflow>)
 set_tests_properties(integration.reload PROPERTIES TIMEOUT 120 LABELS integration)
+
+add_executable(test_gateway ${CMAKE_CURRENT_LIST_DIR}/test_gateway.c)
+target_link_libraries(test_gateway PRIVATE af_it_harness)
+add_test(NAME integration.gateway COMMAND test_gateway $<TARGET_FILE:agentaflow>)
+set_tests_properties(integration.gateway PROPERTIES TIMEOUT 120 LABELS integration)

@@ -1,0 +1,712 @@
+/*
+ * The OpenAI-compatible front door: POST /v1/chat/completions, POST /v1/completions and
+ * GET /v1/models on the daemon's own listener (its limits, TLS and bearer token), on top of
+ * the serving gateway's chat seam (af_serving_chat_start in serving.h).
+ *
+ * A call: the route checks the body (limits.h: model grammar, message count, the contents
+ * against server.max_input_tokens) and starts the gateway call; the connection goes BUSY as
+ * for an inference job. The gateway answers on its own threads: on_delta formats each piece
+ * of text as one server-sent event straight away and appends it to the call's pending buffer;
+ * on_done keeps the result. Either queues the call on its loop's ready list (gw_mu) and wakes
+ * the loop, which moves the pending events to the socket as one HTTP chunk (af__gw_drain), so
+ * tokens leave as they are produced and nothing waits for the whole answer. A non-streamed
+ * call answers one JSON body from on_done's result. A streamed call whose backend fails
+ * before its first token is answered with a plain HTTP error, after that with an error event.
+ *
+ * Bounds: a client that does not read its stream makes the output wait on the connection;
+ * past AF__GW_MAX_BUFFERED bytes (pending + unsent) the call is cancelled and the connection
+ * closed, with a warning naming the reason. A connection that closes cancels the backend call
+ * (af__gw_abort -> af_serving_chat_cancel). Live streams have no idle deadline: the gateway's
+ * request timeout (server.inference_timeout) bounds them.
+ *
+ * Lifetime: an af__gw is reference counted: the connection's transaction holds one until the
+ * answer is written or the connection closes, the gateway's callbacks hold one until on_done
+ * returns, and being on a loop's ready list holds one. Lock order: gw->mu, then loop->gw_mu.
+ *
+ * Tracing: the daemon's SERVER span gets the GenAI request attributes when the call starts
+ * and the response attributes (model, id, usage, finish reasons, time to first chunk) when it
+ * ends; the gateway makes model_serving.inference and the CLIENT span under the route's span.
+ */
+#define AF_LOG_COMPONENT "gateway"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agentaflow/log.h"
+#include "server/limits.h"
+#include "server/openai_json.h"
+#include "server/routes_int.h"
+#include "server/server_int.h"
+#include "util/str.h"
+#include "util/timeutil.h"
+
+/* Bytes of a stream that may wait for a client that does not read (pending + unsent). */
+#define AF__GW_MAX_BUFFERED (1u << 20)
+
+struct af__gw {
+    pthread_mutex_t mu;
+    atomic_int refs;
+    af_server *srv;
+    af__loop *loop;
+    af__conn *conn;     /* loop only; NULL once the answer is written or the client left */
+    af_chat_call *call; /* the caller's reference, released when the af__gw goes */
+    af__gw *ready_next; /* loop->gw_mu */
+    /* mu */
+    bool queued;   /* on the loop's ready list */
+    bool detached; /* nobody reads the output any more: callbacks only drop it */
+    bool done;
+    bool overflow; /* output stopped: the client did not read it */
+    af_buf pending, spare;
+    int rc;
+    af_chat_result res; /* content: a malloc'd copy (non-streamed), owned here */
+    /* fixed at start */
+    bool stream, chat, include_usage;
+    char id[64];
+    char model[129];
+    char op[24];
+    af__oai_ids ids;
+    af_buf frame; /* a delta event's prefix, then its suffix */
+    size_t prefix_len;
+    af_span_context span_ctx; /* the SERVER span, for exemplars */
+    /* loop only */
+    bool head_sent;
+};
+
+static void gw_unref(af__gw *g)
+{
+    if (atomic_fetch_sub(&g->refs, 1) != 1)
+        return;
+    af_chat_call_release(g->call);
+    free(g->res.content);
+    af__buf_clear(&g->pending);
+    af__buf_clear(&g->spare);
+    af__buf_clear(&g->frame);
+    pthread_mutex_destroy(&g->mu);
+    free(g);
+}
+
+/* mu held: puts the call on its loop's ready list; true when the loop needs a wake-up. */
+static bool gw_queue_locked(af__gw *g)
+{
+    if (g->queued)
+        return false;
+    g->queued = true;
+    atomic_fetch_add(&g->refs, 1);
+    pthread_mutex_lock(&g->loop->gw_mu);
+    g->ready_next = g->loop->gw_ready;
+    g->loop->gw_ready = g;
+    pthread_mutex_unlock(&g->loop->gw_mu);
+    return true;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The gateway's callbacks (its threads).                                                    */
+
+static void gw_on_delta(void *ctx, const char *text, size_t len)
+{
+    af__gw *g = ctx;
+    bool wake = false;
+    pthread_mutex_lock(&g->mu);
+    if (!g->detached && !g->overflow) {
+        /* A JSON string is at most 6 bytes per input byte. */
+        if (g->pending.len + len * 6 + g->frame.len + 16 > AF__GW_MAX_BUFFERED)
+            g->overflow = true;
+        else
+            af__oai_delta_event(&g->pending, (const char *)g->frame.data, g->prefix_len,
+                                (const char *)g->frame.data + g->prefix_len,
+                                g->frame.len - g->prefix_len, text, len);
+        wake = gw_queue_locked(g);
+    }
+    pthread_mutex_unlock(&g->mu);
+    if (wake)
+        af__loop_wake(g->loop);
+}
+
+static void gw_on_done(void *ctx, int rc, const af_chat_result *res)
+{
+    af__gw *g = ctx;
+    af__metrics_genai(g->srv, g->op, g->model, rc, res, g->stream, &g->span_ctx);
+    bool wake = false;
+    pthread_mutex_lock(&g->mu);
+    g->done = true;
+    g->rc = rc;
+    g->res = *res;
+    g->res.content = NULL;
+    if (res->content && !g->detached) {
+        g->res.content = malloc(res->content_len + 1);
+        if (g->res.content) {
+            memcpy(g->res.content, res->content, res->content_len);
+            g->res.content[res->content_len] = '\0';
+        } else if (rc == 0) {
+            g->rc = -ENOMEM;
+        }
+    }
+    if (!g->detached)
+        wake = gw_queue_locked(g);
+    pthread_mutex_unlock(&g->mu);
+    if (wake)
+        af__loop_wake(g->loop);
+    gw_unref(g); /* the callbacks' reference */
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Errors.                                                                                   */
+
+static void oai_error(af__resp *rs, int status, const char *code, const char *param,
+                      const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+
+static void oai_error(af__resp *rs, int status, const char *code, const char *param,
+                      const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    af__resp_reset_body(rs);
+    rs->status = status;
+    rs->content_type = "application/json";
+    af__oai_error_json(&rs->body, status, code, param, msg);
+}
+
+/* The HTTP status and OpenAI error code of a gateway failure. */
+static int status_of(int rc, const char **code)
+{
+    switch (rc) {
+    case -EINVAL:
+        *code = "invalid_value";
+        return 400;
+    case AF_ENOTFOUND:
+        *code = "model_not_found";
+        return 404;
+    case AF_EFULL:
+        *code = "rate_limit_exceeded";
+        return 429;
+    case -EHOSTDOWN:
+        *code = "backend_unavailable";
+        return 503;
+    case AF_ESHUTDOWN:
+        *code = "shutting_down";
+        return 503;
+    case -ECANCELED:
+        *code = "cancelled";
+        return 503;
+    case AF_ETIMEDOUT:
+        *code = "timeout";
+        return 504;
+    case -EIO:
+        *code = "backend_error";
+        return 502;
+    case AF_EPARSE:
+        *code = "invalid_response";
+        return 502;
+    default:
+        *code = "internal_error";
+        return 500;
+    }
+}
+
+static void resp_from_rc(af__resp *rs, int rc, const char *model, const af_chat_result *r)
+{
+    const char *code;
+    int status = status_of(rc, &code);
+    if (r && r->error_type[0])
+        code = r->error_type;
+    if (rc == AF_ENOTFOUND)
+        oai_error(rs, status, "model_not_found", "model",
+                  "The model `%s` does not exist or you do not have access to it.", model);
+    else
+        oai_error(rs, status, code, NULL, "%s", r && r->error[0] ? r->error : af_strerror(rc));
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The loop's side.                                                                          */
+
+static void span_set_result(af_span sp, const af__gw *g)
+{
+    if (!af_span_is_recording(sp))
+        return;
+    const af_chat_result *r = &g->res;
+    const char *fr = r->finish_reason[0] ? r->finish_reason : (g->rc ? "error" : "stop");
+    const char *frs[1] = {fr};
+    af_span_set_attrs(sp, AF_ATTRS(AF_STR("gen_ai.response.id", g->id),
+                                   AF_STR("gen_ai.response.model",
+                                          r->response_model[0] ? r->response_model : g->model),
+                                   AF_INT("gen_ai.usage.input_tokens", r->input_tokens),
+                                   AF_INT("gen_ai.usage.output_tokens", r->output_tokens),
+                                   AF_STR_ARRAY("gen_ai.response.finish_reasons", frs, 1)));
+    if (r->time_to_first_token_ns)
+        af_span_set_double(sp, "gen_ai.response.time_to_first_chunk",
+                           (double)r->time_to_first_token_ns / 1e9);
+    if (g->rc != 0)
+        af_span_set_string(sp, "error.type", r->error_type[0] ? r->error_type : "_OTHER");
+}
+
+/* The connection is done with the call (answered, or gone). */
+static void gw_detach(af__gw *g)
+{
+    if (!g->conn)
+        return;
+    pthread_mutex_lock(&g->mu);
+    g->detached = true;
+    pthread_mutex_unlock(&g->mu);
+    if (g->conn)
+        g->conn->txn.gw = NULL;
+    g->conn = NULL;
+    gw_unref(g); /* the transaction's reference */
+}
+
+/* The 200 head of a stream; a chat stream's first event names the role. */
+static void stream_begin(af__gw *g, af__conn *c)
+{
+    af__conn_stream_head(c, "text/event-stream");
+    g->head_sent = true;
+    if (!g->chat || c->fd < 0)
+        return;
+    af_buf role;
+    af__buf_init(&role);
+    af__oai_role_event(&role, &g->ids);
+    af__conn_stream_write(c, role.data, role.len);
+    af__buf_clear(&role);
+}
+
+/* The whole answer is known: the JSON body, or the last events of a stream. */
+static void gw_finish(af__gw *g, af__conn *c)
+{
+    af__txn *t = &c->txn;
+    span_set_result(t->span, g);
+    if (!g->head_sent && (!g->stream || g->rc != 0)) {
+        af__resp *rs = &t->resp;
+        if (g->rc != 0) {
+            resp_from_rc(rs, g->rc, g->model, &g->res);
+        } else {
+            af__resp_reset_body(rs);
+            rs->status = 200;
+            if (g->res.response_model[0])
+                g->ids.model = g->res.response_model;
+            af__oai_completion_json(&rs->body, &g->ids, &g->res);
+        }
+        gw_detach(g);
+        af__conn_respond(c);
+        af__conn_resume(c);
+        return;
+    }
+    if (!g->head_sent) /* answered at once (a cache hit): still the stream asked for */
+        stream_begin(g, c);
+    af_buf tail;
+    af__buf_init(&tail);
+    if (g->rc == 0) {
+        af__oai_finish_event(&tail, &g->ids, g->res.finish_reason);
+        if (g->include_usage)
+            af__oai_usage_event(&tail, &g->ids, g->res.input_tokens, g->res.output_tokens);
+    } else {
+        const char *code;
+        int status = status_of(g->rc, &code);
+        af__oai_error_event(&tail, status, g->res.error_type[0] ? g->res.error_type : code,
+                            g->res.error[0] ? g->res.error : af_strerror(g->rc));
+    }
+    af__buf_puts(&tail, "data: [DONE]\n\n");
+    if (c->fd >= 0)
+        af__conn_stream_write(c, tail.data, tail.len);
+    af__buf_clear(&tail);
+    gw_detach(g);
+    if (c->fd < 0)
+        return;
+    af__conn_stream_end(c);
+    af__conn_resume(c);
+}
+
+/* One call's turn on its loop: what the gateway produced since the last one. */
+static void gw_deliver(af__gw *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->queued = false;
+    af_buf out = g->pending;
+    g->pending = g->spare;
+    g->spare = out;
+    bool done = g->done, overflow = g->overflow;
+    pthread_mutex_unlock(&g->mu);
+    af__conn *c = g->conn;
+    if (!c) {
+        af__buf_reset(&g->spare);
+        return;
+    }
+    if (out.len && !g->head_sent)
+        stream_begin(g, c);
+    if (out.len && c->fd >= 0)
+        af__conn_stream_write(c, out.data, out.len);
+    af__buf_reset(&g->spare);
+    if (c->fd < 0)
+        return; /* the write failed: af__gw_abort ran */
+    if (!done && (overflow || c->tx.len - c->tx_off > AF__GW_MAX_BUFFERED)) {
+        af_log(AF_LOG_WARN,
+               "stream %s cancelled: the client at %s is not reading "
+               "(%zu bytes waiting)",
+               g->id, c->peer, c->tx.len - c->tx_off);
+        af__conn_close(c, "client not reading the stream");
+        return;
+    }
+    if (done)
+        gw_finish(g, c);
+}
+
+void af__gw_drain(af__loop *l)
+{
+    pthread_mutex_lock(&l->gw_mu);
+    af__gw *g = l->gw_ready;
+    l->gw_ready = NULL;
+    pthread_mutex_unlock(&l->gw_mu);
+    while (g) {
+        af__gw *next = g->ready_next;
+        gw_deliver(g);
+        gw_unref(g); /* the ready list's reference */
+        g = next;
+    }
+}
+
+void af__gw_loop_free(af__loop *l)
+{
+    af__gw *g = l->gw_ready;
+    l->gw_ready = NULL;
+    while (g) {
+        af__gw *next = g->ready_next;
+        gw_unref(g);
+        g = next;
+    }
+}
+
+void af__gw_abort(af__conn *c, const char *why)
+{
+    af__gw *g = c->txn.gw;
+    if (!g)
+        return;
+    if (af_span_is_recording(c->txn.span))
+        af_span_set_string(c->txn.span, "gen_ai.response.id", g->id);
+    af_log(AF_LOG_DEBUG, "call %s cancelled: %s", g->id, why ? why : "closed");
+    af_serving_chat_cancel(g->call);
+    gw_detach(g);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Requests.                                                                                 */
+
+/* A parsed body: strings point into doc. */
+typedef struct oai_body {
+    json_t *doc;
+    af_chat_request req;
+    af_chat_message *msgs;
+} oai_body;
+
+/* Optional typed fields: false (and the 400 naming the field) when present with the wrong
+ * type or out of range. */
+static bool opt_string(json_t *o, const char *k, af__field f, const char **out, af__resp *rs)
+{
+    json_t *v = json_object_get(o, k);
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_string(v)) {
+        oai_error(rs, 400, "invalid_type", k, "'%s' must be a string", k);
+        return false;
+    }
+    char err[160];
+    if (af__field_check(f, k, json_string_value(v), json_string_length(v), err, sizeof(err))) {
+        oai_error(rs, 400, "invalid_value", k, "%s", err);
+        return false;
+    }
+    *out = json_string_value(v);
+    return true;
+}
+
+static bool opt_number(json_t *o, const char *k, double lo, double hi, bool integer, double *out,
+                       af__resp *rs)
+{
+    json_t *v = json_object_get(o, k);
+    if (!v || json_is_null(v))
+        return true;
+    double d = json_is_number(v) ? json_number_value(v) : NAN;
+    if (!isfinite(d) || d < lo || d > hi || (integer && d != floor(d))) {
+        oai_error(rs, 400, json_is_number(v) ? "invalid_value" : "invalid_type", k,
+                  "'%s' must be %s between %g and %g", k, integer ? "an integer" : "a number", lo,
+                  hi);
+        return false;
+    }
+    *out = d;
+    return true;
+}
+
+static bool opt_bool(json_t *o, const char *k, bool *out, af__resp *rs)
+{
+    json_t *v = json_object_get(o, k);
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_boolean(v)) {
+        oai_error(rs, 400, "invalid_type", k, "'%s' must be a boolean", k);
+        return false;
+    }
+    *out = json_is_true(v);
+    return true;
+}
+
+/* messages: 1..AF__OAI_MAX_MESSAGES objects {role, content: string|null}; *total gets the
+ * content bytes. */
+static bool parse_messages(json_t *o, oai_body *b, size_t *total, af__resp *rs)
+{
+    json_t *arr = json_object_get(o, "messages");
+    if (!arr || !json_is_array(arr)) {
+        oai_error(rs, 400, arr ? "invalid_type" : "missing_required_parameter", "messages",
+                  "'messages' must be an array of message objects");
+        return false;
+    }
+    size_t n = json_array_size(arr);
+    if (n == 0 || n > AF__OAI_MAX_MESSAGES) {
+        oai_error(rs, 400, n ? "array_above_max_length" : "empty_array", "messages",
+                  "'messages' holds %zu messages; 1 to %d are accepted", n, AF__OAI_MAX_MESSAGES);
+        return false;
+    }
+    b->msgs = calloc(n, sizeof(*b->msgs));
+    if (!b->msgs) {
+        oai_error(rs, 500, "internal_error", NULL, "out of memory");
+        return false;
+    }
+    *total = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = json_array_get(arr, i);
+        char param[48];
+        snprintf(param, sizeof(param), "messages[%zu]", i);
+        if (!json_is_object(m)) {
+            oai_error(rs, 400, "invalid_type", param, "'%s' must be an object", param);
+            return false;
+        }
+        json_t *role = json_object_get(m, "role"), *content = json_object_get(m, "content");
+        char err[160];
+        snprintf(param, sizeof(param), "messages[%zu].role", i);
+        if (!json_is_string(role)) {
+            oai_error(rs, 400, role ? "invalid_type" : "missing_required_parameter", param,
+                      "'%s' must be a string", param);
+            return false;
+        }
+        if (af__field_check(AF__F_OAI_ROLE, param, json_string_value(role),
+                            json_string_length(role), err, sizeof(err)) != 0) {
+            oai_error(rs, 400, "invalid_value", param, "%s", err);
+            return false;
+        }
+        snprintf(param, sizeof(param), "messages[%zu].content", i);
+        if (content && !json_is_null(content) && !json_is_string(content)) {
+            oai_error(rs, 400, "invalid_type", param,
+                      "'%s' must be a string or null (content parts are not supported)", param);
+            return false;
+        }
+        b->msgs[i].role = json_string_value(role);
+        b->msgs[i].content = json_is_string(content) ? json_string_value(content) : NULL;
+        b->msgs[i].content_len = json_is_string(content) ? json_string_length(content) : 0;
+        *total += b->msgs[i].content_len;
+    }
+    b->req.messages = b->msgs;
+    b->req.n_messages = n;
+    return true;
+}
+
+/* prompt: a string, or an array holding one string. */
+static bool parse_prompt(json_t *o, oai_body *b, size_t *total, af__resp *rs)
+{
+    json_t *p = json_object_get(o, "prompt");
+    if (json_is_array(p) && json_array_size(p) == 1)
+        p = json_array_get(p, 0);
+    if (!json_is_string(p)) {
+        oai_error(rs, 400, p ? "invalid_type" : "missing_required_parameter", "prompt",
+                  "'prompt' must be a string (or an array of one string)");
+        return false;
+    }
+    b->req.prompt = json_string_value(p);
+    b->req.prompt_len = json_string_length(p);
+    *total = b->req.prompt_len;
+    return true;
+}
+
+/* The body of either POST route into b->req; false with the 400 set. */
+static bool parse_body(af__req *rq, af__resp *rs, bool chat, oai_body *b)
+{
+    json_error_t e;
+    b->doc = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &e);
+    if (!b->doc || !json_is_object(b->doc)) {
+        if (b->doc)
+            oai_error(rs, 400, "invalid_json", NULL, "the body must be a JSON object");
+        else
+            oai_error(rs, 400, "invalid_json", NULL,
+                      "We could not parse the JSON body of your request: %s (line %d, column "
+                      "%d)",
+                      e.text, e.line, e.column);
+        return false;
+    }
+    json_t *o = b->doc;
+    af_chat_request *r = &b->req;
+    r->operation = chat ? AF_CHAT_OP_CHAT : AF_CHAT_OP_TEXT_COMPLETION;
+    r->temperature = NAN;
+    double max_tokens = 0, mct = 0, temperature = NAN, n = 1;
+    size_t total = 0;
+    json_t *so = json_object_get(o, "stream_options");
+    if (!opt_string(o, "model", AF__F_OAI_MODEL, &r->model, rs) ||
+        !opt_string(o, "user", AF__F_OAI_USER, &r->user, rs) ||
+        !opt_number(o, "max_tokens", 1, 1e6, true, &max_tokens, rs) ||
+        !opt_number(o, "max_completion_tokens", 1, 1e6, true, &mct, rs) ||
+        !opt_number(o, "temperature", 0, 2, false, &temperature, rs) ||
+        !opt_number(o, "n", 1, 1, true, &n, rs) || !opt_bool(o, "stream", &r->stream, rs))
+        return false;
+    if (so && !json_is_null(so) && !json_is_object(so)) {
+        oai_error(rs, 400, "invalid_type", "stream_options", "'stream_options' must be an object");
+        return false;
+    }
+    if (so && json_is_object(so) && !opt_bool(so, "include_usage", &r->include_usage, rs))
+        return false;
+    if (!r->model || !*r->model) {
+        oai_error(rs, 400, "missing_required_parameter", "model", "'model' is required");
+        return false;
+    }
+    if (!(chat ? parse_messages(o, b, &total, rs) : parse_prompt(o, b, &total, rs)))
+        return false;
+    uint32_t limit = rq->srv->o.max_input_tokens;
+    if (af_serving_input_tokens(total) > (int64_t)limit) {
+        oai_error(rs, 400, "context_length_exceeded", chat ? "messages" : "prompt",
+                  "'%s' is %lld tokens (%zu bytes at 4 bytes a token); the limit is "
+                  "server.max_input_tokens = %u",
+                  chat ? "messages" : "prompt", (long long)af_serving_input_tokens(total), total,
+                  limit);
+        return false;
+    }
+    r->max_tokens = (uint32_t)(mct > 0 ? mct : max_tokens);
+    r->temperature = temperature;
+    r->include_usage = r->include_usage && r->stream;
+    r->timeout_ms = rq->srv->o.inference_timeout_ms;
+    return true;
+}
+
+/* The call's fixed parts: its id, the stream events' frame, the span attributes. */
+static af__gw *gw_new(af__req *rq, const af_chat_request *r)
+{
+    static atomic_ulong seq;
+    af__gw *g = calloc(1, sizeof(*g));
+    if (!g || pthread_mutex_init(&g->mu, NULL) != 0) {
+        free(g);
+        return NULL;
+    }
+    atomic_init(&g->refs, 1);
+    g->srv = rq->srv;
+    g->loop = rq->loop;
+    g->conn = rq->conn;
+    g->stream = r->stream;
+    g->chat = r->operation == AF_CHAT_OP_CHAT;
+    g->include_usage = r->include_usage;
+    af__buf_init(&g->pending);
+    af__buf_init(&g->spare);
+    af__buf_init(&g->frame);
+    af_span_get_context(rq->span, &g->span_ctx);
+    char sid[17] = "";
+    if (af_span_context_is_valid(&g->span_ctx))
+        af_span_id_to_hex(g->span_ctx.span_id, sid);
+    snprintf(g->id, sizeof(g->id), "%s-%s%06lx", g->chat ? "chatcmpl" : "cmpl", sid,
+             (unsigned long)(atomic_fetch_add(&seq, 1) & 0xffffff));
+    snprintf(g->model, sizeof(g->model), "%s", r->model);
+    snprintf(g->op, sizeof(g->op), "%s", g->chat ? "chat" : "text_completion");
+    g->ids = (af__oai_ids){
+        .id = g->id, .model = g->model, .created = (uint64_t)time(NULL), .chat = g->chat};
+    af__oai_delta_prefix(&g->frame, &g->ids);
+    g->prefix_len = g->frame.len;
+    af__oai_delta_suffix(&g->frame, &g->ids);
+    if (g->frame.failed) {
+        gw_unref(g);
+        return NULL;
+    }
+    return g;
+}
+
+static int start_call(af__req *rq, af__resp *rs, bool chat)
+{
+    af_server *s = rq->srv;
+    if (!s->o.serving) {
+        oai_error(rs, 503, "unavailable", NULL, "the model-serving gateway is not running");
+        return 0;
+    }
+    oai_body b;
+    memset(&b, 0, sizeof(b));
+    int ret = 0;
+    if (!parse_body(rq, rs, chat, &b))
+        goto out;
+    const af_chat_request *r = &b.req;
+    if (af_span_is_recording(rq->span)) {
+        af_span_set_attrs(
+            rq->span, AF_ATTRS(AF_STR("gen_ai.operation.name", chat ? "chat" : "text_completion"),
+                               AF_STR("gen_ai.request.model", r->model)));
+        if (r->max_tokens)
+            af_span_set_int(rq->span, "gen_ai.request.max_tokens", r->max_tokens);
+        if (!isnan(r->temperature))
+            af_span_set_double(rq->span, "gen_ai.request.temperature", r->temperature);
+    }
+    af__gw *g = gw_new(rq, r);
+    if (!g) {
+        oai_error(rs, 500, "internal_error", NULL, "out of memory");
+        goto out;
+    }
+    atomic_fetch_add(&g->refs, 1); /* the callbacks' */
+    af_chat_callbacks cb = {.on_delta = gw_on_delta, .on_done = gw_on_done};
+    char err[192] = "";
+    int rc =
+        af_serving_chat_start(s->o.serving, &rq->span_ctx, r, &cb, g, &g->call, err, sizeof(err));
+    if (rc != 0) {
+        atomic_fetch_sub(&g->refs, 1); /* no callback will come */
+        g->conn = NULL;
+        gw_unref(g);
+        af_chat_result none;
+        memset(&none, 0, sizeof(none));
+        snprintf(none.error, sizeof(none.error), "%s", err);
+        resp_from_rc(rs, rc, r->model, &none);
+        goto out;
+    }
+    rq->conn->txn.gw = g;
+    rq->conn->state = AF__CONN_BUSY;
+    ret = AF__ASYNC;
+out:
+    free(b.msgs);
+    json_decref(b.doc);
+    return ret;
+}
+
+int af__h_oai_chat(af__req *rq, af__resp *rs)
+{
+    return start_call(rq, rs, true);
+}
+
+int af__h_oai_completions(af__req *rq, af__resp *rs)
+{
+    return start_call(rq, rs, false);
+}
+
+int af__h_oai_models(af__req *rq, af__resp *rs)
+{
+    af_serving *sv = rq->srv->o.serving;
+    if (!sv) {
+        oai_error(rs, 503, "unavailable", NULL, "the model-serving gateway is not running");
+        return 0;
+    }
+    size_t n = af_serving_models_list(sv, NULL, 0);
+    af_serving_model_entry *m = n ? calloc(n, sizeof(*m)) : NULL;
+    if (n && !m) {
+        oai_error(rs, 500, "internal_error", NULL, "out of memory");
+        return 0;
+    }
+    size_t got = af_serving_models_list(sv, m, n);
+    af__resp_reset_body(rs);
+    af__oai_models_json(&rs->body, m, got < n ? got : n);
+    free(m);
+    return 0;
+}
