@@ -364,6 +364,10 @@ typedef struct af_chat_request {
                             for usage and always puts it in the result */
     const char *user;    /* may be NULL */
     uint32_t timeout_ms; /* 0 = gateway default (request_timeout_ms) */
+    /* The response id (gen_ai.response.id, af_chat_result.id), at most 63 bytes; NULL or ""
+     * = the gateway makes one. A front door that must send the id before the call ends (the
+     * first chunk of a stream) makes it and passes it here, so the trace holds one id. */
+    const char *id;
 } af_chat_request;
 
 typedef struct af_chat_result {

@@ -657,6 +657,7 @@ static int start_call(af__req *rq, af__resp *rs, bool chat)
         oai_error(rs, 500, "internal_error", NULL, "out of memory");
         goto out;
     }
+    b.req.id = g->id; /* the id the first chunk carries is the gateway's and the trace's */
     atomic_fetch_add(&g->refs, 1); /* the callbacks' */
     af_chat_callbacks cb = {.on_delta = gw_on_delta, .on_done = gw_on_done};
     char err[192] = "";

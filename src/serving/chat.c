@@ -229,9 +229,12 @@ static int admit(struct af_chat_call *c, const af_chat_request *req, char *err, 
         s->n_calls++;
         s->requests++;
         c->created_s = af_now_ns() / 1000000000u;
-        snprintf(c->id, sizeof(c->id), "%s-%" PRIx64 "%06" PRIx64,
-                 req->operation == AF_CHAT_OP_CHAT ? "chatcmpl" : "cmpl", c->created_s,
-                 ++s->chat_seq);
+        if (req->id && *req->id)
+            af__strlcpy(c->id, req->id, sizeof(c->id));
+        else
+            snprintf(c->id, sizeof(c->id), "%s-%" PRIx64 "%06" PRIx64,
+                     req->operation == AF_CHAT_OP_CHAT ? "chatcmpl" : "cmpl", c->created_s,
+                     ++s->chat_seq);
     } else if (rc == AF_EFULL) {
         s->overloaded++;
     }

@@ -396,11 +396,13 @@ static void test_chat_spans_and_cost(void **state)
     req.stream = true;
     req.max_tokens = 5;
     req.temperature = 0.5;
+    req.id = "chatcmpl-from-the-front-door";
     collected c;
     col_init(&c);
     af_chat_call_release(start(s, &req, &c));
     wait_done(&c);
     assert_int_equal(c.rc, 0);
+    assert_string_equal(c.res.id, "chatcmpl-from-the-front-door");
 
     af_span_copy *spans[16];
     size_t n = af_test_spans(&env, spans, 16);
