@@ -458,8 +458,55 @@ static bool opt_bool(json_t *o, const char *k, bool *out, af__resp *rs)
     return true;
 }
 
-/* messages: 1..AF__OAI_MAX_MESSAGES objects {role, content: string|null}; *total gets the
- * content bytes. */
+/* content given as parts ([{"type":"text","text":"..."}], as newer clients send it): the
+ * texts joined by newlines replace the array in the document, which owns the joined string.
+ * Other part types (images, audio, files) get a 400: the gateway relays text only. */
+static bool join_text_parts(json_t *m, json_t *parts, const char *param, af__resp *rs)
+{
+    size_t n = json_array_size(parts), len = 0;
+    for (size_t j = 0; j < n; j++) {
+        json_t *part = json_array_get(parts, j);
+        json_t *type = json_is_object(part) ? json_object_get(part, "type") : NULL;
+        json_t *text = json_is_object(part) ? json_object_get(part, "text") : NULL;
+        char where[80];
+        snprintf(where, sizeof(where), "%s[%zu]", param, j);
+        if (!json_is_string(type) || strcmp(json_string_value(type), "text") != 0) {
+            oai_error(rs, 400, "invalid_value", where,
+                      "'%s' must be a text part {\"type\":\"text\",\"text\":...}; this gateway "
+                      "relays text only",
+                      where);
+            return false;
+        }
+        if (!json_is_string(text)) {
+            oai_error(rs, 400, "invalid_type", where, "'%s.text' must be a string", where);
+            return false;
+        }
+        len += json_string_length(text) + (j > 0);
+    }
+    char *joined = malloc(len + 1);
+    if (!joined) {
+        oai_error(rs, 500, "internal_error", NULL, "out of memory");
+        return false;
+    }
+    size_t at = 0;
+    for (size_t j = 0; j < n; j++) {
+        json_t *text = json_object_get(json_array_get(parts, j), "text");
+        if (j > 0)
+            joined[at++] = '\n';
+        memcpy(joined + at, json_string_value(text), json_string_length(text));
+        at += json_string_length(text);
+    }
+    json_t *str = json_stringn_nocheck(joined, at);
+    free(joined);
+    if (!str || json_object_set_new(m, "content", str) != 0) {
+        oai_error(rs, 500, "internal_error", NULL, "out of memory");
+        return false;
+    }
+    return true;
+}
+
+/* messages: 1..AF__OAI_MAX_MESSAGES objects {role, content: string, text parts or null};
+ * *total gets the content bytes. */
 static bool parse_messages(json_t *o, oai_body *b, size_t *total, af__resp *rs)
 {
     json_t *arr = json_object_get(o, "messages");
@@ -502,9 +549,13 @@ static bool parse_messages(json_t *o, oai_body *b, size_t *total, af__resp *rs)
             return false;
         }
         snprintf(param, sizeof(param), "messages[%zu].content", i);
-        if (content && !json_is_null(content) && !json_is_string(content)) {
+        if (json_is_array(content)) {
+            if (!join_text_parts(m, content, param, rs))
+                return false;
+            content = json_object_get(m, "content");
+        } else if (content && !json_is_null(content) && !json_is_string(content)) {
             oai_error(rs, 400, "invalid_type", param,
-                      "'%s' must be a string or null (content parts are not supported)", param);
+                      "'%s' must be a string, an array of text parts or null", param);
             return false;
         }
         b->msgs[i].role = json_string_value(role);

@@ -67,6 +67,11 @@ static void test_hostile_bodies(void **state)
     expect_oai_error(CHAT,
                      "{\"model\":\"model-gpt\",\"messages\":[{\"role\":\"user\",\"content\":3}]}",
                      400, BAD, "messages[0].content", "invalid_type");
+    expect_oai_error(CHAT,
+                     "{\"model\":\"model-gpt\",\"messages\":[{\"role\":\"user\",\"content\":["
+                     "{\"type\":\"text\",\"text\":\"x\"},{\"type\":\"image_url\",\"image_url\":"
+                     "{\"url\":\"http://x/y.png\"}}]}]}",
+                     400, BAD, "messages[0].content[1]", "invalid_value");
     const char *m = "\"model\":\"model-gpt\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]";
     char b[512];
     static const struct {
@@ -140,6 +145,32 @@ static void test_plain_answer(void **state)
     assert_int_equal(json_integer_value(json_object_get(u, "completion_tokens")), 4);
     json_decref(j);
     free(r.body);
+}
+
+/* Text parts ([{"type":"text","text":...}]) read as their texts joined by newlines: the same
+ * prompt as one string costs the same input tokens. */
+static void test_content_parts(void **state)
+{
+    (void)state;
+    const char *h[] = {"Content-Type: application/json", NULL};
+    const char *bodies[] = {
+        "{\"model\":\"model-gpt\",\"max_tokens\":2,\"messages\":[{\"role\":\"user\",\"content\":"
+        "\"hello there\\nand a second line of text\"}]}",
+        "{\"model\":\"model-gpt\",\"max_tokens\":2,\"messages\":[{\"role\":\"user\",\"content\":["
+        "{\"type\":\"text\",\"text\":\"hello there\"},{\"type\":\"text\",\"text\":"
+        "\"and a second line of text\"}]}]}"};
+    json_int_t prompt_tokens[2];
+    for (int i = 0; i < 2; i++) {
+        resp r = http(g_shared.port, "POST", CHAT, bodies[i], h);
+        assert_int_equal(r.status, 200);
+        json_t *j = json_of(&r);
+        prompt_tokens[i] =
+            json_integer_value(json_object_get(json_object_get(j, "usage"), "prompt_tokens"));
+        json_decref(j);
+        free(r.body);
+    }
+    assert_true(prompt_tokens[0] > 0);
+    assert_int_equal(prompt_tokens[0], prompt_tokens[1]);
 }
 
 static void test_models(void **state)
@@ -349,10 +380,15 @@ int main(int argc, char **argv)
     if (rc)
         return rc;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hostile_bodies), cmocka_unit_test(test_huge_messages),
-        cmocka_unit_test(test_plain_answer),   cmocka_unit_test(test_models),
-        cmocka_unit_test(test_stream_framing), cmocka_unit_test(test_hangup_releases_the_call),
-        cmocka_unit_test(test_genai_metrics),  cmocka_unit_test(test_trace_cost),
+        cmocka_unit_test(test_hostile_bodies),
+        cmocka_unit_test(test_huge_messages),
+        cmocka_unit_test(test_plain_answer),
+        cmocka_unit_test(test_content_parts),
+        cmocka_unit_test(test_models),
+        cmocka_unit_test(test_stream_framing),
+        cmocka_unit_test(test_hangup_releases_the_call),
+        cmocka_unit_test(test_genai_metrics),
+        cmocka_unit_test(test_trace_cost),
     };
     rc = cmocka_run_group_tests_name("gateway", tests, shared_daemon_setup, shared_daemon_teardown);
     harness_fini();
