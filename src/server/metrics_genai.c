@@ -8,10 +8,11 @@
  *   gen_ai_server_time_to_first_token_seconds  histogram, streamed calls only
  *
  * each with gen_ai_operation_name (chat | text_completion) and gen_ai_request_model, buckets
- * as the conventions advise, and (OpenMetrics) the daemon's SERVER span as exemplar. Only
- * successful calls are observed; failures show in the HTTP families and on the spans.
+ * as the conventions advise, and (OpenMetrics) the daemon's SERVER span as exemplar. A failed
+ * call is observed in the duration family only, with the conventions' error_type label
+ * (timeout, backend_unavailable, ...); tokens and time to first token count successes.
  *
- * Rows are (operation, model) pairs under met_mu; past AF__MAX_GENAI_ROWS (or
+ * Rows are (operation, model, error type) triples under met_mu; past AF__MAX_GENAI_ROWS (or
  * server.max_label_values) new models share the row of model "other", so request-chosen
  * model names cannot multiply the series.
  */
@@ -29,18 +30,19 @@ static const double ttft_bounds[] = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08,
                                      0.25,  0.5,   0.75, 1.0,  2.5,  5.0,  7.5,  10.0};
 #define NB(a) (sizeof(a) / sizeof((a)[0]))
 
-static af__genai_row *row_find(af_server *s, const char *op, const char *model)
+static af__genai_row *row_find(af_server *s, const char *op, const char *model, const char *err)
 {
     for (size_t i = 0; i < s->n_genai; i++)
-        if (strcmp(s->genai[i].op, op) == 0 && strcmp(s->genai[i].model, model) == 0)
+        if (strcmp(s->genai[i].op, op) == 0 && strcmp(s->genai[i].model, model) == 0 &&
+            strcmp(s->genai[i].error_type, err) == 0)
             return &s->genai[i];
     return NULL;
 }
 
 /* Caller holds met_mu. */
-static af__genai_row *row_slot(af_server *s, const char *op, const char *model)
+static af__genai_row *row_slot(af_server *s, const char *op, const char *model, const char *err)
 {
-    af__genai_row *r = row_find(s, op, model);
+    af__genai_row *r = row_find(s, op, model, err);
     if (r)
         return r;
     size_t cap = AF__MAX_GENAI_ROWS - 2; /* a row per operation stays for "other" */
@@ -48,13 +50,14 @@ static af__genai_row *row_slot(af_server *s, const char *op, const char *model)
         cap = s->o.max_label_values;
     if (s->n_genai >= cap) {
         model = "other";
-        if ((r = row_find(s, op, model)) || s->n_genai >= AF__MAX_GENAI_ROWS)
+        if ((r = row_find(s, op, model, err)) || s->n_genai >= AF__MAX_GENAI_ROWS)
             return r;
     }
     r = &s->genai[s->n_genai++];
     memset(r, 0, sizeof(*r));
     af__strlcpy(r->op, op, sizeof(r->op));
     af__strlcpy(r->model, model, sizeof(r->model));
+    af__strlcpy(r->error_type, err, sizeof(r->error_type));
     af__hist_init(&r->input_tokens, token_bounds, NB(token_bounds));
     af__hist_init(&r->output_tokens, token_bounds, NB(token_bounds));
     af__hist_init(&r->duration, duration_bounds, NB(duration_bounds));
@@ -65,10 +68,18 @@ static af__genai_row *row_slot(af_server *s, const char *op, const char *model)
 void af__metrics_genai(af_server *s, const char *operation, const char *model, int rc,
                        const af_chat_result *r, bool streamed, const af_span_context *sc)
 {
-    if (rc != 0 || !r)
+    if (!r)
         return;
     pthread_mutex_lock(&s->met_mu);
-    af__genai_row *row = row_slot(s, operation, model);
+    if (rc != 0) {
+        af__genai_row *row =
+            row_slot(s, operation, model, r->error_type[0] ? r->error_type : "error");
+        if (row)
+            af__hist_observe(&row->duration, (double)r->duration_ns / 1e9, sc);
+        pthread_mutex_unlock(&s->met_mu);
+        return;
+    }
+    af__genai_row *row = row_slot(s, operation, model, "");
     if (row) {
         af__hist_observe(&row->input_tokens, (double)r->input_tokens, sc);
         af__hist_observe(&row->output_tokens, (double)r->output_tokens, sc);
@@ -89,6 +100,8 @@ void af__metrics_render_genai(af_server *s, af__expo *e)
                         "Tokens used per call of the OpenAI front door (input and output).");
         for (size_t i = 0; i < s->n_genai; i++) {
             const af__genai_row *r = &s->genai[i];
+            if (r->error_type[0])
+                continue;
             af__expo_histogram(&ge, "gen_ai_client_token_usage",
                                LABELS("gen_ai_operation_name", r->op, "gen_ai_request_model",
                                       r->model, "gen_ai_token_type", "input"),
@@ -100,18 +113,27 @@ void af__metrics_render_genai(af_server *s, af__expo *e)
         }
         af__expo_family(&ge, "gen_ai_client_operation_duration_seconds", "histogram",
                         "Duration of a call of the OpenAI front door, request to last token.");
-        for (size_t i = 0; i < s->n_genai; i++)
-            af__expo_histogram(&ge, "gen_ai_client_operation_duration_seconds",
-                               LABELS("gen_ai_operation_name", s->genai[i].op,
-                                      "gen_ai_request_model", s->genai[i].model),
-                               &s->genai[i].duration);
+        for (size_t i = 0; i < s->n_genai; i++) {
+            const af__genai_row *r = &s->genai[i];
+            if (r->error_type[0])
+                af__expo_histogram(&ge, "gen_ai_client_operation_duration_seconds",
+                                   LABELS("gen_ai_operation_name", r->op, "gen_ai_request_model",
+                                          r->model, "error_type", r->error_type),
+                                   &r->duration);
+            else
+                af__expo_histogram(
+                    &ge, "gen_ai_client_operation_duration_seconds",
+                    LABELS("gen_ai_operation_name", r->op, "gen_ai_request_model", r->model),
+                    &r->duration);
+        }
         af__expo_family(&ge, "gen_ai_server_time_to_first_token_seconds", "histogram",
                         "Time from a streamed request to its first token.");
         for (size_t i = 0; i < s->n_genai; i++)
-            af__expo_histogram(&ge, "gen_ai_server_time_to_first_token_seconds",
-                               LABELS("gen_ai_operation_name", s->genai[i].op,
-                                      "gen_ai_request_model", s->genai[i].model),
-                               &s->genai[i].ttft);
+            if (!s->genai[i].error_type[0])
+                af__expo_histogram(&ge, "gen_ai_server_time_to_first_token_seconds",
+                                   LABELS("gen_ai_operation_name", s->genai[i].op,
+                                          "gen_ai_request_model", s->genai[i].model),
+                                   &s->genai[i].ttft);
     }
     pthread_mutex_unlock(&s->met_mu);
 }

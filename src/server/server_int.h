@@ -233,6 +233,7 @@ typedef struct af__model_metrics {
 typedef struct af__genai_row {
     char op[24];
     char model[129];
+    char error_type[32]; /* "" for the successful calls; failed ones only fill `duration` */
     af__hist input_tokens, output_tokens, duration, ttft;
 } af__genai_row;
 

@@ -312,6 +312,14 @@ static void test_genai_metrics(void **state)
         metric_value(g_shared.mport,
                      "gen_ai_server_time_to_first_token_seconds_count{gen_ai_operation_name="
                      "\"chat\",gen_ai_request_model=\"model-gpt\"}") >= 1);
+    /* The call test_hangup_releases_the_call cut off counts as a failed operation (its
+     * answer may be recorded a moment after the instance was released: poll). */
+    const char *failed = "gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name="
+                         "\"chat\",gen_ai_request_model=\"model-gpt\",error_type=\"cancelled\"}";
+    uint64_t until = now_ms() + 10000;
+    while (metric_value(g_shared.mport, failed) < 1 && now_ms() < until)
+        pause_ms(20);
+    assert_true(metric_value(g_shared.mport, failed) >= 1);
     const char *h[] = {"Accept: application/openmetrics-text; version=1.0.0", NULL};
     resp r = http(g_shared.mport, "GET", "/metrics", NULL, h);
     assert_int_equal(r.status, 200);
