@@ -133,12 +133,12 @@ int app_reload(const char *path, const app_flag *flags, size_t n_flags, app_plat
             af_log(AF_LOG_ERROR, "SIGHUP: %s: %s", path, err);
         if (rc != 0) {
             af_log(AF_LOG_ERROR, "SIGHUP: %s has errors; keeping the running configuration", path);
-            af_tracing_config_free(&next);
+            af_tracing_config_clear(&next);
             return rc;
         }
         rc = af_tracing_reconfigure(p->tracing, &next, err, sizeof err);
         if (rc != 0) {
-            af_tracing_config_free(&next);
+            af_tracing_config_clear(&next);
             af_log(AF_LOG_ERROR, "SIGHUP: tracing: %s; keeping the running configuration", err);
             return rc;
         }
@@ -150,7 +150,7 @@ int app_reload(const char *path, const app_flag *flags, size_t n_flags, app_plat
         for (size_t i = 0; i < n && i < 16; i++)
             af_log(AF_LOG_WARN,
                    "SIGHUP: %s changed; it needs a restart (keeping the running value)", keys[i]);
-        af_tracing_config_free(&next);
+        af_tracing_config_clear(&next);
         af_log(AF_LOG_INFO, "SIGHUP: configuration reloaded from %s", path);
     }
     const af_tracing_config *cur = af_tracing_config_of(p->tracing);

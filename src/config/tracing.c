@@ -214,7 +214,7 @@ static void versions_free(af__tracing_version *v)
 {
     while (v) {
         af__tracing_version *older = v->older;
-        af_tracing_config_free(&v->cfg);
+        af_tracing_config_clear(&v->cfg);
         free(v);
         v = older;
     }
@@ -311,7 +311,7 @@ static int merge_reloadable(const af_tracing_config *running, const af_tracing_c
     if (af_tracing_config_copy(out, running) != 0)
         return -ENOMEM;
     if (af_tracing_config_copy(&tmp, next) != 0) {
-        af_tracing_config_free(out);
+        af_tracing_config_clear(out);
         return -ENOMEM;
     }
     /* Swapping whole sub-structs moves their owned strings; tmp frees what out had. */
@@ -329,7 +329,7 @@ static int merge_reloadable(const af_tracing_config *running, const af_tracing_c
     SWAP(server.n_log_levels);
     SWAP(server.log_format);
 #undef SWAP
-    af_tracing_config_free(&tmp);
+    af_tracing_config_clear(&tmp);
     return 0;
 }
 
