@@ -213,26 +213,30 @@ bool app_persists(const af_server_config *sc)
     return sc->persist && !(sc->data_dir && strcmp(sc->data_dir, ":memory:") == 0);
 }
 
-int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
+/* A second daemon on the same directory, or a directory it cannot use, fails before
+ * anything else starts. */
+static int open_state(app_platform *p, const af_server_config *st, FILE *err)
 {
-    const af_server_config *st = &cfg->server;
-    memset(p, 0, sizeof(*p));
+    if (!app_persists(st))
+        return 0;
+    af_state_opts so;
+    af_state_opts_init(&so);
+    so.data_dir = st->data_dir;
+    so.fsync_full = st->fsync == AF_CONFIG_FSYNC_FULL;
+    so.retention_costs_days = st->retention.costs_days;
+    so.retention_workloads_days = st->retention.workloads_days;
+    char e[512] = "";
+    int rc = af_state_open(&so, &p->state, e, sizeof(e));
+    if (rc != 0)
+        fprintf(err, "agentaflow: %s\n", e[0] ? e : af_strerror(rc));
+    return rc;
+}
+
+static int start_tracing(app_platform *p, const af_tracing_config *cfg, FILE *err)
+{
     char e[512] = "";
     int rc;
-    /* First: a second daemon on the same directory, or a directory it cannot use, fails
-     * before anything else starts. */
-    if (app_persists(st)) {
-        af_state_opts so;
-        af_state_opts_init(&so);
-        so.data_dir = st->data_dir;
-        so.fsync_full = st->fsync == AF_CONFIG_FSYNC_FULL;
-        so.retention_costs_days = st->retention.costs_days;
-        so.retention_workloads_days = st->retention.workloads_days;
-        if ((rc = af_state_open(&so, &p->state, e, sizeof(e))) != 0) {
-            fprintf(err, "agentaflow: %s\n", e[0] ? e : af_strerror(rc));
-            return rc;
-        }
-    }
+    const af_server_config *st = &cfg->server;
     /* Request values reach span attributes (ids, names, errors): no request may park more
      * than this in a span, unless OTEL_*ATTRIBUTE_VALUE_LENGTH_LIMIT says otherwise. */
     af_tracing_config tc = *cfg;
@@ -259,6 +263,13 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
             return rc;
         }
     }
+    return 0;
+}
+
+static int new_collector(app_platform *p, const af_server_config *st, FILE *err)
+{
+    char e[512] = "";
+    int rc;
     af_gpu_collector_opts co;
     af_gpu_collector_opts_init(&co);
     co.backend = st->gpu_backend == AF_CONFIG_GPU_NVML        ? AF_GPU_BACKEND_NVML
@@ -272,6 +283,12 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
         fprintf(err, "agentaflow: GPU metrics: %s\n", e[0] ? e : af_strerror(rc));
         return rc;
     }
+    return 0;
+}
+
+static int new_costs(app_platform *p, const af_server_config *st, FILE *err)
+{
+    int rc;
     af_cost_tracker_opts to;
     af_cost_tracker_opts_init(&to);
     to.tracing = p->tracing;
@@ -284,6 +301,14 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
         fprintf(err, "agentaflow: cost tracking: %s\n", af_strerror(rc));
         return rc;
     }
+    return 0;
+}
+
+/* The scheduler learns the GPUs, gets back what was saved, and the collector starts. */
+static int start_scheduler(app_platform *p, FILE *err)
+{
+    char e[512] = "";
+    int rc;
     af_gpu_scheduler_opts so;
     af_gpu_scheduler_opts_init(&so);
     so.tracing.tracing = p->tracing;
@@ -321,6 +346,12 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
         fprintf(err, "agentaflow: GPU metrics: %s\n", af_strerror(rc));
         return rc;
     }
+    return 0;
+}
+
+static int new_serving(app_platform *p, FILE *err)
+{
+    int rc;
     af_serving_opts sv;
     af_serving_opts_init(&sv);
     sv.costs = p->costs;
@@ -330,19 +361,36 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
         fprintf(err, "agentaflow: model serving: %s\n", af_strerror(rc));
         return rc;
     }
-    if (cfg->cluster.enabled) {
-        af_cluster_opts ko;
-        af_cluster_opts_init(&ko);
-        ko.strategy = (af_gpu_strategy)cfg->cluster.strategy;
-        ko.node_timeout_ms = cfg->cluster.node_timeout_ms;
-        ko.reservation_ttl_ms = cfg->cluster.reservation_ttl_ms;
-        ko.max_nodes = cfg->cluster.max_nodes;
-        ko.tracing.tracing = p->tracing;
-        if ((rc = af_cluster_new(&ko, &p->cluster)) != 0) {
-            fprintf(err, "agentaflow: cluster scheduler: %s\n", af_strerror(rc));
-            return rc;
-        }
-    }
+    return 0;
+}
+
+static int new_cluster(app_platform *p, const af_tracing_config *cfg, FILE *err)
+{
+    if (!cfg->cluster.enabled)
+        return 0;
+    af_cluster_opts ko;
+    af_cluster_opts_init(&ko);
+    ko.strategy = (af_gpu_strategy)cfg->cluster.strategy;
+    ko.node_timeout_ms = cfg->cluster.node_timeout_ms;
+    ko.reservation_ttl_ms = cfg->cluster.reservation_ttl_ms;
+    ko.max_nodes = cfg->cluster.max_nodes;
+    ko.tracing.tracing = p->tracing;
+    int rc = af_cluster_new(&ko, &p->cluster);
+    if (rc != 0)
+        fprintf(err, "agentaflow: cluster scheduler: %s\n", af_strerror(rc));
+    return rc;
+}
+
+int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
+{
+    const af_server_config *st = &cfg->server;
+    memset(p, 0, sizeof(*p));
+    int rc;
+    if ((rc = open_state(p, st, err)) != 0 || (rc = start_tracing(p, cfg, err)) != 0 ||
+        (rc = new_collector(p, st, err)) != 0 || (rc = new_costs(p, st, err)) != 0 ||
+        (rc = start_scheduler(p, err)) != 0 || (rc = new_serving(p, err)) != 0 ||
+        (rc = new_cluster(p, cfg, err)) != 0)
+        return rc;
     return add_models(p, err);
 }
 
