@@ -220,6 +220,43 @@ static void versions_free(af__tracing_version *v)
     }
 }
 
+/* tracing.enabled: the provider (limits, resource, the reloadable parent-based sampler), its
+ * exporters and the integration's tracer. On failure nothing of it is left in t. */
+static int start_provider(af_tracing *t, const af_tracing_config *cfg, char *err, size_t err_len)
+{
+    int rc;
+    af_tracer_provider_opts po;
+    af_tracer_provider_opts_init(&po);
+    if (cfg->tracing.attribute_value_length_default) {
+        /* Re-reading the environment after the default keeps the user's variables first. */
+        po.limits.attribute_value_length = cfg->tracing.attribute_value_length_default;
+        af_span_limits_from_env(&po.limits);
+    }
+    if ((rc = build_resource(cfg, &po.resource)) != 0) {
+        snprintf(err, err_len, "resource_attributes: %s", af_strerror(rc));
+        return rc;
+    }
+    af_sampler *root = af_sampler_custom(&reloadable_ops, t);
+    po.sampler = root ? af_sampler_parent_based(root, NULL, NULL, NULL, NULL) : NULL;
+    if (!po.sampler) {
+        af_resource_free(po.resource);
+        return -ENOMEM;
+    }
+    if ((rc = af_tracer_provider_new(&po, &t->provider)) != 0) {
+        snprintf(err, err_len, "tracer provider: %s", af_strerror(rc));
+        return rc;
+    }
+    if ((rc = build_exporters(t, err, err_len)) != 0) {
+        /* No span was started yet, so freeing has nothing to flush. */
+        af_tracer_provider_free(t->provider);
+        t->provider = NULL;
+        return rc;
+    }
+    t->tracer =
+        af_tracer_provider_get_tracer(t->provider, AF_TRACING_SCOPE, AF_VERSION_STRING, NULL);
+    return 0;
+}
+
 int af_tracing_new(const af_tracing_config *cfg, af_tracing **out, char *err, size_t err_len)
 {
     char dummy[8];
@@ -255,40 +292,11 @@ int af_tracing_new(const af_tracing_config *cfg, af_tracing **out, char *err, si
     atomic_init(&t->ratio_bound, ratio_bound(cfg->tracing.sampling_ratio));
     atomic_init(&t->toggles, toggles_of(cfg));
 
-    if (cfg->tracing.enabled) {
-        af_tracer_provider_opts po;
-        af_tracer_provider_opts_init(&po);
-        if (cfg->tracing.attribute_value_length_default) {
-            /* Re-reading the environment after the default keeps the user's variables first. */
-            po.limits.attribute_value_length = cfg->tracing.attribute_value_length_default;
-            af_span_limits_from_env(&po.limits);
-        }
-        if ((rc = build_resource(cfg, &po.resource)) != 0) {
-            snprintf(err, err_len, "resource_attributes: %s", af_strerror(rc));
-            goto fail_provider;
-        }
-        af_sampler *root = af_sampler_custom(&reloadable_ops, t);
-        po.sampler = root ? af_sampler_parent_based(root, NULL, NULL, NULL, NULL) : NULL;
-        if (!po.sampler) {
-            af_resource_free(po.resource);
-            rc = -ENOMEM;
-            goto fail_provider;
-        }
-        if ((rc = af_tracer_provider_new(&po, &t->provider)) != 0) {
-            snprintf(err, err_len, "tracer provider: %s", af_strerror(rc));
-            goto fail_provider;
-        }
-        if ((rc = build_exporters(t, err, err_len)) != 0)
-            goto fail_exporters;
-        t->tracer =
-            af_tracer_provider_get_tracer(t->provider, AF_TRACING_SCOPE, AF_VERSION_STRING, NULL);
-    }
+    if (cfg->tracing.enabled && (rc = start_provider(t, cfg, err, err_len)) != 0)
+        goto fail_provider;
     *out = t;
     return 0;
 
-fail_exporters:
-    /* No span was started yet, so freeing has nothing to flush. */
-    af_tracer_provider_free(t->provider);
 fail_provider:
     versions_free(v);
 fail_cfg:
