@@ -13,7 +13,7 @@
 #include "util/buf.h"
 #include "util/str.h"
 
-#define REDACTED "[redacted]"
+static const char REDACTED[] = "[redacted]";
 
 /* A JSON number for a config double: "%.10g" (ratios are short decimals), with ".0" added to
  * integral values so readers keep the type; non-finite values (never valid config) as null. */
@@ -36,6 +36,20 @@ static void put_jstr(af_buf *b, const char *s)
         af__buf_json_string(b, s, strlen(s));
     else
         af__buf_puts(b, "null");
+}
+
+/* A string row's value as the dumps show it: REDACTED for a secret and a URL without its
+ * credentials (in tmp) when redact is set; NULL when unset. */
+static const char *shown_string(const af__config_key *k, const char *s, bool redact, char *tmp,
+                                size_t cap)
+{
+    if (s && redact && k->info.secret)
+        return REDACTED;
+    if (s && redact && (k->flags & AF__KEY_URL)) {
+        af__config_safe_url(s, tmp, cap);
+        return tmp;
+    }
+    return s;
 }
 
 static void indent(af_buf *b, int depth)
@@ -103,17 +117,9 @@ static void value_json(af_buf *b, const af_tracing_config *cfg, const af__config
     const void *f = af__config_cfield(cfg, k);
     char tmp[2048];
     switch (k->info.type) {
-    case AF_CFG_STRING: {
-        const char *s = *(char *const *)f;
-        if (s && redact && k->info.secret) {
-            s = REDACTED;
-        } else if (s && redact && (k->flags & AF__KEY_URL)) {
-            af__config_safe_url(s, tmp, sizeof tmp);
-            s = tmp;
-        }
-        put_jstr(b, s);
+    case AF_CFG_STRING:
+        put_jstr(b, shown_string(k, *(char *const *)f, redact, tmp, sizeof tmp));
         return;
-    }
     case AF_CFG_BOOL:
         af__buf_puts(b, *(const bool *)f ? "true" : "false");
         return;
@@ -252,16 +258,11 @@ static void value_text(af_buf *b, const af_tracing_config *cfg, const af__config
     char tmp[2048];
     switch (k->info.type) {
     case AF_CFG_STRING: {
-        const char *s = *(char *const *)f;
-        if (s && redact && k->info.secret) {
-            af__buf_puts(b, REDACTED);
-            break;
-        }
-        if (s && redact && (k->flags & AF__KEY_URL)) {
-            af__config_safe_url(s, tmp, sizeof tmp);
-            s = tmp;
-        }
-        put_str(b, s);
+        const char *s = shown_string(k, *(char *const *)f, redact, tmp, sizeof tmp);
+        if (s == REDACTED)
+            af__buf_puts(b, REDACTED); /* bare in the text dump */
+        else
+            put_str(b, s);
         break;
     }
     case AF_CFG_BOOL:
