@@ -204,13 +204,7 @@ int af_config_dump_json(const af_tracing_config *cfg, bool redact, char **out)
     af_buf b;
     af__buf_init(&b);
     object_json(&b, cfg, redact, "", 0, 0);
-    af__buf_terminate(&b);
-    if (b.failed) {
-        af__buf_clear(&b);
-        return -ENOMEM;
-    }
-    *out = (char *)b.data;
-    return 0;
+    return af__buf_finish(&b, out);
 }
 
 static void put_str(af_buf *b, const char *s)
@@ -308,13 +302,7 @@ int af_config_dump_text(const af_tracing_config *cfg, bool redact, char **out)
         value_text(&b, cfg, k, redact);
         af__buf_putc(&b, '\n');
     }
-    af__buf_terminate(&b);
-    if (b.failed) {
-        af__buf_clear(&b);
-        return -ENOMEM;
-    }
-    *out = (char *)b.data;
-    return 0;
+    return af__buf_finish(&b, out);
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -775,13 +775,7 @@ int af_cost_summary_json(const af_cost_summary *s, char **out)
     json_groups(&b, "by_operation", s->by_operation, s->n_by_operation);
     json_groups(&b, "by_model", s->by_model, s->n_by_model);
     af__buf_putc(&b, '}');
-    af__buf_terminate(&b);
-    if (b.failed) {
-        af__buf_clear(&b);
-        return -ENOMEM;
-    }
-    *out = (char *)b.data;
-    return 0;
+    return af__buf_finish(&b, out);
 }
 
 /* ---------------------------------------------------------------------------------------- */

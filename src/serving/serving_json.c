@@ -82,13 +82,7 @@ int af_serving_metrics_json(af_serving *s, char **out)
     }
     pthread_mutex_unlock(&s->mu);
     af__buf_puts(&b, "]}");
-    af__buf_terminate(&b);
-    if (b.failed) {
-        af__buf_clear(&b);
-        return -ENOMEM;
-    }
-    *out = (char *)b.data;
-    return 0;
+    return af__buf_finish(&b, out);
 }
 
 /* Here, not beside af_inference_response_free in serving.c, only while serving.c is being
