@@ -94,3 +94,12 @@ void af_test_log_capture_end(void)
 {
     af_log_set_handler(NULL, NULL);
 }
+
+af_headers *af_test_headers(const char *const *kv, size_t n)
+{
+    af_headers *h = NULL;
+    assert_int_equal(af_headers_new(&h), 0);
+    for (size_t i = 0; i + 1 < n; i += 2)
+        assert_int_equal(af_headers_add(h, kv[i], kv[i + 1]), 0);
+    return h;
+}

@@ -14,6 +14,7 @@
 #include <math.h>
 
 #include "agentaflow/export.h"
+#include "agentaflow/propagation.h"
 #include "agentaflow/trace_sdk.h"
 
 /* Debian's cmocka 1.1.5 assert_float_equal compares as float (about 7 significant digits),
@@ -42,6 +43,13 @@ void af_test_spans_free(af_span_copy **spans, size_t n);
 const af_span_data *af_test_find_span(af_span_copy **spans, size_t n, const char *name);
 /* The attribute `key` of a span, or NULL. */
 const af_attr *af_test_find_attr(const af_attr *attrs, size_t n, const char *key);
+
+/* A header carrier filled with n/2 name/value pairs (kv alternates name, value); the caller
+ * frees it with af_headers_free. AF_TEST_HEADERS("name", "value", ...) counts them. */
+af_headers *af_test_headers(const char *const *kv, size_t n);
+#define AF_TEST_HEADERS(...)                                                                       \
+    af_test_headers((const char *const[]){__VA_ARGS__},                                            \
+                    sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
 
 /* Captures af_log output: af_test_log_capture_begin installs a handler that appends every
  * message (one per line) to an internal buffer; _text returns it; _end restores stderr. */
