@@ -5,13 +5,10 @@
 
 #include "testutil.h"
 
-#include <poll.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-/* In the child: its spans, its shutdown, and whether both went as they should ('y'/'n'). */
-static char child_run(af_tracer_provider *p, af_tracer *t, size_t child_spans)
+/* In the child: its spans, its shutdown, and whether both went as they should. */
+static bool child_ok(af_tracer_provider *p, af_tracer *t, size_t child_spans)
 {
     for (size_t i = 0; i < child_spans; i++)
         af_span_end(af_span_start(t, "child", NULL));
@@ -20,7 +17,7 @@ static char child_run(af_tracer_provider *p, af_tracer *t, size_t child_spans)
     af_tracer_provider_processors(p, &proc, 1);
     af_processor_stats st;
     af_span_processor_stats_get(proc, &st);
-    return rc == 0 && st.exported == child_spans && st.failed == 0 ? 'y' : 'n';
+    return rc == 0 && st.exported == child_spans && st.failed == 0;
 }
 
 void af_test_fork_during_export(af_test_http_receiver *rx, af_test_make_provider make, void *ctx,
@@ -42,18 +39,10 @@ void af_test_fork_during_export(af_test_http_receiver *rx, af_test_make_provider
     assert_true(pid >= 0);
     if (pid == 0) {
         close(fds[0]);
-        char v = child_run(p, t, child_spans);
-        _exit(write(fds[1], &v, 1) == 1 ? 0 : 2);
+        af_test_child_report(fds[1], child_ok(p, t, child_spans));
     }
     close(fds[1]);
-    struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
-    char v = 't'; /* a hung child fails the test instead of hanging it */
-    if (poll(&pfd, 1, 30000) == 1 && read(fds[0], &v, 1) != 1)
-        v = 'e';
-    close(fds[0]);
-    if (v == 't')
-        kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
+    char v = af_test_child_verdict(pid, fds[0]);
     assert_int_equal(v, 'y');
     /* The parent's request was untouched by the child, which sent its own. */
     assert_int_equal(af_tracer_provider_shutdown(p, 10000), 0);
