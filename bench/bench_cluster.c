@@ -10,6 +10,9 @@
  *                                   each pod's hold kept (as in production, up to the TTL)
  *   cluster_filter_prioritize_cpu_p99
  *                                   the same cycle in thread CPU time (without preemption)
+ *   cluster_gpus_list_p50/p99       the body of GET /api/v1/gpus in serve --cluster over the
+ *                                   8,000 GPUs (af_cluster_gpus_json: the route only hands it
+ *                                   over), and its size in cluster_gpus_list_bytes
  */
 #include <malloc.h>
 #include <stdio.h>
@@ -69,6 +72,28 @@ static char *report_body(int node, int round)
     return body;
 }
 
+/* GET /api/v1/gpus over the fleet: latency and bytes of the body. */
+static void bench_gpus_list(af_cluster *c)
+{
+    enum { LISTS = 200 };
+    uint64_t *lat = malloc(LISTS * sizeof(*lat));
+    size_t bytes = 0;
+    for (int k = 0; k < LISTS; k++) {
+        char *out = NULL;
+        uint64_t s = mono_ns();
+        if (af_cluster_gpus_json(c, &out) != 0)
+            exit(1);
+        lat[k] = mono_ns() - s;
+        bytes = strlen(out);
+        free(out);
+    }
+    qsort(lat, LISTS, sizeof(*lat), cmp_u64);
+    printf("cluster_gpus_list_p50 %.3f ms\n", (double)lat[LISTS / 2] / 1e6);
+    printf("cluster_gpus_list_p99 %.3f ms\n", (double)lat[LISTS * 99 / 100] / 1e6);
+    printf("cluster_gpus_list_bytes %zu bytes\n", bytes);
+    free(lat);
+}
+
 int main(void)
 {
     af_cluster_opts o;
@@ -104,6 +129,7 @@ int main(void)
     for (int i = 0; i < NODES; i++)
         free(bodies[i]);
     free(bodies);
+    bench_gpus_list(c);
 
     /* ExtenderArgs with 1,000 nodenames, a distinct pod per cycle. */
     size_t cap = 64 + NODES * 16 + 1024;
@@ -124,7 +150,7 @@ int main(void)
         uint64_t s = mono_ns(), sc = cpu_ns();
         int rc = af_cluster_filter_json(c, args, n, &out1, err, sizeof(err));
         if (rc == 0)
-            rc = af_cluster_prioritize_json(c, args, n, &out2, err, sizeof(err));
+            rc = af_cluster_prioritize_json(c, args, n, &out2, NULL, err, sizeof(err));
         lat[k] = mono_ns() - s;
         cpu[k] = cpu_ns() - sc;
         if (rc != 0) {

@@ -19,6 +19,13 @@
  *   drop_rate_2threads   fraction dropped at that speed by the default queue
  *
  * Usage: bench_trace [iterations]   (default 2,000,000)
+ *
+ * `bench_trace --steady N` is for instruction counts (docs/benchmarks.md): N sampled spans,
+ * flushing every 256 so that none is dropped. Under valgrind the export thread runs only when
+ * the producer blocks, so the timed loops above drop nearly every span there and would count
+ * the drop path instead of the export path. Run it as
+ *   valgrind --tool=callgrind --toggle-collect=measured_span ... bench_trace --steady N
+ * and divide the instructions collected by N.
  */
 #include <pthread.h>
 #include <spawn.h>
@@ -99,6 +106,13 @@ static inline void one_span(af_tracer *t)
     af_span_end(s);
 }
 
+/* The same span, not inlined and called only by --steady's measured loop, so that callgrind
+ * can collect exactly those spans' instructions (--toggle-collect=measured_span). */
+static __attribute__((noinline)) void measured_span(af_tracer *t)
+{
+    one_span(t);
+}
+
 static double time_spans_once(af_tracer *t, long iters)
 {
     uint64_t t0 = af_monotonic_ns();
@@ -171,10 +185,34 @@ static void sampled_on_clock(const char *self, const char *clock, long iters)
     }
 }
 
+/* `--steady N`: see the header comment. */
+static int steady(long iters)
+{
+    af_tracer_provider *p = make_provider(af_sampler_always_on(), NULL);
+    af_tracer *t = af_tracer_provider_get_tracer(p, "bench", "1", NULL);
+    for (long i = 0; i < 100000; i++) { /* warm up: the pool's records, the TSC calibration */
+        one_span(t);
+        if (i % 256 == 255)
+            af_tracer_provider_force_flush(p, 10000);
+    }
+    for (long i = 0; i < iters; i++) {
+        measured_span(t);
+        if (i % 256 == 255)
+            af_tracer_provider_force_flush(p, 10000);
+    }
+    af_tracer_provider_force_flush(p, 10000);
+    printf("steady_spans %ld spans\n", iters);
+    printf("steady_exported %llu spans\n", (unsigned long long)atomic_load(&exported));
+    af_tracer_provider_free(p);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 2 && strcmp(argv[1], "--sampled-only") == 0)
         return sampled_only(atol(argv[2]));
+    if (argc > 2 && strcmp(argv[1], "--steady") == 0)
+        return steady(atol(argv[2]));
     long iters = argc > 1 ? atol(argv[1]) : 2000000;
     if (iters < 1000)
         iters = 1000;

@@ -115,7 +115,13 @@ int main(int argc, char **argv)
     af_serving_opts_init(&sv);
     sv.tracing = tracing;
     sv.costs = costs;
-    af_model_info model = {"model-gpt", "GPT-3.5-Turbo", "1.0", "PyTorch", 12288, 0.002, 3.06};
+    af_model_info model = {.id = "model-gpt",
+                           .name = "GPT-3.5-Turbo",
+                           .version = "1.0",
+                           .framework = "PyTorch",
+                           .memory_mb = 12288,
+                           .price_per_1k_tokens = 0.002,
+                           .gpu_price_per_hour = 3.06};
     af_sim_backend_opts bo;
     af_sim_backend_opts_init(&bo);
     af_model_backend *backend = NULL;

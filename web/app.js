@@ -198,7 +198,8 @@
 
   // ---------------------------------------------------------------------------- state
   const state = {
-    gpus: new Map(), // id -> {card, refs, fromMetrics, fromList, last}
+    gpus: new Map(), // id -> {card, refs, fromMetrics, fromList, node}; card null while its node is collapsed
+    groups: new Map(), // serve --cluster: node -> {el, refs, ids, open}
     metricsIds: null, // ids in the latest gpu_metrics (null = never seen)
     listIds: null, // ids in the latest /api/v1/gpus
     samples: [], // {t, util:{avg,min,max}, temp:{avg,min,max}}
@@ -286,6 +287,7 @@
 
   function renderCard(id) {
     const g = state.gpus.get(id);
+    if (!g || !g.card) return; // in a collapsed node: its summary row shows it
     const v = gpuView(g);
     const r = g.refs;
     setText(r.name, v.name || id);
@@ -306,34 +308,142 @@
     if (r.health.className !== hc) r.health.className = hc;
   }
 
-  // Adds cards for new ids (in natural id order), drops cards no source mentions any more,
-  // and refreshes the given ids.
+  // ---------------------------------------------------------------------------- node groups
+  // serve --cluster names GPUs "node/gpu-N". The grid then holds one summary row per node
+  // (GPUs, mean utilization, memory, hottest temperature, ready or not), collapsed; a node's
+  // cards exist only while it is expanded. A push updates each node's row (text is set only
+  // when it changed) and the open nodes' cards: a fleet of 8,000 GPUs is about a thousand
+  // rows, never 8,000 cards rebuilt per tick. Single-machine ids have no node: plain cards.
+  function nodeOf(id) {
+    const i = id.lastIndexOf('/');
+    return i > 0 ? id.slice(0, i) : null;
+  }
+
+  function newCard(id) {
+    const g = state.gpus.get(id);
+    const b = buildCard(id);
+    g.card = b.card;
+    g.refs = b.refs;
+    renderCard(id);
+    return b.card;
+  }
+
+  function buildGroup(name) {
+    const refs = {};
+    const cell = (key) => (refs[key] = el('span', { className: 'ns ns-' + key, text: DASH }));
+    refs.toggle = el('button', { type: 'button', className: 'node-toggle', 'aria-expanded': 'false', title: name, onclick: () => toggleGroup(name) }, el('span', { className: 'caret', 'aria-hidden': 'true' }), el('span', { className: 'node-name', text: name }));
+    refs.body = el('div', { className: 'gpu-grid node-gpus', hidden: true });
+    const row = el('div', { className: 'node-summary' }, refs.toggle, cell('count'), cell('util'), cell('mem'), cell('temp'), cell('ready'));
+    return { el: el('section', { className: 'node-group', dataset: { node: name } }, row, refs.body), refs, ids: new Set(), open: false };
+  }
+
+  function sortedIds(ids) {
+    return [...ids].sort(collator.compare);
+  }
+
+  // Expanding builds the node's cards; collapsing drops them.
+  function toggleGroup(name) {
+    const grp = state.groups.get(name);
+    if (!grp) return;
+    grp.open = !grp.open;
+    grp.refs.toggle.setAttribute('aria-expanded', String(grp.open));
+    grp.refs.body.hidden = !grp.open;
+    if (grp.open) {
+      const frag = document.createDocumentFragment();
+      for (const id of sortedIds(grp.ids)) frag.appendChild(newCard(id));
+      grp.refs.body.appendChild(frag);
+    } else {
+      clear(grp.refs.body);
+      for (const id of grp.ids) Object.assign(state.gpus.get(id), { card: null, refs: null });
+    }
+  }
+
+  function renderNodeRow(grp) {
+    let n = 0;
+    let utilSum = 0;
+    let utilN = 0;
+    let used = 0;
+    let total = 0;
+    let hottest = null;
+    let ready = null;
+    for (const id of grp.ids) {
+      const g = state.gpus.get(id);
+      const v = gpuView(g);
+      n++;
+      if (v.util !== null) {
+        utilSum += v.util;
+        utilN++;
+      }
+      if (v.memUsed !== null) used += v.memUsed;
+      if (v.memTotal !== null) total += v.memTotal;
+      if (v.temp !== null && (hottest === null || v.temp > hottest)) hottest = v.temp;
+      if (g.fromList && typeof g.fromList.node_ready === 'boolean') ready = g.fromList.node_ready;
+    }
+    const r = grp.refs;
+    const util = utilN ? utilSum / utilN : null;
+    setText(r.count, n + (n === 1 ? ' GPU' : ' GPUs'));
+    setText(r.util, util === null ? DASH : util.toFixed(1) + ' % mean');
+    setText(r.mem, total ? (used / 1024).toFixed(1) + ' / ' + (total / 1024).toFixed(1) + ' GB' : DASH);
+    setText(r.temp, hottest === null ? DASH : 'hottest ' + hottest.toFixed(0) + ' °C');
+    setText(r.ready, ready === null ? DASH : ready ? 'ready' : 'not ready');
+    const rc = 'ns ns-ready ' + (ready === null ? '' : ready ? 'ok' : 'bad');
+    if (r.ready.className !== rc) r.ready.className = rc;
+    const uc = 'ns ns-util ' + levelClass(util, 70, 90);
+    if (r.util.className !== uc) r.util.className = uc;
+  }
+
+  function renderNodeRows() {
+    for (const grp of state.groups.values()) renderNodeRow(grp);
+  }
+
+  // Places new GPUs (a plain card, or a member of its node's group, in natural id order),
+  // drops the ones no source mentions any more, and refreshes the given ids.
   function syncCards(touched) {
     const grid = $('gpu-grid');
     const known = new Set();
     if (state.metricsIds) state.metricsIds.forEach((i) => known.add(i));
     if (state.listIds) state.listIds.forEach((i) => known.add(i));
     let added = false;
+    let newGroup = false;
     for (const id of known) {
-      if (!state.gpus.has(id)) {
-        const b = buildCard(id);
-        state.gpus.set(id, { card: b.card, refs: b.refs, fromMetrics: null, fromList: null });
-        added = true;
+      if (state.gpus.has(id)) continue;
+      const node = nodeOf(id);
+      state.gpus.set(id, { card: null, refs: null, fromMetrics: null, fromList: null, node });
+      added = true;
+      if (node === null) {
+        newCard(id);
+        continue;
       }
+      let grp = state.groups.get(node);
+      if (!grp) {
+        grp = buildGroup(node);
+        state.groups.set(node, grp);
+        newGroup = true;
+      }
+      grp.ids.add(id);
+      if (grp.open) grp.refs.body.appendChild(newCard(id));
     }
     for (const [id, g] of state.gpus) {
-      if (!known.has(id)) {
-        g.card.remove();
-        state.gpus.delete(id);
+      if (known.has(id)) continue;
+      if (g.card) g.card.remove();
+      state.gpus.delete(id);
+      const grp = g.node !== null ? state.groups.get(g.node) : null;
+      if (grp && grp.ids.delete(id) && grp.ids.size === 0) {
+        grp.el.remove();
+        state.groups.delete(g.node);
       }
     }
     if (added) {
-      const ids = [...state.gpus.keys()].sort(collator.compare);
+      // Plain cards first, then the nodes; both in natural order (re-appending moves them).
       const frag = document.createDocumentFragment();
-      for (const id of ids) frag.appendChild(state.gpus.get(id).card);
+      for (const id of sortedIds(state.gpus.keys())) {
+        const g = state.gpus.get(id);
+        if (g.node === null) frag.appendChild(g.card);
+      }
+      if (newGroup) for (const name of sortedIds(state.groups.keys())) frag.appendChild(state.groups.get(name).el);
       grid.appendChild(frag);
     }
-    for (const id of touched) if (state.gpus.has(id)) renderCard(id);
+    for (const id of touched) renderCard(id);
     $('gpu-empty').hidden = state.gpus.size > 0;
     if (state.gpus.size === 0 && (state.metricsIds || state.listIds)) setText($('gpu-empty'), 'No GPUs registered.');
   }
@@ -357,6 +467,7 @@
         g.fromMetrics = m;
         renderCard(id);
       }
+      renderNodeRows();
       addSample(d, entries.map((e) => e[1]));
     }
     const s = d.system_stats;
@@ -425,6 +536,7 @@
       e.fromList = g;
       renderCard(id);
     }
+    renderNodeRows();
   }
 
   // ---------------------------------------------------------------------------- workloads

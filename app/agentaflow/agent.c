@@ -5,8 +5,8 @@
  * GPUs (inventory, latest samples, processes, health) to the cluster scheduler's
  * /api/v1/cluster/report with the bearer token (server.auth_token).
  *
- * Threads: the main thread takes signals with sigwait (as serve does); "af-agent-report"
- * sends the reports. A failing scheduler is logged when the state changes, not every interval.
+ * Threads: the main thread waits for signals with app_sd_wait_signal, serve's loop (petting
+ * systemd's watchdog meanwhile); "af-agent-report" sends the reports. A failing scheduler is logged when the state changes, not every interval.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -177,53 +177,22 @@ static void *report_loop(void *arg)
 
 int cmd_agent(int argc, char **argv)
 {
-    const char *config = NULL, *port_file = NULL;
-    struct {
-        const char *flag, *key, *value;
-    } flags[] = {
-        {"--scheduler", "agent.scheduler_url", NULL},
-        {"--node-name", "agent.node_name", NULL},
-        {"--bind", "server.bind_address", NULL},
-        {"--gpu-backend", "server.gpu_backend", NULL},
-        {"--port", "server.port", NULL},
-        {"--metrics-port", "server.metrics_port", NULL},
+    app_flag flags[] = {
+        {"--scheduler", "agent.scheduler_url", NULL, NULL},
+        {"--node-name", "agent.node_name", NULL, NULL},
+        {"--bind", "server.bind_address", NULL, NULL},
+        {"--gpu-backend", "server.gpu_backend", NULL, NULL},
+        {"--port", "server.port", NULL, NULL},
+        {"--metrics-port", "server.metrics_port", NULL, NULL},
     };
     const size_t n_flags = sizeof(flags) / sizeof(flags[0]);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool has_val = i + 1 < argc, known = false;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            agent_help(stdout);
-            return 0;
-        }
-        if (!strcmp(a, "--config") && has_val) {
-            config = argv[++i];
-            continue;
-        }
-        if (!strcmp(a, "--port-file") && has_val) {
-            port_file = argv[++i];
-            continue;
-        }
-        for (size_t f = 0; f < n_flags && !known; f++)
-            if (!strcmp(a, flags[f].flag) && has_val) {
-                flags[f].value = argv[++i];
-                known = true;
-            }
-        if (!known) {
-            fprintf(stderr, "agentaflow agent: unknown or incomplete option '%s'\n\n", a);
-            agent_help(stderr);
-            return 2;
-        }
-    }
-
+    app_cli cli;
+    int prc = app_parse_flags(argc, argv, "agentaflow agent", flags, n_flags, &cli, agent_help);
+    if (prc)
+        return prc == 1 ? 0 : prc;
+    const char *config = cli.config, *port_file = cli.port_file;
     sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    af_log_level_from_env();
+    app_block_signals(&sigs);
 
     af_tracing_config cfg;
     if (app_load_config(config, &cfg, stderr) != 0) {
@@ -231,12 +200,10 @@ int cmd_agent(int argc, char **argv)
         af_tracing_config_free(&cfg);
         return 2;
     }
-    for (size_t i = 0; i < n_flags; i++)
-        if (flags[i].value && app_set_flag(&cfg, "agentaflow agent", flags[i].flag, flags[i].key,
-                                           flags[i].value, stderr) != 0) {
-            af_tracing_config_free(&cfg);
-            return 2;
-        }
+    if (app_apply_flags(&cfg, "agentaflow agent", flags, n_flags) != 0) {
+        af_tracing_config_free(&cfg);
+        return 2;
+    }
     if (!cfg.agent.scheduler_url) {
         fprintf(stderr, "agentaflow agent: --scheduler URL is required (or agent.scheduler_url, "
                         "AGENTAFLOW_SCHEDULER_URL)\n");
@@ -302,16 +269,10 @@ int cmd_agent(int argc, char **argv)
     printf("listening on %s:%d; metrics on port %d\n", cfg.server.bind_address, af_server_port(srv),
            af_server_metrics_port(srv));
     fflush(stdout);
-    if (port_file) {
-        char tmp[4096];
-        snprintf(tmp, sizeof(tmp), "%s.tmp", port_file);
-        FILE *f = fopen(tmp, "w");
-        if (!f || fprintf(f, "%d %d\n", af_server_port(srv), af_server_metrics_port(srv)) < 0 ||
-            fclose(f) != 0 || rename(tmp, port_file) != 0)
-            fprintf(stderr, "agentaflow agent: cannot write %s\n", port_file);
-    }
+    app_write_port_file(port_file, srv, "agentaflow agent");
     int sig = 0;
-    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP)
+    /* SIGHUP changes nothing in an agent; systemd's watchdog is petted while it waits. */
+    while ((sig = app_sd_wait_signal(&sigs)) == SIGHUP)
         ;
     fprintf(stderr, "agentaflow agent: %s received, shutting down\n",
             sig == SIGINT ? "SIGINT" : "SIGTERM");

@@ -23,15 +23,42 @@ int app_set_flag(af_tracing_config *cfg, const char *cmd, const char *flag, cons
                  const char *value, FILE *err);
 
 /* A command-line flag that overrides a key (applied after the file and the environment, at
- * start and again on every reload, so it keeps winning). value NULL = not given. */
+ * start and again on every reload, so it keeps winning). value NULL = not given. set: a
+ * switch (no argument) that gives the key this value; NULL = the flag takes an argument. */
 typedef struct app_flag {
-    const char *flag, *key, *value;
+    const char *flag, *key, *value, *set;
 } app_flag;
+
+/* The options every daemon subcommand takes besides its flags. */
+typedef struct app_cli {
+    const char *config;    /* --config FILE */
+    const char *port_file; /* --port-file FILE */
+} app_cli;
+
+/* Parses argv (app_cli.c): each flag's value, --config, --port-file; -h/--help prints help
+ * to stdout (returns 1: exit 0); anything else prints "<cmd>: unknown or incomplete option"
+ * and the help to stderr (returns 2). 0 when the command should run. */
+int app_parse_flags(int argc, char **argv, const char *cmd, app_flag *flags, size_t n_flags,
+                    app_cli *cli, void (*help)(FILE *f));
+/* app_set_flag for every given flag; 0 or 2 (printed). */
+int app_apply_flags(af_tracing_config *cfg, const char *cmd, const app_flag *flags, size_t n_flags);
+/* Blocks SIGINT, SIGTERM and SIGHUP in this thread and every thread it starts (call it before
+ * any), fills sigs for app_sd_wait_signal, ignores SIGPIPE and reads the log level from the
+ * environment. */
+void app_block_signals(sigset_t *sigs);
+/* Writes "PORT METRICS_PORT\n" to path (NULL: nothing) through a rename; a failure is
+ * printed as "<cmd>: cannot write PATH". */
+void app_write_port_file(const char *path, af_server *srv, const char *cmd);
 
 /* Applies server.log_level (then OTEL_LOG_LEVEL, which wins), server.log_levels and
  * server.log_format to af_log. 0, or -EINVAL with the offending entry in err (nothing is
  * changed then). */
 int app_apply_logging(const af_server_config *sc, char *err, size_t err_len);
+
+typedef struct af_serving af_serving;
+/* Registers the gateway's models and instances from serving.models (models.c), or the
+ * embedded simulated models when it is empty; errors are printed to err. 0 or an error. */
+int app_add_models(af_serving *s, const af_serving_config *sc, FILE *err);
 
 /* The assembled platform. */
 typedef struct app_platform {

@@ -171,43 +171,6 @@ int app_reload(const char *path, const app_flag *flags, size_t n_flags, app_plat
 /* ---------------------------------------------------------------------------------------- */
 /* Platform.                                                                                 */
 
-static int add_models(app_platform *p, FILE *err)
-{
-    static const af_model_info models[] = {
-        {"model-gpt", "GPT-3.5-Turbo", "1.0", "PyTorch", 12288, 0.002, 3.06},
-        {"model-bert", "BERT-Large", "2.1", "TensorFlow", 4096, 0.0005, 0.526},
-    };
-    static const struct {
-        const char *id, *model, *endpoint;
-    } inst[] = {
-        {"instance-1", "model-gpt", "sim://instance-1"},
-        {"instance-2", "model-gpt", "sim://instance-2"},
-        {"instance-3", "model-bert", "sim://instance-3"},
-    };
-    char e[256] = "";
-    for (size_t i = 0; i < 2; i++) {
-        int rc = af_serving_register_model(p->serving, NULL, &models[i], e, sizeof(e));
-        if (rc != 0) {
-            fprintf(err, "agentaflow: model %s: %s\n", models[i].id, e);
-            return rc;
-        }
-    }
-    for (size_t i = 0; i < 3; i++) {
-        af_sim_backend_opts so;
-        af_sim_backend_opts_init(&so);
-        af_model_backend *b = NULL;
-        int rc = af_sim_backend_new(&so, &b);
-        af_instance_opts io = {.id = inst[i].id, .endpoint = inst[i].endpoint, .max_load = 64};
-        if (rc == 0)
-            rc = af_serving_add_instance(p->serving, inst[i].model, &io, b);
-        if (rc != 0) {
-            fprintf(err, "agentaflow: instance %s: %s\n", inst[i].id, af_strerror(rc));
-            return rc;
-        }
-    }
-    return 0;
-}
-
 bool app_persists(const af_server_config *sc)
 {
     return sc->persist && !(sc->data_dir && strcmp(sc->data_dir, ":memory:") == 0);
@@ -304,11 +267,10 @@ static int new_costs(app_platform *p, const af_server_config *st, FILE *err)
     return 0;
 }
 
-/* The scheduler learns the GPUs, gets back what was saved, and the collector starts. */
-static int start_scheduler(app_platform *p, FILE *err)
+/* The scheduler learns this host's GPUs from one synchronous collector cycle, before
+ * anything is submitted. */
+static int new_scheduler(app_platform *p, FILE *err)
 {
-    char e[512] = "";
-    int rc;
     af_gpu_scheduler_opts so;
     af_gpu_scheduler_opts_init(&so);
     so.tracing.tracing = p->tracing;
@@ -316,11 +278,11 @@ static int start_scheduler(app_platform *p, FILE *err)
         so.on_change = af_state_workload_changed;
         so.on_change_user = p->state;
     }
-    if ((rc = af_gpu_scheduler_new(&so, &p->scheduler)) != 0) {
+    int rc = af_gpu_scheduler_new(&so, &p->scheduler);
+    if (rc != 0) {
         fprintf(err, "agentaflow: scheduler: %s\n", af_strerror(rc));
         return rc;
     }
-    /* One synchronous cycle so the scheduler knows the GPUs before anything is submitted. */
     af_gpu_collector_collect_now(p->collector);
     af_gpu_sample g[64];
     size_t n = af_gpu_collector_latest(p->collector, g, 64);
@@ -335,32 +297,6 @@ static int start_scheduler(app_platform *p, FILE *err)
         af_gpu_scheduler_register_gpu(p->scheduler, &spec, NULL, 0);
     }
     af_gpu_scheduler_attach_collector(p->scheduler, p->collector);
-    /* After the GPUs are known (running workloads take their memory on them again), before
-     * the collector raises new alerts. */
-    if (p->state && (rc = af_state_restore(p->state, p->scheduler, p->collector, p->costs, e,
-                                           sizeof(e))) != 0) {
-        fprintf(err, "agentaflow: restoring %s: %s\n", af_state_dir(p->state), e);
-        return rc;
-    }
-    if ((rc = af_gpu_collector_start(p->collector)) != 0) {
-        fprintf(err, "agentaflow: GPU metrics: %s\n", af_strerror(rc));
-        return rc;
-    }
-    return 0;
-}
-
-static int new_serving(app_platform *p, FILE *err)
-{
-    int rc;
-    af_serving_opts sv;
-    af_serving_opts_init(&sv);
-    sv.costs = p->costs;
-    sv.tracing = p->tracing;
-    sv.workers = 2;
-    if ((rc = af_serving_new(&sv, &p->serving)) != 0) {
-        fprintf(err, "agentaflow: model serving: %s\n", af_strerror(rc));
-        return rc;
-    }
     return 0;
 }
 
@@ -381,6 +317,41 @@ static int new_cluster(app_platform *p, const af_tracing_config *cfg, FILE *err)
     return rc;
 }
 
+/* What was saved comes back after the GPUs are known (running workloads take their memory on
+ * them again), before the collector starts and raises new alerts. */
+static int restore_and_collect(app_platform *p, FILE *err)
+{
+    char e[512] = "";
+    int rc;
+    if (p->state && (rc = af_state_restore(p->state, p->scheduler, p->collector, p->costs,
+                                           p->cluster, e, sizeof(e))) != 0) {
+        fprintf(err, "agentaflow: restoring %s: %s\n", af_state_dir(p->state), e);
+        return rc;
+    }
+    if ((rc = af_gpu_collector_start(p->collector)) != 0) {
+        fprintf(err, "agentaflow: GPU metrics: %s\n", af_strerror(rc));
+        return rc;
+    }
+    return 0;
+}
+
+static int new_serving(app_platform *p, const af_tracing_config *cfg, FILE *err)
+{
+    af_serving_opts sv;
+    af_serving_opts_init(&sv);
+    sv.costs = p->costs;
+    sv.tracing = p->tracing;
+    sv.workers = 2;
+    sv.max_chat_calls = cfg->serving.max_streams;
+    sv.breaker_failures = cfg->serving.breaker_failures;
+    sv.breaker_cooldown_ms = cfg->serving.breaker_cooldown_ms;
+    sv.connect_retries = cfg->serving.connect_retries;
+    int rc = af_serving_new(&sv, &p->serving);
+    if (rc != 0)
+        fprintf(err, "agentaflow: model serving: %s\n", af_strerror(rc));
+    return rc;
+}
+
 int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
 {
     const af_server_config *st = &cfg->server;
@@ -388,10 +359,10 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
     int rc;
     if ((rc = open_state(p, st, err)) != 0 || (rc = start_tracing(p, cfg, err)) != 0 ||
         (rc = new_collector(p, st, err)) != 0 || (rc = new_costs(p, st, err)) != 0 ||
-        (rc = start_scheduler(p, err)) != 0 || (rc = new_serving(p, err)) != 0 ||
-        (rc = new_cluster(p, cfg, err)) != 0)
+        (rc = new_scheduler(p, err)) != 0 || (rc = new_cluster(p, cfg, err)) != 0 ||
+        (rc = restore_and_collect(p, err)) != 0 || (rc = new_serving(p, cfg, err)) != 0)
         return rc;
-    return add_models(p, err);
+    return app_add_models(p->serving, &cfg->serving, err);
 }
 
 void app_platform_stop(app_platform *p, uint32_t timeout_ms)

@@ -44,69 +44,34 @@ static void serve_help(FILE *f)
 
 int cmd_serve(int argc, char **argv)
 {
-    const char *config = NULL, *port_file = NULL;
     /* Flags that override a key, in the table's words; applied after the file and the
      * environment, so they win. A repeated flag: the last one counts. */
     app_flag flags[] = {
-        {"--no-load-generator", "server.load_generator", NULL},
-        {"--bind", "server.bind_address", NULL},
-        {"--gpu-backend", "server.gpu_backend", NULL},
-        {"--port", "server.port", NULL},
-        {"--metrics-port", "server.metrics_port", NULL},
-        {"--data-dir", "server.data_dir", NULL},
-        {"--cluster", "cluster.enabled", NULL},
-        {"--log-format", "server.log_format", NULL},
+        {"--no-load-generator", "server.load_generator", NULL, "false"},
+        {"--bind", "server.bind_address", NULL, NULL},
+        {"--gpu-backend", "server.gpu_backend", NULL, NULL},
+        {"--port", "server.port", NULL, NULL},
+        {"--metrics-port", "server.metrics_port", NULL, NULL},
+        {"--data-dir", "server.data_dir", NULL, NULL},
+        {"--cluster", "cluster.enabled", NULL, "true"},
+        {"--log-format", "server.log_format", NULL, NULL},
     };
     const size_t n_flags = sizeof(flags) / sizeof(flags[0]);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool has_val = i + 1 < argc;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            serve_help(stdout);
-            return 0;
-        } else if (!strcmp(a, "--no-load-generator")) {
-            flags[0].value = "false";
-        } else if (!strcmp(a, "--config") && has_val) {
-            config = argv[++i];
-        } else if (!strcmp(a, "--port-file") && has_val) {
-            port_file = argv[++i];
-        } else if (!strcmp(a, "--bind") && has_val) {
-            flags[1].value = argv[++i];
-        } else if (!strcmp(a, "--gpu-backend") && has_val) {
-            flags[2].value = argv[++i];
-        } else if (!strcmp(a, "--port") && has_val) {
-            flags[3].value = argv[++i];
-        } else if (!strcmp(a, "--metrics-port") && has_val) {
-            flags[4].value = argv[++i];
-        } else if (!strcmp(a, "--data-dir") && has_val) {
-            flags[5].value = argv[++i];
-        } else if (!strcmp(a, "--cluster")) {
-            flags[6].value = "true";
-        } else if (!strcmp(a, "--log-format") && has_val) {
-            flags[7].value = argv[++i];
-        } else {
-            fprintf(stderr, "agentaflow serve: unknown or incomplete option '%s'\n\n", a);
-            serve_help(stderr);
-            return 2;
-        }
-    }
-
+    app_cli cli;
+    int prc = app_parse_flags(argc, argv, "agentaflow serve", flags, n_flags, &cli, serve_help);
+    if (prc)
+        return prc == 1 ? 0 : prc;
+    const char *config = cli.config, *port_file = cli.port_file;
     char default_config[4096];
     if (!config)
         config = app_default_config(default_config, sizeof(default_config));
 
     /* Before any thread exists, so every thread inherits the mask. */
     sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    app_block_signals(&sigs);
     /* Past a file size limit a write fails with EFBIG (the store answers 503) instead of
      * killing the daemon. */
     signal(SIGXFSZ, SIG_IGN);
-    af_log_level_from_env();
 
     af_tracing_config cfg;
     if (app_load_config(config, &cfg, stderr) != 0) {
@@ -114,12 +79,9 @@ int cmd_serve(int argc, char **argv)
         af_tracing_config_free(&cfg);
         return 2;
     }
-    for (size_t i = 0; i < n_flags; i++) {
-        if (flags[i].value && app_set_flag(&cfg, "agentaflow serve", flags[i].flag, flags[i].key,
-                                           flags[i].value, stderr) != 0) {
-            af_tracing_config_free(&cfg);
-            return 2;
-        }
+    if (app_apply_flags(&cfg, "agentaflow serve", flags, n_flags) != 0) {
+        af_tracing_config_free(&cfg);
+        return 2;
     }
     char err[512] = "";
     if (app_apply_logging(&cfg.server, err, sizeof(err)) != 0) {
@@ -165,14 +127,7 @@ int cmd_serve(int argc, char **argv)
     printf("GPU backend: %s (%s); load generator %s\n", af_gpu_collector_backend_name(p.collector),
            af_gpu_collector_backend_reason(p.collector), cfg.server.load_generator ? "on" : "off");
     fflush(stdout);
-    if (port_file) {
-        char tmp[4096];
-        snprintf(tmp, sizeof(tmp), "%s.tmp", port_file);
-        FILE *f = fopen(tmp, "w");
-        if (!f || fprintf(f, "%d %d\n", af_server_port(srv), af_server_metrics_port(srv)) < 0 ||
-            fclose(f) != 0 || rename(tmp, port_file) != 0)
-            fprintf(stderr, "agentaflow serve: cannot write %s\n", port_file);
-    }
+    app_write_port_file(port_file, srv, "agentaflow serve");
     /* Only now: systemd starts units ordered After= this one when it reads READY=1. */
     char serving[256];
     snprintf(serving, sizeof(serving), "serving on %s://%s:%d, metrics port %d", scheme, bind,

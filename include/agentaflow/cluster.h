@@ -81,6 +81,8 @@ typedef struct af_cluster_gpu {
     uint64_t memory_total_mb, memory_used_mb, memory_free_mb;
     double utilization, temperature, power_draw;
     af_gpu_level health;   /* critical GPUs take no new work */
+    uint64_t reported_ns;  /* when its node reported it (set by the cluster; a report's value
+                            * is ignored) */
     uint32_t n_procs;      /* at most AF_GPU_MAX_PROCESSES */
     af_gpu_process *procs; /* in a report: borrowed; in a snapshot: malloc'd */
 } af_cluster_gpu;
@@ -107,16 +109,39 @@ int af_cluster_report_json(af_cluster *c, const char *body, size_t len, char *er
 /* Builds that body (the agent's side); *out malloc'd. 0 or -ENOMEM. */
 int af_cluster_report_body(const af_cluster_report *r, char **out);
 
-/* {"nodes":[{"name","ready","last_report_unix_ms","seconds_since_report","gpus":[{"id","name",
+/* {"nodes":[{"name","ready","awaiting_report" (restored, no report since),"last_report_unix_ms",
+ * "seconds_since_report","gpus":[{"id","name",
  * "memory_total_mb","memory_used_mb","memory_free_mb","memory_held_mb","held","utilization",
  * "temperature","power_draw","health","processes" (a count)}]}],"total","ready","strategy",
  * "reservations":[{"pod","uid" (the hold's key),"gpu","memory_mb","bound","expires_in_ms"}]} */
 int af_cluster_nodes_json(af_cluster *c, char **out);
 
+/* /api/v1/gpus over the fleet: {"gpus":[{"id":"node/gpu-N","node","name","node_ready",
+ * "status" (critical / warning from the agent's health, else active above 5 % or idle),
+ * "utilization","temperature","memory_total","memory_used","power_draw","workloads" (its
+ * processes),"available","last_updated" (the node's last report, RFC 3339)}],"total",
+ * "timestamp"}, nodes in arrival order. 0 or -ENOMEM. */
+int af_cluster_gpus_json(af_cluster *c, char **out);
+
+/* One fleet GPU by its id "node/gpu-N", copied. */
+typedef struct af_cluster_gpu_info {
+    char node[AF_CLUSTER_NODE_MAX];
+    bool ready;
+    uint64_t last_report_ns;
+    af_cluster_gpu gpu; /* gpu.procs is NULL: the processes are in procs */
+    af_gpu_process procs[AF_GPU_MAX_PROCESSES];
+} af_cluster_gpu_info;
+/* 0, or -ENOENT when no node reported that GPU. */
+int af_cluster_gpu_get(af_cluster *c, const char *id, af_cluster_gpu_info *out);
+
 typedef struct af_cluster_stats {
     uint32_t nodes, ready_nodes, gpus, ready_gpus, reservations, bindings;
 } af_cluster_stats;
 void af_cluster_stats_get(af_cluster *c, af_cluster_stats *out);
+
+/* A number that changes whenever a node joins or its GPU count changes (not on ordinary
+ * reports): a store checkpoints the inventory when it moved. */
+uint64_t af_cluster_membership(af_cluster *c);
 
 /* Calls fn for every GPU of every node (under the cluster's lock: fn must not call back). */
 void af_cluster_each_gpu(af_cluster *c,
@@ -157,9 +182,22 @@ int af_cluster_prioritize(af_cluster *c, const af_cluster_pod *pod, const char *
  * in err). */
 int af_cluster_bind(af_cluster *c, const af_cluster_pod *pod, const char *node, char *gpu_out,
                     size_t gpu_len, char *err, size_t err_len);
+/* The key a pod's hold is kept under: its uid, or "namespace/name" without one. */
+void af_cluster_pod_key(const af_cluster_pod *p, char *out, size_t cap);
 /* Drops the pod's hold or binding (a failed Kubernetes bind). key: the pod's uid, or
  * "namespace/name" for a pod given without one. */
 void af_cluster_release(af_cluster *c, const char *key);
+
+/* A hold (reservation or binding) as plain values: snapshots, stores. */
+typedef struct af_cluster_hold_state {
+    char pod_uid[AF_CLUSTER_NODE_MAX];
+    char pod[2 * AF_CLUSTER_NODE_MAX]; /* "namespace/name" */
+    char node[AF_CLUSTER_NODE_MAX];
+    uint64_t gpu_mask;  /* bit i = gpu-i */
+    uint64_t memory_mb; /* 0 = whole GPUs */
+    uint64_t expires_ns;
+    bool bound;
+} af_cluster_hold_state;
 
 /* ---------------------------------------------------------------------------------------- */
 /* The extender's JSON (k8s.io/kube-scheduler/extender/v1). Each returns 0 with *out set (an
@@ -167,8 +205,10 @@ void af_cluster_release(af_cluster *c, const char *key);
 
 int af_cluster_filter_json(af_cluster *c, const char *body, size_t len, char **out, char *err,
                            size_t err_len);
-int af_cluster_prioritize_json(af_cluster *c, const char *body, size_t len, char **out, char *err,
-                               size_t err_len);
+/* held (may be NULL) gets the hold prioritize made for the pod, for a store to keep;
+ * held->pod_uid is "" when it made none (a pass-through pod, no node fits). */
+int af_cluster_prioritize_json(af_cluster *c, const char *body, size_t len, char **out,
+                               af_cluster_hold_state *held, char *err, size_t err_len);
 
 /* ExtenderBindingArgs {podName, podNamespace, podUID, node}. Strings are copied into the
  * caller's struct. */
@@ -191,16 +231,6 @@ typedef struct af_cluster_node_state {
     af_cluster_gpu *gpus; /* malloc'd */
 } af_cluster_node_state;
 
-typedef struct af_cluster_hold_state {
-    char pod_uid[AF_CLUSTER_NODE_MAX];
-    char pod[2 * AF_CLUSTER_NODE_MAX]; /* "namespace/name" */
-    char node[AF_CLUSTER_NODE_MAX];
-    uint64_t gpu_mask;  /* bit i = gpu-i */
-    uint64_t memory_mb; /* 0 = whole GPUs */
-    uint64_t expires_ns;
-    bool bound;
-} af_cluster_hold_state;
-
 typedef struct af_cluster_state {
     af_cluster_node_state *nodes;
     size_t n_nodes;
@@ -210,9 +240,20 @@ typedef struct af_cluster_state {
 } af_cluster_state;
 
 int af_cluster_snapshot(af_cluster *c, af_cluster_state *out);
-/* Replaces everything with st (copied). 0, -EINVAL (a bad entry, named in err) or -ENOMEM. */
+/* Replaces everything with st (copied). 0, -EINVAL (a bad entry, named in err) or -ENOMEM.
+ * Restored nodes are not ready until their agent reports again (their samples are as old as
+ * the snapshot); filter says so in its reason. Holds keep their expiry. */
 int af_cluster_restore(af_cluster *c, const af_cluster_state *st, char *err, size_t err_len);
 void af_cluster_state_free(af_cluster_state *st);
+
+/* One hold as plain values (what a store keeps of a prioritize or bind). 0, or -ENOENT when
+ * the pod holds nothing (or its hold expired). */
+int af_cluster_hold_get(af_cluster *c, const char *key, af_cluster_hold_state *out);
+/* A node's inventory from a report body (af_cluster_report_body's JSON, as a store keeps
+ * it): out's GPUs (and their processes) are malloc'd, for an af_cluster_state that
+ * af_cluster_state_free releases. 0, -EINVAL with the field in err, or -ENOMEM. */
+int af_cluster_node_state_parse(const char *body, size_t len, uint64_t last_report_ns,
+                                af_cluster_node_state *out, char *err, size_t err_len);
 
 AF_API_END
 #ifdef __cplusplus

@@ -152,6 +152,43 @@ typedef struct af_agent_config {
     char *ca_file;               /* PEM CAs for an https scheduler; NULL = system store */
 } af_agent_config;
 
+/* One backend of a served model (serving.models[].backends[]): an OpenAI-compatible server
+ * (url) or the simulated model (url NULL). */
+typedef struct af_config_backend {
+    char *id;       /* instance id; NULL = "<model id>-<index>" */
+    char *url;      /* base URL (the server's /v1 paths are appended); NULL = simulated */
+    char *model;    /* the model name the server knows; NULL = the model's id */
+    char *api_key;  /* Authorization: Bearer; secret; NULL = none */
+    char *provider; /* gen_ai.provider.name; NULL = "openai" (url) */
+    uint32_t connect_timeout_ms; /* 2s */
+    uint32_t timeout_ms;         /* 0 = only the request's own deadline */
+    uint32_t max_load;           /* calls in flight at most; 0 = unlimited */
+    uint32_t first_token_ms;     /* simulated: wait before the first token (50ms) */
+    uint32_t token_interval_ms;  /* simulated: between tokens (30ms) */
+} af_config_backend;
+
+/* A served model (serving.models[]). */
+typedef struct af_config_model {
+    char *id;                                     /* required, unique */
+    char *name;                                   /* NULL = id */
+    char *owned_by;                               /* NULL = "agentaflow" */
+    uint32_t max_tokens;                          /* default when a request gives none; 0 = 256 */
+    double input_per_million, output_per_million; /* USD per million tokens */
+    double gpu_hourly; /* USD per GPU hour of backend time (self-hosted) */
+    af_config_backend *backends;
+    size_t n_backends;
+} af_config_model;
+
+/* `serving:`: the LLM gateway's models and how it treats their backends. */
+typedef struct af_serving_config {
+    af_config_model *models; /* none = the embedded simulated models */
+    size_t n_models;
+    uint32_t breaker_failures;    /* 5 consecutive failures open an instance's breaker */
+    uint32_t breaker_cooldown_ms; /* 10s before an open breaker lets one probe through */
+    uint32_t connect_retries;     /* 2 */
+    uint32_t max_streams;         /* 4096 chat calls in progress */
+} af_serving_config;
+
 typedef struct af_tracing_config {
     char *service_name;    /* service_name: "agentaflow-sro" */
     char *service_version; /* service_version: "0.1.0" */
@@ -209,6 +246,7 @@ typedef struct af_tracing_config {
         struct {
             bool trace_inference_requests;
             bool trace_model_loading;
+            bool capture_content; /* false: prompts and answers stay off the spans */
         } model_serving;
         struct {
             bool trace_api_requests;
@@ -233,6 +271,7 @@ typedef struct af_tracing_config {
     af_server_config server;   /* server.*: read by the agentaflow daemon only */
     af_cluster_config cluster; /* cluster.* */
     af_agent_config agent;     /* agent.* */
+    af_serving_config serving; /* serving.* */
 } af_tracing_config;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -352,6 +391,7 @@ typedef enum af_config_type {
     AF_CFG_INT,      /* signed integer (int) in [min, max] */
     AF_CFG_BYTES,    /* byte count (uint64_t) in [min, max] */
     AF_CFG_LIST,     /* sequence of strings, at most max entries */
+    AF_CFG_MODELS,   /* sequence of model mappings (af_config_model), at most max */
 } af_config_type;
 
 typedef struct af_config_key_info {

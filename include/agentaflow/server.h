@@ -106,12 +106,16 @@ void af_state_cost_recorded(const af_cost_entry *e, void *state);
 /*
  * Puts the saved state back (API GPUs, workloads in submission order with their placement,
  * the round-robin cursor and strategy, the cost ledger as raw entries and hourly roll-ups,
- * alerts with their resolutions), then starts the writer and subscribes to new alerts. Any
- * component may be NULL. Borrowed until af_state_detach. 0 or an error with err filled.
+ * alerts with their resolutions; for serve --cluster the fleet's nodes, not ready until their
+ * agents report, and its unexpired reservations), then starts the writer, subscribes to new
+ * alerts and, with a cluster, starts checkpointing its inventory (on membership changes and
+ * every minute; reservations are committed by the extender routes). Any component may be
+ * NULL. Borrowed until af_state_detach. 0 or an error with err filled.
  */
 int af_state_restore(af_state *st, af_gpu_scheduler *sch, af_gpu_collector *col,
-                     af_cost_tracker *costs, char *err, size_t err_len);
-/* Unsubscribes from the collector (before it is freed). */
+                     af_cost_tracker *costs, af_cluster *cluster, char *err, size_t err_len);
+/* Saves the cluster's inventory a last time and stops checkpointing it, unsubscribes from
+ * the collector (before either is freed). */
 void af_state_detach(af_state *st);
 /* Commits what is queued, closes the database and releases the directory. NULL is a no-op. */
 void af_state_free(af_state *st);

@@ -22,8 +22,11 @@
  *
  * Routing among a model's instances: round_robin (a cursor per model that really rotates),
  * least_latency (lowest moving average of backend latency, untried instances first),
- * least_load (fewest requests in flight). An instance is eligible while available and below
- * max_load (0 = unlimited).
+ * least_load (fewest requests in flight). An instance is eligible while available, below
+ * max_load (0 = unlimited) and not behind an open circuit breaker: breaker_failures
+ * consecutive failures open it for breaker_cooldown_ms, then one probe may go (half-open);
+ * its success closes it, its failure opens it again. Chat calls (below) always route by
+ * least load, ties rotating.
  *
  * Tracing (opts.tracing: components.model_serving.trace_inference_requests for requests and
  * trace_model_loading for registration; or a plain opts.tracer for both; both borrowed):
@@ -114,6 +117,10 @@ typedef struct af_sim_backend_opts {
     /* 2000; 0 = unbounded. A long input must not hold a batcher (and the HTTP worker waiting
      * on it) for seconds: 1 MiB at 50 us a token would sleep 13 s. */
     uint32_t max_latency_ms;
+    /* Streamed answers (af_serving_chat_*): the first token comes after base_latency_us (at
+     * most max_latency_ms), then one token every stream_token_us (0 = per_token_latency_us).
+     * No thread is held while a stream waits. */
+    uint32_t stream_token_us;
 } af_sim_backend_opts;
 
 /* Prompt tokens of an input of len bytes as the gateway counts them: ceil(len / 4), at least
@@ -135,6 +142,12 @@ typedef struct af_http_backend_opts {
     const char *model;           /* the remote model name; NULL = the gateway's model id */
     const char *api_key;         /* NULL = none */
     uint32_t connect_timeout_ms; /* 2000 */
+    /* Chat calls (af_serving_chat_*) stream over one libcurl multi handle and thread per
+     * backend: POST {base_url}/v1/chat/completions (or /v1/completions) with "stream": true
+     * and stream_options.include_usage when the request streams, each SSE delta relayed as
+     * it arrives. */
+    uint32_t timeout_ms;  /* whole call at most (a request's own deadline may cut it); 0 = none */
+    const char *provider; /* gen_ai.provider.name; NULL = "openai" (the API spoken) */
 } af_http_backend_opts;
 
 void af_http_backend_opts_init(af_http_backend_opts *o);
@@ -169,6 +182,16 @@ typedef struct af_serving_opts {
     af_cost_tracker *costs;      /* borrowed; NULL = cost computed but not recorded */
     af_tracing *tracing;         /* borrowed; NULL = use `tracer` */
     af_tracer *tracer;           /* borrowed; NULL = no spans */
+    /* Chat calls (af_serving_chat_*). Zero in the first three means their default. */
+    uint32_t max_chat_calls;      /* 4096 in progress at most; more = AF_EFULL */
+    uint32_t breaker_failures;    /* 5 consecutive failures open an instance's breaker */
+    uint32_t breaker_cooldown_ms; /* 10000: an open breaker lets one probe through after it */
+    uint32_t connect_retries;     /* 2 more tries elsewhere when an instance cannot be connected to
+                                     (0 = none) */
+    /* Record prompt and answer on the spans (gen_ai.input.messages, gen_ai.output.messages);
+     * off by default. With `tracing`, its components.model_serving.capture_content also
+     * turns it on (read per call, so a reload applies). */
+    bool capture_content;
 } af_serving_opts;
 
 void af_serving_opts_init(af_serving_opts *o);
@@ -186,8 +209,12 @@ typedef struct af_model_info {
     const char *version;
     const char *framework;
     uint64_t memory_mb;
-    double price_per_1k_tokens; /* cost per 1000 prompt + completion tokens */
-    double gpu_price_per_hour;  /* cost per hour of backend time */
+    double price_per_1k_tokens;    /* cost per 1000 prompt + completion tokens */
+    double gpu_price_per_hour;     /* cost per hour of backend time */
+    double input_usd_per_million;  /* USD per million input (prompt) tokens */
+    double output_usd_per_million; /* USD per million output (completion) tokens */
+    const char *owned_by;          /* /v1/models owned_by; NULL = "agentaflow" */
+    uint32_t default_max_tokens;   /* chat calls without max_tokens; 0 = 256 */
 } af_model_info;
 
 /* Registers a model (span model_serving.register_model). 0, -EINVAL ("model ID cannot be
@@ -275,6 +302,8 @@ typedef struct af_instance_stats {
     uint32_t max_load;
     double avg_latency_ms; /* moving average (alpha 0.2); 0 before the first answer */
     uint64_t served, failures;
+    char breaker[12]; /* "closed", "open", "half_open" */
+    uint32_t consecutive_failures;
 } af_instance_stats;
 
 /* Copies up to cap instances (registration order); returns how many exist. */
@@ -285,10 +314,127 @@ size_t af_serving_instances(af_serving *s, af_instance_stats *out, size_t cap);
  * min_batch_size, max_wait_time_ms, ...}, "cache": {total_entries, total_hits,
  * expired_entries, cache_ttl_sec}, "routing": {total_instances, available_instances,
  * routing_strategy, models_registered, instances: [{id, model_id, endpoint, backend,
- * simulated, available, current_load, max_load, average_latency_ms}]}, "models": [...]}
- * (the original's keys). *out malloc'd; 0 or -ENOMEM.
+ * simulated, available, current_load, max_load, average_latency_ms, served, failures,
+ * breaker ("closed", "open", "half_open"), consecutive_failures}]}, "models": [{id, name,
+ * version, framework, owned_by, memory_size_mb, loaded_at_unix_ns, pricing:
+ * {input_per_million, output_per_million, gpu_hourly, per_1k_tokens}}]} (the original's keys
+ * and the gateway's). *out malloc'd; 0 or -ENOMEM.
  */
 int af_serving_metrics_json(af_serving *s, char **out);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Chat / text completions (the LLM gateway's seam; issue #16).                              */
+/*
+ * One request in the OpenAI shape, answered asynchronously: af_serving_chat_start() checks and
+ * copies the request and returns at once; the answer arrives through callbacks, the text as
+ * deltas when it streams, then exactly one on_done. The daemon's /v1/chat/completions and
+ * /v1/completions routes sit on this.
+ *
+ * Ownership: the request and everything it points to are borrowed for the duration of
+ * af_serving_chat_start only (copied). The af_chat_call handle is reference counted: the caller
+ * holds one reference from a successful start until af_chat_call_release; the gateway holds
+ * its own until on_done has returned. af_chat_result is owned by the gateway and valid only
+ * during on_done (copy what you need; content is freed after on_done returns).
+ *
+ * Threads: all functions are thread-safe. Callbacks run on a gateway thread (the engine
+ * thread of the instance's backend: one per simulated or HTTP backend, never one per call;
+ * a custom blocking backend's call thread) or, for answers known at once (a cache hit, no
+ * instance up, a deadline already past), on the thread of af_serving_chat_start before it
+ * returns; never concurrently for one call, on_delta in order, on_done last. A callback must
+ * not block (it holds up every stream of that backend) and must not call af_serving_free; it
+ * may call af_serving_chat_cancel and af_chat_call_release.
+ */
+
+typedef struct af_chat_message {
+    const char *role;    /* "system", "user", "assistant", "tool", ... */
+    const char *content; /* may be NULL for an empty message */
+    size_t content_len;  /* AF_LEN_NUL = strlen(content) */
+} af_chat_message;
+
+typedef enum af_chat_operation {
+    AF_CHAT_OP_CHAT = 0,       /* /v1/chat/completions: messages */
+    AF_CHAT_OP_TEXT_COMPLETION /* /v1/completions: prompt */
+} af_chat_operation;
+
+typedef struct af_chat_request {
+    af_chat_operation operation;
+    const char *model;               /* required: a registered model id */
+    const af_chat_message *messages; /* chat: at least one */
+    size_t n_messages;
+    const char *prompt;  /* text completion: required */
+    size_t prompt_len;   /* AF_LEN_NUL = strlen(prompt) */
+    uint32_t max_tokens; /* 0 = model default */
+    double temperature;  /* NAN = not given */
+    bool stream;         /* deltas via on_delta as produced; else no on_delta */
+    bool include_usage;  /* the client's stream_options.include_usage, for the caller (whether
+                            to send a usage chunk): the gateway always asks a streaming backend
+                            for usage and always puts it in the result */
+    const char *user;    /* may be NULL */
+    uint32_t timeout_ms; /* 0 = gateway default (request_timeout_ms) */
+} af_chat_request;
+
+typedef struct af_chat_result {
+    char id[64];              /* the gateway's "chatcmpl-..." / "cmpl-..." (the inference span's
+                                 gen_ai.response.id; the CLIENT span carries the backend's own) */
+    char response_model[128]; /* gen_ai.response.model */
+    char provider[32];        /* gen_ai.provider.name value for the backend */
+    char instance_id[64];     /* "" when no instance was reached (cache hit, early failure) */
+    char *content;            /* full text when !stream; NULL when streamed (owned by the result) */
+    size_t content_len;
+    char finish_reason[16]; /* "stop", "length", "cancelled", "error", ... */
+    int64_t input_tokens, output_tokens;
+    uint64_t created_s; /* unix seconds */
+    uint64_t time_to_first_token_ns, duration_ns;
+    double cost_usd;
+    bool cache_hit;
+    af_span_context client_span; /* the backend CLIENT span (for exemplars); all-zero if none */
+    /* On failure: "model_not_found", "overloaded", "timeout", "backend_unavailable",
+     * "backend_error", "invalid_response", "cancelled", "shutdown", "internal_error"; "" on
+     * success. */
+    char error_type[32];
+    char error[192]; /* human message on failure, "" on success */
+} af_chat_result;
+
+typedef struct af_chat_callbacks {
+    /* A piece of the answer, in order (only when req->stream). Must not block. */
+    void (*on_delta)(void *ctx, const char *text, size_t len);
+    /* Exactly once, last. rc 0, or -ECANCELED (af_serving_chat_cancel), AF_ETIMEDOUT,
+     * -EHOSTDOWN (no instance up / backend unreachable), AF_EFULL (every instance at
+     * max_load), -EIO (backend answered with an error), AF_EPARSE (unreadable answer),
+     * AF_ESHUTDOWN, -ENOMEM. res is valid during the call only. An answer already partly
+     * streamed that then fails still ends here with rc != 0. */
+    void (*on_done)(void *ctx, int rc, const af_chat_result *res);
+} af_chat_callbacks;
+
+typedef struct af_chat_call af_chat_call;
+
+/*
+ * Starts one request (span model_serving.inference, child of `parent`, NULL = current span).
+ * Returns 0 (on_done will come; *out holds the caller's reference) or a negative code with NO
+ * callback and *out NULL: -EINVAL (a missing or malformed field; `err` says which, when
+ * err_len > 0), AF_ENOTFOUND (unknown model), AF_EFULL (too many calls in progress), -ENOMEM,
+ * AF_ESHUTDOWN. cb->on_done is required; cb->on_delta is required when req->stream.
+ */
+int af_serving_chat_start(af_serving *s, const af_span_context *parent, const af_chat_request *req,
+                          const af_chat_callbacks *cb, void *ctx, af_chat_call **out, char *err,
+                          size_t err_len);
+/* Aborts the call: the backend request is aborted and on_done comes with -ECANCELED (unless it
+ * already came or is coming with another result). Idempotent, any thread, also from inside
+ * the call's own callbacks. The caller must still hold its reference, and the gateway must
+ * not have been freed (af_serving_free ends every call first, with AF_ESHUTDOWN). */
+void af_serving_chat_cancel(af_chat_call *call);
+/* Drops the caller's reference; safe before or after on_done. NULL is a no-op. */
+void af_chat_call_release(af_chat_call *call);
+
+/* What GET /v1/models lists. */
+typedef struct af_serving_model_entry {
+    char id[64];
+    uint64_t created_s; /* unix seconds of registration */
+    char owned_by[64];  /* the model's owner ("agentaflow" unless configured) */
+} af_serving_model_entry;
+
+/* Copies up to cap models (registration order); returns how many exist. */
+size_t af_serving_models_list(af_serving *s, af_serving_model_entry *out, size_t cap);
 
 AF_API_END
 #ifdef __cplusplus

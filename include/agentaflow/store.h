@@ -93,15 +93,39 @@ typedef struct af_store_alert {
     bool acknowledged;
 } af_store_alert;
 
+/* A node of the cluster scheduler's inventory, checkpointed (not written per report): its
+ * last report time and its GPUs as the agent's report body (JSON text the store keeps
+ * as it is). */
+typedef struct af_store_cluster_node {
+    const char *name;
+    uint64_t last_report_ns;
+    const char *inventory;
+} af_store_cluster_node;
+
+/* A reservation (hold) or binding of the cluster scheduler, keyed by the pod. */
+typedef struct af_store_cluster_hold {
+    const char *key; /* the pod's uid, or "namespace/name" */
+    const char *pod; /* "namespace/name" */
+    const char *node;
+    uint64_t gpu_mask; /* bit i = the node's i-th GPU */
+    uint64_t memory_mb;
+    uint64_t expires_ns; /* wall clock */
+    bool bound;
+    uint64_t now_ns; /* when it was made: holds that expired before are deleted with it */
+} af_store_cluster_hold;
+
 typedef enum af_store_op_kind {
-    AF_STORE_COST = 1,     /* insert an entry and add it to its hourly roll-up */
-    AF_STORE_WORKLOAD_NEW, /* a submission: the row and its submission order (replaces a
-                            * finished workload's row of the same id) */
-    AF_STORE_WORKLOAD,     /* a state change: every field but the submission order */
-    AF_STORE_GPU,          /* insert or replace */
-    AF_STORE_ALERT,        /* insert or replace */
-    AF_STORE_ALERT_ACK,    /* mark alert `alert.id` resolved */
-    AF_STORE_KV,           /* a small named value (scheduler strategy, round-robin cursor) */
+    AF_STORE_COST = 1,         /* insert an entry and add it to its hourly roll-up */
+    AF_STORE_WORKLOAD_NEW,     /* a submission: the row and its submission order (replaces a
+                                * finished workload's row of the same id) */
+    AF_STORE_WORKLOAD,         /* a state change: every field but the submission order */
+    AF_STORE_GPU,              /* insert or replace */
+    AF_STORE_ALERT,            /* insert or replace */
+    AF_STORE_ALERT_ACK,        /* mark alert `alert.id` resolved */
+    AF_STORE_KV,               /* a small named value (scheduler strategy, round-robin cursor) */
+    AF_STORE_CLUSTER_NODE,     /* insert or replace a node's inventory */
+    AF_STORE_CLUSTER_HOLD,     /* insert or replace a hold (and drop the ones expired by now_ns) */
+    AF_STORE_CLUSTER_HOLD_END, /* delete the hold `cluster_hold.key` */
 } af_store_op_kind;
 
 typedef struct af_store_op {
@@ -114,6 +138,8 @@ typedef struct af_store_op {
         struct {
             const char *key, *value;
         } kv;
+        af_store_cluster_node cluster_node;
+        af_store_cluster_hold cluster_hold;
     } u;
 } af_store_op;
 
@@ -133,6 +159,8 @@ typedef struct af_store_load_cb {
     int (*gpu)(const af_store_gpu *g, void *user);             /* registration order */
     int (*alert)(const af_store_alert *a, void *user);         /* oldest first */
     int (*kv)(const char *key, const char *value, void *user);
+    int (*cluster_node)(const af_store_cluster_node *n, void *user); /* arrival order */
+    int (*cluster_hold)(const af_store_cluster_hold *h, void *user); /* unexpired at now_ns */
     void *user;
 } af_store_load_cb;
 
@@ -179,7 +207,7 @@ typedef struct af_store_backend_ops {
 /* ---------------------------------------------------------------------------------------- */
 /* SQLite.                                                                                   */
 
-#define AF_STORE_SCHEMA_VERSION 1
+#define AF_STORE_SCHEMA_VERSION 2
 #define AF_STORE_DB_FILE "agentaflow.db"
 
 typedef struct af_store_sqlite_opts {

@@ -153,7 +153,8 @@ typedef struct af_processor_stats {
     uint64_t export_ns_total; /* time spent inside export(), for latency averages */
     uint32_t queue_depth;
     uint32_t queue_capacity;
-    uint64_t last_drop_ns; /* af_monotonic_ns() of the latest drop; 0 = never */
+    uint64_t last_drop_ns; /* af_monotonic_ns() of the latest drop, to the kernel tick
+                              (CLOCK_MONOTONIC_COARSE); 0 = never */
 } af_processor_stats;
 
 /*

@@ -341,9 +341,11 @@ int af_cluster_filter_json(af_cluster *c, const char *body, size_t len, char **o
     return rc;
 }
 
-int af_cluster_prioritize_json(af_cluster *c, const char *body, size_t len, char **out, char *err,
-                               size_t err_len)
+int af_cluster_prioritize_json(af_cluster *c, const char *body, size_t len, char **out,
+                               af_cluster_hold_state *held, char *err, size_t err_len)
 {
+    if (held)
+        memset(held, 0, sizeof(*held));
     json_t *j = load_object(body, len, err, err_len);
     if (!j)
         return -EINVAL;
@@ -359,6 +361,11 @@ int af_cluster_prioritize_json(af_cluster *c, const char *body, size_t len, char
         rc = -ENOMEM;
     if (rc == 0)
         rc = af_cluster_prioritize(c, &pod, names, n, scores, NULL, 0);
+    if (rc == 0 && held && (pod.gpus || pod.memory_mb)) {
+        char key[AF_CLUSTER_NODE_MAX];
+        af_cluster_pod_key(&pod, key, sizeof(key));
+        af_cluster_hold_get(c, key, held); /* none (no node fits): held stays empty */
+    }
     if (rc == 0) {
         /* HostPriorityList, written directly: it is the hot path of every GPU pod. */
         af_buf b;
@@ -438,9 +445,30 @@ static int num_field(json_t *g, const char *k, size_t i, bool required, double m
     return 0;
 }
 
-int af_cluster_report_json(af_cluster *c, const char *body, size_t len, char *err, size_t err_len)
+/* A parsed report body: the GPUs, with room for every GPU's processes in procs. */
+typedef struct parsed_report {
+    json_t *j;
+    const char *node; /* borrowed from j */
+    af_cluster_gpu *gpus;
+    af_gpu_process *procs;
+    size_t n;
+} parsed_report;
+
+static void parsed_free(parsed_report *p)
 {
-    json_t *j = load_object(body, len, err, err_len);
+    free(p->gpus);
+    free(p->procs);
+    json_decref(p->j);
+    memset(p, 0, sizeof(*p));
+}
+
+/* Parses and checks a report body's shape (the values are checked by
+ * af_cluster_report_nodes). 0, -EINVAL with the field in err, or -ENOMEM; p is freed by
+ * parsed_free either way. */
+static int parse_report(const char *body, size_t len, parsed_report *p, char *err, size_t err_len)
+{
+    memset(p, 0, sizeof(*p));
+    json_t *j = p->j = load_object(body, len, err, err_len);
     if (!j)
         return -EINVAL;
     af_cluster_gpu *gpus = NULL;
@@ -534,13 +562,57 @@ int af_cluster_report_json(af_cluster *c, const char *body, size_t len, char *er
             }
         }
     }
+    p->node = json_string_value(node);
+    p->gpus = gpus;
+    p->procs = procs;
+    p->n = n;
+    return rc;
+}
+
+int af_cluster_report_json(af_cluster *c, const char *body, size_t len, char *err, size_t err_len)
+{
+    parsed_report p;
+    int rc = parse_report(body, len, &p, err, err_len);
     if (rc == 0) {
-        af_cluster_report r = {json_string_value(node), gpus, n};
+        af_cluster_report r = {p.node, p.gpus, p.n};
         rc = af_cluster_report_nodes(c, &r, err, err_len);
     }
-    free(gpus);
-    free(procs);
-    json_decref(j);
+    parsed_free(&p);
+    return rc;
+}
+
+int af_cluster_node_state_parse(const char *body, size_t len, uint64_t last_report_ns,
+                                af_cluster_node_state *out, char *err, size_t err_len)
+{
+    memset(out, 0, sizeof(*out));
+    parsed_report p;
+    int rc = parse_report(body, len, &p, err, err_len);
+    if (rc == 0 && af__strlcpy(out->name, p.node, sizeof(out->name)) >= sizeof(out->name)) {
+        af__cluster_err(err, err_len, "node: longer than %d bytes", AF_CLUSTER_NODE_MAX - 1);
+        rc = -EINVAL;
+    }
+    if (rc == 0 && p.n && !(out->gpus = calloc(p.n, sizeof(*out->gpus))))
+        rc = -ENOMEM;
+    /* Each GPU's processes in their own allocation, as af_cluster_state_free expects. */
+    for (size_t i = 0; rc == 0 && i < p.n; i++, out->n_gpus = i) {
+        out->gpus[i] = p.gpus[i];
+        out->gpus[i].procs = NULL;
+        size_t sz = p.gpus[i].n_procs * sizeof(af_gpu_process);
+        if (sz && !(out->gpus[i].procs = malloc(sz))) {
+            out->gpus[i].n_procs = 0;
+            rc = -ENOMEM;
+        } else if (sz) {
+            memcpy(out->gpus[i].procs, p.gpus[i].procs, sz);
+        }
+    }
+    out->last_report_ns = last_report_ns;
+    parsed_free(&p);
+    if (rc != 0) {
+        for (size_t i = 0; i < out->n_gpus; i++)
+            free(out->gpus[i].procs);
+        free(out->gpus);
+        memset(out, 0, sizeof(*out));
+    }
     return rc;
 }
 

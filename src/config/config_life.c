@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "config/config_int.h"
+#include "config/models.h"
 #include "util/str.h"
 
 void af_tracing_config_clear(af_tracing_config *cfg)
@@ -25,6 +26,8 @@ void af_tracing_config_clear(af_tracing_config *cfg)
             size_t *n;
             char ***arr = af__config_list_slot(cfg, k, &n);
             af__config_list_free(*arr, *n);
+        } else if (k->info.type == AF_CFG_MODELS) {
+            af__config_models_free(cfg->serving.models, cfg->serving.n_models);
         }
     }
     memset(cfg, 0, sizeof *cfg);
@@ -43,7 +46,7 @@ int af_tracing_config_init(af_tracing_config *cfg)
     for (size_t i = 0; i < af__config_nkeys; i++) {
         const af__config_key *k = &af__config_keys[i];
         if (k->info.type == AF_CFG_MAP || k->info.type == AF_CFG_KV_LIST ||
-            k->info.type == AF_CFG_LIST)
+            k->info.type == AF_CFG_LIST || k->info.type == AF_CFG_MODELS)
             continue; /* empty by default */
         /* The table's defaults are valid by construction, so only ENOMEM can fail here. */
         int rc = af__config_set_scalar(cfg, k, k->info.default_text, why, sizeof why);
@@ -74,6 +77,9 @@ int af_tracing_config_copy(af_tracing_config *dst, const af_tracing_config *src)
             char ***arr = af__config_list_slot(dst, k, &n);
             *arr = NULL;
             *n = 0;
+        } else if (k->info.type == AF_CFG_MODELS) {
+            dst->serving.models = NULL;
+            dst->serving.n_models = 0;
         }
     }
     for (size_t i = 0; i < af__config_nkeys; i++) {
@@ -100,6 +106,11 @@ int af_tracing_config_copy(af_tracing_config *dst, const af_tracing_config *src)
             for (; *dn < sn; (*dn)++)
                 if (!((*to)[*dn] = af__strdup(from[*dn])))
                     goto fail;
+        } else if (k->info.type == AF_CFG_MODELS) {
+            if (af__config_models_copy(src->serving.models, src->serving.n_models,
+                                       &dst->serving.models) != 0)
+                goto fail;
+            dst->serving.n_models = src->serving.n_models;
         }
     }
     return 0;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "config/config_int.h"
+#include "config/models.h"
 #include "util/buf.h"
 #include "util/str.h"
 
@@ -149,6 +150,9 @@ static void value_json(af_buf *b, const af_tracing_config *cfg, const af__config
     case AF_CFG_KV_LIST:
         kv_json(b, cfg, k, redact, depth);
         return;
+    case AF_CFG_MODELS:
+        af__config_models_json(b, cfg->serving.models, cfg->serving.n_models, redact);
+        return;
     }
 }
 
@@ -287,6 +291,9 @@ static void value_text(af_buf *b, const af_tracing_config *cfg, const af__config
     case AF_CFG_MAP:
     case AF_CFG_KV_LIST:
         kv_text(b, cfg, k, redact);
+        break;
+    case AF_CFG_MODELS:
+        af__config_models_json(b, cfg->serving.models, cfg->serving.n_models, redact);
         break;
     }
 }

@@ -163,6 +163,9 @@ const af__config_key af__config_keys[] = {
            "spans for inference requests"),
     TOGGLE("model_serving.trace_model_loading", model_serving.trace_model_loading, "true",
            "spans for model registration and loading"),
+    TOGGLE("model_serving.capture_content", model_serving.capture_content, "false",
+           "record chat prompts and answers on the LLM gateway's spans (gen_ai.input.messages, "
+           "gen_ai.output.messages); they may hold personal data"),
     TOGGLE("web_dashboard.trace_api_requests", web_dashboard.trace_api_requests, "true",
            "server spans for HTTP API requests"),
     TOGGLE("web_dashboard.trace_websocket_events", web_dashboard.trace_websocket_events, "false",
@@ -346,6 +349,26 @@ const af__config_key af__config_keys[] = {
         "how often the agent sends its node's GPUs to the scheduler"),
     STR("agent.ca_file", agent.ca_file, "", NULL, AF__KEY_OPTIONAL,
         "PEM CAs trusted for an https scheduler_url instead of the system store"),
+    {{"serving.models", AF_CFG_MODELS, "[]", 0, 256, NULL, NULL, false,
+      "models the LLM gateway serves, a list of {id, name, owned_by, max_tokens, pricing: "
+      "{input_per_million, output_per_million} or {gpu_hourly}, backends: [{url (an "
+      "OpenAI-compatible server) or simulated: true, id, model, api_key (secret), provider, "
+      "connect_timeout, timeout, max_load, first_token, token_interval}]}; empty = two "
+      "simulated models (docs/serving.md)"},
+     OFF(serving.models),
+     OFF(serving.n_models),
+     0,
+     0,
+     NULL},
+    UINT("serving.breaker.failures", serving.breaker_failures, "5", 1, 1000, NULL,
+         "consecutive failed calls that open an instance's circuit breaker"),
+    DUR("serving.breaker.cooldown", serving.breaker_cooldown_ms, "10s", 100, HOUR_MS, NULL,
+        "how long an open breaker keeps calls away before one probe may go"),
+    UINT("serving.connect_retries", serving.connect_retries, "2", 0, 10, NULL,
+         "other instances tried when one cannot be connected to (never once a byte was "
+         "relayed)"),
+    UINT("serving.max_streams", serving.max_streams, "4096", 1, 1000000, NULL,
+         "chat calls in progress at most; more are refused as overloaded"),
 };
 
 const size_t af__config_nkeys = sizeof(af__config_keys) / sizeof(af__config_keys[0]);
@@ -377,6 +400,8 @@ const char *af_config_type_name(af_config_type t)
         return "bytes";
     case AF_CFG_LIST:
         return "list";
+    case AF_CFG_MODELS:
+        return "models";
     }
     return "?";
 }
@@ -459,6 +484,9 @@ void af_config_key_bounds(const af_config_key_info *info, char *out, size_t out_
         snprintf(out, out_len, "at most %lld entries of at most %zu bytes", (long long)k->info.max,
                  k->maxlen);
         break;
+    case AF_CFG_MODELS:
+        snprintf(out, out_len, "at most %lld models", (long long)k->info.max);
+        break;
     case AF_CFG_BOOL:
     case AF_CFG_KV_LIST:
         break;
@@ -473,7 +501,7 @@ int af_config_set(af_tracing_config *cfg, const char *key, const char *text, cha
         return -EINVAL;
     const af__config_key *k = af__config_key_lookup(key, strlen(key));
     if (!k || k->info.type == AF_CFG_MAP || k->info.type == AF_CFG_KV_LIST ||
-        k->info.type == AF_CFG_LIST) {
+        k->info.type == AF_CFG_LIST || k->info.type == AF_CFG_MODELS) {
         if (err && err_len)
             snprintf(err, err_len, "%s: %s", key, k ? "not a single value" : "unknown key");
         return -EINVAL;

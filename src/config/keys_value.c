@@ -62,6 +62,9 @@ void af__config_expected(const af__config_key *k, char *out, size_t out_len)
     case AF_CFG_LIST:
         snprintf(out, out_len, "expected a list of at most %lld strings", (long long)k->info.max);
         break;
+    case AF_CFG_MODELS:
+        snprintf(out, out_len, "expected a list of model mappings");
+        break;
     case AF_CFG_DURATION:
         af_config_format_duration((uint32_t)k->info.min, lo, sizeof lo);
         af_config_format_duration((uint32_t)k->info.max, hi, sizeof hi);
@@ -229,6 +232,7 @@ int af__config_set_scalar(af_tracing_config *cfg, const af__config_key *k, const
     case AF_CFG_MAP:
     case AF_CFG_KV_LIST:
     case AF_CFG_LIST:
+    case AF_CFG_MODELS:
         bad = true; /* not scalars: the callers handle them */
         break;
     }

@@ -15,6 +15,7 @@
 #include <yaml.h>
 
 #include "config/config_int.h"
+#include "config/models.h"
 #include "util/str.h"
 
 #define MAX_MAPPING_KEYS 256
@@ -665,6 +666,29 @@ static bool handle_alias(load_ctx *c, const char *name, const yaml_node_t *kn, c
 
 /* ---------------------------------------------------------------------------------------- */
 
+static void report_at(void *ctx, af_diag_severity sev, const yaml_node_t *n, const char *key,
+                      const char *msg)
+{
+    diag_at(ctx, sev, n, key, "%s", msg);
+}
+
+/* serving.models: read whole, then replace the current list (nothing changes on errors). */
+static void set_models(load_ctx *c, const af__config_key *k, const yaml_node_t *v)
+{
+    af_config_model *models = NULL;
+    size_t n = 0;
+    int rc = af__config_models_read(c->doc, v, (size_t)k->info.max, &models, &n, report_at, c);
+    if (rc == -ENOMEM) {
+        c->rc = -ENOMEM;
+        return;
+    }
+    if (rc != 0)
+        return;
+    af__config_models_free(c->cfg->serving.models, c->cfg->serving.n_models);
+    c->cfg->serving.models = models;
+    c->cfg->serving.n_models = n;
+}
+
 static bool is_section(const char *path)
 {
     size_t len = strlen(path);
@@ -704,6 +728,8 @@ static void walk_mapping(load_ctx *c, const yaml_node_t *map, const char *prefix
                 set_kv_list(c, k, vn, false, k->info.key);
             else if (k->info.type == AF_CFG_LIST)
                 set_list(c, k, vn);
+            else if (k->info.type == AF_CFG_MODELS)
+                set_models(c, k, vn);
             else
                 set_scalar_node(c, k, vn, k->info.key, false);
         } else if (is_section(full)) {

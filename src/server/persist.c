@@ -23,6 +23,8 @@ void af__commit_finish(af_server *s, af__job *j)
     j->apply = NULL; /* once */
     af__resp *rs = &j->resp;
     if (j->commit_rc != 0) {
+        if (j->undo)
+            j->undo(s, j->ctx, rs);
         af__resp_error(rs, 503, "storage_unavailable", "the change was not saved: %s",
                        j->commit_err[0] ? j->commit_err : af_strerror(j->commit_rc));
         return;
@@ -56,6 +58,12 @@ static void commit_done(int rc, const char *err, void *user)
 int af__commit(af__req *rq, af__resp *rs, const af_store_op *op, af__apply_fn apply, void *ctx,
                void (*ctx_free)(void *ctx))
 {
+    return af__commit_or_undo(rq, rs, op, apply, NULL, ctx, ctx_free);
+}
+
+int af__commit_or_undo(af__req *rq, af__resp *rs, const af_store_op *op, af__apply_fn apply,
+                       af__apply_fn undo, void *ctx, void (*ctx_free)(void *ctx))
+{
     af_server *s = rq->srv;
     if (!s->o.store) {
         apply(s, ctx, rs);
@@ -65,12 +73,15 @@ int af__commit(af__req *rq, af__resp *rs, const af_store_op *op, af__apply_fn ap
     }
     af__job *j = calloc(1, sizeof(*j));
     if (!j) {
+        if (undo)
+            undo(s, ctx, rs);
         if (ctx_free)
             ctx_free(ctx);
         af__resp_error(rs, 500, "internal", "out of memory");
         return 0;
     }
     j->apply = apply;
+    j->undo = undo;
     j->ctx = ctx;
     j->ctx_free = ctx_free;
     j->srv = s;
@@ -104,6 +115,8 @@ int af__commit(af__req *rq, af__resp *rs, const af_store_op *op, af__apply_fn ap
     rq->conn->state = AF__CONN_BUSY;
     return AF__ASYNC;
 fail:
+    if (undo)
+        undo(s, ctx, rs);
     j->apply = NULL;
     af__resp_free(&j->resp);
     if (ctx_free)

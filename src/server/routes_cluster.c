@@ -3,6 +3,13 @@
  * extender (k8s.io/kube-scheduler/extender/v1). Decisions are src/cluster's; this file only
  * moves bytes, and, with cluster.bind, creates the Binding through the Kubernetes API.
  *
+ * Durability: a hold made by prioritize or turned into a binding by bind is committed to the
+ * store before the answer (persist.c). The hold is taken in memory first, under the cluster's
+ * lock, in the same step that chose it: a decision taken now and applied after the commit
+ * would let a concurrent prioritize hand out the same last GPU. If the commit fails, a
+ * prioritize hold is released again and kube-scheduler gets the 503; a binding stays held
+ * (Kubernetes has it already). Agent reports are not written (state_cluster.c checkpoints).
+ *
  * The Kubernetes calls are synchronous on the event loop, bounded by KUBE_TIMEOUT_MS: a bind
  * is one call per pod, and kube-scheduler waits for the answer anyway.
  */
@@ -61,31 +68,104 @@ int af__h_cluster_nodes(af__req *rq, af__resp *rs)
     return 0;
 }
 
-typedef int (*decide_fn)(af_cluster *, const char *, size_t, char **, char *, size_t);
+/* An extender answer waiting for its hold's commit. */
+typedef struct hold_commit {
+    af_cluster *cluster;
+    char *answer; /* the JSON body, sent once committed */
+    char key[AF_CLUSTER_NODE_MAX];
+    bool release_on_failure; /* a prioritize hold; a binding is Kubernetes' already */
+} hold_commit;
 
-static int decide(af__req *rq, af__resp *rs, decide_fn fn)
+static void apply_hold(af_server *s, void *ctx, af__resp *rs)
+{
+    (void)s;
+    hold_commit *hc = ctx;
+    af__resp_json_take(rs, 200, hc->answer);
+    hc->answer = NULL;
+}
+
+/* The commit failed: a prioritize hold is given back before the 503 goes out. */
+static void undo_hold(af_server *s, void *ctx, af__resp *rs)
+{
+    (void)s, (void)rs;
+    hold_commit *hc = ctx;
+    if (hc->release_on_failure)
+        af_cluster_release(hc->cluster, hc->key);
+}
+
+static void hold_commit_free(void *ctx)
+{
+    hold_commit *hc = ctx;
+    free(hc->answer);
+    free(hc);
+}
+
+/* Commits h, then answers `answer` (taken). */
+static int commit_hold(af__req *rq, af__resp *rs, const af_cluster_hold_state *h, char *answer,
+                       bool release_on_failure)
+{
+    hold_commit *hc = calloc(1, sizeof(*hc));
+    if (!hc) {
+        free(answer);
+        af__resp_error(rs, 500, "internal", "out of memory");
+        return 0;
+    }
+    hc->cluster = rq->srv->o.cluster;
+    hc->answer = answer;
+    hc->release_on_failure = release_on_failure;
+    memcpy(hc->key, h->pod_uid, sizeof(hc->key));
+    af_store_op op = {.kind = AF_STORE_CLUSTER_HOLD};
+    op.u.cluster_hold = (af_store_cluster_hold){.key = h->pod_uid,
+                                                .pod = h->pod,
+                                                .node = h->node,
+                                                .gpu_mask = h->gpu_mask,
+                                                .memory_mb = h->memory_mb,
+                                                .expires_ns = h->expires_ns,
+                                                .bound = h->bound,
+                                                .now_ns = af_now_ns()};
+    return af__commit_or_undo(rq, rs, &op, apply_hold, undo_hold, hc, hold_commit_free);
+}
+
+/* The error answer of an extender call that could not decide. */
+static void decide_error(af__resp *rs, int rc, const char *err)
+{
+    if (rc == -EINVAL)
+        af__resp_error(rs, 400, "invalid_argument", "%s", err);
+    else
+        af__resp_from_errno(rs, rc, err);
+}
+
+int af__h_scheduler_filter(af__req *rq, af__resp *rs)
 {
     if (!need_cluster(rq, rs))
         return 0;
     char *out = NULL, err[256] = "";
-    int rc = fn(rq->srv->o.cluster, rq->body, rq->body_len, &out, err, sizeof(err));
-    if (rc == -EINVAL)
-        af__resp_error(rs, 400, "invalid_argument", "%s", err);
-    else if (rc)
-        af__resp_from_errno(rs, rc, err);
+    int rc =
+        af_cluster_filter_json(rq->srv->o.cluster, rq->body, rq->body_len, &out, err, sizeof(err));
+    if (rc)
+        decide_error(rs, rc, err);
     else
         af__resp_json_take(rs, 200, out);
     return 0;
 }
 
-int af__h_scheduler_filter(af__req *rq, af__resp *rs)
-{
-    return decide(rq, rs, af_cluster_filter_json);
-}
-
 int af__h_scheduler_prioritize(af__req *rq, af__resp *rs)
 {
-    return decide(rq, rs, af_cluster_prioritize_json);
+    if (!need_cluster(rq, rs))
+        return 0;
+    char *out = NULL, err[256] = "";
+    af_cluster_hold_state held;
+    int rc = af_cluster_prioritize_json(rq->srv->o.cluster, rq->body, rq->body_len, &out, &held,
+                                        err, sizeof(err));
+    if (rc) {
+        decide_error(rs, rc, err);
+        return 0;
+    }
+    if (!held.pod_uid[0]) { /* nothing held: nothing to keep */
+        af__resp_json_take(rs, 200, out);
+        return 0;
+    }
+    return commit_hold(rq, rs, &held, out, true);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -212,11 +292,17 @@ static int kube_bind(af_server *s, const af_cluster_binding_args *a, const char 
 }
 
 /* ExtenderBindingResult {"error": "..."}: kube-scheduler reads failures from it. */
-static void bind_result(af__resp *rs, const char *error)
+static char *bind_result_json(const char *error)
 {
     json_t *r = json_pack("{s:s}", "error", error);
-    af__resp_json_take(rs, 200, json_dumps(r, JSON_COMPACT));
+    char *s = json_dumps(r, JSON_COMPACT);
     json_decref(r);
+    return s;
+}
+
+static void bind_result(af__resp *rs, const char *error)
+{
+    af__resp_json_take(rs, 200, bind_result_json(error));
 }
 
 int af__h_scheduler_bind(af__req *rq, af__resp *rs)
@@ -244,17 +330,28 @@ int af__h_scheduler_bind(af__req *rq, af__resp *rs)
         bind_result(rs, err[0] ? err : af_strerror(rc));
         return 0;
     }
+    char key[AF_CLUSTER_NODE_MAX];
+    af_cluster_pod_key(&pod, key, sizeof(key));
     rc = kube_bind(s, &a, gpu, err, sizeof(err));
     if (rc) {
-        char key[2 * AF_CLUSTER_NODE_MAX];
-        if (a.pod_uid[0])
-            snprintf(key, sizeof(key), "%s", a.pod_uid);
-        else
-            snprintf(key, sizeof(key), "%s/%s", a.pod_namespace, a.pod_name);
         af_cluster_release(s->o.cluster, key);
+        if (s->o.store) { /* prioritize's saved hold goes too; nobody waits for it */
+            af_store_op op = {.kind = AF_STORE_CLUSTER_HOLD_END};
+            op.u.cluster_hold.key = key;
+            af_store_submit(s->o.store, &op, NULL, NULL);
+        }
         bind_result(rs, err);
         return 0;
     }
-    bind_result(rs, "");
-    return 0;
+    af_cluster_hold_state held;
+    if (!gpu[0] || af_cluster_hold_get(s->o.cluster, key, &held) != 0) {
+        bind_result(rs, ""); /* a pass-through pod: nothing held */
+        return 0;
+    }
+    char *answer = bind_result_json("");
+    if (!answer) {
+        af__resp_error(rs, 500, "internal", "out of memory");
+        return 0;
+    }
+    return commit_hold(rq, rs, &held, answer, false);
 }

@@ -1,6 +1,10 @@
 /*
  * Handlers: GPU list/registration, per-GPU metrics/processes/history/stats/health, demo trigger.
  * Split out of routes.c; the route table and matcher stay there (see routes_int.h).
+ *
+ * In serve --cluster the GPUs are the fleet's: every node's GPUs as its agent last reported
+ * them, with ids "node/gpu-N" (percent-encode the slash in a path: node-1%2Fgpu-0). History,
+ * statistics and health are kept by each node's agent, which serves them for its own GPUs.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -130,12 +134,104 @@ static void gpus_render(af__gpus_cache *c)
     af__buf_printf(b, "],\"total\":%zu,\"timestamp\":", c->n_rows);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* The fleet (serve --cluster).                                                              */
+
+typedef struct fleet_fill {
+    af_gpu_sample *out;
+    size_t n, cap;
+} fleet_fill;
+
+static void fleet_sample(const char *node, bool ready, const af_cluster_gpu *g, void *user)
+{
+    (void)ready;
+    fleet_fill *f = user;
+    if (f->n == f->cap)
+        return;
+    af_gpu_sample *o = &f->out[f->n];
+    memset(o, 0, sizeof(*o));
+    /* A node name too long for a GPU id is on /api/v1/gpus and /api/v1/cluster/nodes only. */
+    if (snprintf(o->gpu_id, sizeof(o->gpu_id), "%s/gpu-%u", node, g->index) >=
+        (int)sizeof(o->gpu_id))
+        return;
+    af__strlcpy(o->name, g->name, sizeof(o->name));
+    o->timestamp_ns = g->reported_ns;
+    o->valid = AF_GPU_F_UTIL_GPU | AF_GPU_F_MEMORY | AF_GPU_F_TEMPERATURE | AF_GPU_F_POWER_DRAW |
+               AF_GPU_F_PROCESSES;
+    o->utilization_gpu = g->utilization;
+    o->memory_total_mb = g->memory_total_mb;
+    o->memory_used_mb = g->memory_used_mb;
+    o->memory_free_mb = g->memory_free_mb;
+    o->temperature = g->temperature;
+    o->power_draw = g->power_draw;
+    o->process_count = g->n_procs;
+    f->n++;
+}
+
+size_t af__fleet_samples(af_server *s, af_gpu_sample **out)
+{
+    af_cluster_stats st;
+    af_cluster_stats_get(s->o.cluster, &st);
+    /* Room for a few nodes that join meanwhile; the rest wait for the next view. */
+    size_t cap = (size_t)st.gpus + 64;
+    fleet_fill f = {malloc(cap * sizeof(af_gpu_sample)), 0, cap};
+    if (f.out)
+        af_cluster_each_gpu(s->o.cluster, fleet_sample, &f);
+    *out = f.out;
+    return f.n;
+}
+
+/* A GPU by the id in the path: the collector's, or the fleet's in serve --cluster. history:
+ * the route needs the collector's history (which the fleet's agents keep themselves). Answers
+ * the 404 itself; fleet (may be NULL) gets the fleet GPU's copy. */
+static bool find_gpu(af__req *rq, af__resp *rs, bool history, af_gpu_sample *g,
+                     af_cluster_gpu_info *fleet)
+{
+    af_server *s = rq->srv;
+    const char *id = rq->params[0];
+    if (s->o.cluster) {
+        af_cluster_gpu_info tmp, *fi = fleet ? fleet : &tmp;
+        if (af_cluster_gpu_get(s->o.cluster, id, fi) != 0) {
+            af__resp_error(rs, 404, "not_found", "GPU not found: %s (fleet GPU ids are node/gpu-N)",
+                           id);
+            return false;
+        }
+        if (history) {
+            af__resp_error(rs, 404, "not_found",
+                           "%s: the agent on node %s keeps this GPU's history, statistics and "
+                           "health; ask it for gpu-%u",
+                           id, fi->node, fi->gpu.index);
+            return false;
+        }
+        fleet_fill f = {g, 0, 1};
+        fleet_sample(fi->node, fi->ready, &fi->gpu, &f);
+        return true;
+    }
+    if (!af__component_present(rs, s->o.collector, "metrics collector"))
+        return false;
+    if (af_gpu_collector_latest_for(s->o.collector, id, g) != 0) {
+        af__resp_error(rs, 404, "not_found", "GPU not found: %s", id);
+        return false;
+    }
+    return true;
+}
+
 /* The list is read far more often than the collector samples (once a second by default), so
  * the body is kept and re-rendered only when the rows it shows changed: a request costs the
  * component reads, one memcmp and one copy. */
 int af__h_gpus(af__req *rq, af__resp *rs)
 {
     af_server *s = rq->srv;
+    if (s->o.cluster) {
+        /* Reports change it many times a second across a fleet: rendered per request. */
+        char *out = NULL;
+        int rc = af_cluster_gpus_json(s->o.cluster, &out);
+        if (rc)
+            af__resp_from_errno(rs, rc, NULL);
+        else
+            af__resp_json_take(rs, 200, out);
+        return 0;
+    }
     af__gpus_cache *c = &rq->loop->gpus;
     size_t nc = s->o.collector ? af_gpu_collector_gpu_count(s->o.collector) : 0;
     size_t ns = s->o.scheduler ? af_gpu_scheduler_list_gpus(s->o.scheduler, NULL, 0) : 0;
@@ -256,21 +352,10 @@ int af__h_gpu_register(af__req *rq, af__resp *rs)
     return arc;
 }
 
-static bool gpu_sample(af__req *rq, af__resp *rs, af_gpu_sample *g)
-{
-    if (!af__component_present(rs, rq->srv->o.collector, "metrics collector"))
-        return false;
-    if (af_gpu_collector_latest_for(rq->srv->o.collector, rq->params[0], g) != 0) {
-        af__resp_error(rs, 404, "not_found", "GPU not found: %s", rq->params[0]);
-        return false;
-    }
-    return true;
-}
-
 int af__h_gpu_metrics(af__req *rq, af__resp *rs)
 {
     af_gpu_sample g;
-    if (!gpu_sample(rq, rs, &g))
+    if (!find_gpu(rq, rs, false, &g, NULL))
         return 0;
     char *j = NULL;
     af_gpu_sample_json(&g, &j);
@@ -281,12 +366,24 @@ int af__h_gpu_metrics(af__req *rq, af__resp *rs)
 int af__h_gpu_processes(af__req *rq, af__resp *rs)
 {
     af_gpu_sample g;
-    if (!gpu_sample(rq, rs, &g))
+    af_cluster_gpu_info *fi = rq->srv->o.cluster ? malloc(sizeof(*fi)) : NULL;
+    if (rq->srv->o.cluster && !fi) {
+        af__resp_error(rs, 500, "internal", "out of memory");
         return 0;
+    }
+    if (!find_gpu(rq, rs, false, &g, fi)) {
+        free(fi);
+        return 0;
+    }
     af_gpu_process p[AF_GPU_MAX_PROCESSES];
-    size_t n = af_gpu_collector_processes(rq->srv->o.collector, g.gpu_id, p, AF_GPU_MAX_PROCESSES);
+    size_t n =
+        fi ? fi->gpu.n_procs
+           : af_gpu_collector_processes(rq->srv->o.collector, g.gpu_id, p, AF_GPU_MAX_PROCESSES);
     if (n > AF_GPU_MAX_PROCESSES)
         n = AF_GPU_MAX_PROCESSES;
+    if (fi)
+        memcpy(p, fi->procs, n * sizeof(*p));
+    free(fi);
     af_buf *b = &rs->body;
     af__buf_puts(b, "{\"gpu_id\":");
     af__put_str(b, g.gpu_id);
@@ -306,7 +403,7 @@ int af__h_gpu_processes(af__req *rq, af__resp *rs)
 int af__h_gpu_history(af__req *rq, af__resp *rs)
 {
     af_gpu_sample g;
-    if (!gpu_sample(rq, rs, &g))
+    if (!find_gpu(rq, rs, true, &g, NULL))
         return 0;
     char arg[32];
     double hours = 1;
@@ -351,7 +448,7 @@ int af__h_gpu_history(af__req *rq, af__resp *rs)
 int af__h_gpu_stats(af__req *rq, af__resp *rs)
 {
     af_gpu_sample g;
-    if (!gpu_sample(rq, rs, &g))
+    if (!find_gpu(rq, rs, true, &g, NULL))
         return 0;
     af_gpu_stats st;
     int rc = af_gpu_collector_stats(rq->srv->o.collector, g.gpu_id, 0, &st);
@@ -368,7 +465,7 @@ int af__h_gpu_stats(af__req *rq, af__resp *rs)
 int af__h_gpu_health(af__req *rq, af__resp *rs)
 {
     af_gpu_sample g;
-    if (!gpu_sample(rq, rs, &g))
+    if (!find_gpu(rq, rs, true, &g, NULL))
         return 0;
     af_gpu_health h;
     int rc = af_gpu_collector_health(rq->srv->o.collector, g.gpu_id, &h);

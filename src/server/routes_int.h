@@ -74,6 +74,9 @@ int af__h_config(af__req *rq, af__resp *rs);
 int af__h_ws_plain(af__req *rq, af__resp *rs);
 
 /* routes_gpus.c */
+/* serve --cluster: every fleet GPU as a sample (gpu_id "node/gpu-N", the node's last report
+ * as its time) for the dashboard's view; *out malloc'd (NULL on ENOMEM, 0 returned). */
+size_t af__fleet_samples(af_server *s, af_gpu_sample **out);
 int af__h_gpus(af__req *rq, af__resp *rs);
 int af__h_gpu_register(af__req *rq, af__resp *rs);
 int af__h_gpu_metrics(af__req *rq, af__resp *rs);

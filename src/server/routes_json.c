@@ -191,16 +191,20 @@ void af__view_load(af_server *s, view *v)
 {
     memset(v, 0, sizeof(*v));
     af_gpu_thresholds_init(&v->th);
-    if (!s->o.collector)
-        return;
-    af_gpu_collector_get_thresholds(s->o.collector, &v->th);
-    size_t cap = af_gpu_collector_gpu_count(s->o.collector);
-    v->samples = cap ? malloc(sizeof(*v->samples) * cap) : NULL;
-    if (!v->samples)
-        return;
-    v->n = af_gpu_collector_latest(s->o.collector, v->samples, cap);
-    if (v->n > cap)
-        v->n = cap;
+    if (s->o.cluster) { /* serve --cluster: the fleet's GPUs */
+        v->n = af__fleet_samples(s, &v->samples);
+    } else {
+        if (!s->o.collector)
+            return;
+        af_gpu_collector_get_thresholds(s->o.collector, &v->th);
+        size_t cap = af_gpu_collector_gpu_count(s->o.collector);
+        v->samples = cap ? malloc(sizeof(*v->samples) * cap) : NULL;
+        if (!v->samples)
+            return;
+        v->n = af_gpu_collector_latest(s->o.collector, v->samples, cap);
+        if (v->n > cap)
+            v->n = cap;
+    }
     for (size_t i = 0; i < v->n; i++) {
         const af_gpu_sample *g = &v->samples[i];
         v->avg_util += g->utilization_gpu;

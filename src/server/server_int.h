@@ -171,6 +171,7 @@ typedef struct af__job {
     af__resp resp; /* filled by the worker */
     /* A store commit (persist.c) instead of an inference: apply runs after the commit. */
     af__apply_fn apply;
+    af__apply_fn undo; /* a failed commit, before its 503 (may be NULL) */
     void *ctx;
     void (*ctx_free)(void *ctx);
     int commit_rc;
@@ -438,6 +439,10 @@ void af__job_expire(af__conn *c);
  * released with ctx_free (may be NULL) in every case. */
 int af__commit(af__req *rq, af__resp *rs, const af_store_op *op, af__apply_fn apply, void *ctx,
                void (*ctx_free)(void *ctx));
+/* af__commit for a change already made in memory (a cluster hold, taken where it was chosen):
+ * undo runs on the loop when the commit failed, before the 503 is answered. */
+int af__commit_or_undo(af__req *rq, af__resp *rs, const af_store_op *op, af__apply_fn apply,
+                       af__apply_fn undo, void *ctx, void (*ctx_free)(void *ctx));
 /* A commit job's answer (apply on success, 503 on failure): on the loop, or at shutdown. */
 void af__commit_finish(af_server *s, af__job *j);
 /* Frees a GET /api/v1/gpus cache (routes.c). */

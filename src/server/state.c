@@ -21,6 +21,7 @@
 
 #include "agentaflow/log.h"
 #include "agentaflow/server.h"
+#include "server/state_cluster.h"
 #include "util/str.h"
 
 struct af_state {
@@ -29,7 +30,8 @@ struct af_state {
     af_store *store;
     af_gpu_collector *collector;
     int alert_cb;
-    size_t saved_cursor; /* the last round-robin cursor written (changes are rare) */
+    af__cluster_ckpt *ckpt; /* serve --cluster only */
+    size_t saved_cursor;    /* the last round-robin cursor written (changes are rare) */
     bool cursor_known;
     pthread_mutex_t mu; /* saved_cursor */
 };
@@ -269,6 +271,7 @@ typedef struct restore_ctx {
     af_gpu_scheduler *sch;
     af_gpu_collector *col;
     af_cost_tracker *costs;
+    af__cluster_restore cluster;
     bool have_cursor, have_strategy;
     size_t cursor;
     af_gpu_strategy strategy;
@@ -283,6 +286,8 @@ static int r_kv(const char *key, const char *value, void *user)
         c->have_cursor = true;
     } else if (strcmp(key, "scheduler.strategy") == 0) {
         c->have_strategy = af_gpu_strategy_parse(value, &c->strategy) == 0;
+    } else if (strcmp(key, AF__CLUSTER_KEY_RR) == 0) {
+        af__cluster_restore_cursor(&c->cluster, value);
     } else if (strcmp(key, AF_STORE_KEY_COSTS_LAST_SEQ) == 0 && c->costs) {
         af_cost_restore_id_floor(c->costs, strtoull(value, NULL, 10));
     }
@@ -382,6 +387,16 @@ static int r_hour(const af_store_cost_hour *h, void *user)
     return 0;
 }
 
+static int r_cluster_node(const af_store_cluster_node *n, void *user)
+{
+    return af__cluster_restore_node(n, &((restore_ctx *)user)->cluster);
+}
+
+static int r_cluster_hold(const af_store_cluster_hold *h, void *user)
+{
+    return af__cluster_restore_hold(h, &((restore_ctx *)user)->cluster);
+}
+
 static int r_alert(const af_store_alert *a, void *user)
 {
     restore_ctx *c = user;
@@ -404,12 +419,13 @@ static int r_alert(const af_store_alert *a, void *user)
 }
 
 int af_state_restore(af_state *st, af_gpu_scheduler *sch, af_gpu_collector *col,
-                     af_cost_tracker *costs, char *err, size_t len)
+                     af_cost_tracker *costs, af_cluster *cluster, char *err, size_t len)
 {
     if (!st)
         return -EINVAL;
     uint64_t t0 = af_monotonic_ns();
     restore_ctx c = {.sch = sch, .col = col, .costs = costs};
+    c.cluster.cs.rr_cursor = UINT32_MAX;
     af_cost_tracker_opts to;
     af_cost_tracker_opts_init(&to);
     af_store_load_opts lo = {.now_ns = af_now_ns(),
@@ -418,10 +434,23 @@ int af_state_restore(af_state *st, af_gpu_scheduler *sch, af_gpu_collector *col,
                              .cost_hours_s = (uint64_t)to.bucket_retention_h * 3600u,
                              .finished_workloads = 1000,
                              .alerts = 1000};
-    af_store_load_cb cb = {r_cost, r_hour, r_workload, r_gpu, r_alert, r_kv, &c};
+    af_store_load_cb cb = {.cost = r_cost,
+                           .cost_hour = r_hour,
+                           .workload = r_workload,
+                           .gpu = r_gpu,
+                           .alert = r_alert,
+                           .kv = r_kv,
+                           .user = &c};
+    if (cluster) {
+        cb.cluster_node = r_cluster_node;
+        cb.cluster_hold = r_cluster_hold;
+    }
     int rc = af_store_load(st->store, &lo, &cb, err, len);
-    if (rc != 0)
+    if (rc != 0) {
+        af_cluster_state_free(&c.cluster.cs);
         return rc;
+    }
+    size_t n_nodes = cluster ? af__cluster_restore_finish(&c.cluster, cluster) : 0;
     if (sch && c.have_strategy)
         af_gpu_scheduler_set_strategy(sch, c.strategy);
     if (sch && c.have_cursor)
@@ -440,6 +469,8 @@ int af_state_restore(af_state *st, af_gpu_scheduler *sch, af_gpu_collector *col,
         op.u.kv.value = af_gpu_strategy_name(af_gpu_scheduler_strategy(sch));
         af_store_submit(st->store, &op, NULL, NULL);
     }
+    if (cluster)
+        st->ckpt = af__cluster_ckpt_start(st->store, cluster);
     if (col) {
         int h = af_gpu_collector_add_alert_callback(col, on_alert, st);
         st->collector = col;
@@ -447,15 +478,20 @@ int af_state_restore(af_state *st, af_gpu_scheduler *sch, af_gpu_collector *col,
     }
     af_log(AF_LOG_INFO,
            "state: restored %" PRIu64 " workloads, %" PRIu64 " cost entries + %" PRIu64
-           " hourly roll-ups, %" PRIu64 " GPUs, %" PRIu64 " alerts from %s in %.1f ms%s",
-           c.n_workloads, c.n_costs, c.n_hours, c.n_gpus, c.n_alerts, st->dir,
+           " hourly roll-ups, %" PRIu64 " GPUs, %" PRIu64 " alerts, %zu cluster nodes from %s"
+           " in %.1f ms%s",
+           c.n_workloads, c.n_costs, c.n_hours, c.n_gpus, c.n_alerts, n_nodes, st->dir,
            (double)(af_monotonic_ns() - t0) / 1e6, c.skipped ? " (some rows skipped)" : "");
     return 0;
 }
 
 void af_state_detach(af_state *st)
 {
-    if (!st || !st->collector)
+    if (!st)
+        return;
+    af__cluster_ckpt_stop(st->ckpt);
+    st->ckpt = NULL;
+    if (!st->collector)
         return;
     if (st->alert_cb)
         af_gpu_collector_remove_callback(st->collector, st->alert_cb);

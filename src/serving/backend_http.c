@@ -20,7 +20,8 @@
 #define MAX_RESPONSE (16u << 20) /* refuse answers above 16 MiB rather than grow unbounded */
 
 typedef struct http_backend {
-    char *url; /* {base}/v1/completions */
+    af__http_engine *engine; /* chat calls */
+    char *url;               /* {base}/v1/completions */
     char *model;
     char *auth_header;
     uint32_t connect_timeout_ms;
@@ -43,6 +44,7 @@ static void http_destroy(void *self)
     for (size_t i = 0; i < h->n_handles; i++)
         curl_easy_cleanup(h->handles[i]);
     pthread_mutex_destroy(&h->mu);
+    af__http_engine_free(h->engine);
     curl_global_cleanup();
     free(h->url);
     free(h->model);
@@ -198,7 +200,52 @@ out:
     return rc;
 }
 
+static int http_start(void *self, af__stream *st)
+{
+    return af__http_engine_start(((http_backend *)self)->engine, st);
+}
+
+static void http_wake(void *self)
+{
+    af__http_engine_wake(((http_backend *)self)->engine);
+}
+
 static const af_model_backend_ops http_ops = {"http", http_infer, http_destroy};
+static const af__stream_ops http_stream_ops_openai = {"openai", http_start, http_wake};
+
+/* server.address and server.port of base_url (the scheme's port when none is given). */
+static void server_of(const char *base_url, af_model_backend *b)
+{
+    CURLU *u = curl_url();
+    char *host = NULL, *port = NULL;
+    if (u && curl_url_set(u, CURLUPART_URL, base_url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+        af__strlcpy(b->server_address, host, sizeof(b->server_address));
+        b->server_port = atoi(port);
+    }
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+}
+
+/* The engine for chat calls. 0 or -ENOMEM. */
+static int engine_for(http_backend *h, const af_http_backend_opts *opts, size_t blen)
+{
+    char *base = malloc(blen + 1);
+    if (!base)
+        return -ENOMEM;
+    memcpy(base, opts->base_url, blen);
+    base[blen] = '\0';
+    af__http_engine_opts eo = {.base_url = base,
+                               .model = opts->model,
+                               .auth_header = h->auth_header,
+                               .connect_timeout_ms = h->connect_timeout_ms,
+                               .timeout_ms = opts->timeout_ms};
+    int rc = af__http_engine_new(&eo, &h->engine);
+    free(base);
+    return rc;
+}
 
 int af_http_backend_new(const af_http_backend_opts *opts, af_model_backend **out)
 {
@@ -229,7 +276,8 @@ int af_http_backend_new(const af_http_backend_opts *opts, af_model_backend **out
     }
     h->connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms : 2000;
     if (!h->url || (opts->model && !h->model) || (opts->api_key && !h->auth_header) ||
-        pthread_mutex_init(&h->mu, NULL) != 0) {
+        engine_for(h, opts, blen) != 0 || pthread_mutex_init(&h->mu, NULL) != 0) {
+        af__http_engine_free(h->engine);
         free(h->url);
         free(h->model);
         free(h->auth_header);
@@ -237,5 +285,12 @@ int af_http_backend_new(const af_http_backend_opts *opts, af_model_backend **out
         curl_global_cleanup();
         return -ENOMEM;
     }
-    return af_model_backend_new(&http_ops, h, out);
+    int rc = af_model_backend_new(&http_ops, h, out);
+    if (rc == 0) {
+        server_of(opts->base_url, *out);
+        (*out)->sops = &http_stream_ops_openai;
+        if (opts->provider && opts->provider[0])
+            af__strlcpy((*out)->provider, opts->provider, sizeof((*out)->provider));
+    }
+    return rc;
 }

@@ -55,6 +55,7 @@ void af_sim_backend_opts_init(af_sim_backend_opts *o)
     o->base_latency_us = 2000;
     o->per_token_latency_us = 50;
     o->max_latency_ms = 2000;
+    o->stream_token_us = 0;
 }
 
 int64_t af_serving_input_tokens(size_t len)
@@ -63,9 +64,15 @@ int64_t af_serving_input_tokens(size_t len)
     return n < 1 ? 1 : n;
 }
 
+/* The simulated backend: its options and the engine of its streamed answers. */
+typedef struct sim_backend {
+    af_sim_backend_opts o;
+    af__sim_engine *engine;
+} sim_backend;
+
 static int sim_infer(void *self, const af_backend_request *req, af_backend_result *res)
 {
-    const af_sim_backend_opts *o = self;
+    const af_sim_backend_opts *o = &((sim_backend *)self)->o;
     uint64_t h = af__serving_key_hash("", 0, req->input, req->input_len, 0);
     int64_t prompt = af_serving_input_tokens(req->input_len);
     int64_t completion = 16 + (int64_t)(h % 48);
@@ -104,18 +111,44 @@ static int sim_infer(void *self, const af_backend_request *req, af_backend_resul
     return 0;
 }
 
-static const af_model_backend_ops sim_ops = {"simulated", sim_infer, free};
+static void sim_destroy(void *self)
+{
+    sim_backend *b = self;
+    af__sim_engine_free(b->engine);
+    free(b);
+}
+
+static int sim_start(void *self, af__stream *st)
+{
+    return af__sim_engine_start(((sim_backend *)self)->engine, st);
+}
+
+static void sim_wake(void *self)
+{
+    af__sim_engine_wake(((sim_backend *)self)->engine);
+}
+
+static const af_model_backend_ops sim_ops = {"simulated", sim_infer, sim_destroy};
+static const af__stream_ops sim_stream_ops = {"agentaflow.simulated", sim_start, sim_wake};
 
 int af_sim_backend_new(const af_sim_backend_opts *opts, af_model_backend **out)
 {
     if (!out)
         return -EINVAL;
-    af_sim_backend_opts *o = malloc(sizeof(*o));
-    if (!o)
+    sim_backend *b = calloc(1, sizeof(*b));
+    if (!b)
         return -ENOMEM;
     if (opts)
-        *o = *opts;
+        b->o = *opts;
     else
-        af_sim_backend_opts_init(o);
-    return af_model_backend_new(&sim_ops, o, out);
+        af_sim_backend_opts_init(&b->o);
+    int rc = af__sim_engine_new(&b->o, &b->engine);
+    if (rc) {
+        free(b);
+        return rc;
+    }
+    rc = af_model_backend_new(&sim_ops, b, out);
+    if (rc == 0)
+        (*out)->sops = &sim_stream_ops;
+    return rc;
 }

@@ -142,16 +142,22 @@ void af__serving_run_batch(af_serving *s, item **batch, uint32_t n)
     af__route_inst routes[AF__SERVING_MAX_MODEL_INSTANCES];
     instance *cand[AF__SERVING_MAX_MODEL_INSTANCES];
     size_t nc = 0;
+    uint64_t now = af_monotonic_ns();
     for (size_t i = 0; i < s->n_insts && nc < AF__SERVING_MAX_MODEL_INSTANCES; i++) {
         if (s->insts[i]->m == m) {
             cand[nc] = s->insts[i];
-            routes[nc++] = s->insts[i]->route;
+            routes[nc] = s->insts[i]->route;
+            /* an instance behind an open circuit breaker is not routed to */
+            routes[nc].available &= af__breaker_allows(&s->insts[i]->breaker, now);
+            nc++;
         }
     }
     int pick = af__route_pick(s->opts.routing, &m->cursor, routes, nc, n);
     instance *inst = pick >= 0 ? cand[pick] : NULL;
-    if (inst)
+    if (inst) {
         inst->route.load += n;
+        af__breaker_on_send(&inst->breaker, now);
+    }
     s->batches++;
     pthread_mutex_unlock(&s->mu);
 
@@ -196,6 +202,12 @@ void af__serving_run_batch(af_serving *s, item **batch, uint32_t n)
         } else if (!skip) {
             inst->failures++;
         }
+        if (!skip)
+            af__breaker_on_result(&inst->breaker, rc == 0, af_monotonic_ns(),
+                                  s->opts.breaker_failures,
+                                  (uint64_t)s->opts.breaker_cooldown_ms * 1000000u);
+        else
+            inst->breaker.probing = false;
         s->in_flight--;
         it->res = res;
         it->batch_size = n;

@@ -44,6 +44,10 @@ void af_serving_opts_init(af_serving_opts *o)
     o->workers = 1;
     o->request_timeout_ms = 30000;
     o->routing = AF_ROUTE_ROUND_ROBIN;
+    o->max_chat_calls = 4096;
+    o->breaker_failures = 5;
+    o->breaker_cooldown_ms = 10000;
+    o->connect_retries = 2;
 }
 
 static void set_err(char *err, size_t len, const char *msg)
@@ -75,13 +79,19 @@ int af_serving_new(const af_serving_opts *opts, af_serving **out)
         opts->workers > AF__SERVING_MAX_WORKERS)
         return -EINVAL;
     int rc = -ENOMEM;
-    bool mu_ok = false, cv_ok = false;
+    bool mu_ok = false, cv_ok = false, calls_cv_ok = false;
     af_serving *s = calloc(1, sizeof(*s));
     if (!s)
         goto fail;
     s->opts = *opts;
     if (!s->opts.request_timeout_ms)
         s->opts.request_timeout_ms = 30000;
+    if (!s->opts.max_chat_calls)
+        s->opts.max_chat_calls = 4096;
+    if (!s->opts.breaker_failures)
+        s->opts.breaker_failures = 5;
+    if (!s->opts.breaker_cooldown_ms)
+        s->opts.breaker_cooldown_ms = 10000;
     s->tracer = opts->tracer;
     rc = af__cache_new(opts->cache_max_entries ? opts->cache_max_entries : 10000,
                        (uint64_t)opts->cache_ttl_ms * 1000000u, &s->cache);
@@ -93,6 +103,9 @@ int af_serving_new(const af_serving_opts *opts, af_serving **out)
     if ((rc = af__cond_init_monotonic(&s->work_cv)) != 0)
         goto fail;
     cv_ok = true;
+    if ((rc = af__cond_init_monotonic(&s->calls_cv)) != 0)
+        goto fail;
+    calls_cv_ok = true;
     for (uint32_t i = 0; i < opts->workers; i++) {
         if ((rc = -pthread_create(&s->threads[i], NULL, af__serving_batcher_main, s)) != 0)
             goto fail;
@@ -119,6 +132,8 @@ fail:
         }
         if (cv_ok)
             pthread_cond_destroy(&s->work_cv);
+        if (calls_cv_ok)
+            pthread_cond_destroy(&s->calls_cv);
         if (mu_ok)
             pthread_mutex_destroy(&s->mu);
         af__cache_free(s->cache);
@@ -135,6 +150,7 @@ static void model_free(model *m)
     free(m->name);
     free(m->version);
     free(m->framework);
+    free(m->owned_by);
     free(m);
 }
 
@@ -142,6 +158,7 @@ void af_serving_free(af_serving *s)
 {
     if (!s)
         return;
+    af__serving_chat_shutdown(s);
     pthread_mutex_lock(&s->mu);
     s->stopping = true;
     pthread_cond_broadcast(&s->work_cv);
@@ -165,6 +182,7 @@ void af_serving_free(af_serving *s)
     free(s->models);
     af__cache_free(s->cache);
     pthread_cond_destroy(&s->work_cv);
+    pthread_cond_destroy(&s->calls_cv);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -224,8 +242,12 @@ int af_serving_register_model(af_serving *s, const af_span_context *parent, cons
     m->memory_mb = mi->memory_mb;
     m->price_per_1k_tokens = mi->price_per_1k_tokens > 0 ? mi->price_per_1k_tokens : 0;
     m->gpu_price_per_hour = mi->gpu_price_per_hour > 0 ? mi->gpu_price_per_hour : 0;
+    m->input_per_million = mi->input_usd_per_million > 0 ? mi->input_usd_per_million : 0;
+    m->output_per_million = mi->output_usd_per_million > 0 ? mi->output_usd_per_million : 0;
+    m->owned_by = af__strdup(mi->owned_by && mi->owned_by[0] ? mi->owned_by : "agentaflow");
+    m->default_max_tokens = mi->default_max_tokens ? mi->default_max_tokens : 256;
     m->loaded_at_ns = af_now_ns();
-    if (!m->id || !m->name || !m->version || !m->framework)
+    if (!m->id || !m->name || !m->version || !m->framework || !m->owned_by)
         goto fail;
     pthread_mutex_lock(&s->mu);
     if (find_model(s, mi->id)) {
@@ -663,6 +685,8 @@ size_t af_serving_instances(af_serving *s, af_instance_stats *out, size_t cap)
         o->avg_latency_ms = in->route.avg_latency_ms;
         o->served = in->served;
         o->failures = in->failures;
+        af__strlcpy(o->breaker, af__breaker_state_name(in->breaker.state), sizeof(o->breaker));
+        o->consecutive_failures = in->breaker.consecutive_failures;
     }
     pthread_mutex_unlock(&s->mu);
     return n;

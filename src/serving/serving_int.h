@@ -6,6 +6,7 @@
 #define AF_SERVING_SERVING_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -13,10 +14,123 @@
 #include "agentaflow/serving.h"
 #include "agentaflow/tracing.h"
 
+typedef struct af__stream_ops af__stream_ops;
+
 struct af_model_backend {
     const af_model_backend_ops *ops;
     void *self;
+    const af__stream_ops *sops; /* streaming hooks of the built-in backends; NULL = infer only */
+    char server_address[128];   /* server.address of the backend's calls; "" = none */
+    int server_port;            /* server.port; 0 = none */
+    char provider[32];          /* gen_ai.provider.name; "" = sops->provider */
 };
+
+/* ---------------------------------------------------------------------------------------- */
+/* Streaming calls (chat.c) as the built-in backends see them.                               */
+
+/*
+ * One backend call of a chat request. Owned by the gateway's call object; the backend borrows
+ * it from a successful start until it has called af__stream_done. Everything but `cancelled`
+ * is read-only for the backend and stays valid for that whole time.
+ */
+typedef struct af__stream {
+    af_chat_operation op;
+    const char *model;      /* the gateway's model id */
+    const char *model_name; /* display name */
+    const af_chat_message *messages;
+    size_t n_messages;
+    const char *prompt; /* text completion */
+    size_t prompt_len;
+    const char *input; /* the prompt as one text (chat: "role: content" lines) */
+    size_t input_len;
+    uint32_t max_tokens; /* resolved: never 0 */
+    double temperature;  /* NAN = not given */
+    bool stream;         /* ask the backend to stream */
+    bool include_usage;
+    const char *user;              /* NULL = none */
+    af_span_context trace_context; /* the CLIENT span: propagate it */
+    uint64_t deadline_ns;          /* absolute af_monotonic_ns() */
+    atomic_bool cancelled;         /* set by af_serving_chat_cancel / shutdown */
+} af__stream;
+
+/* How a backend call ended (everything borrowed for the af__stream_done call). */
+typedef struct af__stream_end {
+    int64_t input_tokens, output_tokens; /* -1 = the backend did not say */
+    const char *finish_reason;           /* NULL = unknown ("stop" assumed on success) */
+    const char *response_id;             /* NULL = the gateway makes one */
+    const char *response_model;          /* NULL = the request's model */
+    const char *error;                   /* human message on failure */
+} af__stream_end;
+
+/*
+ * Streaming hooks. start: 0 and from then on af__stream_delta for each piece of the answer
+ * (in order, never two at once) and exactly one af__stream_done (possibly before start
+ * returns); or a negative code and no call at all. wake: st->cancelled was set on some stream
+ * of this backend; make its thread notice soon (any thread, must not block).
+ * Errors for done: -ECANCELED, AF_ETIMEDOUT (deadline), -EHOSTDOWN (could not connect: no byte
+ * was exchanged, so the gateway may retry elsewhere), -EIO (backend error status or broken
+ * stream), AF_EPARSE (unreadable answer), -ENOMEM, AF_ESHUTDOWN (backend freed).
+ */
+struct af__stream_ops {
+    const char *provider; /* gen_ai.provider.name */
+    int (*start)(void *self, af__stream *st);
+    void (*wake)(void *self);
+};
+
+void af__stream_delta(af__stream *st, const char *text, size_t len);
+void af__stream_done(af__stream *st, int rc, const af__stream_end *end);
+
+/* The simulated model's streaming engine (stream_sim.c): one timer thread per engine serves
+ * every stream of a simulated backend; no thread per stream. Thread-safe. */
+typedef struct af__sim_engine af__sim_engine;
+int af__sim_engine_new(const af_sim_backend_opts *o, af__sim_engine **out);
+/* Fails every stream still running with AF_ESHUTDOWN (on the caller's thread) and stops. */
+void af__sim_engine_free(af__sim_engine *e);
+int af__sim_engine_start(af__sim_engine *e, af__stream *st);
+void af__sim_engine_wake(af__sim_engine *e);
+
+/* The OpenAI-compatible backend's streaming engine (stream_http.c): one libcurl multi handle
+ * and one thread per engine serve every call; each SSE delta is relayed from libcurl's write
+ * callback as it arrives. Thread-safe. Strings in opts are copied. */
+typedef struct af__http_engine_opts {
+    const char *base_url;    /* without the trailing slash */
+    const char *model;       /* remote model; NULL = the gateway's model id */
+    const char *auth_header; /* "Bearer ..." or NULL */
+    uint32_t connect_timeout_ms, timeout_ms;
+} af__http_engine_opts;
+typedef struct af__http_engine af__http_engine;
+int af__http_engine_new(const af__http_engine_opts *o, af__http_engine **out);
+/* Aborts every call still running with AF_ESHUTDOWN (on the caller's thread) and stops. */
+void af__http_engine_free(af__http_engine *e);
+int af__http_engine_start(af__http_engine *e, af__stream *st);
+void af__http_engine_wake(af__http_engine *e);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Circuit breaker per instance (breaker.c); the caller holds the gateway lock.              */
+
+typedef enum af__breaker_state {
+    AF__BREAKER_CLOSED = 0,
+    AF__BREAKER_OPEN,
+    AF__BREAKER_HALF_OPEN,
+} af__breaker_state;
+
+typedef struct af__breaker {
+    af__breaker_state state;
+    uint32_t consecutive_failures;
+    uint64_t open_until; /* monotonic ns: a probe may go after it */
+    bool probing;        /* half-open: the one probe is in flight */
+} af__breaker;
+
+/* "closed", "open", "half_open". */
+const char *af__breaker_state_name(af__breaker_state s);
+/* Whether a call may go to this instance now (an open breaker past its cool-down allows one). */
+bool af__breaker_allows(const af__breaker *b, uint64_t now);
+/* A call was sent (after allows): an open breaker past its cool-down turns half-open. */
+void af__breaker_on_send(af__breaker *b, uint64_t now);
+/* A call ended: ok closes it; a failure counts, and threshold in a row (or any failed probe)
+ * opens it for cooldown_ns. threshold 0 = the breaker never opens. */
+void af__breaker_on_result(af__breaker *b, bool ok, uint64_t now, uint32_t threshold,
+                           uint64_t cooldown_ns);
 
 /* FNV-1a 64 over the length-prefixed fields (lengths as 8 little-endian bytes), so no two
  * different (model, input, max_tokens) triples feed the hash the same bytes. */
@@ -82,9 +196,13 @@ struct af__serving_model {
     char *id, *name, *version, *framework;
     uint64_t memory_mb;
     double price_per_1k_tokens, gpu_price_per_hour;
-    uint64_t loaded_at_ns;
-    size_t cursor; /* round-robin position among this model's instances */
-    uint64_t mark; /* scan marker for the batcher */
+    double input_per_million, output_per_million;
+    char *owned_by;
+    uint32_t default_max_tokens;
+    uint64_t loaded_at_ns; /* af_now_ns() */
+    size_t cursor;         /* round-robin position among this model's instances */
+    size_t chat_cursor;    /* where chat routing starts looking (ties rotate) */
+    uint64_t mark;         /* scan marker for the batcher */
 };
 
 struct af__serving_instance {
@@ -92,6 +210,7 @@ struct af__serving_instance {
     struct af__serving_model *m;
     af_model_backend *backend;
     af__route_inst route;
+    af__breaker breaker;
     uint64_t served, failures;
 };
 
@@ -130,6 +249,11 @@ struct af_serving {
     uint64_t next_id, scan_mark;
     uint64_t requests, cache_hits, cache_misses, batches, overloaded, timeouts, errors;
     bool stopping;
+    /* chat calls in progress (chat.c): a list so shutdown can cancel them */
+    struct af_chat_call *calls;
+    uint32_t n_calls;
+    pthread_cond_t calls_cv; /* n_calls dropped */
+    uint64_t chat_seq;
     pthread_t threads[AF__SERVING_MAX_WORKERS];
     uint32_t n_threads;
 };
@@ -151,5 +275,9 @@ uint32_t af__serving_take_batch(af_serving *s, struct af__serving_item **batch, 
 void af__serving_finish_item(struct af__serving_item *it, int rc, const char *msg);
 void af__serving_run_batch(af_serving *s, struct af__serving_item **batch, uint32_t n);
 void *af__serving_batcher_main(void *arg);
+
+/* Chat calls (chat.c): cancels every call in progress and waits until each has had its
+ * on_done (AF_ESHUTDOWN). Called first by af_serving_free, without the lock. */
+void af__serving_chat_shutdown(af_serving *s);
 
 #endif

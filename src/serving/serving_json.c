@@ -61,10 +61,11 @@ int af_serving_metrics_json(af_serving *s, char **out)
         af__buf_printf(&b,
                        ",\"simulated\":%s,\"available\":%s,\"current_load\":%u,\"max_load\":%u,"
                        "\"average_latency_ms\":%.3f,\"served\":%" PRIu64 ",\"failures\":%" PRIu64
-                       "}",
+                       ",\"breaker\":\"%s\",\"consecutive_failures\":%u}",
                        strcmp(kind, "simulated") == 0 ? "true" : "false",
                        in->route.available ? "true" : "false", in->route.load, in->route.max_load,
-                       in->route.avg_latency_ms, in->served, in->failures);
+                       in->route.avg_latency_ms, in->served, in->failures,
+                       af__breaker_state_name(in->breaker.state), in->breaker.consecutive_failures);
     }
     af__buf_puts(&b, "]},\"models\":[");
     for (size_t i = 0; i < s->n_models; i++) {
@@ -77,8 +78,14 @@ int af_serving_metrics_json(af_serving *s, char **out)
         json_str(&b, m->version);
         af__buf_puts(&b, ",\"framework\":");
         json_str(&b, m->framework);
-        af__buf_printf(&b, ",\"memory_size_mb\":%" PRIu64 ",\"loaded_at_unix_ns\":%" PRIu64 "}",
-                       m->memory_mb, m->loaded_at_ns);
+        af__buf_puts(&b, ",\"owned_by\":");
+        json_str(&b, m->owned_by);
+        af__buf_printf(&b,
+                       ",\"memory_size_mb\":%" PRIu64 ",\"loaded_at_unix_ns\":%" PRIu64
+                       ",\"pricing\":{\"input_per_million\":%.10g,\"output_per_million\":%.10g,"
+                       "\"gpu_hourly\":%.10g,\"per_1k_tokens\":%.10g}}",
+                       m->memory_mb, m->loaded_at_ns, m->input_per_million, m->output_per_million,
+                       m->gpu_price_per_hour, m->price_per_1k_tokens);
     }
     pthread_mutex_unlock(&s->mu);
     af__buf_puts(&b, "]}");

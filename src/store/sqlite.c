@@ -15,9 +15,8 @@
 #include <sqlite3.h>
 
 #include "agentaflow/store.h"
+#include "store/sqlite_int.h"
 #include "util/str.h"
-
-#define NS_PER_H (UINT64_C(3600) * UINT64_C(1000000000))
 
 /* migrations[v] takes a database from user_version v to v + 1, in one transaction. */
 static const char *const migrations[] = {
@@ -45,24 +44,17 @@ static const char *const migrations[] = {
     " severity INTEGER NOT NULL, message TEXT NOT NULL, value REAL NOT NULL,"
     " threshold REAL NOT NULL, ts INTEGER NOT NULL, acknowledged INTEGER NOT NULL);"
     "CREATE TABLE kv(key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    /* 1 -> 2: the cluster scheduler's inventory (checkpointed; rowid = arrival order) and
+     * its reservations. */
+    "CREATE TABLE cluster_nodes(name TEXT NOT NULL UNIQUE, last_report_ns INTEGER NOT NULL,"
+    " inventory TEXT NOT NULL);"
+    "CREATE TABLE cluster_holds(key TEXT PRIMARY KEY, pod TEXT NOT NULL, node TEXT NOT NULL,"
+    " gpu_mask INTEGER NOT NULL, memory_mb INTEGER NOT NULL, expires_ns INTEGER NOT NULL,"
+    " bound INTEGER NOT NULL);"
+    "CREATE INDEX cluster_holds_expiry ON cluster_holds(expires_ns);",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == AF_STORE_SCHEMA_VERSION,
                "one migration per schema version");
-
-enum {
-    ST_BEGIN,
-    ST_COMMIT,
-    ST_ROLLBACK,
-    ST_COST,
-    ST_COST_HOUR,
-    ST_WL_NEW,
-    ST_WL,
-    ST_GPU,
-    ST_ALERT,
-    ST_ALERT_ACK,
-    ST_KV,
-    ST_COUNT
-};
 
 static const char *const sql_text[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -105,28 +97,15 @@ static const char *const sql_text[ST_COUNT] = {
                  " threshold, ts, acknowledged) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [ST_ALERT_ACK] = "UPDATE alerts SET acknowledged = 1 WHERE id = ?1",
     [ST_KV] = "INSERT OR REPLACE INTO kv(key, value) VALUES(?1, ?2)",
+    /* An upsert keeps the row (and its rowid, the arrival order). */
+    [ST_CL_NODE] = "INSERT INTO cluster_nodes(name, last_report_ns, inventory) VALUES(?1, ?2, ?3)"
+                   " ON CONFLICT(name) DO UPDATE SET last_report_ns = excluded.last_report_ns,"
+                   " inventory = excluded.inventory",
+    [ST_CL_HOLD] = "INSERT OR REPLACE INTO cluster_holds(key, pod, node, gpu_mask, memory_mb,"
+                   " expires_ns, bound) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_CL_HOLD_EXPIRED] = "DELETE FROM cluster_holds WHERE expires_ns <= ?1",
+    [ST_CL_HOLD_END] = "DELETE FROM cluster_holds WHERE key = ?1",
 };
-
-/* A roll-up change not written yet: a transaction's entries are summed per (hour, operation,
- * model) and each sum is written once at commit, instead of one upsert per entry. */
-typedef struct pending_hour {
-    uint64_t hour;
-    char *operation, *model_id;
-    double cost, gpu_hours;
-    int64_t tokens;
-    uint64_t count;
-} pending_hour;
-
-#define MAX_PENDING_HOURS 64
-
-typedef struct sq {
-    sqlite3 *db;
-    sqlite3_stmt *st[ST_COUNT];
-    char *path;
-    bool in_memory;
-    pending_hour hours[MAX_PENDING_HOURS];
-    size_t n_hours;
-} sq;
 
 static void seterr(char *err, size_t len, const char *fmt, ...)
 {
@@ -183,7 +162,7 @@ static int map_rc(sqlite3 *db, int rc)
 }
 
 /* Fills err with the file and SQLite's words (and the OS error when there is one). */
-static int fail(sq *q, int rc, char *err, size_t len, const char *what)
+int af__sq_fail(sq *q, int rc, char *err, size_t len, const char *what)
 {
     int code = map_rc(q->db, rc);
     int sys = q->db ? sqlite3_system_errno(q->db) : 0;
@@ -211,10 +190,34 @@ static void bind_text(sqlite3_stmt *st, int i, const char *s)
     sqlite3_bind_text(st, i, s ? s : "", -1, SQLITE_STATIC);
 }
 
-static void bind_u64(sqlite3_stmt *st, int i, uint64_t v)
+/* One bound parameter of a write: text, an integer or a double. */
+typedef struct param {
+    char type; /* 's', 'i', 'd' */
+    union {
+        const char *s;
+        int64_t i;
+        double d;
+    } v;
+} param;
+
+#define P_S(x) ((param){'s', {.s = (x)}})
+#define P_I(x) ((param){'i', {.i = (int64_t)(x)}}) /* ns times fit int64 until 2262 */
+#define P_D(x) ((param){'d', {.d = (x)}})
+#define MAX_PARAMS 13
+
+/* Binds p[0..n) to ?1..?n, runs the statement and resets it. */
+static int run_params(sqlite3_stmt *st, const param *p, size_t n)
 {
-    /* Nanosecond times fit int64 until 2262. */
-    sqlite3_bind_int64(st, i, (sqlite3_int64)v);
+    for (size_t i = 0; i < n; i++) {
+        int at = (int)i + 1;
+        if (p[i].type == 's')
+            bind_text(st, at, p[i].v.s);
+        else if (p[i].type == 'i')
+            sqlite3_bind_int64(st, at, (sqlite3_int64)p[i].v.i);
+        else
+            sqlite3_bind_double(st, at, p[i].v.d);
+    }
+    return run(st);
 }
 
 static void hours_clear(sq *q)
@@ -233,17 +236,12 @@ static int hours_flush(sq *q, char *err, size_t len)
     sqlite3_stmt *st = q->st[ST_COST_HOUR];
     for (size_t i = 0; i < q->n_hours && rc == SQLITE_OK; i++) {
         const pending_hour *h = &q->hours[i];
-        bind_u64(st, 1, h->hour);
-        bind_text(st, 2, h->operation);
-        bind_text(st, 3, h->model_id);
-        sqlite3_bind_double(st, 4, h->cost);
-        sqlite3_bind_double(st, 5, h->gpu_hours);
-        sqlite3_bind_int64(st, 6, h->tokens);
-        bind_u64(st, 7, h->count);
-        rc = run(st);
+        param p[] = {P_I(h->hour),      P_S(h->operation), P_S(h->model_id), P_D(h->cost),
+                     P_D(h->gpu_hours), P_I(h->tokens),    P_I(h->count)};
+        rc = run_params(st, p, sizeof(p) / sizeof(p[0]));
     }
     hours_clear(q);
-    return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "cost roll-up");
+    return rc == SQLITE_OK ? 0 : af__sq_fail(q, rc, err, len, "cost roll-up");
 }
 
 static int hours_add(sq *q, const af_store_cost *c, char *err, size_t len)
@@ -280,7 +278,7 @@ static int sq_begin(void *self, char *err, size_t len)
 {
     sq *q = self;
     int rc = run(q->st[ST_BEGIN]);
-    return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "begin");
+    return rc == SQLITE_OK ? 0 : af__sq_fail(q, rc, err, len, "begin");
 }
 
 static int sq_commit(void *self, char *err, size_t len)
@@ -290,7 +288,7 @@ static int sq_commit(void *self, char *err, size_t len)
     if (frc != 0)
         return frc;
     int rc = run(q->st[ST_COMMIT]);
-    return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "commit");
+    return rc == SQLITE_OK ? 0 : af__sq_fail(q, rc, err, len, "commit");
 }
 
 static void sq_rollback(void *self)
@@ -302,285 +300,130 @@ static void sq_rollback(void *self)
         run(q->st[ST_ROLLBACK]);
 }
 
-static void bind_workload(sqlite3_stmt *st, const af_store_workload *w)
+static size_t p_cost(const af_store_op *op, param *p)
 {
-    bind_text(st, 1, w->id);
-    bind_text(st, 2, w->name);
-    sqlite3_bind_int(st, 3, w->priority);
-    bind_u64(st, 4, w->memory_mb);
-    bind_u64(st, 5, w->estimated_ms);
-    sqlite3_bind_int(st, 6, w->exclusive);
-    sqlite3_bind_int(st, 7, w->status);
-    sqlite3_bind_int(st, 8, w->pending_reason);
-    bind_text(st, 9, w->assigned_gpu);
-    bind_text(st, 10, w->failure);
-    bind_u64(st, 11, w->submitted_ns);
-    bind_u64(st, 12, w->started_ns);
-    bind_u64(st, 13, w->completed_ns);
+    const af_store_cost *c = &op->u.cost;
+    param r[] = {P_S(c->id),        P_S(c->operation),   P_S(c->model_id),
+                 P_S(c->currency),  P_I(c->duration_ns), P_I(c->tokens),
+                 P_D(c->gpu_hours), P_D(c->cost),        P_I(c->timestamp_ns)};
+    memcpy(p, r, sizeof(r));
+    return sizeof(r) / sizeof(r[0]);
 }
+
+static size_t p_workload(const af_store_op *op, param *p)
+{
+    const af_store_workload *w = &op->u.workload;
+    param r[] = {P_S(w->id),          P_S(w->name),           P_I(w->priority),
+                 P_I(w->memory_mb),   P_I(w->estimated_ms),   P_I(w->exclusive),
+                 P_I(w->status),      P_I(w->pending_reason), P_S(w->assigned_gpu),
+                 P_S(w->failure),     P_I(w->submitted_ns),   P_I(w->started_ns),
+                 P_I(w->completed_ns)};
+    memcpy(p, r, sizeof(r));
+    return sizeof(r) / sizeof(r[0]);
+}
+
+static size_t p_gpu(const af_store_op *op, param *p)
+{
+    const af_store_gpu *g = &op->u.gpu;
+    param r[] = {
+        P_S(g->id),          P_S(g->name),        P_I(g->memory_total_mb), P_I(g->memory_used_mb),
+        P_D(g->utilization), P_D(g->temperature), P_D(g->power_usage),     P_I(g->available)};
+    memcpy(p, r, sizeof(r));
+    return sizeof(r) / sizeof(r[0]);
+}
+
+static size_t p_alert(const af_store_op *op, param *p)
+{
+    const af_store_alert *a = &op->u.alert;
+    param r[] = {P_I(a->id),        P_S(a->gpu_id),       P_S(a->type),
+                 P_I(a->severity),  P_S(a->message),      P_D(a->value),
+                 P_D(a->threshold), P_I(a->timestamp_ns), P_I(a->acknowledged)};
+    memcpy(p, r, sizeof(r));
+    return sizeof(r) / sizeof(r[0]);
+}
+
+static size_t p_alert_ack(const af_store_op *op, param *p)
+{
+    p[0] = P_I(op->u.alert.id);
+    return 1;
+}
+
+static size_t p_kv(const af_store_op *op, param *p)
+{
+    p[0] = P_S(op->u.kv.key);
+    p[1] = P_S(op->u.kv.value);
+    return 2;
+}
+
+static size_t p_cluster_node(const af_store_op *op, param *p)
+{
+    const af_store_cluster_node *n = &op->u.cluster_node;
+    p[0] = P_S(n->name);
+    p[1] = P_I(n->last_report_ns);
+    p[2] = P_S(n->inventory);
+    return 3;
+}
+
+static size_t p_cluster_hold(const af_store_op *op, param *p)
+{
+    const af_store_cluster_hold *h = &op->u.cluster_hold;
+    param r[] = {P_S(h->key),       P_S(h->pod),        P_S(h->node), P_I(h->gpu_mask),
+                 P_I(h->memory_mb), P_I(h->expires_ns), P_I(h->bound)};
+    memcpy(p, r, sizeof(r));
+    return sizeof(r) / sizeof(r[0]);
+}
+
+static size_t p_expired(const af_store_op *op, param *p)
+{
+    p[0] = P_I(op->u.cluster_hold.now_ns);
+    return 1;
+}
+
+static size_t p_key(const af_store_op *op, param *p)
+{
+    p[0] = P_S(op->u.cluster_hold.key);
+    return 1;
+}
+
+/* What each write kind runs: its statement with its parameters, then optionally a second
+ * one (a hold also drops the holds that expired before it was made). */
+typedef size_t (*params_fn)(const af_store_op *op, param *p);
+static const struct {
+    int st;
+    params_fn params;
+    const char *what; /* for the error */
+    int then_st;      /* 0 = none */
+    params_fn then_params;
+} writes[] = {
+    [AF_STORE_COST] = {ST_COST, p_cost, "cost entry", 0, NULL},
+    [AF_STORE_WORKLOAD_NEW] = {ST_WL_NEW, p_workload, "workload", 0, NULL},
+    [AF_STORE_WORKLOAD] = {ST_WL, p_workload, "workload", 0, NULL},
+    [AF_STORE_GPU] = {ST_GPU, p_gpu, "GPU", 0, NULL},
+    [AF_STORE_ALERT] = {ST_ALERT, p_alert, "alert", 0, NULL},
+    [AF_STORE_ALERT_ACK] = {ST_ALERT_ACK, p_alert_ack, "alert resolution", 0, NULL},
+    [AF_STORE_KV] = {ST_KV, p_kv, "setting", 0, NULL},
+    [AF_STORE_CLUSTER_NODE] = {ST_CL_NODE, p_cluster_node, "cluster node", 0, NULL},
+    [AF_STORE_CLUSTER_HOLD] = {ST_CL_HOLD_EXPIRED, p_expired, "cluster reservation", ST_CL_HOLD,
+                               p_cluster_hold},
+    [AF_STORE_CLUSTER_HOLD_END] = {ST_CL_HOLD_END, p_key, "cluster reservation", 0, NULL},
+};
 
 static int sq_write(void *self, const af_store_op *op, char *err, size_t len)
 {
     sq *q = self;
-    sqlite3_stmt *st;
-    int rc;
-    switch (op->kind) {
-    case AF_STORE_COST: {
-        const af_store_cost *c = &op->u.cost;
-        st = q->st[ST_COST];
-        bind_text(st, 1, c->id);
-        bind_text(st, 2, c->operation);
-        bind_text(st, 3, c->model_id);
-        bind_text(st, 4, c->currency);
-        bind_u64(st, 5, c->duration_ns);
-        sqlite3_bind_int64(st, 6, c->tokens);
-        sqlite3_bind_double(st, 7, c->gpu_hours);
-        sqlite3_bind_double(st, 8, c->cost);
-        bind_u64(st, 9, c->timestamp_ns);
-        if ((rc = run(st)) != SQLITE_OK)
-            return fail(q, rc, err, len, "cost entry");
-        return hours_add(q, c, err, len);
+    size_t k = (size_t)op->kind;
+    if (k >= sizeof(writes) / sizeof(writes[0]) || !writes[k].params) {
+        seterr(err, len, "unknown write kind %d", (int)op->kind);
+        return -EINVAL;
     }
-    case AF_STORE_WORKLOAD_NEW:
-    case AF_STORE_WORKLOAD:
-        st = q->st[op->kind == AF_STORE_WORKLOAD_NEW ? ST_WL_NEW : ST_WL];
-        bind_workload(st, &op->u.workload);
-        rc = run(st);
-        return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "workload");
-    case AF_STORE_GPU: {
-        const af_store_gpu *g = &op->u.gpu;
-        st = q->st[ST_GPU];
-        bind_text(st, 1, g->id);
-        bind_text(st, 2, g->name);
-        bind_u64(st, 3, g->memory_total_mb);
-        bind_u64(st, 4, g->memory_used_mb);
-        sqlite3_bind_double(st, 5, g->utilization);
-        sqlite3_bind_double(st, 6, g->temperature);
-        sqlite3_bind_double(st, 7, g->power_usage);
-        sqlite3_bind_int(st, 8, g->available);
-        rc = run(st);
-        return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "GPU");
-    }
-    case AF_STORE_ALERT: {
-        const af_store_alert *a = &op->u.alert;
-        st = q->st[ST_ALERT];
-        bind_u64(st, 1, a->id);
-        bind_text(st, 2, a->gpu_id);
-        bind_text(st, 3, a->type);
-        sqlite3_bind_int(st, 4, a->severity);
-        bind_text(st, 5, a->message);
-        sqlite3_bind_double(st, 6, a->value);
-        sqlite3_bind_double(st, 7, a->threshold);
-        bind_u64(st, 8, a->timestamp_ns);
-        sqlite3_bind_int(st, 9, a->acknowledged);
-        rc = run(st);
-        return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "alert");
-    }
-    case AF_STORE_ALERT_ACK:
-        st = q->st[ST_ALERT_ACK];
-        bind_u64(st, 1, op->u.alert.id);
-        rc = run(st);
-        return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "alert resolution");
-    case AF_STORE_KV:
-        st = q->st[ST_KV];
-        bind_text(st, 1, op->u.kv.key);
-        bind_text(st, 2, op->u.kv.value);
-        rc = run(st);
-        return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, "setting");
-    }
-    seterr(err, len, "unknown write kind %d", (int)op->kind);
-    return -EINVAL;
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Loading.                                                                                  */
-
-static const char *col_text(sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? (const char *)t : "";
-}
-
-static uint64_t col_u64(sqlite3_stmt *st, int i)
-{
-    sqlite3_int64 v = sqlite3_column_int64(st, i);
-    return v > 0 ? (uint64_t)v : 0;
-}
-
-/* Prepares sql, binds the int64 parameters (n of them) and steps through every row with
- * row(). Returns 0, the callback's non-zero result, or a store code with err filled. */
-static int each_row(sq *q, const char *sql, const sqlite3_int64 *params, int n,
-                    int (*row)(sqlite3_stmt *st, const af_store_load_cb *cb),
-                    const af_store_load_cb *cb, char *err, size_t len)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(q->db, sql, -1, &st, NULL);
+    param p[MAX_PARAMS];
+    int rc = run_params(q->st[writes[k].st], p, writes[k].params(op, p));
+    if (rc == SQLITE_OK && writes[k].then_params)
+        rc = run_params(q->st[writes[k].then_st], p, writes[k].then_params(op, p));
     if (rc != SQLITE_OK)
-        return fail(q, rc, err, len, "load");
-    for (int i = 0; i < n; i++)
-        sqlite3_bind_int64(st, i + 1, params[i]);
-    int out = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        if ((out = row(st, cb)) != 0)
-            break;
-    if (out == 0 && rc != SQLITE_DONE)
-        out = fail(q, rc, err, len, "load");
-    sqlite3_finalize(st);
-    return out;
-}
-
-static int row_cost(sqlite3_stmt *st, const af_store_load_cb *cb)
-{
-    af_store_cost c = {.id = col_text(st, 0),
-                       .operation = col_text(st, 1),
-                       .model_id = col_text(st, 2),
-                       .currency = col_text(st, 3),
-                       .duration_ns = col_u64(st, 4),
-                       .tokens = sqlite3_column_int64(st, 5),
-                       .gpu_hours = sqlite3_column_double(st, 6),
-                       .cost = sqlite3_column_double(st, 7),
-                       .timestamp_ns = col_u64(st, 8)};
-    return cb->cost ? cb->cost(&c, cb->user) : 0;
-}
-
-static int row_hour(sqlite3_stmt *st, const af_store_load_cb *cb)
-{
-    af_store_cost_hour h = {.hour_ns = col_u64(st, 0),
-                            .operation = col_text(st, 1),
-                            .model_id = col_text(st, 2),
-                            .cost = sqlite3_column_double(st, 3),
-                            .gpu_hours = sqlite3_column_double(st, 4),
-                            .tokens = sqlite3_column_int64(st, 5),
-                            .count = col_u64(st, 6)};
-    return cb->cost_hour ? cb->cost_hour(&h, cb->user) : 0;
-}
-
-static int row_wl(sqlite3_stmt *st, const af_store_load_cb *cb)
-{
-    af_store_workload w = {.id = col_text(st, 0),
-                           .name = col_text(st, 1),
-                           .priority = sqlite3_column_int(st, 2),
-                           .memory_mb = col_u64(st, 3),
-                           .estimated_ms = col_u64(st, 4),
-                           .exclusive = sqlite3_column_int(st, 5) != 0,
-                           .status = sqlite3_column_int(st, 6),
-                           .pending_reason = sqlite3_column_int(st, 7),
-                           .assigned_gpu = col_text(st, 8),
-                           .failure = col_text(st, 9),
-                           .submitted_ns = col_u64(st, 10),
-                           .started_ns = col_u64(st, 11),
-                           .completed_ns = col_u64(st, 12)};
-    return cb->workload ? cb->workload(&w, cb->user) : 0;
-}
-
-static int row_gpu(sqlite3_stmt *st, const af_store_load_cb *cb)
-{
-    af_store_gpu g = {.id = col_text(st, 0),
-                      .name = col_text(st, 1),
-                      .memory_total_mb = col_u64(st, 2),
-                      .memory_used_mb = col_u64(st, 3),
-                      .utilization = sqlite3_column_double(st, 4),
-                      .temperature = sqlite3_column_double(st, 5),
-                      .power_usage = sqlite3_column_double(st, 6),
-                      .available = sqlite3_column_int(st, 7) != 0};
-    return cb->gpu ? cb->gpu(&g, cb->user) : 0;
-}
-
-static int row_alert(sqlite3_stmt *st, const af_store_load_cb *cb)
-{
-    af_store_alert a = {.id = col_u64(st, 0),
-                        .gpu_id = col_text(st, 1),
-                        .type = col_text(st, 2),
-                        .severity = sqlite3_column_int(st, 3),
-                        .message = col_text(st, 4),
-                        .value = sqlite3_column_double(st, 5),
-                        .threshold = sqlite3_column_double(st, 6),
-                        .timestamp_ns = col_u64(st, 7),
-                        .acknowledged = sqlite3_column_int(st, 8) != 0};
-    return cb->alert ? cb->alert(&a, cb->user) : 0;
-}
-
-static int row_kv(sqlite3_stmt *st, const af_store_load_cb *cb)
-{
-    return cb->kv ? cb->kv(col_text(st, 0), col_text(st, 1), cb->user) : 0;
-}
-
-#define COST_COLS "id, operation, model_id, currency, duration_ns, tokens, gpu_hours, cost, ts"
-#define WL_COLS                                                                                    \
-    "id, name, priority, memory_mb, estimated_ms, exclusive, status, pending_reason,"              \
-    " assigned_gpu, failure, submitted_ns, started_ns, completed_ns"
-
-/* The first hour whose entries are loaded one by one (store.h, af_store_load_opts). */
-static int raw_boundary(sq *q, const af_store_load_opts *o, uint64_t *out, char *err, size_t len)
-{
-    uint64_t keep = o->cost_raw_s * UINT64_C(1000000000);
-    uint64_t cutoff = o->now_ns > keep ? o->now_ns - keep : 0;
-    uint64_t h = cutoff - cutoff % NS_PER_H;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(
-        q->db, "SELECT ts FROM costs WHERE ts >= ?1 ORDER BY ts DESC LIMIT 1 OFFSET ?2", -1, &st,
-        NULL);
-    if (rc != SQLITE_OK)
-        return fail(q, rc, err, len, "load");
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)h);
-    sqlite3_bind_int64(st, 2, o->cost_raw_max);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        /* More than cost_raw_max entries since h: start after the hour of the one past it. */
-        uint64_t t = col_u64(st, 0);
-        h = (t / NS_PER_H + 1) * NS_PER_H;
-    }
-    int out_rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(q, rc, err, len, "load");
-    sqlite3_finalize(st);
-    *out = h;
-    return out_rc;
-}
-
-static int sq_load(void *self, const af_store_load_opts *o, const af_store_load_cb *cb, char *err,
-                   size_t len)
-{
-    sq *q = self;
-    int rc;
-    /* One read transaction: a consistent snapshot even if something else writes. */
-    sqlite3_exec(q->db, "BEGIN", NULL, NULL, NULL);
-    uint64_t h = 0;
-    if ((rc = raw_boundary(q, o, &h, err, len)) != 0)
-        goto out;
-    uint64_t hkeep = o->cost_hours_s * UINT64_C(1000000000);
-    sqlite3_int64 hp[2] = {(sqlite3_int64)h,
-                           (sqlite3_int64)(o->now_ns > hkeep ? o->now_ns - hkeep : 0)};
-    sqlite3_int64 one[1] = {(sqlite3_int64)h};
-    sqlite3_int64 nfin[1] = {o->finished_workloads};
-    sqlite3_int64 nal[1] = {o->alerts};
-    if ((rc = each_row(q,
-                       "SELECT key, value FROM kv UNION ALL SELECT '" AF_STORE_KEY_COSTS_LAST_SEQ
-                       "', coalesce(max(seq), 0) FROM costs",
-                       NULL, 0, row_kv, cb, err, len)) != 0 ||
-        (rc = each_row(q,
-                       "SELECT id, name, memory_total_mb, memory_used_mb, utilization,"
-                       " temperature, power_usage, available FROM gpus ORDER BY seq",
-                       NULL, 0, row_gpu, cb, err, len)) != 0 ||
-        (rc = each_row(q,
-                       "SELECT hour, operation, model_id, cost, gpu_hours, tokens, count"
-                       " FROM cost_hours WHERE hour < ?1 AND hour >= ?2 ORDER BY hour",
-                       hp, 2, row_hour, cb, err, len)) != 0 ||
-        (rc = each_row(q, "SELECT " COST_COLS " FROM costs WHERE ts >= ?1 ORDER BY ts, seq", one, 1,
-                       row_cost, cb, err, len)) != 0 ||
-        (rc = each_row(q,
-                       "SELECT * FROM (SELECT " WL_COLS ", seq FROM workloads WHERE status >= 2"
-                       " ORDER BY seq DESC LIMIT ?1) ORDER BY seq",
-                       nfin, 1, row_wl, cb, err, len)) != 0 ||
-        (rc = each_row(q, "SELECT " WL_COLS " FROM workloads WHERE status < 2 ORDER BY seq", NULL,
-                       0, row_wl, cb, err, len)) != 0 ||
-        (rc = each_row(q,
-                       "SELECT * FROM (SELECT id, gpu_id, type, severity, message, value,"
-                       " threshold, ts, acknowledged FROM alerts ORDER BY id DESC LIMIT ?1)"
-                       " ORDER BY id",
-                       nal, 1, row_alert, cb, err, len)) != 0)
-        goto out;
-out:
-    sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL);
-    return rc;
+        return af__sq_fail(q, rc, err, len, writes[k].what);
+    /* An entry also counts in its hour's roll-up. */
+    return op->kind == AF_STORE_COST ? hours_add(q, &op->u.cost, err, len) : 0;
 }
 
 static int sq_prune(void *self, uint64_t costs_before, uint64_t wl_before, uint32_t limit,
@@ -609,7 +452,7 @@ static int sq_prune(void *self, uint64_t costs_before, uint64_t wl_before, uint3
         }
         sqlite3_finalize(st);
         if (rc != SQLITE_OK)
-            return fail(q, rc, err, len, "prune");
+            return af__sq_fail(q, rc, err, len, "prune");
         *deleted += (uint64_t)sqlite3_changes(q->db);
     }
     return 0;
@@ -631,7 +474,7 @@ static void sq_stats(void *self, af_store_backend_stats *out)
         out->size_bytes = file_size(q->path, "") + file_size(q->path, "-wal");
 }
 
-static void sq_close(void *self)
+void af__sq_close(void *self)
 {
     sq *q = self;
     if (!q)
@@ -650,10 +493,10 @@ static const af_store_backend_ops sqlite_ops = {
     .write = sq_write,
     .commit = sq_commit,
     .rollback = sq_rollback,
-    .load = sq_load,
+    .load = af__sq_load,
     .prune = sq_prune,
     .stats = sq_stats,
-    .close = sq_close,
+    .close = af__sq_close,
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -670,7 +513,7 @@ void af_store_sqlite_opts_init(af_store_sqlite_opts *o)
 static int exec(sq *q, const char *sql, char *err, size_t len, const char *what)
 {
     int rc = sqlite3_exec(q->db, sql, NULL, NULL, NULL);
-    return rc == SQLITE_OK ? 0 : fail(q, rc, err, len, what);
+    return rc == SQLITE_OK ? 0 : af__sq_fail(q, rc, err, len, what);
 }
 
 static int user_version(sq *q, int *out, char *err, size_t len)
@@ -684,7 +527,7 @@ static int user_version(sq *q, int *out, char *err, size_t len)
     sqlite3_finalize(st);
     if (rc == SQLITE_OK)
         return 0;
-    int code = fail(q, rc, err, len, "not a readable agentaflow database");
+    int code = af__sq_fail(q, rc, err, len, "not a readable agentaflow database");
     return code;
 }
 
@@ -706,8 +549,7 @@ static int migrate(sq *q, int from, char *err, size_t len)
     return rc;
 }
 
-static int open_db(const char *path, bool read_only, uint32_t busy_ms, sq **out, char *err,
-                   size_t len)
+int af__sq_open(const char *path, bool read_only, uint32_t busy_ms, sq **out, char *err, size_t len)
 {
     *out = NULL;
     sq *q = calloc(1, sizeof(*q));
@@ -720,8 +562,8 @@ static int open_db(const char *path, bool read_only, uint32_t busy_ms, sq **out,
     int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     int rc = sqlite3_open_v2(path, &q->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        int code = fail(q, rc, err, len, "cannot open");
-        sq_close(q);
+        int code = af__sq_fail(q, rc, err, len, "cannot open");
+        af__sq_close(q);
         return code;
     }
     sqlite3_extended_result_codes(q->db, 1);
@@ -741,8 +583,8 @@ int af_store_sqlite_open(const af_store_sqlite_opts *o, const af_store_backend_o
     *ops = NULL;
     *self = NULL;
     sq *q = NULL;
-    int rc = open_db(o->path ? o->path : ":memory:", o->read_only, o->busy_ms ? o->busy_ms : 5000,
-                     &q, err, len);
+    int rc = af__sq_open(o->path ? o->path : ":memory:", o->read_only,
+                         o->busy_ms ? o->busy_ms : 5000, &q, err, len);
     if (rc != 0)
         return rc;
     int v = 0;
@@ -777,7 +619,7 @@ int af_store_sqlite_open(const af_store_sqlite_opts *o, const af_store_backend_o
         int prc =
             sqlite3_prepare_v3(q->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i], NULL);
         if (prc != SQLITE_OK) {
-            rc = fail(q, prc, err, len, "prepare");
+            rc = af__sq_fail(q, prc, err, len, "prepare");
             goto fail;
         }
     }
@@ -785,14 +627,14 @@ int af_store_sqlite_open(const af_store_sqlite_opts *o, const af_store_backend_o
     *self = q;
     return 0;
 fail:
-    sq_close(q);
+    af__sq_close(q);
     return rc;
 }
 
 int af_store_sqlite_check(const char *path, char *err, size_t len)
 {
     sq *q = NULL;
-    int rc = open_db(path, true, 5000, &q, err, len);
+    int rc = af__sq_open(path, true, 5000, &q, err, len);
     if (rc != 0)
         return rc;
     int v = 0;
@@ -800,7 +642,8 @@ int af_store_sqlite_check(const char *path, char *err, size_t len)
         sqlite3_stmt *st = NULL;
         int src = sqlite3_prepare_v2(q->db, "PRAGMA integrity_check", -1, &st, NULL);
         if (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
-            const char *r = col_text(st, 0);
+            const unsigned char *rt = sqlite3_column_text(st, 0);
+            const char *r = rt ? (const char *)rt : "";
             if (strcmp(r, "ok") != 0) {
                 seterr(err, len, "%s: %s", path, r);
                 rc = -EILSEQ;
@@ -808,11 +651,11 @@ int af_store_sqlite_check(const char *path, char *err, size_t len)
                 seterr(err, len, "%s: ok (schema version %d)", path, v);
             }
         } else {
-            rc = fail(q, src, err, len, "integrity check");
+            rc = af__sq_fail(q, src, err, len, "integrity check");
         }
         sqlite3_finalize(st);
     }
-    sq_close(q);
+    af__sq_close(q);
     return rc;
 }
 
@@ -822,43 +665,29 @@ int af_store_sqlite_backup(const char *path, const char *dest, char *err, size_t
     char tmp[4200];
     snprintf(tmp, sizeof(tmp), "%s.tmp", dest);
     unlink(tmp);
-    int rc = open_db(path, true, 5000, &src, err, len);
+    int rc = af__sq_open(path, true, 5000, &src, err, len);
     if (rc == 0)
-        rc = open_db(tmp, false, 5000, &dst, err, len);
+        rc = af__sq_open(tmp, false, 5000, &dst, err, len);
     if (rc == 0) {
         sqlite3_backup *b = sqlite3_backup_init(dst->db, "main", src->db, "main");
         if (!b) {
-            rc = fail(dst, sqlite3_errcode(dst->db), err, len, "backup");
+            rc = af__sq_fail(dst, sqlite3_errcode(dst->db), err, len, "backup");
         } else {
             /* All pages in one step: the copy is one consistent snapshot (WAL readers do not
              * block the daemon's writer). */
             int brc = sqlite3_backup_step(b, -1);
             sqlite3_backup_finish(b);
             if (brc != SQLITE_DONE)
-                rc = fail(dst, brc, err, len, "backup");
+                rc = af__sq_fail(dst, brc, err, len, "backup");
         }
     }
-    sq_close(src);
-    sq_close(dst);
+    af__sq_close(src);
+    af__sq_close(dst);
     if (rc == 0 && rename(tmp, dest) != 0) {
         seterr(err, len, "%s: %s", dest, strerror(errno));
         rc = -errno;
     }
     if (rc != 0)
         unlink(tmp);
-    return rc;
-}
-
-int af_store_sqlite_each_cost(const char *path, int (*fn)(const af_store_cost *c, void *user),
-                              void *user, char *err, size_t len)
-{
-    sq *q = NULL;
-    int rc = open_db(path, true, 5000, &q, err, len);
-    if (rc != 0)
-        return rc;
-    af_store_load_cb cb = {.cost = fn, .user = user};
-    rc = each_row(q, "SELECT " COST_COLS " FROM costs ORDER BY ts, seq", NULL, 0, row_cost, &cb,
-                  err, len);
-    sq_close(q);
     return rc;
 }

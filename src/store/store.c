@@ -169,6 +169,18 @@ static item *item_new(const af_store_op *op)
         fields[1] = &c.u.kv.value;
         nf = 2;
         break;
+    case AF_STORE_CLUSTER_NODE:
+        fields[0] = &c.u.cluster_node.name;
+        fields[1] = &c.u.cluster_node.inventory;
+        nf = 2;
+        break;
+    case AF_STORE_CLUSTER_HOLD:
+    case AF_STORE_CLUSTER_HOLD_END:
+        fields[0] = &c.u.cluster_hold.key;
+        fields[1] = &c.u.cluster_hold.pod;
+        fields[2] = &c.u.cluster_hold.node;
+        nf = 3;
+        break;
     default:
         return NULL;
     }
@@ -191,7 +203,8 @@ int af_store_submit(af_store *s, const af_store_op *op, af_store_done_fn done, v
         return -EINVAL;
     item *it = item_new(op);
     if (!it)
-        return op->kind >= AF_STORE_COST && op->kind <= AF_STORE_KV ? -ENOMEM : -EINVAL;
+        return op->kind >= AF_STORE_COST && op->kind <= AF_STORE_CLUSTER_HOLD_END ? -ENOMEM
+                                                                                  : -EINVAL;
     it->done = done;
     it->user = user;
     pthread_mutex_lock(&s->mu);

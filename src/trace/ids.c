@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "agentaflow/log.h"
+#include "trace/span_int.h"
 
 typedef struct rng_state {
     uint64_t s[4];
@@ -165,4 +166,19 @@ void af_random_span_id(uint8_t out[8])
         w = next_u64(r);
     } while (w == 0);
     memcpy(out, &w, sizeof(w));
+}
+
+void af__random_ids(uint8_t trace_id[16], uint8_t span_id[8])
+{
+    rng_state *r = thread_rng();
+    uint64_t w[3];
+    do {
+        w[0] = next_u64(r);
+        w[1] = next_u64(r);
+    } while ((w[0] | w[1]) == 0);
+    do {
+        w[2] = next_u64(r);
+    } while (w[2] == 0);
+    memcpy(trace_id, w, 16);
+    memcpy(span_id, &w[2], 8);
 }

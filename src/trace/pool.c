@@ -6,17 +6,24 @@
  * cache and spills them back in batches. The global lock is therefore taken about once per
  * 64 spans, and no malloc/free pair ever crosses threads in steady state (docs/architecture.md).
  *
- * The caches hold pointers, not links inside the records, and a releasing thread that is
- * the record's last owner only reads it: the export thread never writes to a record, so the
- * record's lines are not pulled back and forth between cores for bookkeeping. Everything a
- * record needs before reuse (a new generation, dropping overflow chunks) happens when it
- * is taken again, on the thread that will use it.
+ * The caches hold pointers, not links inside the records. The thread that drops a record's
+ * last reference (usually the export thread) gives it a new generation under the span lock,
+ * which invalidates outstanding handles; it writes only the record's first line, which it has
+ * just read anyway. The rest of the reuse work (dropping overflow chunks) happens when the
+ * record is taken again, on the thread that will use it, which takes no lock: nobody can hold
+ * the record's lock for a span it holds then (stale handles fail the generation check).
+ * The bump used to happen at reuse: the application thread's exchange on a line the export
+ * thread had last touched cost about 13 ns a span on a kvm-clock VM.
  *
  * Records are allocated in slabs and never freed: a stale span handle always points at a
  * record, and its generation tells whether the record still holds that span.
  */
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include "trace/span_int.h"
 
@@ -80,9 +87,31 @@ static void cache_destructor(void *arg)
     free(c);
 }
 
+/* Whether the CPU has PREFETCHW (CPUID 0x80000001 ECX bit 8): set once, with the key. */
+static bool have_prefetchw;
+
 static void make_cache_key(void)
 {
     pthread_key_create(&cache_key, cache_destructor);
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    have_prefetchw = __get_cpuid(0x80000001, &a, &b, &c, &d) && (c & (1u << 8));
+#endif
+}
+
+/* Asks for the line holding p in a writable (exclusive) state. A read prefetch, which is what
+ * __builtin_prefetch(p, 1) becomes without -mprfchw, leaves a line the export thread has read
+ * shared, and the first locked instruction on it then waits for the other core to let it go
+ * (perf: 70 % of this file's cycles on the generation bump's exchange). */
+static inline void prefetch_for_write(const void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (have_prefetchw) {
+        __asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
+        return;
+    }
+#endif
+    __builtin_prefetch(p, 1, 3);
 }
 
 /* The calling thread's cache, created on first use; NULL only when memory is short. */
@@ -142,20 +171,11 @@ af_span_rec *af__span_rec_alloc(void)
      * cycles of a sampled span in this function). */
     if (c->count) {
         af_span_rec *next = c->items[c->count - 1];
-        __builtin_prefetch(next, 1, 3);
-        __builtin_prefetch(&next->data, 1, 3);
+        prefetch_for_write(next);
+        prefetch_for_write(&next->data);
     }
-    /* Invalidate outstanding handles under the span lock, so a concurrent call on a stale
-     * handle sees it, and drop any overflow chunks of the previous span. Every write of gen
-     * happens under this lock, so a plain increment suffices: one locked instruction less. */
-    if (r->needs_invalidate) {
-        while (atomic_exchange_explicit(&r->lock, 1, memory_order_acquire))
-            ;
-        atomic_store_explicit(&r->gen, atomic_load_explicit(&r->gen, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
-        atomic_store_explicit(&r->lock, 0, memory_order_release);
-        r->needs_invalidate = false;
-    }
+    /* Drop any overflow chunks of the previous span (its generation was bumped when it was
+     * released). */
     if (r->chunks)
         af__arena_reset(r);
     return r;
@@ -181,9 +201,6 @@ void af__span_rec_retain(af_span_rec *r)
 
 void af__span_rec_handoff_begin(af_span_rec *r, bool single_processor)
 {
-    /* Written here, on the ending thread that still owns the line: the record will need a
-     * new generation when it is reused (the releasing thread must not write to it). */
-    r->needs_invalidate = true;
     handoff = single_processor ? r : NULL;
     handoff_taken = false;
 }
@@ -204,6 +221,14 @@ void af__span_rec_release(af_span_rec *r)
     if (atomic_load_explicit(&r->refs, memory_order_acquire) != 1 &&
         atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
         return;
+    /* Invalidate outstanding handles under the span lock, so a concurrent call on a stale
+     * handle either finishes first or sees the new generation. Every write of gen happens
+     * under this lock, so a plain increment suffices. */
+    while (atomic_exchange_explicit(&r->lock, 1, memory_order_acquire))
+        ;
+    atomic_store_explicit(&r->gen, atomic_load_explicit(&r->gen, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&r->lock, 0, memory_order_release);
     af__span_rec_recycle_local(r);
 }
 

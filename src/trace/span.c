@@ -74,6 +74,16 @@ static inline af_attr *find_attr(af_attr *attrs, uint32_t n, const char *key, si
     return NULL;
 }
 
+/*
+ * A set of key lengths (bit klen % 64) stored in an attribute array: a key whose bit is clear
+ * cannot be a duplicate, so the usual span, whose keys differ in length, skips find_attr's
+ * loop (callgrind: 23 instructions an attribute of bench_trace's span).
+ */
+static inline uint64_t key_len_bit(size_t klen)
+{
+    return 1ull << (klen & 63);
+}
+
 /* Copies key (with its length prefix) and, for strings, the value in one allocation.
  * Always inlined: it runs for every attribute of every sampled span, and callgrind showed
  * the call's register saves and the reloads of its arguments costing about 20 instructions
@@ -94,13 +104,14 @@ copy_attr(af_span_rec *r, af_attr *out, const af_attr *in, size_t klen, uint32_t
         return false;
     uint16_t stored = klen < UINT16_MAX ? (uint16_t)klen : UINT16_MAX;
     memcpy(p, &stored, 2);
-    memcpy(p + 2, in->key, klen + 1); /* with its NUL */
+    af__copy_short(p + 2, in->key, klen + 1); /* with its NUL */
     out->key = p + 2;
     out->type = in->type;
     switch (in->type) {
     case AF_VAL_STRING: {
         char *v = p + 2 + klen + 1;
-        memcpy(v, src, vlen);
+        if (vlen)
+            af__copy_short(v, src, vlen);
         v[vlen] = '\0';
         out->v.s.ptr = v;
         out->v.s.len = vlen;
@@ -133,14 +144,18 @@ static void *grow(af_span_rec *r, const void *old, uint32_t n, uint16_t *cap, si
     return p;
 }
 
-static void set_attr_locked(af_span_rec *r, const af_span_limits *lim, const af_attr *a)
+/* Sets one span attribute (a later value for a key replaces the earlier one). Inlined into
+ * set_attrs_locked's loop, which keeps the record, its data and the limits in registers. */
+static inline __attribute__((always_inline)) void
+set_attr_locked(af_span_rec *r, const af_span_limits *lim, const af_attr *a)
 {
     if (!a->key || !a->key[0])
         return; /* the spec forbids empty keys */
     size_t klen = strlen(a->key);
     af_span_data *d = &r->data;
     af_attr *attrs = (af_attr *)d->attrs;
-    af_attr *slot = find_attr(attrs, d->n_attrs, a->key, klen);
+    uint64_t bit = key_len_bit(klen);
+    af_attr *slot = r->key_lens & bit ? find_attr(attrs, d->n_attrs, a->key, klen) : NULL;
     if (slot) {
         af_attr copy;
         if (copy_attr(r, &copy, a, klen, lim->attribute_value_length))
@@ -151,7 +166,7 @@ static void set_attr_locked(af_span_rec *r, const af_span_limits *lim, const af_
         d->dropped_attrs++;
         return;
     }
-    if (d->n_attrs == r->attr_cap) {
+    if (__builtin_expect(d->n_attrs == r->attr_cap, 0)) {
         attrs = grow(r, attrs, d->n_attrs, &r->attr_cap, sizeof(af_attr), lim->attribute_count);
         if (!attrs || d->n_attrs == r->attr_cap) {
             d->dropped_attrs++;
@@ -163,7 +178,42 @@ static void set_attr_locked(af_span_rec *r, const af_span_limits *lim, const af_
         d->dropped_attrs++;
         return;
     }
+    r->key_lens |= bit;
     d->n_attrs++;
+}
+
+static void set_attrs_locked(af_span_rec *r, const af_attr *attrs, size_t n)
+{
+    const af_span_limits *lim = limits_of(r);
+    af_span_data *d = &r->data;
+    size_t i = 0;
+    /* The usual case first: room for all of them, inline and within the limit, and keys
+     * whose lengths are new to the span (so no duplicates), with the count and the length
+     * set in registers; from a key that may be a duplicate on, the general path. */
+    if (d->n_attrs + n <= r->attr_cap && d->n_attrs + n <= lim->attribute_count) {
+        af_attr *out = (af_attr *)d->attrs;
+        uint32_t k = d->n_attrs;
+        uint64_t lens = r->key_lens;
+        for (; i < n; i++) {
+            const af_attr *a = &attrs[i];
+            if (!a->key || !a->key[0])
+                continue;
+            size_t klen = strlen(a->key);
+            uint64_t bit = key_len_bit(klen);
+            if (lens & bit)
+                break;
+            if (!copy_attr(r, &out[k], a, klen, lim->attribute_value_length)) {
+                d->dropped_attrs++;
+                continue;
+            }
+            lens |= bit;
+            k++;
+        }
+        d->n_attrs = k;
+        r->key_lens = lens;
+    }
+    for (; i < n; i++)
+        set_attr_locked(r, lim, &attrs[i]);
 }
 
 /*
@@ -186,12 +236,13 @@ static const af_attr *copy_attr_list(af_span_rec *r, const af_span_limits *lim, 
         return NULL;
     }
     uint32_t k = 0;
+    uint64_t lens = 0;
     for (size_t i = 0; i < n; i++) {
         const af_attr *in = i < na ? &a[i] : &b[i - na];
         if (!in->key || !in->key[0])
             continue;
         size_t klen = strlen(in->key);
-        af_attr *dup = find_attr(out, k, in->key, klen);
+        af_attr *dup = lens & key_len_bit(klen) ? find_attr(out, k, in->key, klen) : NULL;
         if (dup) { /* a later duplicate overwrites, as set_attr would */
             af_attr copy;
             if (copy_attr(r, &copy, in, klen, lim->attribute_value_length))
@@ -202,6 +253,7 @@ static const af_attr *copy_attr_list(af_span_rec *r, const af_span_limits *lim, 
             (*dropped)++;
             continue;
         }
+        lens |= key_len_bit(klen);
         k++;
     }
     *n_out = k;
@@ -209,14 +261,6 @@ static const af_attr *copy_attr_list(af_span_rec *r, const af_span_limits *lim, 
 }
 
 /* ----- start ---------------------------------------------------------------------------- */
-
-static void gen_trace_id(const af_tracer_provider *p, uint8_t out[16])
-{
-    if (p->idgen)
-        p->idgen->trace_id(p->idgen_self, out);
-    else
-        af_random_trace_id(out);
-}
 
 static void gen_span_id(const af_tracer_provider *p, uint8_t out[8])
 {
@@ -237,12 +281,14 @@ static void init_record(af_span_rec *r, af_tracer *t)
     r->arena_pos = r->arena;
     r->arena_left = sizeof(r->arena);
     atomic_store_explicit(&r->refs, 1, memory_order_relaxed);
-    atomic_store_explicit(&r->lock, 0, memory_order_relaxed);
+    /* Not the lock: it is free, but a call on a stale handle may hold it for a moment to
+     * read the generation, and storing 0 here would release it under that call. */
 }
 
 static void init_storage(af_span_rec *r)
 {
     r->attr_cap = AF_INLINE_ATTRS;
+    r->key_lens = 0;
     r->event_cap = AF_INLINE_EVENTS;
     r->link_cap = AF_INLINE_LINKS;
 }
@@ -286,6 +332,35 @@ static af_span_kind invalid_kind(af_span_kind kind)
     return AF_SPAN_KIND_INTERNAL;
 }
 
+/* No-op SDK (disabled or shut down): a non-recording span that carries the parent's context
+ * unchanged. */
+static af_span start_noop(af_tracer *t, const af_span_context *parent, bool has_parent)
+{
+    af_span_rec *r = af__span_rec_alloc();
+    if (!r)
+        return AF_SPAN_NONE;
+    init_record(r, t);
+    af_span_data *d = &r->data;
+    d->has_parent = has_parent;
+    d->parent_is_remote = has_parent && parent->is_remote;
+    atomic_store_explicit(&r->recording, false, memory_order_relaxed);
+    if (has_parent) {
+        memcpy(d->trace_id, parent->trace_id, 16);
+        memcpy(d->span_id, parent->span_id, 8);
+        d->trace_flags = parent->trace_flags;
+    } else {
+        memset(d->trace_id, 0, 16);
+        memset(d->span_id, 0, 8);
+        d->trace_flags = 0;
+    }
+    d->trace_state = has_parent && parent->trace_state_len
+                         ? af__arena_strdup(r, parent->trace_state, parent->trace_state_len)
+                         : empty;
+    if (!d->trace_state)
+        d->trace_state = empty;
+    return (af_span){r, atomic_load_explicit(&r->gen, memory_order_relaxed)};
+}
+
 af_span af_span_start_impl(af_tracer *t, const char *name, const af_span_start_opts *o)
 {
     if (!t)
@@ -298,48 +373,27 @@ af_span af_span_start_impl(af_tracer *t, const char *name, const af_span_start_o
                              (unsigned)(AF_SPAN_KIND_CONSUMER - AF_SPAN_KIND_INTERNAL),
                          0))
         kind = invalid_kind(kind);
+    if (!p || p->disabled || t == &p->noop_tracer)
+        return start_noop(t, &parent, has_parent);
 
-    af_span_rec *r = af__span_rec_alloc();
-    if (!r)
-        return AF_SPAN_NONE;
-    init_record(r, t);
-    af_span_data *d = &r->data;
-    d->has_parent = has_parent;
-    d->parent_is_remote = has_parent && parent.is_remote;
-
-    if (!p || p->disabled || t == &p->noop_tracer) {
-        /* No-op SDK: a non-recording span that carries the parent's context unchanged. */
-        atomic_store_explicit(&r->recording, false, memory_order_relaxed);
-        if (has_parent) {
-            memcpy(d->trace_id, parent.trace_id, 16);
-            memcpy(d->span_id, parent.span_id, 8);
-            d->trace_flags = parent.trace_flags;
-        } else {
-            memset(d->trace_id, 0, 16);
-            memset(d->span_id, 0, 8);
-            d->trace_flags = 0;
-        }
-        d->trace_state = has_parent && parent.trace_state_len
-                             ? af__arena_strdup(r, parent.trace_state, parent.trace_state_len)
-                             : empty;
-        if (!d->trace_state)
-            d->trace_state = empty;
-        return (af_span){r, atomic_load_explicit(&r->gen, memory_order_relaxed)};
-    }
-
+    /* Ids, sampling and the start time come before the record: the clock read waits for
+     * every load before it (clock_gettime's LFENCE on kvm-clock), so it is taken before the
+     * record's lines, last written by the export thread's core, are touched. */
+    uint8_t trace_id[16], span_id[8];
     uint8_t flags;
     if (has_parent) {
-        memcpy(d->trace_id, parent.trace_id, 16);
-        memcpy(d->parent_span_id, parent.span_id, 8);
+        memcpy(trace_id, parent.trace_id, 16);
         flags = parent.trace_flags & AF_TRACE_FLAG_RANDOM;
     } else {
-        gen_trace_id(p, d->trace_id);
-        memset(d->parent_span_id, 0, 8);
+        if (p->idgen)
+            p->idgen->trace_id(p->idgen_self, trace_id);
+        else
+            af__random_ids(trace_id, span_id); /* the span id too: see below */
         flags = p->idgen ? 0 : AF_TRACE_FLAG_RANDOM;
     }
     af_sampling_params sp = {
         .parent = has_parent ? &parent : NULL,
-        .trace_id = d->trace_id,
+        .trace_id = trace_id,
         .name = name,
         .kind = kind,
         .attrs = o ? o->attrs : NULL,
@@ -348,9 +402,29 @@ af_span af_span_start_impl(af_tracer *t, const char *name, const af_span_start_o
         .n_links = o ? o->n_links : 0,
     };
     af_sampling_decision dec = af_sampler_should_sample(p->sampler, &sp);
-    gen_span_id(p, d->span_id);
+    /* Made after sampling, as the spec orders it; a root span on the default generator got
+     * its span id with its trace id (the sampler does not see it either way). */
+    if (has_parent || p->idgen)
+        gen_span_id(p, span_id);
     if (dec == AF_SAMPLING_RECORD_AND_SAMPLE)
         flags |= AF_TRACE_FLAG_SAMPLED;
+    uint64_t start_ns = 0;
+    if (dec != AF_SAMPLING_DROP)
+        start_ns = (o && o->start_ns) ? o->start_ns : af__clock_now_ns();
+
+    af_span_rec *r = af__span_rec_alloc();
+    if (!r)
+        return AF_SPAN_NONE;
+    init_record(r, t);
+    af_span_data *d = &r->data;
+    d->has_parent = has_parent;
+    d->parent_is_remote = has_parent && parent.is_remote;
+    memcpy(d->trace_id, trace_id, 16);
+    memcpy(d->span_id, span_id, 8);
+    if (has_parent)
+        memcpy(d->parent_span_id, parent.span_id, 8);
+    else
+        memset(d->parent_span_id, 0, 8);
     d->trace_flags = flags;
     d->trace_state = empty;
     if (has_parent && parent.trace_state_len) {
@@ -372,7 +446,7 @@ af_span af_span_start_impl(af_tracer *t, const char *name, const af_span_start_o
     if (!d->name)
         d->name = empty;
     d->kind = kind;
-    d->start_ns = (o && o->start_ns) ? o->start_ns : af__clock_now_ns();
+    d->start_ns = start_ns;
     d->end_ns = 0;
     d->attrs = r->attrs_inline;
     d->n_attrs = 0;
@@ -388,9 +462,8 @@ af_span af_span_start_impl(af_tracer *t, const char *name, const af_span_start_o
     d->resource = p->resource;
     d->scope = &t->scope;
     if (o) {
-        const af_span_limits *lim = &p->limits;
-        for (size_t i = 0; i < o->n_attrs; i++)
-            set_attr_locked(r, lim, &o->attrs[i]);
+        if (o->n_attrs)
+            set_attrs_locked(r, o->attrs, o->n_attrs);
         for (size_t i = 0; i < o->n_links; i++)
             add_link_locked(r, &o->links[i]);
     }
@@ -500,9 +573,7 @@ void af_span_set_attrs_impl(af_span s, const af_attr *attrs, size_t n)
 {
     if (!lock_live(s))
         return;
-    const af_span_limits *lim = limits_of(s.rec);
-    for (size_t i = 0; i < n; i++)
-        set_attr_locked(s.rec, lim, &attrs[i]);
+    set_attrs_locked(s.rec, attrs, n);
     span_unlock(s.rec);
 }
 
@@ -564,8 +635,14 @@ static void add_event_locked(af_span_rec *r, const char *name, uint64_t time_ns,
         return;
     }
     e->time_ns = time_ns ? time_ns : af__clock_now_ns();
-    e->attrs = copy_attr_list(r, lim, pre, n_pre, attrs, n, lim->attribute_per_event_count,
-                              &e->n_attrs, &e->dropped_attrs);
+    if (n_pre + n == 0) { /* the usual event: a name and a time */
+        e->attrs = NULL;
+        e->n_attrs = 0;
+        e->dropped_attrs = 0;
+    } else {
+        e->attrs = copy_attr_list(r, lim, pre, n_pre, attrs, n, lim->attribute_per_event_count,
+                                  &e->n_attrs, &e->dropped_attrs);
+    }
     d->n_events++;
 }
 

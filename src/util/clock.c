@@ -15,8 +15,8 @@
 
 af_clock_state af__clock;
 
-#define RECALIBRATE_NS 1000000000ull /* re-anchor at least once a second */
-#define MIN_SPAN_NS 50000000ull      /* measure the scale over at least 50 ms */
+#define MIN_SPAN_NS 50000000ull /* measure the first scale over at least 50 ms */
+#define MAX_STEPS 3             /* re-anchorings in a row that had to step: TSC path off */
 
 uint64_t af__clock_realtime_ns(void)
 {
@@ -25,17 +25,64 @@ uint64_t af__clock_realtime_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+int64_t af__clock_reanchor(const af_clock_curve *cur, uint64_t prev_tsc, uint64_t prev_ns,
+                           uint64_t tsc, uint64_t ns, af_clock_curve *out)
+{
+    double ns_per_tick = (double)(ns - prev_ns) / (double)(tsc - prev_tsc);
+    double interval_ticks = (double)AF_CLOCK_REANCHOR_NS / ns_per_tick;
+    int64_t err = 0;
+    out->base_tsc = tsc;
+    out->base_ns = ns;
+    out->next_tsc = tsc + (uint64_t)interval_ticks;
+    /* Continue the curve in use when this anchor falls within twice its interval (so the
+     * product below fits 64 bits): start where it is at `tsc`, and aim the slope at where
+     * the clock will be one interval from now, so the curve never jumps and its error
+     * shrinks to the clock's own rate change over the interval. */
+    if (cur->mult && tsc >= cur->base_tsc &&
+        tsc - cur->base_tsc <= 2 * (cur->next_tsc - cur->base_tsc)) {
+        uint64_t at = cur->base_ns + (((tsc - cur->base_tsc) * cur->mult) >> 32);
+        err = (int64_t)(at - ns);
+        if (err > (int64_t)AF_CLOCK_STEP_NS || err < -(int64_t)AF_CLOCK_STEP_NS) {
+            err = INT64_MIN;
+        } else {
+            out->base_ns = at;
+            ns_per_tick *= ((double)AF_CLOCK_REANCHOR_NS - (double)err) / AF_CLOCK_REANCHOR_NS;
+        }
+    }
+    out->mult = (uint64_t)(ns_per_tick * 4294967296.0);
+    return err;
+}
+
 #ifdef AF_CLOCK_HAVE_TSC
 static bool tsc_usable;
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
 static _Atomic bool calibrating;
-/* The first anchor, kept until enough time has passed to measure the scale. */
-static _Atomic uint64_t first_tsc, first_ns;
+/* The last measured anchor (the next scale is measured from it), and how many re-anchorings
+ * in a row found the curve too far off to continue. Written only while `calibrating`. */
+static uint64_t last_tsc, last_ns;
+static int steps_in_a_row;
+
+/* Whether the kernel keeps time from the TSC: its own `tsc` clocksource, or `kvm-clock`,
+ * which the hypervisor derives from the TSC (and which the vDSO serves, as it does on the
+ * project's VMs, only when the host marks it stable). */
+static bool kernel_clock_is_tsc(void)
+{
+    bool yes = false;
+    FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
+    if (f) {
+        char name[32] = "";
+        if (fgets(name, sizeof(name), f)) {
+            name[strcspn(name, "\n")] = '\0';
+            yes = strcmp(name, "tsc") == 0 || strcmp(name, "kvm-clock") == 0;
+        }
+        fclose(f);
+    }
+    return yes;
+}
 
 /* The TSC path is taken only where the CPU reports it invariant (constant rate, running in
- * every C-state) and either the kernel trusts it as its own clocksource or AGENTAFLOW_CLOCK=tsc
- * says to use it anyway; AGENTAFLOW_CLOCK=clock_gettime turns it off. The decision is final:
- * once off, af__clock_now_ns goes straight to clock_gettime. */
+ * every C-state) and either the kernel keeps time from it or AGENTAFLOW_CLOCK=tsc says to use
+ * it anyway; AGENTAFLOW_CLOCK=clock_gettime turns it off. Once off, it stays off. */
 static void probe(void)
 {
     const char *force = getenv("AGENTAFLOW_CLOCK");
@@ -47,21 +94,8 @@ static void probe(void)
                 "using auto\n",
                 force);
     unsigned a, b, c, d;
-    if (no_tsc || !__get_cpuid(0x80000007, &a, &b, &c, &d) || !(d & (1u << 8))) {
-        atomic_store_explicit(&af__clock.off, true, memory_order_relaxed);
-        return;
-    }
-    if (want_tsc) {
-        tsc_usable = true;
-        return;
-    }
-    FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
-    if (f) {
-        char name[32] = "";
-        if (fgets(name, sizeof(name), f))
-            tsc_usable = strncmp(name, "tsc", 3) == 0 && (name[3] == '\n' || name[3] == '\0');
-        fclose(f);
-    }
+    tsc_usable = !no_tsc && __get_cpuid(0x80000007, &a, &b, &c, &d) && (d & (1u << 8)) &&
+                 (want_tsc || kernel_clock_is_tsc());
     if (!tsc_usable)
         atomic_store_explicit(&af__clock.off, true, memory_order_relaxed);
 }
@@ -83,57 +117,95 @@ static void anchor(uint64_t *tsc, uint64_t *ns)
     }
 }
 
+static void publish(const af_clock_curve *c)
+{
+    uint32_t s = atomic_load_explicit(&af__clock.seq, memory_order_relaxed);
+    atomic_store_explicit(&af__clock.seq, s + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&af__clock.base_tsc, c->base_tsc, memory_order_relaxed);
+    atomic_store_explicit(&af__clock.base_ns, c->base_ns, memory_order_relaxed);
+    atomic_store_explicit(&af__clock.mult, c->mult, memory_order_relaxed);
+    atomic_store_explicit(&af__clock.next_tsc, c->next_tsc, memory_order_relaxed);
+    atomic_store_explicit(&af__clock.ready, true, memory_order_relaxed);
+    atomic_store_explicit(&af__clock.seq, s + 2, memory_order_release);
+}
+
+/* The published curve, read under the sequence lock; false while none is. */
+static bool current(af_clock_curve *c)
+{
+    for (;;) {
+        uint32_t s = atomic_load_explicit(&af__clock.seq, memory_order_acquire);
+        if (s & 1)
+            continue;
+        c->base_tsc = atomic_load_explicit(&af__clock.base_tsc, memory_order_relaxed);
+        c->base_ns = atomic_load_explicit(&af__clock.base_ns, memory_order_relaxed);
+        c->mult = atomic_load_explicit(&af__clock.mult, memory_order_relaxed);
+        c->next_tsc = atomic_load_explicit(&af__clock.next_tsc, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&af__clock.seq, memory_order_relaxed) == s)
+            return c->mult != 0;
+    }
+}
+
+/* Re-anchors (or first calibrates) the curve; the caller holds `calibrating`. Returns the
+ * clock's time at the new anchor. */
+static uint64_t recalibrate(void)
+{
+    uint64_t now_tsc = 0, now_ns = 0;
+    anchor(&now_tsc, &now_ns);
+    af_clock_curve cur, next;
+    bool have = current(&cur);
+    if (last_tsc == 0 || now_tsc <= last_tsc || now_ns <= last_ns) {
+        last_tsc = now_tsc; /* the first anchor, or the clock went back: measure anew */
+        last_ns = now_ns;
+        return now_ns;
+    }
+    if (!have && now_ns - last_ns < MIN_SPAN_NS)
+        return now_ns; /* still measuring the first scale */
+    if (!have)
+        cur.mult = 0;
+    int64_t err = af__clock_reanchor(&cur, last_tsc, last_ns, now_tsc, now_ns, &next);
+    steps_in_a_row = err == INT64_MIN ? steps_in_a_row + 1 : 0;
+    if (steps_in_a_row >= MAX_STEPS) {
+        /* The TSC does not follow the system clock here (it changed rate, or differs
+         * between CPUs): clock_gettime from now on. */
+        atomic_store_explicit(&af__clock.off, true, memory_order_relaxed);
+        return now_ns;
+    }
+    publish(&next);
+    last_tsc = now_tsc;
+    last_ns = now_ns;
+    return next.base_ns;
+}
+
 uint64_t af__clock_slow(uint64_t tsc)
 {
     pthread_once(&probe_once, probe);
-    if (!tsc_usable)
+    if (!tsc_usable || atomic_load_explicit(&af__clock.off, memory_order_relaxed))
         return af__clock_realtime_ns();
-    uint64_t first = atomic_load_explicit(&first_ns, memory_order_relaxed);
-    if (first && !atomic_load_explicit(&af__clock.ready, memory_order_relaxed)) {
-        /* Still measuring the first scale: answer from the clock until 50 ms have passed. */
-        uint64_t n = af__clock_realtime_ns();
-        if (n >= first && n - first < MIN_SPAN_NS)
-            return n;
+    af_clock_curve c;
+    bool have = current(&c);
+    uint64_t reach = have ? c.next_tsc - c.base_tsc : 0;
+    /* Still on the curve: a read that raced an update, or a CPU whose TSC is a little
+     * behind the anchoring CPU's. */
+    if (have && tsc >= c.base_tsc && tsc < c.next_tsc)
+        return c.base_ns + (((tsc - c.base_tsc) * c.mult) >> 32);
+    if (have && tsc < c.base_tsc && c.base_tsc - tsc < reach / 16)
+        return c.base_ns - (((c.base_tsc - tsc) * c.mult) >> 32);
+    if (atomic_exchange_explicit(&calibrating, true, memory_order_acquire)) {
+        /* Another thread is re-anchoring right now: stay on the curve while it reaches. */
+        if (have && tsc >= c.base_tsc && tsc - c.base_tsc < 2 * reach)
+            return c.base_ns + (((tsc - c.base_tsc) * c.mult) >> 32);
+        return af__clock_realtime_ns();
     }
-    if (atomic_exchange_explicit(&calibrating, true, memory_order_acquire))
-        return af__clock_realtime_ns(); /* another thread is re-anchoring right now */
-    uint64_t now_tsc = 0, now_ns = 0;
-    anchor(&now_tsc, &now_ns);
-    uint64_t f_tsc = atomic_load_explicit(&first_tsc, memory_order_relaxed);
-    uint64_t f_ns = atomic_load_explicit(&first_ns, memory_order_relaxed);
-    if (f_tsc == 0 || now_tsc <= f_tsc || now_ns <= f_ns) {
-        atomic_store_explicit(&first_tsc, now_tsc, memory_order_relaxed);
-        atomic_store_explicit(&first_ns, now_ns, memory_order_relaxed);
-    } else if (now_ns - f_ns >= MIN_SPAN_NS) {
-        /* ns per tick over the whole interval since the first anchor: the longer the
-         * interval, the smaller the error of the two clock reads. */
-        uint64_t dt = now_tsc - f_tsc, dn = now_ns - f_ns;
-        uint64_t mult = (uint64_t)(((double)dn / (double)dt) * 4294967296.0);
-        uint64_t ticks_per_s = (uint64_t)((double)dt * 1e9 / (double)dn);
-        uint32_t s = atomic_load_explicit(&af__clock.seq, memory_order_relaxed);
-        atomic_store_explicit(&af__clock.seq, s + 1, memory_order_relaxed);
-        atomic_thread_fence(memory_order_release);
-        atomic_store_explicit(&af__clock.base_tsc, now_tsc, memory_order_relaxed);
-        atomic_store_explicit(&af__clock.base_ns, now_ns, memory_order_relaxed);
-        atomic_store_explicit(&af__clock.mult, mult, memory_order_relaxed);
-        atomic_store_explicit(&af__clock.next_tsc,
-                              now_tsc + ticks_per_s * RECALIBRATE_NS / 1000000000u,
-                              memory_order_relaxed);
-        atomic_store_explicit(&af__clock.ready, true, memory_order_relaxed);
-        atomic_store_explicit(&af__clock.seq, s + 2, memory_order_release);
-        /* The next scale is measured from here, over the next interval. */
-        atomic_store_explicit(&first_tsc, now_tsc, memory_order_relaxed);
-        atomic_store_explicit(&first_ns, now_ns, memory_order_relaxed);
-    }
+    uint64_t ns = recalibrate();
     atomic_store_explicit(&calibrating, false, memory_order_release);
-    /* This call answers from the clock itself; the TSC path serves the following ones. */
-    (void)tsc;
-    return now_ns;
+    return ns;
 }
 
 bool af__clock_uses_tsc(void)
 {
-    return atomic_load(&af__clock.ready);
+    return atomic_load(&af__clock.ready) && !atomic_load(&af__clock.off);
 }
 
 const char *af_clock_source(void)

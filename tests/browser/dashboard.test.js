@@ -10,8 +10,11 @@
  * whose name is `<script>alert(1)</script>` (registered through the API) renders as text and
  * runs nothing; an alert is resolved from the page (the daemon agrees afterwards); the traces
  * list shows traces, one opens as a waterfall with nested spans, a span's attributes show on
- * click, and the trace id search finds a trace the test created; the page asks nothing of the
- * network but the daemon. Screenshots go to --out; exit 0 = pass, 77 = skipped (no chromium),
+ * click, and the trace id search finds a trace the test created; against `serve --cluster`
+ * fed with 1,000 simulated nodes of 8 GPUs (agent reports posted like bench_cluster's), the
+ * GPUs are grouped by node, one summary row each, collapsed (no GPU card in the page), a
+ * click expands a node to its 8 cards and collapses it again, and a push updates the rows in
+ * place; the page asks nothing of the network but the daemon. Screenshots go to --out; exit 0 = pass, 77 = skipped (no chromium),
  * anything else = fail.
  */
 'use strict';
@@ -110,6 +113,100 @@ async function api(base, p, opts) {
     body = text;
   }
   return { status: r.status, headers: r.headers, body };
+}
+
+// ------------------------------------------------------------------------------ the fleet
+const FLEET_NODES = 1000;
+const FLEET_GPUS = 8;
+
+function nodeName(i) {
+  return 'node-' + String(i).padStart(4, '0');
+}
+
+// One agent report (POST /api/v1/cluster/report), as bench_cluster builds them.
+function fleetReport(i, round) {
+  const gpus = [];
+  for (let g = 0; g < FLEET_GPUS; g++) {
+    const used = ((i * 7 + g * 13 + round) % 80) * 1024;
+    gpus.push({ index: g, name: 'NVIDIA A100-SXM4-80GB', memory_total_mb: 81920, memory_used_mb: used, memory_free_mb: 81920 - used, utilization: (i + g + round) % 100, temperature: 40 + g + (round % 20), power_draw: 250, health: 'healthy', processes: [] });
+  }
+  return { node: nodeName(i), gpus };
+}
+
+async function postReports(base, nodes, round) {
+  for (let k = 0; k < nodes.length; k += 50) {
+    const batch = nodes.slice(k, k + 50).map(async (i) => {
+      const r = await api(base, '/api/v1/cluster/report', { method: 'POST', json: fleetReport(i, round) });
+      if (r.status !== 200) fail('report of ' + nodeName(i) + ' answered ' + r.status + ' ' + JSON.stringify(r.body));
+    });
+    await Promise.all(batch);
+  }
+}
+
+// serve --cluster with 8,000 GPUs: grouped by node, collapsed, expandable, updated in place.
+async function checkFleet(ctx, profile, problems) {
+  const cfg = path.join(profile, 'cluster.yaml');
+  // A long node_timeout: readiness must not depend on how fast a loaded machine posts 1,000
+  // reports and loads the page.
+  fs.writeFileSync(cfg, 'server:\n  load_generator: false\n  ws_push_interval: 1s\ncluster:\n  node_timeout: 10m\n');
+  const dc = startDaemon(['--cluster', '--config', cfg]);
+  try {
+    const base = 'http://127.0.0.1:' + (await dc.port);
+    const all = [...Array(FLEET_NODES).keys()];
+    const t0 = Date.now();
+    await postReports(base, all, 0);
+    log('fleet:', FLEET_NODES, 'reports posted in', Date.now() - t0, 'ms');
+    const list = await api(base, '/api/v1/gpus');
+    if (list.body.total !== FLEET_NODES * FLEET_GPUS) fail('/api/v1/gpus lists ' + list.body.total + ' GPUs');
+    const p = await ctx.newPage();
+    p.on('pageerror', (e) => problems.push('fleet page error: ' + e.message));
+    const tLoad = Date.now();
+    await p.goto(base + '/', { waitUntil: 'domcontentloaded' });
+    await p.waitForFunction((n) => document.querySelectorAll('#gpu-grid > .node-group').length === n, FLEET_NODES, { timeout: 30000 });
+    // Summary rows with numbers (the list supplies readiness; it is polled every 5 s).
+    const row = '#gpu-grid > .node-group[data-node="node-0007"] .node-summary';
+    await p.waitForFunction((sel) => /^ready$/.test(document.querySelector(sel + ' .ns-ready').textContent), row, { timeout: 20000 });
+    log('fleet: 1,000 node rows shown in', Date.now() - tLoad, 'ms');
+    const summary = await p.$eval(row, (r) => [...r.querySelectorAll('.ns')].map((c) => c.textContent));
+    log('fleet: node-0007 row', JSON.stringify(summary));
+    if (summary[0] !== '8 GPUs') fail('node-0007 shows ' + JSON.stringify(summary[0]));
+    if (!/^\d+(\.\d)? % mean$/.test(summary[1])) fail('node-0007 utilization is ' + JSON.stringify(summary[1]));
+    if (!/^\d+(\.\d)? \/ 640\.0 GB$/.test(summary[2])) fail('node-0007 memory is ' + JSON.stringify(summary[2]));
+    if (!/^hottest \d+ °C$/.test(summary[3])) fail('node-0007 temperature is ' + JSON.stringify(summary[3]));
+    // Collapsed by default: not one GPU card in the page.
+    const cards = await p.evaluate(() => document.querySelectorAll('.gpu-card').length);
+    if (cards !== 0) fail(cards + ' GPU cards in the page before any node was expanded');
+    await p.screenshot({ path: path.join(OUT, 'fleet-collapsed.png') });
+
+    // A push changes a row's text, not the rows: watch the grid's children meanwhile.
+    await p.evaluate(() => {
+      window.__afGridChanges = 0;
+      new MutationObserver((ms) => {
+        for (const m of ms) window.__afGridChanges += m.addedNodes.length + m.removedNodes.length;
+      }).observe(document.getElementById('gpu-grid'), { childList: true });
+    });
+    const before = summary[3];
+    await postReports(base, [7], 11); // node-0007 gets 11 degrees hotter
+    await p.waitForFunction((a) => document.querySelector(a.sel + ' .ns-temp').textContent !== a.before, { sel: row, before }, { timeout: 20000 });
+    const changes = await p.evaluate(() => window.__afGridChanges);
+    if (changes !== 0) fail('a push rebuilt ' + changes + ' node rows');
+
+    // Expand: the node's 8 cards, with numbers; collapse: gone again.
+    await p.click(row + ' .node-toggle');
+    await p.waitForFunction(() => document.querySelectorAll('.node-group[data-node="node-0007"] .gpu-card').length === 8, null, { timeout: 10000 });
+    const ids = await p.$$eval('.node-group[data-node="node-0007"] .gpu-card', (cs) => cs.map((c) => c.dataset.gpuId));
+    if (ids[0] !== 'node-0007/gpu-0' || ids[7] !== 'node-0007/gpu-7') fail('expanded node-0007 shows ' + JSON.stringify(ids));
+    await p.waitForFunction(() => [...document.querySelectorAll('.node-group[data-node="node-0007"] .gpu-card .m-util .val')].every((v) => /\d/.test(v.textContent)), null, { timeout: 10000 });
+    if ((await p.getAttribute(row + ' .node-toggle', 'aria-expanded')) !== 'true') fail('the expanded node is not marked aria-expanded');
+    if ((await p.evaluate(() => document.querySelectorAll('.gpu-card').length)) !== 8) fail('expanding one node built cards elsewhere');
+    await p.screenshot({ path: path.join(OUT, 'fleet-expanded.png') });
+    await p.click(row + ' .node-toggle');
+    await p.waitForFunction(() => document.querySelectorAll('.gpu-card').length === 0, null, { timeout: 10000 });
+    await p.close();
+    log('fleet OK: 1,000 nodes grouped and collapsed, one expands to its 8 GPUs');
+  } finally {
+    await stopDaemon(dc);
+  }
 }
 
 // ------------------------------------------------------------------------------ the test
@@ -332,6 +429,9 @@ async function main() {
     } finally {
       await stopDaemon(d2);
     }
+
+    // ---- serve --cluster: 8,000 GPUs grouped by node -----------------------------------------
+    await checkFleet(ctx, profile, problems);
 
     // ---- nothing bad happened ----------------------------------------------------------------
     const alerted = await page.evaluate(() => window.__afAlerts);

@@ -157,6 +157,35 @@ static void test_filter_and_not_ready(void **state)
     assert_non_null(strstr(m.body, "agentaflow_cluster_gpu_utilization_percent{node=\"node-4\","
                                    "gpu_id=\"node-4/gpu-3\""));
     free(m.body);
+    /* The fleet's GPUs on the single-machine GPU routes and the WebSocket feed. */
+    json_t *gl = get_json(f.sched.port, "/api/v1/gpus", 200);
+    assert_int_equal(json_integer_value(json_object_get(gl, "total")), 7);
+    json_t *last = json_array_get(json_object_get(gl, "gpus"), 6);
+    assert_string_equal(json_string_value(json_object_get(last, "id")), "node-4/gpu-3");
+    assert_string_equal(json_string_value(json_object_get(last, "node")), "node-4");
+    assert_true(json_is_true(json_object_get(last, "node_ready")));
+    json_decref(gl);
+    json_t *gm = get_json(f.sched.port, "/api/v1/gpu/node-4%2Fgpu-3/metrics", 200);
+    assert_string_equal(json_string_value(json_object_get(gm, "gpu_id")), "node-4/gpu-3");
+    json_decref(gm);
+    json_t *gp = get_json(f.sched.port, "/api/v1/gpu/node-2%2Fgpu-1/processes", 200);
+    assert_string_equal(json_string_value(json_object_get(gp, "gpu_id")), "node-2/gpu-1");
+    json_decref(gp);
+    resp gh = http(f.sched.port, "GET", "/api/v1/gpu/node-2%2Fgpu-1/history", NULL, NULL);
+    expect_error(&gh, 404, "not_found");
+    assert_non_null(strstr(gh.body, "the agent on node node-2 keeps this GPU's history"));
+    free(gh.body);
+    gh = http(f.sched.port, "GET", "/api/v1/gpu/node-2%2Fgpu-9/metrics", NULL, NULL);
+    expect_error(&gh, 404, "not_found");
+    free(gh.body);
+    int ws = ws_connect(f.sched.port, NULL);
+    assert_true(ws >= 0);
+    json_t *mu = ws_expect(ws, "metrics_update");
+    json_t *gmap = json_object_get(json_object_get(mu, "data"), "gpu_metrics");
+    assert_int_equal(json_object_size(gmap), 7);
+    assert_non_null(json_object_get(gmap, "node-1/gpu-0"));
+    json_decref(mu);
+    close(ws);
     /* The agent's own Prometheus and /health. */
     assert_true(metric_value(f.agents[2].mport, "agentaflow_cluster_utilization_percent") >= 0);
     json_t *h = get_json(f.agents[2].port, "/health", 200);

@@ -26,6 +26,9 @@
 #   integration.cluster      test_cluster_fleet (cmocka; test_cluster.c, the unit test has
 #                            its name): serve --cluster with three agents, the extender, bind
 #                            against a stand-in Kubernetes API
+#   integration.cluster_restart
+#                            test_cluster_restart (cmocka): serve --cluster restarted on its
+#                            data directory; inventory and reservations back, agents re-report
 #   integration.prometheus   promtool check metrics on our exposition, then a real Prometheus
 #                            scraping the daemon until its target is up (skipped without them)
 if(NOT TARGET agentaflow)
@@ -99,6 +102,13 @@ add_executable(test_cluster_fleet ${CMAKE_CURRENT_LIST_DIR}/test_cluster.c)
 target_link_libraries(test_cluster_fleet PRIVATE af_it_harness)
 add_test(NAME integration.cluster COMMAND test_cluster_fleet $<TARGET_FILE:agentaflow>)
 set_tests_properties(integration.cluster PROPERTIES TIMEOUT 300 LABELS integration)
+
+# The cluster scheduler restarted (SIGTERM, then SIGKILL) on its data directory with three
+# agents: inventory and reservations come back, the agents report again.
+add_executable(test_cluster_restart ${CMAKE_CURRENT_LIST_DIR}/test_cluster_restart.c)
+target_link_libraries(test_cluster_restart PRIVATE af_it_harness)
+add_test(NAME integration.cluster_restart COMMAND test_cluster_restart $<TARGET_FILE:agentaflow>)
+set_tests_properties(integration.cluster_restart PROPERTIES TIMEOUT 300 LABELS integration)
 
 # SIGHUP configuration reload (issue 15): ratio, exporter endpoint, a toggle, log format,
 # restart-only keys, and a broken file that keeps the running configuration.

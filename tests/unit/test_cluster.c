@@ -282,8 +282,26 @@ static void test_snapshot_restore(void **state)
     assert_int_equal(af_cluster_restore(d, &st, err, sizeof(err)), 0);
     af_cluster_verdict v[2];
     af_cluster_pod b = {"d", "b", "b", 1, 0, 0, NULL};
+    /* Restored nodes wait for their agents: their samples are as old as the snapshot. */
+    assert_int_equal(af_cluster_filter(d, &b, names, 2, v), 0);
+    assert_true(v[1].unresolvable);
+    assert_string_equal(v[1].reason, "node not ready: the scheduler restarted and this node's "
+                                     "agent has not reported since");
+    af_cluster_stats cs;
+    af_cluster_stats_get(d, &cs);
+    assert_int_equal(cs.nodes, 2);
+    assert_int_equal(cs.ready_nodes, 0);
+    assert_int_equal(cs.reservations, 1);
+    report(d, "n1", 2, 1000, NULL, NULL);
+    report(d, "n2", 1, 1000, NULL, NULL);
+    /* Ready again; the restored hold still takes n1's two GPUs (no double booking). */
     assert_int_equal(af_cluster_filter(d, &b, names, 2, v), 1);
     assert_false(v[0].fits);
+    af_cluster_hold_state hs;
+    assert_int_equal(af_cluster_hold_get(d, "a", &hs), 0);
+    assert_int_equal(hs.expires_ns, st.holds[0].expires_ns);
+    assert_string_equal(hs.node, "n1");
+    assert_int_equal(af_cluster_hold_get(d, "b", &hs), -ENOENT);
     /* A bad entry is refused by name and leaves the state alone. */
     strcpy(st.holds[0].node, "nope");
     assert_int_equal(af_cluster_restore(d, &st, err, sizeof(err)), -EINVAL);
@@ -291,6 +309,59 @@ static void test_snapshot_restore(void **state)
     assert_int_equal(af_cluster_filter(d, &b, names, 2, v), 1);
     af_cluster_state_free(&st);
     af_cluster_free(d);
+    af_cluster_free(c);
+}
+
+/* Membership moves on joins and resizes only; the fleet's GPU views; a saved report body
+ * read back as a node state. */
+static void test_fleet_views(void **state)
+{
+    (void)state;
+    fake_now = SEC;
+    af_cluster *c = new_cluster(AF_GPU_LEAST_UTILIZED);
+    uint64_t m0 = af_cluster_membership(c);
+    report(c, "n1", 2, 1000, NULL, NULL);
+    uint64_t m1 = af_cluster_membership(c);
+    assert_true(m1 != m0);
+    report(c, "n1", 2, 1000, NULL, NULL);
+    assert_true(af_cluster_membership(c) == m1);
+    report(c, "n1", 3, 1000, NULL, NULL);
+    assert_true(af_cluster_membership(c) != m1);
+
+    char *j = NULL;
+    assert_int_equal(af_cluster_gpus_json(c, &j), 0);
+    assert_non_null(strstr(j, "{\"gpus\":[{\"id\":\"n1/gpu-0\",\"node\":\"n1\""));
+    assert_non_null(strstr(j, "\"total\":3"));
+    free(j);
+    af_cluster_gpu_info gi;
+    assert_int_equal(af_cluster_gpu_get(c, "n1/gpu-2", &gi), 0);
+    assert_string_equal(gi.node, "n1");
+    assert_int_equal(gi.gpu.index, 2);
+    assert_true(gi.ready);
+    assert_int_equal(af_cluster_gpu_get(c, "n1/gpu-3", &gi), -ENOENT);
+    assert_int_equal(af_cluster_gpu_get(c, "n1/gpu-1x", &gi), -ENOENT);
+    assert_int_equal(af_cluster_gpu_get(c, "gpu-1", &gi), -ENOENT);
+
+    af_cluster_state st;
+    assert_int_equal(af_cluster_snapshot(c, &st), 0);
+    af_cluster_report r = {st.nodes[0].name, st.nodes[0].gpus, st.nodes[0].n_gpus};
+    char *body = NULL, err[128] = "";
+    assert_int_equal(af_cluster_report_body(&r, &body), 0);
+    af_cluster_node_state ns;
+    assert_int_equal(af_cluster_node_state_parse(body, strlen(body), 42, &ns, err, sizeof(err)), 0);
+    assert_string_equal(ns.name, "n1");
+    assert_int_equal(ns.n_gpus, 3);
+    assert_int_equal(ns.last_report_ns, 42);
+    assert_int_equal(ns.gpus[2].memory_total_mb, 1000);
+    af_cluster_state one = {.nodes = malloc(sizeof(ns)), .n_nodes = 1};
+    one.nodes[0] = ns;
+    af_cluster_state_free(&one);
+    assert_int_equal(
+        af_cluster_node_state_parse("{\"node\":\"x\",\"gpus\":[{}]}", 24, 1, &ns, err, sizeof(err)),
+        -EINVAL);
+    assert_string_equal(err, "gpus[0].memory_total_mb: required");
+    free(body);
+    af_cluster_state_free(&st);
     af_cluster_free(c);
 }
 
@@ -334,7 +405,8 @@ static void test_extender_json_nodenames(void **state)
     json_decref(r);
     free(out);
 
-    assert_int_equal(af_cluster_prioritize_json(c, body, strlen(body), &out, err, sizeof(err)), 0);
+    assert_int_equal(
+        af_cluster_prioritize_json(c, body, strlen(body), &out, NULL, err, sizeof(err)), 0);
     assert_string_equal(out, "[{\"host\":\"small\",\"score\":0},{\"host\":\"big\",\"score\":10},"
                              "{\"host\":\"cpu-only\",\"score\":0}]");
     free(out);
@@ -601,6 +673,7 @@ int main(void)
         cmocka_unit_test(test_reservation_prevents_double_booking),
         cmocka_unit_test(test_ttl_expiry),
         cmocka_unit_test(test_snapshot_restore),
+        cmocka_unit_test(test_fleet_views),
         cmocka_unit_test(test_extender_json_nodenames),
         cmocka_unit_test(test_extender_json_nodes),
         cmocka_unit_test(test_extender_json_bad),

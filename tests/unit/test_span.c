@@ -1,5 +1,7 @@
 /* Span API rules: attributes, limits, events, links, status, names, errors, end, context. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +88,61 @@ static void test_attribute_types_and_overwrite(void **state)
     assert_int_equal(a->v.s.len, 0);
     af_test_spans_free(hold, 1);
     af_test_env_free(&env);
+}
+
+/* Keys and values of every length from 1 to 40 bytes (the inline copy's 4-, 8-, 16- and
+ * 32-byte cases and memcpy past them) arrive intact, through the start path's fast loop (ten
+ * at a time) and its general path (all 40, more than the inline 16); keys of equal length are
+ * all kept and a repeated key keeps its last value. */
+static char len_keys[40][48], len_vals[40][48];
+
+static void check_lengths(const af_attr *in, int first, int n)
+{
+    af_test_env env;
+    af_test_env_init(&env);
+    af_attr attrs[42];
+    memcpy(attrs, in + first, (size_t)n * sizeof(af_attr));
+    attrs[n] = AF_INT("xy", 1);                /* the same length as len_keys[1], another key */
+    attrs[n + 1] = AF_INT(len_keys[first], 6); /* a repeat: replaces the first string */
+    af_span_start_opts o = {
+        .parent_mode = AF_PARENT_ROOT, .attrs = attrs, .n_attrs = (size_t)n + 2};
+    af_span_end(af_span_start(env.tracer, "lengths", &o));
+    af_span_copy *hold[1];
+    const af_span_data *d = only_span(&env, hold);
+    assert_int_equal(d->n_attrs, (uint32_t)n + 1); /* "xy" kept, the repeat replaced */
+    for (int i = first; i < first + n; i++) {
+        const af_attr *a = af_test_find_attr(d->attrs, d->n_attrs, len_keys[i]);
+        assert_non_null(a);
+        if (i == first) {
+            assert_int_equal(a->type, AF_VAL_INT);
+            assert_int_equal(a->v.i, 6);
+            continue;
+        }
+        assert_int_equal(a->type, AF_VAL_STRING);
+        assert_int_equal(a->v.s.len, (size_t)i + 1);
+        assert_string_equal(a->v.s.ptr, len_vals[i]);
+    }
+    assert_non_null(af_test_find_attr(d->attrs, d->n_attrs, "xy"));
+    af_test_spans_free(hold, 1);
+    af_test_env_free(&env);
+}
+
+static void test_copy_lengths_and_duplicates(void **state)
+{
+    (void)state;
+    af_attr attrs[40];
+    for (int i = 0; i < 40; i++) {
+        for (int j = 0; j <= i; j++) {
+            len_keys[i][j] = (char)('a' + (i + j) % 26);
+            len_vals[i][j] = (char)('A' + (i * 7 + j) % 26);
+        }
+        len_keys[i][i + 1] = '\0';
+        len_vals[i][i + 1] = '\0';
+        attrs[i] = AF_STR(len_keys[i], len_vals[i]);
+    }
+    for (int first = 0; first < 40; first += 10)
+        check_lengths(attrs, first, 10);
+    check_lengths(attrs, 0, 40);
 }
 
 static void test_limits_and_truncation(void **state)
@@ -457,6 +514,85 @@ static void test_end_is_idempotent_and_stale_handles_ignored(void **state)
     af_test_env_free(&env);
 }
 
+/* ---- handles used from another thread while their records are reused ---- */
+
+static _Atomic uint64_t reuse_exported, reuse_bad_attrs;
+static _Atomic uintptr_t shared_rec;
+static _Atomic uint64_t shared_gen;
+static atomic_bool producer_done;
+
+static int reuse_export(void *self, const af_span_data *const *spans, size_t n, uint64_t dl)
+{
+    (void)self;
+    (void)dl;
+    for (size_t i = 0; i < n; i++)
+        if (spans[i]->n_attrs > 2) /* the producer's one and at most one from the meddler */
+            atomic_fetch_add(&reuse_bad_attrs, 1);
+    atomic_fetch_add(&reuse_exported, n);
+    return 0;
+}
+
+static const af_exporter_ops reuse_ops = {.type = "reuse", .export_spans = reuse_export};
+
+static void *meddle(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&producer_done)) {
+        af_span s = {(af_span_rec *)atomic_load(&shared_rec), atomic_load(&shared_gen)};
+        if (!s.rec)
+            continue;
+        af_span_context ctx;
+        af_span_get_context(s, &ctx);
+        (void)af_span_is_recording(s);
+        af_span_set_int(s, "meddler", 1);
+        af_span_add_event(s, "meddled", NULL, 0);
+    }
+    return NULL;
+}
+
+/* One thread makes spans as fast as it can (their records recycled through a small batch
+ * queue) while another calls the API on whichever handle it last saw, live, ended or stale:
+ * no crash, no span with more than the two attributes it can get, and, under TSan, no race
+ * between the stale calls and a record's reuse (which takes no lock: the generation is
+ * bumped under the span lock when the record is released). */
+static void test_stale_handles_during_reuse(void **state)
+{
+    (void)state;
+    af_tracer_provider_opts po;
+    af_tracer_provider_opts_init(&po);
+    po.sampler = af_sampler_always_on();
+    af_tracer_provider *p = NULL;
+    af_exporter *e = NULL;
+    af_span_processor *proc = NULL;
+    af_batch_processor_opts bo;
+    af_batch_processor_opts_init(&bo);
+    bo.max_queue_size = 256;
+    bo.max_export_batch_size = 32;
+    assert_int_equal(af_tracer_provider_new(&po, &p), 0);
+    assert_int_equal(af_exporter_new(&reuse_ops, NULL, &e), 0);
+    assert_int_equal(af_batch_processor_new(e, &bo, &proc), 0);
+    assert_int_equal(af_tracer_provider_add_processor(p, proc), 0);
+    af_tracer *t = af_tracer_provider_get_tracer(p, "reuse", "1", NULL);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, meddle, NULL), 0);
+    af_span_start_opts o = {.parent_mode = AF_PARENT_ROOT,
+                            .attrs = AF_ATTRS(AF_INT("producer", 1))};
+    for (int i = 0; i < 20000; i++) {
+        af_span s = af_span_start(t, "reused", &o);
+        atomic_store(&shared_gen, s.gen);
+        atomic_store(&shared_rec, (uintptr_t)s.rec);
+        af_span_add_event(s, "own", NULL, 0);
+        af_span_end(s);
+    }
+    atomic_store(&producer_done, true);
+    pthread_join(th, NULL);
+    assert_int_equal(af_tracer_provider_force_flush(p, 10000), 0);
+    print_message("exported %llu spans\n", (unsigned long long)atomic_load(&reuse_exported));
+    assert_true(atomic_load(&reuse_exported) > 0);
+    assert_int_equal(atomic_load(&reuse_bad_attrs), 0);
+    af_tracer_provider_free(p);
+}
+
 static void test_parenting_current_and_explicit(void **state)
 {
     (void)state;
@@ -697,6 +833,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic_span_fields),
         cmocka_unit_test(test_attribute_types_and_overwrite),
+        cmocka_unit_test(test_copy_lengths_and_duplicates),
         cmocka_unit_test(test_limits_and_truncation),
         cmocka_unit_test(test_many_attributes_grow),
         cmocka_unit_test(test_status_rules),
@@ -706,6 +843,7 @@ int main(void)
         cmocka_unit_test(test_sampler_sees_links),
         cmocka_unit_test(test_tracer_scope_attributes),
         cmocka_unit_test(test_end_is_idempotent_and_stale_handles_ignored),
+        cmocka_unit_test(test_stale_handles_during_reuse),
         cmocka_unit_test(test_parenting_current_and_explicit),
         cmocka_unit_test(test_current_context_survives_parent_end),
         cmocka_unit_test(test_unsampled_and_disabled),

@@ -104,7 +104,10 @@ static af_store *open_store(const char *path, bool full)
 
 /* What a load delivered. */
 typedef struct loaded {
-    int costs, hours, workloads, gpus, alerts, kvs;
+    int costs, hours, workloads, gpus, alerts, kvs, nodes, holds;
+    char node_names[4][32], node_inventory[256], hold_keys[4][32];
+    uint64_t hold_mask;
+    bool hold_bound;
     double cost_sum, hour_sum;
     uint64_t hour_count;
     char first_cost_id[64], last_wl[64], kv_value[64];
@@ -170,6 +173,27 @@ static int l_kv(const char *k, const char *v, void *u)
     return 0;
 }
 
+static int l_node(const af_store_cluster_node *n, void *u)
+{
+    loaded *l = u;
+    if (l->nodes < 4)
+        snprintf(l->node_names[l->nodes], sizeof(l->node_names[0]), "%s", n->name);
+    l->nodes++;
+    snprintf(l->node_inventory, sizeof(l->node_inventory), "%s", n->inventory);
+    return 0;
+}
+
+static int l_hold(const af_store_cluster_hold *h, void *u)
+{
+    loaded *l = u;
+    if (l->holds < 4)
+        snprintf(l->hold_keys[l->holds], sizeof(l->hold_keys[0]), "%s", h->key);
+    l->holds++;
+    l->hold_mask = h->gpu_mask;
+    l->hold_bound = h->bound;
+    return 0;
+}
+
 static void load(af_store *s, uint64_t now, uint32_t raw_max, loaded *l)
 {
     memset(l, 0, sizeof(*l));
@@ -179,7 +203,15 @@ static void load(af_store *s, uint64_t now, uint32_t raw_max, loaded *l)
                             .cost_hours_s = 720ull * 3600,
                             .finished_workloads = 1000,
                             .alerts = 1000};
-    af_store_load_cb cb = {l_cost, l_hour, l_wl, l_gpu, l_alert, l_kv, l};
+    af_store_load_cb cb = {.cost = l_cost,
+                           .cost_hour = l_hour,
+                           .workload = l_wl,
+                           .gpu = l_gpu,
+                           .alert = l_alert,
+                           .kv = l_kv,
+                           .cluster_node = l_node,
+                           .cluster_hold = l_hold,
+                           .user = l};
     char err[512] = "";
     int rc = af_store_load(s, &o, &cb, err, sizeof(err));
     if (rc != 0)
@@ -270,6 +302,90 @@ static void test_roundtrip(void **state)
     assert_true(l.alert_acked);
     assert_string_equal(l.kv_value, "3");
     af_store_free(s);
+}
+
+static af_store_op hold_op(const char *key, uint64_t mask, uint64_t made, uint64_t expires)
+{
+    af_store_op op = {.kind = AF_STORE_CLUSTER_HOLD};
+    op.u.cluster_hold = (af_store_cluster_hold){.key = key,
+                                                .pod = "ml/p",
+                                                .node = "n1",
+                                                .gpu_mask = mask,
+                                                .expires_ns = expires,
+                                                .bound = mask == 3,
+                                                .now_ns = made};
+    return op;
+}
+
+/* The cluster scheduler's records: nodes upserted in arrival order, holds replaced, ended,
+ * and not loaded (then deleted) once expired. */
+static void test_cluster_records(void **state)
+{
+    (void)state;
+    af_store *s = open_store(dbpath, true);
+    assert_int_equal(af_store_start(s), 0);
+    waiter w;
+    waiter_init(&w);
+    uint64_t now = af_now_ns(), sec = 1000000000ull;
+    const char *names[] = {"n2", "n1", "n2"};
+    for (int i = 0; i < 3; i++) {
+        af_store_op op = {.kind = AF_STORE_CLUSTER_NODE};
+        op.u.cluster_node = (af_store_cluster_node){names[i], now, i == 2 ? "{\"v\":2}" : "{}"};
+        assert_int_equal(af_store_submit(s, &op, on_done, &w), 0);
+    }
+    af_store_op ops[] = {hold_op("old", 1, now - 60 * sec, now - 30 * sec),
+                         hold_op("a", 1, now, now + 30 * sec), hold_op("a", 3, now, now + 30 * sec),
+                         hold_op("b", 4, now, now + 30 * sec),
+                         (af_store_op){.kind = AF_STORE_CLUSTER_HOLD_END}};
+    ops[4].u.cluster_hold.key = "b";
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(af_store_submit(s, &ops[i], on_done, &w), 0);
+    wait_done(&w, 8);
+    assert_int_equal(w.ok, 8);
+    af_store_free(s);
+
+    s = open_store(dbpath, true);
+    loaded l;
+    load(s, now, 10000, &l);
+    assert_int_equal(l.nodes, 2);
+    assert_string_equal(l.node_names[0], "n2"); /* first arrival, updated in place */
+    assert_string_equal(l.node_names[1], "n1");
+    assert_int_equal(l.holds, 1);
+    assert_string_equal(l.hold_keys[0], "a");
+    assert_int_equal(l.hold_mask, 3);
+    assert_true(l.hold_bound);
+    /* Half a minute later hold "a" has expired too: it is not loaded. */
+    load(s, now + 31 * sec, 10000, &l);
+    assert_int_equal(l.holds, 0);
+    af_store_free(s);
+}
+
+/* A database of schema version 1 (before the cluster tables) is migrated forward. */
+static void test_migrate_from_v1(void **state)
+{
+    (void)state;
+    af_store_free(open_store(dbpath, true));
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP TABLE cluster_nodes; DROP TABLE cluster_holds;"
+                                  " PRAGMA user_version = 1",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    af_store *s = open_store(dbpath, true);
+    assert_int_equal(af_store_start(s), 0);
+    waiter w;
+    waiter_init(&w);
+    uint64_t now = af_now_ns();
+    af_store_op op = hold_op("a", 1, now, now + 1000000000ull);
+    assert_int_equal(af_store_submit(s, &op, on_done, &w), 0);
+    wait_done(&w, 1);
+    assert_int_equal(w.ok, 1);
+    af_store_free(s);
+    char err[256] = "";
+    assert_int_equal(af_store_sqlite_check(dbpath, err, sizeof(err)), 0);
+    assert_non_null(strstr(err, "schema version 2"));
 }
 
 typedef struct producer {
@@ -646,6 +762,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_rollups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
