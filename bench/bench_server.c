@@ -35,94 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static char g_bin[PATH_MAX], g_tmp[64];
-static int g_secs = 5;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static pid_t start_daemon(const char *config, int *port, int *mport)
-{
-    static int seq;
-    char cfg[128], pf[128];
-    snprintf(cfg, sizeof(cfg), "%s/cfg%d.yaml", g_tmp, ++seq);
-    snprintf(pf, sizeof(pf), "%s/ports%d", g_tmp, seq);
-    FILE *f = fopen(cfg, "w");
-    if (!f)
-        return -1;
-    fputs(config, f);
-    fclose(f);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open("/dev/null", O_WRONLY);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execl(g_bin, g_bin, "serve", "--config", cfg, "--port", "0", "--metrics-port", "0",
-              "--port-file", pf, "--gpu-backend", "simulated", "--no-load-generator", "--data-dir",
-              ":memory:", (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 400; i++) {
-        f = fopen(pf, "r");
-        if (f) {
-            int ok = fscanf(f, "%d %d", port, mport);
-            fclose(f);
-            if (ok == 2)
-                return pid;
-        }
-        poll(NULL, 0, 25);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    return -1;
-}
-
-static void stop_daemon(pid_t pid)
-{
-    kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
-}
-
-/* "850.00us" / "1.23ms" / "2.00s" -> milliseconds. */
-static double to_ms(const char *v)
-{
-    char *end;
-    double x = strtod(v, &end);
-    if (!strncmp(end, "us", 2))
-        return x / 1000.0;
-    if (!strncmp(end, "ms", 2))
-        return x;
-    if (*end == 's')
-        return x * 1000.0;
-    if (*end == 'm')
-        return x * 60000.0;
-    return x;
-}
-
-static int wrk(const char *url, int threads, int conns, const char *script, double *rps,
-               double *p99)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "wrk -t%d -c%d -d%ds --latency %s%s '%s' 2>&1", threads, conns,
-             g_secs, script ? "-s " : "", script ? script : "", url);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    char line[512];
-    *rps = *p99 = 0;
-    while (fgets(line, sizeof(line), p)) {
-        char v[64];
-        if (sscanf(line, " Requests/sec: %lf", rps) == 1)
-            continue;
-        if (sscanf(line, " 99%% %63s", v) == 1)
-            *p99 = to_ms(v);
-    }
-    return pclose(p) == 0 && *rps > 0 ? 0 : -1;
-}
+#include "daemon.h"
 
 /* The API, Prometheus and inference runs against a daemon started with config, over
  * scheme ("http" or "https"); names get suffix ("" or "_tls"). Returns the GET
@@ -142,7 +55,7 @@ static double api_runs(const char *config, const char *scheme, const char *suffi
         {"server_inference", "/api/v1/inference", false, 16, true},
     };
     int port, mport;
-    pid_t pid = start_daemon(config, &port, &mport);
+    pid_t pid = bench_daemon_start(config, ":memory:", true, &port, &mport, NULL);
     if (pid < 0) {
         printf("# bench_server: the daemon did not start (%s)\n", scheme);
         return 0;
@@ -152,7 +65,7 @@ static double api_runs(const char *config, const char *scheme, const char *suffi
     for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
         snprintf(url, sizeof(url), "%s://127.0.0.1:%d%s", scheme, runs[i].metrics ? mport : port,
                  runs[i].path);
-        if (wrk(url, 2, runs[i].conns, runs[i].post ? script : NULL, &rps, &p99) != 0) {
+        if (bench_wrk(url, 2, runs[i].conns, runs[i].post ? script : NULL, &rps, &p99, NULL) != 0) {
             printf("# %s%s: wrk failed\n", runs[i].name, suffix);
             continue;
         }
@@ -162,11 +75,11 @@ static double api_runs(const char *config, const char *scheme, const char *suffi
                runs[i].name, suffix, p99);
         fflush(stdout);
     }
-    stop_daemon(pid);
+    bench_daemon_stop(pid);
     return gpus_rps;
 }
 
-/* A self-signed certificate for 127.0.0.1 in g_tmp; false without the openssl command. */
+/* A self-signed certificate for 127.0.0.1 in bench_tmp(); false without the openssl command. */
 static bool make_cert(void)
 {
     char cmd[1024];
@@ -174,7 +87,7 @@ static bool make_cert(void)
              "cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
              "-keyout key.pem -out cert.pem -days 1 -subj /CN=localhost "
              "-addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1",
-             g_tmp);
+             bench_tmp());
     return system(cmd) == 0;
 }
 
@@ -222,8 +135,8 @@ static double cpu_seconds(pid_t pid)
 static void ws_fanout(void)
 {
     int port, mport;
-    pid_t pid =
-        start_daemon("server:\n  ws_push_interval: 200ms\n  max_ws_clients: 2000\n", &port, &mport);
+    pid_t pid = bench_daemon_start("server:\n  ws_push_interval: 200ms\n  max_ws_clients: 2000\n",
+                                   ":memory:", true, &port, &mport, NULL);
     if (pid < 0)
         return;
     enum { N = 1000 };
@@ -235,17 +148,17 @@ static void ws_fanout(void)
     }
     /* Drain for a second so handshakes settle, then measure. */
     static char buf[65536];
-    double t_end = now_s() + 1.0;
-    while (now_s() < t_end)
+    double t_end = bench_now_s() + 1.0;
+    while (bench_now_s() < t_end)
         for (int i = 0; i < N; i++)
             if (fds[i] >= 0)
                 while (read(fds[i], buf, sizeof(buf)) > 0)
                     ;
-    double c0 = cpu_seconds(pid), t0 = now_s();
+    double c0 = cpu_seconds(pid), t0 = bench_now_s();
     unsigned long long bytes = 0, frames_est = 0;
     struct pollfd *pf = calloc(N, sizeof(*pf));
-    double stop = t0 + g_secs;
-    while (pf && now_s() < stop) {
+    double stop = t0 + bench_seconds();
+    while (pf && bench_now_s() < stop) {
         for (int i = 0; i < N; i++) {
             pf[i].fd = fds[i];
             pf[i].events = POLLIN;
@@ -266,7 +179,7 @@ static void ws_fanout(void)
                 }
             }
     }
-    double dt = now_s() - t0, cpu = cpu_seconds(pid) - c0;
+    double dt = bench_now_s() - t0, cpu = cpu_seconds(pid) - c0;
     printf("server_ws_fanout_clients %d clients\n", ok);
     printf("server_ws_fanout_1000_cpu_pct %.1f %%\n", dt > 0 ? cpu / dt * 100.0 : 0);
     printf("server_ws_fanout_1000_mb_per_s %.2f MB/s\n", dt > 0 ? (double)bytes / dt / 1e6 : 0);
@@ -275,7 +188,7 @@ static void ws_fanout(void)
     for (int i = 0; i < N; i++)
         if (fds[i] >= 0)
             close(fds[i]);
-    stop_daemon(pid);
+    bench_daemon_stop(pid);
 }
 
 int main(void)
@@ -285,29 +198,16 @@ int main(void)
         printf("# bench_server: wrk is not installed (Debian package wrk); skipped\n");
         return 0;
     }
-    const char *s = getenv("BENCH_SECONDS");
-    if (s && atoi(s) > 0)
-        g_secs = atoi(s);
-    ssize_t n = readlink("/proc/self/exe", g_bin, sizeof(g_bin) - 16);
-    if (n <= 0)
-        return 1;
-    g_bin[n] = '\0';
-    char *slash = strrchr(g_bin, '/');
-    snprintf(slash + 1, sizeof(g_bin) - (size_t)(slash + 1 - g_bin), "agentaflow");
-    if (access(g_bin, X_OK) != 0) {
-        printf("# bench_server: %s not built; skipped\n", g_bin);
-        return 0;
-    }
+    int rc = bench_setup("bench_server", "/tmp/af-bench-XXXXXX");
+    if (rc != 0)
+        return rc < 0 ? 1 : 0;
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    snprintf(g_tmp, sizeof(g_tmp), "/tmp/af-bench-XXXXXX");
-    if (!mkdtemp(g_tmp))
-        return 1;
     char script[128];
-    snprintf(script, sizeof(script), "%s/infer.lua", g_tmp);
+    snprintf(script, sizeof(script), "%s/infer.lua", bench_tmp());
     FILE *f = fopen(script, "w");
     if (!f)
         return 1;
@@ -330,7 +230,7 @@ int main(void)
         snprintf(cfg, sizeof(cfg),
                  "service_name: agentaflow-bench\nserver:\n  tls:\n    cert_file: %s/cert.pem\n"
                  "    key_file: %s/key.pem\n",
-                 g_tmp, g_tmp);
+                 bench_tmp(), bench_tmp());
         double rps_tls = api_runs(cfg, "https", "_tls", script);
         if (rps_on > 0 && rps_tls > 0)
             printf("server_gpus_tls_cost_us %.2f us/request\n",
@@ -341,25 +241,23 @@ int main(void)
     }
     fflush(stdout);
 
-    pid_t pid = start_daemon("tracing:\n  enabled: false\n", &port, &mport);
+    pid_t pid =
+        bench_daemon_start("tracing:\n  enabled: false\n", ":memory:", true, &port, &mport, NULL);
     if (pid >= 0) {
         snprintf(url, sizeof(url), "http://127.0.0.1:%d/api/v1/gpus", port);
-        if (wrk(url, 2, 64, NULL, &rps, &p99) == 0) {
+        if (bench_wrk(url, 2, 64, NULL, &rps, &p99, NULL) == 0) {
             rps_off = rps;
             printf("server_gpus_rps_tracing_off %.0f req/s\nserver_gpus_p99_ms_tracing_off %.3f "
                    "ms\n",
                    rps, p99);
         }
-        stop_daemon(pid);
+        bench_daemon_stop(pid);
     }
     if (rps_on > 0 && rps_off > 0)
         printf("server_tracing_overhead_us %.2f us/request\n",
                (1.0 / rps_on - 1.0 / rps_off) * 1e6);
     fflush(stdout);
     ws_fanout();
-    char rm[128];
-    snprintf(rm, sizeof(rm), "rm -rf %s", g_tmp);
-    if (system(rm) != 0)
-        return 0;
+    bench_cleanup();
     return 0;
 }

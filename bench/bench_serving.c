@@ -45,7 +45,7 @@ static int run(af_serving *s, int n, bool same_input, uint64_t *ns)
         af_inference_request q = {.model_id = "bench", .input = in, .input_len = AF_LEN_NUL};
         af_inference_response r;
         int rc = af_serving_infer(s, NULL, &q, &r);
-        af_inference_response_free(&r);
+        af_inference_response_clear(&r);
         if (rc != 0)
             return rc;
     }

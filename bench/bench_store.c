@@ -30,101 +30,7 @@
 #include <unistd.h>
 
 #include "agentaflow/store.h"
-
-static char g_bin[PATH_MAX], g_tmp[64];
-static int g_secs = 5;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Starts the daemon; *ready_s gets the seconds until it reported its port. */
-static pid_t start_daemon(const char *config, const char *dir, int *port, double *ready_s)
-{
-    static int seq;
-    char cfg[128], pf[128];
-    snprintf(cfg, sizeof(cfg), "%s/cfg%d.yaml", g_tmp, ++seq);
-    snprintf(pf, sizeof(pf), "%s/ports%d", g_tmp, seq);
-    FILE *f = fopen(cfg, "w");
-    if (!f)
-        return -1;
-    fputs(config, f);
-    fclose(f);
-    double t0 = now_s();
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open("/dev/null", O_WRONLY);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execl(g_bin, g_bin, "serve", "--config", cfg, "--port", "0", "--metrics-port", "-1",
-              "--port-file", pf, "--gpu-backend", "simulated", "--no-load-generator", "--data-dir",
-              dir, (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 60000; i++) {
-        f = fopen(pf, "r");
-        if (f) {
-            int m, ok = fscanf(f, "%d %d", port, &m);
-            fclose(f);
-            if (ok == 2) {
-                if (ready_s)
-                    *ready_s = now_s() - t0;
-                return pid;
-            }
-        }
-        poll(NULL, 0, 1);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    return -1;
-}
-
-static void stop_daemon(pid_t pid)
-{
-    kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
-}
-
-/* "850.00us" / "1.23ms" / "2.00s" -> milliseconds. */
-static double to_ms(const char *v)
-{
-    char *end;
-    double x = strtod(v, &end);
-    if (!strncmp(end, "us", 2))
-        return x / 1000.0;
-    if (!strncmp(end, "ms", 2))
-        return x;
-    if (*end == 's')
-        return x * 1000.0;
-    return x;
-}
-
-static int wrk(const char *url, const char *script, double *rps, double *p99)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "wrk -t2 -c64 -d%ds --latency -s %s '%s' 2>&1", g_secs, script, url);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    char line[512];
-    *rps = *p99 = 0;
-    bool non2xx = false;
-    while (fgets(line, sizeof(line), p)) {
-        char v[64];
-        if (sscanf(line, " Requests/sec: %lf", rps) == 1)
-            continue;
-        if (sscanf(line, " 99%% %63s", v) == 1)
-            *p99 = to_ms(v);
-        if (strstr(line, "Non-2xx"))
-            non2xx = true;
-    }
-    if (non2xx)
-        printf("# wrk saw non-2xx answers\n");
-    return pclose(p) == 0 && *rps > 0 ? 0 : -1;
-}
+#include "daemon.h"
 
 static void post_runs(void)
 {
@@ -133,7 +39,7 @@ static void post_runs(void)
         return;
     }
     char script[128];
-    snprintf(script, sizeof(script), "%s/cost.lua", g_tmp);
+    snprintf(script, sizeof(script), "%s/cost.lua", bench_tmp());
     FILE *f = fopen(script, "w");
     if (!f)
         return;
@@ -154,9 +60,10 @@ static void post_runs(void)
     };
     for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
         char dir[128];
-        snprintf(dir, sizeof(dir), "%s/post%zu", g_tmp, i);
+        snprintf(dir, sizeof(dir), "%s/post%zu", bench_tmp(), i);
         int port;
-        pid_t pid = start_daemon(runs[i].config, runs[i].memory ? ":memory:" : dir, &port, NULL);
+        pid_t pid = bench_daemon_start(runs[i].config, runs[i].memory ? ":memory:" : dir, false,
+                                       &port, NULL, NULL);
         if (pid < 0) {
             printf("# %s: the daemon did not start\n", runs[i].name);
             continue;
@@ -164,12 +71,16 @@ static void post_runs(void)
         char url[128];
         snprintf(url, sizeof(url), "http://127.0.0.1:%d/api/v1/costs", port);
         double rps, p99;
-        if (wrk(url, script, &rps, &p99) == 0)
+        bool non2xx;
+        int rc = bench_wrk(url, 2, 64, script, &rps, &p99, &non2xx);
+        if (non2xx)
+            printf("# wrk saw non-2xx answers\n");
+        if (rc == 0)
             printf("%s_rps %.0f req/s\n%s_p99_ms %.3f ms\n", runs[i].name, rps, runs[i].name, p99);
         else
             printf("# %s: wrk failed\n", runs[i].name);
         fflush(stdout);
-        stop_daemon(pid);
+        bench_daemon_stop(pid);
     }
 }
 
@@ -183,7 +94,7 @@ static uint64_t file_size(const char *p)
 static void restart_run(void)
 {
     char dir[128], db[192], wal[200];
-    snprintf(dir, sizeof(dir), "%s/big", g_tmp);
+    snprintf(dir, sizeof(dir), "%s/big", bench_tmp());
     mkdir(dir, 0700);
     snprintf(db, sizeof(db), "%s/" AF_STORE_DB_FILE, dir);
     snprintf(wal, sizeof(wal), "%s-wal", db);
@@ -201,7 +112,7 @@ static void restart_run(void)
     static const char *const models[] = {"model-gpt", "model-bert", "gpu_a100", "gpu_t4"};
     uint64_t now = (uint64_t)time(NULL) * 1000000000ull, span = 30ull * 86400ull * 1000000000ull;
     enum { N = 1000000, BATCH = 10000 };
-    double t0 = now_s();
+    double t0 = bench_now_s();
     int rc = 0;
     for (int i = 0; i < N && rc == 0; i += BATCH) {
         rc = ops->begin(self, err, sizeof(err));
@@ -223,7 +134,7 @@ static void restart_run(void)
         if (rc == 0)
             rc = ops->commit(self, err, sizeof(err));
     }
-    double write_s = now_s() - t0;
+    double write_s = bench_now_s() - t0;
     ops->close(self); /* checkpoints the WAL into the database */
     if (rc != 0) {
         printf("# bench_store: %s\n", err);
@@ -266,37 +177,22 @@ static void restart_run(void)
     }
     int port;
     double ready = 0;
-    pid_t pid = start_daemon("service_name: bench\n", dir, &port, &ready);
+    pid_t pid = bench_daemon_start("service_name: bench\n", dir, false, &port, NULL, &ready);
     if (pid < 0) {
         printf("# bench_store: the daemon did not start on the big database\n");
         return;
     }
     printf("store_restart_1m_costs_100k_workloads_s %.3f s\n", ready);
-    stop_daemon(pid);
+    bench_daemon_stop(pid);
 }
 
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    const char *s = getenv("BENCH_SECONDS");
-    if (s && atoi(s) > 0)
-        g_secs = atoi(s);
-    ssize_t n = readlink("/proc/self/exe", g_bin, sizeof(g_bin) - 16);
-    if (n <= 0)
-        return 1;
-    g_bin[n] = '\0';
-    char *slash = strrchr(g_bin, '/');
-    snprintf(slash + 1, sizeof(g_bin) - (size_t)(slash + 1 - g_bin), "agentaflow");
-    if (access(g_bin, X_OK) != 0) {
-        printf("# bench_store: %s not built; skipped\n", g_bin);
-        return 0;
-    }
-    snprintf(g_tmp, sizeof(g_tmp), "/tmp/af-bench-store-XXXXXX");
-    if (!mkdtemp(g_tmp))
-        return 1;
+    int rc = bench_setup("bench_store", "/tmp/af-bench-store-XXXXXX");
+    if (rc != 0)
+        return rc < 0 ? 1 : 0;
     post_runs();
     restart_run();
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_tmp);
-    return system(cmd) == 0 ? 0 : 1;
+    return bench_cleanup() == 0 ? 0 : 1;
 }

@@ -171,7 +171,7 @@ int main(int argc, char **argv)
     double total = 0;
     if (af_cost_summary_get(costs, &root_ctx, 0, 0, &summary) == 0) {
         total = summary.total_cost;
-        af_cost_summary_free(&summary);
+        af_cost_summary_clear(&summary);
     }
 
     /* 4. Model serving: a miss, then the same input again (a cache hit). */
@@ -183,7 +183,7 @@ int main(int argc, char **argv)
         af_inference_response r;
         memset(&r, 0, sizeof(r));
         af_serving_infer(serving, &root_ctx, &request, &r);
-        af_inference_response_free(&r);
+        af_inference_response_clear(&r);
     }
 
     /* 5. An API request arriving from another service: its traceparent and baggage are

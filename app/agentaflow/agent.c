@@ -197,17 +197,17 @@ int cmd_agent(int argc, char **argv)
     af_tracing_config cfg;
     if (app_load_config(config, &cfg, stderr) != 0) {
         fprintf(stderr, "agentaflow agent: the configuration has errors; not starting\n");
-        af_tracing_config_free(&cfg);
+        af_tracing_config_clear(&cfg);
         return 2;
     }
     if (app_apply_flags(&cfg, "agentaflow agent", flags, n_flags) != 0) {
-        af_tracing_config_free(&cfg);
+        af_tracing_config_clear(&cfg);
         return 2;
     }
     if (!cfg.agent.scheduler_url) {
         fprintf(stderr, "agentaflow agent: --scheduler URL is required (or agent.scheduler_url, "
                         "AGENTAFLOW_SCHEDULER_URL)\n");
-        af_tracing_config_free(&cfg);
+        af_tracing_config_clear(&cfg);
         return 2;
     }
     static reporter r;
@@ -216,7 +216,7 @@ int cmd_agent(int argc, char **argv)
         snprintf(r.node, sizeof(r.node), "%s", cfg.agent.node_name);
     else if (gethostname(r.node, sizeof(r.node) - 1) != 0 || !r.node[0]) {
         fprintf(stderr, "agentaflow agent: no node name: pass --node-name or set NODE_NAME\n");
-        af_tracing_config_free(&cfg);
+        af_tracing_config_clear(&cfg);
         return 2;
     }
     const char *base = cfg.agent.scheduler_url;
@@ -234,7 +234,7 @@ int cmd_agent(int argc, char **argv)
     int rc = app_platform_start(&p, &cfg, stderr);
     if (rc != 0) {
         app_platform_stop(&p, 2000);
-        af_tracing_config_free(&cfg);
+        af_tracing_config_clear(&cfg);
         return 2;
     }
     af_server_opts so;
@@ -251,7 +251,7 @@ int cmd_agent(int argc, char **argv)
         fprintf(stderr, "agentaflow agent: %s\n", err[0] ? err : af_strerror(rc));
         af_server_free(srv);
         app_platform_stop(&p, 2000);
-        af_tracing_config_free(&cfg);
+        af_tracing_config_clear(&cfg);
         return rc == -EACCES || rc == -EINVAL ? 2 : 1;
     }
     r.collector = p.collector;
@@ -288,6 +288,6 @@ int cmd_agent(int argc, char **argv)
     af_server_stop(srv);
     af_server_free(srv);
     app_platform_stop(&p, 5000);
-    af_tracing_config_free(&cfg);
+    af_tracing_config_clear(&cfg);
     return 0;
 }

@@ -142,11 +142,11 @@ int cmd_db(int argc, char **argv)
     }
     af_tracing_config cfg;
     if (app_load_config(config, &cfg, stderr) != 0) {
-        af_tracing_config_free(&cfg);
+        af_tracing_config_clear(&cfg);
         return 2;
     }
     char *d = af_state_resolve_dir(dir ? dir : cfg.server.data_dir);
-    af_tracing_config_free(&cfg);
+    af_tracing_config_clear(&cfg);
     if (!d) {
         fprintf(stderr, "agentaflow db: out of memory\n");
         return 1;

@@ -143,7 +143,7 @@ static void demo_costs(app_platform *p, const af_span_context *ctx)
     if (af_cost_summary_get(p->costs, ctx, 0, 0, &cs) == 0) {
         printf("  total $%.2f (inference $%.2f, training $%.2f), %.2f GPU hours\n", cs.total_cost,
                cs.inference_cost, cs.training_cost, cs.total_gpu_hours);
-        af_cost_summary_free(&cs);
+        af_cost_summary_clear(&cs);
     }
 }
 
@@ -165,7 +165,7 @@ static void demo_serving(app_platform *p, const af_span_context *ctx)
         if (af_serving_infer(p->serving, ctx, &request, &response) == 0)
             printf("  %s: latency %.1f ms, cache %s\n", reqs[i].id,
                    (double)response.latency_ns / 1e6, response.cache_hit ? "hit" : "miss");
-        af_inference_response_free(&response);
+        af_inference_response_clear(&response);
     }
 }
 

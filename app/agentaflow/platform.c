@@ -133,12 +133,12 @@ int app_reload(const char *path, const app_flag *flags, size_t n_flags, app_plat
             af_log(AF_LOG_ERROR, "SIGHUP: %s: %s", path, err);
         if (rc != 0) {
             af_log(AF_LOG_ERROR, "SIGHUP: %s has errors; keeping the running configuration", path);
-            af_tracing_config_free(&next);
+            af_tracing_config_clear(&next);
             return rc;
         }
         rc = af_tracing_reconfigure(p->tracing, &next, err, sizeof err);
         if (rc != 0) {
-            af_tracing_config_free(&next);
+            af_tracing_config_clear(&next);
             af_log(AF_LOG_ERROR, "SIGHUP: tracing: %s; keeping the running configuration", err);
             return rc;
         }
@@ -150,7 +150,7 @@ int app_reload(const char *path, const app_flag *flags, size_t n_flags, app_plat
         for (size_t i = 0; i < n && i < 16; i++)
             af_log(AF_LOG_WARN,
                    "SIGHUP: %s changed; it needs a restart (keeping the running value)", keys[i]);
-        af_tracing_config_free(&next);
+        af_tracing_config_clear(&next);
         af_log(AF_LOG_INFO, "SIGHUP: configuration reloaded from %s", path);
     }
     const af_tracing_config *cur = af_tracing_config_of(p->tracing);
@@ -176,26 +176,30 @@ bool app_persists(const af_server_config *sc)
     return sc->persist && !(sc->data_dir && strcmp(sc->data_dir, ":memory:") == 0);
 }
 
-int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
+/* A second daemon on the same directory, or a directory it cannot use, fails before
+ * anything else starts. */
+static int open_state(app_platform *p, const af_server_config *st, FILE *err)
 {
-    const af_server_config *st = &cfg->server;
-    memset(p, 0, sizeof(*p));
+    if (!app_persists(st))
+        return 0;
+    af_state_opts so;
+    af_state_opts_init(&so);
+    so.data_dir = st->data_dir;
+    so.fsync_full = st->fsync == AF_CONFIG_FSYNC_FULL;
+    so.retention_costs_days = st->retention.costs_days;
+    so.retention_workloads_days = st->retention.workloads_days;
+    char e[512] = "";
+    int rc = af_state_open(&so, &p->state, e, sizeof(e));
+    if (rc != 0)
+        fprintf(err, "agentaflow: %s\n", e[0] ? e : af_strerror(rc));
+    return rc;
+}
+
+static int start_tracing(app_platform *p, const af_tracing_config *cfg, FILE *err)
+{
     char e[512] = "";
     int rc;
-    /* First: a second daemon on the same directory, or a directory it cannot use, fails
-     * before anything else starts. */
-    if (app_persists(st)) {
-        af_state_opts so;
-        af_state_opts_init(&so);
-        so.data_dir = st->data_dir;
-        so.fsync_full = st->fsync == AF_CONFIG_FSYNC_FULL;
-        so.retention_costs_days = st->retention.costs_days;
-        so.retention_workloads_days = st->retention.workloads_days;
-        if ((rc = af_state_open(&so, &p->state, e, sizeof(e))) != 0) {
-            fprintf(err, "agentaflow: %s\n", e[0] ? e : af_strerror(rc));
-            return rc;
-        }
-    }
+    const af_server_config *st = &cfg->server;
     /* Request values reach span attributes (ids, names, errors): no request may park more
      * than this in a span, unless OTEL_*ATTRIBUTE_VALUE_LENGTH_LIMIT says otherwise. */
     af_tracing_config tc = *cfg;
@@ -222,6 +226,13 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
             return rc;
         }
     }
+    return 0;
+}
+
+static int new_collector(app_platform *p, const af_server_config *st, FILE *err)
+{
+    char e[512] = "";
+    int rc;
     af_gpu_collector_opts co;
     af_gpu_collector_opts_init(&co);
     co.backend = st->gpu_backend == AF_CONFIG_GPU_NVML        ? AF_GPU_BACKEND_NVML
@@ -235,6 +246,12 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
         fprintf(err, "agentaflow: GPU metrics: %s\n", e[0] ? e : af_strerror(rc));
         return rc;
     }
+    return 0;
+}
+
+static int new_costs(app_platform *p, const af_server_config *st, FILE *err)
+{
+    int rc;
     af_cost_tracker_opts to;
     af_cost_tracker_opts_init(&to);
     to.tracing = p->tracing;
@@ -247,6 +264,13 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
         fprintf(err, "agentaflow: cost tracking: %s\n", af_strerror(rc));
         return rc;
     }
+    return 0;
+}
+
+/* The scheduler learns this host's GPUs from one synchronous collector cycle, before
+ * anything is submitted. */
+static int new_scheduler(app_platform *p, FILE *err)
+{
     af_gpu_scheduler_opts so;
     af_gpu_scheduler_opts_init(&so);
     so.tracing.tracing = p->tracing;
@@ -254,11 +278,11 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
         so.on_change = af_state_workload_changed;
         so.on_change_user = p->state;
     }
-    if ((rc = af_gpu_scheduler_new(&so, &p->scheduler)) != 0) {
+    int rc = af_gpu_scheduler_new(&so, &p->scheduler);
+    if (rc != 0) {
         fprintf(err, "agentaflow: scheduler: %s\n", af_strerror(rc));
         return rc;
     }
-    /* One synchronous cycle so the scheduler knows the GPUs before anything is submitted. */
     af_gpu_collector_collect_now(p->collector);
     af_gpu_sample g[64];
     size_t n = af_gpu_collector_latest(p->collector, g, 64);
@@ -273,21 +297,32 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
         af_gpu_scheduler_register_gpu(p->scheduler, &spec, NULL, 0);
     }
     af_gpu_scheduler_attach_collector(p->scheduler, p->collector);
-    if (cfg->cluster.enabled) {
-        af_cluster_opts ko;
-        af_cluster_opts_init(&ko);
-        ko.strategy = (af_gpu_strategy)cfg->cluster.strategy;
-        ko.node_timeout_ms = cfg->cluster.node_timeout_ms;
-        ko.reservation_ttl_ms = cfg->cluster.reservation_ttl_ms;
-        ko.max_nodes = cfg->cluster.max_nodes;
-        ko.tracing.tracing = p->tracing;
-        if ((rc = af_cluster_new(&ko, &p->cluster)) != 0) {
-            fprintf(err, "agentaflow: cluster scheduler: %s\n", af_strerror(rc));
-            return rc;
-        }
-    }
-    /* After the GPUs are known (running workloads take their memory on them again), before
-     * the collector raises new alerts. */
+    return 0;
+}
+
+static int new_cluster(app_platform *p, const af_tracing_config *cfg, FILE *err)
+{
+    if (!cfg->cluster.enabled)
+        return 0;
+    af_cluster_opts ko;
+    af_cluster_opts_init(&ko);
+    ko.strategy = (af_gpu_strategy)cfg->cluster.strategy;
+    ko.node_timeout_ms = cfg->cluster.node_timeout_ms;
+    ko.reservation_ttl_ms = cfg->cluster.reservation_ttl_ms;
+    ko.max_nodes = cfg->cluster.max_nodes;
+    ko.tracing.tracing = p->tracing;
+    int rc = af_cluster_new(&ko, &p->cluster);
+    if (rc != 0)
+        fprintf(err, "agentaflow: cluster scheduler: %s\n", af_strerror(rc));
+    return rc;
+}
+
+/* What was saved comes back after the GPUs are known (running workloads take their memory on
+ * them again), before the collector starts and raises new alerts. */
+static int restore_and_collect(app_platform *p, FILE *err)
+{
+    char e[512] = "";
+    int rc;
     if (p->state && (rc = af_state_restore(p->state, p->scheduler, p->collector, p->costs,
                                            p->cluster, e, sizeof(e))) != 0) {
         fprintf(err, "agentaflow: restoring %s: %s\n", af_state_dir(p->state), e);
@@ -297,6 +332,11 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
         fprintf(err, "agentaflow: GPU metrics: %s\n", af_strerror(rc));
         return rc;
     }
+    return 0;
+}
+
+static int new_serving(app_platform *p, const af_tracing_config *cfg, FILE *err)
+{
     af_serving_opts sv;
     af_serving_opts_init(&sv);
     sv.costs = p->costs;
@@ -306,10 +346,22 @@ int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
     sv.breaker_failures = cfg->serving.breaker_failures;
     sv.breaker_cooldown_ms = cfg->serving.breaker_cooldown_ms;
     sv.connect_retries = cfg->serving.connect_retries;
-    if ((rc = af_serving_new(&sv, &p->serving)) != 0) {
+    int rc = af_serving_new(&sv, &p->serving);
+    if (rc != 0)
         fprintf(err, "agentaflow: model serving: %s\n", af_strerror(rc));
+    return rc;
+}
+
+int app_platform_start(app_platform *p, const af_tracing_config *cfg, FILE *err)
+{
+    const af_server_config *st = &cfg->server;
+    memset(p, 0, sizeof(*p));
+    int rc;
+    if ((rc = open_state(p, st, err)) != 0 || (rc = start_tracing(p, cfg, err)) != 0 ||
+        (rc = new_collector(p, st, err)) != 0 || (rc = new_costs(p, st, err)) != 0 ||
+        (rc = new_scheduler(p, err)) != 0 || (rc = new_cluster(p, cfg, err)) != 0 ||
+        (rc = restore_and_collect(p, err)) != 0 || (rc = new_serving(p, cfg, err)) != 0)
         return rc;
-    }
     return app_add_models(p->serving, &cfg->serving, err);
 }
 

@@ -76,17 +76,17 @@ int cmd_serve(int argc, char **argv)
     af_tracing_config cfg;
     if (app_load_config(config, &cfg, stderr) != 0) {
         fprintf(stderr, "agentaflow serve: the configuration has errors; not starting\n");
-        af_tracing_config_free(&cfg);
+        af_tracing_config_clear(&cfg);
         return 2;
     }
     if (app_apply_flags(&cfg, "agentaflow serve", flags, n_flags) != 0) {
-        af_tracing_config_free(&cfg);
+        af_tracing_config_clear(&cfg);
         return 2;
     }
     char err[512] = "";
     if (app_apply_logging(&cfg.server, err, sizeof(err)) != 0) {
         fprintf(stderr, "agentaflow serve: %s\n", err);
-        af_tracing_config_free(&cfg);
+        af_tracing_config_clear(&cfg);
         return 2;
     }
 
@@ -95,7 +95,7 @@ int cmd_serve(int argc, char **argv)
     int rc = app_platform_start(&p, &cfg, stderr);
     if (rc != 0) {
         app_platform_stop(&p, 2000);
-        af_tracing_config_free(&cfg);
+        af_tracing_config_clear(&cfg);
         return 2;
     }
     af_server_opts so;
@@ -113,7 +113,7 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "agentaflow serve: %s\n", err[0] ? err : af_strerror(rc));
         af_server_free(srv);
         app_platform_stop(&p, 2000);
-        af_tracing_config_free(&cfg);
+        af_tracing_config_clear(&cfg);
         return rc == -EACCES || rc == -EINVAL ? 2 : 1;
     }
     const char *bind = cfg.server.bind_address;
@@ -150,7 +150,7 @@ int cmd_serve(int argc, char **argv)
     af_server_free(srv);
     /* Spans are flushed within a bound even when a collector is dead. */
     app_platform_stop(&p, 5000);
-    af_tracing_config_free(&cfg);
+    af_tracing_config_clear(&cfg);
     app_sd_notifyf("STATUS=stopped");
     fprintf(stderr, "agentaflow: stopped\n");
     return 0;

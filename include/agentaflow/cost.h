@@ -218,10 +218,17 @@ typedef struct af_cost_summary {
 /*
  * Sums the entries with start <= timestamp < end. Folded entries count when their hour
  * starts in the range. end 0 = now. Span cost_tracking.get_cost_summary. On success *out
- * owns its arrays: release with af_cost_summary_free. 0, -EINVAL (start > end), -ENOMEM.
+ * owns its arrays: release with af_cost_summary_clear. 0, -EINVAL (start > end), -ENOMEM.
  */
 int af_cost_summary_get(af_cost_tracker *t, const af_span_context *parent, uint64_t start_ns,
                         uint64_t end_ns, af_cost_summary *out);
+/* Releases the arrays s owns and zeroes them, leaving the struct (the caller's) ready for
+ * another _get; NULL is a no-op. `_clear`, not `_free`: s is embedded, never allocated by
+ * the library. */
+void af_cost_summary_clear(af_cost_summary *s);
+/* The former name of af_cost_summary_clear, kept because it is part of the released ABI
+ * (AGENTAFLOW_0) and services outside this tree call it; same behaviour. New code uses
+ * _clear. */
 void af_cost_summary_free(af_cost_summary *s);
 /*
  * JSON object with the original's keys (total_cost, inference_cost, training_cost,

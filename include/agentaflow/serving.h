@@ -265,10 +265,17 @@ typedef struct af_inference_response {
  * child of `parent`, NULL = current span). Returns 0, -EINVAL, AF_ENOTFOUND (unknown model),
  * AF_EFULL (overloaded), AF_ETIMEDOUT, -EHOSTDOWN (no instance up or backend unreachable),
  * AF_ESHUTDOWN, or a backend error; resp->error says which in words. Release resp with
- * af_inference_response_free (also after a failure).
+ * af_inference_response_clear (also after a failure).
  */
 int af_serving_infer(af_serving *s, const af_span_context *parent, const af_inference_request *req,
                      af_inference_response *resp);
+/* Releases the output r owns and zeroes it, leaving the struct (the caller's) ready for
+ * another _infer; NULL is a no-op. `_clear`, not `_free`: r is embedded, never allocated by
+ * the library. */
+void af_inference_response_clear(af_inference_response *r);
+/* The former name of af_inference_response_clear, kept because it is part of the released
+ * ABI (AGENTAFLOW_0) and services outside this tree call it; same behaviour. New code uses
+ * _clear. */
 void af_inference_response_free(af_inference_response *r);
 
 /* Removes expired cache entries; returns how many. */

@@ -10,7 +10,7 @@
 #include "config/models.h"
 #include "util/str.h"
 
-void af_tracing_config_free(af_tracing_config *cfg)
+void af_tracing_config_clear(af_tracing_config *cfg)
 {
     if (!cfg)
         return;
@@ -33,6 +33,12 @@ void af_tracing_config_free(af_tracing_config *cfg)
     memset(cfg, 0, sizeof *cfg);
 }
 
+/* The released ABI's name (AGENTAFLOW_0), kept for services outside this tree. */
+void af_tracing_config_free(af_tracing_config *cfg)
+{
+    af_tracing_config_clear(cfg);
+}
+
 int af_tracing_config_init(af_tracing_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -45,7 +51,7 @@ int af_tracing_config_init(af_tracing_config *cfg)
         /* The table's defaults are valid by construction, so only ENOMEM can fail here. */
         int rc = af__config_set_scalar(cfg, k, k->info.default_text, why, sizeof why);
         if (rc != 0) {
-            af_tracing_config_free(cfg);
+            af_tracing_config_clear(cfg);
             return rc == -ENOMEM ? -ENOMEM : -EINVAL;
         }
     }
@@ -109,7 +115,7 @@ int af_tracing_config_copy(af_tracing_config *dst, const af_tracing_config *src)
     }
     return 0;
 fail:
-    af_tracing_config_free(dst);
+    af_tracing_config_clear(dst);
     return -ENOMEM;
 }
 

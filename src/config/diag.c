@@ -225,7 +225,9 @@ void af__config_safe_url(const char *url, char *out, size_t out_len)
 /* ---------------------------------------------------------------------------------------- */
 /* Durations.                                                                                */
 
-int af_config_parse_duration(const char *s, uint32_t *out_ms)
+/* One term of a duration: a number (with an optional fraction) and its unit, read from *pp
+ * (advanced past it); *part gets it in nanoseconds, at most limit_ns. 0 or AF_EPARSE. */
+static int parse_term(const char **pp, uint64_t limit_ns, uint64_t *part)
 {
     static const struct {
         const char *name;
@@ -237,6 +239,51 @@ int af_config_parse_duration(const char *s, uint32_t *out_ms)
         {"ms", 1000000ull},     {"s", 1000000000ull},
         {"m", 60000000000ull},  {"h", 3600000000000ull},
     };
+    uint64_t whole = 0;
+    size_t nd = 0;
+    while (**pp >= '0' && **pp <= '9') {
+        if (whole > limit_ns / 10)
+            return AF_EPARSE;
+        whole = whole * 10 + (uint64_t)(**pp - '0');
+        (*pp)++;
+        nd++;
+    }
+    double frac = 0.0, scale = 1.0;
+    size_t nf = 0;
+    if (**pp == '.') {
+        (*pp)++;
+        while (**pp >= '0' && **pp <= '9') {
+            if (nf < 18) {
+                scale *= 10.0;
+                frac += (**pp - '0') / scale;
+            }
+            (*pp)++;
+            nf++;
+        }
+    }
+    if (nd == 0 && nf == 0)
+        return AF_EPARSE;
+    uint64_t unit = 0;
+    size_t best = 0;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        size_t ul = strlen(units[i].name);
+        /* Longest match wins, so "ms" is not read as "m" followed by "s". */
+        if (ul > best && strncmp(*pp, units[i].name, ul) == 0) {
+            unit = units[i].ns;
+            best = ul;
+        }
+    }
+    if (!best)
+        return AF_EPARSE;
+    *pp += best;
+    if (whole > limit_ns / unit)
+        return AF_EPARSE;
+    *part = whole * unit + (uint64_t)(frac * (double)unit);
+    return *part > limit_ns ? AF_EPARSE : 0;
+}
+
+int af_config_parse_duration(const char *s, uint32_t *out_ms)
+{
     const uint64_t limit_ns = (uint64_t)UINT32_MAX * 1000000ull;
     if (!s || !*s)
         return AF_EPARSE;
@@ -256,47 +303,8 @@ int af_config_parse_duration(const char *s, uint32_t *out_ms)
     uint64_t total_ns = 0;
     const char *p = s;
     while (*p) {
-        uint64_t whole = 0;
-        size_t nd = 0;
-        while (*p >= '0' && *p <= '9') {
-            if (whole > limit_ns / 10)
-                return AF_EPARSE;
-            whole = whole * 10 + (uint64_t)(*p - '0');
-            p++;
-            nd++;
-        }
-        double frac = 0.0, scale = 1.0;
-        size_t nf = 0;
-        if (*p == '.') {
-            p++;
-            while (*p >= '0' && *p <= '9') {
-                if (nf < 18) {
-                    scale *= 10.0;
-                    frac += (*p - '0') / scale;
-                }
-                p++;
-                nf++;
-            }
-        }
-        if (nd == 0 && nf == 0)
-            return AF_EPARSE;
-        uint64_t unit = 0;
-        size_t best = 0;
-        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-            size_t ul = strlen(units[i].name);
-            /* Longest match wins, so "ms" is not read as "m" followed by "s". */
-            if (ul > best && strncmp(p, units[i].name, ul) == 0) {
-                unit = units[i].ns;
-                best = ul;
-            }
-        }
-        if (!best)
-            return AF_EPARSE;
-        p += best;
-        if (whole > limit_ns / unit)
-            return AF_EPARSE;
-        uint64_t part = whole * unit + (uint64_t)(frac * (double)unit);
-        if (part > limit_ns || total_ns > limit_ns - part)
+        uint64_t part;
+        if (parse_term(&p, limit_ns, &part) != 0 || total_ns > limit_ns - part)
             return AF_EPARSE;
         total_ns += part;
     }

@@ -155,17 +155,6 @@ static void for_each_section(af_buf *b, void (*put)(af_buf *, const char *, size
     }
 }
 
-static int finish(af_buf *b, char **out)
-{
-    af__buf_terminate(b);
-    if (b->failed) {
-        af__buf_clear(b);
-        return -ENOMEM;
-    }
-    *out = (char *)b->data;
-    return 0;
-}
-
 int af_config_dump_docs(char **out)
 {
     *out = NULL;
@@ -177,7 +166,7 @@ int af_config_dump_docs(char **out)
     for (size_t i = 0; i < sizeof intro / sizeof intro[0]; i++)
         af__buf_printf(&b, "\n%s\n", intro[i]);
     for_each_section(&b, put_section);
-    return finish(&b, out);
+    return af__buf_finish(&b, out);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -276,5 +265,5 @@ int af_config_dump_docs_man(char **out)
                      ".SH KEYS\n");
     for_each_section(&b, put_man_section);
     af__buf_puts(&b, ".SH SEE ALSO\n.BR agentaflow (1)\n");
-    return finish(&b, out);
+    return af__buf_finish(&b, out);
 }

@@ -14,7 +14,7 @@
 #include "util/buf.h"
 #include "util/str.h"
 
-#define REDACTED "[redacted]"
+static const char REDACTED[] = "[redacted]";
 
 /* A JSON number for a config double: "%.10g" (ratios are short decimals), with ".0" added to
  * integral values so readers keep the type; non-finite values (never valid config) as null. */
@@ -39,11 +39,77 @@ static void put_jstr(af_buf *b, const char *s)
         af__buf_puts(b, "null");
 }
 
+/* A string row's value as the dumps show it: REDACTED for a secret and a URL without its
+ * credentials (in tmp) when redact is set; NULL when unset. */
+static const char *shown_string(const af__config_key *k, const char *s, bool redact, char *tmp,
+                                size_t cap)
+{
+    if (s && redact && k->info.secret)
+        return REDACTED;
+    if (s && redact && (k->flags & AF__KEY_URL)) {
+        af__config_safe_url(s, tmp, cap);
+        return tmp;
+    }
+    return s;
+}
+
 static void indent(af_buf *b, int depth)
 {
     af__buf_putc(b, '\n');
     for (int i = 0; i < depth; i++)
         af__buf_puts(b, "  ");
+}
+
+/* A list row as a JSON array, one entry a line. */
+static void list_json(af_buf *b, const af_tracing_config *cfg, const af__config_key *k, int depth)
+{
+    size_t n;
+    char *const *items = af__config_list_get(cfg, k, &n);
+    if (n == 0) {
+        af__buf_puts(b, "[]");
+        return;
+    }
+    af__buf_putc(b, '[');
+    for (size_t i = 0; i < n; i++) {
+        af__buf_puts(b, i ? "," : "");
+        indent(b, depth + 1);
+        put_jstr(b, items[i]);
+    }
+    indent(b, depth);
+    af__buf_putc(b, ']');
+}
+
+/* A map row as a JSON object, a kv-list row as an array of {"key", "value"}; secret values
+ * redacted when asked. */
+static void kv_json(af_buf *b, const af_tracing_config *cfg, const af__config_key *k, bool redact,
+                    int depth)
+{
+    size_t n;
+    const af_config_kv *kv = af__config_kv_get(cfg, k, &n);
+    bool list = k->info.type == AF_CFG_KV_LIST;
+    if (n == 0) {
+        af__buf_puts(b, list ? "[]" : "{}");
+        return;
+    }
+    af__buf_putc(b, list ? '[' : '{');
+    for (size_t i = 0; i < n; i++) {
+        const char *v = redact && k->info.secret ? REDACTED : kv[i].value;
+        af__buf_puts(b, i ? "," : "");
+        indent(b, depth + 1);
+        if (list) {
+            af__buf_puts(b, "{\"key\": ");
+            put_jstr(b, kv[i].key);
+            af__buf_puts(b, ", \"value\": ");
+            put_jstr(b, v);
+            af__buf_putc(b, '}');
+        } else {
+            put_jstr(b, kv[i].key);
+            af__buf_puts(b, ": ");
+            put_jstr(b, v);
+        }
+    }
+    indent(b, depth);
+    af__buf_putc(b, list ? ']' : '}');
 }
 
 static void value_json(af_buf *b, const af_tracing_config *cfg, const af__config_key *k,
@@ -52,17 +118,9 @@ static void value_json(af_buf *b, const af_tracing_config *cfg, const af__config
     const void *f = af__config_cfield(cfg, k);
     char tmp[2048];
     switch (k->info.type) {
-    case AF_CFG_STRING: {
-        const char *s = *(char *const *)f;
-        if (s && redact && k->info.secret) {
-            s = REDACTED;
-        } else if (s && redact && (k->flags & AF__KEY_URL)) {
-            af__config_safe_url(s, tmp, sizeof tmp);
-            s = tmp;
-        }
-        put_jstr(b, s);
+    case AF_CFG_STRING:
+        put_jstr(b, shown_string(k, *(char *const *)f, redact, tmp, sizeof tmp));
         return;
-    }
     case AF_CFG_BOOL:
         af__buf_puts(b, *(const bool *)f ? "true" : "false");
         return;
@@ -78,23 +136,9 @@ static void value_json(af_buf *b, const af_tracing_config *cfg, const af__config
     case AF_CFG_BYTES:
         af__buf_printf(b, "%llu", (unsigned long long)*(const uint64_t *)f);
         return;
-    case AF_CFG_LIST: {
-        size_t n;
-        char *const *items = af__config_list_get(cfg, k, &n);
-        if (n == 0) {
-            af__buf_puts(b, "[]");
-            return;
-        }
-        af__buf_putc(b, '[');
-        for (size_t i = 0; i < n; i++) {
-            af__buf_puts(b, i ? "," : "");
-            indent(b, depth + 1);
-            put_jstr(b, items[i]);
-        }
-        indent(b, depth);
-        af__buf_putc(b, ']');
+    case AF_CFG_LIST:
+        list_json(b, cfg, k, depth);
         return;
-    }
     case AF_CFG_DURATION:
         af_config_format_duration(*(const uint32_t *)f, tmp, sizeof tmp);
         put_jstr(b, tmp);
@@ -103,35 +147,9 @@ static void value_json(af_buf *b, const af_tracing_config *cfg, const af__config
         put_jstr(b, k->info.enum_values[af__config_enum_get(cfg, k)]);
         return;
     case AF_CFG_MAP:
-    case AF_CFG_KV_LIST: {
-        size_t n;
-        const af_config_kv *kv = af__config_kv_get(cfg, k, &n);
-        bool list = k->info.type == AF_CFG_KV_LIST;
-        if (n == 0) {
-            af__buf_puts(b, list ? "[]" : "{}");
-            return;
-        }
-        af__buf_putc(b, list ? '[' : '{');
-        for (size_t i = 0; i < n; i++) {
-            const char *v = redact && k->info.secret ? REDACTED : kv[i].value;
-            af__buf_puts(b, i ? "," : "");
-            indent(b, depth + 1);
-            if (list) {
-                af__buf_puts(b, "{\"key\": ");
-                put_jstr(b, kv[i].key);
-                af__buf_puts(b, ", \"value\": ");
-                put_jstr(b, v);
-                af__buf_putc(b, '}');
-            } else {
-                put_jstr(b, kv[i].key);
-                af__buf_puts(b, ": ");
-                put_jstr(b, v);
-            }
-        }
-        indent(b, depth);
-        af__buf_putc(b, list ? ']' : '}');
+    case AF_CFG_KV_LIST:
+        kv_json(b, cfg, k, redact, depth);
         return;
-    }
     case AF_CFG_MODELS:
         af__config_models_json(b, cfg->serving.models, cfg->serving.n_models, redact);
         return;
@@ -190,13 +208,7 @@ int af_config_dump_json(const af_tracing_config *cfg, bool redact, char **out)
     af_buf b;
     af__buf_init(&b);
     object_json(&b, cfg, redact, "", 0, 0);
-    af__buf_terminate(&b);
-    if (b.failed) {
-        af__buf_clear(&b);
-        return -ENOMEM;
-    }
-    *out = (char *)b.data;
-    return 0;
+    return af__buf_finish(&b, out);
 }
 
 static void put_str(af_buf *b, const char *s)
@@ -207,93 +219,97 @@ static void put_str(af_buf *b, const char *s)
         af__buf_puts(b, "(unset)");
 }
 
+static void list_text(af_buf *b, const af_tracing_config *cfg, const af__config_key *k)
+{
+    size_t n;
+    char *const *items = af__config_list_get(cfg, k, &n);
+    af__buf_putc(b, '[');
+    for (size_t i = 0; i < n; i++) {
+        af__buf_puts(b, i ? ", " : "");
+        put_str(b, items[i]);
+    }
+    af__buf_putc(b, ']');
+}
+
+static void kv_text(af_buf *b, const af_tracing_config *cfg, const af__config_key *k, bool redact)
+{
+    size_t n;
+    const af_config_kv *kv = af__config_kv_get(cfg, k, &n);
+    bool list = k->info.type == AF_CFG_KV_LIST;
+    af__buf_putc(b, list ? '[' : '{');
+    for (size_t i = 0; i < n; i++) {
+        af__buf_puts(b, i ? ", " : "");
+        put_str(b, kv[i].key);
+        af__buf_putc(b, list ? '=' : ':');
+        if (!list)
+            af__buf_putc(b, ' ');
+        put_str(b, redact && k->info.secret ? REDACTED : kv[i].value);
+    }
+    af__buf_putc(b, list ? ']' : '}');
+}
+
+/* One row's value as `config dump` prints it. */
+static void value_text(af_buf *b, const af_tracing_config *cfg, const af__config_key *k,
+                       bool redact)
+{
+    const void *f = af__config_cfield(cfg, k);
+    char tmp[2048];
+    switch (k->info.type) {
+    case AF_CFG_STRING: {
+        const char *s = shown_string(k, *(char *const *)f, redact, tmp, sizeof tmp);
+        if (s == REDACTED)
+            af__buf_puts(b, REDACTED); /* bare in the text dump */
+        else
+            put_str(b, s);
+        break;
+    }
+    case AF_CFG_BOOL:
+        af__buf_puts(b, *(const bool *)f ? "true" : "false");
+        break;
+    case AF_CFG_RATIO:
+        af__buf_printf(b, "%g", *(const double *)f);
+        break;
+    case AF_CFG_UINT:
+        af__buf_printf(b, "%u", *(const uint32_t *)f);
+        break;
+    case AF_CFG_INT:
+        af__buf_printf(b, "%d", *(const int *)f);
+        break;
+    case AF_CFG_BYTES:
+        af__buf_printf(b, "%llu", (unsigned long long)*(const uint64_t *)f);
+        break;
+    case AF_CFG_LIST:
+        list_text(b, cfg, k);
+        break;
+    case AF_CFG_DURATION:
+        af_config_format_duration(*(const uint32_t *)f, tmp, sizeof tmp);
+        af__buf_puts(b, tmp);
+        break;
+    case AF_CFG_ENUM:
+        af__buf_puts(b, k->info.enum_values[af__config_enum_get(cfg, k)]);
+        break;
+    case AF_CFG_MAP:
+    case AF_CFG_KV_LIST:
+        kv_text(b, cfg, k, redact);
+        break;
+    case AF_CFG_MODELS:
+        af__config_models_json(b, cfg->serving.models, cfg->serving.n_models, redact);
+        break;
+    }
+}
+
 int af_config_dump_text(const af_tracing_config *cfg, bool redact, char **out)
 {
     *out = NULL;
     af_buf b;
     af__buf_init(&b);
-    char tmp[2048];
     for (size_t i = 0; i < af__config_nkeys; i++) {
         const af__config_key *k = &af__config_keys[i];
-        const void *f = af__config_cfield(cfg, k);
         af__buf_printf(&b, "%s = ", k->info.key);
-        switch (k->info.type) {
-        case AF_CFG_STRING: {
-            const char *s = *(char *const *)f;
-            if (s && redact && k->info.secret) {
-                af__buf_puts(&b, REDACTED);
-                break;
-            }
-            if (s && redact && (k->flags & AF__KEY_URL)) {
-                af__config_safe_url(s, tmp, sizeof tmp);
-                s = tmp;
-            }
-            put_str(&b, s);
-            break;
-        }
-        case AF_CFG_BOOL:
-            af__buf_puts(&b, *(const bool *)f ? "true" : "false");
-            break;
-        case AF_CFG_RATIO:
-            af__buf_printf(&b, "%g", *(const double *)f);
-            break;
-        case AF_CFG_UINT:
-            af__buf_printf(&b, "%u", *(const uint32_t *)f);
-            break;
-        case AF_CFG_INT:
-            af__buf_printf(&b, "%d", *(const int *)f);
-            break;
-        case AF_CFG_BYTES:
-            af__buf_printf(&b, "%llu", (unsigned long long)*(const uint64_t *)f);
-            break;
-        case AF_CFG_LIST: {
-            size_t n;
-            char *const *items = af__config_list_get(cfg, k, &n);
-            af__buf_putc(&b, '[');
-            for (size_t j = 0; j < n; j++) {
-                af__buf_puts(&b, j ? ", " : "");
-                put_str(&b, items[j]);
-            }
-            af__buf_putc(&b, ']');
-            break;
-        }
-        case AF_CFG_DURATION:
-            af_config_format_duration(*(const uint32_t *)f, tmp, sizeof tmp);
-            af__buf_puts(&b, tmp);
-            break;
-        case AF_CFG_ENUM:
-            af__buf_puts(&b, k->info.enum_values[af__config_enum_get(cfg, k)]);
-            break;
-        case AF_CFG_MAP:
-        case AF_CFG_KV_LIST: {
-            size_t n;
-            const af_config_kv *kv = af__config_kv_get(cfg, k, &n);
-            bool list = k->info.type == AF_CFG_KV_LIST;
-            af__buf_putc(&b, list ? '[' : '{');
-            for (size_t j = 0; j < n; j++) {
-                af__buf_puts(&b, j ? ", " : "");
-                put_str(&b, kv[j].key);
-                af__buf_putc(&b, list ? '=' : ':');
-                if (!list)
-                    af__buf_putc(&b, ' ');
-                put_str(&b, redact && k->info.secret ? REDACTED : kv[j].value);
-            }
-            af__buf_putc(&b, list ? ']' : '}');
-            break;
-        }
-        case AF_CFG_MODELS:
-            af__config_models_json(&b, cfg->serving.models, cfg->serving.n_models, redact);
-            break;
-        }
+        value_text(&b, cfg, k, redact);
         af__buf_putc(&b, '\n');
     }
-    af__buf_terminate(&b);
-    if (b.failed) {
-        af__buf_clear(&b);
-        return -ENOMEM;
-    }
-    *out = (char *)b.data;
-    return 0;
+    return af__buf_finish(&b, out);
 }
 
 /* ---------------------------------------------------------------------------------------- */

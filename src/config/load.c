@@ -862,10 +862,3 @@ int af_tracing_config_load(const char *path, af_tracing_config *cfg, af_config_d
     free(data);
     return rc;
 }
-
-/* Here, not beside _init in keys.c, only while keys.c is being rewritten: after that merge the
- * body moves to _clear and af_tracing_config_free becomes the wrapper. */
-void af_tracing_config_clear(af_tracing_config *cfg)
-{
-    af_tracing_config_free(cfg);
-}

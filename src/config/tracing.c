@@ -214,10 +214,47 @@ static void versions_free(af__tracing_version *v)
 {
     while (v) {
         af__tracing_version *older = v->older;
-        af_tracing_config_free(&v->cfg);
+        af_tracing_config_clear(&v->cfg);
         free(v);
         v = older;
     }
+}
+
+/* tracing.enabled: the provider (limits, resource, the reloadable parent-based sampler), its
+ * exporters and the integration's tracer. On failure nothing of it is left in t. */
+static int start_provider(af_tracing *t, const af_tracing_config *cfg, char *err, size_t err_len)
+{
+    int rc;
+    af_tracer_provider_opts po;
+    af_tracer_provider_opts_init(&po);
+    if (cfg->tracing.attribute_value_length_default) {
+        /* Re-reading the environment after the default keeps the user's variables first. */
+        po.limits.attribute_value_length = cfg->tracing.attribute_value_length_default;
+        af_span_limits_from_env(&po.limits);
+    }
+    if ((rc = build_resource(cfg, &po.resource)) != 0) {
+        snprintf(err, err_len, "resource_attributes: %s", af_strerror(rc));
+        return rc;
+    }
+    af_sampler *root = af_sampler_custom(&reloadable_ops, t);
+    po.sampler = root ? af_sampler_parent_based(root, NULL, NULL, NULL, NULL) : NULL;
+    if (!po.sampler) {
+        af_resource_free(po.resource);
+        return -ENOMEM;
+    }
+    if ((rc = af_tracer_provider_new(&po, &t->provider)) != 0) {
+        snprintf(err, err_len, "tracer provider: %s", af_strerror(rc));
+        return rc;
+    }
+    if ((rc = build_exporters(t, err, err_len)) != 0) {
+        /* No span was started yet, so freeing has nothing to flush. */
+        af_tracer_provider_free(t->provider);
+        t->provider = NULL;
+        return rc;
+    }
+    t->tracer =
+        af_tracer_provider_get_tracer(t->provider, AF_TRACING_SCOPE, AF_VERSION_STRING, NULL);
+    return 0;
 }
 
 int af_tracing_new(const af_tracing_config *cfg, af_tracing **out, char *err, size_t err_len)
@@ -255,40 +292,11 @@ int af_tracing_new(const af_tracing_config *cfg, af_tracing **out, char *err, si
     atomic_init(&t->ratio_bound, ratio_bound(cfg->tracing.sampling_ratio));
     atomic_init(&t->toggles, toggles_of(cfg));
 
-    if (cfg->tracing.enabled) {
-        af_tracer_provider_opts po;
-        af_tracer_provider_opts_init(&po);
-        if (cfg->tracing.attribute_value_length_default) {
-            /* Re-reading the environment after the default keeps the user's variables first. */
-            po.limits.attribute_value_length = cfg->tracing.attribute_value_length_default;
-            af_span_limits_from_env(&po.limits);
-        }
-        if ((rc = build_resource(cfg, &po.resource)) != 0) {
-            snprintf(err, err_len, "resource_attributes: %s", af_strerror(rc));
-            goto fail_provider;
-        }
-        af_sampler *root = af_sampler_custom(&reloadable_ops, t);
-        po.sampler = root ? af_sampler_parent_based(root, NULL, NULL, NULL, NULL) : NULL;
-        if (!po.sampler) {
-            af_resource_free(po.resource);
-            rc = -ENOMEM;
-            goto fail_provider;
-        }
-        if ((rc = af_tracer_provider_new(&po, &t->provider)) != 0) {
-            snprintf(err, err_len, "tracer provider: %s", af_strerror(rc));
-            goto fail_provider;
-        }
-        if ((rc = build_exporters(t, err, err_len)) != 0)
-            goto fail_exporters;
-        t->tracer =
-            af_tracer_provider_get_tracer(t->provider, AF_TRACING_SCOPE, AF_VERSION_STRING, NULL);
-    }
+    if (cfg->tracing.enabled && (rc = start_provider(t, cfg, err, err_len)) != 0)
+        goto fail_provider;
     *out = t;
     return 0;
 
-fail_exporters:
-    /* No span was started yet, so freeing has nothing to flush. */
-    af_tracer_provider_free(t->provider);
 fail_provider:
     versions_free(v);
 fail_cfg:
@@ -311,7 +319,7 @@ static int merge_reloadable(const af_tracing_config *running, const af_tracing_c
     if (af_tracing_config_copy(out, running) != 0)
         return -ENOMEM;
     if (af_tracing_config_copy(&tmp, next) != 0) {
-        af_tracing_config_free(out);
+        af_tracing_config_clear(out);
         return -ENOMEM;
     }
     /* Swapping whole sub-structs moves their owned strings; tmp frees what out had. */
@@ -329,7 +337,7 @@ static int merge_reloadable(const af_tracing_config *running, const af_tracing_c
     SWAP(server.n_log_levels);
     SWAP(server.log_format);
 #undef SWAP
-    af_tracing_config_free(&tmp);
+    af_tracing_config_clear(&tmp);
     return 0;
 }
 

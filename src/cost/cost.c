@@ -717,7 +717,7 @@ int af_cost_summary_get(af_cost_tracker *t, const af_span_context *parent, uint6
     return 0;
 }
 
-void af_cost_summary_free(af_cost_summary *s)
+void af_cost_summary_clear(af_cost_summary *s)
 {
     if (!s)
         return;
@@ -725,6 +725,12 @@ void af_cost_summary_free(af_cost_summary *s)
     groups_free(s->by_model, s->n_by_model);
     s->by_operation = s->by_model = NULL;
     s->n_by_operation = s->n_by_model = 0;
+}
+
+/* The released ABI's name (AGENTAFLOW_0), kept for services outside this tree. */
+void af_cost_summary_free(af_cost_summary *s)
+{
+    af_cost_summary_clear(s);
 }
 
 static void json_groups(af_buf *b, const char *key, const af_cost_group *g, size_t n)
@@ -769,13 +775,7 @@ int af_cost_summary_json(const af_cost_summary *s, char **out)
     json_groups(&b, "by_operation", s->by_operation, s->n_by_operation);
     json_groups(&b, "by_model", s->by_model, s->n_by_model);
     af__buf_putc(&b, '}');
-    af__buf_terminate(&b);
-    if (b.failed) {
-        af__buf_clear(&b);
-        return -ENOMEM;
-    }
-    *out = (char *)b.data;
-    return 0;
+    return af__buf_finish(&b, out);
 }
 
 /* ---------------------------------------------------------------------------------------- */

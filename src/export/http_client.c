@@ -321,17 +321,10 @@ static int make_handles(af__http_client *c)
     return 0;
 }
 
-int af__http_client_new(const af__http_client_opts *o, af__http_client **out)
+/* The options a client cannot work with, said in the log (redacted is the URL without its
+ * secrets): -EINVAL, else 0. */
+static int check_opts(const af__http_client_opts *o, const char *redacted)
 {
-    *out = NULL;
-    pthread_once(&curl_once, curl_global_once);
-    if (curl_init_result != CURLE_OK) {
-        af_log(AF_LOG_ERROR, "HTTP exporter: libcurl failed to initialise: %s",
-               curl_easy_strerror(curl_init_result));
-        return -ENOMEM;
-    }
-    char redacted[256];
-    af__http_url_redact(o->url, redacted, sizeof(redacted));
     if (af__http_url_check(o->url) != 0) {
         af_log(AF_LOG_ERROR,
                "HTTP exporter: endpoint \"%s\" is not an http:// or https:// URL with a host",
@@ -356,6 +349,42 @@ int af__http_client_new(const af__http_client_opts *o, af__http_client **out)
         af_log(AF_LOG_ERROR, "HTTP exporter: a client key needs a client certificate");
         return -EINVAL;
     }
+    return 0;
+}
+
+/* The request headers: Content-Type, Content-Encoding with gzip, an empty Expect, then the
+ * configured ones. 0 or -ENOMEM. */
+static int make_headers(af__http_client *c, const af__http_client_opts *o)
+{
+    /* "Expect:" with no value stops libcurl from waiting for "100 Continue" on large bodies,
+     * which collectors rarely send and which would cost a second per export. */
+    if (add_header(&c->headers, "Content-Type",
+                   o->content_type ? o->content_type : "application/octet-stream") ||
+        (c->gzip && add_header(&c->headers, "Content-Encoding", "gzip")))
+        return -ENOMEM;
+    struct curl_slist *n = curl_slist_append(c->headers, "Expect:");
+    if (!n)
+        return -ENOMEM;
+    c->headers = n;
+    for (size_t i = 0; i < o->n_headers; i++)
+        if (add_header(&c->headers, o->headers[i].name, o->headers[i].value))
+            return -ENOMEM;
+    return 0;
+}
+
+int af__http_client_new(const af__http_client_opts *o, af__http_client **out)
+{
+    *out = NULL;
+    pthread_once(&curl_once, curl_global_once);
+    if (curl_init_result != CURLE_OK) {
+        af_log(AF_LOG_ERROR, "HTTP exporter: libcurl failed to initialise: %s",
+               curl_easy_strerror(curl_init_result));
+        return -ENOMEM;
+    }
+    char redacted[256];
+    af__http_url_redact(o->url, redacted, sizeof(redacted));
+    if (check_opts(o, redacted) != 0)
+        return -EINVAL;
 
     int rc = -ENOMEM;
     af__http_client *c = calloc(1, sizeof(*c));
@@ -373,20 +402,8 @@ int af__http_client_new(const af__http_client_opts *o, af__http_client **out)
         (o->tls.client_cert && !(c->client_cert = af__strdup(o->tls.client_cert))) ||
         (o->tls.client_key && !(c->client_key = af__strdup(o->tls.client_key))))
         goto fail;
-    /* "Expect:" with no value stops libcurl from waiting for "100 Continue" on large bodies,
-     * which collectors rarely send and which would cost a second per export. */
-    if (add_header(&c->headers, "Content-Type",
-                   o->content_type ? o->content_type : "application/octet-stream") ||
-        (c->gzip && add_header(&c->headers, "Content-Encoding", "gzip")))
+    if (make_headers(c, o) != 0)
         goto fail;
-    struct curl_slist *n = curl_slist_append(c->headers, "Expect:");
-    if (!n)
-        goto fail;
-    c->headers = n;
-    for (size_t i = 0; i < o->n_headers; i++)
-        if (add_header(&c->headers, o->headers[i].name, o->headers[i].value))
-            goto fail;
-
     c->insecure = o->tls.insecure_skip_verify;
     if ((rc = make_handles(c)) != 0) {
         if (rc == -EINVAL)

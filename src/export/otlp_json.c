@@ -326,6 +326,76 @@ static uint32_t span_flags(uint8_t trace_flags, bool is_remote)
     return trace_flags | 0x100u | (is_remote ? 0x200u : 0);
 }
 
+/* events (with droppedEventsCount when some were dropped). */
+static void write_events(jw *w, const af_span_data *s)
+{
+    if (s->n_events) {
+        JW_KEY(w, "events");
+        jw_open(w, '[');
+        for (uint32_t i = 0; i < s->n_events; i++) {
+            const af_event_data *e = &s->events[i];
+            jw_open(w, '{');
+            JW_KEY(w, "timeUnixNano");
+            jw_u64(w, e->time_ns, true);
+            JW_KEY(w, "name");
+            jw_cstr(w, e->name);
+            write_attrs(w, e->attrs, e->n_attrs, e->dropped_attrs);
+            jw_close(w, '}');
+        }
+        jw_close(w, ']');
+    }
+    if (s->dropped_events) {
+        JW_KEY(w, "droppedEventsCount");
+        jw_u64(w, s->dropped_events, false);
+    }
+}
+
+/* links (with droppedLinksCount when some were dropped). */
+static void write_links(jw *w, const af_span_data *s)
+{
+    if (s->n_links) {
+        JW_KEY(w, "links");
+        jw_open(w, '[');
+        for (uint32_t i = 0; i < s->n_links; i++) {
+            const af_link_data *l = &s->links[i];
+            jw_open(w, '{');
+            JW_KEY(w, "traceId");
+            jw_hex(w, l->trace_id, 16);
+            JW_KEY(w, "spanId");
+            jw_hex(w, l->span_id, 8);
+            if (!is_empty(l->trace_state)) {
+                JW_KEY(w, "traceState");
+                jw_cstr(w, l->trace_state);
+            }
+            write_attrs(w, l->attrs, l->n_attrs, l->dropped_attrs);
+            JW_KEY(w, "flags");
+            jw_u64(w, span_flags(l->trace_flags, l->is_remote), false);
+            jw_close(w, '}');
+        }
+        jw_close(w, ']');
+    }
+    if (s->dropped_links) {
+        JW_KEY(w, "droppedLinksCount");
+        jw_u64(w, s->dropped_links, false);
+    }
+}
+
+static void write_status(jw *w, const af_span_data *s)
+{
+    /* Unset is the default and is left out; the description only accompanies Error. */
+    if (s->status != AF_STATUS_UNSET) {
+        JW_KEY(w, "status");
+        jw_open(w, '{');
+        if (s->status == AF_STATUS_ERROR && !is_empty(s->status_message)) {
+            JW_KEY(w, "message");
+            jw_cstr(w, s->status_message);
+        }
+        JW_KEY(w, "code");
+        jw_u64(w, (uint64_t)s->status, false);
+        jw_close(w, '}');
+    }
+}
+
 static void write_span(jw *w, const af_span_data *s)
 {
     jw_open(w, '{');
@@ -353,62 +423,9 @@ static void write_span(jw *w, const af_span_data *s)
     jw_u64(w, s->end_ns, true);
     write_attrs(w, s->attrs, s->n_attrs, s->dropped_attrs);
 
-    if (s->n_events) {
-        JW_KEY(w, "events");
-        jw_open(w, '[');
-        for (uint32_t i = 0; i < s->n_events; i++) {
-            const af_event_data *e = &s->events[i];
-            jw_open(w, '{');
-            JW_KEY(w, "timeUnixNano");
-            jw_u64(w, e->time_ns, true);
-            JW_KEY(w, "name");
-            jw_cstr(w, e->name);
-            write_attrs(w, e->attrs, e->n_attrs, e->dropped_attrs);
-            jw_close(w, '}');
-        }
-        jw_close(w, ']');
-    }
-    if (s->dropped_events) {
-        JW_KEY(w, "droppedEventsCount");
-        jw_u64(w, s->dropped_events, false);
-    }
-    if (s->n_links) {
-        JW_KEY(w, "links");
-        jw_open(w, '[');
-        for (uint32_t i = 0; i < s->n_links; i++) {
-            const af_link_data *l = &s->links[i];
-            jw_open(w, '{');
-            JW_KEY(w, "traceId");
-            jw_hex(w, l->trace_id, 16);
-            JW_KEY(w, "spanId");
-            jw_hex(w, l->span_id, 8);
-            if (!is_empty(l->trace_state)) {
-                JW_KEY(w, "traceState");
-                jw_cstr(w, l->trace_state);
-            }
-            write_attrs(w, l->attrs, l->n_attrs, l->dropped_attrs);
-            JW_KEY(w, "flags");
-            jw_u64(w, span_flags(l->trace_flags, l->is_remote), false);
-            jw_close(w, '}');
-        }
-        jw_close(w, ']');
-    }
-    if (s->dropped_links) {
-        JW_KEY(w, "droppedLinksCount");
-        jw_u64(w, s->dropped_links, false);
-    }
-    /* Unset is the default and is left out; the description only accompanies Error. */
-    if (s->status != AF_STATUS_UNSET) {
-        JW_KEY(w, "status");
-        jw_open(w, '{');
-        if (s->status == AF_STATUS_ERROR && !is_empty(s->status_message)) {
-            JW_KEY(w, "message");
-            jw_cstr(w, s->status_message);
-        }
-        JW_KEY(w, "code");
-        jw_u64(w, (uint64_t)s->status, false);
-        jw_close(w, '}');
-    }
+    write_events(w, s);
+    write_links(w, s);
+    write_status(w, s);
     jw_close(w, '}');
 }
 

@@ -53,6 +53,61 @@ static size_t group_find(const af__otlp_group *groups, size_t n, size_t hint, co
     return n;
 }
 
+/* The groups in first-seen order (seen), each span's group (span_group) and each group's
+ * resource rank (res_rank, *n_res ranks in all). Returns the number of groups. */
+static size_t collect_groups(const af_span_data *const *spans, size_t n, af__otlp_group *seen,
+                             size_t *span_group, size_t *res_rank, size_t *n_res_out)
+{
+    size_t n_seen = 0, n_res = 0, hint = 0;
+    for (size_t i = 0; i < n; i++) {
+        const af_span_data *s = spans[i];
+        size_t k = group_find(seen, n_seen, hint, s->resource, s->scope);
+        if (k == n_seen) {
+            /* A new group: its resource rank is that of an earlier group with the same
+             * resource, else the next rank. */
+            size_t rank = n_res;
+            for (size_t j = 0; j < n_seen; j++)
+                if (seen[j].resource == s->resource) {
+                    rank = res_rank[j];
+                    break;
+                }
+            if (rank == n_res)
+                n_res++;
+            seen[n_seen] = (af__otlp_group){s->resource, s->scope, 0, 0, false};
+            res_rank[n_seen] = rank;
+            n_seen++;
+        }
+        seen[k].count++;
+        span_group[i] = k;
+        hint = k;
+    }
+    *n_res_out = n_res;
+    return n_seen;
+}
+
+/* Stable order of groups by resource rank into sorted, then span offsets per group; seen[k].first
+ * becomes the fill cursor for group k's spans. */
+static void order_groups(af__otlp_group *seen, size_t n_seen, const size_t *res_rank, size_t n_res,
+                         af__otlp_group *sorted)
+{
+    size_t out_i = 0, first = 0;
+    for (size_t rank = 0; rank < n_res; rank++) {
+        bool new_res = true;
+        for (size_t k = 0; k < n_seen; k++) {
+            if (res_rank[k] != rank)
+                continue;
+            sorted[out_i] = seen[k];
+            sorted[out_i].first = first;
+            sorted[out_i].new_resource = new_res;
+            new_res = false;
+            first += seen[k].count;
+            /* seen[k].first becomes the fill cursor for group k's spans. */
+            seen[k].first = sorted[out_i].first;
+            out_i++;
+        }
+    }
+}
+
 int af__otlp_groups_build(const af_span_data *const *spans, size_t n, af__otlp_groups *g)
 {
     memset(g, 0, sizeof(*g));
@@ -85,47 +140,9 @@ int af__otlp_groups_build(const af_span_data *const *spans, size_t n, af__otlp_g
     size_t *res_rank = span_group + n;
     const af_span_data **order = (const af_span_data **)(res_rank + n);
 
-    size_t n_seen = 0, n_res = 0, hint = 0;
-    for (i = 0; i < n; i++) {
-        const af_span_data *s = spans[i];
-        size_t k = group_find(seen, n_seen, hint, s->resource, s->scope);
-        if (k == n_seen) {
-            /* A new group: its resource rank is that of an earlier group with the same
-             * resource, else the next rank. */
-            size_t rank = n_res;
-            for (size_t j = 0; j < n_seen; j++)
-                if (seen[j].resource == s->resource) {
-                    rank = res_rank[j];
-                    break;
-                }
-            if (rank == n_res)
-                n_res++;
-            seen[n_seen] = (af__otlp_group){s->resource, s->scope, 0, 0, false};
-            res_rank[n_seen] = rank;
-            n_seen++;
-        }
-        seen[k].count++;
-        span_group[i] = k;
-        hint = k;
-    }
-
-    /* Stable order of groups by resource rank, then span offsets per group. */
-    size_t out_i = 0, first = 0;
-    for (size_t rank = 0; rank < n_res; rank++) {
-        bool new_res = true;
-        for (size_t k = 0; k < n_seen; k++) {
-            if (res_rank[k] != rank)
-                continue;
-            sorted[out_i] = seen[k];
-            sorted[out_i].first = first;
-            sorted[out_i].new_resource = new_res;
-            new_res = false;
-            first += seen[k].count;
-            /* seen[k].first becomes the fill cursor for group k's spans. */
-            seen[k].first = sorted[out_i].first;
-            out_i++;
-        }
-    }
+    size_t n_res;
+    size_t n_seen = collect_groups(spans, n, seen, span_group, res_rank, &n_res);
+    order_groups(seen, n_seen, res_rank, n_res, sorted);
     for (i = 0; i < n; i++)
         order[seen[span_group[i]].first++] = spans[i];
 

@@ -105,12 +105,5 @@ int af_span_to_json(const af_span_data *span, bool pretty, char **out)
     af_buf b;
     af__buf_init(&b);
     af__otlp_json_span(span, &b, pretty);
-    af__buf_terminate(&b);
-    if (b.failed) {
-        af__buf_clear(&b);
-        *out = NULL;
-        return -ENOMEM;
-    }
-    *out = (char *)b.data;
-    return 0;
+    return af__buf_finish(&b, out);
 }

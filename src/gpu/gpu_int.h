@@ -186,6 +186,8 @@ typedef struct pass_result {
 
 /* Report w's new state to the change callback; called with mu held. */
 void af__gpu_notify(af_gpu_scheduler *s, const wl *w);
+/* w runs on g: its memory is reserved there and it joins the run list; called with mu held. */
+void af__gpu_run_add(af_gpu_scheduler *s, wl *w, gpu *g);
 /* One scheduling pass over the queue (schedule_pass.c); called with mu held. */
 int af__gpu_pass_locked(af_gpu_scheduler *s, af_span sp, bool recording, pass_result *res);
 

@@ -48,18 +48,6 @@ static void kopt(af_buf *b, const char *k, double v, bool valid, bool *first)
         af__buf_puts(b, "null");
 }
 
-static int finish(af_buf *b, char **out)
-{
-    af__buf_terminate(b);
-    if (b->failed) {
-        af__buf_clear(b);
-        *out = NULL;
-        return -ENOMEM;
-    }
-    *out = (char *)b->data;
-    return 0;
-}
-
 int af_gpu_sample_json(const af_gpu_sample *s, char **out)
 {
     af_buf b;
@@ -86,7 +74,7 @@ int af_gpu_sample_json(const af_gpu_sample *s, char **out)
     kopt(&b, "decoder_utilization", s->decoder_utilization, v & AF_GPU_F_DECODER, &f);
     ktime(&b, "timestamp", s->timestamp_ns, &f);
     af__buf_putc(&b, '}');
-    return finish(&b, out);
+    return af__buf_finish(&b, out);
 }
 
 int af_gpu_stats_json(const af_gpu_stats *s, char **out)
@@ -114,7 +102,7 @@ int af_gpu_stats_json(const af_gpu_stats *s, char **out)
     ktime(&b, "end_time", s->end_time_ns, &f);
     kuint(&b, "sample_count", s->sample_count, &f);
     af__buf_putc(&b, '}');
-    return finish(&b, out);
+    return af__buf_finish(&b, out);
 }
 
 static void alert_obj(af_buf *b, const af_gpu_alert *a)
@@ -139,7 +127,7 @@ int af_gpu_alert_json(const af_gpu_alert *a, char **out)
     af_buf b;
     af__buf_init(&b);
     alert_obj(&b, a);
-    return finish(&b, out);
+    return af__buf_finish(&b, out);
 }
 
 static void str_array(af_buf *b, const char *k, const char (*items)[96], uint32_t n, bool *f)
@@ -177,7 +165,7 @@ int af_gpu_health_json(const af_gpu_health *h, char **out)
         alert_obj(&b, &h->alerts[i]);
     }
     af__buf_puts(&b, "]}");
-    return finish(&b, out);
+    return af__buf_finish(&b, out);
 }
 
 int af_gpu_overview_json(const af_gpu_overview *o, char **out)
@@ -203,7 +191,7 @@ int af_gpu_overview_json(const af_gpu_overview *o, char **out)
         af__buf_printf(&b, "\"%ums\"", o->collection_interval_ms);
     ktime(&b, "timestamp", o->timestamp_ns, &f);
     af__buf_putc(&b, '}');
-    return finish(&b, out);
+    return af__buf_finish(&b, out);
 }
 
 int af_gpu_efficiency_json(const af_gpu_efficiency *e, char **out)
@@ -222,7 +210,7 @@ int af_gpu_efficiency_json(const af_gpu_efficiency *e, char **out)
     kuint(&b, "sample_count", e->sample_count, &f);
     knum(&b, "duration_minutes", e->duration_minutes, &f);
     af__buf_putc(&b, '}');
-    return finish(&b, out);
+    return af__buf_finish(&b, out);
 }
 
 int af_gpu_utilization_json(const af_gpu_utilization *u, char **out)
@@ -244,12 +232,5 @@ int af_gpu_utilization_json(const af_gpu_utilization *u, char **out)
                    u->pending_workloads, u->running_workloads);
     af__gpu_json_num(&b, u->utilization_goal);
     af__buf_putc(&b, '}');
-    af__buf_terminate(&b);
-    if (b.failed) {
-        af__buf_clear(&b);
-        *out = NULL;
-        return -ENOMEM;
-    }
-    *out = (char *)b.data;
-    return 0;
+    return af__buf_finish(&b, out);
 }

@@ -158,18 +158,9 @@ static void proc_name(unsigned int pid, char *out, size_t len)
         af__strlcpy(out, "unknown", len);
 }
 
-static int nvml_sample(void *self, uint32_t index, uint64_t now_ns, af_gpu_sample *o,
-                       af_gpu_process *procs, size_t procs_cap, size_t *n_procs)
+/* Name, UUID, memory and utilization: each field NVML answers is set and marked valid. */
+static void nvml_identity(nvml_api *a, nvml_device d, af_gpu_sample *o)
 {
-    nvml_backend *nb = self;
-    nvml_api *a = &nb->api;
-    nvml_device d;
-    (void)now_ns;
-    nvml_return r = a->handle(index, &d);
-    if (r != NVML_SUCCESS) {
-        af_log(AF_LOG_WARN, "nvml: device %u: %s", index, nvml_err(a, r));
-        return -EIO;
-    }
     char buf[AF_GPU_NAME_MAX];
     if (a->name && a->name(d, buf, sizeof(buf)) == NVML_SUCCESS)
         af__strlcpy(o->name, buf, sizeof(o->name));
@@ -190,6 +181,11 @@ static int nvml_sample(void *self, uint32_t index, uint64_t now_ns, af_gpu_sampl
         o->utilization_memory = u.memory;
         o->valid |= AF_GPU_F_UTIL_GPU | AF_GPU_F_UTIL_MEMORY;
     }
+}
+
+/* Temperature, power, fan, clocks and the video engines, the same way. */
+static void nvml_sensors(nvml_api *a, nvml_device d, af_gpu_sample *o)
+{
     unsigned int v, period;
     if (a->temperature && a->temperature(d, NVML_TEMPERATURE_GPU, &v) == NVML_SUCCESS) {
         o->temperature = v;
@@ -223,28 +219,51 @@ static int nvml_sample(void *self, uint32_t index, uint64_t now_ns, af_gpu_sampl
         o->decoder_utilization = v;
         o->valid |= AF_GPU_F_DECODER;
     }
-    if (a->procs) {
-        nvml_process_info info[AF_GPU_MAX_PROCESSES];
-        unsigned int n = AF_GPU_MAX_PROCESSES;
-        r = a->procs(d, &n, info);
-        if (r == NVML_SUCCESS || r == NVML_ERROR_INSUFFICIENT_SIZE) {
-            if (n > AF_GPU_MAX_PROCESSES)
-                n = AF_GPU_MAX_PROCESSES;
-            o->process_count = n;
-            o->valid |= AF_GPU_F_PROCESSES;
-            for (unsigned int i = 0; i < n && i < procs_cap; i++) {
-                af_gpu_process *p = &procs[i];
-                memset(p, 0, sizeof(*p));
-                p->pid = info[i].pid;
-                /* NVML reports an "unavailable" sentinel (all ones) without privileges. */
-                p->memory_used_mb =
-                    info[i].used_gpu_memory == ~0ULL ? 0 : info[i].used_gpu_memory / (1024 * 1024);
-                p->type = 'C';
-                proc_name(p->pid, p->process_name, sizeof(p->process_name));
-                *n_procs = i + 1;
-            }
-        }
+}
+
+/* The processes on the device (names from /proc); *n_procs gets how many went to procs. */
+static void nvml_processes(nvml_api *a, nvml_device d, af_gpu_sample *o, af_gpu_process *procs,
+                           size_t procs_cap, size_t *n_procs)
+{
+    if (!a->procs)
+        return;
+    nvml_process_info info[AF_GPU_MAX_PROCESSES];
+    unsigned int n = AF_GPU_MAX_PROCESSES;
+    nvml_return r = a->procs(d, &n, info);
+    if (r != NVML_SUCCESS && r != NVML_ERROR_INSUFFICIENT_SIZE)
+        return;
+    if (n > AF_GPU_MAX_PROCESSES)
+        n = AF_GPU_MAX_PROCESSES;
+    o->process_count = n;
+    o->valid |= AF_GPU_F_PROCESSES;
+    for (unsigned int i = 0; i < n && i < procs_cap; i++) {
+        af_gpu_process *p = &procs[i];
+        memset(p, 0, sizeof(*p));
+        p->pid = info[i].pid;
+        /* NVML reports an "unavailable" sentinel (all ones) without privileges. */
+        p->memory_used_mb =
+            info[i].used_gpu_memory == ~0ULL ? 0 : info[i].used_gpu_memory / (1024 * 1024);
+        p->type = 'C';
+        proc_name(p->pid, p->process_name, sizeof(p->process_name));
+        *n_procs = i + 1;
     }
+}
+
+static int nvml_sample(void *self, uint32_t index, uint64_t now_ns, af_gpu_sample *o,
+                       af_gpu_process *procs, size_t procs_cap, size_t *n_procs)
+{
+    nvml_backend *nb = self;
+    nvml_api *a = &nb->api;
+    nvml_device d;
+    (void)now_ns;
+    nvml_return r = a->handle(index, &d);
+    if (r != NVML_SUCCESS) {
+        af_log(AF_LOG_WARN, "nvml: device %u: %s", index, nvml_err(a, r));
+        return -EIO;
+    }
+    nvml_identity(a, d, o);
+    nvml_sensors(a, d, o);
+    nvml_processes(a, d, o, procs, procs_cap, n_procs);
     return 0;
 }
 

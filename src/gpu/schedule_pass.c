@@ -180,17 +180,8 @@ int af__gpu_pass_locked(af_gpu_scheduler *s, af_span sp, bool recording, pass_re
         af__gpu_place_erase(&s->place, (uint32_t)slot);
         w->status = AF_WORKLOAD_RUNNING;
         w->reason = AF_PENDING_NONE;
-        w->on = g;
         w->started_ns = now;
-        g->reserved += w->mem;
-        g->n_wl++;
-        if (w->exclusive)
-            g->n_excl++;
-        w->next = s->run_head;
-        if (s->run_head)
-            s->run_head->prev = w;
-        s->run_head = w;
-        s->n_running++;
+        af__gpu_run_add(s, w, g);
         index_gpu(s, st, (uint32_t)slot);
         if (st == AF_GPU_ROUND_ROBIN)
             s->rr_cursor = ((size_t)slot + 1) % ng;

@@ -523,6 +523,21 @@ int af_gpu_scheduler_submit(af_gpu_scheduler *s, const af_workload_spec *w, char
     return end_op(sp, rc, ebuf);
 }
 
+void af__gpu_run_add(af_gpu_scheduler *s, wl *w, gpu *g)
+{
+    w->on = g;
+    g->reserved += w->mem;
+    g->n_wl++;
+    if (w->exclusive)
+        g->n_excl++;
+    w->next = s->run_head;
+    if (s->run_head)
+        s->run_head->prev = w;
+    s->run_head = w;
+    s->n_running++;
+}
+
+/* The reverse of af__gpu_run_add; the workload keeps the GPU's id as assigned. */
 static void release_gpu(af_gpu_scheduler *s, wl *w)
 {
     gpu *g = w->on;
@@ -698,16 +713,7 @@ static int restore_locked(af_gpu_scheduler *s, const af_workload_info *in)
         s->n_pending++;
     } else if (st == AF_WORKLOAD_RUNNING) {
         w->started_ns = in->started_ns;
-        w->on = g;
-        g->reserved += w->mem;
-        g->n_wl++;
-        if (w->exclusive)
-            g->n_excl++;
-        w->next = s->run_head;
-        if (s->run_head)
-            s->run_head->prev = w;
-        s->run_head = w;
-        s->n_running++;
+        af__gpu_run_add(s, w, g);
     } else {
         w->started_ns = in->started_ns;
         retire(s, w);

@@ -134,22 +134,17 @@ static void regen_procs(sim_gpu *g, bool idle)
     }
 }
 
-static int sim_sample(void *self, uint32_t index, uint64_t now_ns, af_gpu_sample *o,
-                      af_gpu_process *procs, size_t procs_cap, size_t *n_procs)
-{
-    sim *S = self;
-    if (index >= S->n)
-        return -ENOENT;
-    pthread_mutex_lock(&S->mu);
-    sim_gpu *g = &S->g[index];
-    if (!S->t0_set) {
-        S->t0_ns = now_ns;
-        S->t0_set = true;
-    }
-    double e = now_ns > S->t0_ns ? (double)(now_ns - S->t0_ns) / 1e9 * S->speed : 0;
-    if (e < g->last_e)
-        e = g->last_e; /* a clock step back never rewinds the simulation */
+/* One reading of a simulated GPU: what the sample reports. */
+typedef struct sim_reading {
+    double util, temp, power, fan, clock_g;
+    uint64_t total, used; /* MiB */
+} sim_reading;
 
+/* Moves GPU index's simulation to e seconds (simulated time) and takes its reading: the
+ * workload pattern, then utilization, memory, temperature (with thermal lag), power, fan,
+ * clock throttling and now and then a new process list. Caller holds S->mu. */
+static void sim_advance(sim_gpu *g, uint32_t index, double e, sim_reading *r)
+{
     /* Pattern switches (several if a long gap passed). */
     while (e - g->pat_start >= g->durations[g->pat]) {
         g->pat_start += g->durations[g->pat];
@@ -197,31 +192,65 @@ static int sim_sample(void *self, uint32_t index, uint64_t now_ns, af_gpu_sample
     }
     g->started = true;
     g->last_e = e;
+    r->util = util;
+    r->total = total;
+    r->used = used;
+    r->temp = temp;
+    r->power = power;
+    r->fan = fan;
+    r->clock_g = clock_g;
+}
 
+/* Writes a reading into the sample and the process list (each process's memory its share of
+ * the used memory). */
+static void sim_fill(const sim_gpu *g, uint32_t index, const sim_reading *r, af_gpu_sample *o,
+                     af_gpu_process *procs, size_t procs_cap, size_t *n_procs)
+{
     af__strlcpy(o->name, gpu_names[index % N_MODELS], sizeof(o->name));
     snprintf(o->uuid, sizeof(o->uuid), "GPU-sim-%08x-%04u", g->uuid_tag, index);
     o->valid = AF_GPU_F_UTIL_GPU | AF_GPU_F_UTIL_MEMORY | AF_GPU_F_MEMORY | AF_GPU_F_TEMPERATURE |
                AF_GPU_F_POWER_DRAW | AF_GPU_F_POWER_LIMIT | AF_GPU_F_FAN | AF_GPU_F_CLOCK_GRAPHICS |
                AF_GPU_F_CLOCK_MEMORY | AF_GPU_F_ENCODER | AF_GPU_F_DECODER | AF_GPU_F_PROCESSES;
-    o->utilization_gpu = util;
-    o->utilization_memory = clampd(util * 0.7, 0, 100);
-    o->memory_total_mb = total;
-    o->memory_used_mb = used;
-    o->memory_free_mb = total - used;
-    o->temperature = temp;
-    o->power_draw = power;
+    o->utilization_gpu = r->util;
+    o->utilization_memory = clampd(r->util * 0.7, 0, 100);
+    o->memory_total_mb = r->total;
+    o->memory_used_mb = r->used;
+    o->memory_free_mb = r->total - r->used;
+    o->temperature = r->temp;
+    o->power_draw = r->power;
     o->power_limit = g->power_limit;
-    o->fan_speed = fan;
-    o->clock_graphics = (uint32_t)clock_g;
+    o->fan_speed = r->fan;
+    o->clock_graphics = (uint32_t)r->clock_g;
     o->clock_memory = g->clock_m;
-    o->encoder_utilization = util * 0.3;
-    o->decoder_utilization = util * 0.2;
+    o->encoder_utilization = r->util * 0.3;
+    o->decoder_utilization = r->util * 0.2;
     o->process_count = g->n_procs;
     for (uint32_t i = 0; i < g->n_procs && i < procs_cap; i++) {
         procs[i] = g->procs[i];
-        procs[i].memory_used_mb = (uint64_t)((double)used * g->share[i]);
+        procs[i].memory_used_mb = (uint64_t)((double)r->used * g->share[i]);
         *n_procs = i + 1;
     }
+}
+
+static int sim_sample(void *self, uint32_t index, uint64_t now_ns, af_gpu_sample *o,
+                      af_gpu_process *procs, size_t procs_cap, size_t *n_procs)
+{
+    sim *S = self;
+    if (index >= S->n)
+        return -ENOENT;
+    pthread_mutex_lock(&S->mu);
+    sim_gpu *g = &S->g[index];
+    if (!S->t0_set) {
+        S->t0_ns = now_ns;
+        S->t0_set = true;
+    }
+    double e = now_ns > S->t0_ns ? (double)(now_ns - S->t0_ns) / 1e9 * S->speed : 0;
+    if (e < g->last_e)
+        e = g->last_e; /* a clock step back never rewinds the simulation */
+
+    sim_reading r;
+    sim_advance(g, index, e, &r);
+    sim_fill(g, index, &r, o, procs, procs_cap, n_procs);
     pthread_mutex_unlock(&S->mu);
     return 0;
 }

@@ -381,6 +381,16 @@ static void on_head(af__conn *c, const af__http_request *req)
         conn_write(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 }
 
+/* The request body arrived in full (Content-Length or chunked): the transaction runs. */
+static void body_complete(af__conn *c)
+{
+    af__buf_terminate(&c->txn.body);
+    if (c->txn.body.failed)
+        af__conn_body_fail(c, 500, "out of memory reading the request body");
+    else
+        af__txn_dispatch(c);
+}
+
 /* Handles every complete request in the receive buffer, in order, while the connection can
  * answer at once (no output waiting, no request at a worker). */
 static void conn_process(af__conn *c)
@@ -410,13 +420,8 @@ static void conn_process(af__conn *c)
             af__buf_append(&c->txn.body, in, take);
             c->rx_off += take;
             c->body_left -= take;
-            if (c->body_left == 0) {
-                af__buf_terminate(&c->txn.body);
-                if (c->txn.body.failed)
-                    af__conn_body_fail(c, 500, "out of memory reading the request body");
-                else
-                    af__txn_dispatch(c);
-            }
+            if (c->body_left == 0)
+                body_complete(c);
         } else if (c->state == AF__CONN_CHUNKED) {
             if (!avail)
                 break;
@@ -429,13 +434,8 @@ static void conn_process(af__conn *c)
                 break;
             }
             c->rx_off += (size_t)n;
-            if (done) {
-                af__buf_terminate(&c->txn.body);
-                if (c->txn.body.failed)
-                    af__conn_body_fail(c, 500, "out of memory reading the request body");
-                else
-                    af__txn_dispatch(c);
-            }
+            if (done)
+                body_complete(c);
         } else if (c->state == AF__CONN_WS) {
             af__ws_input(c);
             break;

@@ -189,7 +189,7 @@ static void gen_inference(af_server *s, rng *r)
         af__metrics_inference(s, model, rc, &resp, &sc);
         if (rc != 0)
             af_span_set_status(root, AF_STATUS_ERROR, resp.error);
-        af_inference_response_free(&resp);
+        af_inference_response_clear(&resp);
         af_span_end(root);
     }
 }

@@ -113,7 +113,7 @@ void af__metrics_render_costs(af_server *s, af__expo *e)
         "seconds)");
     cost_groups(e, "gpu_usage_seconds", "workload_type", cs.by_operation, cs.n_by_operation, cap,
                 NULL, true);
-    af_cost_summary_free(&cs);
+    af_cost_summary_clear(&cs);
     af_cost_forecast f;
     if (af_cost_forecast_24h(s->o.costs, 0, &f) == 0) {
         af__expo_family(e, "cost_per_hour_dollars", "gauge", "Fitted current cost rate per hour");

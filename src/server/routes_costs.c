@@ -113,7 +113,7 @@ int af__h_costs_summary(af__req *rq, af__resp *rs)
     put_groups(b, cs.by_operation, cs.n_by_operation);
     af__buf_puts(b, ",\"by_model\":");
     put_groups(b, cs.by_model, cs.n_by_model);
-    af_cost_summary_free(&cs);
+    af_cost_summary_clear(&cs);
     /* Seven real calendar days (UTC), oldest first. */
     af__buf_puts(b, ",\"daily_breakdown\":[");
     uint64_t day = 86400ull * 1000000000ull, now = af_now_ns();
@@ -124,7 +124,7 @@ int af__h_costs_summary(af__req *rq, af__resp *rs)
         double cost = 0;
         if (af_cost_summary_get(s->o.costs, NULL, start, start + day, &d) == 0) {
             cost = d.total_cost;
-            af_cost_summary_free(&d);
+            af_cost_summary_clear(&d);
         }
         char ts[40];
         af__fmt_rfc3339(start, 9, ts);

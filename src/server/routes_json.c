@@ -279,7 +279,7 @@ void af__put_cost_summary(af_server *s, af_buf *b, af_cost_summary *keep)
     if (keep)
         *keep = cs;
     else
-        af_cost_summary_free(&cs);
+        af_cost_summary_clear(&cs);
 }
 
 static const char *alert_level(const af_gpu_alert *a)

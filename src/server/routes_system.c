@@ -55,7 +55,7 @@ int af__dashboard_metrics_json(af_server *s, af_buf *b)
     }
     af__buf_puts(b, "],\"performance\":");
     af__put_performance(s, b, v, cs.total_cost);
-    af_cost_summary_free(&cs);
+    af_cost_summary_clear(&cs);
     af__buf_putc(b, '}');
     af__view_free(v);
     free(al);
@@ -314,7 +314,7 @@ int af__h_system_overview(af__req *rq, af__resp *rs)
     af__buf_printf(b,
                    ",\"active_alerts\":%zu,\"performance\":", af__active_alerts(s, al, MAX_ALERTS));
     af__put_performance(s, b, v, cs.total_cost);
-    af_cost_summary_free(&cs);
+    af_cost_summary_clear(&cs);
     uint64_t up = (af_monotonic_ns() - s->started_mono_ns) / 1000000000ull;
     af__buf_printf(b,
                    ",\"uptime\":\"%llu days, %llu hours, %llu minutes\",\"uptime_seconds\":%llu,"
@@ -366,7 +366,7 @@ int af__h_performance(af__req *rq, af__resp *rs)
     af__put_cost_summary(rq->srv, &tmp, &cs);
     af__buf_clear(&tmp);
     af__put_performance(rq->srv, &rs->body, v, cs.total_cost);
-    af_cost_summary_free(&cs);
+    af_cost_summary_clear(&cs);
     af__view_free(v);
     return 0;
 }

@@ -67,12 +67,12 @@ static void run_job(af__job *j)
         /* The gateway gave up at the same deadline the loop answers at (af__job_expire):
          * whichever is first, the client reads the same error. */
         af__resp_error(resp, 504, "deadline_exceeded", "%s", r.error[0] ? r.error : "timeout");
-        af_inference_response_free(&r);
+        af_inference_response_clear(&r);
         return;
     }
     if (rc != 0) {
         af__resp_from_errno(resp, rc, r.error);
-        af_inference_response_free(&r);
+        af_inference_response_clear(&r);
         return;
     }
     char tid[33], ts[40];
@@ -95,7 +95,7 @@ static void run_job(af__job *j)
                    (long long)r.prompt_tokens, (long long)r.completion_tokens, r.cost);
     af__buf_json_string(b, r.instance_id, strlen(r.instance_id));
     af__buf_printf(b, ",\"completed_at\":\"%s\",\"trace_id\":\"%s\"}", ts, tid);
-    af_inference_response_free(&r);
+    af_inference_response_clear(&r);
 }
 
 static void *worker_main(void *arg)

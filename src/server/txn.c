@@ -230,6 +230,58 @@ static af_span start_server_span(af_server *s, const af__txn *t, const af_span_c
     return af_span_start(af__api_tracer(s), af__routes[t->route].span_name, &o);
 }
 
+/* Matches the route (HEAD is answered by the GET route, without the body) and returns the
+ * span's route template. */
+static const char *match_route(af__conn *c, af__txn *t)
+{
+    unsigned allowed = 0;
+    t->route = c->metrics
+                   ? -1
+                   : af__route_match(t->path, t->method == AF__M_HEAD ? AF__M_GET : t->method,
+                                     &allowed, t->params);
+    t->allowed = allowed;
+    const char *tmpl = c->metrics      ? "/metrics"
+                       : t->route >= 0 ? af__routes[t->route].pattern
+                                       : "unmatched";
+    /* Unmatched paths share one span name so scanners cannot blow up the cardinality; pages
+     * share "/". */
+    if (!c->metrics && t->route < 0 && !allowed && (t->method & (AF__M_GET | AF__M_HEAD)) &&
+        strncmp(t->path, "/api/", 5) != 0)
+        tmpl = "/";
+    return tmpl;
+}
+
+/* The SERVER span's request attributes, and up to 8 baggage entries as baggage.<key>. */
+static void set_request_attrs(af__conn *c, const af__http_request *req, const af_baggage *bag)
+{
+    af_server *s = c->loop->srv;
+    af__txn *t = &c->txn;
+    size_t ua_len = 0;
+    const char *ua = af__http_header_get(req, "user-agent", &ua_len);
+    /* Query values may be secrets (a /ws access_token, a mistyped token elsewhere): the
+     * stored target keeps the parameter names only. */
+    char target[1024];
+    size_t tn = af__guard_redact_target(req->target, req->target_len, target, sizeof(target));
+    af_attr a[] = {
+        AF_STRN("http.target", target, tn),
+        AF_STRN("url.path", req->path, req->path_len),
+        AF_STR("http.scheme", c->ssl ? "https" : "http"),
+        AF_STR("url.scheme", c->ssl ? "https" : "http"),
+        AF_STRN("user_agent.original", ua ? ua : "", ua ? ua_len : 0),
+        AF_STR("client.address", c->peer),
+        AF_STR("net.peer.ip", c->peer),
+        AF_INT("server.port", c->metrics ? s->metrics_port : s->port),
+    };
+    af_span_set_attrs(t->span, a, sizeof(a) / sizeof(a[0]));
+    for (size_t i = 0; bag && i < af_baggage_count(bag) && i < 8; i++) {
+        const char *k, *v, *md;
+        af_baggage_at(bag, i, &k, &v, &md);
+        char key[160];
+        snprintf(key, sizeof(key), "baggage.%s", k);
+        af_span_set_string(t->span, key, v);
+    }
+}
+
 void af__txn_begin(af__conn *c, const af__http_request *req)
 {
     af__loop *l = c->loop;
@@ -262,21 +314,7 @@ void af__txn_begin(af__conn *c, const af__http_request *req)
     if (c->metrics)
         copy_header(req, "accept", t->accept, sizeof(t->accept));
 
-    unsigned allowed = 0;
-    /* HEAD is answered by the GET route (without the body). */
-    t->route = c->metrics
-                   ? -1
-                   : af__route_match(t->path, t->method == AF__M_HEAD ? AF__M_GET : t->method,
-                                     &allowed, t->params);
-    t->allowed = allowed;
-    const char *tmpl = c->metrics      ? "/metrics"
-                       : t->route >= 0 ? af__routes[t->route].pattern
-                                       : "unmatched";
-    /* Unmatched paths share one span name so scanners cannot blow up the cardinality; pages
-     * share "/". */
-    if (!c->metrics && t->route < 0 && !allowed && (t->method & (AF__M_GET | AF__M_HEAD)) &&
-        strncmp(t->path, "/api/", 5) != 0)
-        tmpl = "/";
+    const char *tmpl = match_route(c, t);
 
     t->span = AF_SPAN_NONE;
     if (!af__api_tracer(s))
@@ -288,32 +326,8 @@ void af__txn_begin(af__conn *c, const af__http_request *req)
     af_baggage *bag = NULL;
     af_propagate_extract(s->propagators, &car, &parent, &bag);
     t->span = start_server_span(s, t, &parent, tmpl);
-    if (af_span_is_recording(t->span)) {
-        size_t ua_len = 0;
-        const char *ua = af__http_header_get(req, "user-agent", &ua_len);
-        /* Query values may be secrets (a /ws access_token, a mistyped token elsewhere): the
-         * stored target keeps the parameter names only. */
-        char target[1024];
-        size_t tn = af__guard_redact_target(req->target, req->target_len, target, sizeof(target));
-        af_attr a[] = {
-            AF_STRN("http.target", target, tn),
-            AF_STRN("url.path", req->path, req->path_len),
-            AF_STR("http.scheme", c->ssl ? "https" : "http"),
-            AF_STR("url.scheme", c->ssl ? "https" : "http"),
-            AF_STRN("user_agent.original", ua ? ua : "", ua ? ua_len : 0),
-            AF_STR("client.address", c->peer),
-            AF_STR("net.peer.ip", c->peer),
-            AF_INT("server.port", c->metrics ? s->metrics_port : s->port),
-        };
-        af_span_set_attrs(t->span, a, sizeof(a) / sizeof(a[0]));
-        for (size_t i = 0; bag && i < af_baggage_count(bag) && i < 8; i++) {
-            const char *k, *v, *md;
-            af_baggage_at(bag, i, &k, &v, &md);
-            char key[160];
-            snprintf(key, sizeof(key), "baggage.%s", k);
-            af_span_set_string(t->span, key, v);
-        }
-    }
+    if (af_span_is_recording(t->span))
+        set_request_attrs(c, req, bag);
     af_baggage_free(bag);
 }
 
@@ -426,6 +440,91 @@ static void serve_page(af_server *s, const char *path, af__resp *rs)
     af__buf_append(&rs->body, placeholder_page, sizeof(placeholder_page) - 1);
 }
 
+/* The metrics listener: /metrics (Prometheus or OpenMetrics, by Accept) and /health only. */
+static void serve_metrics_port(af_server *s, af__txn *t, af__resp *rs)
+{
+    bool health = strcmp(t->path, "/health") == 0;
+    if (strcmp(t->path, "/metrics") != 0 && !health) {
+        af__resp_error(rs, 404, "not_found", "only /metrics and /health are served on this port");
+    } else if (!(t->method & (AF__M_GET | AF__M_HEAD))) {
+        af__resp_error(rs, 405, "method_not_allowed", "use GET");
+        snprintf(rs->allow, sizeof(rs->allow), "GET, HEAD");
+    } else if (health) {
+        /* Liveness for probes that can only reach this port (a node agent's pod, a
+         * scrape-port check): that the process answers; details are on the API port. */
+        af__resp_reset_body(rs);
+        af__buf_puts(&rs->body, "{\"status\":\"alive\"}");
+    } else if (read_allowed(s, t, rs)) {
+        bool om = strstr(t->accept, "application/openmetrics-text") != NULL;
+        af__resp_reset_body(rs);
+        rs->content_type = om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                              : "text/plain; version=0.0.4; charset=utf-8";
+        if (af__metrics_render(s, om, &rs->body) != 0)
+            af__resp_error(rs, 500, "internal", "out of memory");
+    }
+}
+
+/* No route matched: 405 with Allow when another method would, a dashboard page outside
+ * /api/, else 404. */
+static void no_route(af_server *s, const af__txn *t, af__resp *rs)
+{
+    if (t->allowed) {
+        af__allow_text(t->allowed, rs->allow, sizeof(rs->allow));
+        af__resp_error(rs, 405, "method_not_allowed", "%s is not allowed on %s (allowed: %s)",
+                       t->method_name, t->path, rs->allow);
+    } else if (t->method & (AF__M_GET | AF__M_HEAD) && strncmp(t->path, "/api/", 5) != 0 &&
+               !rs->openai) {
+        serve_page(s, t->path, rs);
+    } else {
+        af__resp_error(rs, 404, "not_found", "no route for %s", t->path);
+    }
+}
+
+/* Whether the request may run route r: the token for writes, the read policy, decodable path
+ * parameters. When not, rs holds the refusal. */
+static bool route_allowed(af_server *s, const af__txn *t, int r, af__req *rq, af__resp *rs)
+{
+    const af__route *rt = &af__routes[r];
+    /* kube-scheduler's extender client cannot send a bearer token: with
+     * cluster.extender_auth false its three routes rely on the network (a NetworkPolicy, or
+     * mutual TLS through server.tls.client_ca_file) instead. */
+    bool exempt = rt->write == AF__ROUTE_EXTENDER && !s->o.extender_auth;
+    if (rt->write && !exempt && !token_ok(s, t)) {
+        af__resp_error(rs, 401, "unauthorized", "this route needs Authorization: Bearer <token>");
+        rs->www_authenticate = true;
+        return false;
+    }
+    if (!rt->write && !read_allowed(s, t, rs))
+        return false;
+    char why[160];
+    if (af__route_params_decode(r, rq->params, why, sizeof(why)) != 0) {
+        af__resp_error(rs, 400, "invalid_argument", "%s", why);
+        return false;
+    }
+    return true;
+}
+
+/* Runs the route and answers, unless the route went asynchronous. */
+static void run_route(af__conn *c, const af__route *rt, af__req *rq, af__resp *rs)
+{
+    /* The route's work is a child span; component spans nest under it through the thread's
+     * current context. */
+    af_span child = af_span_start_child(af__api_tracer(rq->srv), rt->child_name,
+                                        AF_SPAN_KIND_INTERNAL, &rq->span_ctx, NULL, 0);
+    af_span_get_context(child, &rq->span_ctx);
+    af_context_token tok = af_context_attach(child);
+    int rc = rt->fn(rq, rs);
+    af_context_detach(tok);
+    if (rc == AF__ASYNC) {
+        af_span_end(child);
+        return;
+    }
+    if (rs->status >= 500)
+        af_span_set_status(child, AF_STATUS_ERROR, "handler failed");
+    af_span_end(child);
+    af__conn_respond(c);
+}
+
 void af__txn_dispatch(af__conn *c)
 {
     af__loop *l = c->loop;
@@ -440,26 +539,7 @@ void af__txn_dispatch(af__conn *c)
         return;
     }
     if (c->metrics) {
-        bool health = strcmp(t->path, "/health") == 0;
-        if (strcmp(t->path, "/metrics") != 0 && !health) {
-            af__resp_error(rs, 404, "not_found",
-                           "only /metrics and /health are served on this port");
-        } else if (!(t->method & (AF__M_GET | AF__M_HEAD))) {
-            af__resp_error(rs, 405, "method_not_allowed", "use GET");
-            snprintf(rs->allow, sizeof(rs->allow), "GET, HEAD");
-        } else if (health) {
-            /* Liveness for probes that can only reach this port (a node agent's pod, a
-             * scrape-port check): that the process answers; details are on the API port. */
-            af__resp_reset_body(rs);
-            af__buf_puts(&rs->body, "{\"status\":\"alive\"}");
-        } else if (read_allowed(s, t, rs)) {
-            bool om = strstr(t->accept, "application/openmetrics-text") != NULL;
-            af__resp_reset_body(rs);
-            rs->content_type = om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
-                                  : "text/plain; version=0.0.4; charset=utf-8";
-            if (af__metrics_render(s, om, &rs->body) != 0)
-                af__resp_error(rs, 500, "internal", "out of memory");
-        }
+        serve_metrics_port(s, t, rs);
         af__conn_respond(c);
         return;
     }
@@ -485,54 +565,13 @@ void af__txn_dispatch(af__conn *c)
     memcpy(rq.params, t->params, sizeof(rq.params));
     int r = t->route;
     if (r < 0) {
-        if (t->allowed) {
-            af__allow_text(t->allowed, rs->allow, sizeof(rs->allow));
-            af__resp_error(rs, 405, "method_not_allowed", "%s is not allowed on %s (allowed: %s)",
-                           t->method_name, t->path, rs->allow);
-        } else if (t->method & (AF__M_GET | AF__M_HEAD) && strncmp(t->path, "/api/", 5) != 0 &&
-                   !rs->openai) {
-            serve_page(s, t->path, rs);
-        } else {
-            af__resp_error(rs, 404, "not_found", "no route for %s", t->path);
-        }
+        no_route(s, t, rs);
         af__conn_respond(c);
         return;
     }
-    const af__route *rt = &af__routes[r];
-    /* kube-scheduler's extender client cannot send a bearer token: with
-     * cluster.extender_auth false its three routes rely on the network (a NetworkPolicy, or
-     * mutual TLS through server.tls.client_ca_file) instead. */
-    bool exempt = rt->write == AF__ROUTE_EXTENDER && !s->o.extender_auth;
-    if (rt->write && !exempt && !token_ok(s, t)) {
-        af__resp_error(rs, 401, "unauthorized", "this route needs Authorization: Bearer <token>");
-        rs->www_authenticate = true;
+    if (!route_allowed(s, t, r, &rq, rs)) {
         af__conn_respond(c);
         return;
     }
-    if (!rt->write && !read_allowed(s, t, rs)) {
-        af__conn_respond(c);
-        return;
-    }
-    char why[160];
-    if (af__route_params_decode(r, rq.params, why, sizeof(why)) != 0) {
-        af__resp_error(rs, 400, "invalid_argument", "%s", why);
-        af__conn_respond(c);
-        return;
-    }
-    /* The route's work is a child span; component spans nest under it through the thread's
-     * current context. */
-    af_span child = af_span_start_child(af__api_tracer(s), rt->child_name, AF_SPAN_KIND_INTERNAL,
-                                        &rq.span_ctx, NULL, 0);
-    af_span_get_context(child, &rq.span_ctx);
-    af_context_token tok = af_context_attach(child);
-    int rc = rt->fn(&rq, rs);
-    af_context_detach(tok);
-    if (rc == AF__ASYNC) {
-        af_span_end(child);
-        return;
-    }
-    if (rs->status >= 500)
-        af_span_set_status(child, AF_STATUS_ERROR, "handler failed");
-    af_span_end(child);
-    af__conn_respond(c);
+    run_route(c, &af__routes[r], &rq, rs);
 }

@@ -490,6 +490,17 @@ void af__ws_free(af_server *s)
     }
 }
 
+/* Ends a message's data object with the time now, sends it to every client and frees b. */
+static void broadcast_stamped(af_server *s, af_buf *b)
+{
+    char ts[40];
+    af__fmt_rfc3339(af_now_ns(), 9, ts);
+    af__buf_printf(b, ",\"timestamp\":\"%s\"}}", ts);
+    if (!b->failed)
+        af__ws_broadcast(s, (const char *)b->data, b->len);
+    af__buf_clear(b);
+}
+
 void af_server_notify(af_server *s, const char *title, const char *message, const char *level)
 {
     if (!s)
@@ -502,12 +513,7 @@ void af_server_notify(af_server *s, const char *title, const char *message, cons
     af__buf_json_string(&b, message ? message : "", message ? strlen(message) : 0);
     af__buf_puts(&b, ",\"level\":");
     af__buf_json_string(&b, level ? level : "info", strlen(level ? level : "info"));
-    char ts[40];
-    af__fmt_rfc3339(af_now_ns(), 9, ts);
-    af__buf_printf(&b, ",\"timestamp\":\"%s\"}}", ts);
-    if (!b.failed)
-        af__ws_broadcast(s, (const char *)b.data, b.len);
-    af__buf_clear(&b);
+    broadcast_stamped(s, &b);
 }
 
 void af__system_update(af_server *s, const char *event, const char *id)
@@ -520,10 +526,5 @@ void af__system_update(af_server *s, const char *event, const char *id)
         af__buf_puts(&b, ",\"id\":");
         af__buf_json_string(&b, id, strlen(id));
     }
-    char ts[40];
-    af__fmt_rfc3339(af_now_ns(), 9, ts);
-    af__buf_printf(&b, ",\"timestamp\":\"%s\"}}", ts);
-    if (!b.failed)
-        af__ws_broadcast(s, (const char *)b.data, b.len);
-    af__buf_clear(&b);
+    broadcast_stamped(s, &b);
 }

@@ -628,13 +628,19 @@ int af_serving_infer(af_serving *s, const af_span_context *parent, const af_infe
     return rc;
 }
 
-void af_inference_response_free(af_inference_response *r)
+void af_inference_response_clear(af_inference_response *r)
 {
     if (!r)
         return;
     free(r->output);
     r->output = NULL;
     r->output_len = 0;
+}
+
+/* The released ABI's name (AGENTAFLOW_0), kept for services outside this tree. */
+void af_inference_response_free(af_inference_response *r)
+{
+    af_inference_response_clear(r);
 }
 
 size_t af_serving_clean_expired_cache(af_serving *s)

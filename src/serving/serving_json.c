@@ -1,5 +1,6 @@
 /*
- * serving/serving_json.c - the gateway's JSON renderers (af_serving_metrics_json).
+ * serving/serving_json.c - the gateway's JSON renderers (af_serving_metrics_json), and for now
+ * af_inference_response_clear (see its comment).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -88,11 +89,5 @@ int af_serving_metrics_json(af_serving *s, char **out)
     }
     pthread_mutex_unlock(&s->mu);
     af__buf_puts(&b, "]}");
-    af__buf_terminate(&b);
-    if (b.failed) {
-        af__buf_clear(&b);
-        return -ENOMEM;
-    }
-    *out = (char *)b.data;
-    return 0;
+    return af__buf_finish(&b, out);
 }

@@ -1,6 +1,7 @@
 /* Growable byte buffer used by the encoders and JSON writers. */
 #include "util/buf.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,4 +166,16 @@ void af__buf_terminate(af_buf *b)
 {
     if (af__buf_reserve(b, 1))
         b->data[b->len] = '\0';
+}
+
+int af__buf_finish(af_buf *b, char **out)
+{
+    af__buf_terminate(b);
+    if (b->failed) {
+        af__buf_clear(b);
+        *out = NULL;
+        return -ENOMEM;
+    }
+    *out = (char *)b->data;
+    return 0;
 }

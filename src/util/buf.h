@@ -60,5 +60,8 @@ void af__buf_printf(af_buf *b, const char *fmt, ...)
 void af__buf_json_string(af_buf *b, const char *s, size_t len);
 /* NUL-terminates without counting the NUL in len. */
 void af__buf_terminate(af_buf *b);
+/* The end of an encoder: NUL-terminates b and hands its bytes to *out (the caller frees
+ * them). When any write failed: frees b, sets *out to NULL and returns -ENOMEM; else 0. */
+int af__buf_finish(af_buf *b, char **out);
 
 #endif

@@ -38,13 +38,6 @@ curl -sf "http://127.0.0.1:$MPORT/metrics" >"$TMP/metrics.txt" || fail "GET /met
 promtool check metrics <"$TMP/metrics.txt" || fail "promtool check metrics"
 echo "promtool check metrics: ok ($(wc -l <"$TMP/metrics.txt") lines)"
 
-# A free loopback port for Prometheus: one that refuses connections right now.
-PP=""
-for n in 1 2 3 4 5 6 7 8 9 10; do
-    c=$(( 20000 + ( $(od -An -N2 -tu2 /dev/urandom) % 40000 ) ))
-    if ! curl -s -o /dev/null "http://127.0.0.1:$c/" 2>/dev/null; then PP=$c; break; fi
-done
-[ -n "$PP" ] || fail "no free port"
 cat >"$TMP/prometheus.yml" <<YML
 global:
   scrape_interval: 1s
@@ -54,15 +47,30 @@ scrape_configs:
     static_configs:
       - targets: ['127.0.0.1:$MPORT']
 YML
-prometheus --config.file="$TMP/prometheus.yml" --storage.tsdb.path="$TMP/data" \
-    --web.listen-address="127.0.0.1:$PP" >"$TMP/prom.log" 2>&1 &
-PPID_PROM=$!
-i=0
-until curl -s "http://127.0.0.1:$PP/api/v1/targets" 2>/dev/null | grep -q '"health":"up"'; do
-    i=$((i + 1)); [ $i -gt 600 ] && {
-        curl -s "http://127.0.0.1:$PP/api/v1/targets"; fail "target never up"; }
-    sleep 0.1
+# Prometheus on a loopback port below the kernel's ephemeral range (32768 up), so no outgoing
+# connection holds it; a port some other listener took in the meantime makes Prometheus exit,
+# and the next try picks another.
+PP=""
+for attempt in 1 2 3 4 5; do
+    c=$(( 20000 + ( $(od -An -N2 -tu2 /dev/urandom) % 12000 ) ))
+    curl -s -o /dev/null "http://127.0.0.1:$c/" 2>/dev/null && continue
+    prometheus --config.file="$TMP/prometheus.yml" --storage.tsdb.path="$TMP/data" \
+        --web.listen-address="127.0.0.1:$c" >"$TMP/prom.log" 2>&1 &
+    PPID_PROM=$!
+    i=0
+    while kill -0 $PPID_PROM 2>/dev/null; do
+        if curl -s "http://127.0.0.1:$c/api/v1/targets" 2>/dev/null | grep -q '"health":"up"'; then
+            PP=$c
+            break
+        fi
+        i=$((i + 1)); [ $i -gt 600 ] && {
+            curl -s "http://127.0.0.1:$c/api/v1/targets"; fail "target never up"; }
+        sleep 0.1
+    done
+    [ -n "$PP" ] && break
+    echo "prometheus on port $c exited (attempt $attempt): $(tail -n 1 "$TMP/prom.log")"
 done
+[ -n "$PP" ] || fail "prometheus did not start on any of 5 ports"
 echo "prometheus target: up"
 i=0
 until curl -s "http://127.0.0.1:$PP/api/v1/query?query=agentaflow_gpu_temperature_celsius" |

@@ -1,9 +1,13 @@
 /* Shared helpers for the cmocka unit tests. */
 #include "testutil.h"
 
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "agentaflow/log.h"
 #include "util/buf.h"
@@ -93,4 +97,33 @@ const char *af_test_log_capture_text(void)
 void af_test_log_capture_end(void)
 {
     af_log_set_handler(NULL, NULL);
+}
+
+af_headers *af_test_headers(const char *const *kv, size_t n)
+{
+    af_headers *h = NULL;
+    assert_int_equal(af_headers_new(&h), 0);
+    for (size_t i = 0; i + 1 < n; i += 2)
+        assert_int_equal(af_headers_add(h, kv[i], kv[i + 1]), 0);
+    return h;
+}
+
+char af_test_child_verdict(pid_t pid, int fd)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    char v = 't'; /* timed out */
+    if (poll(&pfd, 1, 30000) == 1 && read(fd, &v, 1) != 1)
+        v = 'e';
+    close(fd);
+    if (v == 't')
+        kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return v;
+}
+
+void af_test_child_report(int fd, bool ok)
+{
+    char v = ok ? 'y' : 'n';
+    _exit(write(fd, &v, 1) == 1 ? 0 : 2);
 }

@@ -12,8 +12,11 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdbool.h>
+#include <sys/types.h>
 
 #include "agentaflow/export.h"
+#include "agentaflow/propagation.h"
 #include "agentaflow/trace_sdk.h"
 
 /* Debian's cmocka 1.1.5 assert_float_equal compares as float (about 7 significant digits),
@@ -42,6 +45,19 @@ void af_test_spans_free(af_span_copy **spans, size_t n);
 const af_span_data *af_test_find_span(af_span_copy **spans, size_t n, const char *name);
 /* The attribute `key` of a span, or NULL. */
 const af_attr *af_test_find_attr(const af_attr *attrs, size_t n, const char *key);
+
+/* A forked child reports one byte through a pipe: af_test_child_report writes 'y' (ok) or
+ * 'n' and exits; af_test_child_verdict (parent) waits up to 30 s for it, kills a hung child,
+ * reaps it and returns the byte ('t' on timeout, 'e' when the pipe closed empty). */
+void af_test_child_report(int fd, bool ok);
+char af_test_child_verdict(pid_t pid, int fd);
+
+/* A header carrier filled with n/2 name/value pairs (kv alternates name, value); the caller
+ * frees it with af_headers_free. AF_TEST_HEADERS("name", "value", ...) counts them. */
+af_headers *af_test_headers(const char *const *kv, size_t n);
+#define AF_TEST_HEADERS(...)                                                                       \
+    af_test_headers((const char *const[]){__VA_ARGS__},                                            \
+                    sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
 
 /* Captures af_log output: af_test_log_capture_begin installs a handler that appends every
  * message (one per line) to an internal buffer; _text returns it; _end restores stderr. */

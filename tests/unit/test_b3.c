@@ -12,18 +12,6 @@
 #define PID "05e3ac9a4f6e3b90"
 #define TP "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
-static af_headers *headers(const char *const *kv, size_t n)
-{
-    af_headers *h = NULL;
-    assert_int_equal(af_headers_new(&h), 0);
-    for (size_t i = 0; i + 1 < n; i += 2)
-        assert_int_equal(af_headers_add(h, kv[i], kv[i + 1]), 0);
-    return h;
-}
-#define HEADERS(...)                                                                               \
-    headers((const char *const[]){__VA_ARGS__},                                                    \
-            sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
-
 /* Extracts with af_b3_extract into a context that starts as a recognizable local one. */
 static int extract(af_headers *h, af_span_context *sc)
 {
@@ -64,24 +52,24 @@ static void test_single_valid(void **state)
 {
     (void)state;
     af_span_context sc;
-    assert_int_equal(extract(HEADERS("b3", T128 "-" SID "-1"), &sc), 1);
+    assert_int_equal(extract(AF_TEST_HEADERS("b3", T128 "-" SID "-1"), &sc), 1);
     assert_ctx(&sc, T128, true);
-    assert_int_equal(extract(HEADERS("b3", T128 "-" SID "-0"), &sc), 1);
+    assert_int_equal(extract(AF_TEST_HEADERS("b3", T128 "-" SID "-0"), &sc), 1);
     assert_ctx(&sc, T128, false);
     /* Debug means sampled. */
-    assert_int_equal(extract(HEADERS("b3", T128 "-" SID "-d"), &sc), 1);
+    assert_int_equal(extract(AF_TEST_HEADERS("b3", T128 "-" SID "-d"), &sc), 1);
     assert_ctx(&sc, T128, true);
     /* No sampling state: a deferred decision, so not sampled here. */
-    assert_int_equal(extract(HEADERS("b3", T128 "-" SID), &sc), 1);
+    assert_int_equal(extract(AF_TEST_HEADERS("b3", T128 "-" SID), &sc), 1);
     assert_ctx(&sc, T128, false);
     /* The parent span id is accepted (and not used). */
-    assert_int_equal(extract(HEADERS("b3", T128 "-" SID "-1-" PID), &sc), 1);
+    assert_int_equal(extract(AF_TEST_HEADERS("b3", T128 "-" SID "-1-" PID), &sc), 1);
     assert_ctx(&sc, T128, true);
     /* 64-bit trace ids are left-padded with zeros. */
-    assert_int_equal(extract(HEADERS("b3", T64 "-" SID "-1"), &sc), 1);
+    assert_int_equal(extract(AF_TEST_HEADERS("b3", T64 "-" SID "-1"), &sc), 1);
     assert_ctx(&sc, "0000000000000000" T64, true);
     /* Surrounding whitespace and the header name's case do not matter. */
-    assert_int_equal(extract(HEADERS("B3", " \t" T128 "-" SID "-1 "), &sc), 1);
+    assert_int_equal(extract(AF_TEST_HEADERS("B3", " \t" T128 "-" SID "-1 "), &sc), 1);
     assert_ctx(&sc, T128, true);
 }
 
@@ -116,7 +104,7 @@ static void test_single_invalid(void **state)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         af_span_context sc;
-        if (extract(HEADERS("b3", bad[i]), &sc) != 0)
+        if (extract(AF_TEST_HEADERS("b3", bad[i]), &sc) != 0)
             fail_msg("accepted b3: \"%s\"", bad[i]);
         assert_untouched(&sc);
     }
@@ -126,33 +114,39 @@ static void test_multi(void **state)
 {
     (void)state;
     af_span_context sc;
-    assert_int_equal(extract(HEADERS("X-B3-TraceId", T128, "X-B3-SpanId", SID, "X-B3-Sampled", "1",
-                                     "X-B3-ParentSpanId", PID),
+    assert_int_equal(extract(AF_TEST_HEADERS("X-B3-TraceId", T128, "X-B3-SpanId", SID,
+                                             "X-B3-Sampled", "1", "X-B3-ParentSpanId", PID),
                              &sc),
                      1);
     assert_ctx(&sc, T128, true);
     /* Any case of the names; 64-bit trace id; legacy true/false. */
     assert_int_equal(
-        extract(HEADERS("x-b3-traceid", T64, "X-B3-SPANID", SID, "x-B3-sampled", "true"), &sc), 1);
+        extract(AF_TEST_HEADERS("x-b3-traceid", T64, "X-B3-SPANID", SID, "x-B3-sampled", "true"),
+                &sc),
+        1);
     assert_ctx(&sc, "0000000000000000" T64, true);
     assert_int_equal(
-        extract(HEADERS("X-B3-TraceId", T128, "X-B3-SpanId", SID, "X-B3-Sampled", "false"), &sc),
+        extract(AF_TEST_HEADERS("X-B3-TraceId", T128, "X-B3-SpanId", SID, "X-B3-Sampled", "false"),
+                &sc),
         1);
     assert_ctx(&sc, T128, false);
     assert_int_equal(
-        extract(HEADERS("X-B3-TraceId", T128, "X-B3-SpanId", SID, "X-B3-Sampled", "0"), &sc), 1);
+        extract(AF_TEST_HEADERS("X-B3-TraceId", T128, "X-B3-SpanId", SID, "X-B3-Sampled", "0"),
+                &sc),
+        1);
     assert_ctx(&sc, T128, false);
     /* No sampling state. */
-    assert_int_equal(extract(HEADERS("X-B3-TraceId", T128, "X-B3-SpanId", SID), &sc), 1);
+    assert_int_equal(extract(AF_TEST_HEADERS("X-B3-TraceId", T128, "X-B3-SpanId", SID), &sc), 1);
     assert_ctx(&sc, T128, false);
     /* Debug implies sampled, whatever X-B3-Sampled says. */
-    assert_int_equal(extract(HEADERS("X-B3-TraceId", T128, "X-B3-SpanId", SID, "X-B3-Sampled", "0",
-                                     "X-B3-Flags", "1"),
+    assert_int_equal(extract(AF_TEST_HEADERS("X-B3-TraceId", T128, "X-B3-SpanId", SID,
+                                             "X-B3-Sampled", "0", "X-B3-Flags", "1"),
                              &sc),
                      1);
     assert_ctx(&sc, T128, true);
     assert_int_equal(
-        extract(HEADERS("X-B3-TraceId", T128, "X-B3-SpanId", SID, "X-B3-Flags", "0"), &sc), 1);
+        extract(AF_TEST_HEADERS("X-B3-TraceId", T128, "X-B3-SpanId", SID, "X-B3-Flags", "0"), &sc),
+        1);
     assert_ctx(&sc, T128, false);
 
     /* Invalid: each leaves the context as it was. */
@@ -172,7 +166,7 @@ static void test_multi(void **state)
         size_t n = 0;
         while (cases[i][n])
             n++;
-        assert_int_equal(extract(headers(cases[i], n), &sc), 0);
+        assert_int_equal(extract(af_test_headers(cases[i], n), &sc), 0);
         assert_untouched(&sc);
     }
 }
@@ -182,18 +176,19 @@ static void test_single_before_multi(void **state)
     (void)state;
     af_span_context sc;
     /* A valid single header wins over the multi headers... */
-    assert_int_equal(extract(HEADERS("b3", T128 "-" SID "-1", "X-B3-TraceId", T64, "X-B3-SpanId",
-                                     SID, "X-B3-Sampled", "0"),
+    assert_int_equal(extract(AF_TEST_HEADERS("b3", T128 "-" SID "-1", "X-B3-TraceId", T64,
+                                             "X-B3-SpanId", SID, "X-B3-Sampled", "0"),
                              &sc),
                      1);
     assert_ctx(&sc, T128, true);
     /* ... an invalid one (or the deny-only form) does not hide valid multi headers. */
-    assert_int_equal(extract(HEADERS("b3", "garbage", "X-B3-TraceId", T64, "X-B3-SpanId", SID,
-                                     "X-B3-Sampled", "1"),
+    assert_int_equal(extract(AF_TEST_HEADERS("b3", "garbage", "X-B3-TraceId", T64, "X-B3-SpanId",
+                                             SID, "X-B3-Sampled", "1"),
                              &sc),
                      1);
     assert_ctx(&sc, "0000000000000000" T64, true);
-    assert_int_equal(extract(HEADERS("b3", "0", "X-B3-TraceId", T128, "X-B3-SpanId", SID), &sc), 1);
+    assert_int_equal(
+        extract(AF_TEST_HEADERS("b3", "0", "X-B3-TraceId", T128, "X-B3-SpanId", SID), &sc), 1);
     assert_ctx(&sc, T128, false);
 }
 
@@ -201,7 +196,7 @@ static void test_inject_and_round_trip(void **state)
 {
     (void)state;
     af_span_context sc;
-    assert_int_equal(extract(HEADERS("b3", T64 "-" SID "-d-" PID), &sc), 1);
+    assert_int_equal(extract(AF_TEST_HEADERS("b3", T64 "-" SID "-d-" PID), &sc), 1);
     af_headers *out = NULL;
     assert_int_equal(af_headers_new(&out), 0);
     af_carrier oc = af_headers_carrier(out);
@@ -253,7 +248,7 @@ static void test_composite(void **state)
     (void)state;
     af_span_context sc;
     af_baggage *bag = NULL;
-    af_headers *h = HEADERS("b3", T128 "-" SID "-1", "baggage", "k=v");
+    af_headers *h = AF_TEST_HEADERS("b3", T128 "-" SID "-1", "baggage", "k=v");
     af_carrier c = af_headers_carrier(h);
     /* Not configured: ignored. */
     af_span_context_init(&sc);
@@ -266,7 +261,7 @@ static void test_composite(void **state)
     af_headers_free(h);
 
     /* traceparent and b3 together: traceparent wins. */
-    h = HEADERS("b3", T128 "-" SID "-1", "traceparent", TP);
+    h = AF_TEST_HEADERS("b3", T128 "-" SID "-1", "traceparent", TP);
     c = af_headers_carrier(h);
     af_span_context_init(&sc);
     assert_int_equal(
@@ -276,7 +271,7 @@ static void test_composite(void **state)
     assert_string_equal(hex, "4bf92f3577b34da6a3ce929d0e0e4736");
     af_headers_free(h);
     /* An invalid traceparent falls back to b3. */
-    h = HEADERS("b3", T128 "-" SID "-1", "traceparent", "00-bad");
+    h = AF_TEST_HEADERS("b3", T128 "-" SID "-1", "traceparent", "00-bad");
     c = af_headers_carrier(h);
     assert_int_equal(
         af_propagate_extract(AF_PROPAGATE_TRACECONTEXT | AF_PROPAGATE_B3, &c, &sc, NULL), 1);

@@ -77,7 +77,7 @@ static void test_demo_numbers(void **state)
     assert_non_null(strstr(json, "\"total_gpu_hours\":7.5,"));
     assert_non_null(strstr(json, "\"period_start\":\"1970-01-01T00:00:00.000000000Z\""));
     free(json);
-    af_cost_summary_free(&s);
+    af_cost_summary_clear(&s);
     af_cost_tracker_free(t);
 }
 
@@ -100,7 +100,7 @@ static void test_any_operation(void **state)
     assert_non_null(group(s.by_operation, s.n_by_operation, "batch_processing"));
     assert_non_null(group(s.by_model, s.n_by_model, ""));
     assert_int_equal(group(s.by_model, s.n_by_model, "")->count, 2);
-    af_cost_summary_free(&s);
+    af_cost_summary_clear(&s);
     af_cost_tracker_free(t);
 }
 
@@ -116,10 +116,10 @@ static void test_timestamps_and_range(void **state)
     af_cost_summary s;
     assert_int_equal(af_cost_summary_get(t, NULL, now - 3 * H, now - 1 * H, &s), 0);
     assert_double_near(s.total_cost, 3.0, 1e-12);
-    af_cost_summary_free(&s);
+    af_cost_summary_clear(&s);
     assert_int_equal(af_cost_summary_get(t, NULL, now - 2 * H, now, &s), 0);
     assert_double_near(s.total_cost, 6.0, 1e-12);
-    af_cost_summary_free(&s);
+    af_cost_summary_free(&s); /* the released ABI's name for _clear */
     assert_int_equal(af_cost_summary_get(t, NULL, now, now - 1, &s), -EINVAL);
     af_cost_tracker_free(t);
 }
@@ -204,7 +204,7 @@ static void test_pricing(void **state)
     assert_string_equal(s.by_operation[0].name, "gpu_compute");
     assert_string_equal(s.by_model[0].name, "gpu_h100");
     assert_double_near(s.total_gpu_hours, 0.5, 1e-12);
-    af_cost_summary_free(&s);
+    af_cost_summary_clear(&s);
     af_cost_stats st;
     af_cost_stats_get(t, &st);
     assert_double_near(st.cumulative_gpu_hours_priced, 0.5, 1e-12);
@@ -294,7 +294,7 @@ static void test_retention_bounded(void **state)
     assert_int_equal(s.entry_count, 5000);
     assert_int_equal(s.total_tokens, 50000);
     assert_int_equal(group(s.by_operation, s.n_by_operation, "training")->count, 2500);
-    af_cost_summary_free(&s);
+    af_cost_summary_clear(&s);
     af_cost_tracker_free(t);
 
     /* Buckets past their retention are dropped, and counted. */
@@ -321,7 +321,7 @@ static void *hammer(void *arg)
             af_cost_summary s;
             if (af_cost_summary_get(t, NULL, 0, 0, &s) != 0)
                 return arg;
-            af_cost_summary_free(&s);
+            af_cost_summary_clear(&s);
         }
     }
     return NULL;
@@ -343,7 +343,7 @@ static void test_threads(void **state)
     assert_int_equal(af_cost_summary_get(t, NULL, 0, 0, &s), 0);
     assert_int_equal(s.entry_count, 2000);
     assert_double_near(s.total_cost, 500.0, 1e-9);
-    af_cost_summary_free(&s);
+    af_cost_summary_clear(&s);
     af_cost_tracker_free(t);
 }
 
@@ -364,7 +364,7 @@ static void test_spans(void **state)
     record(t, "inference", "gpt", 1.5, 10, 7.5, 0);
     af_cost_summary s;
     assert_int_equal(af_cost_summary_get(t, NULL, 0, 0, &s), 0);
-    af_cost_summary_free(&s);
+    af_cost_summary_clear(&s);
     af_cost_entry bad = {.operation = "x", .cost = -1};
     assert_int_equal(af_cost_record(t, NULL, &bad), -EINVAL);
 
@@ -428,7 +428,7 @@ static void test_restore(void **state)
     assert_double_near(s.total_cost, 10.25, 1e-12);
     assert_int_equal(s.entry_count, 5);
     assert_int_equal(s.total_tokens, 100);
-    af_cost_summary_free(&s);
+    af_cost_summary_clear(&s);
     char id[32];
     assert_int_equal(af_cost_reserve_id(t, id, sizeof(id)), 0);
     assert_string_equal(id, "cost-42");
@@ -471,7 +471,7 @@ static void test_max_names(void **state)
         assert_string_equal(cs.by_operation[i].name, want[i]);
     assert_int_equal(cs.by_operation[3].count, 3); /* the client's "other", d and e */
     assert_int_equal(cs.n_by_model, 5);            /* "", a, b, c, other */
-    af_cost_summary_free(&cs);
+    af_cost_summary_clear(&cs);
     af_cost_tracker_free(t);
 }
 

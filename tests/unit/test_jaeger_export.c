@@ -6,15 +6,12 @@
 #include "testutil.h"
 
 #include <errno.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "export/encode.h"
+#include "fork_export.h"
 #include "http_receiver.h"
 
 #define MS 1000000ull
@@ -205,18 +202,9 @@ static void test_collector_down(void **state)
     af_exporter_free(e);
 }
 
-/* A child forked while the parent's export waits for a slow collector builds its own
- * connection: its spans are accepted and its shutdown does not wait for the parent's export.
- * Skipped under TSan, which cannot start threads in the child of a multi-threaded fork. */
-static void test_fork_during_export(void **state)
+static af_tracer_provider *jaeger_provider(void *ctx, af_tracer **t)
 {
-#if defined(__SANITIZE_THREAD__)
-    print_message("skipped under ThreadSanitizer (no threads after a multi-threaded fork)\n");
-    skip();
-#endif
-    fixture *f = *state;
-    af_test_http_reply slow = {.delay_ms = 1000};
-    af_test_http_receiver_script(f->rx, &slow, 1);
+    fixture *f = ctx;
     af_tracer_provider_opts po;
     af_tracer_provider_opts_init(&po);
     po.sampler = af_sampler_always_on();
@@ -228,35 +216,16 @@ static void test_fork_during_export(void **state)
     af_span_processor *proc = NULL;
     assert_int_equal(af_batch_processor_new(make(f), &bo, &proc), 0);
     assert_int_equal(af_tracer_provider_add_processor(p, proc), 0);
-    af_tracer *t = af_tracer_provider_get_tracer(p, "jaeger-fork", NULL, NULL);
-    af_span_end(af_span_start(t, "parent", NULL));
-    assert_int_equal(af_test_http_receiver_wait(f->rx, 1, 10000), 1);
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(fds[0]);
-        af_span_end(af_span_start(t, "child", NULL));
-        int rc = af_tracer_provider_shutdown(p, 2000);
-        af_processor_stats st;
-        af_span_processor_stats_get(proc, &st);
-        char v = rc == 0 && st.exported == 1 && st.failed == 0 ? 'y' : 'n';
-        _exit(write(fds[1], &v, 1) == 1 ? 0 : 2);
-    }
-    close(fds[1]);
-    struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
-    char v = 't'; /* a hung child fails the test instead of hanging it */
-    if (poll(&pfd, 1, 30000) == 1 && read(fds[0], &v, 1) != 1)
-        v = 'e';
-    close(fds[0]);
-    if (v == 't')
-        kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    assert_int_equal(v, 'y');
-    assert_int_equal(af_tracer_provider_shutdown(p, 10000), 0);
-    assert_int_equal(af_test_http_receiver_requests(f->rx), 2);
-    af_tracer_provider_free(p);
+    *t = af_tracer_provider_get_tracer(p, "jaeger-fork", NULL, NULL);
+    return p;
+}
+
+/* A child forked while the parent's export waits for a slow collector builds its own
+ * connection: its spans are accepted and its shutdown does not wait for the parent's export. */
+static void test_fork_during_export(void **state)
+{
+    fixture *f = *state;
+    af_test_fork_during_export(f->rx, jaeger_provider, f, 1);
 }
 
 static void test_defaults_and_bad_options(void **state)

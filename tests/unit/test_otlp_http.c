@@ -8,18 +8,16 @@
 #include "testutil.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agentaflow/log.h"
 #include "export/encode.h"
+#include "fork_export.h"
 #include "http_receiver.h"
 
 #define MS 1000000ull
@@ -509,52 +507,18 @@ static void test_provider_reports_failed_exports(void **state)
     af_test_log_capture_end();
 }
 
+static af_tracer_provider *fork_provider(void *ctx, af_tracer **t)
+{
+    return otlp_provider(ctx, 30000, 1, t);
+}
+
 /* Issue 12 (4c): a child forked while the parent's export waited for a slow collector
  * inherited libcurl handles in the middle of that request, so every export of its own failed
- * ("libcurl refused the request"), and its shutdown waited for the parent's export. Skipped
- * under TSan, which cannot start threads in the child of a multi-threaded fork. */
+ * ("libcurl refused the request"), and its shutdown waited for the parent's export. */
 static void test_fork_during_export(void **state)
 {
-#if defined(__SANITIZE_THREAD__)
-    print_message("skipped under ThreadSanitizer (no threads after a multi-threaded fork)\n");
-    skip();
-#endif
     fixture *f = *state;
-    af_test_http_reply slow = {.delay_ms = 1000};
-    af_test_http_receiver_script(f->rx, &slow, 1);
-    af_tracer *t;
-    af_tracer_provider *p = otlp_provider(f, 30000, 1, &t);
-    emit(t, 1); /* a full batch: the worker sends it at once */
-    assert_int_equal(af_test_http_receiver_wait(f->rx, 1, 10000), 1);
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(fds[0]);
-        emit(t, 3);
-        int rc = af_tracer_provider_shutdown(p, 2000);
-        af_processor_stats st;
-        af_span_processor *proc = NULL;
-        af_tracer_provider_processors(p, &proc, 1);
-        af_span_processor_stats_get(proc, &st);
-        char v = rc == 0 && st.exported == 3 && st.failed == 0 ? 'y' : 'n';
-        _exit(write(fds[1], &v, 1) == 1 ? 0 : 2);
-    }
-    close(fds[1]);
-    struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
-    char v = 't'; /* a hung child fails the test instead of hanging it */
-    if (poll(&pfd, 1, 30000) == 1 && read(fds[0], &v, 1) != 1)
-        v = 'e';
-    close(fds[0]);
-    if (v == 't')
-        kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    assert_int_equal(v, 'y');
-    /* The parent's request was untouched by the child, which sent its own three. */
-    assert_int_equal(af_tracer_provider_shutdown(p, 10000), 0);
-    assert_int_equal(af_test_http_receiver_requests(f->rx), 4);
-    af_tracer_provider_free(p);
+    af_test_fork_during_export(f->rx, fork_provider, f, 3);
 }
 
 static size_t count(const char *hay, const char *needle)

@@ -17,18 +17,6 @@
 /* ---------------------------------------------------------------------------------------- */
 /* Helpers.                                                                                  */
 
-static af_headers *headers(const char *const *kv, size_t n)
-{
-    af_headers *h = NULL;
-    assert_int_equal(af_headers_new(&h), 0);
-    for (size_t i = 0; i + 1 < n; i += 2)
-        assert_int_equal(af_headers_add(h, kv[i], kv[i + 1]), 0);
-    return h;
-}
-#define HEADERS(...)                                                                               \
-    headers((const char *const[]){__VA_ARGS__},                                                    \
-            sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
-
 /* Extracts from the given fields into a context that starts as a recognizable local one. */
 static int extract(af_headers *h, af_span_context *sc)
 {
@@ -95,7 +83,8 @@ static int log_teardown(void **state)
 static void test_headers(void **state)
 {
     (void)state;
-    af_headers *h = HEADERS("Content-Type", "text/plain", "X-A", "1", "x-a", "2", "X-B", "3");
+    af_headers *h =
+        AF_TEST_HEADERS("Content-Type", "text/plain", "X-A", "1", "x-a", "2", "X-B", "3");
     assert_int_equal(af_headers_count(h), 4);
     assert_string_equal(af_headers_get(h, "content-type"), "text/plain");
     assert_string_equal(af_headers_get(h, "X-a"), "1");
@@ -136,12 +125,13 @@ static void test_extract_valid(void **state)
 {
     (void)state;
     af_span_context sc;
-    assert_int_equal(extract(HEADERS("traceparent", TP("01")), &sc), 1);
+    assert_int_equal(extract(AF_TEST_HEADERS("traceparent", TP("01")), &sc), 1);
     assert_extracted(&sc, "");
     assert_int_equal(sc.trace_flags, 1);
     const char *names[] = {"TraceParent", "TrAcEpArEnT", "TRACEPARENT"};
     for (size_t i = 0; i < 3; i++) {
-        assert_int_equal(extract(HEADERS(names[i], TP("01"), "TraceState", "foo=1"), &sc), 1);
+        assert_int_equal(extract(AF_TEST_HEADERS(names[i], TP("01"), "TraceState", "foo=1"), &sc),
+                         1);
         assert_extracted(&sc, "foo=1");
     }
 }
@@ -153,7 +143,7 @@ static void test_extract_ows(void **state)
                           "\t " TP("01") " \t"};
     for (size_t i = 0; i < 5; i++) {
         af_span_context sc;
-        assert_int_equal(extract(HEADERS("traceparent", vals[i]), &sc), 1);
+        assert_int_equal(extract(AF_TEST_HEADERS("traceparent", vals[i]), &sc), 1);
         assert_extracted(&sc, "");
     }
 }
@@ -162,23 +152,25 @@ static void test_extract_invalid_traceparent(void **state)
 {
     (void)state;
     af_span_context sc;
-    assert_int_equal(extract(HEADERS("trace-parent", TP("01")), &sc), 0);
+    assert_int_equal(extract(AF_TEST_HEADERS("trace-parent", TP("01")), &sc), 0);
     assert_unchanged(&sc);
-    assert_int_equal(extract(HEADERS("traceparent", "00-" TRACE_HEX "-" SPAN_HEX "-01."), &sc), 0);
+    assert_int_equal(
+        extract(AF_TEST_HEADERS("traceparent", "00-" TRACE_HEX "-" SPAN_HEX "-01."), &sc), 0);
     assert_unchanged(&sc);
     /* Duplicated traceparent fields are invalid, even when identical. */
-    assert_int_equal(extract(HEADERS("traceparent", TP("01"), "traceparent", TP("01")), &sc), 0);
+    assert_int_equal(
+        extract(AF_TEST_HEADERS("traceparent", TP("01"), "traceparent", TP("01")), &sc), 0);
     assert_unchanged(&sc);
-    assert_int_equal(extract(HEADERS("tracestate", "foo=1"), &sc), 0);
+    assert_int_equal(extract(AF_TEST_HEADERS("tracestate", "foo=1"), &sc), 0);
     assert_unchanged(&sc);
     /* An invalid traceparent means the tracestate is not even looked at. */
-    assert_int_equal(
-        extract(HEADERS("traceparent", "00-00000000000000000000000000000000-" SPAN_HEX "-01",
-                        "tracestate", "foo=1"),
-                &sc),
-        0);
+    assert_int_equal(extract(AF_TEST_HEADERS("traceparent",
+                                             "00-00000000000000000000000000000000-" SPAN_HEX "-01",
+                                             "tracestate", "foo=1"),
+                             &sc),
+                     0);
     assert_unchanged(&sc);
-    assert_int_equal(extract(HEADERS("x", "y"), &sc), 0);
+    assert_int_equal(extract(AF_TEST_HEADERS("x", "y"), &sc), 0);
     assert_unchanged(&sc);
 }
 
@@ -186,43 +178,49 @@ static void test_extract_tracestate_fields(void **state)
 {
     (void)state;
     af_span_context sc;
-    assert_int_equal(extract(HEADERS("traceparent", TP("00"), "tracestate", "foo=1,bar=2",
-                                     "tracestate", "rojo=1,congo=2", "tracestate", "baz=3"),
+    assert_int_equal(extract(AF_TEST_HEADERS("traceparent", TP("00"), "tracestate", "foo=1,bar=2",
+                                             "tracestate", "rojo=1,congo=2", "tracestate", "baz=3"),
                              &sc),
                      1);
     assert_extracted(&sc, "foo=1,bar=2,rojo=1,congo=2,baz=3");
 
     /* Empty fields. */
-    assert_int_equal(extract(HEADERS("traceparent", TP("00"), "tracestate", ""), &sc), 1);
+    assert_int_equal(extract(AF_TEST_HEADERS("traceparent", TP("00"), "tracestate", ""), &sc), 1);
     assert_extracted(&sc, "");
     assert_int_equal(
-        extract(HEADERS("traceparent", TP("00"), "tracestate", "foo=1", "tracestate", ""), &sc), 1);
+        extract(AF_TEST_HEADERS("traceparent", TP("00"), "tracestate", "foo=1", "tracestate", ""),
+                &sc),
+        1);
     assert_extracted(&sc, "foo=1");
     assert_int_equal(
-        extract(HEADERS("traceparent", TP("00"), "tracestate", "", "tracestate", "foo=1"), &sc), 1);
+        extract(AF_TEST_HEADERS("traceparent", TP("00"), "tracestate", "", "tracestate", "foo=1"),
+                &sc),
+        1);
     assert_extracted(&sc, "foo=1");
 
     /* Invalid tracestate: traceparent is still taken, the state is dropped. */
     const char *bad[] = {"foo=bar=baz", "foo=,bar=3", "FOO=1", "@foo=1,bar=2"};
     for (size_t i = 0; i < 4; i++) {
-        assert_int_equal(extract(HEADERS("traceparent", TP("00"), "tracestate", bad[i]), &sc), 1);
+        assert_int_equal(
+            extract(AF_TEST_HEADERS("traceparent", TP("00"), "tracestate", bad[i]), &sc), 1);
         assert_extracted(&sc, "");
     }
     /* Duplicates, within or across fields, are propagated with the first value kept. */
-    assert_int_equal(extract(HEADERS("traceparent", TP("00"), "tracestate", "foo=1,foo=1"), &sc),
-                     1);
-    assert_extracted(&sc, "foo=1");
     assert_int_equal(
-        extract(HEADERS("traceparent", TP("00"), "tracestate", "foo=1", "tracestate", "foo=2"),
-                &sc),
-        1);
+        extract(AF_TEST_HEADERS("traceparent", TP("00"), "tracestate", "foo=1,foo=1"), &sc), 1);
+    assert_extracted(&sc, "foo=1");
+    assert_int_equal(extract(AF_TEST_HEADERS("traceparent", TP("00"), "tracestate", "foo=1",
+                                             "tracestate", "foo=2"),
+                             &sc),
+                     1);
     assert_extracted(&sc, "foo=1");
     /* Over-long key in a second field invalidates the whole joined header. */
     char key[300];
     memset(key, 'z', 257);
     strcpy(key + 257, "=1");
     assert_int_equal(
-        extract(HEADERS("traceparent", TP("00"), "tracestate", "foo=1", "tracestate", key), &sc),
+        extract(AF_TEST_HEADERS("traceparent", TP("00"), "tracestate", "foo=1", "tracestate", key),
+                &sc),
         1);
     assert_extracted(&sc, "");
 }
@@ -237,18 +235,20 @@ static void test_extract_member_count_across_fields(void **state)
     const char *f3 = "bar21=21,bar22=22,bar23=23,bar24=24,bar25=25,bar26=26,bar27=27,bar28=28,"
                      "bar29=29,bar30=30";
     af_span_context sc;
-    assert_int_equal(extract(HEADERS("traceparent", TP("00"), "tracestate", f1, "tracestate", f2,
-                                     "tracestate", f3, "tracestate", "bar31=31,bar32=32"),
-                             &sc),
-                     1);
+    assert_int_equal(
+        extract(AF_TEST_HEADERS("traceparent", TP("00"), "tracestate", f1, "tracestate", f2,
+                                "tracestate", f3, "tracestate", "bar31=31,bar32=32"),
+                &sc),
+        1);
     char v[4];
     assert_int_equal(af_tracestate_get(&sc, "bar01", v, sizeof(v)), 2);
     assert_string_equal(v, "01");
     assert_int_equal(af_tracestate_get(&sc, "bar32", v, sizeof(v)), 2);
-    assert_int_equal(extract(HEADERS("traceparent", TP("00"), "tracestate", f1, "tracestate", f2,
-                                     "tracestate", f3, "tracestate", "bar31=31,bar32=32,bar33=33"),
-                             &sc),
-                     1);
+    assert_int_equal(
+        extract(AF_TEST_HEADERS("traceparent", TP("00"), "tracestate", f1, "tracestate", f2,
+                                "tracestate", f3, "tracestate", "bar31=31,bar32=32,bar33=33"),
+                &sc),
+        1);
     assert_extracted(&sc, "");
 }
 
@@ -294,7 +294,8 @@ static void test_random_flag_and_version_propagated(void **state)
     const char *want[] = {TP("03"), TP("02"), TP("03"), TP("03")};
     for (size_t i = 0; i < 4; i++) {
         af_span_context sc;
-        assert_int_equal(extract(HEADERS("traceparent", in[i], "tracestate", "a=1, b=2"), &sc), 1);
+        assert_int_equal(
+            extract(AF_TEST_HEADERS("traceparent", in[i], "tracestate", "a=1, b=2"), &sc), 1);
         af_headers *out = NULL;
         assert_int_equal(af_headers_new(&out), 0);
         af_carrier c = af_headers_carrier(out);
@@ -320,7 +321,7 @@ static void test_random_flag_and_version_propagated(void **state)
 static void test_baggage_extract_inject(void **state)
 {
     (void)state;
-    af_headers *h = HEADERS("baggage", "a=1,b=%20x", "Baggage", "c=3;meta", "other", "d=4");
+    af_headers *h = AF_TEST_HEADERS("baggage", "a=1,b=%20x", "Baggage", "c=3;meta", "other", "d=4");
     af_carrier c = af_headers_carrier(h);
     af_baggage *b = NULL;
     assert_int_equal(af_baggage_extract(&c, &b), 3);
@@ -349,7 +350,7 @@ static void test_baggage_extract_inject(void **state)
 
     /* Nothing to extract: *b stays NULL. An empty baggage injects nothing. */
     af_baggage *none = NULL;
-    af_headers *empty = HEADERS("baggage", "malformed", "x", "y");
+    af_headers *empty = AF_TEST_HEADERS("baggage", "malformed", "x", "y");
     af_carrier ec = af_headers_carrier(empty);
     assert_int_equal(af_baggage_extract(&ec, &none), 0);
     assert_null(none);
@@ -389,7 +390,7 @@ static void test_baggage_many_fields(void **state)
 static void test_composite(void **state)
 {
     (void)state;
-    af_headers *h = HEADERS("traceparent", TP("01"), "tracestate", "t=1", "baggage", "k=v");
+    af_headers *h = AF_TEST_HEADERS("traceparent", TP("01"), "tracestate", "t=1", "baggage", "k=v");
     af_carrier c = af_headers_carrier(h);
     af_span_context sc;
     af_baggage *b = NULL;
@@ -439,9 +440,11 @@ static void test_extract_is_quiet(void **state)
     (void)state;
     /* Garbage from a peer must not produce log lines, even at debug level. */
     af_span_context sc;
-    assert_int_equal(extract(HEADERS("traceparent", "garbage", "tracestate", "x=,,"), &sc), 0);
-    assert_int_equal(extract(HEADERS("traceparent", TP("01"), "tracestate", "X=1"), &sc), 1);
-    af_headers *h = HEADERS("baggage", "%%%,;;;=,k=%ZZ");
+    assert_int_equal(extract(AF_TEST_HEADERS("traceparent", "garbage", "tracestate", "x=,,"), &sc),
+                     0);
+    assert_int_equal(extract(AF_TEST_HEADERS("traceparent", TP("01"), "tracestate", "X=1"), &sc),
+                     1);
+    af_headers *h = AF_TEST_HEADERS("baggage", "%%%,;;;=,k=%ZZ");
     af_carrier c = af_headers_carrier(h);
     af_baggage *b = NULL;
     assert_int_equal(af_baggage_extract(&c, &b), 0);

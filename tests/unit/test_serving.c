@@ -175,13 +175,13 @@ static void test_registry_errors(void **state)
     af_inference_response r;
     assert_int_equal(infer(s, "nope", "hi", &r), AF_ENOTFOUND);
     assert_string_equal(r.error, "unknown model nope");
-    af_inference_response_free(&r);
+    af_inference_response_clear(&r);
     assert_int_equal(infer(s, "m", "", &r), -EINVAL);
     assert_string_equal(r.error, "request input cannot be empty");
     /* A model without instances answers "no instances" as backend down. */
     assert_int_equal(infer(s, "m", "hi", &r), -EHOSTDOWN);
     assert_non_null(strstr(r.error, "no instances available for model m"));
-    af_inference_response_free(&r);
+    af_inference_response_clear(&r);
 
     af_model_backend *b = NULL;
     assert_int_equal(af_sim_backend_new(NULL, &b), 0);
@@ -252,8 +252,8 @@ static void test_simulated_deterministic(void **state)
     assert_int_equal(a.batch_size, 1);
     assert_string_equal(a.instance_id, "sim-0");
     assert_string_equal(a.request_id, "req-1");
-    af_inference_response_free(&a);
-    af_inference_response_free(&b);
+    af_inference_response_clear(&a);
+    af_inference_response_free(&b); /* the released ABI's name for _clear */
 
     char *json = NULL;
     assert_int_equal(af_serving_metrics_json(s, &json), 0);
@@ -270,7 +270,7 @@ static bool hit(af_serving *s, const char *model, const char *input)
     af_inference_response r;
     assert_int_equal(infer(s, model, input, &r), 0);
     bool h = r.cache_hit;
-    af_inference_response_free(&r);
+    af_inference_response_clear(&r);
     return h;
 }
 
@@ -304,9 +304,9 @@ static void test_cache(void **state)
     assert_int_equal(af_serving_infer(s, NULL, &q, &r3), 0);
     assert_true(r3.cache_hit);
     assert_string_equal(r3.output, r1.output);
-    af_inference_response_free(&r1);
-    af_inference_response_free(&r2);
-    af_inference_response_free(&r3);
+    af_inference_response_clear(&r1);
+    af_inference_response_clear(&r2);
+    af_inference_response_clear(&r3);
 
     /* ("ab","c") and ("a","bc") feed different bytes to the key. */
     assert_false(hit(s, "a", "bc"));
@@ -318,7 +318,7 @@ static void test_cache(void **state)
     assert_int_equal(af_serving_infer(s, NULL, &q2, &r1), 0);
     assert_false(r1.cache_hit);
     assert_true(r1.completion_tokens <= 5);
-    af_inference_response_free(&r1);
+    af_inference_response_clear(&r1);
 
     /* TTL: the entry expires (polled: each probe while still fresh is a hit). */
     uint64_t end = af_monotonic_ns() + UINT64_C(10000000000);
@@ -362,7 +362,7 @@ static void test_batch_max_size(void **state)
         call_join(&c[i]);
         assert_int_equal(c[i].rc, 0);
         assert_int_equal(c[i].resp.batch_size, 4);
-        af_inference_response_free(&c[i].resp);
+        af_inference_response_clear(&c[i].resp);
     }
     af_serving_stats st;
     af_serving_stats_get(s, &st);
@@ -395,7 +395,7 @@ static void test_batch_min_size_and_wait(void **state)
         call_join(&c[i]);
         assert_int_equal(c[i].rc, 0);
         assert_int_equal(c[i].resp.batch_size, 3);
-        af_inference_response_free(&c[i].resp);
+        af_inference_response_clear(&c[i].resp);
     }
     af_serving_free(s);
 
@@ -408,7 +408,7 @@ static void test_batch_min_size_and_wait(void **state)
     assert_int_equal(infer(s, "m", "alone", &r), 0);
     assert_int_equal(r.batch_size, 1);
     assert_true(r.latency_ns >= UINT64_C(50000000));
-    af_inference_response_free(&r);
+    af_inference_response_clear(&r);
     af_serving_free(s);
 }
 
@@ -430,7 +430,7 @@ static void test_round_robin_rotates(void **state)
         snprintf(in, sizeof(in), "q%d", i);
         assert_int_equal(infer(s, "m", in, &r), 0);
         assert_string_equal(r.instance_id, want[i]);
-        af_inference_response_free(&r);
+        af_inference_response_clear(&r);
     }
     /* A down instance is skipped. */
     assert_int_equal(af_serving_set_instance_available(s, "b", false), 0);
@@ -438,7 +438,7 @@ static void test_round_robin_rotates(void **state)
         af_inference_response r;
         assert_int_equal(infer(s, "m", "x", &r), 0);
         assert_string_not_equal(r.instance_id, "b");
-        af_inference_response_free(&r);
+        af_inference_response_clear(&r);
     }
     af_instance_stats is[4];
     assert_int_equal(af_serving_instances(s, is, 4), 3);
@@ -451,7 +451,7 @@ static void test_round_robin_rotates(void **state)
     af_inference_response r;
     assert_int_equal(infer(s, "m", "x", &r), -EHOSTDOWN);
     assert_non_null(strstr(r.error, "backend down"));
-    af_inference_response_free(&r);
+    af_inference_response_clear(&r);
     af_serving_free(s);
 }
 
@@ -474,7 +474,7 @@ static void test_least_latency(void **state)
         snprintf(in, sizeof(in), "q%d", i);
         assert_int_equal(infer(s, "m", in, &r), 0);
         assert_string_equal(r.instance_id, want[i]);
-        af_inference_response_free(&r);
+        af_inference_response_clear(&r);
     }
     af_instance_stats is[2];
     af_serving_instances(s, is, 2);
@@ -548,7 +548,7 @@ static void test_overload_and_queue_timeout(void **state)
     af_inference_response r;
     assert_int_equal(infer(s, "m", "one too many", &r), AF_EFULL);
     assert_non_null(strstr(r.error, "overloaded"));
-    af_inference_response_free(&r);
+    af_inference_response_clear(&r);
     /* A queued request past its deadline times out and leaves the queue. */
     af_serving_stats st;
     gate_open(&g);
@@ -556,7 +556,7 @@ static void test_overload_and_queue_timeout(void **state)
         call_join(&c[i]);
         assert_int_equal(c[i].rc, 0);
         assert_string_equal(c[i].resp.output, "gated");
-        af_inference_response_free(&c[i].resp);
+        af_inference_response_clear(&c[i].resp);
     }
     af_serving_stats_get(s, &st);
     assert_int_equal(st.overloaded, 1);
@@ -575,14 +575,14 @@ static void test_overload_and_queue_timeout(void **state)
     af_inference_request q = {.model_id = "m", .input = "hurry", .input_len = 5, .timeout_ms = 30};
     assert_int_equal(af_serving_infer(s, NULL, &q, &r), AF_ETIMEDOUT);
     assert_string_equal(r.error, "timeout after 30 ms");
-    af_inference_response_free(&r);
+    af_inference_response_clear(&r);
     af_serving_stats_get(s, &st);
     assert_int_equal(st.pending_requests, 0);
     assert_int_equal(st.timeouts, 1);
     gate_open(&g);
     call_join(&c[0]);
     assert_int_equal(c[0].rc, 0);
-    af_inference_response_free(&c[0].resp);
+    af_inference_response_clear(&c[0].resp);
     af_serving_free(s);
     gate_destroy(&g);
 }
@@ -601,7 +601,7 @@ static void test_backend_timeout(void **state)
     assert_int_equal(af_serving_infer(s, NULL, &q, &r), AF_ETIMEDOUT);
     assert_true(af_monotonic_ns() - t0 < UINT64_C(4000000000));
     assert_non_null(strstr(r.error, "timeout"));
-    af_inference_response_free(&r);
+    af_inference_response_clear(&r);
     af_serving_free(s);
 }
 
@@ -633,7 +633,7 @@ static void test_cost_hook(void **state)
             assert_float_equal(r.cost, 0, 0);
         }
         sum += r.cost;
-        af_inference_response_free(&r);
+        af_inference_response_clear(&r);
     }
     af_cost_summary cs;
     assert_int_equal(af_cost_summary_get(costs, NULL, 0, 0, &cs), 0);
@@ -642,7 +642,7 @@ static void test_cost_hook(void **state)
     assert_int_equal(cs.total_tokens, tokens);
     assert_float_equal(cs.inference_cost, sum, 1e-12);
     assert_string_equal(cs.by_model[0].name, "m");
-    af_cost_summary_free(&cs);
+    af_cost_summary_clear(&cs);
     af_serving_free(s);
     af_cost_tracker_free(costs);
 }
@@ -673,7 +673,7 @@ static void test_spans(void **state)
     add_sim(s, "gpt", "sim-0", 0);
     af_inference_response r;
     assert_int_equal(infer(s, "gpt", "What is AI?", &r), 0);
-    af_inference_response_free(&r);
+    af_inference_response_clear(&r);
 
     af_span_copy *spans[16];
     size_t n = af_test_spans(&env, spans, 16);
@@ -720,7 +720,7 @@ static void test_spans(void **state)
     /* An unknown model: the request span records the error. */
     af_memory_exporter_clear(env.mem);
     assert_int_equal(infer(s, "nope", "x", &r), AF_ENOTFOUND);
-    af_inference_response_free(&r);
+    af_inference_response_clear(&r);
     n = af_test_spans(&env, spans, 16);
     inf = af_test_find_span(spans, n, "model_serving.inference");
     assert_non_null(inf);
@@ -733,7 +733,7 @@ static void test_spans(void **state)
     af_memory_exporter_clear(env.mem);
     assert_int_equal(infer(s, "gpt", "What is AI?", &r), 0);
     assert_true(r.cache_hit);
-    af_inference_response_free(&r);
+    af_inference_response_clear(&r);
     n = af_test_spans(&env, spans, 16);
     assert_int_equal(n, 2);
     assert_true(attr(af_test_find_span(spans, n, "model_serving.inference"), "cache.hit")->v.b);

@@ -440,7 +440,7 @@ static void test_chat_spans_and_cost(void **state)
     assert_int_equal(cs.entry_count, 1);
     assert_float_equal(cs.total_cost, c.res.cost_usd, 1e-15);
     assert_string_equal(cs.by_model[0].name, "m1");
-    af_cost_summary_free(&cs);
+    af_cost_summary_clear(&cs);
     af_serving_free(s);
     af_cost_tracker_free(costs);
     af_test_env_free(&env);

@@ -71,7 +71,7 @@ static void test_completion_and_traceparent(void **state)
     assert_int_equal(r.prompt_tokens, 7);
     assert_int_equal(r.completion_tokens, 2);
     assert_string_equal(r.instance_id, "vllm-0");
-    af_inference_response_free(&r);
+    af_inference_response_clear(&r);
 
     assert_int_equal(af_test_http_receiver_requests(rx), 1);
     const af_test_http_request *q = af_test_http_receiver_request(rx, 0);
@@ -122,7 +122,7 @@ static void test_backend_down(void **state)
     af_inference_response r;
     assert_int_equal(ask(s, "hello", 5000, &r), -EHOSTDOWN);
     assert_non_null(strstr(r.error, "backend down"));
-    af_inference_response_free(&r);
+    af_inference_response_clear(&r);
     af_span_copy *spans[16];
     size_t n = af_test_spans(&env, spans, 16);
     const af_span_data *call = af_test_find_span(spans, n, "model_serving.backend_call");
@@ -158,13 +158,13 @@ static void test_timeout_and_bad_answers(void **state)
     assert_int_equal(ask(s, "slow", 100, &r), AF_ETIMEDOUT);
     assert_true(af_monotonic_ns() - t0 < UINT64_C(4000000000));
     assert_non_null(strstr(r.error, "timeout"));
-    af_inference_response_free(&r);
+    af_inference_response_clear(&r);
     assert_int_equal(ask(s, "err", 5000, &r), -EIO);
     assert_string_equal(r.error, "backend returned HTTP 500");
-    af_inference_response_free(&r);
+    af_inference_response_clear(&r);
     assert_int_equal(ask(s, "bad", 5000, &r), AF_EPARSE);
     assert_non_null(strstr(r.error, "choices[0].text"));
-    af_inference_response_free(&r);
+    af_inference_response_clear(&r);
     /* The gateway model id is the remote model name when none is configured. */
     const af_test_http_request *q = af_test_http_receiver_request(rx, 1);
     assert_non_null(q);

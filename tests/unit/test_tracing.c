@@ -499,7 +499,7 @@ static void test_reconfigure_ratio_and_toggles(void **state)
     assert_int_equal(af_tracing_reconfigure(t, &cfg, err, sizeof err), 0);
     assert_true(root_sampled(t));
     assert_non_null(af_tracing_tracer_for(t, AF_TRACE_API_REQUESTS));
-    af_tracing_config_free(&cfg);
+    af_tracing_config_clear(&cfg);
     af_tracing_free(t);
 }
 
@@ -574,7 +574,7 @@ static void test_reconfigure_swaps_exporter(void **state)
     af_tracing_health_get(t, &h);
     assert_int_equal(h.n_exporters, 1); /* the memory exporter */
 
-    af_tracing_config_free(&cfg);
+    af_tracing_config_clear(&cfg);
     af_tracing_free(t);
     af_test_http_receiver_stop(a);
     af_test_http_receiver_stop(b);
@@ -601,7 +601,7 @@ static void test_reconfigure_failure_changes_nothing(void **state)
     assert_true(root_sampled(t));
     assert_true(af_tracing_config_of(t)->tracing.sampling_ratio == 1.0);
     assert_false(af_tracing_config_of(t)->tracing.exporters.otlp_http.enabled);
-    af_tracing_config_free(&cfg);
+    af_tracing_config_clear(&cfg);
     af_tracing_free(t);
 }
 
@@ -652,7 +652,7 @@ static void test_reconfigure_under_load(void **state)
     af_tracing_health h;
     af_tracing_health_get(t, &h);
     assert_int_equal(h.n_exporters, 1);
-    af_tracing_config_free(&cfg);
+    af_tracing_config_clear(&cfg);
     af_tracing_free(t);
     af_test_http_receiver_stop(r[0]);
     af_test_http_receiver_stop(r[1]);
@@ -667,7 +667,7 @@ static size_t recorded_length(uint32_t default_limit)
     af_tracing *t = NULL;
     char err[256];
     assert_int_equal(af_tracing_new(&cfg, &t, err, sizeof err), 0);
-    af_tracing_config_free(&cfg);
+    af_tracing_config_clear(&cfg);
     af_exporter *e = NULL;
     af_memory_exporter *mem = NULL;
     assert_int_equal(af_memory_exporter_new(0, &e, &mem), 0);
