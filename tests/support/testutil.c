@@ -1,9 +1,13 @@
 /* Shared helpers for the cmocka unit tests. */
 #include "testutil.h"
 
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "agentaflow/log.h"
 #include "util/buf.h"
@@ -93,4 +97,24 @@ const char *af_test_log_capture_text(void)
 void af_test_log_capture_end(void)
 {
     af_log_set_handler(NULL, NULL);
+}
+
+char af_test_child_verdict(int pid, int fd, int timeout_ms)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    char v = 't'; /* timed out */
+    if (poll(&pfd, 1, timeout_ms) == 1 && read(fd, &v, 1) != 1)
+        v = 'e';
+    close(fd);
+    if (v == 't')
+        kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return v;
+}
+
+void af_test_child_report(int fd, _Bool ok)
+{
+    char v = ok ? 'y' : 'n';
+    _exit(write(fd, &v, 1) == 1 ? 0 : 2);
 }

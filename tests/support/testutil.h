@@ -49,4 +49,11 @@ void af_test_log_capture_begin(void);
 const char *af_test_log_capture_text(void);
 void af_test_log_capture_end(void);
 
+/* Fork tests: a forked child reports one byte through a pipe (af_test_child_report, which
+ * _exits); the parent waits for it with a deadline, kills a child that missed it (a hung
+ * child fails the test instead of hanging it), reaps it and returns the byte: 'y' passed,
+ * 'n' failed, 't' timed out, 'e' the pipe closed without a verdict. */
+char af_test_child_verdict(int pid, int fd, int timeout_ms);
+_Noreturn void af_test_child_report(int fd, _Bool ok);
+
 #endif

@@ -1,9 +1,7 @@
 /* Batch processor: triggers, drops, flush and shutdown bounds with slow and hanging
  * exporters, fork, and a multi-thread stress run (also run under TSan). */
-#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -395,28 +393,6 @@ static void test_flush_and_shutdown_report_failed_export(void **state)
     af_tracer_provider_free(f.p);
 }
 
-/* A forked child reports one byte through a pipe; the parent waits for it with a deadline
- * (a hung child fails the test instead of hanging it) and reaps the child. */
-static char child_verdict(pid_t pid, int fd)
-{
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    char v = 't'; /* timed out */
-    if (poll(&pfd, 1, 30000) == 1 && read(fd, &v, 1) != 1)
-        v = 'e';
-    close(fd);
-    if (v == 't')
-        kill(pid, SIGKILL);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return v;
-}
-
-static void child_report(int fd, bool ok)
-{
-    char v = ok ? 'y' : 'n';
-    _exit(write(fd, &v, 1) == 1 ? 0 : 2);
-}
-
 typedef struct flusher {
     af_tracer_provider *p;
     int rc;
@@ -465,10 +441,10 @@ static void test_fork_while_another_thread_flushes(void **state)
         int frc = af_tracer_provider_force_flush(f.p, 2000);
         emit(f.t, 2);
         int rc = af_tracer_provider_shutdown(f.p, 2000);
-        child_report(fds[1], frc == 0 && rc == 0 && ctl_spans(&c) == 5);
+        af_test_child_report(fds[1], frc == 0 && rc == 0 && ctl_spans(&c) == 5);
     }
     close(fds[1]);
-    assert_int_equal(child_verdict(pid, fds[0]), 'y');
+    assert_int_equal(af_test_child_verdict(pid, fds[0], 30000), 'y');
     release_hang(&c);
     pthread_join(th, NULL);
     assert_int_equal(fl.rc, 0);
@@ -558,10 +534,10 @@ static void test_fork_with_memory_exporter_busy(void **state)
             af_memory_exporter_clear(m);
             emit(t, 3);
             int rc = af_tracer_provider_shutdown(p, 2000);
-            child_report(fds[1], rc == 0 && af_memory_exporter_count(m) == 3);
+            af_test_child_report(fds[1], rc == 0 && af_memory_exporter_count(m) == 3);
         }
         close(fds[1]);
-        assert_int_equal(child_verdict(pid, fds[0]), 'y');
+        assert_int_equal(af_test_child_verdict(pid, fds[0], 30000), 'y');
     }
     atomic_store(&pr.stop, true);
     pthread_join(th, NULL);
