@@ -117,11 +117,12 @@ typedef struct af_exporter_ops {
     /*
      * Optional (may be NULL or left out of an initializer), for exporters with locks or
      * connections. Runs inside the library's pthread_atfork handlers for each exporter a batch
-     * processor owns. PREPARE takes the exporter's short-held locks, so the child inherits
-     * them in a consistent state; PARENT releases them; CHILD runs in the child, where the
-     * threads that used the exporter do not exist: it re-creates those locks (not just
-     * unlocks them) and forgets the parent's work in progress (an export, a connection). It
-     * must not block, start threads or do I/O; the next export runs on the child's own worker.
+     * or simple processor owns, possibly while another thread is inside export(). PREPARE
+     * takes the exporter's short-held locks (never one held across I/O), so the child
+     * inherits them in a consistent state; PARENT releases them; CHILD runs in the child,
+     * where the threads that used the exporter do not exist: it re-creates those locks (not
+     * just unlocks them) and forgets the parent's work in progress (an export, a connection).
+     * It must not block, start threads or do I/O; the next export runs in the child.
      */
     void (*atfork)(void *self, af_fork_phase phase);
 } af_exporter_ops;

@@ -257,6 +257,24 @@ static int start_provider(af_tracing *t, const af_tracing_config *cfg, char *err
     return 0;
 }
 
+/* Fork (trace/fork.h): the lock is the first in the library's order (it is held while
+ * processors are created, added, replaced and shut down), so the prepare waits for a running
+ * reconfigure, whose old pipeline's shutdown is bounded. The child re-creates it. */
+static void tracing_fork_prepare(void *self)
+{
+    pthread_mutex_lock(&((af_tracing *)self)->lock);
+}
+
+static void tracing_fork_parent(void *self)
+{
+    pthread_mutex_unlock(&((af_tracing *)self)->lock);
+}
+
+static void tracing_fork_child(void *self)
+{
+    pthread_mutex_init(&((af_tracing *)self)->lock, NULL); /* its holder is gone */
+}
+
 int af_tracing_new(const af_tracing_config *cfg, af_tracing **out, char *err, size_t err_len)
 {
     char dummy[8];
@@ -294,6 +312,9 @@ int af_tracing_new(const af_tracing_config *cfg, af_tracing **out, char *err, si
 
     if (cfg->tracing.enabled && (rc = start_provider(t, cfg, err, err_len)) != 0)
         goto fail_provider;
+    t->fork = (af__fork_participant){tracing_fork_prepare, tracing_fork_parent, tracing_fork_child,
+                                     t, NULL};
+    af__fork_register(&t->fork, AF__FORK_TRACING);
     *out = t;
     return 0;
 
@@ -457,6 +478,7 @@ void af_tracing_free(af_tracing *t)
 {
     if (!t)
         return;
+    af__fork_unregister(&t->fork, AF__FORK_TRACING);
     if (t->provider) {
         /* A no-op (AF_ESHUTDOWN) when the owner already shut down; otherwise the final
          * flush is bounded by performance.max_export_timeout (0 = no limit). */

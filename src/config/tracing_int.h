@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 
 #include "agentaflow/tracing.h"
+#include "trace/fork.h"
 
 /* How health judges drops: "dropping" while the latest drop is less than drop_window_ns
  * old on `clock`. Nothing here changes on a read, so any number of readers agree. Tests
@@ -37,6 +38,7 @@ struct af_tracing {
     af_tracer_provider *provider;       /* NULL when tracing.enabled is false */
     af_tracer *tracer;                  /* borrowed from the provider */
     pthread_mutex_t lock;               /* serializes add_exporter and reconfigure */
+    af__fork_participant fork;          /* takes lock around fork(), re-creates it after */
     size_t n_exporters;                 /* live processors added by this object */
     /* The processor of each configured exporter (owned by the provider), NULL when off. */
     af_span_processor *config_procs[AF__EXP_COUNT];

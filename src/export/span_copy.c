@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "agentaflow/export.h"
+#include "trace/fork.h"
 #include "util/str.h"
 
 /* A resource copy shared by span copies. */
@@ -37,28 +38,33 @@ static shared_res *res_cache[RES_CACHE]; /* each slot holds one reference */
 static unsigned res_next;
 
 /* Fork: a parent thread copying a span may hold res_mu at fork(), which left the child's
- * first copy (its memory exporter's first export) blocked forever. res_mu nests inside no
- * other lock, so taking it before the fork cannot deadlock. */
-static void res_prepare(void)
+ * first copy (its memory exporter's first export) blocked forever. res_mu nests inside
+ * exporter and processor locks, so it is a last-rank participant (trace/fork.h): fork.c
+ * takes it after them, never before. */
+static void res_prepare(void *self)
 {
+    (void)self;
     pthread_mutex_lock(&res_mu);
 }
 
-static void res_parent(void)
+static void res_parent(void *self)
 {
+    (void)self;
     pthread_mutex_unlock(&res_mu);
 }
 
-static void res_child(void)
+static void res_child(void *self)
 {
+    (void)self;
     pthread_mutex_init(&res_mu, NULL); /* the thread that held it does not exist here */
 }
 
+static af__fork_participant res_fork = {res_prepare, res_parent, res_child, NULL, NULL};
 static pthread_once_t res_fork_once = PTHREAD_ONCE_INIT;
 
 static void res_fork_install(void)
 {
-    pthread_atfork(res_prepare, res_parent, res_child);
+    af__fork_register(&res_fork, AF__FORK_LEAF);
 }
 
 static void shared_release(shared_res *sr)

@@ -2,6 +2,13 @@
  * The stdout exporter: each span as one OTLP/JSON-shaped object (the spec's stdout format is
  * unspecified; OTLP/JSON field names make the output machine-readable), one per line or
  * indented with pretty_print. For debugging: it writes on the exporting thread.
+ *
+ * Two locks: write_mu serializes exports (the encode buffer and the write, which can block
+ * on a full pipe for as long as the reader likes); mu guards the counters and is held only
+ * for a few stores. The fork hook takes mu, and write_mu only if it is free: fork must not
+ * wait for a stuck reader. When a parent thread was writing, the child starts a new buffer
+ * (the old one may be half-grown; it stays allocated, as the parent's memory does) and glibc
+ * has already re-created the stream's own lock. Lock order: write_mu, then mu.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -15,7 +22,9 @@
 typedef struct stdout_exp {
     FILE *stream;
     bool pretty;
+    pthread_mutex_t write_mu;
     pthread_mutex_t mu;
+    bool write_held_for_fork; /* the fork hook took write_mu (the buffer is consistent) */
     af_buf buf;
     uint64_t exported;
     uint64_t failed;
@@ -34,7 +43,7 @@ static int stdout_export(void *self, const af_span_data *const *spans, size_t n,
 {
     (void)dl;
     stdout_exp *e = self;
-    pthread_mutex_lock(&e->mu);
+    pthread_mutex_lock(&e->write_mu);
     af__buf_reset(&e->buf);
     for (size_t i = 0; i < n; i++) {
         af__otlp_json_span(spans[i], &e->buf, e->pretty);
@@ -47,6 +56,7 @@ static int stdout_export(void *self, const af_span_data *const *spans, size_t n,
                fflush(e->stream) != 0) {
         rc = -EIO;
     }
+    pthread_mutex_lock(&e->mu);
     if (rc == 0) {
         e->exported += n;
         e->last_success_ns = af_now_ns();
@@ -56,6 +66,7 @@ static int stdout_export(void *self, const af_span_data *const *spans, size_t n,
         af__strlcpy(e->last_error, af_strerror(rc), sizeof(e->last_error));
     }
     pthread_mutex_unlock(&e->mu);
+    pthread_mutex_unlock(&e->write_mu);
     return rc;
 }
 
@@ -76,8 +87,27 @@ static void stdout_destroy(void *self)
 {
     stdout_exp *e = self;
     af__buf_clear(&e->buf);
+    pthread_mutex_destroy(&e->write_mu);
     pthread_mutex_destroy(&e->mu);
     free(e);
+}
+
+static void stdout_atfork(void *self, af_fork_phase phase)
+{
+    stdout_exp *e = self;
+    if (phase == AF_FORK_PREPARE) {
+        e->write_held_for_fork = pthread_mutex_trylock(&e->write_mu) == 0;
+        pthread_mutex_lock(&e->mu);
+    } else if (phase == AF_FORK_PARENT) {
+        pthread_mutex_unlock(&e->mu);
+        if (e->write_held_for_fork)
+            pthread_mutex_unlock(&e->write_mu);
+    } else {
+        if (!e->write_held_for_fork) /* a parent thread was encoding or writing */
+            af__buf_init(&e->buf);
+        pthread_mutex_init(&e->write_mu, NULL); /* the holders do not exist here */
+        pthread_mutex_init(&e->mu, NULL);
+    }
 }
 
 static const af_exporter_ops stdout_ops = {
@@ -85,6 +115,7 @@ static const af_exporter_ops stdout_ops = {
     .export_spans = stdout_export,
     .destroy = stdout_destroy,
     .health = stdout_health,
+    .atfork = stdout_atfork,
 };
 
 int af_stdout_exporter_new(const af_stdout_exporter_opts *opts, af_exporter **out)
@@ -95,6 +126,7 @@ int af_stdout_exporter_new(const af_stdout_exporter_opts *opts, af_exporter **ou
         return -ENOMEM;
     e->stream = (opts && opts->stream) ? opts->stream : stdout;
     e->pretty = opts && opts->pretty_print;
+    pthread_mutex_init(&e->write_mu, NULL);
     pthread_mutex_init(&e->mu, NULL);
     af__buf_init(&e->buf);
     return af_exporter_new(&stdout_ops, e, out);

@@ -1,7 +1,8 @@
 /*
  * The processor wrapper and the simple processor. The simple processor exports each ended
  * span on the ending thread, serialized by a mutex: a debugging aid (stdout) and a test
- * tool, never the production path.
+ * tool, never the production path. It takes part in fork (trace/fork.h) and runs its
+ * exporter's atfork hook, as the batch processor does.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -52,11 +53,18 @@ af_exporter *af_span_processor_exporter(const af_span_processor *p)
 
 /* ----- simple processor ----------------------------------------------------------------- */
 
+/* Two locks: export_mu serializes the calls into the exporter and is held across its I/O;
+ * mu guards the state and the counters and is held only for a few stores. Fork (fork.c)
+ * takes mu and the exporter's hook, not export_mu: a fork must not wait for a collector or
+ * a full pipe. The child re-creates both; the exporter's hook forgets the interrupted
+ * export. Lock order: export_mu, then mu, then the exporter's locks. */
 typedef struct simple_proc {
     af_exporter *exporter;
+    pthread_mutex_t export_mu;
     pthread_mutex_t mu;
     bool shut_down;
     af_processor_stats st;
+    af__fork_participant fork;
 } simple_proc;
 
 static void simple_on_end(void *self, const af_span_data *span)
@@ -64,52 +72,85 @@ static void simple_on_end(void *self, const af_span_data *span)
     simple_proc *sp = self;
     if (!(span->trace_flags & AF_TRACE_FLAG_SAMPLED))
         return; /* record-only spans are not exported */
+    pthread_mutex_lock(&sp->export_mu);
     pthread_mutex_lock(&sp->mu);
-    if (sp->shut_down) {
+    bool shut_down = sp->shut_down;
+    if (shut_down)
         sp->st.dropped++;
-        pthread_mutex_unlock(&sp->mu);
+    else
+        sp->st.queued++;
+    pthread_mutex_unlock(&sp->mu);
+    if (shut_down) {
+        pthread_mutex_unlock(&sp->export_mu);
         return;
     }
-    sp->st.queued++;
     uint64_t t0 = af_monotonic_ns();
     int rc = af_exporter_export(sp->exporter, &span, 1, t0 + 30000000000ull);
-    sp->st.export_ns_total += af_monotonic_ns() - t0;
+    uint64_t took = af_monotonic_ns() - t0;
+    pthread_mutex_lock(&sp->mu);
+    sp->st.export_ns_total += took;
     sp->st.export_calls++;
     if (rc == 0)
         sp->st.exported++;
     else
         sp->st.failed++;
     pthread_mutex_unlock(&sp->mu);
+    pthread_mutex_unlock(&sp->export_mu);
 }
 
 static int simple_force_flush(void *self, uint64_t deadline_ns)
 {
     simple_proc *sp = self;
-    pthread_mutex_lock(&sp->mu);
+    pthread_mutex_lock(&sp->export_mu);
     int rc = af_exporter_force_flush(sp->exporter, deadline_ns);
-    pthread_mutex_unlock(&sp->mu);
+    pthread_mutex_unlock(&sp->export_mu);
     return rc;
 }
 
 static int simple_shutdown(void *self, uint64_t deadline_ns)
 {
     simple_proc *sp = self;
+    pthread_mutex_lock(&sp->export_mu);
     pthread_mutex_lock(&sp->mu);
-    int rc = 0;
-    if (!sp->shut_down) {
-        sp->shut_down = true;
-        rc = af_exporter_shutdown(sp->exporter, deadline_ns);
-    }
+    bool first = !sp->shut_down;
+    sp->shut_down = true;
     pthread_mutex_unlock(&sp->mu);
+    int rc = first ? af_exporter_shutdown(sp->exporter, deadline_ns) : 0;
+    pthread_mutex_unlock(&sp->export_mu);
     return rc;
 }
 
 static void simple_destroy(void *self)
 {
     simple_proc *sp = self;
+    af__fork_unregister(&sp->fork, AF__FORK_SIMPLE);
     af_exporter_free(sp->exporter);
+    pthread_mutex_destroy(&sp->export_mu);
     pthread_mutex_destroy(&sp->mu);
     free(sp);
+}
+
+static void simple_fork_prepare(void *self)
+{
+    simple_proc *sp = self;
+    pthread_mutex_lock(&sp->mu);
+    af__exporter_atfork(sp->exporter, AF_FORK_PREPARE);
+}
+
+static void simple_fork_parent(void *self)
+{
+    simple_proc *sp = self;
+    af__exporter_atfork(sp->exporter, AF_FORK_PARENT);
+    pthread_mutex_unlock(&sp->mu);
+}
+
+/* Default-attribute mutex init only stores fields; the parent's holders do not exist here. */
+static void simple_fork_child(void *self)
+{
+    simple_proc *sp = self;
+    pthread_mutex_init(&sp->export_mu, NULL);
+    pthread_mutex_init(&sp->mu, NULL);
+    af__exporter_atfork(sp->exporter, AF_FORK_CHILD);
 }
 
 static void simple_stats(void *self, af_processor_stats *out)
@@ -138,10 +179,14 @@ int af_simple_processor_new(af_exporter *exporter, af_span_processor **out)
         return -ENOMEM;
     }
     sp->exporter = exporter;
+    pthread_mutex_init(&sp->export_mu, NULL);
     pthread_mutex_init(&sp->mu, NULL);
+    sp->fork = (af__fork_participant){simple_fork_prepare, simple_fork_parent, simple_fork_child,
+                                      sp, NULL};
+    af__fork_register(&sp->fork, AF__FORK_SIMPLE);
     int rc = af_span_processor_new(&simple_ops, sp, out);
     if (rc != 0)
-        return rc; /* simple_destroy already released the exporter */
+        return rc; /* simple_destroy already released the exporter and unregistered */
     (*out)->exporter = exporter;
     (*out)->stats = simple_stats;
     return 0;

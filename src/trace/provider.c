@@ -45,6 +45,23 @@ void af_tracer_provider_opts_init(af_tracer_provider_opts *o)
     af__env_bool("OTEL_SDK_DISABLED", &o->disabled);
 }
 
+/* Fork (fork.c): mu is held only for list updates and allocation, so the prepare waits a
+ * moment at most; the child gets the tracer list and the processor slots as they were. */
+static void provider_prepare(void *self)
+{
+    pthread_mutex_lock(&((af_tracer_provider *)self)->mu);
+}
+
+static void provider_parent(void *self)
+{
+    pthread_mutex_unlock(&((af_tracer_provider *)self)->mu);
+}
+
+static void provider_child(void *self)
+{
+    pthread_mutex_init(&((af_tracer_provider *)self)->mu, NULL); /* its holder is gone */
+}
+
 int af_tracer_provider_new(const af_tracer_provider_opts *opts, af_tracer_provider **out)
 {
     *out = NULL;
@@ -75,7 +92,8 @@ int af_tracer_provider_new(const af_tracer_provider_opts *opts, af_tracer_provid
         goto fail;
     if (!p->sampler && !(p->sampler = af_sampler_from_env()))
         goto fail;
-    af__fork_handlers_install();
+    p->fork = (af__fork_participant){provider_prepare, provider_parent, provider_child, p, NULL};
+    af__fork_register(&p->fork, AF__FORK_PROVIDER);
     /* JSON log lines carry the current span's ids; spans need a provider, so this is in
      * place before any can be current. */
     af__log_set_context_hook(af__context_log_ids);
@@ -369,6 +387,7 @@ void af_tracer_provider_free(af_tracer_provider *p)
         return;
     if (!atomic_load(&p->shut_down))
         af_tracer_provider_shutdown(p, 5000);
+    af__fork_unregister(&p->fork, AF__FORK_PROVIDER);
     size_t n = atomic_load(&p->n_processors);
     for (size_t i = 0; i < n; i++)
         if (slot(p, i) != &noop_processor)

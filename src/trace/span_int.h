@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 
 #include "agentaflow/trace_sdk.h"
+#include "trace/fork.h"
 
 #define AF_INLINE_ATTRS 16 /* an HTTP server span carries about 14 */
 #define AF_INLINE_EVENTS 2
@@ -118,7 +119,8 @@ struct af_tracer_provider {
     pthread_mutex_t mu;         /* guards tracers list and processor registration */
     af_span_processor *retired; /* replaced processors, stopped, freed with the provider */
     af_tracer *tracers;
-    af_tracer noop_tracer; /* returned after shutdown */
+    af_tracer noop_tracer;     /* returned after shutdown */
+    af__fork_participant fork; /* takes mu around fork(), re-creates it in the child */
     af_counter_shard counters[AF_COUNTER_SHARDS];
 };
 
@@ -206,8 +208,7 @@ void af__random_ids(uint8_t trace_id[16], uint8_t span_id[8]);
 
 /* fork.c: incremented in every child after fork(); lets lazily-restarted parts notice. */
 extern _Atomic uint64_t af__fork_generation;
-void af__fork_handlers_install(void);
-/* Per-module fork hooks, called in this order by fork.c (prepare: batch then pool). */
+/* Per-module fork hooks, called by fork.c in the order it documents. */
 void af__pool_atfork_prepare(void);
 void af__pool_atfork_parent(void);
 void af__pool_atfork_child(void);

@@ -42,7 +42,7 @@ void af_test_fork_during_export(af_test_http_receiver *rx, af_test_make_provider
         af_test_child_report(fds[1], child_ok(p, t, child_spans));
     }
     close(fds[1]);
-    char v = af_test_child_verdict(pid, fds[0]);
+    char v = af_test_child_verdict(pid, fds[0], 30000);
     assert_int_equal(v, 'y');
     /* The parent's request was untouched by the child, which sent its own. */
     assert_int_equal(af_tracer_provider_shutdown(p, 10000), 0);

@@ -108,11 +108,11 @@ af_headers *af_test_headers(const char *const *kv, size_t n)
     return h;
 }
 
-char af_test_child_verdict(pid_t pid, int fd)
+char af_test_child_verdict(pid_t pid, int fd, int timeout_ms)
 {
     struct pollfd pfd = {.fd = fd, .events = POLLIN};
     char v = 't'; /* timed out */
-    if (poll(&pfd, 1, 30000) == 1 && read(fd, &v, 1) != 1)
+    if (poll(&pfd, 1, timeout_ms) == 1 && read(fd, &v, 1) != 1)
         v = 'e';
     close(fd);
     if (v == 't')

@@ -46,12 +46,6 @@ const af_span_data *af_test_find_span(af_span_copy **spans, size_t n, const char
 /* The attribute `key` of a span, or NULL. */
 const af_attr *af_test_find_attr(const af_attr *attrs, size_t n, const char *key);
 
-/* A forked child reports one byte through a pipe: af_test_child_report writes 'y' (ok) or
- * 'n' and exits; af_test_child_verdict (parent) waits up to 30 s for it, kills a hung child,
- * reaps it and returns the byte ('t' on timeout, 'e' when the pipe closed empty). */
-void af_test_child_report(int fd, bool ok);
-char af_test_child_verdict(pid_t pid, int fd);
-
 /* A header carrier filled with n/2 name/value pairs (kv alternates name, value); the caller
  * frees it with af_headers_free. AF_TEST_HEADERS("name", "value", ...) counts them. */
 af_headers *af_test_headers(const char *const *kv, size_t n);
@@ -64,5 +58,12 @@ af_headers *af_test_headers(const char *const *kv, size_t n);
 void af_test_log_capture_begin(void);
 const char *af_test_log_capture_text(void);
 void af_test_log_capture_end(void);
+
+/* Fork tests: a forked child reports one byte through a pipe (af_test_child_report, which
+ * _exits); the parent waits for it with a deadline, kills a child that missed it (a hung
+ * child fails the test instead of hanging it), reaps it and returns the byte: 'y' passed,
+ * 'n' failed, 't' timed out, 'e' the pipe closed without a verdict. */
+char af_test_child_verdict(pid_t pid, int fd, int timeout_ms);
+_Noreturn void af_test_child_report(int fd, bool ok);
 
 #endif

@@ -444,7 +444,7 @@ static void test_fork_while_another_thread_flushes(void **state)
         af_test_child_report(fds[1], frc == 0 && rc == 0 && ctl_spans(&c) == 5);
     }
     close(fds[1]);
-    assert_int_equal(af_test_child_verdict(pid, fds[0]), 'y');
+    assert_int_equal(af_test_child_verdict(pid, fds[0], 30000), 'y');
     release_hang(&c);
     pthread_join(th, NULL);
     assert_int_equal(fl.rc, 0);
@@ -537,7 +537,7 @@ static void test_fork_with_memory_exporter_busy(void **state)
             af_test_child_report(fds[1], rc == 0 && af_memory_exporter_count(m) == 3);
         }
         close(fds[1]);
-        assert_int_equal(af_test_child_verdict(pid, fds[0]), 'y');
+        assert_int_equal(af_test_child_verdict(pid, fds[0], 30000), 'y');
     }
     atomic_store(&pr.stop, true);
     pthread_join(th, NULL);
