@@ -6,7 +6,8 @@
  * /api/v1/cluster/report with the bearer token (server.auth_token).
  *
  * Threads: the main thread waits for signals with app_sd_wait_signal, serve's loop (petting
- * systemd's watchdog meanwhile); "af-agent-report" sends the reports. A failing scheduler is logged when the state changes, not every interval.
+ * systemd's watchdog meanwhile); "af-agent-report" sends the reports. A failing scheduler is logged
+ * when the state changes, not every interval.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -175,6 +176,108 @@ static void *report_loop(void *arg)
     return NULL;
 }
 
+/* The configuration: the file, the environment, then the flags; a scheduler URL is required.
+ * 0, or the exit status 2 with cfg cleared and why on stderr. */
+static int agent_load_config(const char *config, const app_flag *flags, size_t n_flags,
+                             af_tracing_config *cfg)
+{
+    if (app_load_config(config, cfg, stderr) != 0) {
+        fprintf(stderr, "agentaflow agent: the configuration has errors; not starting\n");
+        af_tracing_config_clear(cfg);
+        return 2;
+    }
+    if (app_apply_flags(cfg, "agentaflow agent", flags, n_flags) != 0) {
+        af_tracing_config_clear(cfg);
+        return 2;
+    }
+    if (!cfg->agent.scheduler_url) {
+        fprintf(stderr, "agentaflow agent: --scheduler URL is required (or agent.scheduler_url, "
+                        "AGENTAFLOW_SCHEDULER_URL)\n");
+        af_tracing_config_clear(cfg);
+        return 2;
+    }
+    return 0;
+}
+
+/* Where and what r reports (node name, URL, token, CA file, interval), from cfg, whose
+ * strings r borrows. 0, or -EINVAL when there is no node name. */
+static int reporter_configure(reporter *r, const af_tracing_config *cfg)
+{
+    memset(r, 0, sizeof(*r));
+    if (cfg->agent.node_name)
+        snprintf(r->node, sizeof(r->node), "%s", cfg->agent.node_name);
+    else if (gethostname(r->node, sizeof(r->node) - 1) != 0 || !r->node[0])
+        return -EINVAL;
+    const char *base = cfg->agent.scheduler_url;
+    size_t bl = strlen(base);
+    snprintf(r->url, sizeof(r->url), "%.*s/api/v1/cluster/report",
+             (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl), base);
+    r->token = cfg->server.auth_token;
+    r->ca_file = cfg->agent.ca_file;
+    r->interval_ms = cfg->agent.report_interval_ms;
+    return 0;
+}
+
+/* The platform (no load generator) and the server over it without the scheduler, serving and
+ * cost routes. 0, or the exit status with both stopped and why on stderr. */
+static int agent_start(af_tracing_config *cfg, app_platform *p, af_server **srv)
+{
+    *srv = NULL;
+    cfg->server.load_generator = false;
+    int rc = app_platform_start(p, cfg, stderr);
+    if (rc != 0) {
+        app_platform_stop(p, 2000);
+        return 2;
+    }
+    af_server_opts so;
+    app_server_opts(&so, &cfg->server, p);
+    so.scheduler = NULL;
+    so.serving = NULL;
+    so.costs = NULL;
+    char err[512] = "";
+    rc = af_server_new(&so, srv, err, sizeof(err));
+    if (rc == 0)
+        rc = af_server_start(*srv);
+    if (rc != 0) {
+        fprintf(stderr, "agentaflow agent: %s\n", err[0] ? err : af_strerror(rc));
+        af_server_free(*srv);
+        *srv = NULL;
+        app_platform_stop(p, 2000);
+        return rc == -EACCES || rc == -EINVAL ? 2 : 1;
+    }
+    return 0;
+}
+
+/* Starts r's thread on collector; 0 or pthread_create's error (then nothing reports). */
+static int reporter_start(reporter *r, af_gpu_collector *collector)
+{
+    r->collector = collector;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc = pthread_create(&r->thread, NULL, report_loop, r);
+    if (rc == 0)
+        pthread_setname_np(r->thread, "af-agent-report");
+    return rc;
+}
+
+/* Stops r's thread if reporter_start started it (running) and frees its lock. */
+static void reporter_stop(reporter *r, bool running)
+{
+    if (running) {
+        pthread_mutex_lock(&r->mu);
+        r->stop = true;
+        pthread_cond_signal(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        pthread_join(r->thread, NULL);
+    }
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+}
+
 int cmd_agent(int argc, char **argv)
 {
     app_flag flags[] = {
@@ -187,104 +290,42 @@ int cmd_agent(int argc, char **argv)
     };
     const size_t n_flags = sizeof(flags) / sizeof(flags[0]);
     app_cli cli;
-    int prc = app_parse_flags(argc, argv, "agentaflow agent", flags, n_flags, &cli, agent_help);
-    if (prc)
-        return prc == 1 ? 0 : prc;
-    const char *config = cli.config, *port_file = cli.port_file;
+    int rc = app_parse_flags(argc, argv, "agentaflow agent", flags, n_flags, &cli, agent_help);
+    if (rc)
+        return rc == 1 ? 0 : rc;
     sigset_t sigs;
     app_block_signals(&sigs);
 
     af_tracing_config cfg;
-    if (app_load_config(config, &cfg, stderr) != 0) {
-        fprintf(stderr, "agentaflow agent: the configuration has errors; not starting\n");
-        af_tracing_config_clear(&cfg);
-        return 2;
-    }
-    if (app_apply_flags(&cfg, "agentaflow agent", flags, n_flags) != 0) {
-        af_tracing_config_clear(&cfg);
-        return 2;
-    }
-    if (!cfg.agent.scheduler_url) {
-        fprintf(stderr, "agentaflow agent: --scheduler URL is required (or agent.scheduler_url, "
-                        "AGENTAFLOW_SCHEDULER_URL)\n");
-        af_tracing_config_clear(&cfg);
-        return 2;
-    }
+    if ((rc = agent_load_config(cli.config, flags, n_flags, &cfg)) != 0)
+        return rc;
     static reporter r;
-    memset(&r, 0, sizeof(r));
-    if (cfg.agent.node_name)
-        snprintf(r.node, sizeof(r.node), "%s", cfg.agent.node_name);
-    else if (gethostname(r.node, sizeof(r.node) - 1) != 0 || !r.node[0]) {
+    if (reporter_configure(&r, &cfg) != 0) {
         fprintf(stderr, "agentaflow agent: no node name: pass --node-name or set NODE_NAME\n");
         af_tracing_config_clear(&cfg);
         return 2;
     }
-    const char *base = cfg.agent.scheduler_url;
-    size_t bl = strlen(base);
-    snprintf(r.url, sizeof(r.url), "%.*s/api/v1/cluster/report",
-             (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl), base);
-    r.token = cfg.server.auth_token;
-    r.ca_file = cfg.agent.ca_file;
-    r.interval_ms = cfg.agent.report_interval_ms;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-
-    /* The platform without the parts an agent has no use for. */
-    cfg.server.load_generator = false;
     app_platform p;
-    int rc = app_platform_start(&p, &cfg, stderr);
-    if (rc != 0) {
-        app_platform_stop(&p, 2000);
+    af_server *srv;
+    if ((rc = agent_start(&cfg, &p, &srv)) != 0) {
         af_tracing_config_clear(&cfg);
-        return 2;
+        return rc;
     }
-    af_server_opts so;
-    app_server_opts(&so, &cfg.server, &p);
-    so.scheduler = NULL;
-    so.serving = NULL;
-    so.costs = NULL;
-    af_server *srv = NULL;
-    char err[512] = "";
-    rc = af_server_new(&so, &srv, err, sizeof(err));
-    if (rc == 0)
-        rc = af_server_start(srv);
-    if (rc != 0) {
-        fprintf(stderr, "agentaflow agent: %s\n", err[0] ? err : af_strerror(rc));
-        af_server_free(srv);
-        app_platform_stop(&p, 2000);
-        af_tracing_config_clear(&cfg);
-        return rc == -EACCES || rc == -EINVAL ? 2 : 1;
-    }
-    r.collector = p.collector;
-    pthread_mutex_init(&r.mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r.cv, &ca);
-    pthread_condattr_destroy(&ca);
-    rc = pthread_create(&r.thread, NULL, report_loop, &r);
-    if (rc == 0)
-        pthread_setname_np(r.thread, "af-agent-report");
+    bool reporting = reporter_start(&r, p.collector) == 0;
     printf("agent %s reporting to %s every %u ms\n", r.node, cfg.agent.scheduler_url,
            r.interval_ms);
     printf("listening on %s:%d; metrics on port %d\n", cfg.server.bind_address, af_server_port(srv),
            af_server_metrics_port(srv));
     fflush(stdout);
-    app_write_port_file(port_file, srv, "agentaflow agent");
+    app_write_port_file(cli.port_file, srv, "agentaflow agent");
     int sig = 0;
     /* SIGHUP changes nothing in an agent; systemd's watchdog is petted while it waits. */
     while ((sig = app_sd_wait_signal(&sigs)) == SIGHUP)
         ;
     fprintf(stderr, "agentaflow agent: %s received, shutting down\n",
             sig == SIGINT ? "SIGINT" : "SIGTERM");
-    if (rc == 0) {
-        pthread_mutex_lock(&r.mu);
-        r.stop = true;
-        pthread_cond_signal(&r.cv);
-        pthread_mutex_unlock(&r.mu);
-        pthread_join(r.thread, NULL);
-    }
-    pthread_cond_destroy(&r.cv);
-    pthread_mutex_destroy(&r.mu);
+    reporter_stop(&r, reporting);
     af_server_stop(srv);
     af_server_free(srv);
     app_platform_stop(&p, 5000);

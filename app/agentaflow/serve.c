@@ -42,6 +42,100 @@ static void serve_help(FILE *f)
             "Options override the file and the environment. Every key: docs/configuration.md.\n");
 }
 
+/* The configuration: the file, the environment, then the flags; and the logging it asks for.
+ * 0, or the exit status 2 with cfg cleared and why on stderr. */
+static int serve_load_config(const char *config, const app_flag *flags, size_t n_flags,
+                             af_tracing_config *cfg)
+{
+    if (app_load_config(config, cfg, stderr) != 0) {
+        fprintf(stderr, "agentaflow serve: the configuration has errors; not starting\n");
+        af_tracing_config_clear(cfg);
+        return 2;
+    }
+    if (app_apply_flags(cfg, "agentaflow serve", flags, n_flags) != 0) {
+        af_tracing_config_clear(cfg);
+        return 2;
+    }
+    char err[512] = "";
+    if (app_apply_logging(&cfg->server, err, sizeof(err)) != 0) {
+        fprintf(stderr, "agentaflow serve: %s\n", err);
+        af_tracing_config_clear(cfg);
+        return 2;
+    }
+    return 0;
+}
+
+/* The platform and the server over it, cluster routes included. 0, or the exit status with
+ * both stopped and why on stderr (cfg stays the caller's; the server borrows its strings). */
+static int serve_start(const af_tracing_config *cfg, app_platform *p, af_server **srv)
+{
+    *srv = NULL;
+    int rc = app_platform_start(p, cfg, stderr);
+    if (rc != 0) {
+        app_platform_stop(p, 2000);
+        return 2;
+    }
+    af_server_opts so;
+    app_server_opts(&so, &cfg->server, p);
+    so.cluster = p->cluster;
+    so.cluster_bind = cfg->cluster.bind;
+    so.extender_auth = cfg->cluster.extender_auth;
+    so.kube_api_url = cfg->cluster.kube_api_url;
+    so.service_account_dir = cfg->cluster.service_account_dir;
+    char err[512] = "";
+    rc = af_server_new(&so, srv, err, sizeof(err));
+    if (rc == 0)
+        rc = af_server_start(*srv);
+    if (rc != 0) {
+        fprintf(stderr, "agentaflow serve: %s\n", err[0] ? err : af_strerror(rc));
+        af_server_free(*srv);
+        *srv = NULL;
+        app_platform_stop(p, 2000);
+        return rc == -EACCES || rc == -EINVAL ? 2 : 1;
+    }
+    return 0;
+}
+
+/* Says where the daemon listens (stdout, the port file), then READY=1 with serving, the
+ * status line it keeps for later READY=1s. */
+static void serve_announce(const af_tracing_config *cfg, const app_platform *p, af_server *srv,
+                           const char *port_file, char *serving, size_t serving_len)
+{
+    const char *bind = cfg->server.bind_address;
+    const char *scheme = cfg->server.tls.cert_file ? "https" : "http";
+    printf("listening on %s://%s:%d\n", scheme, bind, af_server_port(srv));
+    if (af_server_metrics_port(srv))
+        printf("metrics on %s://%s:%d/metrics\n", scheme, bind, af_server_metrics_port(srv));
+    if (p->cluster)
+        printf("cluster scheduler: strategy %s, extender on /scheduler/filter|prioritize|bind\n",
+               af_gpu_strategy_name(af_cluster_strategy(p->cluster)));
+    printf("GPU backend: %s (%s); load generator %s\n", af_gpu_collector_backend_name(p->collector),
+           af_gpu_collector_backend_reason(p->collector),
+           cfg->server.load_generator ? "on" : "off");
+    fflush(stdout);
+    app_write_port_file(port_file, srv, "agentaflow serve");
+    /* Only now: systemd starts units ordered After= this one when it reads READY=1. */
+    snprintf(serving, serving_len, "serving on %s://%s:%d, metrics port %d", scheme, bind,
+             af_server_port(srv), af_server_metrics_port(srv));
+    app_sd_notifyf("READY=1\nSTATUS=%s", serving);
+}
+
+/* Drains and stops the server, then the platform, telling systemd; clears cfg. */
+static void serve_stop(af_tracing_config *cfg, app_platform *p, af_server *srv)
+{
+    af_serving_stats st = {0};
+    if (p->serving)
+        af_serving_stats_get(p->serving, &st);
+    app_sd_notifyf("STOPPING=1\nSTATUS=draining %u requests", st.pending_requests + st.in_flight);
+    af_server_stop(srv);
+    af_server_free(srv);
+    /* Spans are flushed within a bound even when a collector is dead. */
+    app_platform_stop(p, 5000);
+    af_tracing_config_clear(cfg);
+    app_sd_notifyf("STATUS=stopped");
+    fprintf(stderr, "agentaflow: stopped\n");
+}
+
 int cmd_serve(int argc, char **argv)
 {
     /* Flags that override a key, in the table's words; applied after the file and the
@@ -58,13 +152,12 @@ int cmd_serve(int argc, char **argv)
     };
     const size_t n_flags = sizeof(flags) / sizeof(flags[0]);
     app_cli cli;
-    int prc = app_parse_flags(argc, argv, "agentaflow serve", flags, n_flags, &cli, serve_help);
-    if (prc)
-        return prc == 1 ? 0 : prc;
-    const char *config = cli.config, *port_file = cli.port_file;
+    int rc = app_parse_flags(argc, argv, "agentaflow serve", flags, n_flags, &cli, serve_help);
+    if (rc)
+        return rc == 1 ? 0 : rc;
     char default_config[4096];
-    if (!config)
-        config = app_default_config(default_config, sizeof(default_config));
+    const char *config =
+        cli.config ? cli.config : app_default_config(default_config, sizeof(default_config));
 
     /* Before any thread exists, so every thread inherits the mask. */
     sigset_t sigs;
@@ -73,67 +166,17 @@ int cmd_serve(int argc, char **argv)
      * killing the daemon. */
     signal(SIGXFSZ, SIG_IGN);
 
-    af_tracing_config cfg;
-    if (app_load_config(config, &cfg, stderr) != 0) {
-        fprintf(stderr, "agentaflow serve: the configuration has errors; not starting\n");
-        af_tracing_config_clear(&cfg);
-        return 2;
-    }
-    if (app_apply_flags(&cfg, "agentaflow serve", flags, n_flags) != 0) {
-        af_tracing_config_clear(&cfg);
-        return 2;
-    }
-    char err[512] = "";
-    if (app_apply_logging(&cfg.server, err, sizeof(err)) != 0) {
-        fprintf(stderr, "agentaflow serve: %s\n", err);
-        af_tracing_config_clear(&cfg);
-        return 2;
-    }
-
-    /* cfg lives until the end: the server options borrow its strings. */
+    af_tracing_config cfg; /* lives until the end: the server options borrow its strings */
     app_platform p;
-    int rc = app_platform_start(&p, &cfg, stderr);
-    if (rc != 0) {
-        app_platform_stop(&p, 2000);
+    af_server *srv;
+    if ((rc = serve_load_config(config, flags, n_flags, &cfg)) != 0)
+        return rc;
+    if ((rc = serve_start(&cfg, &p, &srv)) != 0) {
         af_tracing_config_clear(&cfg);
-        return 2;
+        return rc;
     }
-    af_server_opts so;
-    app_server_opts(&so, &cfg.server, &p);
-    so.cluster = p.cluster;
-    so.cluster_bind = cfg.cluster.bind;
-    so.extender_auth = cfg.cluster.extender_auth;
-    so.kube_api_url = cfg.cluster.kube_api_url;
-    so.service_account_dir = cfg.cluster.service_account_dir;
-    af_server *srv = NULL;
-    rc = af_server_new(&so, &srv, err, sizeof(err));
-    if (rc == 0)
-        rc = af_server_start(srv);
-    if (rc != 0) {
-        fprintf(stderr, "agentaflow serve: %s\n", err[0] ? err : af_strerror(rc));
-        af_server_free(srv);
-        app_platform_stop(&p, 2000);
-        af_tracing_config_clear(&cfg);
-        return rc == -EACCES || rc == -EINVAL ? 2 : 1;
-    }
-    const char *bind = cfg.server.bind_address;
-    const char *scheme = cfg.server.tls.cert_file ? "https" : "http";
-    printf("listening on %s://%s:%d\n", scheme, bind, af_server_port(srv));
-    if (af_server_metrics_port(srv))
-        printf("metrics on %s://%s:%d/metrics\n", scheme, bind, af_server_metrics_port(srv));
-    if (p.cluster)
-        printf("cluster scheduler: strategy %s, extender on /scheduler/filter|prioritize|bind\n",
-               af_gpu_strategy_name(af_cluster_strategy(p.cluster)));
-    printf("GPU backend: %s (%s); load generator %s\n", af_gpu_collector_backend_name(p.collector),
-           af_gpu_collector_backend_reason(p.collector), cfg.server.load_generator ? "on" : "off");
-    fflush(stdout);
-    app_write_port_file(port_file, srv, "agentaflow serve");
-    /* Only now: systemd starts units ordered After= this one when it reads READY=1. */
     char serving[256];
-    snprintf(serving, sizeof(serving), "serving on %s://%s:%d, metrics port %d", scheme, bind,
-             af_server_port(srv), af_server_metrics_port(srv));
-    app_sd_notifyf("READY=1\nSTATUS=%s", serving);
-
+    serve_announce(&cfg, &p, srv, cli.port_file, serving, sizeof(serving));
     int sig = 0;
     while ((sig = app_sd_wait_signal(&sigs)) == SIGHUP) {
         app_sd_reloading();
@@ -142,16 +185,6 @@ int cmd_serve(int argc, char **argv)
     }
     fprintf(stderr, "agentaflow: %s received, shutting down\n",
             sig == SIGINT ? "SIGINT" : "SIGTERM");
-    af_serving_stats st = {0};
-    if (p.serving)
-        af_serving_stats_get(p.serving, &st);
-    app_sd_notifyf("STOPPING=1\nSTATUS=draining %u requests", st.pending_requests + st.in_flight);
-    af_server_stop(srv);
-    af_server_free(srv);
-    /* Spans are flushed within a bound even when a collector is dead. */
-    app_platform_stop(&p, 5000);
-    af_tracing_config_clear(&cfg);
-    app_sd_notifyf("STATUS=stopped");
-    fprintf(stderr, "agentaflow: stopped\n");
+    serve_stop(&cfg, &p, srv);
     return 0;
 }

@@ -219,10 +219,9 @@ static bool name_ok(const char *s)
     return true;
 }
 
-int af_cluster_report_nodes(af_cluster *c, const af_cluster_report *r, char *err, size_t err_len)
+/* A report's node name, GPU count and GPUs, each index once. 0 or -EINVAL with the field. */
+static int check_report(const af_cluster_report *r, char *err, size_t err_len)
 {
-    if (!c || !r)
-        return -EINVAL;
     if (!name_ok(r->node)) {
         af__cluster_err(err, err_len,
                         "node: expected a node name of 1 to %d bytes without spaces or '/'",
@@ -246,7 +245,21 @@ int af_cluster_report_nodes(af_cluster *c, const af_cluster_report *r, char *err
         }
         seen |= bit;
     }
-    /* Copy outside the lock: procs are the only allocation per GPU. */
+    return 0;
+}
+
+static void free_slots(gpu_slot *slots, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(slots[i].g.procs);
+    free(slots);
+}
+
+/* The report's GPUs as slots the cluster owns (procs copied, free memory filled in), made
+ * outside the lock: procs are the only allocation per GPU. NULL for no GPUs. 0 or -ENOMEM. */
+static int copy_slots(const af_cluster_report *r, gpu_slot **out)
+{
+    *out = NULL;
     gpu_slot *slots = r->n_gpus ? calloc(r->n_gpus, sizeof(*slots)) : NULL;
     if (r->n_gpus && !slots)
         return -ENOMEM;
@@ -256,9 +269,7 @@ int af_cluster_report_nodes(af_cluster *c, const af_cluster_report *r, char *err
         if (r->gpus[i].n_procs) {
             slots[i].g.procs = malloc(r->gpus[i].n_procs * sizeof(af_gpu_process));
             if (!slots[i].g.procs) {
-                for (size_t j = 0; j < i; j++)
-                    free(slots[j].g.procs);
-                free(slots);
+                free_slots(slots, i);
                 return -ENOMEM;
             }
             memcpy(slots[i].g.procs, r->gpus[i].procs, r->gpus[i].n_procs * sizeof(af_gpu_process));
@@ -266,9 +277,45 @@ int af_cluster_report_nodes(af_cluster *c, const af_cluster_report *r, char *err
         if (!slots[i].g.memory_free_mb)
             slots[i].g.memory_free_mb = slots[i].g.memory_total_mb - slots[i].g.memory_used_mb;
     }
+    *out = slots;
+    return 0;
+}
+
+/* Gives node n the n_gpus slots (taking them) reported at now. Holds on this node carry over
+ * by slot; a node that shrank drops the GPUs gone. Caller holds mu. */
+static void install_slots_locked(af_cluster *c, node *n, gpu_slot *slots, size_t n_gpus,
+                                 uint64_t now)
+{
+    for (size_t i = 0; i < n->n_gpus && i < n_gpus; i++) {
+        slots[i].held_mb = n->gpus[i].held_mb;
+        slots[i].held_whole = n->gpus[i].held_whole;
+    }
+    uint32_t idx = (uint32_t)(n - c->nodes);
+    uint64_t keep = n_gpus >= 64 ? ~0ull : (1ull << n_gpus) - 1;
+    for (size_t i = 0; i < c->n_holds; i++)
+        if (c->holds[i].node == idx)
+            c->holds[i].mask &= keep;
+    af__cl_free_node(n);
+    n->gpus = slots;
+    n->n_gpus = n_gpus;
+    n->last_report_ns = now;
+    n->awaiting_report = false;
+    for (size_t i = 0; i < n_gpus; i++)
+        slots[i].g.reported_ns = now;
+}
+
+int af_cluster_report_nodes(af_cluster *c, const af_cluster_report *r, char *err, size_t err_len)
+{
+    if (!c || !r)
+        return -EINVAL;
+    gpu_slot *slots = NULL;
+    int rc = check_report(r, err, err_len);
+    if (rc == 0)
+        rc = copy_slots(r, &slots);
+    if (rc)
+        return rc;
     /* Slot i holds gpu-i where the node reports its GPUs in index order (the agent does);
      * holds address GPUs by slot, so the order must stay stable between reports. */
-    int rc = 0;
     pthread_mutex_lock(&c->mu);
     uint64_t now = c->o.clock(c->o.clock_user);
     af__cl_expire_locked(c, now);
@@ -283,31 +330,12 @@ int af_cluster_report_nodes(af_cluster *c, const af_cluster_report *r, char *err
         c->membership++; /* a new node, or one that gained or lost GPUs */
     }
     if (rc == 0) {
-        /* Holds on this node carry over by slot; a node that shrank drops the GPUs gone. */
-        for (size_t i = 0; i < n->n_gpus && i < r->n_gpus; i++) {
-            slots[i].held_mb = n->gpus[i].held_mb;
-            slots[i].held_whole = n->gpus[i].held_whole;
-        }
-        uint32_t idx = (uint32_t)(n - c->nodes);
-        uint64_t keep = r->n_gpus >= 64 ? ~0ull : (1ull << r->n_gpus) - 1;
-        for (size_t i = 0; i < c->n_holds; i++)
-            if (c->holds[i].node == idx)
-                c->holds[i].mask &= keep;
-        af__cl_free_node(n);
-        n->gpus = slots;
-        n->n_gpus = r->n_gpus;
-        n->last_report_ns = now;
-        n->awaiting_report = false;
-        for (size_t i = 0; i < r->n_gpus; i++)
-            slots[i].g.reported_ns = now;
+        install_slots_locked(c, n, slots, r->n_gpus, now);
         slots = NULL;
     }
     pthread_mutex_unlock(&c->mu);
-    if (slots) {
-        for (size_t i = 0; i < r->n_gpus; i++)
-            free(slots[i].g.procs);
-        free(slots);
-    }
+    if (slots)
+        free_slots(slots, r->n_gpus);
     return rc;
 }
 

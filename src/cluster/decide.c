@@ -55,11 +55,9 @@ static void own_on(const hold *own, uint32_t ni, size_t i, uint64_t *mb, uint32_
         *whole = 1;
 }
 
-static void eval_node(const af_cluster *c, const node *n, const af_cluster_pod *p, const hold *own,
-                      uint64_t now, af_gpu_strategy st, choice *ch)
+/* Fills ch with why node n cannot take any pod now (not ready, or no GPUs); false if it can. */
+static bool node_unusable(const af_cluster *c, const node *n, uint64_t now, choice *ch)
 {
-    memset(ch, 0, sizeof(*ch));
-    uint32_t ni = (uint32_t)(n - c->nodes);
     if (!af__cl_node_ready(c, n, now)) {
         ch->unresolvable = true;
         if (n->awaiting_report)
@@ -70,60 +68,68 @@ static void eval_node(const af_cluster *c, const node *n, const af_cluster_pod *
             snprintf(ch->reason, sizeof(ch->reason), "node not ready: no report for %llu s",
                      (unsigned long long)((now > n->last_report_ns ? now - n->last_report_ns : 0) /
                                           1000000000ull));
-        return;
+        return true;
     }
     if (!n->n_gpus) {
         ch->unresolvable = true;
         snprintf(ch->reason, sizeof(ch->reason), "the agent on this node reports no GPUs");
-        return;
+        return true;
     }
-    if (!p->gpus) {
-        /* A share of one GPU. */
-        int best = -1;
-        uint64_t best_avail = 0, largest = 0;
-        for (size_t i = 0; i < n->n_gpus; i++) {
-            const gpu_slot *g = &n->gpus[i];
-            uint64_t omb;
-            uint32_t ow;
-            own_on(own, ni, i, &omb, &ow);
-            if (g->g.health == AF_GPU_CRITICAL || g->held_whole > ow)
-                continue;
-            uint64_t held = g->held_mb - omb;
-            uint64_t avail = g->g.memory_free_mb > held ? g->g.memory_free_mb - held : 0;
-            if (avail > largest)
-                largest = avail;
-            if (avail < p->memory_mb)
-                continue;
-            bool better;
-            if (best < 0)
-                better = true;
-            else if (st == AF_GPU_BEST_FIT)
-                better = avail < best_avail;
-            else
-                better = g->g.utilization < n->gpus[best].g.utilization;
-            if (better) {
-                best = (int)i;
-                best_avail = avail;
-            }
-        }
-        if (best < 0) {
-            snprintf(ch->reason, sizeof(ch->reason),
-                     "insufficient GPU memory: largest free %llu MiB < %llu MiB",
-                     (unsigned long long)largest, (unsigned long long)p->memory_mb);
-            return;
-        }
-        const af_cluster_gpu *g = &n->gpus[best].g;
-        ch->fits = true;
-        ch->mask = 1ull << best;
-        if (st == AF_GPU_BEST_FIT)
-            ch->score =
-                10.0 * (1.0 - (double)(best_avail - p->memory_mb) / (double)g->memory_total_mb);
+    return false;
+}
+
+/* A share of one GPU (p->memory_mb) on node n (slot ni): the tightest fit under best_fit,
+ * else the least utilized GPU with room. */
+static void eval_share(const node *n, uint32_t ni, const af_cluster_pod *p, const hold *own,
+                       af_gpu_strategy st, choice *ch)
+{
+    int best = -1;
+    uint64_t best_avail = 0, largest = 0;
+    for (size_t i = 0; i < n->n_gpus; i++) {
+        const gpu_slot *g = &n->gpus[i];
+        uint64_t omb;
+        uint32_t ow;
+        own_on(own, ni, i, &omb, &ow);
+        if (g->g.health == AF_GPU_CRITICAL || g->held_whole > ow)
+            continue;
+        uint64_t held = g->held_mb - omb;
+        uint64_t avail = g->g.memory_free_mb > held ? g->g.memory_free_mb - held : 0;
+        if (avail > largest)
+            largest = avail;
+        if (avail < p->memory_mb)
+            continue;
+        bool better;
+        if (best < 0)
+            better = true;
+        else if (st == AF_GPU_BEST_FIT)
+            better = avail < best_avail;
         else
-            ch->score = 10.0 * (1.0 - g->utilization / 100.0);
-        ch->score = clamp10(ch->score);
+            better = g->g.utilization < n->gpus[best].g.utilization;
+        if (better) {
+            best = (int)i;
+            best_avail = avail;
+        }
+    }
+    if (best < 0) {
+        snprintf(ch->reason, sizeof(ch->reason),
+                 "insufficient GPU memory: largest free %llu MiB < %llu MiB",
+                 (unsigned long long)largest, (unsigned long long)p->memory_mb);
         return;
     }
-    /* Whole GPUs: pick p->gpus free ones, least utilized first. */
+    const af_cluster_gpu *g = &n->gpus[best].g;
+    ch->fits = true;
+    ch->mask = 1ull << best;
+    if (st == AF_GPU_BEST_FIT)
+        ch->score = 10.0 * (1.0 - (double)(best_avail - p->memory_mb) / (double)g->memory_total_mb);
+    else
+        ch->score = 10.0 * (1.0 - g->utilization / 100.0);
+    ch->score = clamp10(ch->score);
+}
+
+/* Whole GPUs on node n (slot ni): pick p->gpus free ones, least utilized first. */
+static void eval_whole(const node *n, uint32_t ni, const af_cluster_pod *p, const hold *own,
+                       af_gpu_strategy st, choice *ch)
+{
     uint32_t nfree = 0;
     int idx[AF_CLUSTER_GPUS_PER_NODE_MAX];
     for (size_t i = 0; i < n->n_gpus; i++) {
@@ -163,6 +169,19 @@ static void eval_node(const af_cluster *c, const node *n, const af_cluster_pod *
     else
         ch->score = 10.0 * (1.0 - util / p->gpus / 100.0);
     ch->score = clamp10(ch->score);
+}
+
+static void eval_node(const af_cluster *c, const node *n, const af_cluster_pod *p, const hold *own,
+                      uint64_t now, af_gpu_strategy st, choice *ch)
+{
+    memset(ch, 0, sizeof(*ch));
+    if (node_unusable(c, n, now, ch))
+        return;
+    uint32_t ni = (uint32_t)(n - c->nodes);
+    if (!p->gpus)
+        eval_share(n, ni, p, own, st, ch);
+    else
+        eval_whole(n, ni, p, own, st, ch);
 }
 
 static void eval_name(const af_cluster *c, const char *name, const af_cluster_pod *p,
@@ -279,6 +298,78 @@ int af_cluster_filter(af_cluster *c, const af_cluster_pod *pod, const char *cons
     return fit;
 }
 
+/*
+ * Scores every candidate 0-10 into scores (0 for a node without an agent or where the pod
+ * does not fit) and returns the best one's position with its GPUs in *best_mask, or -1.
+ * Under round_robin the score is the distance after the cursor in arrival order; the
+ * caller raises the chosen node's to 10. Caller holds mu.
+ */
+static ssize_t score_nodes_locked(const af_cluster *c, const af_cluster_pod *pod,
+                                  const char *const *names, size_t n, const hold *own, uint64_t now,
+                                  af_gpu_strategy st, int64_t *scores, uint64_t *best_mask)
+{
+    bool rr = st == AF_GPU_ROUND_ROBIN;
+    size_t total = c->n_nodes;
+    ssize_t best = -1;
+    uint64_t best_dist = UINT64_MAX;
+    double best_score = -1;
+    for (size_t i = 0; i < n; i++) {
+        choice ch;
+        const node *nd = af__cl_find_node(c, names[i]);
+        if (!nd) {
+            scores[i] = 0;
+            continue;
+        }
+        eval_node(c, nd, pod, own, now, st, &ch);
+        if (!ch.fits) {
+            scores[i] = 0;
+            continue;
+        }
+        if (rr) {
+            /* Distance after the cursor in arrival order: the next node is 0. */
+            size_t ord = (size_t)(nd - c->nodes);
+            size_t start = c->rr_started ? (c->rr_cursor + 1) % total : 0;
+            uint64_t d = (ord + total - start) % total;
+            scores[i] = (int64_t)(9.0 * (double)(total - d) / (double)total);
+            if (d < best_dist) {
+                best_dist = d;
+                best = (ssize_t)i;
+                *best_mask = ch.mask;
+            }
+        } else {
+            scores[i] = (int64_t)lround(ch.score);
+            if (ch.score > best_score) {
+                best_score = ch.score;
+                best = (ssize_t)i;
+                *best_mask = ch.mask;
+            }
+        }
+    }
+    return best;
+}
+
+/* Holds the GPUs in mask on nd for the pod (key), replacing its earlier hold, and moves the
+ * round-robin cursor there when rr. 0 or -ENOMEM. Caller holds mu. */
+static int hold_choice_locked(af_cluster *c, const af_cluster_pod *pod, const char *key,
+                              const node *nd, uint64_t mask, uint64_t now, bool rr)
+{
+    uint32_t ni = (uint32_t)(nd - c->nodes);
+    hold h = {.node = ni, .mask = mask, .memory_mb = pod->gpus ? 0 : pod->memory_mb};
+    h.expires_ns = now + (uint64_t)c->o.reservation_ttl_ms * 1000000ull;
+    af__strlcpy(h.key, key, sizeof(h.key));
+    snprintf(h.pod, sizeof(h.pod), "%s/%s", pod->namespace_ ? pod->namespace_ : "",
+             pod->name ? pod->name : "");
+    hold *old = af__cl_find_hold(c, key);
+    if (old)
+        af__cl_hold_remove(c, (size_t)(old - c->holds));
+    int rc = af__cl_add_hold(c, &h);
+    if (rr && rc == 0) {
+        c->rr_cursor = ni;
+        c->rr_started = true;
+    }
+    return rc;
+}
+
 int af_cluster_prioritize(af_cluster *c, const af_cluster_pod *pod, const char *const *names,
                           size_t n, int64_t *scores, char *chosen_gpu, size_t chosen_len)
 {
@@ -306,60 +397,13 @@ int af_cluster_prioritize(af_cluster *c, const af_cluster_pod *pod, const char *
     const hold *own = af__cl_find_hold(c, key);
     af_gpu_strategy st = effective(c->o.strategy, pod);
     bool rr = st == AF_GPU_ROUND_ROBIN;
-    size_t total = c->n_nodes;
-    ssize_t best = -1;
-    uint64_t best_mask = 0, best_dist = UINT64_MAX;
-    double best_score = -1;
-    for (size_t i = 0; i < n; i++) {
-        choice ch;
-        const node *nd = af__cl_find_node(c, names[i]);
-        if (!nd) {
-            scores[i] = 0;
-            continue;
-        }
-        eval_node(c, nd, pod, own, now, st, &ch);
-        if (!ch.fits) {
-            scores[i] = 0;
-            continue;
-        }
-        if (rr) {
-            /* Distance after the cursor in arrival order: the next node is 0. */
-            size_t ord = (size_t)(nd - c->nodes);
-            size_t start = c->rr_started ? (c->rr_cursor + 1) % total : 0;
-            uint64_t d = (ord + total - start) % total;
-            scores[i] = (int64_t)(9.0 * (double)(total - d) / (double)total);
-            if (d < best_dist) {
-                best_dist = d;
-                best = (ssize_t)i;
-                best_mask = ch.mask;
-            }
-        } else {
-            scores[i] = (int64_t)lround(ch.score);
-            if (ch.score > best_score) {
-                best_score = ch.score;
-                best = (ssize_t)i;
-                best_mask = ch.mask;
-            }
-        }
-    }
+    uint64_t best_mask = 0;
+    ssize_t best = score_nodes_locked(c, pod, names, n, own, now, st, scores, &best_mask);
     if (best >= 0) {
         if (rr)
             scores[best] = 10;
         const node *nd = af__cl_find_node(c, names[best]);
-        uint32_t ni = (uint32_t)(nd - c->nodes);
-        hold h = {.node = ni, .mask = best_mask, .memory_mb = pod->gpus ? 0 : pod->memory_mb};
-        h.expires_ns = now + (uint64_t)c->o.reservation_ttl_ms * 1000000ull;
-        af__strlcpy(h.key, key, sizeof(h.key));
-        snprintf(h.pod, sizeof(h.pod), "%s/%s", pod->namespace_ ? pod->namespace_ : "",
-                 pod->name ? pod->name : "");
-        hold *old = af__cl_find_hold(c, key);
-        if (old)
-            af__cl_hold_remove(c, (size_t)(old - c->holds));
-        rc = af__cl_add_hold(c, &h);
-        if (rr && rc == 0) {
-            c->rr_cursor = ni;
-            c->rr_started = true;
-        }
+        rc = hold_choice_locked(c, pod, key, nd, best_mask, now, rr);
         af__strlcpy(node_name, nd->name, sizeof(node_name));
         af__cl_gpu_ids(nd, best_mask, chosen, sizeof(chosen));
     }

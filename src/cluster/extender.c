@@ -484,6 +484,110 @@ static void parsed_free(parsed_report *p)
     memset(p, 0, sizeof(*p));
 }
 
+/* A report GPU's "health": absent or "healthy", "warning" or "critical". */
+static int report_health(json_t *g, size_t i, af_gpu_level *out, char *err, size_t err_len)
+{
+    const char *h = json_string_value(json_object_get(g, "health"));
+    if (!h || !strcmp(h, "healthy"))
+        *out = AF_GPU_HEALTHY;
+    else if (!strcmp(h, "warning"))
+        *out = AF_GPU_WARNING;
+    else if (!strcmp(h, "critical"))
+        *out = AF_GPU_CRITICAL;
+    else {
+        af__cluster_err(err, err_len,
+                        "gpus[%zu].health: expected \"healthy\", \"warning\" or \"critical\"", i);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* A report GPU's optional "processes" into o, whose room is procs (AF_GPU_MAX_PROCESSES). */
+static int report_processes(json_t *g, size_t i, af_cluster_gpu *o, af_gpu_process *procs,
+                            char *err, size_t err_len)
+{
+    json_t *pl = json_object_get(g, "processes");
+    if (!pl || json_is_null(pl))
+        return 0;
+    if (!json_is_array(pl) || json_array_size(pl) > AF_GPU_MAX_PROCESSES) {
+        af__cluster_err(err, err_len,
+                        "gpus[%zu].processes: expected an array of at "
+                        "most %d processes",
+                        i, AF_GPU_MAX_PROCESSES);
+        return -EINVAL;
+    }
+    o->procs = procs;
+    o->n_procs = (uint32_t)json_array_size(pl);
+    for (size_t k = 0; k < o->n_procs; k++) {
+        json_t *pr = json_array_get(pl, k);
+        json_int_t pid = json_integer_value(json_object_get(pr, "pid"));
+        json_int_t mem = json_integer_value(json_object_get(pr, "memory_used_mb"));
+        if (!json_is_object(pr) || pid < 0 || pid > UINT32_MAX || mem < 0) {
+            af__cluster_err(err, err_len,
+                            "gpus[%zu].processes[%zu]: expected {pid, name, "
+                            "memory_used_mb} with non-negative numbers",
+                            i, k);
+            return -EINVAL;
+        }
+        o->procs[k].pid = (uint32_t)pid;
+        o->procs[k].memory_used_mb = (uint64_t)mem;
+        o->procs[k].type = 'C';
+        const char *pn = json_string_value(json_object_get(pr, "name"));
+        af__strlcpy(o->procs[k].process_name, pn ? pn : "", sizeof(o->procs[k].process_name));
+    }
+    return 0;
+}
+
+/* gpus[i] of a report into o, with procs as its processes' room. */
+static int report_gpu(json_t *g, size_t i, af_cluster_gpu *o, af_gpu_process *procs, char *err,
+                      size_t err_len)
+{
+    if (!json_is_object(g)) {
+        af__cluster_err(err, err_len, "gpus[%zu]: expected an object", i);
+        return -EINVAL;
+    }
+    int rc;
+    double idx = i, tot = 0, used = 0, fr = 0;
+    if ((rc = num_field(g, "index", i, false, AF_CLUSTER_GPUS_PER_NODE_MAX - 1, &idx, err,
+                        err_len)) ||
+        (rc = num_field(g, "memory_total_mb", i, true, 1e12, &tot, err, err_len)) ||
+        (rc = num_field(g, "memory_used_mb", i, false, 1e12, &used, err, err_len)) ||
+        (rc = num_field(g, "memory_free_mb", i, false, 1e12, &fr, err, err_len)) ||
+        (rc = num_field(g, "utilization", i, false, 100, &o->utilization, err, err_len)) ||
+        (rc = num_field(g, "temperature", i, false, 1000, &o->temperature, err, err_len)) ||
+        (rc = num_field(g, "power_draw", i, false, 1e6, &o->power_draw, err, err_len)))
+        return rc;
+    o->index = (uint32_t)idx;
+    o->memory_total_mb = (uint64_t)tot;
+    o->memory_used_mb = (uint64_t)used;
+    o->memory_free_mb = (uint64_t)fr;
+    json_t *name = json_object_get(g, "name");
+    if (json_is_string(name))
+        af__strlcpy(o->name, json_string_value(name), sizeof(o->name));
+    if ((rc = report_health(g, i, &o->health, err, err_len)))
+        return rc;
+    return report_processes(g, i, o, procs, err, err_len);
+}
+
+/* A report's top level: "node" a string, "gpus" an array of at most the per-node maximum. */
+static int report_shape(json_t *node, json_t *arr, char *err, size_t err_len)
+{
+    if (!json_is_string(node)) {
+        af__cluster_err(err, err_len, "node: required, a string");
+        return -EINVAL;
+    }
+    if (!json_is_array(arr)) {
+        af__cluster_err(err, err_len, "gpus: required, an array");
+        return -EINVAL;
+    }
+    if (json_array_size(arr) > AF_CLUSTER_GPUS_PER_NODE_MAX) {
+        af__cluster_err(err, err_len, "gpus: at most %d GPUs per node, got %zu",
+                        AF_CLUSTER_GPUS_PER_NODE_MAX, json_array_size(arr));
+        return -EINVAL;
+    }
+    return 0;
+}
+
 /* Parses and checks a report body's shape (the values are checked by
  * af_cluster_report_nodes). 0, -EINVAL with the field in err, or -ENOMEM; p is freed by
  * parsed_free either way. */
@@ -493,97 +597,17 @@ static int parse_report(const char *body, size_t len, parsed_report *p, char *er
     json_t *j = p->j = load_object(body, len, err, err_len);
     if (!j)
         return -EINVAL;
+    json_t *node = json_object_get(j, "node"), *arr = json_object_get(j, "gpus");
+    int rc = report_shape(node, arr, err, err_len);
+    size_t n = rc ? 0 : json_array_size(arr);
     af_cluster_gpu *gpus = NULL;
     af_gpu_process *procs = NULL;
-    int rc = 0;
-    json_t *node = json_object_get(j, "node"), *arr = json_object_get(j, "gpus");
-    if (!json_is_string(node)) {
-        af__cluster_err(err, err_len, "node: required, a string");
-        rc = -EINVAL;
-    } else if (!json_is_array(arr)) {
-        af__cluster_err(err, err_len, "gpus: required, an array");
-        rc = -EINVAL;
-    } else if (json_array_size(arr) > AF_CLUSTER_GPUS_PER_NODE_MAX) {
-        af__cluster_err(err, err_len, "gpus: at most %d GPUs per node, got %zu",
-                        AF_CLUSTER_GPUS_PER_NODE_MAX, json_array_size(arr));
-        rc = -EINVAL;
-    }
-    size_t n = rc ? 0 : json_array_size(arr);
     if (n && (!(gpus = calloc(n, sizeof(*gpus))) ||
               !(procs = calloc(n * AF_GPU_MAX_PROCESSES, sizeof(*procs)))))
         rc = -ENOMEM;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        json_t *g = json_array_get(arr, i);
-        af_cluster_gpu *o = &gpus[i];
-        if (!json_is_object(g)) {
-            af__cluster_err(err, err_len, "gpus[%zu]: expected an object", i);
-            rc = -EINVAL;
-            break;
-        }
-        double idx = i, tot = 0, used = 0, fr = 0;
-        if ((rc = num_field(g, "index", i, false, AF_CLUSTER_GPUS_PER_NODE_MAX - 1, &idx, err,
-                            err_len)) ||
-            (rc = num_field(g, "memory_total_mb", i, true, 1e12, &tot, err, err_len)) ||
-            (rc = num_field(g, "memory_used_mb", i, false, 1e12, &used, err, err_len)) ||
-            (rc = num_field(g, "memory_free_mb", i, false, 1e12, &fr, err, err_len)) ||
-            (rc = num_field(g, "utilization", i, false, 100, &o->utilization, err, err_len)) ||
-            (rc = num_field(g, "temperature", i, false, 1000, &o->temperature, err, err_len)) ||
-            (rc = num_field(g, "power_draw", i, false, 1e6, &o->power_draw, err, err_len)))
-            break;
-        o->index = (uint32_t)idx;
-        o->memory_total_mb = (uint64_t)tot;
-        o->memory_used_mb = (uint64_t)used;
-        o->memory_free_mb = (uint64_t)fr;
-        json_t *name = json_object_get(g, "name");
-        if (json_is_string(name))
-            af__strlcpy(o->name, json_string_value(name), sizeof(o->name));
-        const char *h = json_string_value(json_object_get(g, "health"));
-        if (!h || !strcmp(h, "healthy"))
-            o->health = AF_GPU_HEALTHY;
-        else if (!strcmp(h, "warning"))
-            o->health = AF_GPU_WARNING;
-        else if (!strcmp(h, "critical"))
-            o->health = AF_GPU_CRITICAL;
-        else {
-            af__cluster_err(err, err_len,
-                            "gpus[%zu].health: expected \"healthy\", \"warning\" or \"critical\"",
-                            i);
-            rc = -EINVAL;
-            break;
-        }
-        json_t *pl = json_object_get(g, "processes");
-        if (pl && !json_is_null(pl)) {
-            if (!json_is_array(pl) || json_array_size(pl) > AF_GPU_MAX_PROCESSES) {
-                af__cluster_err(err, err_len,
-                                "gpus[%zu].processes: expected an array of at "
-                                "most %d processes",
-                                i, AF_GPU_MAX_PROCESSES);
-                rc = -EINVAL;
-                break;
-            }
-            o->procs = &procs[i * AF_GPU_MAX_PROCESSES];
-            o->n_procs = (uint32_t)json_array_size(pl);
-            for (size_t k = 0; k < o->n_procs; k++) {
-                json_t *pr = json_array_get(pl, k);
-                json_int_t pid = json_integer_value(json_object_get(pr, "pid"));
-                json_int_t mem = json_integer_value(json_object_get(pr, "memory_used_mb"));
-                if (!json_is_object(pr) || pid < 0 || pid > UINT32_MAX || mem < 0) {
-                    af__cluster_err(err, err_len,
-                                    "gpus[%zu].processes[%zu]: expected {pid, name, "
-                                    "memory_used_mb} with non-negative numbers",
-                                    i, k);
-                    rc = -EINVAL;
-                    break;
-                }
-                o->procs[k].pid = (uint32_t)pid;
-                o->procs[k].memory_used_mb = (uint64_t)mem;
-                o->procs[k].type = 'C';
-                const char *pn = json_string_value(json_object_get(pr, "name"));
-                af__strlcpy(o->procs[k].process_name, pn ? pn : "",
-                            sizeof(o->procs[k].process_name));
-            }
-        }
-    }
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = report_gpu(json_array_get(arr, i), i, &gpus[i], &procs[i * AF_GPU_MAX_PROCESSES], err,
+                        err_len);
     p->node = json_string_value(node);
     p->gpus = gpus;
     p->procs = procs;

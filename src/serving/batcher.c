@@ -122,11 +122,11 @@ static int call_backend(af_serving *s, instance *inst, item *it, uint32_t n, af_
     return rc;
 }
 
-void af__serving_run_batch(af_serving *s, item **batch, uint32_t n)
+/* batch_wait spans: from enqueue (caller's thread) to now, parented by the carried context. */
+static void record_batch_wait(af_serving *s, item **batch, uint32_t n)
 {
-    model *m = batch[0]->m;
+    const model *m = batch[0]->m;
     uint64_t now_wall = af_now_ns();
-    /* batch_wait: from enqueue (caller's thread) to now, parented by the carried context. */
     for (uint32_t i = 0; i < n; i++) {
         af_span_start_opts so = {.kind = AF_SPAN_KIND_INTERNAL,
                                  .parent_mode = AF_PARENT_EXPLICIT,
@@ -137,7 +137,15 @@ void af__serving_run_batch(af_serving *s, item **batch, uint32_t n)
         af_span_set_attrs(w, AF_ATTRS(AF_INT("batch.size", n), AF_STR("model.id", m->id)));
         af_span_end_at(w, now_wall);
     }
+}
 
+/*
+ * Picks the instance of m that serves a batch of n and charges it the load (and a breaker
+ * send). NULL when none can: *pick holds the router's code and *n_cand the instances m has.
+ * Counts the batch either way. Takes and releases mu.
+ */
+static instance *route_batch(af_serving *s, model *m, uint32_t n, int *pick, size_t *n_cand)
+{
     pthread_mutex_lock(&s->mu);
     af__route_inst routes[AF__SERVING_MAX_MODEL_INSTANCES];
     instance *cand[AF__SERVING_MAX_MODEL_INSTANCES];
@@ -152,70 +160,88 @@ void af__serving_run_batch(af_serving *s, item **batch, uint32_t n)
             nc++;
         }
     }
-    int pick = af__route_pick(s->opts.routing, &m->cursor, routes, nc, n);
-    instance *inst = pick >= 0 ? cand[pick] : NULL;
+    *pick = af__route_pick(s->opts.routing, &m->cursor, routes, nc, n);
+    *n_cand = nc;
+    instance *inst = *pick >= 0 ? cand[*pick] : NULL;
     if (inst) {
         inst->route.load += n;
         af__breaker_on_send(&inst->breaker, now);
     }
     s->batches++;
     pthread_mutex_unlock(&s->mu);
+    return inst;
+}
 
+/* Answers every request of an unroutable batch with why (route_batch's pick and n_cand). */
+static void fail_batch(af_serving *s, item **batch, uint32_t n, int pick, size_t n_cand)
+{
+    const model *m = batch[0]->m;
+    char msg[160];
+    if (pick == AF_EFULL)
+        snprintf(msg, sizeof(msg), "overloaded: every instance of model %s is at max load", m->id);
+    else if (n_cand == 0)
+        snprintf(msg, sizeof(msg), "no instances available for model %s", m->id);
+    else
+        snprintf(msg, sizeof(msg), "backend down: no available instances for model %s", m->id);
+    pthread_mutex_lock(&s->mu);
+    for (uint32_t i = 0; i < n; i++) {
+        s->in_flight--;
+        af__serving_finish_item(batch[i], pick, msg);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* One request of a batch of n on inst: the backend call (unless its caller gave up or its
+ * deadline passed), then the instance's load, counters and breaker, and the answer. */
+static void serve_item(af_serving *s, instance *inst, item *it, uint32_t n)
+{
+    pthread_mutex_lock(&s->mu);
+    bool skip = it->abandoned;
+    pthread_mutex_unlock(&s->mu);
+    uint64_t t0 = af_monotonic_ns();
+    int rc;
+    af_backend_result res = {0};
+    if (skip || t0 >= it->deadline) {
+        rc = AF_ETIMEDOUT;
+        snprintf(res.error, sizeof(res.error), "timeout: deadline passed while queued");
+    } else {
+        rc = call_backend(s, inst, it, n, &res);
+    }
+    uint64_t dt = af_monotonic_ns() - t0;
+    pthread_mutex_lock(&s->mu);
+    inst->route.load--;
+    if (rc == 0) {
+        inst->served++;
+        af__route_observe(&inst->route, (double)dt / 1e6);
+    } else if (!skip) {
+        inst->failures++;
+    }
+    if (!skip)
+        af__breaker_on_result(&inst->breaker, rc == 0, af_monotonic_ns(), s->opts.breaker_failures,
+                              (uint64_t)s->opts.breaker_cooldown_ms * 1000000u);
+    else
+        inst->breaker.probing = false;
+    s->in_flight--;
+    it->res = res;
+    it->batch_size = n;
+    it->backend_ns = dt;
+    af__strlcpy(it->instance_id, inst->id, sizeof(it->instance_id));
+    af__serving_finish_item(it, rc, NULL);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void af__serving_run_batch(af_serving *s, item **batch, uint32_t n)
+{
+    record_batch_wait(s, batch, n);
+    int pick;
+    size_t n_cand;
+    instance *inst = route_batch(s, batch[0]->m, n, &pick, &n_cand);
     if (!inst) {
-        char msg[160];
-        if (pick == AF_EFULL)
-            snprintf(msg, sizeof(msg), "overloaded: every instance of model %s is at max load",
-                     m->id);
-        else if (nc == 0)
-            snprintf(msg, sizeof(msg), "no instances available for model %s", m->id);
-        else
-            snprintf(msg, sizeof(msg), "backend down: no available instances for model %s", m->id);
-        pthread_mutex_lock(&s->mu);
-        for (uint32_t i = 0; i < n; i++) {
-            s->in_flight--;
-            af__serving_finish_item(batch[i], pick, msg);
-        }
-        pthread_mutex_unlock(&s->mu);
+        fail_batch(s, batch, n, pick, n_cand);
         return;
     }
-
-    for (uint32_t i = 0; i < n; i++) {
-        item *it = batch[i];
-        pthread_mutex_lock(&s->mu);
-        bool skip = it->abandoned;
-        pthread_mutex_unlock(&s->mu);
-        uint64_t t0 = af_monotonic_ns();
-        int rc;
-        af_backend_result res = {0};
-        if (skip || t0 >= it->deadline) {
-            rc = AF_ETIMEDOUT;
-            snprintf(res.error, sizeof(res.error), "timeout: deadline passed while queued");
-        } else {
-            rc = call_backend(s, inst, it, n, &res);
-        }
-        uint64_t dt = af_monotonic_ns() - t0;
-        pthread_mutex_lock(&s->mu);
-        inst->route.load--;
-        if (rc == 0) {
-            inst->served++;
-            af__route_observe(&inst->route, (double)dt / 1e6);
-        } else if (!skip) {
-            inst->failures++;
-        }
-        if (!skip)
-            af__breaker_on_result(&inst->breaker, rc == 0, af_monotonic_ns(),
-                                  s->opts.breaker_failures,
-                                  (uint64_t)s->opts.breaker_cooldown_ms * 1000000u);
-        else
-            inst->breaker.probing = false;
-        s->in_flight--;
-        it->res = res;
-        it->batch_size = n;
-        it->backend_ns = dt;
-        af__strlcpy(it->instance_id, inst->id, sizeof(it->instance_id));
-        af__serving_finish_item(it, rc, NULL);
-        pthread_mutex_unlock(&s->mu);
-    }
+    for (uint32_t i = 0; i < n; i++)
+        serve_item(s, inst, batch[i], n);
 }
 
 void *af__serving_batcher_main(void *arg)
