@@ -517,8 +517,11 @@ static void test_end_is_idempotent_and_stale_handles_ignored(void **state)
 /* ---- handles used from another thread while their records are reused ---- */
 
 static _Atomic uint64_t reuse_exported, reuse_bad_attrs;
-static _Atomic uintptr_t shared_rec;
-static _Atomic uint64_t shared_gen;
+/* The last handle the producer made, published as a pair under a mutex: read as two separate
+ * atomics, a torn pair (one span's record, another's generation) could name a record at a
+ * generation nobody was handed, which no real caller can hold. */
+static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
+static af_span shared_span;
 static atomic_bool producer_done;
 
 static int reuse_export(void *self, const af_span_data *const *spans, size_t n, uint64_t dl)
@@ -538,7 +541,9 @@ static void *meddle(void *arg)
 {
     (void)arg;
     while (!atomic_load(&producer_done)) {
-        af_span s = {(af_span_rec *)atomic_load(&shared_rec), atomic_load(&shared_gen)};
+        pthread_mutex_lock(&shared_mu);
+        af_span s = shared_span;
+        pthread_mutex_unlock(&shared_mu);
         if (!s.rec)
             continue;
         af_span_context ctx;
@@ -579,8 +584,9 @@ static void test_stale_handles_during_reuse(void **state)
                             .attrs = AF_ATTRS(AF_INT("producer", 1))};
     for (int i = 0; i < 20000; i++) {
         af_span s = af_span_start(t, "reused", &o);
-        atomic_store(&shared_gen, s.gen);
-        atomic_store(&shared_rec, (uintptr_t)s.rec);
+        pthread_mutex_lock(&shared_mu);
+        shared_span = s;
+        pthread_mutex_unlock(&shared_mu);
         af_span_add_event(s, "own", NULL, 0);
         af_span_end(s);
     }
