@@ -251,6 +251,40 @@ static int export_pending(batch_proc *bp, bool drain, uint64_t hard_deadline)
     return err;
 }
 
+/* The worker's last steps, entered with bp->mu held (released here): spans queued after the
+ * drain are dropped, the exporter shuts down, the result goes to whoever waits in shutdown;
+ * a processor orphaned by a destroy that stopped waiting is freed by its own worker. */
+static void worker_finish(batch_proc *bp)
+{
+    uint64_t deadline = bp->shutdown_deadline;
+    pthread_mutex_unlock(&bp->mu);
+
+    /* Spans that arrived after the drain (or did not fit before the deadline) are dropped. */
+    af_span_rec *rec;
+    while ((rec = ring_pop(bp))) {
+        atomic_fetch_add_explicit(&bp->dropped, 1, memory_order_relaxed);
+        af__span_rec_release(rec);
+    }
+    int src = af_exporter_shutdown(bp->exporter, deadline);
+
+    pthread_mutex_lock(&bp->mu);
+    if (bp->shutdown_result == 0) /* a failed drain outranks the exporter's own shutdown */
+        bp->shutdown_result = src;
+    bp->worker_exited = true;
+    bool orphaned = bp->orphaned;
+    pthread_cond_broadcast(&bp->done);
+    pthread_mutex_unlock(&bp->mu);
+    if (orphaned) {
+        af_exporter_free(bp->exporter);
+        pthread_mutex_destroy(&bp->mu);
+        pthread_cond_destroy(&bp->wake);
+        pthread_cond_destroy(&bp->done);
+        free(bp->batch);
+        free(bp->cells);
+        free(bp);
+    }
+}
+
 static void *worker_main(void *arg)
 {
     batch_proc *bp = arg;
@@ -308,33 +342,7 @@ static void *worker_main(void *arg)
         if (stop)
             break;
     }
-    uint64_t deadline = bp->shutdown_deadline;
-    pthread_mutex_unlock(&bp->mu);
-
-    /* Spans that arrived after the drain (or did not fit before the deadline) are dropped. */
-    af_span_rec *rec;
-    while ((rec = ring_pop(bp))) {
-        atomic_fetch_add_explicit(&bp->dropped, 1, memory_order_relaxed);
-        af__span_rec_release(rec);
-    }
-    int src = af_exporter_shutdown(bp->exporter, deadline);
-
-    pthread_mutex_lock(&bp->mu);
-    if (bp->shutdown_result == 0) /* a failed drain outranks the exporter's own shutdown */
-        bp->shutdown_result = src;
-    bp->worker_exited = true;
-    bool orphaned = bp->orphaned;
-    pthread_cond_broadcast(&bp->done);
-    pthread_mutex_unlock(&bp->mu);
-    if (orphaned) {
-        af_exporter_free(bp->exporter);
-        pthread_mutex_destroy(&bp->mu);
-        pthread_cond_destroy(&bp->wake);
-        pthread_cond_destroy(&bp->done);
-        free(bp->batch);
-        free(bp->cells);
-        free(bp);
-    }
+    worker_finish(bp);
     return NULL;
 }
 

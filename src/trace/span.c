@@ -361,6 +361,11 @@ static af_span start_noop(af_tracer *t, const af_span_context *parent, bool has_
     return (af_span){r, atomic_load_explicit(&r->gen, memory_order_relaxed)};
 }
 
+/* Every span starts here, so it stays one function on purpose: its steps (ids, sampling, the
+ * clock read, the record, the attributes) share a dozen locals that a split would pass
+ * through memory, and their order is the point (the clock is read before the record's lines,
+ * last written by the export thread, are touched). The cold paths are out of line already:
+ * resolve_parent, invalid_kind, start_noop, the link and attribute helpers. */
 af_span af_span_start_impl(af_tracer *t, const char *name, const af_span_start_opts *o)
 {
     if (!t)
