@@ -180,7 +180,7 @@ uint64_t af_monotonic_ns(void);
 
 /* What af_now_ns (and every span timestamp) reads right now: "tsc" (the calibrated TSC,
  * within 200 us of CLOCK_REALTIME) or "clock_gettime". The TSC path needs an invariant TSC and
- * a kernel that keeps time from it (clocksource tsc or kvm-clock), or AGENTAFLOW_CLOCK=tsc;
+ * a kernel that keeps time from it (clocksource tsc), or AGENTAFLOW_CLOCK=tsc;
  * AGENTAFLOW_CLOCK=clock_gettime turns it off. Until the first calibration (50 ms after the
  * first read) it answers "clock_gettime". */
 const char *af_clock_source(void);

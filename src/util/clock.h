@@ -5,17 +5,16 @@
  * clock_gettime(CLOCK_REALTIME) costs about 24 ns on the project's machines: on a kvm-clock
  * VM the vDSO's LFENCE; RDTSC waits for every load in flight, and perf puts about a quarter
  * of a sampled span's cycles there. Where the CPU reports an invariant TSC and the kernel
- * itself keeps time from the TSC (clocksource `tsc`, or `kvm-clock`, which the hypervisor
- * computes from the same TSC and which the vDSO serves only when the host marks it stable),
- * we read the TSC (RDTSC, no fence) and convert it with a scale measured against
- * CLOCK_REALTIME, re-anchored every 100 ms. Each re-anchoring keeps the curve continuous
- * (no backwards jump) and slews it back onto the system clock over the next interval, so
- * timestamps stay within AF_CLOCK_MAX_ERROR_NS of CLOCK_REALTIME as long as the system
- * clock's rate changes by less than AF_CLOCK_MAX_ERROR_NS per interval (NTP's limit is
- * 500 ppm, 50 us per 100 ms). A re-anchoring that finds the curve more than
- * AF_CLOCK_STEP_NS (the bound itself) off follows the system clock at once (it was stepped,
- * or the VM moved); three such in a row turn the TSC path off for good. Elsewhere (other
- * clocksources, other architectures, before the first calibration) it is plain clock_gettime.
+ * itself keeps time from the TSC (clocksource `tsc`; not `kvm-clock`, whose host-issued
+ * parameters move the guest's clock against the raw TSC, see clock.c), we read the TSC (RDTSC, no
+ * fence) and convert it with a scale measured against CLOCK_REALTIME, re-anchored every 100 ms.
+ * Each re-anchoring keeps the curve continuous (no backwards jump) and slews it back onto the
+ * system clock over the next interval, so timestamps stay within AF_CLOCK_MAX_ERROR_NS of
+ * CLOCK_REALTIME as long as the system clock's rate changes by less than AF_CLOCK_MAX_ERROR_NS per
+ * interval (NTP's limit is 500 ppm, 50 us per 100 ms). A re-anchoring that finds the curve more
+ * than AF_CLOCK_STEP_NS (the bound itself) off follows the system clock at once (it was stepped, or
+ * the VM moved); three such in a row turn the TSC path off for good. Elsewhere (other clocksources,
+ * other architectures, before the first calibration) it is plain clock_gettime.
  *
  * AGENTAFLOW_CLOCK, read once at the first clock read, overrides the choice: `clock_gettime`
  * never uses the TSC; `tsc` uses it wherever the CPU reports it invariant, whatever the
