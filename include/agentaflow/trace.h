@@ -358,7 +358,8 @@ static inline void af_span_end(af_span s)
 }
 
 bool af_span_is_recording(af_span s);
-/* Copies the span's context into *out; an invalid context for AF_SPAN_NONE. */
+/* Copies the span's context into *out; an invalid context for AF_SPAN_NONE and, once the span
+ * was exported, for its ended handle: take the context before af_span_end to keep it. */
 void af_span_get_context(af_span s, af_span_context *out);
 
 void af_span_set_attrs_impl(af_span s, const af_attr *attrs, size_t n);
