@@ -14,90 +14,12 @@
 #include "agentaflow/serving.h"
 #include "util/buf.h"
 
-/* ---------------------------------------------------------------------------------------- */
-/* A collector of one call's callbacks.                                                      */
-
-typedef struct collected {
-    pthread_mutex_t mu;
-    af_buf text;
-    int deltas;
-    int done_calls;
-    int rc;
-    af_chat_result res;
-    char content[512];
-    af_chat_call *cancel_on_first; /* cancel from inside the next on_delta */
-} collected;
-
-static void col_init(collected *c)
-{
-    memset(c, 0, sizeof(*c));
-    pthread_mutex_init(&c->mu, NULL);
-    af__buf_init(&c->text);
-}
-
-static void col_free(collected *c)
-{
-    af__buf_clear(&c->text);
-    pthread_mutex_destroy(&c->mu);
-}
-
-static void on_delta(void *ctx, const char *text, size_t len)
-{
-    collected *c = ctx;
-    pthread_mutex_lock(&c->mu);
-    af__buf_append(&c->text, text, len);
-    c->deltas++;
-    af_chat_call *cancel = c->cancel_on_first; /* once set: cancel from this delta */
-    c->cancel_on_first = NULL;
-    pthread_mutex_unlock(&c->mu);
-    if (cancel)
-        af_serving_chat_cancel(cancel);
-}
-
-static void on_done(void *ctx, int rc, const af_chat_result *res)
-{
-    collected *c = ctx;
-    pthread_mutex_lock(&c->mu);
-    c->rc = rc;
-    c->res = *res;
-    c->res.content = NULL;
-    if (res->content)
-        snprintf(c->content, sizeof(c->content), "%.*s", (int)res->content_len, res->content);
-    c->done_calls++;
-    pthread_mutex_unlock(&c->mu);
-}
-
-static const af_chat_callbacks cbs = {on_delta, on_done};
-
-static int done_count(collected *c)
-{
-    pthread_mutex_lock(&c->mu);
-    int n = c->done_calls;
-    pthread_mutex_unlock(&c->mu);
-    return n;
-}
-
-static int delta_count(collected *c)
-{
-    pthread_mutex_lock(&c->mu);
-    int n = c->deltas;
-    pthread_mutex_unlock(&c->mu);
-    return n;
-}
+#include "chat_collect.h"
 
 static void nap(void)
 {
     struct timespec ts = {0, 1000000};
     nanosleep(&ts, NULL);
-}
-
-/* Polls until the call is done (10 s at most, never a fixed wait). */
-static void wait_done(collected *c)
-{
-    uint64_t end = af_monotonic_ns() + UINT64_C(10000000000);
-    while (done_count(c) == 0 && af_monotonic_ns() < end)
-        nap();
-    assert_int_equal(done_count(c), 1);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -132,11 +54,11 @@ static af_serving *gateway(uint32_t token_us)
     return gateway_with(&o, token_us);
 }
 
-static af_chat_call *start(af_serving *s, af_chat_request *req, collected *c)
+static af_chat_call *start(af_serving *s, af_chat_request *req, af_test_chat *c)
 {
     af_chat_call *call = NULL;
     char err[128] = "";
-    int rc = af_serving_chat_start(s, NULL, req, &cbs, c, &call, err, sizeof(err));
+    int rc = af_serving_chat_start(s, NULL, req, &af_test_chat_cbs, c, &call, err, sizeof(err));
     if (rc)
         fail_msg("chat_start: %d %s", rc, err);
     return call;
@@ -156,38 +78,42 @@ static void test_chat_rejects_bad_requests(void **state)
     af_serving *s = gateway(0);
     af_chat_message msg = {"user", "hi", AF_LEN_NUL};
     af_chat_request req = chat_req(&msg);
-    collected c;
-    col_init(&c);
+    af_test_chat c;
+    af_test_chat_init(&c);
     af_chat_call *call = (af_chat_call *)1;
     char err[128];
     req.model = NULL;
-    assert_int_equal(af_serving_chat_start(s, NULL, &req, &cbs, &c, &call, err, sizeof(err)),
-                     -EINVAL);
+    assert_int_equal(
+        af_serving_chat_start(s, NULL, &req, &af_test_chat_cbs, &c, &call, err, sizeof(err)),
+        -EINVAL);
     assert_null(call);
     assert_non_null(strstr(err, "model"));
     req.model = "nope";
-    assert_int_equal(af_serving_chat_start(s, NULL, &req, &cbs, &c, &call, err, sizeof(err)),
-                     AF_ENOTFOUND);
+    assert_int_equal(
+        af_serving_chat_start(s, NULL, &req, &af_test_chat_cbs, &c, &call, err, sizeof(err)),
+        AF_ENOTFOUND);
     assert_non_null(strstr(err, "nope"));
     req.model = "m1";
     req.n_messages = 0;
-    assert_int_equal(af_serving_chat_start(s, NULL, &req, &cbs, &c, &call, err, sizeof(err)),
-                     -EINVAL);
+    assert_int_equal(
+        af_serving_chat_start(s, NULL, &req, &af_test_chat_cbs, &c, &call, err, sizeof(err)),
+        -EINVAL);
     assert_non_null(strstr(err, "messages"));
     req.n_messages = 1;
     req.temperature = 7;
-    assert_int_equal(af_serving_chat_start(s, NULL, &req, &cbs, &c, &call, err, sizeof(err)),
-                     -EINVAL);
+    assert_int_equal(
+        af_serving_chat_start(s, NULL, &req, &af_test_chat_cbs, &c, &call, err, sizeof(err)),
+        -EINVAL);
     assert_non_null(strstr(err, "temperature"));
     req.temperature = NAN;
     req.stream = true;
-    af_chat_callbacks no_delta = {NULL, on_done};
+    af_chat_callbacks no_delta = {NULL, af_test_chat_on_done};
     assert_int_equal(af_serving_chat_start(s, NULL, &req, &no_delta, &c, &call, err, sizeof(err)),
                      -EINVAL);
     assert_non_null(strstr(err, "on_delta"));
     assert_int_equal(c.done_calls, 0);
     af_serving_free(s);
-    col_free(&c);
+    af_test_chat_clear(&c);
 }
 
 static void test_chat_whole_and_streamed(void **state)
@@ -197,10 +123,10 @@ static void test_chat_whole_and_streamed(void **state)
     af_chat_message msg = {"user", "hello there", AF_LEN_NUL};
     af_chat_request req = chat_req(&msg);
     req.max_tokens = 8;
-    collected c;
-    col_init(&c);
+    af_test_chat c;
+    af_test_chat_init(&c);
     af_chat_call_release(start(s, &req, &c));
-    wait_done(&c);
+    af_test_chat_wait(&c);
     assert_int_equal(c.rc, 0);
     assert_int_equal(c.deltas, 0); /* not streamed: the whole text comes in the result */
     assert_true(strlen(c.content) > 8);
@@ -213,15 +139,15 @@ static void test_chat_whole_and_streamed(void **state)
     assert_false(c.res.cache_hit);
     assert_float_equal(c.res.cost_usd, c.res.input_tokens * 2e-6 + 8 * 8e-6, 1e-12);
 
-    collected d;
-    col_init(&d);
+    af_test_chat d;
+    af_test_chat_init(&d);
     req.stream = true;
     req.max_tokens = 0; /* the model's default (256) is above the simulated count */
     req.operation = AF_CHAT_OP_TEXT_COMPLETION;
     req.prompt = "once upon a time";
     req.prompt_len = AF_LEN_NUL;
     af_chat_call_release(start(s, &req, &d));
-    wait_done(&d);
+    af_test_chat_wait(&d);
     assert_int_equal(d.rc, 0);
     assert_int_equal(d.deltas, d.res.output_tokens); /* one delta per simulated token */
     assert_true(d.deltas >= 16 && d.deltas < 64);
@@ -236,8 +162,8 @@ static void test_chat_whole_and_streamed(void **state)
     assert_string_equal(models[0].owned_by, "acme");
     assert_true(models[0].created_s > 0);
     af_serving_free(s);
-    col_free(&c);
-    col_free(&d);
+    af_test_chat_clear(&c);
+    af_test_chat_clear(&d);
 }
 
 static void test_chat_cancel_and_deadline(void **state)
@@ -247,35 +173,35 @@ static void test_chat_cancel_and_deadline(void **state)
     af_chat_message msg = {"user", "tell me a long story", AF_LEN_NUL};
     af_chat_request req = chat_req(&msg);
     req.stream = true;
-    collected c;
-    col_init(&c);
+    af_test_chat c;
+    af_test_chat_init(&c);
     af_chat_call *call = start(s, &req, &c);
-    while (delta_count(&c) == 0)
+    while (af_test_chat_delta_count(&c) == 0)
         nap();
     af_serving_chat_cancel(call);
     af_serving_chat_cancel(call); /* idempotent */
-    wait_done(&c);
+    af_test_chat_wait(&c);
     assert_int_equal(c.rc, -ECANCELED);
     assert_string_equal(c.res.error_type, "cancelled");
     assert_string_equal(c.res.finish_reason, "cancelled");
     af_chat_call_release(call);
 
     /* Cancelled from inside one of its own deltas. */
-    collected e;
-    col_init(&e);
+    af_test_chat e;
+    af_test_chat_init(&e);
     call = start(s, &req, &e);
     pthread_mutex_lock(&e.mu);
     e.cancel_on_first = call;
     pthread_mutex_unlock(&e.mu);
-    wait_done(&e);
+    af_test_chat_wait(&e);
     assert_int_equal(e.rc, -ECANCELED);
     af_chat_call_release(call);
 
-    collected d;
-    col_init(&d);
+    af_test_chat d;
+    af_test_chat_init(&d);
     req.timeout_ms = 120;
     af_chat_call_release(start(s, &req, &d));
-    wait_done(&d);
+    af_test_chat_wait(&d);
     assert_int_equal(d.rc, AF_ETIMEDOUT);
     assert_string_equal(d.res.error_type, "timeout");
     assert_true(d.deltas >= 1 && d.deltas < 16);
@@ -283,9 +209,9 @@ static void test_chat_cancel_and_deadline(void **state)
     af_serving_stats_get(s, &st);
     assert_int_equal(st.timeouts, 1);
     af_serving_free(s);
-    col_free(&c);
-    col_free(&d);
-    col_free(&e);
+    af_test_chat_clear(&c);
+    af_test_chat_clear(&d);
+    af_test_chat_clear(&e);
 }
 
 static void test_chat_thousand_streams(void **state)
@@ -293,25 +219,25 @@ static void test_chat_thousand_streams(void **state)
     (void)state;
     af_serving *s = gateway(2000);
     enum { N = 1000 };
-    collected *cs = calloc(N, sizeof(*cs));
+    af_test_chat *cs = calloc(N, sizeof(*cs));
     af_chat_call **calls = calloc(N, sizeof(*calls));
     af_chat_message msg = {"user", "count", AF_LEN_NUL};
     af_chat_request req = chat_req(&msg);
     req.stream = true;
     req.max_tokens = 20;
     for (int i = 0; i < N; i++) {
-        col_init(&cs[i]);
+        af_test_chat_init(&cs[i]);
         calls[i] = start(s, &req, &cs[i]);
     }
     af_instance_stats is[2];
     assert_int_equal(af_serving_instances(s, is, 2), 1);
     assert_true(is[0].load > 0); /* held concurrently, one engine thread for all */
     for (int i = 0; i < N; i++) {
-        wait_done(&cs[i]);
+        af_test_chat_wait(&cs[i]);
         assert_int_equal(cs[i].rc, 0);
         assert_int_equal(cs[i].deltas, 20);
         af_chat_call_release(calls[i]);
-        col_free(&cs[i]);
+        af_test_chat_clear(&cs[i]);
     }
     af_serving_instances(s, is, 2);
     assert_int_equal(is[0].load, 0);
@@ -328,15 +254,15 @@ static void test_chat_cache_rules(void **state)
     af_chat_message msg = {"user", "deterministic", AF_LEN_NUL};
     af_chat_request req = chat_req(&msg);
     req.temperature = 0;
-    collected a, b, c, d;
-    col_init(&a);
-    col_init(&b);
-    col_init(&c);
-    col_init(&d);
+    af_test_chat a, b, c, d;
+    af_test_chat_init(&a);
+    af_test_chat_init(&b);
+    af_test_chat_init(&c);
+    af_test_chat_init(&d);
     af_chat_call_release(start(s, &req, &a));
-    wait_done(&a);
+    af_test_chat_wait(&a);
     af_chat_call_release(start(s, &req, &b));
-    wait_done(&b);
+    af_test_chat_wait(&b);
     assert_false(a.res.cache_hit);
     assert_true(b.res.cache_hit);
     assert_string_equal(a.content, b.content);
@@ -346,29 +272,29 @@ static void test_chat_cache_rules(void **state)
     req.messages = two;
     req.n_messages = 2;
     af_chat_call_release(start(s, &req, &c));
-    wait_done(&c);
+    af_test_chat_wait(&c);
     assert_false(c.res.cache_hit);
     /* Never for temperature > 0 or a stream. */
     req.messages = &msg;
     req.n_messages = 1;
     req.temperature = 0.7;
     af_chat_call_release(start(s, &req, &d));
-    wait_done(&d);
+    af_test_chat_wait(&d);
     assert_false(d.res.cache_hit);
-    collected e;
-    col_init(&e);
+    af_test_chat e;
+    af_test_chat_init(&e);
     req.temperature = 0;
     req.stream = true;
     af_chat_call_release(start(s, &req, &e));
-    wait_done(&e);
+    af_test_chat_wait(&e);
     assert_false(e.res.cache_hit);
     assert_true(e.deltas > 0);
     af_serving_free(s);
-    col_free(&a);
-    col_free(&b);
-    col_free(&c);
-    col_free(&d);
-    col_free(&e);
+    af_test_chat_clear(&a);
+    af_test_chat_clear(&b);
+    af_test_chat_clear(&c);
+    af_test_chat_clear(&d);
+    af_test_chat_clear(&e);
 }
 
 static const af_attr *attr(const af_span_data *d, const char *key)
@@ -397,10 +323,10 @@ static void test_chat_spans_and_cost(void **state)
     req.max_tokens = 5;
     req.temperature = 0.5;
     req.id = "chatcmpl-from-the-front-door";
-    collected c;
-    col_init(&c);
+    af_test_chat c;
+    af_test_chat_init(&c);
     af_chat_call_release(start(s, &req, &c));
-    wait_done(&c);
+    af_test_chat_wait(&c);
     assert_int_equal(c.rc, 0);
     assert_string_equal(c.res.id, "chatcmpl-from-the-front-door");
 
@@ -444,7 +370,7 @@ static void test_chat_spans_and_cost(void **state)
     af_serving_free(s);
     af_cost_tracker_free(costs);
     af_test_env_free(&env);
-    col_free(&c);
+    af_test_chat_clear(&c);
 }
 
 static void test_chat_capture_content(void **state)
@@ -460,10 +386,10 @@ static void test_chat_capture_content(void **state)
     af_chat_message msg = {"user", "say \"hi\"", AF_LEN_NUL};
     af_chat_request req = chat_req(&msg);
     req.max_tokens = 2;
-    collected c;
-    col_init(&c);
+    af_test_chat c;
+    af_test_chat_init(&c);
     af_chat_call_release(start(s, &req, &c));
-    wait_done(&c);
+    af_test_chat_wait(&c);
     af_span_copy *spans[16];
     size_t n = af_test_spans(&env, spans, 16);
     const af_span_data *cl = af_test_find_span(spans, n, "chat m1");
@@ -479,7 +405,7 @@ static void test_chat_capture_content(void **state)
     af_test_spans_free(spans, n);
     af_serving_free(s);
     af_test_env_free(&env);
-    col_free(&c);
+    af_test_chat_clear(&c);
 }
 
 /* A custom blocking backend that fails as told. */
@@ -511,13 +437,13 @@ static void test_chat_retry_and_breaker(void **state)
     /* Ties rotate, so within a few calls one goes to the refusing instance first and is
      * retried on the simulated one: every call succeeds. */
     for (int i = 0; i < 4; i++) {
-        collected c;
-        col_init(&c);
+        af_test_chat c;
+        af_test_chat_init(&c);
         af_chat_call_release(start(s, &req, &c));
-        wait_done(&c);
+        af_test_chat_wait(&c);
         assert_int_equal(c.rc, 0);
         assert_string_equal(c.res.instance_id, "m1-0");
-        col_free(&c);
+        af_test_chat_clear(&c);
     }
     assert_int_equal(atomic_load(&down_calls), 2); /* then its breaker opened */
     af_instance_stats is[2];
@@ -534,13 +460,13 @@ static void test_chat_retry_and_breaker(void **state)
 
     /* With the simulated instance down, nothing is left: backend_unavailable. */
     assert_int_equal(af_serving_set_instance_available(s, "m1-0", false), 0);
-    collected c;
-    col_init(&c);
+    af_test_chat c;
+    af_test_chat_init(&c);
     af_chat_call_release(start(s, &req, &c));
-    wait_done(&c);
+    af_test_chat_wait(&c);
     assert_int_equal(c.rc, -EHOSTDOWN);
     assert_string_equal(c.res.error_type, "backend_unavailable");
-    col_free(&c);
+    af_test_chat_clear(&c);
     af_serving_free(s);
 }
 
@@ -551,15 +477,15 @@ static void test_chat_shutdown_ends_calls(void **state)
     af_chat_message msg = {"user", "slow", AF_LEN_NUL};
     af_chat_request req = chat_req(&msg);
     req.stream = true;
-    collected c;
-    col_init(&c);
+    af_test_chat c;
+    af_test_chat_init(&c);
     af_chat_call *call = start(s, &req, &c);
     af_serving_free(s);
     assert_int_equal(c.done_calls, 1);
     assert_int_equal(c.rc, AF_ESHUTDOWN);
     assert_string_equal(c.res.error_type, "shutdown");
     af_chat_call_release(call);
-    col_free(&c);
+    af_test_chat_clear(&c);
 }
 
 int main(void)

@@ -23,70 +23,7 @@
 #include "http_receiver.h"
 #include "util/buf.h"
 
-typedef struct collected {
-    pthread_mutex_t mu;
-    af_buf text;
-    int deltas, done_calls, rc;
-    af_chat_result res;
-    char content[256];
-    void *user; /* a test's own state */
-} collected;
-
-static void on_delta(void *ctx, const char *text, size_t len)
-{
-    collected *c = ctx;
-    pthread_mutex_lock(&c->mu);
-    af__buf_append(&c->text, text, len);
-    af__buf_terminate(&c->text);
-    c->deltas++;
-    pthread_mutex_unlock(&c->mu);
-}
-
-static void on_done(void *ctx, int rc, const af_chat_result *res)
-{
-    collected *c = ctx;
-    pthread_mutex_lock(&c->mu);
-    c->rc = rc;
-    c->res = *res;
-    c->res.content = NULL;
-    if (res->content)
-        snprintf(c->content, sizeof(c->content), "%.*s", (int)res->content_len, res->content);
-    c->done_calls++;
-    pthread_mutex_unlock(&c->mu);
-}
-
-static const af_chat_callbacks cbs = {on_delta, on_done};
-
-static int done_count(collected *c)
-{
-    pthread_mutex_lock(&c->mu);
-    int n = c->done_calls;
-    pthread_mutex_unlock(&c->mu);
-    return n;
-}
-
-static void wait_done(collected *c)
-{
-    uint64_t end = af_monotonic_ns() + UINT64_C(10000000000);
-    while (done_count(c) == 0 && af_monotonic_ns() < end) {
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
-    assert_int_equal(done_count(c), 1);
-}
-
-static void col_init(collected *c)
-{
-    memset(c, 0, sizeof(*c));
-    pthread_mutex_init(&c->mu, NULL);
-    af__buf_init(&c->text);
-}
-
-static void col_free(collected *c)
-{
-    af__buf_clear(&c->text);
-    pthread_mutex_destroy(&c->mu);
-}
+#include "chat_collect.h"
 
 static void add_http(af_serving *s, const char *id, uint16_t port)
 {
@@ -116,11 +53,11 @@ static af_serving *gateway(af_tracer *tr)
     return s;
 }
 
-static af_chat_call *start(af_serving *s, af_chat_request *req, collected *c)
+static af_chat_call *start(af_serving *s, af_chat_request *req, af_test_chat *c)
 {
     af_chat_call *call = NULL;
     char err[128] = "";
-    int rc = af_serving_chat_start(s, NULL, req, &cbs, c, &call, err, sizeof(err));
+    int rc = af_serving_chat_start(s, NULL, req, &af_test_chat_cbs, c, &call, err, sizeof(err));
     if (rc)
         fail_msg("chat_start: %d %s", rc, err);
     return call;
@@ -166,10 +103,10 @@ static void test_streamed_chat(void **state)
                            .temperature = 0.2,
                            .stream = true,
                            .include_usage = true};
-    collected c;
-    col_init(&c);
+    af_test_chat c;
+    af_test_chat_init(&c);
     af_chat_call_release(start(s, &req, &c));
-    wait_done(&c);
+    af_test_chat_wait(&c);
     assert_int_equal(c.rc, 0);
     assert_string_equal((const char *)c.text.data, "Paris.");
     assert_int_equal(c.deltas, 2);
@@ -213,7 +150,7 @@ static void test_streamed_chat(void **state)
     af_serving_free(s);
     af_test_http_receiver_stop(rx);
     af_test_env_free(&env);
-    col_free(&c);
+    af_test_chat_clear(&c);
 }
 
 static void test_whole_text_completion(void **state)
@@ -235,10 +172,10 @@ static void test_whole_text_completion(void **state)
                            .prompt = "once",
                            .prompt_len = AF_LEN_NUL,
                            .temperature = NAN};
-    collected c;
-    col_init(&c);
+    af_test_chat c;
+    af_test_chat_init(&c);
     af_chat_call_release(start(s, &req, &c));
-    wait_done(&c);
+    af_test_chat_wait(&c);
     assert_int_equal(c.rc, 0);
     assert_string_equal(c.content, " upon a time");
     assert_string_equal(c.res.finish_reason, "length");
@@ -248,7 +185,7 @@ static void test_whole_text_completion(void **state)
     assert_null(memmem(q->body, q->body_len, "\"stream\"", 8));
     af_serving_free(s);
     af_test_http_receiver_stop(rx);
-    col_free(&c);
+    af_test_chat_clear(&c);
 }
 
 static void test_refused_is_retried_elsewhere(void **state)
@@ -267,13 +204,13 @@ static void test_refused_is_retried_elsewhere(void **state)
     af_chat_request req = {
         .model = "gpt", .messages = &msg, .n_messages = 1, .temperature = NAN, .stream = true};
     for (int i = 0; i < 4; i++) {
-        collected c;
-        col_init(&c);
+        af_test_chat c;
+        af_test_chat_init(&c);
         af_chat_call_release(start(s, &req, &c));
-        wait_done(&c);
+        af_test_chat_wait(&c);
         assert_int_equal(c.rc, 0);
         assert_string_equal(c.res.instance_id, "live-0");
-        col_free(&c);
+        af_test_chat_clear(&c);
     }
     af_instance_stats is[2];
     assert_int_equal(af_serving_instances(s, is, 2), 2);
@@ -311,45 +248,45 @@ static void test_errors_cut_streams_cancel_deadline(void **state)
     af_chat_request req = {
         .model = "gpt", .messages = &msg, .n_messages = 1, .temperature = NAN, .stream = true};
 
-    collected a;
-    col_init(&a);
+    af_test_chat a;
+    af_test_chat_init(&a);
     af_chat_call_release(start(s, &req, &a));
-    wait_done(&a);
+    af_test_chat_wait(&a);
     assert_int_equal(a.rc, -EIO);
     assert_string_equal(a.res.error_type, "backend_error");
     assert_string_equal(a.res.error,
                         "backend returned HTTP 500: backend error: CUDA out of memory");
 
-    collected b;
-    col_init(&b);
+    af_test_chat b;
+    af_test_chat_init(&b);
     af_chat_call_release(start(s, &req, &b));
-    wait_done(&b);
+    af_test_chat_wait(&b);
     assert_int_equal(b.rc, -EIO);
     assert_string_equal((const char *)b.text.data, "half"); /* relayed before the cut */
     assert_non_null(strstr(b.res.error, "[DONE]"));
 
-    collected c;
-    col_init(&c);
+    af_test_chat c;
+    af_test_chat_init(&c);
     af_chat_call *call = start(s, &req, &c);
     assert_int_equal(af_test_http_receiver_wait(rx, 3, 5000), 3);
     af_serving_chat_cancel(call);
-    wait_done(&c);
+    af_test_chat_wait(&c);
     assert_int_equal(c.rc, -ECANCELED);
     af_chat_call_release(call);
 
-    collected d;
-    col_init(&d);
+    af_test_chat d;
+    af_test_chat_init(&d);
     req.timeout_ms = 150;
     af_chat_call_release(start(s, &req, &d));
-    wait_done(&d);
+    af_test_chat_wait(&d);
     assert_int_equal(d.rc, AF_ETIMEDOUT);
     assert_string_equal(d.res.error_type, "timeout");
     af_serving_free(s);
     af_test_http_receiver_stop(rx);
-    col_free(&a);
-    col_free(&b);
-    col_free(&c);
-    col_free(&d);
+    af_test_chat_clear(&a);
+    af_test_chat_clear(&b);
+    af_test_chat_clear(&c);
+    af_test_chat_clear(&d);
 }
 
 /* Many streams at once over the one transfer thread of a backend: each gets its own
@@ -372,16 +309,16 @@ static void test_many_concurrent_http_streams(void **state)
     af_chat_message msg = {"user", "hi", AF_LEN_NUL};
     af_chat_request req = {
         .model = "gpt", .messages = &msg, .n_messages = 1, .temperature = NAN, .stream = true};
-    collected *cs = calloc(N, sizeof(*cs));
+    af_test_chat *cs = calloc(N, sizeof(*cs));
     for (int i = 0; i < N; i++) {
-        col_init(&cs[i]);
+        af_test_chat_init(&cs[i]);
         af_chat_call_release(start(s, &req, &cs[i]));
     }
     for (int i = 0; i < N; i++) {
-        wait_done(&cs[i]);
+        af_test_chat_wait(&cs[i]);
         assert_int_equal(cs[i].rc, 0);
         assert_string_equal((const char *)cs[i].text.data, "Paris.");
-        col_free(&cs[i]);
+        af_test_chat_clear(&cs[i]);
     }
     assert_int_equal(af_test_http_receiver_requests(rx), N);
     assert_true(af_test_http_receiver_connections(rx) > N / 2);
@@ -472,8 +409,8 @@ static void drip_start(drip *d)
 
 static void on_delta_seen(void *ctx, const char *text, size_t len)
 {
-    collected *c = ctx;
-    on_delta(c, text, len);
+    af_test_chat *c = ctx;
+    af_test_chat_on_delta(c, text, len);
     atomic_store(&((drip *)c->user)->seen_first, true);
 }
 
@@ -487,21 +424,21 @@ static void test_deltas_relayed_as_they_arrive(void **state)
     af_chat_message msg = {"user", "hi", AF_LEN_NUL};
     af_chat_request req = {
         .model = "gpt", .messages = &msg, .n_messages = 1, .temperature = NAN, .stream = true};
-    collected c;
-    col_init(&c);
+    af_test_chat c;
+    af_test_chat_init(&c);
     c.user = d;
-    static const af_chat_callbacks seen_cbs = {on_delta_seen, on_done};
+    static const af_chat_callbacks seen_cbs = {on_delta_seen, af_test_chat_on_done};
     af_chat_call *call = NULL;
     assert_int_equal(af_serving_chat_start(s, NULL, &req, &seen_cbs, &c, &call, NULL, 0), 0);
     af_chat_call_release(call);
-    wait_done(&c);
+    af_test_chat_wait(&c);
     pthread_join(d->thread, NULL);
     close(d->lfd);
     assert_true(atomic_load(&d->waited_ok)); /* the first delta came before the rest was sent */
     assert_int_equal(c.rc, 0);
     assert_string_equal((const char *)c.text.data, "first second");
     af_serving_free(s);
-    col_free(&c);
+    af_test_chat_clear(&c);
     free(d);
 }
 
