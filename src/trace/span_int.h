@@ -202,6 +202,12 @@ void af__arena_reset(af_span_rec *r);
  * characters); out->key and out->type are the caller's. Returns 0 or -1 on ENOMEM. */
 int af__arena_copy_array(af_span_rec *r, af_attr *out, const af_attr *in, uint32_t max_chars);
 
+/* batch.c: how long the worker should sleep for the next batch to arrive, when `arrived`
+ * spans came in `elapsed_ns` and `depth` wait: the time `batch - depth` more take at that
+ * rate (at least 1 ns), or 0 when a batch takes longer than PACE_MAX_NS (1 ms) to arrive, so
+ * the worker sleeps until a producer wakes it. Pure; exposed for tests. */
+uint64_t af__batch_pace_ns(size_t arrived, uint64_t elapsed_ns, size_t depth, size_t batch);
+
 /* ids.c: a root span's trace id and span id from the default generator in one call (one
  * thread-local lookup and fork check instead of two). */
 void af__random_ids(uint8_t trace_id[16], uint8_t span_id[8]);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "trace/span_int.h"
 
 /* An exporter whose behaviour the test scripts: count spans, optionally block until
  * released (a hung collector) or until its deadline. */
@@ -204,6 +205,50 @@ static void test_defaults(void **state)
     assert_non_null(strstr(af_test_log_capture_text(), "OTEL_BSP_SCHEDULE_DELAY"));
     unsetenv("OTEL_BSP_MAX_QUEUE_SIZE");
     unsetenv("OTEL_BSP_SCHEDULE_DELAY");
+}
+
+/* The worker's pacing: it sleeps for the time the next batch takes to arrive only while a
+ * batch arrives within 1 ms; slower, it sleeps until a producer wakes it (0). */
+static void test_pace_interval_follows_arrival_rate(void **state)
+{
+    (void)state;
+    /* 512 spans in 100 us, none waiting: the next 512 take 100 us */
+    assert_int_equal(af__batch_pace_ns(512, 100000, 0, 512), 100001);
+    /* half a batch already waiting: half the time */
+    assert_int_equal(af__batch_pace_ns(512, 100000, 256, 512), 50001);
+    /* a batch in exactly 1 ms still paces; a batch in 2 ms does not */
+    assert_true(af__batch_pace_ns(512, 1000000, 0, 512) > 0);
+    assert_int_equal(af__batch_pace_ns(512, 2000000, 0, 512), 0);
+    /* nothing arrived, or 5 spans over a second: sleep until woken */
+    assert_int_equal(af__batch_pace_ns(0, 1000, 0, 512), 0);
+    assert_int_equal(af__batch_pace_ns(5, 1000000000, 0, 512), 0);
+    /* a full batch already waiting (the worker is about to export it): barely sleep */
+    assert_true(af__batch_pace_ns(512, 100000, 600, 512) <= 200);
+    /* elapsed times a day long do not overflow into a short sleep */
+    assert_int_equal(af__batch_pace_ns(1, 86400000000000ull, 0, 1u << 24), 0);
+}
+
+/* Spans produced as fast as one thread can (the worker paces itself) and then a last
+ * partial batch: all are exported, none dropped with a queue that holds them. */
+static void test_paced_worker_exports_everything(void **state)
+{
+    (void)state;
+    ctl_exporter c;
+    ctl_init(&c);
+    af_batch_processor_opts o;
+    opts(&o, 1u << 16, 256, 3600000);
+    fixture f;
+    fixture_init(&f, &c, &o);
+    emit(f.t, 50000);
+    wait_spans(&c, 50000 / 256 * 256); /* every full batch, without a flush */
+    assert_true(ctl_spans(&c) >= 50000 / 256 * 256);
+    emit(f.t, 100);
+    assert_int_equal(af_tracer_provider_force_flush(f.p, 10000), 0);
+    assert_int_equal(ctl_spans(&c), 50100);
+    af_processor_stats st;
+    af_span_processor_stats_get(f.proc, &st);
+    assert_int_equal(st.dropped, 0);
+    af_tracer_provider_free(f.p);
 }
 
 static void test_full_batch_triggers_export(void **state)
@@ -682,6 +727,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_pace_interval_follows_arrival_rate),
+        cmocka_unit_test(test_paced_worker_exports_everything),
         cmocka_unit_test(test_full_batch_triggers_export),
         cmocka_unit_test(test_schedule_delay_triggers_export),
         cmocka_unit_test(test_force_flush_exports_everything),
