@@ -92,6 +92,7 @@ int af_tracer_provider_new(const af_tracer_provider_opts *opts, af_tracer_provid
         goto fail;
     if (!p->sampler && !(p->sampler = af_sampler_from_env()))
         goto fail;
+    p->root_decision = af__sampler_root_decision(p->sampler);
     p->fork = (af__fork_participant){provider_prepare, provider_parent, provider_child, p, NULL};
     af__fork_register(&p->fork, AF__FORK_PROVIDER);
     /* JSON log lines carry the current span's ids; spans need a provider, so this is in

@@ -25,6 +25,7 @@
 #include <strings.h>
 
 #include "agentaflow/log.h"
+#include "trace/span_int.h"
 #include "util/env.h"
 
 typedef enum sampler_kind {
@@ -184,6 +185,22 @@ static inline uint64_t be64(const uint8_t *p)
     return (uint64_t)p[0] << 56 | (uint64_t)p[1] << 48 | (uint64_t)p[2] << 40 |
            (uint64_t)p[3] << 32 | (uint64_t)p[4] << 24 | (uint64_t)p[5] << 16 |
            (uint64_t)p[6] << 8 | (uint64_t)p[7];
+}
+
+int af__sampler_root_decision(const af_sampler *s)
+{
+    while (s && s->kind == KIND_PARENT) /* a root span goes to the root delegate */
+        s = s->delegate[SLOT_ROOT];
+    if (!s)
+        return -1;
+    switch (s->kind) {
+    case KIND_ALWAYS_ON:
+        return AF_SAMPLING_RECORD_AND_SAMPLE;
+    case KIND_ALWAYS_OFF:
+        return AF_SAMPLING_DROP;
+    default:
+        return -1;
+    }
 }
 
 af_sampling_decision af_sampler_should_sample(const af_sampler *s, const af_sampling_params *p)

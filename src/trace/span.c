@@ -28,14 +28,17 @@ static inline void span_unlock(af_span_rec *r)
     atomic_store_explicit(&r->lock, 0, memory_order_release);
 }
 
-/* Locks the record when the handle still names a live, recording span. */
-static inline bool lock_live(af_span s)
+/* Whether the handle still names a live, recording span, read without the lock
+ * (non-recording spans never take the lock for a mutation). */
+static inline bool live_recording(af_span s)
 {
-    if (!s.rec)
-        return false;
-    if (atomic_load_explicit(&s.rec->gen, memory_order_acquire) != s.gen ||
-        !atomic_load_explicit(&s.rec->recording, memory_order_relaxed))
-        return false; /* non-recording spans never take the lock for a mutation */
+    return s.rec && atomic_load_explicit(&s.rec->gen, memory_order_acquire) == s.gen &&
+           atomic_load_explicit(&s.rec->recording, memory_order_relaxed);
+}
+
+/* Takes the lock of a span live_recording() accepted, if it is still live once held. */
+static inline bool lock_if_still_live(af_span s)
+{
     span_lock(s.rec);
     if (atomic_load_explicit(&s.rec->gen, memory_order_relaxed) != s.gen || s.rec->ended) {
         span_unlock(s.rec);
@@ -44,20 +47,19 @@ static inline bool lock_live(af_span s)
     return true;
 }
 
-/*
- * The time for an event or an end, read before the span lock is taken: the lock's exchange
- * waits for every store before it to reach the cache, clock_gettime's LFENCE waits for every
- * instruction before it, and with the clock read inside the lock the two stalls came one
- * after the other (bench_trace on a kvm-clock VM). Read only for a live recording span, so
- * that calls on ended or non-recording spans stay free of clock reads.
- */
-static inline uint64_t time_or_now(af_span s, uint64_t given_ns)
+/* Locks the record when the handle still names a live, recording span. */
+static inline bool lock_live(af_span s)
 {
-    if (given_ns || !s.rec || atomic_load_explicit(&s.rec->gen, memory_order_acquire) != s.gen ||
-        !atomic_load_explicit(&s.rec->recording, memory_order_relaxed))
-        return given_ns;
-    return af__clock_now_ns();
+    return live_recording(s) && lock_if_still_live(s);
 }
+
+/*
+ * Events and ends read the clock before taking the span lock: the lock's exchange waits for
+ * every store before it to reach the cache, clock_gettime's LFENCE waits for every
+ * instruction before it, and with the clock read inside the lock the two stalls came one
+ * after the other (bench_trace on a kvm-clock VM). They read it only for a live recording
+ * span, so that calls on ended or non-recording spans stay free of clock reads.
+ */
 
 static inline const af_span_limits *limits_of(const af_span_rec *r)
 {
@@ -411,17 +413,22 @@ af_span af_span_start_impl(af_tracer *t, const char *name, const af_span_start_o
             af__random_ids(trace_id, span_id); /* the span id too: see below */
         flags = p->idgen ? 0 : AF_TRACE_FLAG_RANDOM;
     }
-    af_sampling_params sp = {
-        .parent = has_parent ? &parent : NULL,
-        .trace_id = trace_id,
-        .name = name,
-        .kind = kind,
-        .attrs = o ? o->attrs : NULL,
-        .n_attrs = o ? o->n_attrs : 0,
-        .links = o ? o->links : NULL,
-        .n_links = o ? o->n_links : 0,
-    };
-    af_sampling_decision dec = af_sampler_should_sample(p->sampler, &sp);
+    af_sampling_decision dec;
+    if (!has_parent && p->root_decision >= 0) {
+        dec = (af_sampling_decision)p->root_decision; /* what the sampler would answer */
+    } else {
+        af_sampling_params sp = {
+            .parent = has_parent ? &parent : NULL,
+            .trace_id = trace_id,
+            .name = name,
+            .kind = kind,
+            .attrs = o ? o->attrs : NULL,
+            .n_attrs = o ? o->n_attrs : 0,
+            .links = o ? o->links : NULL,
+            .n_links = o ? o->n_links : 0,
+        };
+        dec = af_sampler_should_sample(p->sampler, &sp);
+    }
     /* Made after sampling, as the spec orders it; a root span on the default generator got
      * its span id with its trace id (the sampler does not see it either way). */
     if (has_parent || p->idgen)
@@ -516,9 +523,11 @@ af_span af_span_start_child(af_tracer *t, const char *name, af_span_kind kind,
 void af_span_end_at(af_span s, uint64_t end_ns)
 {
     af_span_rec *r = s.rec;
-    uint64_t t = time_or_now(s, end_ns);
     if (!r || atomic_load_explicit(&r->gen, memory_order_acquire) != s.gen)
         return;
+    uint64_t t = end_ns;
+    if (!t && atomic_load_explicit(&r->recording, memory_order_relaxed))
+        t = af__clock_now_ns(); /* before the lock: see above */
     span_lock(r);
     if (atomic_load_explicit(&r->gen, memory_order_relaxed) != s.gen || r->ended) {
         span_unlock(r);
@@ -628,7 +637,7 @@ void af_span_set_bool(af_span s, const char *key, bool value)
 
 /* The event's attributes are `pre` followed by `attrs` (record_error puts its standard
  * attributes in front of the caller's without copying them into one array first); time_ns is
- * the caller's or time_or_now's. */
+ * the caller's or the clock's, read before the lock. */
 static void add_event_locked(af_span_rec *r, const char *name, uint64_t time_ns, const af_attr *pre,
                              size_t n_pre, const af_attr *attrs, size_t n)
 {
@@ -670,8 +679,11 @@ static void add_event_locked(af_span_rec *r, const char *name, uint64_t time_ns,
 void af_span_add_event_at(af_span s, const char *name, uint64_t time_ns, const af_attr *attrs,
                           size_t n_attrs)
 {
-    time_ns = time_or_now(s, time_ns);
-    if (!lock_live(s))
+    if (!live_recording(s))
+        return;
+    if (!time_ns)
+        time_ns = af__clock_now_ns(); /* before the lock: see above */
+    if (!lock_if_still_live(s))
         return;
     add_event_locked(s.rec, name, time_ns, NULL, 0, attrs, n_attrs);
     span_unlock(s.rec);
@@ -759,8 +771,10 @@ void af_span_update_name(af_span s, const char *name)
 void af_span_record_error(af_span s, const char *type, const char *message, const char *stacktrace,
                           const af_attr *attrs, size_t n_attrs)
 {
-    uint64_t now = time_or_now(s, 0);
-    if (!lock_live(s))
+    if (!live_recording(s))
+        return;
+    uint64_t now = af__clock_now_ns(); /* before the lock: see above */
+    if (!lock_if_still_live(s))
         return;
     /* Standard attributes first, caller's attributes after: a later duplicate key wins in
      * copy_attr_list, which gives the caller precedence as the spec asks. The caller's list

@@ -107,6 +107,7 @@ static inline void af__counter_inc(af_counter_shard *shards, af_counter which)
 struct af_tracer_provider {
     af_resource *resource;
     af_sampler *sampler;
+    int root_decision; /* af__sampler_root_decision(sampler), fixed with the sampler */
     af_span_limits limits;
     const af_id_generator_ops *idgen;
     void *idgen_self;
@@ -201,6 +202,11 @@ void af__arena_reset(af_span_rec *r);
 /* Copies the items of an array attribute into the arena (strings truncated to max_chars
  * characters); out->key and out->type are the caller's. Returns 0 or -1 on ENOMEM. */
 int af__arena_copy_array(af_span_rec *r, af_attr *out, const af_attr *in, uint32_t max_chars);
+
+/* sampler.c: the decision the sampler makes for every root span whatever the span's name,
+ * ids, attributes and links (AlwaysOn, AlwaysOff, and ParentBased over them), or -1 when it
+ * depends on them (ratio, custom). Spans then skip the call for root spans. */
+int af__sampler_root_decision(const af_sampler *s);
 
 /* batch.c: how long the worker should sleep for the next batch to arrive, when `arrived`
  * spans came in `elapsed_ns` and `depth` wait: the time `batch - depth` more take at that

@@ -11,6 +11,7 @@
 
 #include "agentaflow/log.h"
 #include "agentaflow/trace.h"
+#include "trace/span_int.h"
 
 static void put_be64(uint8_t *p, uint64_t v)
 {
@@ -255,6 +256,58 @@ static af_sampler *new_probe(int id, int *last, int *destroyed)
     assert_non_null(pr);
     *pr = (probe){id, last, destroyed};
     return af_sampler_custom(&probe_ops, pr);
+}
+
+/* Root spans skip the sampler call only where its answer cannot depend on the span. */
+static void test_root_decision_is_fixed_only_where_it_cannot_vary(void **state)
+{
+    (void)state;
+    assert_int_equal(af__sampler_root_decision(af_sampler_always_on()),
+                     AF_SAMPLING_RECORD_AND_SAMPLE);
+    assert_int_equal(af__sampler_root_decision(af_sampler_always_off()), AF_SAMPLING_DROP);
+    af_sampler *pb = af_sampler_parent_based(NULL, NULL, NULL, NULL, NULL); /* AlwaysOn root */
+    assert_int_equal(af__sampler_root_decision(pb), AF_SAMPLING_RECORD_AND_SAMPLE);
+    af_sampler_free(pb);
+    pb = af_sampler_parent_based(af_sampler_always_off(), NULL, NULL, NULL, NULL);
+    assert_int_equal(af__sampler_root_decision(pb), AF_SAMPLING_DROP);
+    af_sampler_free(pb);
+    /* ParentBased whose root delegate is ParentBased(AlwaysOff): still fixed */
+    pb = af_sampler_parent_based(
+        af_sampler_parent_based(af_sampler_always_off(), NULL, NULL, NULL, NULL), NULL, NULL, NULL,
+        NULL);
+    assert_int_equal(af__sampler_root_decision(pb), AF_SAMPLING_DROP);
+    af_sampler_free(pb);
+    af_sampler *ratio = af_sampler_trace_id_ratio(0.5);
+    assert_int_equal(af__sampler_root_decision(ratio), -1);
+    af_sampler_free(ratio);
+    pb = af_sampler_parent_based(af_sampler_trace_id_ratio(0.5), NULL, NULL, NULL, NULL);
+    assert_int_equal(af__sampler_root_decision(pb), -1);
+    af_sampler_free(pb);
+    int last = -1, destroyed = 0;
+    af_sampler *custom = new_probe(0, &last, &destroyed);
+    assert_int_equal(af__sampler_root_decision(custom), -1);
+    af_sampler_free(custom);
+    assert_int_equal(af__sampler_root_decision(NULL), -1);
+}
+
+/* A provider over a custom root sampler still consults it for every root span. */
+static void test_custom_root_sampler_called_per_root_span(void **state)
+{
+    (void)state;
+    int last = -1, destroyed = 0;
+    af_tracer_provider_opts o;
+    af_tracer_provider_opts_init(&o);
+    o.sampler = af_sampler_parent_based(new_probe(0, &last, &destroyed), NULL, NULL, NULL, NULL);
+    af_tracer_provider *p = NULL;
+    assert_int_equal(af_tracer_provider_new(&o, &p), 0);
+    af_tracer *t = af_tracer_provider_get_tracer(p, "t", NULL, NULL);
+    last = -1;
+    af_span_start_opts so = {.parent_mode = AF_PARENT_ROOT};
+    af_span s = af_span_start(t, "root", &so);
+    assert_int_equal(last, 0); /* the root delegate decided */
+    af_span_end(s);
+    af_tracer_provider_free(p);
+    assert_int_equal(destroyed, 1);
 }
 
 static void make_parent(af_span_context *sc, bool remote, bool sampled)
@@ -544,6 +597,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_descriptions),
         cmocka_unit_test(test_always_on_off),
+        cmocka_unit_test(test_root_decision_is_fixed_only_where_it_cannot_vary),
+        cmocka_unit_test(test_custom_root_sampler_called_per_root_span),
         cmocka_unit_test(test_ratio_boundaries),
         cmocka_unit_test(test_ratio_deterministic_and_ignores_parent),
         cmocka_unit_test(test_ratio_accuracy),
