@@ -27,12 +27,15 @@ typedef struct fleet {
     daemon_t agents[3];
 } fleet;
 
+/* The simulated agents' GPUs always run processes (their workload patterns), so the fleet's
+ * scheduler judges whole GPUs by agentaflow's holds alone; test_busy_after_ttl reports real
+ * use itself. */
 static void start_fleet(fleet *f, const char *strategy, const char *extra_cfg)
 {
     char cfg[1024];
     snprintf(cfg, sizeof(cfg),
              "server:\n  load_generator: false\ncluster:\n  strategy: %s\n"
-             "  node_timeout: 1500ms\n%s",
+             "  node_timeout: 1500ms\n  whole_gpu_reported_use: false\n%s",
              strategy, extra_cfg ? extra_cfg : "");
     const char *sx[] = {"--cluster", NULL};
     daemon_start(&f->sched, cfg, sx, env_token);
@@ -355,6 +358,75 @@ static void test_extender_without_token(void **state)
     assert_int_equal(daemon_stop(&d), 0);
 }
 
+/* A long job outlives its reservation: once the TTL is over its agent's report (a process,
+ * its memory) keeps the GPU from a whole-GPU pod. The test is the node's agent here, so the
+ * report says exactly what runs. */
+static void agent_report(int port, const char *gpu_json)
+{
+    char body[512];
+    snprintf(body, sizeof(body), "{\"node\":\"node-9\",\"gpus\":[%s]}", gpu_json);
+    json_decref(post(port, "/api/v1/cluster/report", body, 200));
+}
+
+static void test_busy_after_ttl(void **state)
+{
+    (void)state;
+    daemon_t d;
+    const char *sx[] = {"--cluster", NULL};
+    daemon_start(&d, "server:\n  load_generator: false\ncluster:\n  reservation_ttl: 1s\n", sx,
+                 env_token);
+    static const char idle[] = "{\"index\":0,\"name\":\"NVIDIA H100\",\"memory_total_mb\":81920,"
+                               "\"memory_used_mb\":0}";
+    static const char running[] =
+        "{\"index\":0,\"name\":\"NVIDIA H100\",\"memory_total_mb\":81920,"
+        "\"memory_used_mb\":70000,\"processes\":[{\"pid\":4242,\"name\":\"python\","
+        "\"memory_used_mb\":70000}]}";
+    static const char pod_fmt[] =
+        "{\"pod\":{\"metadata\":{\"name\":\"%s\",\"namespace\":\"ml\",\"uid\":\"%s\"},"
+        "\"spec\":{\"containers\":[{\"name\":\"m\",\"resources\":{\"limits\":"
+        "{\"nvidia.com/gpu\":\"1\"}}}]}},\"nodenames\":[\"node-9\"]}";
+    char job[512], next[512];
+    snprintf(job, sizeof(job), pod_fmt, "long-job", "long-job");
+    snprintf(next, sizeof(next), pod_fmt, "next", "next");
+    agent_report(d.port, idle);
+    json_decref(post(d.port, "/scheduler/prioritize", job, 200));
+    /* Held: the next pod waits. Then the TTL ends and the idle GPU is offered again. */
+    json_t *r = post(d.port, "/scheduler/filter", next, 200);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(r, "failedNodes"), "node-9")),
+        "insufficient GPUs: 0 free < 1 requested");
+    json_decref(r);
+    uint64_t deadline = now_ms() + 15000;
+    for (;;) {
+        r = post(d.port, "/scheduler/filter", next, 200);
+        size_t offered = json_array_size(json_object_get(r, "nodenames"));
+        json_decref(r);
+        if (offered == 1)
+            break;
+        if (now_ms() > deadline)
+            fail_msg("the reservation never ended");
+        pause_ms(100);
+    }
+    /* The job runs on after its reservation: the agent's next report shows it. */
+    agent_report(d.port, running);
+    r = post(d.port, "/scheduler/filter", next, 200);
+    assert_int_equal(json_array_size(json_object_get(r, "nodenames")), 0);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(r, "failedNodes"), "node-9")),
+        "insufficient GPUs: 0 free < 1 requested; gpu-0 busy (1 process, 70,000 MiB used, not "
+        "by agentaflow)");
+    json_decref(r);
+    r = post(d.port, "/scheduler/prioritize", next, 200);
+    assert_int_equal(score_of(r, "node-9"), 0);
+    json_decref(r);
+    /* The job ends: the GPU is free again. */
+    agent_report(d.port, idle);
+    r = post(d.port, "/scheduler/filter", next, 200);
+    assert_int_equal(json_array_size(json_object_get(r, "nodenames")), 1);
+    json_decref(r);
+    assert_int_equal(daemon_stop(&d), 0);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Bind against a stand-in Kubernetes API over HTTPS.                                        */
 
@@ -467,7 +539,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_filter_and_not_ready), cmocka_unit_test(test_prioritize_per_strategy),
         cmocka_unit_test(test_bad_extender_args),    cmocka_unit_test(test_extender_without_token),
-        cmocka_unit_test(test_bind_kube_api),
+        cmocka_unit_test(test_bind_kube_api),        cmocka_unit_test(test_busy_after_ttl),
     };
     int rc = cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
     curl_global_cleanup();

@@ -84,8 +84,14 @@ static void test_filter_reasons(void **state)
     assert_string_equal(v[0].reason, "insufficient GPU memory: largest free 12288 MiB < 24576 MiB");
     assert_string_equal(v[1].reason, "node not ready: no report for 31 s");
 
-    /* Whole GPUs. */
+    /* Whole GPUs: small's GPUs report memory in use, which makes them busy. */
     af_cluster_pod w = {"default", "w", "w", 3, 0, 0, NULL};
+    assert_int_equal(af_cluster_filter(c, &w, names, 1, v), 0);
+    assert_string_equal(v[0].reason,
+                        "insufficient GPUs: 0 free < 3 requested; gpu-0 busy (no process listed, "
+                        "4,096 MiB used, not by agentaflow), gpu-1 busy (no process listed, "
+                        "12,288 MiB used, not by agentaflow)");
+    report(c, "small", 2, 16384, NULL, NULL);
     assert_int_equal(af_cluster_filter(c, &w, names, 1, v), 0);
     assert_string_equal(v[0].reason, "insufficient GPUs: 2 free < 3 requested");
     af_cluster_free(c);
@@ -208,11 +214,14 @@ static void test_reservation_prevents_double_booking(void **state)
     char gpu[AF_GPU_ID_MAX];
     af_cluster_pod p1 = {"ml", "train-1", "uid-1", 1, 0, 0, NULL};
     af_cluster_pod p2 = {"ml", "train-2", "uid-2", 1, 0, 0, NULL};
-    assert_int_equal(af_cluster_filter(c, &p1, names, 2, v), 2);
+    /* full's GPUs are in use by its report (all their memory): only the last GPU is free. */
+    assert_int_equal(af_cluster_filter(c, &p1, names, 2, v), 1);
+    assert_false(v[0].fits);
     assert_int_equal(af_cluster_prioritize(c, &p1, names, 2, s, gpu, sizeof(gpu)), 0);
-    assert_string_equal(gpu, "full/gpu-0");
-    /* Both pods get whole GPUs: full has 2 unheld GPUs (whole GPUs ignore outside memory use),
-     * so use a share pod against the last GPU instead. */
+    assert_string_equal(gpu, "last/gpu-0");
+    assert_int_equal(af_cluster_filter(c, &p2, names, 2, v), 0);
+    assert_string_equal(v[1].reason, "insufficient GPUs: 0 free < 1 requested");
+    /* The same with share pods against the last GPU. */
     af_cluster_release(c, "uid-1");
     p1.gpus = 0;
     p1.memory_mb = 30000;
