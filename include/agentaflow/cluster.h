@@ -188,6 +188,15 @@ int af_cluster_prioritize(af_cluster *c, const af_cluster_pod *pod, const char *
  * in err). */
 int af_cluster_bind(af_cluster *c, const af_cluster_pod *pod, const char *node, char *gpu_out,
                     size_t gpu_len, char *err, size_t err_len);
+/* af_cluster_bind in two steps, for a caller whose bind goes on after the decision (the
+ * Kubernetes calls): begin records the pod on the node exactly as af_cluster_bind does and
+ * leaves its gpu_scheduling.bind span open in *span (AF_SPAN_NONE when not traced or on
+ * -EINVAL); the caller ends it once with af_cluster_bind_end when its answer goes out, with
+ * the final outcome (rc 0 or a negative code, why: the words of a failure, may be NULL). The
+ * span may end on another thread than the one that began it. */
+int af_cluster_bind_begin(af_cluster *c, const af_cluster_pod *pod, const char *node, char *gpu_out,
+                          size_t gpu_len, char *err, size_t err_len, af_span *span);
+void af_cluster_bind_end(af_span span, int rc, const char *why);
 /* The key a pod's hold is kept under: its uid, or "namespace/name" without one. */
 void af_cluster_pod_key(const af_cluster_pod *p, char *out, size_t cap);
 /* Drops the pod's hold or binding (a failed Kubernetes bind). key: the pod's uid, or

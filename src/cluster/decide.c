@@ -453,14 +453,17 @@ int af_cluster_prioritize(af_cluster *c, const af_cluster_pod *pod, const char *
     return rc;
 }
 
-int af_cluster_bind(af_cluster *c, const af_cluster_pod *pod, const char *node_name, char *gpu_out,
-                    size_t gpu_len, char *err, size_t err_len)
+int af_cluster_bind_begin(af_cluster *c, const af_cluster_pod *pod, const char *node_name,
+                          char *gpu_out, size_t gpu_len, char *err, size_t err_len, af_span *span)
 {
-    if (!c || !pod || !node_name)
+    if (span)
+        *span = AF_SPAN_NONE;
+    if (!c || !pod || !node_name || !span)
         return -EINVAL;
     if (gpu_out && gpu_len)
         gpu_out[0] = '\0';
     af_span sp = op_span(c, "gpu_scheduling.bind", pod, 1);
+    *span = sp;
     af_span_set_string(sp, "scheduler.chosen_node", node_name);
     char key[AF_CLUSTER_NODE_MAX], ids[AF_GPU_ID_MAX] = "", why[AF_CLUSTER_REASON_MAX] = "";
     af_cluster_pod_key(pod, key, sizeof(key));
@@ -478,7 +481,6 @@ int af_cluster_bind(af_cluster *c, const af_cluster_pod *pod, const char *node_n
     if (!wants_gpu(&req)) {
         pthread_mutex_unlock(&c->mu);
         af_span_set_bool(sp, "scheduler.pass_through", true);
-        af_operation_end(sp, 0, NULL, NULL);
         return 0;
     }
     pod = &req;
@@ -516,8 +518,24 @@ int af_cluster_bind(af_cluster *c, const af_cluster_pod *pod, const char *node_n
     if (rc && why[0])
         af__cluster_err(err, err_len, "%s", why);
     af_span_set_string(sp, "gpu.id", ids);
-    if (why[0])
-        af_span_set_string(sp, "scheduler.reasons", why);
-    af_operation_end(sp, rc, rc ? af_strerror(rc) : NULL, rc ? why : NULL);
+    return rc;
+}
+
+void af_cluster_bind_end(af_span span, int rc, const char *why)
+{
+    if (why && why[0])
+        af_span_set_string(span, "scheduler.reasons", why);
+    af_operation_end(span, rc, rc ? af_strerror(rc) : NULL, rc && why && why[0] ? why : NULL);
+}
+
+int af_cluster_bind(af_cluster *c, const af_cluster_pod *pod, const char *node_name, char *gpu_out,
+                    size_t gpu_len, char *err, size_t err_len)
+{
+    char why[AF_CLUSTER_REASON_MAX] = "";
+    af_span sp;
+    int rc = af_cluster_bind_begin(c, pod, node_name, gpu_out, gpu_len, why, sizeof(why), &sp);
+    if (rc && why[0])
+        af__cluster_err(err, err_len, "%s", why);
+    af_cluster_bind_end(sp, rc, why); /* AF_SPAN_NONE after bad arguments: nothing */
     return rc;
 }
