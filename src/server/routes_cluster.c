@@ -4,7 +4,8 @@
  * moves bytes, and, with cluster.bind, creates the Binding through the Kubernetes API.
  *
  * Durability: a hold made by prioritize or turned into a binding by bind is committed to the
- * store before the answer (persist.c). The hold is taken in memory first, under the cluster's
+ * store before the answer (prioritize through persist.c; bind's worker commits after the
+ * Kubernetes calls and waits for it). The hold is taken in memory first, under the cluster's
  * lock, in the same step that chose it: a decision taken now and applied after the commit
  * would let a concurrent prioritize hand out the same last GPU. If the commit fails, a
  * prioritize hold is released again and kube-scheduler gets the 503; a binding stays held
@@ -71,52 +72,16 @@ int af__h_cluster_nodes(af__req *rq, af__resp *rs)
     return 0;
 }
 
-/* An extender answer waiting for its hold's commit. */
+/* A prioritize answer waiting for its hold's commit. */
 typedef struct hold_commit {
     af_cluster *cluster;
     char *answer; /* the JSON body, sent once committed */
     char key[AF_CLUSTER_NODE_MAX];
-    bool release_on_failure; /* a prioritize hold; a binding is Kubernetes' already */
 } hold_commit;
 
-static void apply_hold(af_server *s, void *ctx, af__resp *rs)
+/* The store's write of hold h (a reservation or a binding). */
+static af_store_op hold_op(const af_cluster_hold_state *h)
 {
-    (void)s;
-    hold_commit *hc = ctx;
-    af__resp_json_take(rs, 200, hc->answer);
-    hc->answer = NULL;
-}
-
-/* The commit failed: a prioritize hold is given back before the 503 goes out. */
-static void undo_hold(af_server *s, void *ctx, af__resp *rs)
-{
-    (void)s, (void)rs;
-    hold_commit *hc = ctx;
-    if (hc->release_on_failure)
-        af_cluster_release(hc->cluster, hc->key);
-}
-
-static void hold_commit_free(void *ctx)
-{
-    hold_commit *hc = ctx;
-    free(hc->answer);
-    free(hc);
-}
-
-/* Commits h, then answers `answer` (taken). */
-static int commit_hold(af__req *rq, af__resp *rs, const af_cluster_hold_state *h, char *answer,
-                       bool release_on_failure)
-{
-    hold_commit *hc = calloc(1, sizeof(*hc));
-    if (!hc) {
-        free(answer);
-        af__resp_error(rs, 500, "internal", "out of memory");
-        return 0;
-    }
-    hc->cluster = rq->srv->o.cluster;
-    hc->answer = answer;
-    hc->release_on_failure = release_on_failure;
-    memcpy(hc->key, h->pod_uid, sizeof(hc->key));
     af_store_op op = {.kind = AF_STORE_CLUSTER_HOLD};
     op.u.cluster_hold = (af_store_cluster_hold){.key = h->pod_uid,
                                                 .pod = h->pod,
@@ -126,6 +91,45 @@ static int commit_hold(af__req *rq, af__resp *rs, const af_cluster_hold_state *h
                                                 .expires_ns = h->expires_ns,
                                                 .bound = h->bound,
                                                 .now_ns = af_now_ns()};
+    return op;
+}
+
+static void apply_hold(af_server *s, void *ctx, af__resp *rs)
+{
+    (void)s;
+    hold_commit *hc = ctx;
+    af__resp_json_take(rs, 200, hc->answer);
+    hc->answer = NULL;
+}
+
+/* The commit failed: the hold is given back before the 503 goes out. */
+static void undo_hold(af_server *s, void *ctx, af__resp *rs)
+{
+    (void)s, (void)rs;
+    hold_commit *hc = ctx;
+    af_cluster_release(hc->cluster, hc->key);
+}
+
+static void hold_commit_free(void *ctx)
+{
+    hold_commit *hc = ctx;
+    free(hc->answer);
+    free(hc);
+}
+
+/* Commits prioritize's hold h, then answers `answer` (taken). */
+static int commit_hold(af__req *rq, af__resp *rs, const af_cluster_hold_state *h, char *answer)
+{
+    hold_commit *hc = calloc(1, sizeof(*hc));
+    if (!hc) {
+        free(answer);
+        af__resp_error(rs, 500, "internal", "out of memory");
+        return 0;
+    }
+    hc->cluster = rq->srv->o.cluster;
+    hc->answer = answer;
+    memcpy(hc->key, h->pod_uid, sizeof(hc->key));
+    af_store_op op = hold_op(h);
     return af__commit_or_undo(rq, rs, &op, apply_hold, undo_hold, hc, hold_commit_free);
 }
 
@@ -168,7 +172,7 @@ int af__h_scheduler_prioritize(af__req *rq, af__resp *rs)
         af__resp_json_take(rs, 200, out);
         return 0;
     }
-    return commit_hold(rq, rs, &held, out, true);
+    return commit_hold(rq, rs, &held, out);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -360,15 +364,7 @@ static void sync_commit_done(int rc, const char *err, void *user)
 static int commit_binding(af_store *store, const af_cluster_hold_state *h, char *err,
                           size_t err_len)
 {
-    af_store_op op = {.kind = AF_STORE_CLUSTER_HOLD};
-    op.u.cluster_hold = (af_store_cluster_hold){.key = h->pod_uid,
-                                                .pod = h->pod,
-                                                .node = h->node,
-                                                .gpu_mask = h->gpu_mask,
-                                                .memory_mb = h->memory_mb,
-                                                .expires_ns = h->expires_ns,
-                                                .bound = h->bound,
-                                                .now_ns = af_now_ns()};
+    af_store_op op = hold_op(h);
     sync_commit w = {.done = false};
     pthread_mutex_init(&w.mu, NULL);
     pthread_cond_init(&w.cv, NULL);
@@ -433,9 +429,8 @@ static void bind_job_free(void *ctx)
     if (!b->ran) {
         bind_release(b);
         b->rc = -ECANCELED;
-        snprintf(b->err, sizeof(b->err),
-                 "the Kubernetes calls were not made: the server is "
-                 "overloaded or stopping");
+        snprintf(b->err, sizeof(b->err), "%s",
+                 "the Kubernetes calls were not made: the server is overloaded or stopping");
     }
     if (!b->ended)
         af_cluster_bind_end(b->span, b->rc ? b->rc : -ECANCELED,

@@ -643,6 +643,50 @@ static void test_spans(void **state)
     af_test_env_free(&env);
 }
 
+/* Bind in two steps: the span stays open across the caller's Kubernetes calls and ends with
+ * their outcome. */
+static void test_bind_span_ends_with_the_answer(void **state)
+{
+    (void)state;
+    af_test_env env;
+    af_test_env_init(&env);
+    af_cluster_opts o;
+    af_cluster_opts_init(&o);
+    o.tracing.tracer = env.tracer;
+    af_cluster *c = NULL;
+    assert_int_equal(af_cluster_new(&o, &c), 0);
+    report(c, "n", 1, 1000, NULL, NULL);
+    const char *names[] = {"n"};
+    int64_t s;
+    af_cluster_pod p = {"ml", "train", "train", 1, 0, 0, NULL};
+    assert_int_equal(af_cluster_prioritize(c, &p, names, 1, &s, NULL, 0), 0);
+    char gpu[AF_GPU_ID_MAX], err[AF_CLUSTER_REASON_MAX] = "";
+    af_span sp;
+    assert_int_equal(af_cluster_bind_begin(c, &p, "n", gpu, sizeof(gpu), err, sizeof(err), &sp), 0);
+    assert_string_equal(gpu, "n/gpu-0");
+    af_span_copy *spans[8];
+    size_t n = af_test_spans(&env, spans, 8);
+    assert_null(af_test_find_span(spans, n, "gpu_scheduling.bind")); /* still open */
+    af_test_spans_free(spans, n);
+    af_cluster_bind_end(sp, -EIO, "Kubernetes API POST /binding answered 500");
+    n = af_test_spans(&env, spans, 8);
+    const af_span_data *d = af_test_find_span(spans, n, "gpu_scheduling.bind");
+    assert_non_null(d);
+    assert_int_equal(d->status, AF_STATUS_ERROR);
+    const af_attr *a = af_test_find_attr(d->attrs, d->n_attrs, "scheduler.reasons");
+    assert_non_null(a);
+    assert_string_equal(a->v.s.ptr, "Kubernetes API POST /binding answered 500");
+    a = af_test_find_attr(d->attrs, d->n_attrs, "gpu.id");
+    assert_string_equal(a->v.s.ptr, "n/gpu-0");
+    af_test_spans_free(spans, n);
+    /* Bad arguments start no span. */
+    assert_int_equal(af_cluster_bind_begin(c, &p, NULL, gpu, sizeof(gpu), err, sizeof(err), &sp),
+                     -EINVAL);
+    assert_false(af_span_is_recording(sp));
+    af_cluster_free(c);
+    af_test_env_free(&env);
+}
+
 /* GPU ids carry the index the agent reported, not the position in its report. */
 static void test_gpu_ids_follow_reported_index(void **state)
 {
@@ -721,6 +765,7 @@ int main(void)
         cmocka_unit_test(test_extender_json_bad),
         cmocka_unit_test(test_report_json),
         cmocka_unit_test(test_spans),
+        cmocka_unit_test(test_bind_span_ends_with_the_answer),
         cmocka_unit_test(test_gpu_ids_follow_reported_index),
         cmocka_unit_test(test_scale_1000x8),
     };
