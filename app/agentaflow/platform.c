@@ -310,6 +310,8 @@ static int new_cluster(app_platform *p, const af_tracing_config *cfg, FILE *err)
     ko.node_timeout_ms = cfg->cluster.node_timeout_ms;
     ko.reservation_ttl_ms = cfg->cluster.reservation_ttl_ms;
     ko.max_nodes = cfg->cluster.max_nodes;
+    ko.whole_gpu_reported_use = cfg->cluster.whole_gpu_reported_use;
+    ko.whole_gpu_busy_memory_mb = cfg->cluster.whole_gpu_busy_memory_mb;
     ko.tracing.tracing = p->tracing;
     int rc = af_cluster_new(&ko, &p->cluster);
     if (rc != 0)

@@ -11,8 +11,10 @@
  * Requests: a pod asks for whole GPUs (resources.limits["nvidia.com/gpu"], summed over its
  * containers) and/or a share of one GPU (annotation agentaflow.io/gpu-memory-mb). A pod that
  * asks for neither passes through untouched: every candidate node, equal scores, nothing held.
- * A whole GPU is free when it is healthy and nothing of agentaflow's holds it (memory used by
- * processes outside Kubernetes is the agent's report, used for shares only).
+ * A whole GPU is free when it is healthy, nothing of agentaflow's holds it for another pod,
+ * and its node's latest report shows no process on it and no more memory used than
+ * whole_gpu_busy_memory_mb (a GPU the asking pod holds itself stays the pod's). A share fits
+ * in the reported free memory less what agentaflow holds there.
  *
  * Reservations: prioritize holds the GPU(s) it chose on its best node for the pod (by uid) for
  * reservation_ttl_ms, so a pod scheduled right after does not get the same last free GPU; a
@@ -50,7 +52,7 @@ AF_API_BEGIN
 
 #define AF_CLUSTER_NODE_MAX 254         /* bytes with the NUL: a DNS subdomain name */
 #define AF_CLUSTER_GPUS_PER_NODE_MAX 64 /* more GPUs in one report are refused */
-#define AF_CLUSTER_REASON_MAX 128
+#define AF_CLUSTER_REASON_MAX 256       /* a reason names up to a few busy GPUs */
 
 typedef struct af_cluster af_cluster;
 
@@ -59,6 +61,10 @@ typedef struct af_cluster_opts {
     uint32_t node_timeout_ms;    /* 20000: no report for this long = not ready */
     uint32_t reservation_ttl_ms; /* 30000 */
     uint32_t max_nodes;          /* 10000: inventory size and candidates per request */
+    /* true: a whole GPU whose latest report shows a process, or more memory used than
+     * whole_gpu_busy_memory_mb, is busy (false: only agentaflow's holds take a GPU). */
+    bool whole_gpu_reported_use;       /* true */
+    uint64_t whole_gpu_busy_memory_mb; /* 512; 0 = only a listed process makes it busy */
     af_gpu_tracing tracing;
     /* Wall clock in ns (default CLOCK_REALTIME; wall time so a snapshot means the same after
      * a restart). Tests inject their own. */
@@ -119,8 +125,8 @@ int af_cluster_nodes_json(af_cluster *c, char **out);
 /* /api/v1/gpus over the fleet: {"gpus":[{"id":"node/gpu-N","node","name","node_ready",
  * "status" (critical / warning from the agent's health, else active above 5 % or idle),
  * "utilization","temperature","memory_total","memory_used","power_draw","workloads" (its
- * processes),"available","last_updated" (the node's last report, RFC 3339)}],"total",
- * "timestamp"}, nodes in arrival order. 0 or -ENOMEM. */
+ * processes),"available" (free for a whole-GPU pod now),"last_updated" (the node's last
+ * report, RFC 3339)}],"total","timestamp"}, nodes in arrival order. 0 or -ENOMEM. */
 int af_cluster_gpus_json(af_cluster *c, char **out);
 
 /* One fleet GPU by its id "node/gpu-N", copied. */
@@ -182,6 +188,15 @@ int af_cluster_prioritize(af_cluster *c, const af_cluster_pod *pod, const char *
  * in err). */
 int af_cluster_bind(af_cluster *c, const af_cluster_pod *pod, const char *node, char *gpu_out,
                     size_t gpu_len, char *err, size_t err_len);
+/* af_cluster_bind in two steps, for a caller whose bind goes on after the decision (the
+ * Kubernetes calls): begin records the pod on the node exactly as af_cluster_bind does and
+ * leaves its gpu_scheduling.bind span open in *span (AF_SPAN_NONE when not traced or on
+ * -EINVAL); the caller ends it once with af_cluster_bind_end when its answer goes out, with
+ * the final outcome (rc 0 or a negative code, why: the words of a failure, may be NULL). The
+ * span may end on another thread than the one that began it. */
+int af_cluster_bind_begin(af_cluster *c, const af_cluster_pod *pod, const char *node, char *gpu_out,
+                          size_t gpu_len, char *err, size_t err_len, af_span *span);
+void af_cluster_bind_end(af_span span, int rc, const char *why);
 /* The key a pod's hold is kept under: its uid, or "namespace/name" without one. */
 void af_cluster_pod_key(const af_cluster_pod *p, char *out, size_t cap);
 /* Drops the pod's hold or binding (a failed Kubernetes bind). key: the pod's uid, or

@@ -133,15 +133,17 @@ typedef enum af_config_strategy {
 
 /* `cluster:`: the fleet scheduler of `agentaflow serve --cluster` and its extender. */
 typedef struct af_cluster_config {
-    bool enabled;                /* false; `serve --cluster` sets it */
-    af_config_strategy strategy; /* least_utilized */
-    uint32_t node_timeout_ms;    /* 20s without a report = not ready */
-    uint32_t reservation_ttl_ms; /* 30s */
-    uint32_t max_nodes;          /* 10000 */
-    bool bind;                   /* false: kube-scheduler binds; true: we create the Binding */
-    bool extender_auth;          /* true: the extender routes need the bearer token */
-    char *kube_api_url;          /* "https://kubernetes.default.svc" */
-    char *service_account_dir;   /* token and ca.crt live here */
+    bool enabled;                      /* false; `serve --cluster` sets it */
+    af_config_strategy strategy;       /* least_utilized */
+    uint32_t node_timeout_ms;          /* 20s without a report = not ready */
+    uint32_t reservation_ttl_ms;       /* 30s */
+    uint32_t max_nodes;                /* 10000 */
+    bool whole_gpu_reported_use;       /* true: reported processes / memory make a whole GPU busy */
+    uint32_t whole_gpu_busy_memory_mb; /* 512; 0 = only a reported process makes it busy */
+    bool bind;                 /* false: kube-scheduler binds; true: we create the Binding */
+    bool extender_auth;        /* true: the extender routes need the bearer token */
+    char *kube_api_url;        /* "https://kubernetes.default.svc" */
+    char *service_account_dir; /* token and ca.crt live here */
 } af_cluster_config;
 
 /* `agent:`: `agentaflow agent`, one per GPU node. */

@@ -34,6 +34,8 @@ void af_cluster_opts_init(af_cluster_opts *o)
     o->node_timeout_ms = 20000;
     o->reservation_ttl_ms = 30000;
     o->max_nodes = 10000;
+    o->whole_gpu_reported_use = true;
+    o->whole_gpu_busy_memory_mb = 512;
 }
 
 int af_cluster_new(const af_cluster_opts *o, af_cluster **out)

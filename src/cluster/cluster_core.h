@@ -63,6 +63,11 @@ int af__cl_add_hold(af_cluster *c, const hold *h);
 /* The plain-value copy of a hold (snapshots, af_cluster_hold_get). */
 void af__cl_hold_state(const af_cluster *c, const hold *h, af_cluster_hold_state *out);
 
+/* Whether whole GPU g is busy by its latest report (o's whole_gpu_* rule), ignoring holds;
+ * why (may be NULL) gets "gpu-N busy (2 processes, 14,336 MiB used, not by agentaflow)".
+ * Pure: no lock needed (busy.c). */
+bool af__cl_gpu_busy(const af_cluster_opts *o, const af_cluster_gpu *g, char *why, size_t cap);
+
 /* "node/gpu-N" of every GPU in mask (decide.c). */
 void af__cl_gpu_ids(const node *n, uint64_t mask, char *out, size_t cap);
 

@@ -126,12 +126,51 @@ static void eval_share(const node *n, uint32_t ni, const af_cluster_pod *p, cons
     ch->score = clamp10(ch->score);
 }
 
-/* Whole GPUs on node n (slot ni): pick p->gpus free ones, least utilized first. */
-static void eval_whole(const node *n, uint32_t ni, const af_cluster_pod *p, const hold *own,
-                       af_gpu_strategy st, choice *ch)
+/* Bytes of a reason the busy GPUs may take: the count in front of them is at most about 80. */
+#define BUSY_LIST_MAX (AF_CLUSTER_REASON_MAX - 96)
+
+/* Appends GPU g's busy clause to the reason's list (bounded: what does not fit is counted in
+ * *more). */
+static void note_busy(const af_cluster *c, const af_cluster_gpu *g, char *list, size_t cap,
+                      uint32_t *more)
 {
-    uint32_t nfree = 0;
+    char why[AF_CLUSTER_REASON_MAX];
+    af__cl_gpu_busy(&c->o, g, why, sizeof(why));
+    size_t used = strlen(list);
+    /* Room is kept for the count of the ones left out (", and 64 more busy"). */
+    if (!*more && used + strlen(why) + 2 + 20 < cap)
+        snprintf(list + used, cap - used, "%s%s", used ? ", " : "", why);
+    else
+        (*more)++;
+}
+
+/* The reason whole GPUs do not fit: the count, then the busy GPUs by their reports. */
+static void whole_reason(const af_cluster_pod *p, uint32_t nfree, const char *busy, uint32_t more,
+                         choice *ch)
+{
+    int len;
+    if (p->memory_mb)
+        len = snprintf(ch->reason, sizeof(ch->reason),
+                       "insufficient GPUs: %u free with %llu MiB < %u requested", nfree,
+                       (unsigned long long)p->memory_mb, p->gpus);
+    else
+        len = snprintf(ch->reason, sizeof(ch->reason), "insufficient GPUs: %u free < %u requested",
+                       nfree, p->gpus);
+    size_t used = (size_t)len;
+    if (busy[0] && used < sizeof(ch->reason))
+        used += (size_t)snprintf(ch->reason + used, sizeof(ch->reason) - used, "; %s", busy);
+    if (more && used < sizeof(ch->reason))
+        snprintf(ch->reason + used, sizeof(ch->reason) - used, ", and %u more busy", more);
+}
+
+/* Whole GPUs on node n (slot ni): pick p->gpus free ones, least utilized first. A GPU held for
+ * another pod is taken; one whose report shows use is busy unless the pod holds it itself. */
+static void eval_whole(const af_cluster *c, const node *n, uint32_t ni, const af_cluster_pod *p,
+                       const hold *own, af_gpu_strategy st, choice *ch)
+{
+    uint32_t nfree = 0, more = 0;
     int idx[AF_CLUSTER_GPUS_PER_NODE_MAX];
+    char busy[BUSY_LIST_MAX] = "";
     for (size_t i = 0; i < n->n_gpus; i++) {
         const gpu_slot *g = &n->gpus[i];
         uint64_t omb;
@@ -140,6 +179,10 @@ static void eval_whole(const node *n, uint32_t ni, const af_cluster_pod *p, cons
         if (g->g.health == AF_GPU_CRITICAL || g->held_whole > ow || g->held_mb > omb ||
             g->g.memory_total_mb < p->memory_mb)
             continue;
+        if (!ow && af__cl_gpu_busy(&c->o, &g->g, NULL, 0)) {
+            note_busy(c, &g->g, busy, sizeof(busy), &more);
+            continue;
+        }
         /* Insertion by utilization keeps the k least utilized in front. */
         uint32_t j = nfree++;
         while (j > 0 && n->gpus[idx[j - 1]].g.utilization > g->g.utilization) {
@@ -149,13 +192,7 @@ static void eval_whole(const node *n, uint32_t ni, const af_cluster_pod *p, cons
         idx[j] = (int)i;
     }
     if (nfree < p->gpus) {
-        if (p->memory_mb)
-            snprintf(ch->reason, sizeof(ch->reason),
-                     "insufficient GPUs: %u free with %llu MiB < %u requested", nfree,
-                     (unsigned long long)p->memory_mb, p->gpus);
-        else
-            snprintf(ch->reason, sizeof(ch->reason), "insufficient GPUs: %u free < %u requested",
-                     nfree, p->gpus);
+        whole_reason(p, nfree, busy, more, ch);
         return;
     }
     ch->fits = true;
@@ -181,7 +218,7 @@ static void eval_node(const af_cluster *c, const node *n, const af_cluster_pod *
     if (!p->gpus)
         eval_share(n, ni, p, own, st, ch);
     else
-        eval_whole(n, ni, p, own, st, ch);
+        eval_whole(c, n, ni, p, own, st, ch);
 }
 
 static void eval_name(const af_cluster *c, const char *name, const af_cluster_pod *p,
@@ -416,14 +453,17 @@ int af_cluster_prioritize(af_cluster *c, const af_cluster_pod *pod, const char *
     return rc;
 }
 
-int af_cluster_bind(af_cluster *c, const af_cluster_pod *pod, const char *node_name, char *gpu_out,
-                    size_t gpu_len, char *err, size_t err_len)
+int af_cluster_bind_begin(af_cluster *c, const af_cluster_pod *pod, const char *node_name,
+                          char *gpu_out, size_t gpu_len, char *err, size_t err_len, af_span *span)
 {
-    if (!c || !pod || !node_name)
+    if (span)
+        *span = AF_SPAN_NONE;
+    if (!c || !pod || !node_name || !span)
         return -EINVAL;
     if (gpu_out && gpu_len)
         gpu_out[0] = '\0';
     af_span sp = op_span(c, "gpu_scheduling.bind", pod, 1);
+    *span = sp;
     af_span_set_string(sp, "scheduler.chosen_node", node_name);
     char key[AF_CLUSTER_NODE_MAX], ids[AF_GPU_ID_MAX] = "", why[AF_CLUSTER_REASON_MAX] = "";
     af_cluster_pod_key(pod, key, sizeof(key));
@@ -441,7 +481,6 @@ int af_cluster_bind(af_cluster *c, const af_cluster_pod *pod, const char *node_n
     if (!wants_gpu(&req)) {
         pthread_mutex_unlock(&c->mu);
         af_span_set_bool(sp, "scheduler.pass_through", true);
-        af_operation_end(sp, 0, NULL, NULL);
         return 0;
     }
     pod = &req;
@@ -479,8 +518,24 @@ int af_cluster_bind(af_cluster *c, const af_cluster_pod *pod, const char *node_n
     if (rc && why[0])
         af__cluster_err(err, err_len, "%s", why);
     af_span_set_string(sp, "gpu.id", ids);
-    if (why[0])
-        af_span_set_string(sp, "scheduler.reasons", why);
-    af_operation_end(sp, rc, rc ? af_strerror(rc) : NULL, rc ? why : NULL);
+    return rc;
+}
+
+void af_cluster_bind_end(af_span span, int rc, const char *why)
+{
+    if (why && why[0])
+        af_span_set_string(span, "scheduler.reasons", why);
+    af_operation_end(span, rc, rc ? af_strerror(rc) : NULL, rc && why && why[0] ? why : NULL);
+}
+
+int af_cluster_bind(af_cluster *c, const af_cluster_pod *pod, const char *node_name, char *gpu_out,
+                    size_t gpu_len, char *err, size_t err_len)
+{
+    char why[AF_CLUSTER_REASON_MAX] = "";
+    af_span sp;
+    int rc = af_cluster_bind_begin(c, pod, node_name, gpu_out, gpu_len, why, sizeof(why), &sp);
+    if (rc && why[0])
+        af__cluster_err(err, err_len, "%s", why);
+    af_cluster_bind_end(sp, rc, why); /* AF_SPAN_NONE after bad arguments: nothing */
     return rc;
 }

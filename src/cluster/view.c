@@ -171,10 +171,12 @@ static int copy_fleet(af_cluster *c, fleet_row **rows, size_t *n_rows, char **na
             fleet_row *r = &(*rows)[k];
             r->node = name;
             r->ready = ready;
-            /* A GPU takes new work when its node is ready, it is not critical and nothing
-             * holds it whole (af_cluster_filter's rule for whole GPUs). */
-            r->available =
-                ready && n->gpus[j].g.health != AF_GPU_CRITICAL && !n->gpus[j].held_whole;
+            /* A GPU takes new work when its node is ready, it is not critical, nothing
+             * holds it whole and its report shows it idle (af_cluster_filter's rule for
+             * whole GPUs). */
+            r->available = ready && n->gpus[j].g.health != AF_GPU_CRITICAL &&
+                           !n->gpus[j].held_whole &&
+                           !af__cl_gpu_busy(&c->o, &n->gpus[j].g, NULL, 0);
             r->g = n->gpus[j].g;
             r->g.procs = NULL;
         }

@@ -319,6 +319,18 @@ const af__config_key af__config_keys[] = {
         "how long the GPU chosen for a pod (and a bound pod's GPU) is held back from other pods"),
     UINT("cluster.max_nodes", cluster.max_nodes, "10000", 1, 1000000, NULL,
          "nodes the inventory keeps and candidates one extender request may name"),
+    BOOL("cluster.whole_gpu_reported_use", cluster.whole_gpu_reported_use, "true", NULL,
+         "true: a pod asking for whole GPUs is not offered a GPU whose latest agent report shows "
+         "a process on it or more memory used than cluster.whole_gpu_busy_memory_mb (a job whose "
+         "reservation ended still owns its GPU); false: only agentaflow's reservations and "
+         "bindings take a GPU (simulated fleets, GPUs shared with monitoring processes)"),
+    UINT("cluster.whole_gpu_busy_memory_mb", cluster.whole_gpu_busy_memory_mb, "512", 0, 1048576,
+         NULL,
+         "MiB of used memory above which a GPU counts as busy for whole-GPU pods even when its "
+         "agent lists no process (an agent without the host's PID namespace sees none). 512 "
+         "clears what an idle GPU reports (the driver's reservation, tens of MiB, a few "
+         "hundred on some boards) while one CUDA context with its first allocations passes "
+         "it; 0 = only a listed process makes a GPU busy"),
     BOOL("cluster.bind", cluster.bind, "false", NULL,
          "true: /scheduler/bind creates the Binding through the Kubernetes API and annotates "
          "the pod with agentaflow.io/gpu; false: kube-scheduler binds"),

@@ -4,14 +4,16 @@
  * moves bytes, and, with cluster.bind, creates the Binding through the Kubernetes API.
  *
  * Durability: a hold made by prioritize or turned into a binding by bind is committed to the
- * store before the answer (persist.c). The hold is taken in memory first, under the cluster's
+ * store before the answer (prioritize through persist.c; bind's worker commits after the
+ * Kubernetes calls and waits for it). The hold is taken in memory first, under the cluster's
  * lock, in the same step that chose it: a decision taken now and applied after the commit
  * would let a concurrent prioritize hand out the same last GPU. If the commit fails, a
  * prioritize hold is released again and kube-scheduler gets the 503; a binding stays held
  * (Kubernetes has it already). Agent reports are not written (state_cluster.c checkpoints).
  *
- * The Kubernetes calls are synchronous on the event loop, bounded by KUBE_TIMEOUT_MS: a bind
- * is one call per pod, and kube-scheduler waits for the answer anyway.
+ * Bind's Kubernetes calls (PATCH the pod, POST its Binding), each bounded by KUBE_TIMEOUT_MS,
+ * run on the server's worker pool, not on the event loop: one slow API server must not stall
+ * every other client of the loop. The loop answers when they are done.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -22,7 +24,9 @@
 #include <string.h>
 
 #include "agentaflow/cluster.h"
+#include "server/limits.h"
 #include "server/routes_cluster.h"
+#include "server/routes_int.h"
 #include "server/server_int.h"
 #include "util/buf.h"
 
@@ -68,52 +72,16 @@ int af__h_cluster_nodes(af__req *rq, af__resp *rs)
     return 0;
 }
 
-/* An extender answer waiting for its hold's commit. */
+/* A prioritize answer waiting for its hold's commit. */
 typedef struct hold_commit {
     af_cluster *cluster;
     char *answer; /* the JSON body, sent once committed */
     char key[AF_CLUSTER_NODE_MAX];
-    bool release_on_failure; /* a prioritize hold; a binding is Kubernetes' already */
 } hold_commit;
 
-static void apply_hold(af_server *s, void *ctx, af__resp *rs)
+/* The store's write of hold h (a reservation or a binding). */
+static af_store_op hold_op(const af_cluster_hold_state *h)
 {
-    (void)s;
-    hold_commit *hc = ctx;
-    af__resp_json_take(rs, 200, hc->answer);
-    hc->answer = NULL;
-}
-
-/* The commit failed: a prioritize hold is given back before the 503 goes out. */
-static void undo_hold(af_server *s, void *ctx, af__resp *rs)
-{
-    (void)s, (void)rs;
-    hold_commit *hc = ctx;
-    if (hc->release_on_failure)
-        af_cluster_release(hc->cluster, hc->key);
-}
-
-static void hold_commit_free(void *ctx)
-{
-    hold_commit *hc = ctx;
-    free(hc->answer);
-    free(hc);
-}
-
-/* Commits h, then answers `answer` (taken). */
-static int commit_hold(af__req *rq, af__resp *rs, const af_cluster_hold_state *h, char *answer,
-                       bool release_on_failure)
-{
-    hold_commit *hc = calloc(1, sizeof(*hc));
-    if (!hc) {
-        free(answer);
-        af__resp_error(rs, 500, "internal", "out of memory");
-        return 0;
-    }
-    hc->cluster = rq->srv->o.cluster;
-    hc->answer = answer;
-    hc->release_on_failure = release_on_failure;
-    memcpy(hc->key, h->pod_uid, sizeof(hc->key));
     af_store_op op = {.kind = AF_STORE_CLUSTER_HOLD};
     op.u.cluster_hold = (af_store_cluster_hold){.key = h->pod_uid,
                                                 .pod = h->pod,
@@ -123,6 +91,45 @@ static int commit_hold(af__req *rq, af__resp *rs, const af_cluster_hold_state *h
                                                 .expires_ns = h->expires_ns,
                                                 .bound = h->bound,
                                                 .now_ns = af_now_ns()};
+    return op;
+}
+
+static void apply_hold(af_server *s, void *ctx, af__resp *rs)
+{
+    (void)s;
+    hold_commit *hc = ctx;
+    af__resp_json_take(rs, 200, hc->answer);
+    hc->answer = NULL;
+}
+
+/* The commit failed: the hold is given back before the 503 goes out. */
+static void undo_hold(af_server *s, void *ctx, af__resp *rs)
+{
+    (void)s, (void)rs;
+    hold_commit *hc = ctx;
+    af_cluster_release(hc->cluster, hc->key);
+}
+
+static void hold_commit_free(void *ctx)
+{
+    hold_commit *hc = ctx;
+    free(hc->answer);
+    free(hc);
+}
+
+/* Commits prioritize's hold h, then answers `answer` (taken). */
+static int commit_hold(af__req *rq, af__resp *rs, const af_cluster_hold_state *h, char *answer)
+{
+    hold_commit *hc = calloc(1, sizeof(*hc));
+    if (!hc) {
+        free(answer);
+        af__resp_error(rs, 500, "internal", "out of memory");
+        return 0;
+    }
+    hc->cluster = rq->srv->o.cluster;
+    hc->answer = answer;
+    memcpy(hc->key, h->pod_uid, sizeof(hc->key));
+    af_store_op op = hold_op(h);
     return af__commit_or_undo(rq, rs, &op, apply_hold, undo_hold, hc, hold_commit_free);
 }
 
@@ -165,7 +172,7 @@ int af__h_scheduler_prioritize(af__req *rq, af__resp *rs)
         af__resp_json_take(rs, 200, out);
         return 0;
     }
-    return commit_hold(rq, rs, &held, out, true);
+    return commit_hold(rq, rs, &held, out);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -305,6 +312,138 @@ static void bind_result(af__resp *rs, const char *error)
     af__resp_json_take(rs, 200, bind_result_json(error));
 }
 
+/* One bind in progress: decided on the loop, its Kubernetes calls on a worker, its span ended
+ * on the loop as the answer goes out. */
+typedef struct bind_job {
+    af_cluster *cluster;
+    af_store *store; /* may be NULL */
+    af_cluster_binding_args args;
+    char gpu[AF_GPU_ID_MAX];
+    char key[AF_CLUSTER_NODE_MAX];
+    af_span span;
+    bool ran;   /* the worker did the calls (and the bookkeeping after them) */
+    bool ended; /* the span is ended */
+    int rc;     /* the outcome the span gets */
+    char err[512];
+} bind_job;
+
+/* The pod's binding goes (a failed Kubernetes call, or a bind that never ran), and so does
+ * prioritize's saved hold; nobody waits for that write. */
+static void bind_release(bind_job *b)
+{
+    af_cluster_release(b->cluster, b->key);
+    if (b->store) {
+        af_store_op op = {.kind = AF_STORE_CLUSTER_HOLD_END};
+        op.u.cluster_hold.key = b->key;
+        af_store_submit(b->store, &op, NULL, NULL);
+    }
+}
+
+/* A worker waiting for one store commit. */
+typedef struct sync_commit {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int rc;
+    char err[256];
+} sync_commit;
+
+static void sync_commit_done(int rc, const char *err, void *user)
+{
+    sync_commit *w = user;
+    pthread_mutex_lock(&w->mu);
+    w->rc = rc;
+    snprintf(w->err, sizeof(w->err), "%s", err ? err : "");
+    w->done = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Worker: commits the binding before the answer, as prioritize's hold is. The store answers
+ * every submitted write, so the wait ends. 0, or the store's code with err filled. */
+static int commit_binding(af_store *store, const af_cluster_hold_state *h, char *err,
+                          size_t err_len)
+{
+    af_store_op op = hold_op(h);
+    sync_commit w = {.done = false};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    int rc = af_store_submit(store, &op, sync_commit_done, &w);
+    if (rc == 0) {
+        pthread_mutex_lock(&w.mu);
+        while (!w.done)
+            pthread_cond_wait(&w.cv, &w.mu);
+        pthread_mutex_unlock(&w.mu);
+        rc = w.rc;
+        snprintf(err, err_len, "%s", w.err[0] ? w.err : af_strerror(rc));
+    } else {
+        snprintf(err, err_len, "%s",
+                 rc == AF_EFULL ? "the store's queue is full" : af_strerror(rc));
+    }
+    pthread_cond_destroy(&w.cv);
+    pthread_mutex_destroy(&w.mu);
+    return rc;
+}
+
+/* Worker: the Kubernetes calls (each bounded by KUBE_TIMEOUT_MS), then the binding's commit;
+ * fills the answer. A failed call releases the pod's GPU; a failed commit answers 503 and
+ * keeps the binding (Kubernetes has it). */
+static void bind_work(af__job *j)
+{
+    bind_job *b = j->ctx;
+    b->ran = true;
+    b->rc = kube_bind(j->srv, &b->args, b->gpu, b->err, sizeof(b->err));
+    if (b->rc) {
+        bind_release(b);
+        bind_result(&j->resp, b->err);
+        return;
+    }
+    af_cluster_hold_state held;
+    if (b->store && b->gpu[0] && af_cluster_hold_get(b->cluster, b->key, &held) == 0) {
+        char why[256];
+        b->rc = commit_binding(b->store, &held, why, sizeof(why));
+        if (b->rc) {
+            snprintf(b->err, sizeof(b->err), "the binding was not saved: %s", why);
+            af__resp_error(&j->resp, 503, "storage_unavailable", "the change was not saved: %s",
+                           why);
+            return;
+        }
+    }
+    bind_result(&j->resp, "");
+}
+
+/* Loop: the answer goes out now; the bind's span ends with it. */
+static void bind_answered(af_server *s, void *ctx, af__resp *rs)
+{
+    (void)s, (void)rs;
+    bind_job *b = ctx;
+    af_cluster_bind_end(b->span, b->rc, b->err);
+    b->ended = true;
+}
+
+/* The job is freed: answered, refused before it ran (the worker pool is full or stopping),
+ * or dropped at shutdown. A bind that never ran gives its GPU back. */
+static void bind_job_free(void *ctx)
+{
+    bind_job *b = ctx;
+    if (!b->ran) {
+        bind_release(b);
+        b->rc = -ECANCELED;
+        snprintf(b->err, sizeof(b->err), "%s",
+                 "the Kubernetes calls were not made: the server is overloaded or stopping");
+    }
+    if (!b->ended)
+        af_cluster_bind_end(b->span, b->rc ? b->rc : -ECANCELED,
+                            b->rc ? b->err : "the answer was not sent: the server stopped");
+    free(b);
+}
+
+/*
+ * Bind decides on the loop (the pod's hold becomes a binding, or a fresh choice on the node)
+ * and hands the Kubernetes calls to the worker pool (af__server_submit_job): a slow API server
+ * holds one worker for up to 2 x KUBE_TIMEOUT_MS, never the event loop and its other clients.
+ * The answer is sent by the loop when the calls (and the binding's commit) are done.
+ */
 int af__h_scheduler_bind(af__req *rq, af__resp *rs)
 {
     if (!need_cluster(rq, rs))
@@ -324,34 +463,30 @@ int af__h_scheduler_bind(af__req *rq, af__resp *rs)
     /* The binding args carry no resources: the pod's hold (made by prioritize) knows them. A
      * pod without one is bound as a pass-through pod. */
     af_cluster_pod pod = {a.pod_namespace, a.pod_name, a.pod_uid, 0, 0, 0, NULL};
-    char gpu[AF_GPU_ID_MAX] = "";
-    int rc = af_cluster_bind(s->o.cluster, &pod, a.node, gpu, sizeof(gpu), err, sizeof(err));
-    if (rc) {
-        bind_result(rs, err[0] ? err : af_strerror(rc));
-        return 0;
-    }
-    char key[AF_CLUSTER_NODE_MAX];
-    af_cluster_pod_key(&pod, key, sizeof(key));
-    rc = kube_bind(s, &a, gpu, err, sizeof(err));
-    if (rc) {
-        af_cluster_release(s->o.cluster, key);
-        if (s->o.store) { /* prioritize's saved hold goes too; nobody waits for it */
-            af_store_op op = {.kind = AF_STORE_CLUSTER_HOLD_END};
-            op.u.cluster_hold.key = key;
-            af_store_submit(s->o.store, &op, NULL, NULL);
-        }
-        bind_result(rs, err);
-        return 0;
-    }
-    af_cluster_hold_state held;
-    if (!gpu[0] || af_cluster_hold_get(s->o.cluster, key, &held) != 0) {
-        bind_result(rs, ""); /* a pass-through pod: nothing held */
-        return 0;
-    }
-    char *answer = bind_result_json("");
-    if (!answer) {
+    bind_job *b = calloc(1, sizeof(*b));
+    af__job *j = calloc(1, sizeof(*j));
+    if (!b || !j) {
+        free(b);
+        free(j);
         af__resp_error(rs, 500, "internal", "out of memory");
         return 0;
     }
-    return commit_hold(rq, rs, &held, answer, false);
+    b->cluster = s->o.cluster;
+    b->store = s->o.store;
+    b->args = a;
+    af_cluster_pod_key(&pod, b->key, sizeof(b->key));
+    int rc = af_cluster_bind_begin(s->o.cluster, &pod, a.node, b->gpu, sizeof(b->gpu), b->err,
+                                   sizeof(b->err), &b->span);
+    if (rc) {
+        af_cluster_bind_end(b->span, rc, b->err);
+        bind_result(rs, b->err[0] ? b->err : af_strerror(rc));
+        free(b);
+        free(j);
+        return 0;
+    }
+    j->work = bind_work;
+    j->apply = bind_answered;
+    j->ctx = b;
+    j->ctx_free = bind_job_free;
+    return af__server_submit_job(rq, rs, j);
 }

@@ -2,8 +2,9 @@
  * The server object: its lifecycle (listeners, HTTP loops, the WebSocket thread, the worker
  * pool, the load generator) and the inference jobs the workers run.
  *
- * An asynchronous route (inference) queues a job; a worker runs it and posts it to the done
- * list of the loop its connection lives on, then wakes that loop, which writes the answer.
+ * An asynchronous route (inference, cluster bind's Kubernetes calls) queues a job; a worker
+ * runs it and posts it to the done list of the loop its connection lives on, then wakes that
+ * loop, which writes the answer.
  */
 #define AF_LOG_COMPONENT "server"
 
@@ -45,6 +46,10 @@ static void run_job(af__job *j)
 {
     af_server *s = j->srv;
     af__resp *resp = &j->resp;
+    if (j->work) {
+        j->work(j);
+        return;
+    }
     if (j->deadline_mono && af_monotonic_ns() >= j->deadline_mono) {
         /* The loop answered (or is about to answer) 504 already: a request that waited out
          * its deadline in the queue is not run, so a backlog drains instead of feeding the
@@ -126,7 +131,8 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Called by the inference route on the loop. Returns AF__ASYNC, or fills rs with 503. */
+/* Called by the inference route (and cluster bind, a work job) on the loop. Returns
+ * AF__ASYNC, or fills rs with 503 and frees j (its ctx_free runs). */
 int af__server_submit_job(af__req *req, af__resp *resp, af__job *j);
 int af__server_submit_job(af__req *req, af__resp *resp, af__job *j)
 {
@@ -141,7 +147,7 @@ int af__server_submit_job(af__req *req, af__resp *resp, af__job *j)
     }
     s->inflight++;
     j->srv = s;
-    if (s->o.inference_timeout_ms)
+    if (s->o.inference_timeout_ms && !j->work)
         j->deadline_mono = af_monotonic_ns() + (uint64_t)s->o.inference_timeout_ms * 1000000ull;
     j->loop = req->loop;
     j->conn = req->conn;

@@ -176,6 +176,10 @@ typedef struct af__job {
     /* A store commit (persist.c) instead of an inference: apply runs after the commit. */
     af__apply_fn apply;
     af__apply_fn undo; /* a failed commit, before its 503 (may be NULL) */
+    /* A route's own blocking work instead of an inference (cluster bind's Kubernetes calls):
+     * a worker runs it to fill resp, with no inference deadline; apply (may be NULL) then
+     * runs on the loop just before the answer is sent, even when the client has gone. */
+    void (*work)(struct af__job *j);
     void *ctx;
     void (*ctx_free)(void *ctx);
     int commit_rc;

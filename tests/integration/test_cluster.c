@@ -5,8 +5,10 @@
  * against a loopback HTTPS stand-in for the Kubernetes API (certificates made by the openssl
  * command; that test is skipped without it).
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,12 +29,15 @@ typedef struct fleet {
     daemon_t agents[3];
 } fleet;
 
+/* The simulated agents' GPUs always run processes (their workload patterns), so the fleet's
+ * scheduler judges whole GPUs by agentaflow's holds alone; test_busy_after_ttl reports real
+ * use itself. */
 static void start_fleet(fleet *f, const char *strategy, const char *extra_cfg)
 {
     char cfg[1024];
     snprintf(cfg, sizeof(cfg),
              "server:\n  load_generator: false\ncluster:\n  strategy: %s\n"
-             "  node_timeout: 1500ms\n%s",
+             "  node_timeout: 1500ms\n  whole_gpu_reported_use: false\n%s",
              strategy, extra_cfg ? extra_cfg : "");
     const char *sx[] = {"--cluster", NULL};
     daemon_start(&f->sched, cfg, sx, env_token);
@@ -355,6 +360,75 @@ static void test_extender_without_token(void **state)
     assert_int_equal(daemon_stop(&d), 0);
 }
 
+/* A long job outlives its reservation: once the TTL is over its agent's report (a process,
+ * its memory) keeps the GPU from a whole-GPU pod. The test is the node's agent here, so the
+ * report says exactly what runs. */
+static void agent_report(int port, const char *gpu_json)
+{
+    char body[512];
+    snprintf(body, sizeof(body), "{\"node\":\"node-9\",\"gpus\":[%s]}", gpu_json);
+    json_decref(post(port, "/api/v1/cluster/report", body, 200));
+}
+
+static void test_busy_after_ttl(void **state)
+{
+    (void)state;
+    daemon_t d;
+    const char *sx[] = {"--cluster", NULL};
+    daemon_start(&d, "server:\n  load_generator: false\ncluster:\n  reservation_ttl: 1s\n", sx,
+                 env_token);
+    static const char idle[] = "{\"index\":0,\"name\":\"NVIDIA H100\",\"memory_total_mb\":81920,"
+                               "\"memory_used_mb\":0}";
+    static const char running[] =
+        "{\"index\":0,\"name\":\"NVIDIA H100\",\"memory_total_mb\":81920,"
+        "\"memory_used_mb\":70000,\"processes\":[{\"pid\":4242,\"name\":\"python\","
+        "\"memory_used_mb\":70000}]}";
+    static const char pod_fmt[] =
+        "{\"pod\":{\"metadata\":{\"name\":\"%s\",\"namespace\":\"ml\",\"uid\":\"%s\"},"
+        "\"spec\":{\"containers\":[{\"name\":\"m\",\"resources\":{\"limits\":"
+        "{\"nvidia.com/gpu\":\"1\"}}}]}},\"nodenames\":[\"node-9\"]}";
+    char job[512], next[512];
+    snprintf(job, sizeof(job), pod_fmt, "long-job", "long-job");
+    snprintf(next, sizeof(next), pod_fmt, "next", "next");
+    agent_report(d.port, idle);
+    json_decref(post(d.port, "/scheduler/prioritize", job, 200));
+    /* Held: the next pod waits. Then the TTL ends and the idle GPU is offered again. */
+    json_t *r = post(d.port, "/scheduler/filter", next, 200);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(r, "failedNodes"), "node-9")),
+        "insufficient GPUs: 0 free < 1 requested");
+    json_decref(r);
+    uint64_t deadline = now_ms() + 15000;
+    for (;;) {
+        r = post(d.port, "/scheduler/filter", next, 200);
+        size_t offered = json_array_size(json_object_get(r, "nodenames"));
+        json_decref(r);
+        if (offered == 1)
+            break;
+        if (now_ms() > deadline)
+            fail_msg("the reservation never ended");
+        pause_ms(100);
+    }
+    /* The job runs on after its reservation: the agent's next report shows it. */
+    agent_report(d.port, running);
+    r = post(d.port, "/scheduler/filter", next, 200);
+    assert_int_equal(json_array_size(json_object_get(r, "nodenames")), 0);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(r, "failedNodes"), "node-9")),
+        "insufficient GPUs: 0 free < 1 requested; gpu-0 busy (1 process, 70,000 MiB used, not "
+        "by agentaflow)");
+    json_decref(r);
+    r = post(d.port, "/scheduler/prioritize", next, 200);
+    assert_int_equal(score_of(r, "node-9"), 0);
+    json_decref(r);
+    /* The job ends: the GPU is free again. */
+    agent_report(d.port, idle);
+    r = post(d.port, "/scheduler/filter", next, 200);
+    assert_int_equal(json_array_size(json_object_get(r, "nodenames")), 1);
+    json_decref(r);
+    assert_int_equal(daemon_stop(&d), 0);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Bind against a stand-in Kubernetes API over HTTPS.                                        */
 
@@ -452,6 +526,126 @@ static void test_bind_kube_api(void **state)
     af_test_http_receiver_stop(kube);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Bind's Kubernetes calls are off the event loop.                                           */
+
+#define BIND_TRACE "5a1fbe3a5e1d4c6b8f0e2d4c6b8a0f1e"
+
+typedef struct bind_call {
+    int port;
+    resp r;
+    atomic_bool done;
+} bind_call;
+
+static void *bind_thread(void *arg)
+{
+    bind_call *b = arg;
+    static const char *const hdr[] = {"Content-Type: application/json",
+                                      "Authorization: Bearer " TOKEN,
+                                      "traceparent: 00-" BIND_TRACE "-1a2b3c4d5e6f7a8b-01", NULL};
+    b->r = http(b->port, "POST", "/scheduler/bind",
+                "{\"podName\":\"slow-bind\",\"podNamespace\":\"ml\",\"podUID\":\"slow-bind\","
+                "\"node\":\"node-9\"}",
+                hdr);
+    atomic_store(&b->done, true);
+    return NULL;
+}
+
+/* The gpu_scheduling.bind span of the bind above (polled: the trace store is fed in batches). */
+static json_t *bind_span(int port)
+{
+    uint64_t deadline = now_ms() + 10000;
+    while (now_ms() < deadline) {
+        resp q = http(port, "GET", "/api/v1/traces/" BIND_TRACE, NULL, NULL);
+        json_t *j = q.status == 200 ? json_of(&q) : NULL;
+        free(q.body);
+        json_t *spans = json_object_get(j, "spans");
+        for (size_t i = 0; i < json_array_size(spans); i++) {
+            json_t *sp = json_array_get(spans, i);
+            if (!strcmp(json_string_value(json_object_get(sp, "name")), "gpu_scheduling.bind")) {
+                json_incref(sp);
+                json_decref(j);
+                return sp;
+            }
+        }
+        json_decref(j);
+        pause_ms(50);
+    }
+    fail_msg("no gpu_scheduling.bind span in trace " BIND_TRACE);
+    return NULL;
+}
+
+/* A slow API server (the Binding answered after 2 s) holds a worker, not the event loop: on a
+ * daemon with one loop, GET /health is answered while the bind still waits. Ordering only:
+ * the health answer comes back before the bind answer. */
+static void test_bind_off_the_loop(void **state)
+{
+    (void)state;
+    char dir[512], path[600];
+    snprintf(dir, sizeof(dir), "%s/sa-plain", g_tmp);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(path, sizeof(path), "%s/token", dir);
+    write_file(path, "sa-token-456\n");
+    af_test_http_receiver *kube = NULL;
+    assert_int_equal(af_test_http_receiver_start(NULL, &kube), 0);
+    af_test_http_reply replies[] = {{200, NULL, "{}", 2, 0, 0, false},
+                                    {201, NULL, "{}", 2, 0, 2000, false}};
+    af_test_http_receiver_script(kube, replies, 2);
+    char cfg[1024];
+    snprintf(cfg, sizeof(cfg),
+             "server:\n  load_generator: false\n  event_loops: 1\ncluster:\n  bind: true\n"
+             "  kube_api_url: http://127.0.0.1:%u\n  service_account_dir: %s\n",
+             af_test_http_receiver_port(kube), dir);
+    daemon_t d;
+    const char *sx[] = {"--cluster", NULL};
+    daemon_start(&d, cfg, sx, env_token);
+    agent_report(d.port, "{\"index\":0,\"name\":\"NVIDIA H100\",\"memory_total_mb\":81920,"
+                         "\"memory_used_mb\":0}");
+    json_decref(post(d.port, "/scheduler/prioritize",
+                     "{\"pod\":{\"metadata\":{\"name\":\"slow-bind\",\"namespace\":\"ml\","
+                     "\"uid\":\"slow-bind\"},\"spec\":{\"containers\":[{\"name\":\"m\","
+                     "\"resources\":{\"limits\":{\"nvidia.com/gpu\":\"1\"}}}]}},"
+                     "\"nodenames\":[\"node-9\"]}",
+                     200));
+
+    bind_call b = {.port = d.port};
+    atomic_init(&b.done, false);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, bind_thread, &b), 0);
+    /* The PATCH is answered; the Binding's answer is being held back now. */
+    assert_int_equal(af_test_http_receiver_wait(kube, 2, 10000), 2);
+    resp h = http(d.port, "GET", "/health", NULL, NULL);
+    bool bind_answered_first = atomic_load(&b.done);
+    assert_int_equal(h.status, 200);
+    free(h.body);
+    assert_false(bind_answered_first);
+    pthread_join(t, NULL);
+    assert_int_equal(b.r.status, 200);
+    json_t *br = json_of(&b.r);
+    free(b.r.body);
+    assert_string_equal(json_string_value(json_object_get(br, "error")), "");
+    json_decref(br);
+    const af_test_http_request *bind = af_test_http_receiver_request(kube, 1);
+    assert_string_equal(bind->path, "/api/v1/namespaces/ml/pods/slow-bind/binding");
+
+    /* The binding is kept, and the span covers the calls: it ends when the answer goes out,
+     * so it lasts at least the API server's 2 s delay. */
+    json_t *nodes = get_json(d.port, "/api/v1/cluster/nodes", 200);
+    json_t *res = json_array_get(json_object_get(nodes, "reservations"), 0);
+    assert_non_null(res);
+    assert_string_equal(json_string_value(json_object_get(res, "uid")), "slow-bind");
+    assert_true(json_is_true(json_object_get(res, "bound")));
+    json_decref(nodes);
+    json_t *sp = bind_span(d.port);
+    assert_true(json_number_value(json_object_get(sp, "duration_ms")) >= 2000.0);
+    char *attrs = json_dumps(sp, 0);
+    assert_non_null(strstr(attrs, "node-9/gpu-0"));
+    free(attrs);
+    json_decref(sp);
+    assert_int_equal(daemon_stop(&d), 0);
+    af_test_http_receiver_stop(kube);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -467,7 +661,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_filter_and_not_ready), cmocka_unit_test(test_prioritize_per_strategy),
         cmocka_unit_test(test_bad_extender_args),    cmocka_unit_test(test_extender_without_token),
-        cmocka_unit_test(test_bind_kube_api),
+        cmocka_unit_test(test_bind_kube_api),        cmocka_unit_test(test_busy_after_ttl),
+        cmocka_unit_test(test_bind_off_the_loop),
     };
     int rc = cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
     curl_global_cleanup();

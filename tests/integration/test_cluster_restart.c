@@ -23,8 +23,10 @@ static const char *const auth_hdr[] = {"Content-Type: application/json",
                                        "Authorization: Bearer " TOKEN, NULL};
 static const char *const env_token[] = {"AGENTAFLOW_AUTH_TOKEN=" TOKEN, NULL};
 
+/* The simulated agents' GPUs always run processes: whole GPUs are judged by holds alone. */
 static const char sched_cfg[] = "server:\n  load_generator: false\ncluster:\n"
-                                "  node_timeout: 1500ms\n  reservation_ttl: 10m\n";
+                                "  node_timeout: 1500ms\n  reservation_ttl: 10m\n"
+                                "  whole_gpu_reported_use: false\n";
 static const char *const node_names[] = {"node-1", "node-2", "node-4"};
 
 typedef struct fleet {

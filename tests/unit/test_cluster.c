@@ -84,8 +84,14 @@ static void test_filter_reasons(void **state)
     assert_string_equal(v[0].reason, "insufficient GPU memory: largest free 12288 MiB < 24576 MiB");
     assert_string_equal(v[1].reason, "node not ready: no report for 31 s");
 
-    /* Whole GPUs. */
+    /* Whole GPUs: small's GPUs report memory in use, which makes them busy. */
     af_cluster_pod w = {"default", "w", "w", 3, 0, 0, NULL};
+    assert_int_equal(af_cluster_filter(c, &w, names, 1, v), 0);
+    assert_string_equal(v[0].reason,
+                        "insufficient GPUs: 0 free < 3 requested; gpu-0 busy (no process listed, "
+                        "4,096 MiB used, not by agentaflow), gpu-1 busy (no process listed, "
+                        "12,288 MiB used, not by agentaflow)");
+    report(c, "small", 2, 16384, NULL, NULL);
     assert_int_equal(af_cluster_filter(c, &w, names, 1, v), 0);
     assert_string_equal(v[0].reason, "insufficient GPUs: 2 free < 3 requested");
     af_cluster_free(c);
@@ -208,11 +214,14 @@ static void test_reservation_prevents_double_booking(void **state)
     char gpu[AF_GPU_ID_MAX];
     af_cluster_pod p1 = {"ml", "train-1", "uid-1", 1, 0, 0, NULL};
     af_cluster_pod p2 = {"ml", "train-2", "uid-2", 1, 0, 0, NULL};
-    assert_int_equal(af_cluster_filter(c, &p1, names, 2, v), 2);
+    /* full's GPUs are in use by its report (all their memory): only the last GPU is free. */
+    assert_int_equal(af_cluster_filter(c, &p1, names, 2, v), 1);
+    assert_false(v[0].fits);
     assert_int_equal(af_cluster_prioritize(c, &p1, names, 2, s, gpu, sizeof(gpu)), 0);
-    assert_string_equal(gpu, "full/gpu-0");
-    /* Both pods get whole GPUs: full has 2 unheld GPUs (whole GPUs ignore outside memory use),
-     * so use a share pod against the last GPU instead. */
+    assert_string_equal(gpu, "last/gpu-0");
+    assert_int_equal(af_cluster_filter(c, &p2, names, 2, v), 0);
+    assert_string_equal(v[1].reason, "insufficient GPUs: 0 free < 1 requested");
+    /* The same with share pods against the last GPU. */
     af_cluster_release(c, "uid-1");
     p1.gpus = 0;
     p1.memory_mb = 30000;
@@ -634,6 +643,50 @@ static void test_spans(void **state)
     af_test_env_free(&env);
 }
 
+/* Bind in two steps: the span stays open across the caller's Kubernetes calls and ends with
+ * their outcome. */
+static void test_bind_span_ends_with_the_answer(void **state)
+{
+    (void)state;
+    af_test_env env;
+    af_test_env_init(&env);
+    af_cluster_opts o;
+    af_cluster_opts_init(&o);
+    o.tracing.tracer = env.tracer;
+    af_cluster *c = NULL;
+    assert_int_equal(af_cluster_new(&o, &c), 0);
+    report(c, "n", 1, 1000, NULL, NULL);
+    const char *names[] = {"n"};
+    int64_t s;
+    af_cluster_pod p = {"ml", "train", "train", 1, 0, 0, NULL};
+    assert_int_equal(af_cluster_prioritize(c, &p, names, 1, &s, NULL, 0), 0);
+    char gpu[AF_GPU_ID_MAX], err[AF_CLUSTER_REASON_MAX] = "";
+    af_span sp;
+    assert_int_equal(af_cluster_bind_begin(c, &p, "n", gpu, sizeof(gpu), err, sizeof(err), &sp), 0);
+    assert_string_equal(gpu, "n/gpu-0");
+    af_span_copy *spans[8];
+    size_t n = af_test_spans(&env, spans, 8);
+    assert_null(af_test_find_span(spans, n, "gpu_scheduling.bind")); /* still open */
+    af_test_spans_free(spans, n);
+    af_cluster_bind_end(sp, -EIO, "Kubernetes API POST /binding answered 500");
+    n = af_test_spans(&env, spans, 8);
+    const af_span_data *d = af_test_find_span(spans, n, "gpu_scheduling.bind");
+    assert_non_null(d);
+    assert_int_equal(d->status, AF_STATUS_ERROR);
+    const af_attr *a = af_test_find_attr(d->attrs, d->n_attrs, "scheduler.reasons");
+    assert_non_null(a);
+    assert_string_equal(a->v.s.ptr, "Kubernetes API POST /binding answered 500");
+    a = af_test_find_attr(d->attrs, d->n_attrs, "gpu.id");
+    assert_string_equal(a->v.s.ptr, "n/gpu-0");
+    af_test_spans_free(spans, n);
+    /* Bad arguments start no span. */
+    assert_int_equal(af_cluster_bind_begin(c, &p, NULL, gpu, sizeof(gpu), err, sizeof(err), &sp),
+                     -EINVAL);
+    assert_false(af_span_is_recording(sp));
+    af_cluster_free(c);
+    af_test_env_free(&env);
+}
+
 /* GPU ids carry the index the agent reported, not the position in its report. */
 static void test_gpu_ids_follow_reported_index(void **state)
 {
@@ -712,6 +765,7 @@ int main(void)
         cmocka_unit_test(test_extender_json_bad),
         cmocka_unit_test(test_report_json),
         cmocka_unit_test(test_spans),
+        cmocka_unit_test(test_bind_span_ends_with_the_answer),
         cmocka_unit_test(test_gpu_ids_follow_reported_index),
         cmocka_unit_test(test_scale_1000x8),
     };
