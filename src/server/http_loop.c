@@ -176,7 +176,11 @@ static void *loop_main(void *arg)
             timeout = 50;
         if (l->tls_ready_head)
             timeout = 0;
+        /* Streams queued since the drain below are taken at once, without a wake-up. */
+        if (!af__gw_queue_sleep(&l->gwq))
+            timeout = 0;
         int n = epoll_wait(l->epfd, ev, AF__EVENTS, timeout);
+        af__gw_queue_woke(&l->gwq);
         now = af_monotonic_ns();
         for (int i = 0; i < n; i++) {
             void *tag = ev[i].data.ptr;
@@ -187,12 +191,14 @@ static void *loop_main(void *arg)
                 if (read(l->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
                     af_log(AF_LOG_DEBUG, "server: wake read: %s", strerror(errno));
                 af__jobs_drain(l);
-                af__gw_drain(l);
                 af__ws_drain(l);
             } else {
                 af__conn_event(tag, ev[i].events, now);
             }
         }
+        /* Every turn, not only on a wake-up: the gateway's threads wake a loop that waits,
+         * never one that is busy (gw_out.h). */
+        af__gw_drain(l);
         expire(l, now);
         read_ready(l);
         bury(l);
@@ -225,9 +231,9 @@ int af__loops_new(af_server *s, unsigned n)
         s->n_loops = i + 1;
         if (l->epfd < 0)
             return -errno;
-        if (pthread_mutex_init(&l->gw_mu, NULL) != 0)
+        if (af__gw_queue_init(&l->gwq) != 0)
             return -ENOMEM;
-        l->gw_mu_init = true;
+        l->gwq_init = true;
         l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (l->wake_fd < 0)
             return -errno;
@@ -272,9 +278,9 @@ void af__loops_free(af_server *s)
         while (l->conns)
             af__conn_close(l->conns, "server stopped");
         bury(l);
-        if (l->gw_mu_init) {
+        if (l->gwq_init) {
             af__gw_loop_free(l);
-            pthread_mutex_destroy(&l->gw_mu);
+            af__gw_queue_destroy(&l->gwq);
         }
         if (l->epfd >= 0)
             close(l->epfd);

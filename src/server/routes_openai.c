@@ -6,22 +6,27 @@
  * A call: the route checks the body (limits.h: model grammar, message count, the contents
  * against server.max_input_tokens) and starts the gateway call; the connection goes BUSY as
  * for an inference job. The gateway answers on its own threads: on_delta formats each piece
- * of text as one server-sent event straight away and appends it to the call's pending buffer;
- * on_done keeps the result. Either queues the call on its loop's ready list (gw_mu) and wakes
- * the loop, which moves the pending events to the socket as one HTTP chunk (af__gw_drain), so
- * tokens leave as they are produced and nothing waits for the whole answer. A non-streamed
- * call answers one JSON body from on_done's result. A streamed call whose backend fails
- * before its first token is answered with a plain HTTP error, after that with an error event.
+ * of text as one server-sent event straight away and appends it to the call's pending output
+ * (gw_out.h); on_done keeps the result. Either queues the call on its loop's queue when it is
+ * not queued already, and wakes the loop only when it waits (one wake-up per loop turn for
+ * all its streams). Each turn the loop takes every queued call's pending events and sends
+ * them as one HTTP chunk with one write (af__gw_drain): with the head on the first turn, and
+ * with the last events and the end of the answer on the last, so tokens leave as they are
+ * produced, those that arrive while the loop is busy leave together, and nothing waits for
+ * the whole answer. A non-streamed call answers one JSON body from on_done's result. A
+ * streamed call whose backend fails before its first token is answered with a plain HTTP
+ * error, after that with an error event.
  *
  * Bounds: a client that does not read its stream makes the output wait on the connection;
  * past AF__GW_MAX_BUFFERED bytes (pending + unsent) the call is cancelled and the connection
- * closed, with a warning naming the reason. A connection that closes cancels the backend call
- * (af__gw_abort -> af_serving_chat_cancel). Live streams have no idle deadline: the gateway's
- * request timeout (server.inference_timeout) bounds them.
+ * closed, with a warning naming the reason, and output that waits must move within the
+ * write-progress deadline. A connection that closes cancels the backend call (af__gw_abort ->
+ * af_serving_chat_cancel) and drops what was pending. Live streams have no idle deadline: the
+ * gateway's request timeout (server.inference_timeout) bounds them.
  *
  * Lifetime: an af__gw is reference counted: the connection's transaction holds one until the
  * answer is written or the connection closes, the gateway's callbacks hold one until on_done
- * returns, and being on a loop's ready list holds one. Lock order: gw->mu, then loop->gw_mu.
+ * returns, and being on a loop's queue holds one. Lock order: gw->out.mu, then the queue's.
  *
  * Tracing: the daemon's SERVER span gets the GenAI request attributes when the call starts
  * and the response attributes (model, id, usage, finish reasons, time to first chunk) when it
@@ -34,6 +39,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,19 +57,14 @@
 #define AF__GW_MAX_BUFFERED (1u << 20)
 
 struct af__gw {
-    pthread_mutex_t mu;
+    af__gw_out out; /* first: the loop's queue links these (gw_of) */
     atomic_int refs;
     af_server *srv;
     af__loop *loop;
     af__conn *conn;     /* loop only; NULL once the answer is written or the client left */
     af_chat_call *call; /* the caller's reference, released when the af__gw goes */
-    af__gw *ready_next; /* loop->gw_mu */
-    /* mu */
-    bool queued;   /* on the loop's ready list */
-    bool detached; /* nobody reads the output any more: callbacks only drop it */
+    /* out.mu (out.dropped: nobody reads the output any more, callbacks only drop it) */
     bool done;
-    bool overflow; /* output stopped: the client did not read it */
-    af_buf pending, spare;
     int rc;
     af_chat_result res; /* content: a malloc'd copy (non-streamed), owned here */
     /* fixed at start */
@@ -79,31 +80,28 @@ struct af__gw {
     bool head_sent;
 };
 
+static af__gw *gw_of(af__gw_out *o)
+{
+    return (af__gw *)(void *)((char *)o - offsetof(af__gw, out));
+}
+
 static void gw_unref(af__gw *g)
 {
     if (atomic_fetch_sub(&g->refs, 1) != 1)
         return;
     af_chat_call_release(g->call);
     free(g->res.content);
-    af__buf_clear(&g->pending);
-    af__buf_clear(&g->spare);
     af__buf_clear(&g->frame);
-    pthread_mutex_destroy(&g->mu);
+    af__gw_out_destroy(&g->out);
     free(g);
 }
 
-/* mu held: puts the call on its loop's ready list; true when the loop needs a wake-up. */
+/* out.mu held, after an add or mark asked for it: puts the call on its loop's queue (a
+ * reference for the queue); true when the loop needs a wake-up. */
 static bool gw_queue_locked(af__gw *g)
 {
-    if (g->queued)
-        return false;
-    g->queued = true;
     atomic_fetch_add(&g->refs, 1);
-    pthread_mutex_lock(&g->loop->gw_mu);
-    g->ready_next = g->loop->gw_ready;
-    g->loop->gw_ready = g;
-    pthread_mutex_unlock(&g->loop->gw_mu);
-    return true;
+    return af__gw_queue_push(&g->loop->gwq, &g->out);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -113,18 +111,12 @@ static void gw_on_delta(void *ctx, const char *text, size_t len)
 {
     af__gw *g = ctx;
     bool wake = false;
-    pthread_mutex_lock(&g->mu);
-    if (!g->detached && !g->overflow) {
-        /* A JSON string is at most 6 bytes per input byte. */
-        if (g->pending.len + len * 6 + g->frame.len + 16 > AF__GW_MAX_BUFFERED)
-            g->overflow = true;
-        else
-            af__oai_delta_event(&g->pending, (const char *)g->frame.data, g->prefix_len,
-                                (const char *)g->frame.data + g->prefix_len,
-                                g->frame.len - g->prefix_len, text, len);
+    pthread_mutex_lock(&g->out.mu);
+    if (af__gw_out_add_locked(&g->out, (const char *)g->frame.data, g->prefix_len,
+                              (const char *)g->frame.data + g->prefix_len,
+                              g->frame.len - g->prefix_len, text, len))
         wake = gw_queue_locked(g);
-    }
-    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_unlock(&g->out.mu);
     if (wake)
         af__loop_wake(g->loop);
 }
@@ -134,12 +126,12 @@ static void gw_on_done(void *ctx, int rc, const af_chat_result *res)
     af__gw *g = ctx;
     af__metrics_genai(g->srv, g->op, g->model, rc, res, g->stream, &g->span_ctx);
     bool wake = false;
-    pthread_mutex_lock(&g->mu);
+    pthread_mutex_lock(&g->out.mu);
     g->done = true;
     g->rc = rc;
     g->res = *res;
     g->res.content = NULL;
-    if (res->content && !g->detached) {
+    if (res->content && !g->out.dropped) {
         g->res.content = malloc(res->content_len + 1);
         if (g->res.content) {
             memcpy(g->res.content, res->content, res->content_len);
@@ -148,9 +140,9 @@ static void gw_on_done(void *ctx, int rc, const af_chat_result *res)
             g->rc = -ENOMEM;
         }
     }
-    if (!g->detached)
+    if (af__gw_out_mark_locked(&g->out))
         wake = gw_queue_locked(g);
-    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_unlock(&g->out.mu);
     if (wake)
         af__loop_wake(g->loop);
     gw_unref(g); /* the callbacks' reference */
@@ -253,136 +245,131 @@ static void span_set_result(af_span sp, const af__gw *g)
         af_span_set_string(sp, "error.type", r->error_type[0] ? r->error_type : "_OTHER");
 }
 
-/* The connection is done with the call (answered, or gone). */
+/* The connection is done with the call (answered, or gone): what is pending goes. */
 static void gw_detach(af__gw *g)
 {
     if (!g->conn)
         return;
-    pthread_mutex_lock(&g->mu);
-    g->detached = true;
-    pthread_mutex_unlock(&g->mu);
-    if (g->conn)
-        g->conn->txn.gw = NULL;
+    pthread_mutex_lock(&g->out.mu);
+    af__gw_out_drop_locked(&g->out);
+    pthread_mutex_unlock(&g->out.mu);
+    g->conn->txn.gw = NULL;
     g->conn = NULL;
     gw_unref(g); /* the transaction's reference */
 }
 
-/* The 200 head of a stream; a chat stream's first event names the role. */
-static void stream_begin(af__gw *g, af__conn *c)
+/* A call answered with one body: the JSON answer, or the error of a call that failed before
+ * its stream began. */
+static void gw_answer(af__gw *g, af__conn *c)
 {
-    af__conn_stream_head(c, "text/event-stream");
-    g->head_sent = true;
-    if (!g->chat || c->fd < 0)
-        return;
-    af_buf role;
-    af__buf_init(&role);
-    af__oai_role_event(&role, &g->ids);
-    af__conn_stream_write(c, role.data, role.len);
-    af__buf_clear(&role);
+    af__resp *rs = &c->txn.resp;
+    span_set_result(c->txn.span, g);
+    if (g->rc != 0) {
+        resp_from_rc(rs, g->rc, g->model, &g->res);
+    } else {
+        af__resp_reset_body(rs);
+        rs->status = 200;
+        if (g->res.response_model[0])
+            g->ids.model = g->res.response_model;
+        af__oai_completion_json(&rs->body, &g->ids, &g->res);
+    }
+    gw_detach(g);
+    af__conn_respond(c);
+    af__conn_resume(c);
 }
 
-/* The whole answer is known: the JSON body, or the last events of a stream. */
-static void gw_finish(af__gw *g, af__conn *c)
+/* A stream's last events: the finish reason and usage, or the error; then [DONE]. */
+static void stream_tail(const af__gw *g, af_buf *tail)
 {
-    af__txn *t = &c->txn;
-    span_set_result(t->span, g);
-    if (!g->head_sent && (!g->stream || g->rc != 0)) {
-        af__resp *rs = &t->resp;
-        if (g->rc != 0) {
-            resp_from_rc(rs, g->rc, g->model, &g->res);
-        } else {
-            af__resp_reset_body(rs);
-            rs->status = 200;
-            if (g->res.response_model[0])
-                g->ids.model = g->res.response_model;
-            af__oai_completion_json(&rs->body, &g->ids, &g->res);
-        }
-        gw_detach(g);
-        af__conn_respond(c);
-        af__conn_resume(c);
-        return;
-    }
-    if (!g->head_sent) /* answered at once (a cache hit): still the stream asked for */
-        stream_begin(g, c);
-    af_buf tail;
-    af__buf_init(&tail);
     if (g->rc == 0) {
-        af__oai_finish_event(&tail, &g->ids, g->res.finish_reason);
+        af__oai_finish_event(tail, &g->ids, g->res.finish_reason);
         if (g->include_usage)
-            af__oai_usage_event(&tail, &g->ids, g->res.input_tokens, g->res.output_tokens);
+            af__oai_usage_event(tail, &g->ids, g->res.input_tokens, g->res.output_tokens);
     } else {
         const char *code;
         int status = status_of(g->rc, &code);
-        af__oai_error_event(&tail, status, g->res.error_type[0] ? g->res.error_type : code,
+        af__oai_error_event(tail, status, g->res.error_type[0] ? g->res.error_type : code,
                             g->res.error[0] ? g->res.error : af_strerror(g->rc));
     }
-    af__buf_puts(&tail, "data: [DONE]\n\n");
-    if (c->fd >= 0)
-        af__conn_stream_write(c, tail.data, tail.len);
+    af__buf_puts(tail, "data: [DONE]\n\n");
+}
+
+/* One turn of a stream, in one write: the head and, for chat, the role event first (also for
+ * an answer that came at once, a cache hit), the events pending, and when done the last
+ * events and the end of the answer. */
+static void stream_turn(af__gw *g, af__conn *c, const af_buf *events, bool done)
+{
+    char head[AF__RESP_HEADROOM];
+    size_t head_len = 0;
+    af_buf role, tail;
+    af__buf_init(&role);
+    af__buf_init(&tail);
+    if (!g->head_sent) {
+        head_len = af__conn_stream_head(c, "text/event-stream", head);
+        g->head_sent = true;
+        if (g->chat)
+            af__oai_role_event(&role, &g->ids);
+    }
+    if (done) {
+        span_set_result(c->txn.span, g);
+        stream_tail(g, &tail);
+        gw_detach(g);
+    }
+    struct iovec parts[3] = {
+        {role.data, role.len}, {events->data, events->len}, {tail.data, tail.len}};
+    af__conn_stream_send(c, head, head_len, parts, 3, done);
+    af__buf_clear(&role);
     af__buf_clear(&tail);
-    gw_detach(g);
-    if (c->fd < 0)
-        return;
-    af__conn_stream_end(c);
-    af__conn_resume(c);
+    if (done && c->fd >= 0)
+        af__conn_resume(c);
 }
 
 /* One call's turn on its loop: what the gateway produced since the last one. */
 static void gw_deliver(af__gw *g)
 {
-    pthread_mutex_lock(&g->mu);
-    g->queued = false;
-    af_buf out = g->pending;
-    g->pending = g->spare;
-    g->spare = out;
-    bool done = g->done, overflow = g->overflow;
-    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_lock(&g->out.mu);
+    const af_buf *events = af__gw_out_take_locked(&g->out);
+    bool done = g->done, overflow = g->out.overflow;
+    pthread_mutex_unlock(&g->out.mu);
     af__conn *c = g->conn;
-    if (!c) {
-        af__buf_reset(&g->spare);
+    if (!c)
+        return;
+    if (done && !g->head_sent && !events->len && (!g->stream || g->rc != 0)) {
+        gw_answer(g, c);
         return;
     }
-    if (out.len && !g->head_sent)
-        stream_begin(g, c);
-    if (out.len && c->fd >= 0)
-        af__conn_stream_write(c, out.data, out.len);
-    af__buf_reset(&g->spare);
-    if (c->fd < 0)
-        return; /* the write failed: af__gw_abort ran */
-    if (!done && (overflow || c->tx.len - c->tx_off > AF__GW_MAX_BUFFERED)) {
+    if (events->len || done)
+        stream_turn(g, c, events, done);
+    if (done || c->fd < 0)
+        return; /* answered, or the write failed: af__gw_abort ran */
+    if (overflow || c->tx.len - c->tx_off > AF__GW_MAX_BUFFERED) {
         af_log(AF_LOG_WARN,
                "stream %s cancelled: the client at %s is not reading "
                "(%zu bytes waiting)",
                g->id, c->peer, c->tx.len - c->tx_off);
         af__conn_close(c, "client not reading the stream");
-        return;
     }
-    if (done)
-        gw_finish(g, c);
 }
 
 void af__gw_drain(af__loop *l)
 {
-    pthread_mutex_lock(&l->gw_mu);
-    af__gw *g = l->gw_ready;
-    l->gw_ready = NULL;
-    pthread_mutex_unlock(&l->gw_mu);
-    while (g) {
-        af__gw *next = g->ready_next;
+    af__gw_out *o = af__gw_queue_take(&l->gwq);
+    while (o) {
+        af__gw_out *next = o->next;
+        af__gw *g = gw_of(o);
         gw_deliver(g);
-        gw_unref(g); /* the ready list's reference */
-        g = next;
+        gw_unref(g); /* the queue's reference */
+        o = next;
     }
 }
 
 void af__gw_loop_free(af__loop *l)
 {
-    af__gw *g = l->gw_ready;
-    l->gw_ready = NULL;
-    while (g) {
-        af__gw *next = g->ready_next;
-        gw_unref(g);
-        g = next;
+    af__gw_out *o = af__gw_queue_take(&l->gwq);
+    while (o) {
+        af__gw_out *next = o->next;
+        gw_unref(gw_of(o));
+        o = next;
     }
 }
 
@@ -647,7 +634,7 @@ static af__gw *gw_new(af__req *rq, const af_chat_request *r)
 {
     static atomic_ulong seq;
     af__gw *g = calloc(1, sizeof(*g));
-    if (!g || pthread_mutex_init(&g->mu, NULL) != 0) {
+    if (!g || af__gw_out_init(&g->out, AF__GW_MAX_BUFFERED) != 0) {
         free(g);
         return NULL;
     }
@@ -658,8 +645,6 @@ static af__gw *gw_new(af__req *rq, const af_chat_request *r)
     g->stream = r->stream;
     g->chat = r->operation == AF_CHAT_OP_CHAT;
     g->include_usage = r->include_usage;
-    af__buf_init(&g->pending);
-    af__buf_init(&g->spare);
     af__buf_init(&g->frame);
     af_span_get_context(rq->span, &g->span_ctx);
     char sid[17] = "";
