@@ -63,60 +63,45 @@ void af__gw_out_drop_locked(af__gw_out *o)
     af__buf_reset(&o->pending);
 }
 
-int af__gw_queue_init(af__gw_queue *q)
+void af__gw_queue_init(af__gw_queue *q)
 {
-    if (pthread_mutex_init(&q->mu, NULL) != 0)
-        return -ENOMEM;
-    q->head = q->tail = NULL;
-    q->sleeping = q->kicked = false;
-    return 0;
-}
-
-void af__gw_queue_destroy(af__gw_queue *q)
-{
-    pthread_mutex_destroy(&q->mu);
+    atomic_init(&q->head, NULL);
+    atomic_init(&q->sleeping, false);
+    atomic_init(&q->kicked, false);
 }
 
 bool af__gw_queue_push(af__gw_queue *q, af__gw_out *o)
 {
-    pthread_mutex_lock(&q->mu);
-    o->next = NULL;
-    if (q->tail)
-        q->tail->next = o;
-    else
-        q->head = o;
-    q->tail = o;
-    bool wake = q->sleeping && !q->kicked;
-    if (wake)
-        q->kicked = true;
-    pthread_mutex_unlock(&q->mu);
-    return wake;
+    af__gw_out *h = atomic_load(&q->head);
+    do
+        o->next = h;
+    while (!atomic_compare_exchange_weak(&q->head, &h, o));
+    return atomic_load(&q->sleeping) && !atomic_exchange(&q->kicked, true);
 }
 
 af__gw_out *af__gw_queue_take(af__gw_queue *q)
 {
-    pthread_mutex_lock(&q->mu);
-    af__gw_out *o = q->head;
-    q->head = q->tail = NULL;
-    pthread_mutex_unlock(&q->mu);
-    return o;
+    af__gw_out *o = atomic_exchange(&q->head, NULL), *fifo = NULL;
+    while (o) { /* newest first -> oldest first */
+        af__gw_out *next = o->next;
+        o->next = fifo;
+        fifo = o;
+        o = next;
+    }
+    return fifo;
 }
 
 bool af__gw_queue_sleep(af__gw_queue *q)
 {
-    pthread_mutex_lock(&q->mu);
-    bool empty = q->head == NULL;
-    if (empty) {
-        q->sleeping = true;
-        q->kicked = false;
-    }
-    pthread_mutex_unlock(&q->mu);
-    return empty;
+    atomic_store(&q->kicked, false);
+    atomic_store(&q->sleeping, true);
+    if (atomic_load(&q->head) == NULL)
+        return true;
+    atomic_store(&q->sleeping, false);
+    return false;
 }
 
 void af__gw_queue_woke(af__gw_queue *q)
 {
-    pthread_mutex_lock(&q->mu);
-    q->sleeping = false;
-    pthread_mutex_unlock(&q->mu);
+    atomic_store_explicit(&q->sleeping, false, memory_order_relaxed);
 }

@@ -16,14 +16,18 @@
  * at the queue again before it waits.
  *
  * Threads and locks: af__gw_out.mu guards the af__gw_out (and whatever its owner documents
- * beside it); the *_locked functions need it held. af__gw_queue.mu guards the queue; the lock
- * order is af__gw_out.mu, then af__gw_queue.mu. Ownership: both are embedded in their owners
- * (the call, the loop), which keep a queued stream alive until the loop took it.
+ * beside it); the *_locked functions need it held. The queue takes no lock: any thread pushes
+ * (a compare-and-swap on its head), the loop takes the whole list at once, and the two flags
+ * of the wake-up protocol are atomics (a push stores the head, then reads `sleeping`; the loop
+ * stores `sleeping`, then reads the head: one of them sees the other). Ownership: both are
+ * embedded in their owners (the call, the loop), which keep a queued stream alive until the
+ * loop took it.
  */
 #ifndef AF_SERVER_GW_OUT_H
 #define AF_SERVER_GW_OUT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -37,7 +41,7 @@ typedef struct af__gw_out {
     bool queued;             /* on the loop's queue: a take is due */
     bool dropped;            /* nobody sends the output any more: adds are ignored */
     bool overflow;           /* an add did not fit in limit: the client stopped reading */
-    struct af__gw_out *next; /* the queue's link (af__gw_queue.mu) */
+    struct af__gw_out *next; /* the queue's link: the pusher's until the loop takes it */
 } af__gw_out;
 
 /* 0 or -ENOMEM. limit: bytes that may be pending at once. */
@@ -59,14 +63,12 @@ const af_buf *af__gw_out_take_locked(af__gw_out *o);
 void af__gw_out_drop_locked(af__gw_out *o);
 
 typedef struct af__gw_queue {
-    pthread_mutex_t mu;
-    af__gw_out *head, *tail;
-    bool sleeping; /* the loop waits (or is about to): a push must wake it */
-    bool kicked;   /* a push already woke it during this wait */
+    _Atomic(af__gw_out *) head; /* newest first */
+    atomic_bool sleeping;       /* the loop waits (or is about to): a push must wake it */
+    atomic_bool kicked;         /* a push already woke it during this wait */
 } af__gw_queue;
 
-int af__gw_queue_init(af__gw_queue *q);
-void af__gw_queue_destroy(af__gw_queue *q);
+void af__gw_queue_init(af__gw_queue *q);
 /* Adds o (its mu held, o->queued just set by an add or mark) at the tail. True when the
  * caller must wake the loop, after releasing o->mu. */
 bool af__gw_queue_push(af__gw_queue *q, af__gw_out *o);

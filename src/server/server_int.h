@@ -338,7 +338,6 @@ struct af__loop {
     size_t ws_outbox_len, ws_outbox_cap;
     /* front-door calls with output or an answer for this loop (gw_out.h; routes_openai.c) */
     af__gw_queue gwq;
-    bool gwq_init;
     /* loop: TLS connections to read at the end of the turn (input their sessions read ahead
      * is invisible to epoll), in order */
     af__conn *tls_ready_head, *tls_ready_tail;

@@ -193,7 +193,7 @@ static void test_queue_wakes_once_per_wait(void **state)
 {
     (void)state;
     af__gw_queue q;
-    assert_int_equal(af__gw_queue_init(&q), 0);
+    af__gw_queue_init(&q);
     af__gw_out a, b, c;
     assert_int_equal(af__gw_out_init(&a, 1024), 0);
     assert_int_equal(af__gw_out_init(&b, 1024), 0);
@@ -221,7 +221,6 @@ static void test_queue_wakes_once_per_wait(void **state)
     af__gw_out_destroy(&a);
     af__gw_out_destroy(&b);
     af__gw_out_destroy(&c);
-    af__gw_queue_destroy(&q);
 }
 
 int main(void)
