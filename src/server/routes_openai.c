@@ -3,18 +3,19 @@
  * GET /v1/models on the daemon's own listener (its limits, TLS and bearer token), on top of
  * the serving gateway's chat seam (af_serving_chat_start in serving.h).
  *
- * A call: the route checks the body (limits.h: model grammar, message count, the contents
- * against server.max_input_tokens) and starts the gateway call; the connection goes BUSY as
- * for an inference job. The gateway answers on its own threads: on_delta formats each piece
- * of text as one server-sent event straight away and appends it to the call's pending output
- * (gw_out.h); on_done keeps the result. Either queues the call on its loop's queue when it is
- * not queued already, and wakes the loop only when it waits (one wake-up per loop turn for
- * all its streams). Each turn the loop takes every queued call's pending events and sends
- * them as one HTTP chunk with one write (af__gw_drain): with the head on the first turn, and
- * with the last events and the end of the answer on the last, so tokens leave as they are
- * produced, those that arrive while the loop is busy leave together, and nothing waits for
- * the whole answer. A non-streamed call answers one JSON body from on_done's result. A
- * streamed call whose backend fails before its first token is answered with a plain HTTP
+ * This file is the call's lifecycle: start, relay, finish, spans, metrics; the body is parsed
+ * and checked in openai_request.c (limits.h: model grammar, message count, the contents
+ * against server.max_input_tokens). A call: the route parses the body and starts the gateway
+ * call; the connection goes BUSY as for an inference job. The gateway answers on its own
+ * threads: on_delta formats each piece of text as one server-sent event straight away and
+ * appends it to the call's pending output (gw_out.h); on_done keeps the result. Either
+ * queues the call on its loop's queue when it is not queued already, and wakes the loop only
+ * when it waits (one wake-up per loop turn for all its streams). Each turn the loop takes every
+ * queued call's pending events and sends them as one HTTP chunk with one write (af__gw_drain): with
+ * the head on the first turn, and with the last events and the end of the answer on the last, so
+ * tokens leave as they are produced, those that arrive while the loop is busy leave together, and
+ * nothing waits for the whole answer. A non-streamed call answers one JSON body from on_done's
+ * result. A streamed call whose backend fails before its first token is answered with a plain HTTP
  * error, after that with an error event.
  *
  * Bounds: a client that does not read its stream makes the output wait on the connection;
@@ -26,7 +27,8 @@
  *
  * Lifetime: an af__gw is reference counted: the connection's transaction holds one until the
  * answer is written or the connection closes, the gateway's callbacks hold one until on_done
- * returns, and being on a loop's queue holds one. Lock order: gw->out.mu, then the queue's.
+ * returns, and being on a loop's queue holds one. gw->out.mu guards the fields marked so; the
+ * queue takes no lock.
  *
  * Tracing: the daemon's SERVER span gets the GenAI request attributes when the call starts
  * and the response attributes (model, id, usage, finish reasons, time to first chunk) when it
@@ -35,9 +37,7 @@
 #define AF_LOG_COMPONENT "gateway"
 
 #include <errno.h>
-#include <jansson.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -46,12 +46,11 @@
 #include <time.h>
 
 #include "agentaflow/log.h"
-#include "server/limits.h"
+#include "server/limits.h" /* routes_int.h needs it first */
 #include "server/openai_json.h"
+#include "server/openai_request.h"
 #include "server/routes_int.h"
 #include "server/server_int.h"
-#include "util/str.h"
-#include "util/timeutil.h"
 
 /* Bytes of a stream that may wait for a client that does not read (pending + unsent). */
 #define AF__GW_MAX_BUFFERED (1u << 20)
@@ -151,27 +150,6 @@ static void gw_on_done(void *ctx, int rc, const af_chat_result *res)
 /* ---------------------------------------------------------------------------------------- */
 /* Errors.                                                                                   */
 
-static void oai_error(af__resp *rs, int status, const char *code, const char *param,
-                      const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 5, 6)))
-#endif
-    ;
-
-static void oai_error(af__resp *rs, int status, const char *code, const char *param,
-                      const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    af__resp_reset_body(rs);
-    rs->status = status;
-    rs->content_type = "application/json";
-    af__oai_error_json(&rs->body, status, code, param, msg);
-}
-
 /* The HTTP status and OpenAI error code of a gateway failure. */
 static int status_of(int rc, const char **code)
 {
@@ -216,10 +194,11 @@ static void resp_from_rc(af__resp *rs, int rc, const char *model, const af_chat_
     if (r && r->error_type[0])
         code = r->error_type;
     if (rc == AF_ENOTFOUND)
-        oai_error(rs, status, "model_not_found", "model",
-                  "The model `%s` does not exist or you do not have access to it.", model);
+        af__oai_resp_error(rs, status, "model_not_found", "model",
+                           "The model `%s` does not exist or you do not have access to it.", model);
     else
-        oai_error(rs, status, code, NULL, "%s", r && r->error[0] ? r->error : af_strerror(rc));
+        af__oai_resp_error(rs, status, code, NULL, "%s",
+                           r && r->error[0] ? r->error : af_strerror(rc));
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -386,248 +365,7 @@ void af__gw_abort(af__conn *c, const char *why)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Requests.                                                                                 */
-
-/* A parsed body: strings point into doc. */
-typedef struct oai_body {
-    json_t *doc;
-    af_chat_request req;
-    af_chat_message *msgs;
-} oai_body;
-
-/* Optional typed fields: false (and the 400 naming the field) when present with the wrong
- * type or out of range. */
-static bool opt_string(json_t *o, const char *k, af__field f, const char **out, af__resp *rs)
-{
-    json_t *v = json_object_get(o, k);
-    if (!v || json_is_null(v))
-        return true;
-    if (!json_is_string(v)) {
-        oai_error(rs, 400, "invalid_type", k, "'%s' must be a string", k);
-        return false;
-    }
-    char err[160];
-    if (af__field_check(f, k, json_string_value(v), json_string_length(v), err, sizeof(err))) {
-        oai_error(rs, 400, "invalid_value", k, "%s", err);
-        return false;
-    }
-    *out = json_string_value(v);
-    return true;
-}
-
-static bool opt_number(json_t *o, const char *k, double lo, double hi, bool integer, double *out,
-                       af__resp *rs)
-{
-    json_t *v = json_object_get(o, k);
-    if (!v || json_is_null(v))
-        return true;
-    double d = json_is_number(v) ? json_number_value(v) : NAN;
-    if (!isfinite(d) || d < lo || d > hi || (integer && d != floor(d))) {
-        oai_error(rs, 400, json_is_number(v) ? "invalid_value" : "invalid_type", k,
-                  "'%s' must be %s between %g and %g", k, integer ? "an integer" : "a number", lo,
-                  hi);
-        return false;
-    }
-    *out = d;
-    return true;
-}
-
-static bool opt_bool(json_t *o, const char *k, bool *out, af__resp *rs)
-{
-    json_t *v = json_object_get(o, k);
-    if (!v || json_is_null(v))
-        return true;
-    if (!json_is_boolean(v)) {
-        oai_error(rs, 400, "invalid_type", k, "'%s' must be a boolean", k);
-        return false;
-    }
-    *out = json_is_true(v);
-    return true;
-}
-
-/* content given as parts ([{"type":"text","text":"..."}], as newer clients send it): the
- * texts joined by newlines replace the array in the document, which owns the joined string.
- * Other part types (images, audio, files) get a 400: the gateway relays text only. */
-static bool join_text_parts(json_t *m, json_t *parts, const char *param, af__resp *rs)
-{
-    size_t n = json_array_size(parts), len = 0;
-    for (size_t j = 0; j < n; j++) {
-        json_t *part = json_array_get(parts, j);
-        json_t *type = json_is_object(part) ? json_object_get(part, "type") : NULL;
-        json_t *text = json_is_object(part) ? json_object_get(part, "text") : NULL;
-        char where[80];
-        snprintf(where, sizeof(where), "%s[%zu]", param, j);
-        if (!json_is_string(type) || strcmp(json_string_value(type), "text") != 0) {
-            oai_error(rs, 400, "invalid_value", where,
-                      "'%s' must be a text part {\"type\":\"text\",\"text\":...}; this gateway "
-                      "relays text only",
-                      where);
-            return false;
-        }
-        if (!json_is_string(text)) {
-            oai_error(rs, 400, "invalid_type", where, "'%s.text' must be a string", where);
-            return false;
-        }
-        len += json_string_length(text) + (j > 0);
-    }
-    char *joined = malloc(len + 1);
-    if (!joined) {
-        oai_error(rs, 500, "internal_error", NULL, "out of memory");
-        return false;
-    }
-    size_t at = 0;
-    for (size_t j = 0; j < n; j++) {
-        json_t *text = json_object_get(json_array_get(parts, j), "text");
-        if (j > 0)
-            joined[at++] = '\n';
-        memcpy(joined + at, json_string_value(text), json_string_length(text));
-        at += json_string_length(text);
-    }
-    json_t *str = json_stringn_nocheck(joined, at);
-    free(joined);
-    if (!str || json_object_set_new(m, "content", str) != 0) {
-        oai_error(rs, 500, "internal_error", NULL, "out of memory");
-        return false;
-    }
-    return true;
-}
-
-/* messages: 1..AF__OAI_MAX_MESSAGES objects {role, content: string, text parts or null};
- * *total gets the content bytes. */
-static bool parse_messages(json_t *o, oai_body *b, size_t *total, af__resp *rs)
-{
-    json_t *arr = json_object_get(o, "messages");
-    if (!arr || !json_is_array(arr)) {
-        oai_error(rs, 400, arr ? "invalid_type" : "missing_required_parameter", "messages",
-                  "'messages' must be an array of message objects");
-        return false;
-    }
-    size_t n = json_array_size(arr);
-    if (n == 0 || n > AF__OAI_MAX_MESSAGES) {
-        oai_error(rs, 400, n ? "array_above_max_length" : "empty_array", "messages",
-                  "'messages' holds %zu messages; 1 to %d are accepted", n, AF__OAI_MAX_MESSAGES);
-        return false;
-    }
-    b->msgs = calloc(n, sizeof(*b->msgs));
-    if (!b->msgs) {
-        oai_error(rs, 500, "internal_error", NULL, "out of memory");
-        return false;
-    }
-    *total = 0;
-    for (size_t i = 0; i < n; i++) {
-        json_t *m = json_array_get(arr, i);
-        char param[48];
-        snprintf(param, sizeof(param), "messages[%zu]", i);
-        if (!json_is_object(m)) {
-            oai_error(rs, 400, "invalid_type", param, "'%s' must be an object", param);
-            return false;
-        }
-        json_t *role = json_object_get(m, "role"), *content = json_object_get(m, "content");
-        char err[160];
-        snprintf(param, sizeof(param), "messages[%zu].role", i);
-        if (!json_is_string(role)) {
-            oai_error(rs, 400, role ? "invalid_type" : "missing_required_parameter", param,
-                      "'%s' must be a string", param);
-            return false;
-        }
-        if (af__field_check(AF__F_OAI_ROLE, param, json_string_value(role),
-                            json_string_length(role), err, sizeof(err)) != 0) {
-            oai_error(rs, 400, "invalid_value", param, "%s", err);
-            return false;
-        }
-        snprintf(param, sizeof(param), "messages[%zu].content", i);
-        if (json_is_array(content)) {
-            if (!join_text_parts(m, content, param, rs))
-                return false;
-            content = json_object_get(m, "content");
-        } else if (content && !json_is_null(content) && !json_is_string(content)) {
-            oai_error(rs, 400, "invalid_type", param,
-                      "'%s' must be a string, an array of text parts or null", param);
-            return false;
-        }
-        b->msgs[i].role = json_string_value(role);
-        b->msgs[i].content = json_is_string(content) ? json_string_value(content) : NULL;
-        b->msgs[i].content_len = json_is_string(content) ? json_string_length(content) : 0;
-        *total += b->msgs[i].content_len;
-    }
-    b->req.messages = b->msgs;
-    b->req.n_messages = n;
-    return true;
-}
-
-/* prompt: a string, or an array holding one string. */
-static bool parse_prompt(json_t *o, oai_body *b, size_t *total, af__resp *rs)
-{
-    json_t *p = json_object_get(o, "prompt");
-    if (json_is_array(p) && json_array_size(p) == 1)
-        p = json_array_get(p, 0);
-    if (!json_is_string(p)) {
-        oai_error(rs, 400, p ? "invalid_type" : "missing_required_parameter", "prompt",
-                  "'prompt' must be a string (or an array of one string)");
-        return false;
-    }
-    b->req.prompt = json_string_value(p);
-    b->req.prompt_len = json_string_length(p);
-    *total = b->req.prompt_len;
-    return true;
-}
-
-/* The body of either POST route into b->req; false with the 400 set. */
-static bool parse_body(af__req *rq, af__resp *rs, bool chat, oai_body *b)
-{
-    json_error_t e;
-    b->doc = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &e);
-    if (!b->doc || !json_is_object(b->doc)) {
-        if (b->doc)
-            oai_error(rs, 400, "invalid_json", NULL, "the body must be a JSON object");
-        else
-            oai_error(rs, 400, "invalid_json", NULL,
-                      "We could not parse the JSON body of your request: %s (line %d, column "
-                      "%d)",
-                      e.text, e.line, e.column);
-        return false;
-    }
-    json_t *o = b->doc;
-    af_chat_request *r = &b->req;
-    r->operation = chat ? AF_CHAT_OP_CHAT : AF_CHAT_OP_TEXT_COMPLETION;
-    r->temperature = NAN;
-    double max_tokens = 0, mct = 0, temperature = NAN, n = 1;
-    size_t total = 0;
-    json_t *so = json_object_get(o, "stream_options");
-    if (!opt_string(o, "model", AF__F_OAI_MODEL, &r->model, rs) ||
-        !opt_string(o, "user", AF__F_OAI_USER, &r->user, rs) ||
-        !opt_number(o, "max_tokens", 1, 1e6, true, &max_tokens, rs) ||
-        !opt_number(o, "max_completion_tokens", 1, 1e6, true, &mct, rs) ||
-        !opt_number(o, "temperature", 0, 2, false, &temperature, rs) ||
-        !opt_number(o, "n", 1, 1, true, &n, rs) || !opt_bool(o, "stream", &r->stream, rs))
-        return false;
-    if (so && !json_is_null(so) && !json_is_object(so)) {
-        oai_error(rs, 400, "invalid_type", "stream_options", "'stream_options' must be an object");
-        return false;
-    }
-    if (so && json_is_object(so) && !opt_bool(so, "include_usage", &r->include_usage, rs))
-        return false;
-    if (!r->model || !*r->model) {
-        oai_error(rs, 400, "missing_required_parameter", "model", "'model' is required");
-        return false;
-    }
-    if (!(chat ? parse_messages(o, b, &total, rs) : parse_prompt(o, b, &total, rs)))
-        return false;
-    uint32_t limit = rq->srv->o.max_input_tokens;
-    if (af_serving_input_tokens(total) > (int64_t)limit) {
-        oai_error(rs, 400, "context_length_exceeded", chat ? "messages" : "prompt",
-                  "'%s' is %lld tokens (%zu bytes at 4 bytes a token); the limit is "
-                  "server.max_input_tokens = %u",
-                  chat ? "messages" : "prompt", (long long)af_serving_input_tokens(total), total,
-                  limit);
-        return false;
-    }
-    r->max_tokens = (uint32_t)(mct > 0 ? mct : max_tokens);
-    r->temperature = temperature;
-    r->include_usage = r->include_usage && r->stream;
-    r->timeout_ms = rq->srv->o.inference_timeout_ms;
-    return true;
-}
+/* Starting a call.                                                                          */
 
 /* The call's fixed parts: its id, the stream events' frame, the span attributes. */
 static af__gw *gw_new(af__req *rq, const af_chat_request *r)
@@ -670,13 +408,13 @@ static int start_call(af__req *rq, af__resp *rs, bool chat)
 {
     af_server *s = rq->srv;
     if (!s->o.serving) {
-        oai_error(rs, 503, "unavailable", NULL, "the model-serving gateway is not running");
+        af__oai_resp_error(rs, 503, "unavailable", NULL,
+                           "the model-serving gateway is not running");
         return 0;
     }
-    oai_body b;
-    memset(&b, 0, sizeof(b));
+    af__oai_body b;
     int ret = 0;
-    if (!parse_body(rq, rs, chat, &b))
+    if (!af__oai_parse_body(rq, rs, chat, &b))
         goto out;
     const af_chat_request *r = &b.req;
     if (af_span_is_recording(rq->span)) {
@@ -690,7 +428,7 @@ static int start_call(af__req *rq, af__resp *rs, bool chat)
     }
     af__gw *g = gw_new(rq, r);
     if (!g) {
-        oai_error(rs, 500, "internal_error", NULL, "out of memory");
+        af__oai_resp_error(rs, 500, "internal_error", NULL, "out of memory");
         goto out;
     }
     b.req.id = g->id; /* the id the first chunk carries is the gateway's and the trace's */
@@ -713,8 +451,7 @@ static int start_call(af__req *rq, af__resp *rs, bool chat)
     rq->conn->state = AF__CONN_BUSY;
     ret = AF__ASYNC;
 out:
-    free(b.msgs);
-    json_decref(b.doc);
+    af__oai_body_free(&b);
     return ret;
 }
 
@@ -732,13 +469,14 @@ int af__h_oai_models(af__req *rq, af__resp *rs)
 {
     af_serving *sv = rq->srv->o.serving;
     if (!sv) {
-        oai_error(rs, 503, "unavailable", NULL, "the model-serving gateway is not running");
+        af__oai_resp_error(rs, 503, "unavailable", NULL,
+                           "the model-serving gateway is not running");
         return 0;
     }
     size_t n = af_serving_models_list(sv, NULL, 0);
     af_serving_model_entry *m = n ? calloc(n, sizeof(*m)) : NULL;
     if (n && !m) {
-        oai_error(rs, 500, "internal_error", NULL, "out of memory");
+        af__oai_resp_error(rs, 500, "internal_error", NULL, "out of memory");
         return 0;
     }
     size_t got = af_serving_models_list(sv, m, n);
