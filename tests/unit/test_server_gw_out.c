@@ -3,17 +3,20 @@
  * (server/gw_out.h) and the one write a loop turn makes of it (af__conn_stream_send): deltas
  * added before a take come out in order as one buffer and one write; a take or a send with
  * nothing pending does nothing; a dropped (cancelled) stream's pending deltas go; the loop is
- * woken once per wait for all its streams, and never while it is busy.
+ * woken once per wait for all its streams, and never while it is busy; output the socket does
+ * not take waits for EPOLLOUT under the write-progress deadline and leaves when it is read.
  */
 #include "testutil.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "server/gw_out.h"
+#include "server/http_int.h"
 #include "server/openai_json.h"
 #include "server/server_int.h"
 
@@ -223,6 +226,53 @@ static void test_queue_wakes_once_per_wait(void **state)
     af__gw_out_destroy(&c);
 }
 
+static void test_output_that_waits_is_sent_when_read(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int small = 4096;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    af__loop l;
+    memset(&l, 0, sizeof(l));
+    l.epfd = epoll_create1(0);
+    assert_true(l.epfd >= 0);
+    af__conn c;
+    memset(&c, 0, sizeof(c));
+    c.fd = sv[0];
+    c.loop = &l;
+    c.state = AF__CONN_BUSY; /* a stream in progress */
+    c.events = EPOLLRDHUP;
+    af__buf_init(&c.tx);
+    struct epoll_event ev = {.events = c.events, .data.ptr = &c};
+    assert_int_equal(epoll_ctl(l.epfd, EPOLL_CTL_ADD, c.fd, &ev), 0);
+    static char big[256 * 1024];
+    memset(big, 'x', sizeof(big));
+    struct iovec part = {big, sizeof(big)};
+    af__conn_stream_send(&c, NULL, 0, &part, 1, false);
+    /* The socket took part of it: the rest waits for EPOLLOUT, under the deadline. */
+    assert_true(c.tx.len > c.tx_off);
+    assert_true(c.events & EPOLLOUT);
+    assert_true(c.timed);
+    /* The client reads: each EPOLLOUT moves more, until all of it left. */
+    static char got[sizeof(big) + 64];
+    size_t n = 0;
+    for (int i = 0; i < 100000 && (c.tx.len > c.tx_off || n < sizeof(big) + 9); i++) {
+        ssize_t r = recv(sv[1], got + n, sizeof(got) - n, MSG_DONTWAIT);
+        if (r > 0)
+            n += (size_t)r;
+        assert_true(af__conn_flush(&c, 0));
+    }
+    assert_int_equal(c.tx.len, c.tx_off);
+    assert_int_equal(n, 7 + sizeof(big) + 2); /* "40000\r\n", the bytes, CRLF */
+    assert_memory_equal(got, "40000\r\n", 7);
+    assert_memory_equal(got + 7 + sizeof(big), "\r\n", 2);
+    af__buf_clear(&c.tx);
+    close(l.epfd);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -231,6 +281,7 @@ int main(void)
         cmocka_unit_test(test_dropped_stream_loses_its_pending_deltas),
         cmocka_unit_test(test_overflow_stops_the_output),
         cmocka_unit_test(test_queue_wakes_once_per_wait),
+        cmocka_unit_test(test_output_that_waits_is_sent_when_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
