@@ -1,10 +1,11 @@
 /*
  * bench_gateway: the LLM gateway's OpenAI front door (POST /v1/chat/completions) through the
- * real daemon's HTTP listener, against a zero-latency simulated backend (first_token 0,
- * token_interval 0), compared with the gateway's chat seam called in this process
- * (af_serving_chat_start on the same kind of backend), so the difference is what the front
- * door adds: HTTP framing, JSON parsing and formatting, the hand-off from the gateway's
- * thread to the connection's loop, and the loopback socket.
+ * real daemon's HTTP listener, against a simulated backend with no latency before the first
+ * token (first_token 0, token_interval 0, which the daemon paces at 50 us a token:
+ * DAEMON_TOKEN_US), compared with the gateway's chat seam called in this process
+ * (af_serving_chat_start on the same kind of backend, unpaced and paced), so the difference is
+ * what the front door adds: HTTP framing, JSON parsing and formatting, the hand-off from the
+ * gateway's thread to the connection's loop, and the loopback socket.
  *
  *   gateway_seam_request_us          one non-streamed call through af_serving_chat_start
  *   gateway_http_request_us          the same call as POST /v1/chat/completions (keep-alive)
@@ -18,6 +19,13 @@
  *   gateway_http_chunk_us / _daemon_cpu_us   per streamed token through the front door
  *   gateway_chunk_overhead_us        daemon CPU per HTTP token - seam CPU per token (aim:
  *                                    <= 5 us)
+ *   gateway_parallel_chunk_daemon_cpu_us   per streamed token through the front door with
+ *                                    PARALLEL (16) streams at once on their own connections,
+ *                                    where a loop turn carries several streams' tokens
+ *   gateway_seam_paced_chunk_cpu_us  per streamed token through the seam on a backend paced as
+ *                                    the daemon's is (DAEMON_TOKEN_US): its timer wake-ups too
+ *   gateway_paced_chunk_overhead_us  daemon CPU per HTTP token - paced seam CPU per token: what
+ *                                    the front door adds to a token on the same kind of backend
  *   gateway_traced_*                 the same HTTP calls with tracing on: the SERVER span, the
  *                                    route's child, model_serving.inference, the CLIENT span
  *                                    and cost_tracking.record_cost, exported to the trace store
@@ -25,6 +33,9 @@
  *                                    slow backend (100 ms a token; aim 1,000 on 2 cores)
  *   gateway_concurrent_daemon_rss_mib   the daemon's resident memory while they are open
  *   gateway_concurrent_daemon_cpu_pct   the daemon's CPU while they stream
+ *   gateway_concurrent_tokens / _daemon_cpu_per_token_us   the tokens those streams carried
+ *                                    and the daemon's CPU per token (tracing on), where one loop
+ *                                    turn carries many streams' tokens
  *
  * Prints `name value unit` lines; nothing is asserted. BENCH_REQUESTS (default 2000) sets the
  * sequential calls per figure, BENCH_STREAMS (default 1000) the concurrent streams. Per-token
@@ -218,7 +229,7 @@ static size_t count(const char *hay, size_t len, const char *needle)
  * events; else 1), or -1. */
 static long http_call(int fd, int seq, int max_tokens, bool stream)
 {
-    static char buf[1 << 16];
+    static _Thread_local char buf[1 << 16];
     char req[512];
     int n = request(req, sizeof(req), seq, max_tokens, stream);
     if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n)
@@ -305,6 +316,68 @@ static int http_run(pid_t pid, int port, call_fn fn, int requests, int max_token
     return 0;
 }
 
+/* The same streamed calls on PARALLEL connections at once, each on its own thread: the
+ * daemon's CPU per call over all of them. */
+#define PARALLEL 16
+
+typedef struct par_arg {
+    int port, calls, max_tokens, seq0;
+    pthread_barrier_t *go;
+    long tokens;
+    int rc;
+} par_arg;
+
+static void *par_main(void *p)
+{
+    par_arg *a = p;
+    int fd = connect_to(a->port);
+    a->rc = fd < 0 ? -1 : 0;
+    for (int i = 0; i < 10 && a->rc == 0; i++) /* warm-up */
+        if (http_call(fd, a->seq0 + 1000000 + i, a->max_tokens, true) < 0)
+            a->rc = -1;
+    pthread_barrier_wait(a->go);
+    for (int i = 0; i < a->calls && a->rc == 0; i++) {
+        long t = http_call(fd, a->seq0 + i, a->max_tokens, true);
+        if (t < 0)
+            a->rc = -1;
+        else
+            a->tokens += t;
+    }
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+static int parallel_run(pid_t pid, int port, int requests, int max_tokens, int seq0, run_stats *out)
+{
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, PARALLEL + 1);
+    par_arg a[PARALLEL];
+    pthread_t th[PARALLEL];
+    for (int i = 0; i < PARALLEL; i++) {
+        a[i] = (par_arg){.port = port,
+                         .calls = requests / PARALLEL,
+                         .max_tokens = max_tokens,
+                         .seq0 = seq0 + i * 100000,
+                         .go = &go};
+        pthread_create(&th[i], NULL, par_main, &a[i]);
+    }
+    pthread_barrier_wait(&go);
+    double c0 = task_cpu_ns(pid);
+    long tok = 0;
+    int rc = 0;
+    for (int i = 0; i < PARALLEL; i++) {
+        pthread_join(th[i], NULL);
+        tok += a[i].tokens;
+        rc |= a[i].rc;
+    }
+    int calls = requests / PARALLEL * PARALLEL;
+    out->cpu_ns = (task_cpu_ns(pid) - c0) / calls;
+    out->tokens = (double)tok / calls;
+    pthread_barrier_destroy(&go);
+    return rc;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* The seam, in this process.                                                                */
 
@@ -382,7 +455,8 @@ static int seam_run(af_serving *sv, int requests, int max_tokens, bool stream, i
     return rc;
 }
 
-static af_serving *seam_new(void)
+/* token_us: the simulated model's pace between streamed tokens (0: none). */
+static af_serving *seam_new(uint32_t token_us)
 {
     af_serving_opts o;
     af_serving_opts_init(&o);
@@ -392,7 +466,8 @@ static af_serving *seam_new(void)
     af_model_info m = {.id = "zero", .name = "zero", .price_per_1k_tokens = 0.001};
     af_sim_backend_opts so;
     af_sim_backend_opts_init(&so);
-    so.base_latency_us = so.per_token_latency_us = so.stream_token_us = 0;
+    so.base_latency_us = so.per_token_latency_us = 0;
+    so.stream_token_us = token_us;
     af_model_backend *b = NULL;
     af_instance_opts io = {.id = "zero-1"};
     if (af_serving_register_model(sv, NULL, &m, NULL, 0) != 0 || af_sim_backend_new(&so, &b) != 0 ||
@@ -404,6 +479,11 @@ static af_serving *seam_new(void)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+
+/* The daemon's simulated backend below paces its streams at this many us a token, although
+ * it says token_interval: 0ms: the daemon takes 0 as "the simulated model's per-token latency"
+ * (af_sim_backend_opts.per_token_latency_us, 50 us). The seam's paced runs use the same pace. */
+#define DAEMON_TOKEN_US 50
 
 /* %s: tracing.enabled (the seam in this process makes no spans, so the comparison runs
  * without them; a second run shows what the daemon's spans cost on top). */
@@ -443,15 +523,16 @@ static void per_request_and_chunk(int requests)
     snprintf(cfg, sizeof(cfg), zero_config, "false");
     int port;
     pid_t pid = start_daemon(cfg, &port);
-    af_serving *sv = seam_new();
-    if (pid < 0 || !sv) {
+    af_serving *sv = seam_new(0), *paced = seam_new(DAEMON_TOKEN_US);
+    if (pid < 0 || !sv || !paced) {
         printf("# bench_gateway: could not start the daemon or the in-process gateway\n");
         if (pid > 0)
             stop_daemon(pid);
         af_serving_free(sv);
+        af_serving_free(paced);
         return;
     }
-    run_stats hh, hr, sr, h1, h64, s1, s64;
+    run_stats hh, hr, sr, h1, h64, s1, s64, p1, p64;
     int streams = requests / 4 > 100 ? requests / 4 : 100;
     if (http_run(pid, port, health_call, requests, 0, false, 0, &hh) == 0 &&
         http_run(pid, port, http_call, requests, 1, false, 0, &hr) == 0 &&
@@ -479,11 +560,56 @@ static void per_request_and_chunk(int requests)
         printf("gateway_chunk_overhead_us %.3f us\n",
                ((h64.cpu_ns - h1.cpu_ns) / htok - (s64.cpu_ns - s1.cpu_ns) / stok) / 1e3);
         printf("gateway_stream_tokens_per_call %.1f tokens\n", h64.tokens);
+        if (seam_run(paced, streams, 1, true, 10000000, &p1) == 0 &&
+            seam_run(paced, streams, 64, true, 20000000, &p64) == 0 && p64.tokens > p1.tokens) {
+            double ptok = p64.tokens - p1.tokens;
+            printf("gateway_seam_paced_chunk_cpu_us %.3f us\n",
+                   (p64.cpu_ns - p1.cpu_ns) / ptok / 1e3);
+            printf("gateway_paced_chunk_overhead_us %.3f us\n",
+                   ((h64.cpu_ns - h1.cpu_ns) / htok - (p64.cpu_ns - p1.cpu_ns) / ptok) / 1e3);
+        }
     } else {
         printf("# bench_gateway: the streamed runs failed\n");
     }
+    run_stats q1, q64;
+    if (parallel_run(pid, port, streams, 1, 40000000, &q1) == 0 &&
+        parallel_run(pid, port, streams, 64, 50000000, &q64) == 0 && q64.tokens > q1.tokens)
+        printf("gateway_parallel_chunk_daemon_cpu_us %.3f us\n",
+               (q64.cpu_ns - q1.cpu_ns) / (q64.tokens - q1.tokens) / 1e3);
+    else
+        printf("# bench_gateway: the parallel streamed runs failed\n");
     af_serving_free(sv);
+    af_serving_free(paced);
     stop_daemon(pid);
+}
+
+/* Occurrences of needle in what a stream read (buf, NUL-terminated), counting one split
+ * between this read and the last: carry holds the last strlen(needle) - 1 bytes before. */
+static long count_events(char *carry, const char *buf, size_t len, const char *needle)
+{
+    size_t nl = strlen(needle), keep = nl - 1;
+    char joint[64];
+    size_t cl = strlen(carry), head = len < keep ? len : keep;
+    memcpy(joint, carry, cl);
+    memcpy(joint + cl, buf, head);
+    joint[cl + head] = '\0';
+    long hits = 0;
+    /* Only matches that start in the carried bytes: the rest are found in buf itself. */
+    for (const char *p = joint; (p = strstr(p, needle)) != NULL && p < joint + cl; p++)
+        hits++;
+    for (const char *p = buf; (p = strstr(p, needle)) != NULL; p += nl)
+        hits++;
+    const char *tail = len > keep ? buf + len - keep : buf;
+    if (len >= keep) {
+        memcpy(carry, tail, keep);
+        carry[keep] = '\0';
+    } else {
+        size_t total = cl + len, drop = total > keep ? total - keep : 0;
+        memmove(carry, carry + drop, cl - drop);
+        memcpy(carry + cl - drop, buf, len);
+        carry[total - drop] = '\0';
+    }
+    return hits;
 }
 
 /* Opens n streams on a slow model and holds them; counts those past their first token while
@@ -503,6 +629,11 @@ static void concurrent_streams(int n)
         return;
     }
     int *fds = calloc((size_t)n, sizeof(int));
+    /* The delta events seen (a role event's "content":"" counts too: one per stream, taken off
+     * below), with each stream's last bytes kept so an event split between reads counts. */
+    static const char needle[] = "\"content\":\"";
+    char(*carry)[sizeof(needle)] = calloc((size_t)n, sizeof(*carry));
+    long events = 0;
     bool *started = calloc((size_t)n, sizeof(bool)), *ended = calloc((size_t)n, sizeof(bool));
     struct pollfd *pf = calloc((size_t)n, sizeof(*pf));
     int opened = 0;
@@ -534,6 +665,7 @@ static void concurrent_streams(int n)
             ssize_t r = recv(fds[i], buf, sizeof(buf) - 1, 0);
             if (r > 0) {
                 buf[r] = '\0';
+                events += count_events(carry[i], buf, (size_t)r, needle);
                 if (!started[i] && strstr(buf, "\"content\":")) {
                     started[i] = true;
                     n_started++;
@@ -558,9 +690,14 @@ static void concurrent_streams(int n)
     printf("gateway_concurrent_streams_completed %d streams\n", n_ended);
     printf("gateway_concurrent_daemon_rss_mib %.1f MiB\n", rss);
     printf("gateway_concurrent_daemon_cpu_pct %.1f %%\n", secs > 0 ? 100.0 * cpu / secs : 0.0);
+    long tokens = events - n_started;
+    printf("gateway_concurrent_tokens %ld tokens\n", tokens);
+    if (tokens > 0)
+        printf("gateway_concurrent_daemon_cpu_per_token_us %.2f us\n", cpu * 1e6 / (double)tokens);
     for (int i = 0; i < opened; i++)
         close(fds[i]);
     free(fds);
+    free(carry);
     free(started);
     free(ended);
     free(pf);

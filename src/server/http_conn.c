@@ -253,9 +253,11 @@ ssize_t af__conn_send(af__conn *c, const void *buf, size_t len)
 /* ---------------------------------------------------------------------------------------- */
 /* Output.                                                                                   */
 
-/* Sends what is pending; false when the connection closed. */
-bool af__conn_flush(af__conn *c, uint64_t now)
+/* Sends what is queued until the socket takes no more: -1 when the connection closed, else
+ * whether any byte left. */
+static int tx_send(af__conn *c)
 {
+    int moved = 0;
     while (c->tx.len > c->tx_off) {
         ssize_t n = af__conn_send(c, c->tx.data + c->tx_off, c->tx.len - c->tx_off);
         if (n < 0) {
@@ -264,11 +266,22 @@ bool af__conn_flush(af__conn *c, uint64_t now)
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
             conn_close(c, "write failed");
-            return false;
+            return -1;
         }
         c->tx_off += (size_t)n;
-        af__conn_timed_restart(c, now);
+        moved = 1;
     }
+    return moved;
+}
+
+/* Sends what is pending; false when the connection closed. */
+bool af__conn_flush(af__conn *c, uint64_t now)
+{
+    int moved = tx_send(c);
+    if (moved < 0)
+        return false;
+    if (moved)
+        af__conn_timed_restart(c, now);
     if (c->tx.len == c->tx_off) {
         af__buf_reset(&c->tx);
         c->tx_off = 0;
@@ -310,6 +323,48 @@ static void conn_write(af__conn *c, const void *data, size_t len)
 void af__conn_write(af__conn *c, const void *data, size_t len)
 {
     conn_write(c, data, len);
+}
+
+/* A plain socket with nothing queued takes the pieces in one sendmsg; the rest (or all of it
+ * behind queued output, or through TLS, which has no gather write) goes into tx in order, and
+ * TLS sends it as one write. */
+void af__conn_writev(af__conn *c, const struct iovec *iov, int n)
+{
+    if (c->fd < 0)
+        return;
+    bool idle = c->tx.len == c->tx_off;
+    size_t done = 0;
+    if (idle && !c->ssl) {
+        struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
+        ssize_t r;
+        do
+            r = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (r < 0 && errno == EINTR);
+        if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            conn_close(c, "write failed");
+            return;
+        }
+        done = r > 0 ? (size_t)r : 0;
+    }
+    for (int i = 0; i < n; i++) {
+        size_t len = iov[i].iov_len;
+        if (done >= len) {
+            done -= len;
+            continue;
+        }
+        af__buf_append(&c->tx, (const char *)iov[i].iov_base + done, len - done);
+        done = 0;
+    }
+    if (c->tx.failed) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    if (idle && c->ssl)
+        tx_send(c);
+    if (c->fd >= 0 && c->tx.len == c->tx_off) {
+        af__buf_reset(&c->tx);
+        c->tx_off = 0;
+    }
 }
 
 void af__conn_close(af__conn *c, const char *why)

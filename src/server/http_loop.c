@@ -176,23 +176,26 @@ static void *loop_main(void *arg)
             timeout = 50;
         if (l->tls_ready_head)
             timeout = 0;
+        /* Streams queued since the drain below are taken at once, without a wake-up. */
+        if (!af__gw_queue_sleep(&l->gwq))
+            timeout = 0;
         int n = epoll_wait(l->epfd, ev, AF__EVENTS, timeout);
+        af__gw_queue_woke(&l->gwq);
         now = af_monotonic_ns();
         for (int i = 0; i < n; i++) {
             void *tag = ev[i].data.ptr;
             if (af__loop_accept_event(l, tag, now))
                 continue;
             if (tag == &tag_wake) {
-                uint64_t v;
-                if (read(l->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-                    af_log(AF_LOG_DEBUG, "server: wake read: %s", strerror(errno));
                 af__jobs_drain(l);
-                af__gw_drain(l);
                 af__ws_drain(l);
             } else {
                 af__conn_event(tag, ev[i].events, now);
             }
         }
+        /* Every turn, not only on a wake-up: the gateway's threads wake a loop that waits,
+         * never one that is busy (gw_out.h). */
+        af__gw_drain(l);
         expire(l, now);
         read_ready(l);
         bury(l);
@@ -204,11 +207,19 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
+/* The eventfd is edge-triggered and never read on the loop: every write makes it report
+ * once more (eventfd wakes its pollers on each write), so a wake-up costs the loop no read().
+ * Its counter only grows; should it ever be full (2^64 - 2 wake-ups), a write fails with
+ * EAGAIN, and the waker empties it and writes again. */
 void af__loop_wake(af__loop *l)
 {
-    uint64_t one = 1;
-    if (write(l->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-        af_log(AF_LOG_DEBUG, "server: wake write: %s", strerror(errno));
+    uint64_t one = 1, v;
+    if (write(l->wake_fd, &one, sizeof(one)) == (ssize_t)sizeof(one))
+        return;
+    if (errno == EAGAIN && read(l->wake_fd, &v, sizeof(v)) == (ssize_t)sizeof(v) &&
+        write(l->wake_fd, &one, sizeof(one)) == (ssize_t)sizeof(one))
+        return;
+    af_log(AF_LOG_DEBUG, "server: wake write: %s", strerror(errno));
 }
 
 int af__loops_new(af_server *s, unsigned n)
@@ -221,17 +232,15 @@ int af__loops_new(af_server *s, unsigned n)
         l->srv = s;
         l->index = i;
         l->wake_fd = -1;
+        af__gw_queue_init(&l->gwq);
         l->epfd = epoll_create1(EPOLL_CLOEXEC);
         s->n_loops = i + 1;
         if (l->epfd < 0)
             return -errno;
-        if (pthread_mutex_init(&l->gw_mu, NULL) != 0)
-            return -ENOMEM;
-        l->gw_mu_init = true;
         l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (l->wake_fd < 0)
             return -errno;
-        int rc = af__loop_watch(l, l->wake_fd, EPOLLIN, &tag_wake);
+        int rc = af__loop_watch(l, l->wake_fd, EPOLLIN | EPOLLET, &tag_wake);
         if (rc != 0)
             return rc;
         af__loop_listen_set(l, true, true);
@@ -272,10 +281,7 @@ void af__loops_free(af_server *s)
         while (l->conns)
             af__conn_close(l->conns, "server stopped");
         bury(l);
-        if (l->gw_mu_init) {
-            af__gw_loop_free(l);
-            pthread_mutex_destroy(&l->gw_mu);
-        }
+        af__gw_loop_free(l);
         if (l->epfd >= 0)
             close(l->epfd);
         if (l->wake_fd >= 0)

@@ -219,12 +219,11 @@ void af__conn_respond(af__conn *c)
 
 /* A streamed answer's head: no content-length; chunked on HTTP/1.1, and on HTTP/1.0 the end
  * of the answer is the end of the connection. */
-void af__conn_stream_head(af__conn *c, const char *content_type)
+size_t af__conn_stream_head(af__conn *c, const char *content_type, char *h)
 {
     af__txn *t = &c->txn;
     if (t->http10 || atomic_load(&c->loop->srv->stopping))
         t->keep_alive = false;
-    char h[AF__RESP_HEADROOM];
     char *p = h;
     p = t->http10 ? PUT_LIT(p, "HTTP/1.0 200 OK\r\ncontent-type: ")
                   : PUT_LIT(p, "HTTP/1.1 200 OK\r\ncontent-type: ");
@@ -245,38 +244,13 @@ void af__conn_stream_head(af__conn *c, const char *content_type)
         p = PUT_LIT(p, "connection: close\r\n");
     p = PUT_LIT(p, "\r\n");
     t->resp.status = 200;
-    af__conn_write(c, h, (size_t)(p - h));
+    return (size_t)(p - h);
 }
 
-void af__conn_stream_write(af__conn *c, const void *data, size_t len)
-{
-    if (!len)
-        return;
-    if (c->txn.http10) {
-        af__conn_write(c, data, len);
-        return;
-    }
-    /* One chunk: its size line, the bytes, CRLF; written as one piece when small. */
-    char line[24];
-    int n = snprintf(line, sizeof(line), "%zx\r\n", len);
-    char small[2048];
-    if ((size_t)n + len + 2 <= sizeof(small)) {
-        memcpy(small, line, (size_t)n);
-        memcpy(small + n, data, len);
-        memcpy(small + (size_t)n + len, "\r\n", 2);
-        af__conn_write(c, small, (size_t)n + len + 2);
-        return;
-    }
-    af__conn_write(c, line, (size_t)n);
-    af__conn_write(c, data, len);
-    af__conn_write(c, "\r\n", 2);
-}
-
-void af__conn_stream_end(af__conn *c)
+/* The answer is complete: the transaction ends as after af__conn_respond. */
+static void stream_end(af__conn *c)
 {
     af__txn *t = &c->txn;
-    if (!t->http10)
-        af__conn_write(c, "0\r\n\r\n", 5);
     if (!t->keep_alive)
         c->close_after = true;
     af__txn_end(c);
@@ -285,6 +259,53 @@ void af__conn_stream_end(af__conn *c)
         af__conn_timed_restart(c, af_monotonic_ns());
         if (c->close_after && c->tx.len == c->tx_off)
             af__conn_linger(c);
+    }
+}
+
+/* iov: the head, the chunk's size line, up to AF__STREAM_PARTS parts, the chunk's CRLF (with
+ * the last chunk after it when the answer ends). */
+#define AF__STREAM_PARTS 8
+
+void af__conn_stream_send(af__conn *c, const char *head, size_t head_len, const struct iovec *parts,
+                          int n, bool last)
+{
+    bool chunked = !c->txn.http10;
+    if (n > AF__STREAM_PARTS)
+        n = AF__STREAM_PARTS;
+    struct iovec iov[AF__STREAM_PARTS + 3];
+    int k = 0;
+    if (head_len)
+        iov[k++] = (struct iovec){.iov_base = (void *)head, .iov_len = head_len};
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += parts[i].iov_len;
+    char line[24];
+    if (len && chunked)
+        iov[k++] = (struct iovec){.iov_base = line,
+                                  .iov_len = (size_t)snprintf(line, sizeof(line), "%zx\r\n", len)};
+    for (int i = 0; i < n; i++)
+        if (parts[i].iov_len)
+            iov[k++] = parts[i];
+    static const char crlf_end[] = "\r\n0\r\n\r\n";
+    if (chunked && (len || last)) {
+        const char *tail = len ? crlf_end : crlf_end + 2;
+        size_t tail_len = (len ? 2 : 0) + (last ? 5 : 0);
+        iov[k++] = (struct iovec){.iov_base = (void *)tail, .iov_len = tail_len};
+    }
+    if (k)
+        af__conn_writev(c, iov, k);
+    if (c->fd < 0)
+        return;
+    if (last) {
+        stream_end(c);
+        return;
+    }
+    /* Output the socket did not take: sent when it becomes writable, and the client must
+     * read it within the write-progress deadline (http_loop.c: expire). */
+    if (c->tx.len > c->tx_off) {
+        if (!c->timed)
+            af__conn_timed_restart(c, af_monotonic_ns());
+        af__conn_update_events(c);
     }
 }
 

@@ -3,25 +3,32 @@
  * GET /v1/models on the daemon's own listener (its limits, TLS and bearer token), on top of
  * the serving gateway's chat seam (af_serving_chat_start in serving.h).
  *
- * A call: the route checks the body (limits.h: model grammar, message count, the contents
- * against server.max_input_tokens) and starts the gateway call; the connection goes BUSY as
- * for an inference job. The gateway answers on its own threads: on_delta formats each piece
- * of text as one server-sent event straight away and appends it to the call's pending buffer;
- * on_done keeps the result. Either queues the call on its loop's ready list (gw_mu) and wakes
- * the loop, which moves the pending events to the socket as one HTTP chunk (af__gw_drain), so
- * tokens leave as they are produced and nothing waits for the whole answer. A non-streamed
- * call answers one JSON body from on_done's result. A streamed call whose backend fails
- * before its first token is answered with a plain HTTP error, after that with an error event.
+ * This file is the call's lifecycle: start, relay, finish, spans, metrics; the body is parsed
+ * and checked in openai_request.c (limits.h: model grammar, message count, the contents
+ * against server.max_input_tokens). A call: the route parses the body and starts the gateway
+ * call; the connection goes BUSY as for an inference job. The gateway answers on its own
+ * threads: on_delta formats each piece of text as one server-sent event straight away and
+ * appends it to the call's pending output (gw_out.h); on_done keeps the result. Either
+ * queues the call on its loop's queue when it is not queued already, and wakes the loop only
+ * when it waits (one wake-up per loop turn for all its streams). Each turn the loop takes every
+ * queued call's pending events and sends them as one HTTP chunk with one write (af__gw_drain): with
+ * the head on the first turn, and with the last events and the end of the answer on the last, so
+ * tokens leave as they are produced, those that arrive while the loop is busy leave together, and
+ * nothing waits for the whole answer. A non-streamed call answers one JSON body from on_done's
+ * result. A streamed call whose backend fails before its first token is answered with a plain HTTP
+ * error, after that with an error event.
  *
  * Bounds: a client that does not read its stream makes the output wait on the connection;
  * past AF__GW_MAX_BUFFERED bytes (pending + unsent) the call is cancelled and the connection
- * closed, with a warning naming the reason. A connection that closes cancels the backend call
- * (af__gw_abort -> af_serving_chat_cancel). Live streams have no idle deadline: the gateway's
- * request timeout (server.inference_timeout) bounds them.
+ * closed, with a warning naming the reason, and output that waits must move within the
+ * write-progress deadline. A connection that closes cancels the backend call (af__gw_abort ->
+ * af_serving_chat_cancel) and drops what was pending. Live streams have no idle deadline: the
+ * gateway's request timeout (server.inference_timeout) bounds them.
  *
  * Lifetime: an af__gw is reference counted: the connection's transaction holds one until the
  * answer is written or the connection closes, the gateway's callbacks hold one until on_done
- * returns, and being on a loop's ready list holds one. Lock order: gw->mu, then loop->gw_mu.
+ * returns, and being on a loop's queue holds one. gw->out.mu guards the fields marked so; the
+ * queue takes no lock.
  *
  * Tracing: the daemon's SERVER span gets the GenAI request attributes when the call starts
  * and the response attributes (model, id, usage, finish reasons, time to first chunk) when it
@@ -30,40 +37,33 @@
 #define AF_LOG_COMPONENT "gateway"
 
 #include <errno.h>
-#include <jansson.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "agentaflow/log.h"
-#include "server/limits.h"
+#include "server/limits.h" /* routes_int.h needs it first */
 #include "server/openai_json.h"
+#include "server/openai_request.h"
 #include "server/routes_int.h"
 #include "server/server_int.h"
-#include "util/str.h"
-#include "util/timeutil.h"
 
 /* Bytes of a stream that may wait for a client that does not read (pending + unsent). */
 #define AF__GW_MAX_BUFFERED (1u << 20)
 
 struct af__gw {
-    pthread_mutex_t mu;
+    af__gw_out out; /* first: the loop's queue links these (gw_of) */
     atomic_int refs;
     af_server *srv;
     af__loop *loop;
     af__conn *conn;     /* loop only; NULL once the answer is written or the client left */
     af_chat_call *call; /* the caller's reference, released when the af__gw goes */
-    af__gw *ready_next; /* loop->gw_mu */
-    /* mu */
-    bool queued;   /* on the loop's ready list */
-    bool detached; /* nobody reads the output any more: callbacks only drop it */
+    /* out.mu (out.dropped: nobody reads the output any more, callbacks only drop it) */
     bool done;
-    bool overflow; /* output stopped: the client did not read it */
-    af_buf pending, spare;
     int rc;
     af_chat_result res; /* content: a malloc'd copy (non-streamed), owned here */
     /* fixed at start */
@@ -79,31 +79,28 @@ struct af__gw {
     bool head_sent;
 };
 
+static af__gw *gw_of(af__gw_out *o)
+{
+    return (af__gw *)(void *)((char *)o - offsetof(af__gw, out));
+}
+
 static void gw_unref(af__gw *g)
 {
     if (atomic_fetch_sub(&g->refs, 1) != 1)
         return;
     af_chat_call_release(g->call);
     free(g->res.content);
-    af__buf_clear(&g->pending);
-    af__buf_clear(&g->spare);
     af__buf_clear(&g->frame);
-    pthread_mutex_destroy(&g->mu);
+    af__gw_out_destroy(&g->out);
     free(g);
 }
 
-/* mu held: puts the call on its loop's ready list; true when the loop needs a wake-up. */
+/* out.mu held, after an add or mark asked for it: puts the call on its loop's queue (a
+ * reference for the queue); true when the loop needs a wake-up. */
 static bool gw_queue_locked(af__gw *g)
 {
-    if (g->queued)
-        return false;
-    g->queued = true;
     atomic_fetch_add(&g->refs, 1);
-    pthread_mutex_lock(&g->loop->gw_mu);
-    g->ready_next = g->loop->gw_ready;
-    g->loop->gw_ready = g;
-    pthread_mutex_unlock(&g->loop->gw_mu);
-    return true;
+    return af__gw_queue_push(&g->loop->gwq, &g->out);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -113,18 +110,12 @@ static void gw_on_delta(void *ctx, const char *text, size_t len)
 {
     af__gw *g = ctx;
     bool wake = false;
-    pthread_mutex_lock(&g->mu);
-    if (!g->detached && !g->overflow) {
-        /* A JSON string is at most 6 bytes per input byte. */
-        if (g->pending.len + len * 6 + g->frame.len + 16 > AF__GW_MAX_BUFFERED)
-            g->overflow = true;
-        else
-            af__oai_delta_event(&g->pending, (const char *)g->frame.data, g->prefix_len,
-                                (const char *)g->frame.data + g->prefix_len,
-                                g->frame.len - g->prefix_len, text, len);
+    pthread_mutex_lock(&g->out.mu);
+    if (af__gw_out_add_locked(&g->out, (const char *)g->frame.data, g->prefix_len,
+                              (const char *)g->frame.data + g->prefix_len,
+                              g->frame.len - g->prefix_len, text, len))
         wake = gw_queue_locked(g);
-    }
-    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_unlock(&g->out.mu);
     if (wake)
         af__loop_wake(g->loop);
 }
@@ -134,12 +125,12 @@ static void gw_on_done(void *ctx, int rc, const af_chat_result *res)
     af__gw *g = ctx;
     af__metrics_genai(g->srv, g->op, g->model, rc, res, g->stream, &g->span_ctx);
     bool wake = false;
-    pthread_mutex_lock(&g->mu);
+    pthread_mutex_lock(&g->out.mu);
     g->done = true;
     g->rc = rc;
     g->res = *res;
     g->res.content = NULL;
-    if (res->content && !g->detached) {
+    if (res->content && !g->out.dropped) {
         g->res.content = malloc(res->content_len + 1);
         if (g->res.content) {
             memcpy(g->res.content, res->content, res->content_len);
@@ -148,9 +139,9 @@ static void gw_on_done(void *ctx, int rc, const af_chat_result *res)
             g->rc = -ENOMEM;
         }
     }
-    if (!g->detached)
+    if (af__gw_out_mark_locked(&g->out))
         wake = gw_queue_locked(g);
-    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_unlock(&g->out.mu);
     if (wake)
         af__loop_wake(g->loop);
     gw_unref(g); /* the callbacks' reference */
@@ -158,27 +149,6 @@ static void gw_on_done(void *ctx, int rc, const af_chat_result *res)
 
 /* ---------------------------------------------------------------------------------------- */
 /* Errors.                                                                                   */
-
-static void oai_error(af__resp *rs, int status, const char *code, const char *param,
-                      const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 5, 6)))
-#endif
-    ;
-
-static void oai_error(af__resp *rs, int status, const char *code, const char *param,
-                      const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    af__resp_reset_body(rs);
-    rs->status = status;
-    rs->content_type = "application/json";
-    af__oai_error_json(&rs->body, status, code, param, msg);
-}
 
 /* The HTTP status and OpenAI error code of a gateway failure. */
 static int status_of(int rc, const char **code)
@@ -224,10 +194,11 @@ static void resp_from_rc(af__resp *rs, int rc, const char *model, const af_chat_
     if (r && r->error_type[0])
         code = r->error_type;
     if (rc == AF_ENOTFOUND)
-        oai_error(rs, status, "model_not_found", "model",
-                  "The model `%s` does not exist or you do not have access to it.", model);
+        af__oai_resp_error(rs, status, "model_not_found", "model",
+                           "The model `%s` does not exist or you do not have access to it.", model);
     else
-        oai_error(rs, status, code, NULL, "%s", r && r->error[0] ? r->error : af_strerror(rc));
+        af__oai_resp_error(rs, status, code, NULL, "%s",
+                           r && r->error[0] ? r->error : af_strerror(rc));
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -253,136 +224,131 @@ static void span_set_result(af_span sp, const af__gw *g)
         af_span_set_string(sp, "error.type", r->error_type[0] ? r->error_type : "_OTHER");
 }
 
-/* The connection is done with the call (answered, or gone). */
+/* The connection is done with the call (answered, or gone): what is pending goes. */
 static void gw_detach(af__gw *g)
 {
     if (!g->conn)
         return;
-    pthread_mutex_lock(&g->mu);
-    g->detached = true;
-    pthread_mutex_unlock(&g->mu);
-    if (g->conn)
-        g->conn->txn.gw = NULL;
+    pthread_mutex_lock(&g->out.mu);
+    af__gw_out_drop_locked(&g->out);
+    pthread_mutex_unlock(&g->out.mu);
+    g->conn->txn.gw = NULL;
     g->conn = NULL;
     gw_unref(g); /* the transaction's reference */
 }
 
-/* The 200 head of a stream; a chat stream's first event names the role. */
-static void stream_begin(af__gw *g, af__conn *c)
+/* A call answered with one body: the JSON answer, or the error of a call that failed before
+ * its stream began. */
+static void gw_answer(af__gw *g, af__conn *c)
 {
-    af__conn_stream_head(c, "text/event-stream");
-    g->head_sent = true;
-    if (!g->chat || c->fd < 0)
-        return;
-    af_buf role;
-    af__buf_init(&role);
-    af__oai_role_event(&role, &g->ids);
-    af__conn_stream_write(c, role.data, role.len);
-    af__buf_clear(&role);
+    af__resp *rs = &c->txn.resp;
+    span_set_result(c->txn.span, g);
+    if (g->rc != 0) {
+        resp_from_rc(rs, g->rc, g->model, &g->res);
+    } else {
+        af__resp_reset_body(rs);
+        rs->status = 200;
+        if (g->res.response_model[0])
+            g->ids.model = g->res.response_model;
+        af__oai_completion_json(&rs->body, &g->ids, &g->res);
+    }
+    gw_detach(g);
+    af__conn_respond(c);
+    af__conn_resume(c);
 }
 
-/* The whole answer is known: the JSON body, or the last events of a stream. */
-static void gw_finish(af__gw *g, af__conn *c)
+/* A stream's last events: the finish reason and usage, or the error; then [DONE]. */
+static void stream_tail(const af__gw *g, af_buf *tail)
 {
-    af__txn *t = &c->txn;
-    span_set_result(t->span, g);
-    if (!g->head_sent && (!g->stream || g->rc != 0)) {
-        af__resp *rs = &t->resp;
-        if (g->rc != 0) {
-            resp_from_rc(rs, g->rc, g->model, &g->res);
-        } else {
-            af__resp_reset_body(rs);
-            rs->status = 200;
-            if (g->res.response_model[0])
-                g->ids.model = g->res.response_model;
-            af__oai_completion_json(&rs->body, &g->ids, &g->res);
-        }
-        gw_detach(g);
-        af__conn_respond(c);
-        af__conn_resume(c);
-        return;
-    }
-    if (!g->head_sent) /* answered at once (a cache hit): still the stream asked for */
-        stream_begin(g, c);
-    af_buf tail;
-    af__buf_init(&tail);
     if (g->rc == 0) {
-        af__oai_finish_event(&tail, &g->ids, g->res.finish_reason);
+        af__oai_finish_event(tail, &g->ids, g->res.finish_reason);
         if (g->include_usage)
-            af__oai_usage_event(&tail, &g->ids, g->res.input_tokens, g->res.output_tokens);
+            af__oai_usage_event(tail, &g->ids, g->res.input_tokens, g->res.output_tokens);
     } else {
         const char *code;
         int status = status_of(g->rc, &code);
-        af__oai_error_event(&tail, status, g->res.error_type[0] ? g->res.error_type : code,
+        af__oai_error_event(tail, status, g->res.error_type[0] ? g->res.error_type : code,
                             g->res.error[0] ? g->res.error : af_strerror(g->rc));
     }
-    af__buf_puts(&tail, "data: [DONE]\n\n");
-    if (c->fd >= 0)
-        af__conn_stream_write(c, tail.data, tail.len);
+    af__buf_puts(tail, "data: [DONE]\n\n");
+}
+
+/* One turn of a stream, in one write: the head and, for chat, the role event first (also for
+ * an answer that came at once, a cache hit), the events pending, and when done the last
+ * events and the end of the answer. */
+static void stream_turn(af__gw *g, af__conn *c, const af_buf *events, bool done)
+{
+    char head[AF__RESP_HEADROOM];
+    size_t head_len = 0;
+    af_buf role, tail;
+    af__buf_init(&role);
+    af__buf_init(&tail);
+    if (!g->head_sent) {
+        head_len = af__conn_stream_head(c, "text/event-stream", head);
+        g->head_sent = true;
+        if (g->chat)
+            af__oai_role_event(&role, &g->ids);
+    }
+    if (done) {
+        span_set_result(c->txn.span, g);
+        stream_tail(g, &tail);
+        gw_detach(g);
+    }
+    struct iovec parts[3] = {
+        {role.data, role.len}, {events->data, events->len}, {tail.data, tail.len}};
+    af__conn_stream_send(c, head, head_len, parts, 3, done);
+    af__buf_clear(&role);
     af__buf_clear(&tail);
-    gw_detach(g);
-    if (c->fd < 0)
-        return;
-    af__conn_stream_end(c);
-    af__conn_resume(c);
+    if (done && c->fd >= 0)
+        af__conn_resume(c);
 }
 
 /* One call's turn on its loop: what the gateway produced since the last one. */
 static void gw_deliver(af__gw *g)
 {
-    pthread_mutex_lock(&g->mu);
-    g->queued = false;
-    af_buf out = g->pending;
-    g->pending = g->spare;
-    g->spare = out;
-    bool done = g->done, overflow = g->overflow;
-    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_lock(&g->out.mu);
+    const af_buf *events = af__gw_out_take_locked(&g->out);
+    bool done = g->done, overflow = g->out.overflow;
+    pthread_mutex_unlock(&g->out.mu);
     af__conn *c = g->conn;
-    if (!c) {
-        af__buf_reset(&g->spare);
+    if (!c)
+        return;
+    if (done && !g->head_sent && !events->len && (!g->stream || g->rc != 0)) {
+        gw_answer(g, c);
         return;
     }
-    if (out.len && !g->head_sent)
-        stream_begin(g, c);
-    if (out.len && c->fd >= 0)
-        af__conn_stream_write(c, out.data, out.len);
-    af__buf_reset(&g->spare);
-    if (c->fd < 0)
-        return; /* the write failed: af__gw_abort ran */
-    if (!done && (overflow || c->tx.len - c->tx_off > AF__GW_MAX_BUFFERED)) {
+    if (events->len || done)
+        stream_turn(g, c, events, done);
+    if (done || c->fd < 0)
+        return; /* answered, or the write failed: af__gw_abort ran */
+    if (overflow || c->tx.len - c->tx_off > AF__GW_MAX_BUFFERED) {
         af_log(AF_LOG_WARN,
                "stream %s cancelled: the client at %s is not reading "
                "(%zu bytes waiting)",
                g->id, c->peer, c->tx.len - c->tx_off);
         af__conn_close(c, "client not reading the stream");
-        return;
     }
-    if (done)
-        gw_finish(g, c);
 }
 
 void af__gw_drain(af__loop *l)
 {
-    pthread_mutex_lock(&l->gw_mu);
-    af__gw *g = l->gw_ready;
-    l->gw_ready = NULL;
-    pthread_mutex_unlock(&l->gw_mu);
-    while (g) {
-        af__gw *next = g->ready_next;
+    af__gw_out *o = af__gw_queue_take(&l->gwq);
+    while (o) {
+        af__gw_out *next = o->next;
+        af__gw *g = gw_of(o);
         gw_deliver(g);
-        gw_unref(g); /* the ready list's reference */
-        g = next;
+        gw_unref(g); /* the queue's reference */
+        o = next;
     }
 }
 
 void af__gw_loop_free(af__loop *l)
 {
-    af__gw *g = l->gw_ready;
-    l->gw_ready = NULL;
-    while (g) {
-        af__gw *next = g->ready_next;
-        gw_unref(g);
-        g = next;
+    af__gw_out *o = af__gw_queue_take(&l->gwq);
+    while (o) {
+        af__gw_out *next = o->next;
+        gw_unref(gw_of(o));
+        o = next;
     }
 }
 
@@ -399,255 +365,14 @@ void af__gw_abort(af__conn *c, const char *why)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Requests.                                                                                 */
-
-/* A parsed body: strings point into doc. */
-typedef struct oai_body {
-    json_t *doc;
-    af_chat_request req;
-    af_chat_message *msgs;
-} oai_body;
-
-/* Optional typed fields: false (and the 400 naming the field) when present with the wrong
- * type or out of range. */
-static bool opt_string(json_t *o, const char *k, af__field f, const char **out, af__resp *rs)
-{
-    json_t *v = json_object_get(o, k);
-    if (!v || json_is_null(v))
-        return true;
-    if (!json_is_string(v)) {
-        oai_error(rs, 400, "invalid_type", k, "'%s' must be a string", k);
-        return false;
-    }
-    char err[160];
-    if (af__field_check(f, k, json_string_value(v), json_string_length(v), err, sizeof(err))) {
-        oai_error(rs, 400, "invalid_value", k, "%s", err);
-        return false;
-    }
-    *out = json_string_value(v);
-    return true;
-}
-
-static bool opt_number(json_t *o, const char *k, double lo, double hi, bool integer, double *out,
-                       af__resp *rs)
-{
-    json_t *v = json_object_get(o, k);
-    if (!v || json_is_null(v))
-        return true;
-    double d = json_is_number(v) ? json_number_value(v) : NAN;
-    if (!isfinite(d) || d < lo || d > hi || (integer && d != floor(d))) {
-        oai_error(rs, 400, json_is_number(v) ? "invalid_value" : "invalid_type", k,
-                  "'%s' must be %s between %g and %g", k, integer ? "an integer" : "a number", lo,
-                  hi);
-        return false;
-    }
-    *out = d;
-    return true;
-}
-
-static bool opt_bool(json_t *o, const char *k, bool *out, af__resp *rs)
-{
-    json_t *v = json_object_get(o, k);
-    if (!v || json_is_null(v))
-        return true;
-    if (!json_is_boolean(v)) {
-        oai_error(rs, 400, "invalid_type", k, "'%s' must be a boolean", k);
-        return false;
-    }
-    *out = json_is_true(v);
-    return true;
-}
-
-/* content given as parts ([{"type":"text","text":"..."}], as newer clients send it): the
- * texts joined by newlines replace the array in the document, which owns the joined string.
- * Other part types (images, audio, files) get a 400: the gateway relays text only. */
-static bool join_text_parts(json_t *m, json_t *parts, const char *param, af__resp *rs)
-{
-    size_t n = json_array_size(parts), len = 0;
-    for (size_t j = 0; j < n; j++) {
-        json_t *part = json_array_get(parts, j);
-        json_t *type = json_is_object(part) ? json_object_get(part, "type") : NULL;
-        json_t *text = json_is_object(part) ? json_object_get(part, "text") : NULL;
-        char where[80];
-        snprintf(where, sizeof(where), "%s[%zu]", param, j);
-        if (!json_is_string(type) || strcmp(json_string_value(type), "text") != 0) {
-            oai_error(rs, 400, "invalid_value", where,
-                      "'%s' must be a text part {\"type\":\"text\",\"text\":...}; this gateway "
-                      "relays text only",
-                      where);
-            return false;
-        }
-        if (!json_is_string(text)) {
-            oai_error(rs, 400, "invalid_type", where, "'%s.text' must be a string", where);
-            return false;
-        }
-        len += json_string_length(text) + (j > 0);
-    }
-    char *joined = malloc(len + 1);
-    if (!joined) {
-        oai_error(rs, 500, "internal_error", NULL, "out of memory");
-        return false;
-    }
-    size_t at = 0;
-    for (size_t j = 0; j < n; j++) {
-        json_t *text = json_object_get(json_array_get(parts, j), "text");
-        if (j > 0)
-            joined[at++] = '\n';
-        memcpy(joined + at, json_string_value(text), json_string_length(text));
-        at += json_string_length(text);
-    }
-    json_t *str = json_stringn_nocheck(joined, at);
-    free(joined);
-    if (!str || json_object_set_new(m, "content", str) != 0) {
-        oai_error(rs, 500, "internal_error", NULL, "out of memory");
-        return false;
-    }
-    return true;
-}
-
-/* messages: 1..AF__OAI_MAX_MESSAGES objects {role, content: string, text parts or null};
- * *total gets the content bytes. */
-static bool parse_messages(json_t *o, oai_body *b, size_t *total, af__resp *rs)
-{
-    json_t *arr = json_object_get(o, "messages");
-    if (!arr || !json_is_array(arr)) {
-        oai_error(rs, 400, arr ? "invalid_type" : "missing_required_parameter", "messages",
-                  "'messages' must be an array of message objects");
-        return false;
-    }
-    size_t n = json_array_size(arr);
-    if (n == 0 || n > AF__OAI_MAX_MESSAGES) {
-        oai_error(rs, 400, n ? "array_above_max_length" : "empty_array", "messages",
-                  "'messages' holds %zu messages; 1 to %d are accepted", n, AF__OAI_MAX_MESSAGES);
-        return false;
-    }
-    b->msgs = calloc(n, sizeof(*b->msgs));
-    if (!b->msgs) {
-        oai_error(rs, 500, "internal_error", NULL, "out of memory");
-        return false;
-    }
-    *total = 0;
-    for (size_t i = 0; i < n; i++) {
-        json_t *m = json_array_get(arr, i);
-        char param[48];
-        snprintf(param, sizeof(param), "messages[%zu]", i);
-        if (!json_is_object(m)) {
-            oai_error(rs, 400, "invalid_type", param, "'%s' must be an object", param);
-            return false;
-        }
-        json_t *role = json_object_get(m, "role"), *content = json_object_get(m, "content");
-        char err[160];
-        snprintf(param, sizeof(param), "messages[%zu].role", i);
-        if (!json_is_string(role)) {
-            oai_error(rs, 400, role ? "invalid_type" : "missing_required_parameter", param,
-                      "'%s' must be a string", param);
-            return false;
-        }
-        if (af__field_check(AF__F_OAI_ROLE, param, json_string_value(role),
-                            json_string_length(role), err, sizeof(err)) != 0) {
-            oai_error(rs, 400, "invalid_value", param, "%s", err);
-            return false;
-        }
-        snprintf(param, sizeof(param), "messages[%zu].content", i);
-        if (json_is_array(content)) {
-            if (!join_text_parts(m, content, param, rs))
-                return false;
-            content = json_object_get(m, "content");
-        } else if (content && !json_is_null(content) && !json_is_string(content)) {
-            oai_error(rs, 400, "invalid_type", param,
-                      "'%s' must be a string, an array of text parts or null", param);
-            return false;
-        }
-        b->msgs[i].role = json_string_value(role);
-        b->msgs[i].content = json_is_string(content) ? json_string_value(content) : NULL;
-        b->msgs[i].content_len = json_is_string(content) ? json_string_length(content) : 0;
-        *total += b->msgs[i].content_len;
-    }
-    b->req.messages = b->msgs;
-    b->req.n_messages = n;
-    return true;
-}
-
-/* prompt: a string, or an array holding one string. */
-static bool parse_prompt(json_t *o, oai_body *b, size_t *total, af__resp *rs)
-{
-    json_t *p = json_object_get(o, "prompt");
-    if (json_is_array(p) && json_array_size(p) == 1)
-        p = json_array_get(p, 0);
-    if (!json_is_string(p)) {
-        oai_error(rs, 400, p ? "invalid_type" : "missing_required_parameter", "prompt",
-                  "'prompt' must be a string (or an array of one string)");
-        return false;
-    }
-    b->req.prompt = json_string_value(p);
-    b->req.prompt_len = json_string_length(p);
-    *total = b->req.prompt_len;
-    return true;
-}
-
-/* The body of either POST route into b->req; false with the 400 set. */
-static bool parse_body(af__req *rq, af__resp *rs, bool chat, oai_body *b)
-{
-    json_error_t e;
-    b->doc = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &e);
-    if (!b->doc || !json_is_object(b->doc)) {
-        if (b->doc)
-            oai_error(rs, 400, "invalid_json", NULL, "the body must be a JSON object");
-        else
-            oai_error(rs, 400, "invalid_json", NULL,
-                      "We could not parse the JSON body of your request: %s (line %d, column "
-                      "%d)",
-                      e.text, e.line, e.column);
-        return false;
-    }
-    json_t *o = b->doc;
-    af_chat_request *r = &b->req;
-    r->operation = chat ? AF_CHAT_OP_CHAT : AF_CHAT_OP_TEXT_COMPLETION;
-    r->temperature = NAN;
-    double max_tokens = 0, mct = 0, temperature = NAN, n = 1;
-    size_t total = 0;
-    json_t *so = json_object_get(o, "stream_options");
-    if (!opt_string(o, "model", AF__F_OAI_MODEL, &r->model, rs) ||
-        !opt_string(o, "user", AF__F_OAI_USER, &r->user, rs) ||
-        !opt_number(o, "max_tokens", 1, 1e6, true, &max_tokens, rs) ||
-        !opt_number(o, "max_completion_tokens", 1, 1e6, true, &mct, rs) ||
-        !opt_number(o, "temperature", 0, 2, false, &temperature, rs) ||
-        !opt_number(o, "n", 1, 1, true, &n, rs) || !opt_bool(o, "stream", &r->stream, rs))
-        return false;
-    if (so && !json_is_null(so) && !json_is_object(so)) {
-        oai_error(rs, 400, "invalid_type", "stream_options", "'stream_options' must be an object");
-        return false;
-    }
-    if (so && json_is_object(so) && !opt_bool(so, "include_usage", &r->include_usage, rs))
-        return false;
-    if (!r->model || !*r->model) {
-        oai_error(rs, 400, "missing_required_parameter", "model", "'model' is required");
-        return false;
-    }
-    if (!(chat ? parse_messages(o, b, &total, rs) : parse_prompt(o, b, &total, rs)))
-        return false;
-    uint32_t limit = rq->srv->o.max_input_tokens;
-    if (af_serving_input_tokens(total) > (int64_t)limit) {
-        oai_error(rs, 400, "context_length_exceeded", chat ? "messages" : "prompt",
-                  "'%s' is %lld tokens (%zu bytes at 4 bytes a token); the limit is "
-                  "server.max_input_tokens = %u",
-                  chat ? "messages" : "prompt", (long long)af_serving_input_tokens(total), total,
-                  limit);
-        return false;
-    }
-    r->max_tokens = (uint32_t)(mct > 0 ? mct : max_tokens);
-    r->temperature = temperature;
-    r->include_usage = r->include_usage && r->stream;
-    r->timeout_ms = rq->srv->o.inference_timeout_ms;
-    return true;
-}
+/* Starting a call.                                                                          */
 
 /* The call's fixed parts: its id, the stream events' frame, the span attributes. */
 static af__gw *gw_new(af__req *rq, const af_chat_request *r)
 {
     static atomic_ulong seq;
     af__gw *g = calloc(1, sizeof(*g));
-    if (!g || pthread_mutex_init(&g->mu, NULL) != 0) {
+    if (!g || af__gw_out_init(&g->out, AF__GW_MAX_BUFFERED) != 0) {
         free(g);
         return NULL;
     }
@@ -658,8 +383,6 @@ static af__gw *gw_new(af__req *rq, const af_chat_request *r)
     g->stream = r->stream;
     g->chat = r->operation == AF_CHAT_OP_CHAT;
     g->include_usage = r->include_usage;
-    af__buf_init(&g->pending);
-    af__buf_init(&g->spare);
     af__buf_init(&g->frame);
     af_span_get_context(rq->span, &g->span_ctx);
     char sid[17] = "";
@@ -685,13 +408,13 @@ static int start_call(af__req *rq, af__resp *rs, bool chat)
 {
     af_server *s = rq->srv;
     if (!s->o.serving) {
-        oai_error(rs, 503, "unavailable", NULL, "the model-serving gateway is not running");
+        af__oai_resp_error(rs, 503, "unavailable", NULL,
+                           "the model-serving gateway is not running");
         return 0;
     }
-    oai_body b;
-    memset(&b, 0, sizeof(b));
+    af__oai_body b;
     int ret = 0;
-    if (!parse_body(rq, rs, chat, &b))
+    if (!af__oai_parse_body(rq, rs, chat, &b))
         goto out;
     const af_chat_request *r = &b.req;
     if (af_span_is_recording(rq->span)) {
@@ -705,7 +428,7 @@ static int start_call(af__req *rq, af__resp *rs, bool chat)
     }
     af__gw *g = gw_new(rq, r);
     if (!g) {
-        oai_error(rs, 500, "internal_error", NULL, "out of memory");
+        af__oai_resp_error(rs, 500, "internal_error", NULL, "out of memory");
         goto out;
     }
     b.req.id = g->id; /* the id the first chunk carries is the gateway's and the trace's */
@@ -728,8 +451,7 @@ static int start_call(af__req *rq, af__resp *rs, bool chat)
     rq->conn->state = AF__CONN_BUSY;
     ret = AF__ASYNC;
 out:
-    free(b.msgs);
-    json_decref(b.doc);
+    af__oai_body_free(&b);
     return ret;
 }
 
@@ -747,13 +469,14 @@ int af__h_oai_models(af__req *rq, af__resp *rs)
 {
     af_serving *sv = rq->srv->o.serving;
     if (!sv) {
-        oai_error(rs, 503, "unavailable", NULL, "the model-serving gateway is not running");
+        af__oai_resp_error(rs, 503, "unavailable", NULL,
+                           "the model-serving gateway is not running");
         return 0;
     }
     size_t n = af_serving_models_list(sv, NULL, 0);
     af_serving_model_entry *m = n ? calloc(n, sizeof(*m)) : NULL;
     if (n && !m) {
-        oai_error(rs, 500, "internal_error", NULL, "out of memory");
+        af__oai_resp_error(rs, 500, "internal_error", NULL, "out of memory");
         return 0;
     }
     size_t got = af_serving_models_list(sv, m, n);

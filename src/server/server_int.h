@@ -17,9 +17,11 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/uio.h>
 
 #include "agentaflow/server.h"
 #include "server/guard.h"
+#include "server/gw_out.h"
 #include "server/http_parse.h"
 #include "util/buf.h"
 
@@ -323,7 +325,7 @@ struct af__loop {
     pthread_t thread;
     bool started;
     int epfd;
-    int wake_fd;                       /* eventfd: job completions and stop */
+    int wake_fd;                       /* eventfd: job completions, streams, stop */
     af__conn *timed_head, *timed_tail; /* loop */
     af__conn *conns;                   /* loop: every open connection */
     af__conn *dead;                    /* loop: closed this turn, freed at its end */
@@ -338,10 +340,8 @@ struct af__loop {
     af__ws_client *ws_clients;         /* loop: its WebSocket clients */
     af__ws_msg **ws_outbox;            /* broadcasts waiting for this loop (srv->ws_mu) */
     size_t ws_outbox_len, ws_outbox_cap;
-    /* front-door calls with output or an answer for this loop (gw_mu; routes_openai.c) */
-    pthread_mutex_t gw_mu;
-    bool gw_mu_init;
-    af__gw *gw_ready;
+    /* front-door calls with output or an answer for this loop (gw_out.h; routes_openai.c) */
+    af__gw_queue gwq;
     /* loop: TLS connections to read at the end of the turn (input their sessions read ahead
      * is invisible to epoll), in order */
     af__conn *tls_ready_head, *tls_ready_tail;
@@ -434,14 +434,20 @@ void af__conn_resume(af__conn *c);
 void af__conn_write(af__conn *c, const void *data, size_t len);
 /* Loop: sends rs (its status, headers and body) with "connection: close", then closes. */
 void af__conn_refuse(af__conn *c, af__resp *rs);
-/* Loop: a streamed answer (server-sent events) begins: the 200 head with content_type and,
- * on HTTP/1.1, chunked transfer encoding; the transaction stays open. */
-void af__conn_stream_head(af__conn *c, const char *content_type);
-/* Loop: part of a streamed answer (one chunk on HTTP/1.1). */
-void af__conn_stream_write(af__conn *c, const void *data, size_t len);
-/* Loop: the streamed answer is complete (the last chunk): the transaction ends as after
- * af__conn_respond. */
-void af__conn_stream_end(af__conn *c);
+/* Loop: writes the pieces in order with one send (writev) where the socket takes them; what
+ * it does not take waits, in order, as for af__conn_write. */
+void af__conn_writev(af__conn *c, const struct iovec *iov, int n);
+/* Loop: the head of a streamed answer (server-sent events) into h (AF__RESP_HEADROOM bytes):
+ * 200 with content_type and, on HTTP/1.1, chunked transfer encoding; returns its length. The
+ * transaction stays open; af__conn_stream_send sends the head with the first part. */
+size_t af__conn_stream_head(af__conn *c, const char *content_type, char *h);
+/* Loop: one turn of a streamed answer, in one write: head (head_len 0: none), the n parts (8
+ * at most) as
+ * one chunk on HTTP/1.1 (no chunk when they are empty) and, when last, the end of the answer;
+ * then the transaction ends as after af__conn_respond. Output the socket does not take
+ * waits, bounded by the write-progress deadline. */
+void af__conn_stream_send(af__conn *c, const char *head, size_t head_len, const struct iovec *parts,
+                          int n, bool last);
 /* Loop: the connection closes once its pending output is written. */
 void af__conn_finish(af__conn *c);
 /* Loop: closes the connection now. */
