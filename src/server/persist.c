@@ -43,16 +43,17 @@ static void commit_done(int rc, const char *err, void *user)
     af__loop *l = j->loop;
     pthread_mutex_lock(&s->job_mu);
     /* A group commit answers many jobs at once: only the first into an empty list wakes the
-     * loop (it takes the whole list when it drains). */
-    bool wake = !l->done_head;
+     * loop (it takes the whole list when it drains). The wake-up comes before the count
+     * drops, under the lock: af_server_stop frees the loops once it sees no commit pending,
+     * and a wake-up after the unlock could write to their closed eventfd (TSan caught it). */
+    if (!l->done_head)
+        af__loop_wake(l);
     j->next = l->done_head;
     l->done_head = j;
     s->commits_pending--;
     if (!s->commits_pending)
         pthread_cond_broadcast(&s->job_cv);
     pthread_mutex_unlock(&s->job_mu);
-    if (wake)
-        af__loop_wake(l);
 }
 
 int af__commit(af__req *rq, af__resp *rs, const af_store_op *op, af__apply_fn apply, void *ctx,
