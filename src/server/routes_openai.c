@@ -144,7 +144,8 @@ static void gw_on_done(void *ctx, int rc, const af_chat_result *res)
     pthread_mutex_unlock(&g->out.mu);
     if (wake)
         af__loop_wake(g->loop);
-    gw_unref(g); /* the callbacks' reference */
+    af__chat_call_end(g->srv); /* the server may go from here on */
+    gw_unref(g);               /* the callbacks' reference */
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -433,12 +434,14 @@ static int start_call(af__req *rq, af__resp *rs, bool chat)
     }
     b.req.id = g->id; /* the id the first chunk carries is the gateway's and the trace's */
     atomic_fetch_add(&g->refs, 1); /* the callbacks' */
+    af__chat_call_begin(s);
     af_chat_callbacks cb = {.on_delta = gw_on_delta, .on_done = gw_on_done};
     char err[192] = "";
     int rc =
         af_serving_chat_start(s->o.serving, &rq->span_ctx, r, &cb, g, &g->call, err, sizeof(err));
     if (rc != 0) {
         atomic_fetch_sub(&g->refs, 1); /* no callback will come */
+        af__chat_call_end(s);
         g->conn = NULL;
         gw_unref(g);
         af_chat_result none;

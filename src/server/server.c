@@ -292,6 +292,7 @@ static void init_sync(af_server *s)
 {
     pthread_mutex_init(&s->job_mu, NULL);
     pthread_cond_init(&s->job_cv, NULL);
+    af__cond_init_monotonic(&s->chat_cv);
     pthread_mutex_init(&s->ws_mu, NULL);
     /* The push thread's waits are deadlines on the monotonic clock. */
     af__cond_init_monotonic(&s->ws_cv);
@@ -429,6 +430,44 @@ int af_server_start(af_server *s)
     return 0;
 }
 
+void af__chat_call_begin(af_server *s)
+{
+    pthread_mutex_lock(&s->job_mu);
+    s->chat_calls++;
+    pthread_mutex_unlock(&s->job_mu);
+}
+
+void af__chat_call_end(af_server *s)
+{
+    pthread_mutex_lock(&s->job_mu);
+    if (--s->chat_calls == 0)
+        pthread_cond_broadcast(&s->chat_cv);
+    pthread_mutex_unlock(&s->job_mu);
+}
+
+/* Gateway calls were cancelled with their connections (af__loops_stop); a backend answers a
+ * cancel at its next step, so their last callbacks come soon. Waits for them, at most
+ * CHAT_DRAIN_NS: a backend that never answers makes the server leak rather than free what its
+ * callback would still use. */
+#define CHAT_DRAIN_NS 5000000000ull
+
+static void wait_chat_calls(af_server *s)
+{
+    uint64_t deadline = af_monotonic_ns() + CHAT_DRAIN_NS;
+    struct timespec ts = {(time_t)(deadline / 1000000000u), (long)(deadline % 1000000000u)};
+    pthread_mutex_lock(&s->job_mu);
+    while (s->chat_calls && af_monotonic_ns() < deadline)
+        pthread_cond_timedwait(&s->chat_cv, &s->job_mu, &ts);
+    uint32_t left = s->chat_calls;
+    s->chat_calls_stuck = left != 0;
+    pthread_mutex_unlock(&s->job_mu);
+    if (left)
+        af_log(AF_LOG_ERROR,
+               "server: %u model call%s did not end within 5 s of being cancelled; the "
+               "server's memory is left allocated so that their last callbacks stay safe",
+               left, left == 1 ? "" : "s");
+}
+
 void af_server_stop(af_server *s)
 {
     if (!s)
@@ -445,6 +484,7 @@ void af_server_stop(af_server *s)
                strerror(errno));
     af__loops_stop(s);
     af__ws_stop(s);
+    wait_chat_calls(s);
     pthread_mutex_lock(&s->job_mu);
     /* The store answers every commit; its answers must not arrive after the server is gone. */
     while (s->commits_pending)
@@ -464,6 +504,8 @@ void af_server_free(af_server *s)
     if (!s)
         return;
     af_server_stop(s);
+    if (s->chat_calls_stuck)
+        return; /* a late callback would use what we free: leave it (logged by the stop) */
     /* Jobs nobody will answer any more. */
     while (s->job_head) {
         af__job *j = s->job_head;
@@ -490,6 +532,7 @@ void af_server_free(af_server *s)
     af__guard_free(&s->guard);
     pthread_mutex_destroy(&s->job_mu);
     pthread_cond_destroy(&s->job_cv);
+    pthread_cond_destroy(&s->chat_cv);
     pthread_mutex_destroy(&s->ws_mu);
     pthread_cond_destroy(&s->ws_cv);
     pthread_mutex_destroy(&s->met_mu);

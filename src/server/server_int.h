@@ -371,6 +371,9 @@ struct af_server {
     af__job *done_head;           /* finished, waiting for the loop */
     uint32_t inflight;            /* queued + running + done-not-sent */
     uint32_t commits_pending;     /* store commits not answered by the writer yet */
+    uint32_t chat_calls;          /* gateway calls whose callbacks may still come */
+    pthread_cond_t chat_cv;       /* chat_calls reached 0 (monotonic clock) */
+    bool chat_calls_stuck;        /* some never ended: af_server_free leaves memory alone */
     bool workers_stop;
     pthread_t *workers;
     uint32_t n_workers;
@@ -470,6 +473,12 @@ void af__jobs_drain(af__loop *l);
 /* Loop: the connection's job passed its deadline: answers 504 deadline_exceeded now and
  * orphans the job (the worker's late answer is dropped when it arrives). */
 void af__job_expire(af__conn *c);
+
+/* server.c: a gateway call started whose callbacks may still come (they use the loops and
+ * the metrics); af_server_stop waits, bounded, for every one to have ended. _end is the last
+ * thing the call's final callback does with the server. */
+void af__chat_call_begin(af_server *s);
+void af__chat_call_end(af_server *s);
 
 /* persist.c: write routes. With a store, queues op for commit and answers later (AF__ASYNC):
  * validate -> commit -> apply -> answer, so a failed commit (503 storage_unavailable) leaves
