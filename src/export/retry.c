@@ -130,16 +130,9 @@ void af__stopper_end(af__stopper *s)
     pthread_mutex_unlock(&s->mu);
 }
 
-static struct timespec to_timespec(uint64_t ns)
-{
-    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
-                          .tv_nsec = (long)(ns % 1000000000u)};
-    return ts;
-}
-
 int af__stopper_sleep_until(af__stopper *s, uint64_t wake_ns)
 {
-    struct timespec ts = to_timespec(wake_ns);
+    struct timespec ts = af__timespec_of_ns(wake_ns);
     pthread_mutex_lock(&s->mu);
     while (!s->stopped && af_monotonic_ns() < wake_ns)
         pthread_cond_timedwait(&s->cv, &s->mu, &ts);
@@ -160,7 +153,7 @@ bool af__stopper_stop(af__stopper *s)
 
 int af__stopper_wait_idle(af__stopper *s, uint64_t deadline_ns)
 {
-    struct timespec ts = to_timespec(deadline_ns);
+    struct timespec ts = af__timespec_of_ns(deadline_ns);
     pthread_mutex_lock(&s->mu);
     while (s->busy && af_monotonic_ns() < deadline_ns) {
         if (deadline_ns == UINT64_MAX)

@@ -329,11 +329,8 @@ static void *thread_main(void *arg)
         pthread_mutex_unlock(&c->run_mu);
         af_gpu_collector_collect_now(c);
         pthread_mutex_lock(&c->run_mu);
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)c->interval_ms * 1000000u;
-        ts.tv_sec += (time_t)(ns / 1000000000u);
-        ts.tv_nsec = (long)(ns % 1000000000u);
+        struct timespec ts =
+            af__timespec_of_ns(af_monotonic_ns() + (uint64_t)c->interval_ms * 1000000u);
         while (!c->stop_req)
             if (pthread_cond_timedwait(&c->cv, &c->run_mu, &ts) == ETIMEDOUT)
                 break;

@@ -454,7 +454,7 @@ void af__chat_call_end(af_server *s)
 static void wait_chat_calls(af_server *s)
 {
     uint64_t deadline = af_monotonic_ns() + CHAT_DRAIN_NS;
-    struct timespec ts = {(time_t)(deadline / 1000000000u), (long)(deadline % 1000000000u)};
+    struct timespec ts = af__timespec_of_ns(deadline);
     pthread_mutex_lock(&s->job_mu);
     while (s->chat_calls && af_monotonic_ns() < deadline)
         pthread_cond_timedwait(&s->chat_cv, &s->job_mu, &ts);

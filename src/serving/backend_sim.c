@@ -8,6 +8,7 @@
 
 #include "agentaflow/trace_sdk.h"
 #include "serving/serving_int.h"
+#include "util/timeutil.h"
 
 int af_model_backend_new(const af_model_backend_ops *ops, void *self, af_model_backend **out)
 {
@@ -88,7 +89,7 @@ static int sim_infer(void *self, const af_backend_request *req, af_backend_resul
         bool late = req->deadline_ns && until > req->deadline_ns;
         if (late)
             until = req->deadline_ns;
-        struct timespec ts = {(time_t)(until / 1000000000u), (long)(until % 1000000000u)};
+        struct timespec ts = af__timespec_of_ns(until);
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
             ;
         if (late) {

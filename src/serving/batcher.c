@@ -256,7 +256,7 @@ void *af__serving_batcher_main(void *arg)
                          : 0;
         if (n == 0) {
             if (wake) {
-                struct timespec ts = af__serving_mono_ts(wake);
+                struct timespec ts = af__timespec_of_ns(wake);
                 pthread_cond_timedwait(&s->work_cv, &s->mu, &ts);
             } else {
                 pthread_cond_wait(&s->work_cv, &s->mu);

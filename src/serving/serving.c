@@ -56,11 +56,6 @@ static void set_err(char *err, size_t len, const char *msg)
         af__strlcpy(err, msg, len);
 }
 
-struct timespec af__serving_mono_ts(uint64_t ns)
-{
-    return (struct timespec){(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
-}
-
 /* ---------------------------------------------------------------------------------------- */
 /* Lifecycle and registry.                                                                   */
 
@@ -491,7 +486,7 @@ static int enqueue_and_wait(af_serving *s, item *it, uint32_t timeout_ms, char *
     if (!it->done)
         pthread_cond_signal(&s->work_cv);
 
-    struct timespec dl = af__serving_mono_ts(it->deadline);
+    struct timespec dl = af__timespec_of_ns(it->deadline);
     while (!it->done) {
         if (pthread_cond_timedwait(&it->cv, &s->mu, &dl) == ETIMEDOUT && !it->done)
             break;

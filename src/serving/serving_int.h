@@ -260,7 +260,6 @@ struct af_serving {
 
 /* Asked per operation: a reload may flip the component's toggle. */
 af_tracer *af__serving_tracer_for(const af_serving *s, af_trace_component c);
-struct timespec af__serving_mono_ts(uint64_t ns);
 
 /* Frees a request item: its condition variable, its input copy and the item itself. */
 void af__serving_item_free(struct af__serving_item *it);

@@ -169,7 +169,7 @@ static void *engine_main(void *arg)
         }
         uint64_t now = af_monotonic_ns();
         if (e->heap[0].due > now) {
-            struct timespec ts = af__serving_mono_ts(e->heap[0].due);
+            struct timespec ts = af__timespec_of_ns(e->heap[0].due);
             pthread_cond_timedwait(&e->cv, &e->mu, &ts);
             continue;
         }

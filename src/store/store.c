@@ -364,7 +364,7 @@ static void *writer_main(void *arg)
             uint64_t due = s->next_prune_mono;
             if (af_monotonic_ns() >= due)
                 break;
-            struct timespec ts = {(time_t)(due / 1000000000u), (long)(due % 1000000000u)};
+            struct timespec ts = af__timespec_of_ns(due);
             pthread_cond_timedwait(&s->cv, &s->mu, &ts);
         }
         if (!s->head && s->stop)

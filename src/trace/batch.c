@@ -184,12 +184,6 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
     return a < b ? a : b;
 }
 
-static void abs_timespec(uint64_t mono_ns, struct timespec *ts)
-{
-    ts->tv_sec = (time_t)(mono_ns / 1000000000u);
-    ts->tv_nsec = (long)(mono_ns % 1000000000u);
-}
-
 /* What a failed export means to a caller of force_flush or shutdown that waited for it. */
 static int export_error(int rc)
 {
@@ -347,8 +341,7 @@ static void *worker_main(void *arg)
             }
             atomic_store(&bp->wake_depth, wake_at);
             if (ring_depth(bp) < wake_at) {
-                struct timespec ts;
-                abs_timespec(until, &ts);
+                struct timespec ts = af__timespec_of_ns(until);
                 pthread_cond_timedwait(&bp->wake, &bp->mu, &ts);
             }
             atomic_store(&bp->wake_depth, 0);
@@ -502,8 +495,8 @@ static int batch_force_flush(void *self, uint64_t deadline_ns)
     uint64_t target = ++bp->flush_requested;
     pthread_cond_signal(&bp->wake);
     int rc = 0;
-    struct timespec ts;
-    abs_timespec(deadline_ns == UINT64_MAX ? (uint64_t)INT64_MAX : deadline_ns, &ts);
+    struct timespec ts =
+        af__timespec_of_ns(deadline_ns == UINT64_MAX ? (uint64_t)INT64_MAX : deadline_ns);
     while (bp->flush_done < target && !bp->worker_exited) {
         if (pthread_cond_timedwait(&bp->done, &bp->mu, &ts) == ETIMEDOUT &&
             bp->flush_done < target) {
@@ -532,8 +525,8 @@ static int batch_shutdown(void *self, uint64_t deadline_ns)
     pthread_cond_signal(&bp->wake);
     int rc = 0;
     if (bp->thread_running) {
-        struct timespec ts;
-        abs_timespec(deadline_ns == UINT64_MAX ? (uint64_t)INT64_MAX : deadline_ns, &ts);
+        struct timespec ts =
+            af__timespec_of_ns(deadline_ns == UINT64_MAX ? (uint64_t)INT64_MAX : deadline_ns);
         while (!bp->worker_exited) {
             if (pthread_cond_timedwait(&bp->done, &bp->mu, &ts) == ETIMEDOUT &&
                 !bp->worker_exited) {
@@ -569,8 +562,7 @@ static void batch_destroy(void *self)
      * worker may still be encoding spans whose tracer and resource strings the provider frees
      * right after this returns (seen under TSan as a crash in the OTLP encoder). */
     if (bp->thread_running && !bp->worker_exited) {
-        struct timespec ts;
-        abs_timespec(af_monotonic_ns() + ABANDON_GRACE_NS, &ts);
+        struct timespec ts = af__timespec_of_ns(af_monotonic_ns() + ABANDON_GRACE_NS);
         while (!bp->worker_exited)
             if (pthread_cond_timedwait(&bp->done, &bp->mu, &ts) == ETIMEDOUT)
                 break;
