@@ -28,8 +28,16 @@ static inline void span_unlock(af_span_rec *r)
     atomic_store_explicit(&r->lock, 0, memory_order_release);
 }
 
-/* Whether the handle still names a live, recording span, read without the lock
- * (non-recording spans never take the lock for a mutation). */
+/*
+ * Whether the handle still names a live, recording span, read without the lock
+ * (non-recording spans never take the lock for a mutation).
+ *
+ * Events and ends check it, then read the clock, then take the lock: the lock's exchange
+ * waits for every store before it to reach the cache, clock_gettime's LFENCE waits for every
+ * instruction before it, and with the clock read inside the lock the two stalls came one
+ * after the other (bench_trace on a kvm-clock VM). Calls on ended or non-recording spans
+ * read no clock.
+ */
 static inline bool live_recording(af_span s)
 {
     return s.rec && atomic_load_explicit(&s.rec->gen, memory_order_acquire) == s.gen &&
@@ -52,14 +60,6 @@ static inline bool lock_live(af_span s)
 {
     return live_recording(s) && lock_if_still_live(s);
 }
-
-/*
- * Events and ends read the clock before taking the span lock: the lock's exchange waits for
- * every store before it to reach the cache, clock_gettime's LFENCE waits for every
- * instruction before it, and with the clock read inside the lock the two stalls came one
- * after the other (bench_trace on a kvm-clock VM). They read it only for a live recording
- * span, so that calls on ended or non-recording spans stay free of clock reads.
- */
 
 static inline const af_span_limits *limits_of(const af_span_rec *r)
 {
@@ -527,7 +527,7 @@ void af_span_end_at(af_span s, uint64_t end_ns)
         return;
     uint64_t t = end_ns;
     if (!t && atomic_load_explicit(&r->recording, memory_order_relaxed))
-        t = af__clock_now_ns(); /* before the lock: see above */
+        t = af__clock_now_ns(); /* before the lock: see live_recording */
     span_lock(r);
     if (atomic_load_explicit(&r->gen, memory_order_relaxed) != s.gen || r->ended) {
         span_unlock(r);
@@ -682,7 +682,7 @@ void af_span_add_event_at(af_span s, const char *name, uint64_t time_ns, const a
     if (!live_recording(s))
         return;
     if (!time_ns)
-        time_ns = af__clock_now_ns(); /* before the lock: see above */
+        time_ns = af__clock_now_ns(); /* before the lock: see live_recording */
     if (!lock_if_still_live(s))
         return;
     add_event_locked(s.rec, name, time_ns, NULL, 0, attrs, n_attrs);
@@ -773,7 +773,7 @@ void af_span_record_error(af_span s, const char *type, const char *message, cons
 {
     if (!live_recording(s))
         return;
-    uint64_t now = af__clock_now_ns(); /* before the lock: see above */
+    uint64_t now = af__clock_now_ns(); /* before the lock: see live_recording */
     if (!lock_if_still_live(s))
         return;
     /* Standard attributes first, caller's attributes after: a later duplicate key wins in
