@@ -126,41 +126,32 @@ static void eval_share(const node *n, uint32_t ni, const af_cluster_pod *p, cons
     ch->score = clamp10(ch->score);
 }
 
-/* Bytes of a reason the busy GPUs may take: the count in front of them is at most about 80. */
-#define BUSY_LIST_MAX (AF_CLUSTER_REASON_MAX - 96)
-
-/* Appends GPU g's busy clause to the reason's list (bounded: what does not fit is counted in
- * *more). */
-static void note_busy(const af_cluster *c, const af_cluster_gpu *g, char *list, size_t cap,
-                      uint32_t *more)
+/* The reason whole GPUs do not fit: the count, then the busy GPUs busy[0..nbusy) of node n by
+ * their reports, as many as fit (the rest counted). Formatted only for a node that does not
+ * fit, so a filter over a large fleet formats nothing for the nodes it keeps. */
+static void whole_reason(const af_cluster *c, const node *n, const af_cluster_pod *p,
+                         uint32_t nfree, const int *busy, uint32_t nbusy, choice *ch)
 {
-    char why[AF_CLUSTER_REASON_MAX];
-    af__cl_gpu_busy(&c->o, g, why, sizeof(why));
-    size_t used = strlen(list);
-    /* Room is kept for the count of the ones left out (", and 64 more busy"). */
-    if (!*more && used + strlen(why) + 2 + 20 < cap)
-        snprintf(list + used, cap - used, "%s%s", used ? ", " : "", why);
-    else
-        (*more)++;
-}
-
-/* The reason whole GPUs do not fit: the count, then the busy GPUs by their reports. */
-static void whole_reason(const af_cluster_pod *p, uint32_t nfree, const char *busy, uint32_t more,
-                         choice *ch)
-{
+    char *out = ch->reason;
+    size_t cap = sizeof(ch->reason);
     int len;
     if (p->memory_mb)
-        len = snprintf(ch->reason, sizeof(ch->reason),
-                       "insufficient GPUs: %u free with %llu MiB < %u requested", nfree,
+        len = snprintf(out, cap, "insufficient GPUs: %u free with %llu MiB < %u requested", nfree,
                        (unsigned long long)p->memory_mb, p->gpus);
     else
-        len = snprintf(ch->reason, sizeof(ch->reason), "insufficient GPUs: %u free < %u requested",
-                       nfree, p->gpus);
-    size_t used = (size_t)len;
-    if (busy[0] && used < sizeof(ch->reason))
-        used += (size_t)snprintf(ch->reason + used, sizeof(ch->reason) - used, "; %s", busy);
-    if (more && used < sizeof(ch->reason))
-        snprintf(ch->reason + used, sizeof(ch->reason) - used, ", and %u more busy", more);
+        len = snprintf(out, cap, "insufficient GPUs: %u free < %u requested", nfree, p->gpus);
+    size_t used = len < 0 ? 0 : (size_t)len < cap ? (size_t)len : cap - 1;
+    uint32_t k = 0;
+    for (; k < nbusy; k++) {
+        char why[AF_CLUSTER_REASON_MAX];
+        af__cl_gpu_busy(&c->o, &n->gpus[busy[k]].g, why, sizeof(why));
+        /* Room is kept for the count of the ones left out (", and 64 more busy"). */
+        if (used + 2 + strlen(why) + 20 >= cap)
+            break;
+        used += (size_t)snprintf(out + used, cap - used, "%s%s", k ? ", " : "; ", why);
+    }
+    if (k < nbusy)
+        snprintf(out + used, cap - used, ", and %u more busy", nbusy - k);
 }
 
 /* Whole GPUs on node n (slot ni): pick p->gpus free ones, least utilized first. A GPU held for
@@ -168,9 +159,8 @@ static void whole_reason(const af_cluster_pod *p, uint32_t nfree, const char *bu
 static void eval_whole(const af_cluster *c, const node *n, uint32_t ni, const af_cluster_pod *p,
                        const hold *own, af_gpu_strategy st, choice *ch)
 {
-    uint32_t nfree = 0, more = 0;
-    int idx[AF_CLUSTER_GPUS_PER_NODE_MAX];
-    char busy[BUSY_LIST_MAX] = "";
+    uint32_t nfree = 0, nbusy = 0;
+    int idx[AF_CLUSTER_GPUS_PER_NODE_MAX], busy[AF_CLUSTER_GPUS_PER_NODE_MAX];
     for (size_t i = 0; i < n->n_gpus; i++) {
         const gpu_slot *g = &n->gpus[i];
         uint64_t omb;
@@ -180,7 +170,7 @@ static void eval_whole(const af_cluster *c, const node *n, uint32_t ni, const af
             g->g.memory_total_mb < p->memory_mb)
             continue;
         if (!ow && af__cl_gpu_busy(&c->o, &g->g, NULL, 0)) {
-            note_busy(c, &g->g, busy, sizeof(busy), &more);
+            busy[nbusy++] = (int)i;
             continue;
         }
         /* Insertion by utilization keeps the k least utilized in front. */
@@ -192,7 +182,7 @@ static void eval_whole(const af_cluster *c, const node *n, uint32_t ni, const af
         idx[j] = (int)i;
     }
     if (nfree < p->gpus) {
-        whole_reason(p, nfree, busy, more, ch);
+        whole_reason(c, n, p, nfree, busy, nbusy, ch);
         return;
     }
     ch->fits = true;
