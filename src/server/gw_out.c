@@ -81,6 +81,10 @@ bool af__gw_queue_push(af__gw_queue *q, af__gw_out *o)
 
 af__gw_out *af__gw_queue_take(af__gw_queue *q)
 {
+    /* The loop takes every turn, mostly from an empty queue: a plain load first, the
+     * exchange only when there is something to take. */
+    if (!atomic_load_explicit(&q->head, memory_order_acquire))
+        return NULL;
     af__gw_out *o = atomic_exchange(&q->head, NULL), *fifo = NULL;
     while (o) { /* newest first -> oldest first */
         af__gw_out *next = o->next;
