@@ -166,7 +166,7 @@ typedef struct af_processor_stats {
 int af_simple_processor_new(af_exporter *exporter, af_span_processor **out);
 
 typedef struct af_batch_processor_opts {
-    uint32_t max_queue_size;        /* 2048; rounded up to a power of two */
+    uint32_t max_queue_size;        /* 2048; spans queued by all threads together */
     uint32_t max_export_batch_size; /* 512; clamped to max_queue_size */
     uint32_t schedule_delay_ms;     /* 5000 */
     uint32_t export_timeout_ms;     /* 30000; 0 = no limit */
@@ -176,10 +176,10 @@ typedef struct af_batch_processor_opts {
 void af_batch_processor_opts_init(af_batch_processor_opts *o);
 
 /*
- * Batch processor: ended spans go into a lock-free bounded queue; one named thread
- * ("af-bsp") exports batches when max_export_batch_size spans wait, when the schedule delay
- * elapses, or on force_flush. A full queue drops the span and counts it: the ending thread
- * never blocks. Takes ownership of the exporter, even on failure.
+ * Batch processor: ended spans go into a bounded queue (a lane per thread, no locks); one
+ * named thread ("af-bsp") exports batches when max_export_batch_size spans wait, when the
+ * schedule delay elapses, or on force_flush. A full queue drops the span and counts it: the
+ * ending thread never blocks. Takes ownership of the exporter, even on failure.
  */
 int af_batch_processor_new(af_exporter *exporter, const af_batch_processor_opts *opts,
                            af_span_processor **out);

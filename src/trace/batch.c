@@ -1,11 +1,11 @@
 /*
  * The batch span processor.
  *
- * Ending threads push record pointers into a bounded lock-free ring (Vyukov's bounded
- * queue; one consumer). They never block, never do I/O and never take a lock, except to
- * wake the worker when enough spans wait and the worker is asleep, which happens at most
- * once per batch. A full ring drops the span and counts it; the drop is logged at most once
- * every 10 seconds.
+ * Ending threads push record pointers into the queue, one lane per thread under one bound
+ * (lanes.h): no locked instruction per span. They never block, never do I/O and never take
+ * a lock, except to wake the worker when enough spans wait and the worker is asleep, which
+ * happens at most once per batch. A full queue drops the span and counts it; the drop is
+ * logged at most once every 10 seconds.
  *
  * Pacing: that wake-up is a futex system call on the ending thread, a few microseconds on a
  * VM (perf on a kvm-clock VM: 6 % of a span's cycles at full speed, one wake per 512 spans).
@@ -30,8 +30,8 @@
  * hook, the exporter's), so the child inherits consistent state. The child handler
  * re-creates the mutex and condition variables (the parent's waiters are still counted in
  * the inherited ones, and a broadcast on them can block forever), forgets the parent's flush
- * and shutdown bookkeeping, releases the spans queued in the parent (they are the parent's to
- * export) and resets the ring, which a producer may have left half-written. The child's
+ * and shutdown bookkeeping, and releases the spans queued in the parent (they are the parent's
+ * to export), leaving the parent's threads' lanes to be freed. The child's
  * first call into the processor starts its worker: threads are not started inside a fork
  * handler.
  */
@@ -43,6 +43,7 @@
 #include <time.h>
 
 #include "agentaflow/log.h"
+#include "trace/lanes.h"
 #include "trace/span_int.h"
 #include "util/env.h"
 #include "util/timeutil.h"
@@ -50,26 +51,19 @@
 #define DROP_LOG_INTERVAL_NS 10000000000ull
 #define PACE_MAX_NS 1000000ull /* pace the worker when a batch fills within 1 ms */
 
-typedef struct cell {
-    _Atomic size_t seq;
-    af_span_rec *rec;
-} cell;
-
 typedef struct batch_proc {
-    /* producer side */
-    _Alignas(64) _Atomic size_t enq;
-    _Atomic size_t wake_depth; /* the worker sleeps: wake it at this depth; 0 = awake */
+    af__lanes lanes;
+    /* producer side; wake_depth: the worker sleeps, wake it at this depth (0 = awake) */
+    _Alignas(64) _Atomic size_t wake_depth;
     _Atomic bool closed;
     _Atomic uint64_t dropped;
     _Atomic uint64_t last_drop_log_ns;
     _Atomic uint64_t last_drop_ns; /* for health: "dropping" means a recent drop */
     /* consumer side */
-    _Alignas(64) _Atomic size_t deq;
-    cell *cells;
-    size_t mask;
-    af_exporter *exporter;
+    _Alignas(64) af_exporter *exporter;
     af_batch_processor_opts o;
-    const af_span_data **batch; /* worker scratch */
+    af_span_rec **popped;       /* worker scratch: the batch's records ... */
+    const af_span_data **batch; /* ... and the exporter's view of them */
     _Atomic uint64_t exported;
     _Atomic uint64_t failed;
     _Atomic uint64_t export_calls;
@@ -131,50 +125,16 @@ void af_batch_processor_opts_init(af_batch_processor_opts *o)
     af__env_u32("OTEL_BSP_EXPORT_TIMEOUT", 0, 86400000, &o->export_timeout_ms);
 }
 
-/* ----- ring ------------------------------------------------------------------------------ */
+/* ----- queue ----------------------------------------------------------------------------- */
 
-static bool ring_push(batch_proc *bp, af_span_rec *rec)
+static size_t queue_depth(batch_proc *bp)
 {
-    size_t pos = atomic_load_explicit(&bp->enq, memory_order_relaxed);
-    cell *c;
-    for (;;) {
-        c = &bp->cells[pos & bp->mask];
-        size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
-        intptr_t dif = (intptr_t)seq - (intptr_t)pos;
-        if (dif == 0) {
-            if (atomic_compare_exchange_weak_explicit(&bp->enq, &pos, pos + 1, memory_order_relaxed,
-                                                      memory_order_relaxed))
-                break;
-        } else if (dif < 0) {
-            return false;
-        } else {
-            pos = atomic_load_explicit(&bp->enq, memory_order_relaxed);
-        }
-    }
-    c->rec = rec;
-    atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
-    return true;
+    return af__lanes_depth(&bp->lanes);
 }
 
-/* Single consumer: only the worker (or a thread holding the worker's role) pops. */
-static af_span_rec *ring_pop(batch_proc *bp)
+static void release_record(af_span_rec *rec)
 {
-    size_t pos = atomic_load_explicit(&bp->deq, memory_order_relaxed);
-    cell *c = &bp->cells[pos & bp->mask];
-    size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
-    if (seq != pos + 1)
-        return NULL;
-    af_span_rec *rec = c->rec;
-    atomic_store_explicit(&bp->deq, pos + 1, memory_order_relaxed);
-    atomic_store_explicit(&c->seq, pos + bp->mask + 1, memory_order_release);
-    return rec;
-}
-
-static size_t ring_depth(batch_proc *bp)
-{
-    size_t e = atomic_load(&bp->enq);
-    size_t d = atomic_load(&bp->deq);
-    return e - d;
+    af__span_rec_release(rec);
 }
 
 /* ----- worker ---------------------------------------------------------------------------- */
@@ -194,12 +154,11 @@ static int export_error(int rc)
  * keeps the first failure in *err. */
 static size_t export_one_batch(batch_proc *bp, uint64_t hard_deadline, int *err)
 {
-    size_t n = 0;
-    af_span_rec *rec;
-    while (n < bp->o.max_export_batch_size && (rec = ring_pop(bp)))
-        bp->batch[n++] = &rec->data;
+    size_t n = af__lanes_pop(&bp->lanes, bp->popped, bp->o.max_export_batch_size);
     if (n == 0)
         return 0;
+    for (size_t i = 0; i < n; i++)
+        bp->batch[i] = &bp->popped[i]->data;
     uint64_t t0 = af_monotonic_ns();
     uint64_t deadline =
         bp->o.export_timeout_ms ? t0 + (uint64_t)bp->o.export_timeout_ms * 1000000u : UINT64_MAX;
@@ -214,7 +173,7 @@ static size_t export_one_batch(batch_proc *bp, uint64_t hard_deadline, int *err)
     if (*err == 0)
         *err = export_error(rc);
     for (size_t i = 0; i < n; i++)
-        af__span_rec_release(af__span_rec_of(bp->batch[i]));
+        af__span_rec_release(bp->popped[i]);
     return n;
 }
 
@@ -235,14 +194,14 @@ static uint64_t drain_deadline(batch_proc *bp, uint64_t hard)
 
 static int export_pending(batch_proc *bp, bool drain, uint64_t hard_deadline)
 {
-    size_t target = ring_depth(bp);
+    size_t target = queue_depth(bp);
     size_t done = 0;
     int err = 0;
     while (done < target) {
         hard_deadline = drain_deadline(bp, hard_deadline);
         if (af_monotonic_ns() >= hard_deadline)
             break;
-        if (!drain && ring_depth(bp) < bp->o.max_export_batch_size)
+        if (!drain && queue_depth(bp) < bp->o.max_export_batch_size)
             break;
         size_t n = export_one_batch(bp, hard_deadline, &err);
         if (n == 0)
@@ -263,10 +222,10 @@ static void worker_finish(batch_proc *bp)
     pthread_mutex_unlock(&bp->mu);
 
     /* Spans that arrived after the drain (or did not fit before the deadline) are dropped. */
-    af_span_rec *rec;
-    while ((rec = ring_pop(bp))) {
-        atomic_fetch_add_explicit(&bp->dropped, 1, memory_order_relaxed);
-        af__span_rec_release(rec);
+    for (size_t n; (n = af__lanes_pop(&bp->lanes, bp->popped, bp->o.max_export_batch_size)) > 0;) {
+        atomic_fetch_add_explicit(&bp->dropped, n, memory_order_relaxed);
+        for (size_t i = 0; i < n; i++)
+            af__span_rec_release(bp->popped[i]);
     }
     int src = af_exporter_shutdown(bp->exporter, deadline);
 
@@ -279,19 +238,20 @@ static void worker_finish(batch_proc *bp)
     pthread_mutex_unlock(&bp->mu);
     if (orphaned) {
         af_exporter_free(bp->exporter);
+        af__lanes_destroy(&bp->lanes, release_record);
         pthread_mutex_destroy(&bp->mu);
         pthread_cond_destroy(&bp->wake);
         pthread_cond_destroy(&bp->done);
         free(bp->batch);
-        free(bp->cells);
+        free(bp->popped);
         free(bp);
     }
 }
 
-/* The arrival rate the worker paces itself by: the ring's enqueue count at the last time
- * it went to sleep. */
+/* The arrival rate the worker paces itself by: the queue's push count at the last time it
+ * went to sleep. */
 typedef struct pace_clock {
-    size_t enq;
+    uint64_t pushed;
     uint64_t ns;
 } pace_clock;
 
@@ -307,10 +267,10 @@ uint64_t af__batch_pace_ns(size_t arrived, uint64_t elapsed_ns, size_t depth, si
 /* af__batch_pace_ns at the rate seen since the worker last went to sleep. */
 static uint64_t pace_fill_ns(batch_proc *bp, pace_clock *pc, uint64_t now)
 {
-    size_t enq = atomic_load_explicit(&bp->enq, memory_order_relaxed);
-    uint64_t ns =
-        af__batch_pace_ns(enq - pc->enq, now - pc->ns, ring_depth(bp), bp->o.max_export_batch_size);
-    pc->enq = enq;
+    uint64_t pushed = af__lanes_pushed(&bp->lanes);
+    uint64_t ns = af__batch_pace_ns((size_t)(pushed - pc->pushed), now - pc->ns, queue_depth(bp),
+                                    bp->o.max_export_batch_size);
+    pc->pushed = pushed;
     pc->ns = now;
     return ns;
 }
@@ -321,14 +281,14 @@ static void *worker_main(void *arg)
     pthread_setname_np(pthread_self(), "af-bsp");
     uint64_t delay_ns = (uint64_t)bp->o.schedule_delay_ms * 1000000u;
     uint64_t next_export = af_monotonic_ns() + delay_ns;
-    pace_clock pace = {atomic_load(&bp->enq), af_monotonic_ns()};
+    pace_clock pace = {af__lanes_pushed(&bp->lanes), af_monotonic_ns()};
     pthread_mutex_lock(&bp->mu);
     for (;;) {
         bool flush = bp->flush_requested > bp->flush_done;
         bool stop = bp->shutdown_req;
         uint64_t now = af_monotonic_ns();
         bool timer = now >= next_export;
-        if (!flush && !stop && !timer && ring_depth(bp) < bp->o.max_export_batch_size) {
+        if (!flush && !stop && !timer && queue_depth(bp) < bp->o.max_export_batch_size) {
             /* Sleep until the schedule delay, but never more than a second at a time: a
              * safety net that bounds the cost of any missed wake-up to one second, for one
              * wake-up per second of idle time. Paced: until the next batch should be in. */
@@ -337,10 +297,10 @@ static void *worker_main(void *arg)
             uint64_t fill_ns = pace_fill_ns(bp, &pace, now);
             if (fill_ns) {
                 until = min_u64(until, now + fill_ns);
-                wake_at += (bp->mask + 1 - wake_at) / 2;
+                wake_at += (bp->lanes.capacity - wake_at) / 2;
             }
             atomic_store(&bp->wake_depth, wake_at);
-            if (ring_depth(bp) < wake_at) {
+            if (queue_depth(bp) < wake_at) {
                 struct timespec ts = af__timespec_of_ns(until);
                 pthread_cond_timedwait(&bp->wake, &bp->mu, &ts);
             }
@@ -449,7 +409,7 @@ static void count_drop(batch_proc *bp)
         af_log(AF_LOG_WARN,
                "batch span processor (%s): queue full (capacity %zu), dropping spans; %llu "
                "dropped so far. Raise max_queue_size or check the exporter.",
-               af_exporter_type(bp->exporter), bp->mask + 1, (unsigned long long)n);
+               af_exporter_type(bp->exporter), (size_t)bp->lanes.capacity, (unsigned long long)n);
 }
 
 static void batch_on_end(void *self, const af_span_data *span)
@@ -465,13 +425,14 @@ static void batch_on_end(void *self, const af_span_data *span)
     }
     af_span_rec *rec = af__span_rec_of(span);
     af__span_rec_retain(rec);
-    if (!ring_push(bp, rec)) {
+    size_t depth; /* the depth the push saw, when it looked (once per block of places) */
+    bool queued = af__lanes_push(&bp->lanes, rec, &depth);
+    if (!queued) {
         af__span_rec_release(rec);
         count_drop(bp);
-        return;
     }
     size_t wake_at = atomic_load_explicit(&bp->wake_depth, memory_order_relaxed);
-    if (wake_at && ring_depth(bp) >= wake_at && atomic_exchange(&bp->wake_depth, 0)) {
+    if (wake_at && depth >= wake_at && atomic_exchange(&bp->wake_depth, 0)) {
         /* The worker set `wake_depth` under mu and holds mu until it waits, so once we have
          * held mu it is waiting (or already awake) and the signal cannot be lost. Signalled
          * after the unlock: signalled under it, the woken worker blocked on the mutex we
@@ -580,29 +541,27 @@ static void batch_destroy(void *self)
     }
     if (running)
         pthread_join(worker, NULL);
-    af_span_rec *rec;
-    while ((rec = ring_pop(bp)))
-        af__span_rec_release(rec);
     af_exporter_free(bp->exporter);
+    af__lanes_destroy(&bp->lanes, release_record);
     pthread_mutex_destroy(&bp->mu);
     pthread_cond_destroy(&bp->wake);
     pthread_cond_destroy(&bp->done);
     free(bp->batch);
-    free(bp->cells);
+    free(bp->popped);
     free(bp);
 }
 
 static void batch_stats(void *self, af_processor_stats *out)
 {
     batch_proc *bp = self;
-    out->queued = atomic_load(&bp->enq);
+    out->queued = af__lanes_pushed(&bp->lanes);
     out->dropped = atomic_load(&bp->dropped);
     out->exported = atomic_load(&bp->exported);
     out->failed = atomic_load(&bp->failed);
     out->export_calls = atomic_load(&bp->export_calls);
     out->export_ns_total = atomic_load(&bp->export_ns);
-    out->queue_depth = (uint32_t)ring_depth(bp);
-    out->queue_capacity = (uint32_t)(bp->mask + 1);
+    out->queue_depth = (uint32_t)queue_depth(bp);
+    out->queue_capacity = bp->lanes.capacity;
     out->last_drop_ns = atomic_load_explicit(&bp->last_drop_ns, memory_order_relaxed);
 }
 
@@ -628,27 +587,24 @@ int af_batch_processor_new(af_exporter *exporter, const af_batch_processor_opts 
         af_exporter_free(exporter);
         return -EINVAL;
     }
-    size_t cap = 1;
-    while (cap < o.max_queue_size)
-        cap <<= 1;
-    if (o.max_export_batch_size > cap)
-        o.max_export_batch_size = (uint32_t)cap;
+    if (o.max_export_batch_size > o.max_queue_size)
+        o.max_export_batch_size = o.max_queue_size;
 
     int rc = -ENOMEM;
-    batch_proc *bp = calloc(1, sizeof(*bp));
+    batch_proc *bp = aligned_alloc(_Alignof(batch_proc), sizeof(*bp)); /* its lines are aligned */
     if (!bp)
         goto fail;
+    memset(bp, 0, sizeof(*bp));
     bp->exporter = exporter;
     bp->o = o;
-    bp->mask = cap - 1;
-    bp->cells = calloc(cap, sizeof(cell));
+    bp->popped = calloc(o.max_export_batch_size, sizeof(*bp->popped));
     bp->batch = calloc(o.max_export_batch_size, sizeof(*bp->batch));
-    if (!bp->cells || !bp->batch)
+    if (!bp->popped || !bp->batch)
         goto fail;
-    for (size_t i = 0; i < cap; i++)
-        atomic_init(&bp->cells[i].seq, i);
+    if ((rc = af__lanes_init(&bp->lanes, o.max_queue_size)) != 0)
+        goto fail;
     if ((rc = init_sync(bp)) != 0)
-        goto fail;
+        goto fail_lanes;
     af__fork_handlers_install();
     if ((rc = start_worker(bp)) != 0)
         goto fail_sync;
@@ -663,9 +619,11 @@ fail_sync:
     pthread_mutex_destroy(&bp->mu);
     pthread_cond_destroy(&bp->wake);
     pthread_cond_destroy(&bp->done);
+fail_lanes:
+    af__lanes_destroy(&bp->lanes, release_record);
 fail:
     if (bp) {
-        free(bp->cells);
+        free(bp->popped);
         free(bp->batch);
         free(bp);
     }
@@ -682,6 +640,7 @@ void af__batch_atfork_prepare(void)
     pthread_mutex_lock(&registry_mu);
     for (batch_proc *bp = registry; bp; bp = bp->reg_next) {
         pthread_mutex_lock(&bp->mu);
+        af__lanes_atfork_prepare(&bp->lanes);
         af__exporter_atfork(bp->exporter, AF_FORK_PREPARE);
     }
 }
@@ -690,25 +649,10 @@ void af__batch_atfork_parent(void)
 {
     for (batch_proc *bp = registry; bp; bp = bp->reg_next) {
         af__exporter_atfork(bp->exporter, AF_FORK_PARENT);
+        af__lanes_atfork_parent(&bp->lanes);
         pthread_mutex_unlock(&bp->mu);
     }
     pthread_mutex_unlock(&registry_mu);
-}
-
-/* The child's only thread is the one that forked: nothing else can touch the ring now. */
-static void ring_reset_in_child(batch_proc *bp)
-{
-    size_t enq = atomic_load_explicit(&bp->enq, memory_order_relaxed);
-    for (size_t pos = atomic_load_explicit(&bp->deq, memory_order_relaxed); pos != enq; pos++) {
-        cell *c = &bp->cells[pos & bp->mask];
-        /* A cell claimed but not yet filled by a parent thread holds no record for us. */
-        if (atomic_load_explicit(&c->seq, memory_order_relaxed) == pos + 1)
-            af__span_rec_release(c->rec);
-    }
-    for (size_t i = 0; i <= bp->mask; i++)
-        atomic_store_explicit(&bp->cells[i].seq, i, memory_order_relaxed);
-    atomic_store_explicit(&bp->enq, 0, memory_order_relaxed);
-    atomic_store_explicit(&bp->deq, 0, memory_order_relaxed);
 }
 
 void af__batch_atfork_child(void)
@@ -724,8 +668,9 @@ void af__batch_atfork_child(void)
         bp->flush_result = 0;
         bp->pending_err = 0;
         atomic_store(&bp->wake_depth, 0);
-        ring_reset_in_child(bp);
+        af__lanes_atfork_child(&bp->lanes, release_record);
         af__exporter_atfork(bp->exporter, AF_FORK_CHILD);
     }
+    af__lanes_forget_thread_in_child();
     pthread_mutex_init(&registry_mu, NULL);
 }

@@ -24,6 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include "agentaflow/log.h"
 #include "trace/span_int.h"
 
@@ -147,15 +151,36 @@ static inline rng_state *thread_rng(void)
     return r;
 }
 
+/*
+ * Stores a 16-byte id as one 16-byte store. Written as two 8-byte halves through memory, the
+ * id was read back by a 16-byte load (GCC's memcpy of the pair, and the span's copy of its
+ * trace id), which cannot be forwarded from two smaller stores and waits for them to reach
+ * the cache: perf on a kvm-clock VM put 4 % of a sampled span's cycles on that load.
+ */
+static inline void store_id16(uint8_t out[16], uint64_t lo, uint64_t hi)
+{
+#ifdef __SSE2__
+    _mm_storeu_si128((__m128i *)(void *)out, _mm_set_epi64x((long long)hi, (long long)lo));
+#else
+    memcpy(out, &lo, 8);
+    memcpy(out + 8, &hi, 8);
+#endif
+}
+
+/* A trace id: 16 random bytes, not all zero. */
+static inline void next_trace_id(rng_state *r, uint8_t out[16])
+{
+    uint64_t lo, hi;
+    do {
+        lo = next_u64(r);
+        hi = next_u64(r);
+    } while ((lo | hi) == 0);
+    store_id16(out, lo, hi);
+}
+
 void af_random_trace_id(uint8_t out[16])
 {
-    rng_state *r = thread_rng();
-    uint64_t w[2];
-    do {
-        w[0] = next_u64(r);
-        w[1] = next_u64(r);
-    } while ((w[0] | w[1]) == 0);
-    memcpy(out, w, sizeof(w));
+    next_trace_id(thread_rng(), out);
 }
 
 void af_random_span_id(uint8_t out[8])
@@ -171,14 +196,10 @@ void af_random_span_id(uint8_t out[8])
 void af__random_ids(uint8_t trace_id[16], uint8_t span_id[8])
 {
     rng_state *r = thread_rng();
-    uint64_t w[3];
+    next_trace_id(r, trace_id);
+    uint64_t w;
     do {
-        w[0] = next_u64(r);
-        w[1] = next_u64(r);
-    } while ((w[0] | w[1]) == 0);
-    do {
-        w[2] = next_u64(r);
-    } while (w[2] == 0);
-    memcpy(trace_id, w, 16);
-    memcpy(span_id, &w[2], 8);
+        w = next_u64(r);
+    } while (w == 0);
+    memcpy(span_id, &w, 8);
 }

@@ -126,6 +126,23 @@ struct af_tracer_provider {
 };
 
 /* pool.c */
+extern bool af__have_prefetchw; /* CPUID says PREFETCHW exists; set with the first record */
+
+/* Asks for the line holding p in a writable (exclusive) state. A read prefetch, which is what
+ * __builtin_prefetch(p, 1) becomes without -mprfchw, leaves a line another core has read
+ * shared, and the first locked instruction after a store to it then waits for that core to
+ * let it go (perf: 70 % of pool.c's cycles on the generation bump's exchange). */
+static inline void af__prefetch_for_write(const void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (af__have_prefetchw) {
+        __asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
+        return;
+    }
+#endif
+    __builtin_prefetch(p, 1, 3);
+}
+
 af_span_rec *af__span_rec_alloc(void);
 /* Drops one reference; the last one recycles the record (any thread). */
 void af__span_rec_release(af_span_rec *r);
