@@ -431,8 +431,9 @@ static void batch_on_end(void *self, const af_span_data *span)
         af__span_rec_release(rec);
         count_drop(bp);
     }
-    size_t wake_at = atomic_load_explicit(&bp->wake_depth, memory_order_relaxed);
-    if (wake_at && depth >= wake_at && atomic_exchange(&bp->wake_depth, 0)) {
+    size_t wake_at;
+    if (depth && (wake_at = atomic_load_explicit(&bp->wake_depth, memory_order_relaxed)) != 0 &&
+        depth >= wake_at && atomic_exchange(&bp->wake_depth, 0)) {
         /* The worker set `wake_depth` under mu and holds mu until it waits, so once we have
          * held mu it is waiting (or already awake) and the signal cannot be lost. Signalled
          * after the unlock: signalled under it, the woken worker blocked on the mutex we
