@@ -303,6 +303,20 @@ void af__ws_upgrade(af__conn *c, const af__http_request *req)
                      accept);
     c->ws = w;
     c->state = AF__CONN_WS;
+    /* Counted and listed before the 101 goes out: a client that reads its handshake and then
+     * asks /health (another loop) must find itself counted (integration.daemon.ws under TSan
+     * caught the count lagging). A write that fails closes the connection, which unlists it. */
+    bool refused = atomic_fetch_add(&s->n_clients, 1) >= s->o.max_ws_clients;
+    if (refused) {
+        atomic_fetch_sub(&s->n_clients, 1);
+    } else {
+        af__loop *l = c->loop;
+        w->listed = true;
+        w->next = l->ws_clients;
+        if (l->ws_clients)
+            l->ws_clients->prev = w;
+        l->ws_clients = w;
+    }
     af__conn_write(c, head, (size_t)n);
     if (c->fd < 0)
         return; /* the write failed and closed the connection */
@@ -311,9 +325,8 @@ void af__ws_upgrade(af__conn *c, const af__http_request *req)
      * buffer keeps each client's memory to its queue plus this. */
     int sndbuf = WS_SNDBUF;
     setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-    if (atomic_fetch_add(&s->n_clients, 1) >= s->o.max_ws_clients) {
+    if (refused) {
         /* Refused clearly: close code 1013 "try again later" with the reason. */
-        atomic_fetch_sub(&s->n_clients, 1);
         atomic_fetch_add(&s->ws_rejected, 1);
         char reason[96];
         snprintf(reason, sizeof(reason), "too many WebSocket clients (limit %u)",
@@ -322,12 +335,6 @@ void af__ws_upgrade(af__conn *c, const af__http_request *req)
         ws_close(c, AF__WS_CLOSE_TRY_AGAIN, reason);
         return;
     }
-    af__loop *l = c->loop;
-    w->listed = true;
-    w->next = l->ws_clients;
-    if (l->ws_clients)
-        l->ws_clients->prev = w;
-    l->ws_clients = w;
     af_log(AF_LOG_DEBUG, "server: WebSocket client ws-%llu connected from %s",
            (unsigned long long)w->id, c->peer);
     ws_span(s, "connect", w, NULL);

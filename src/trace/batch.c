@@ -412,27 +412,25 @@ static void count_drop(batch_proc *bp)
                af_exporter_type(bp->exporter), (size_t)bp->lanes.capacity, (unsigned long long)n);
 }
 
-static void batch_on_end(void *self, const af_span_data *span)
+/* Queues a sampled span, given a reference to its record, which it keeps or releases. */
+static void batch_take(batch_proc *bp, af_span_rec *rec)
 {
-    batch_proc *bp = self;
-    if (!(span->trace_flags & AF_TRACE_FLAG_SAMPLED))
-        return; /* record-only spans are not exported */
     ensure_worker(bp);
     if (atomic_load_explicit(&bp->closed, memory_order_relaxed)) {
         atomic_fetch_add_explicit(&bp->dropped, 1, memory_order_relaxed);
         atomic_store_explicit(&bp->last_drop_ns, coarse_monotonic_ns(), memory_order_relaxed);
+        af__span_rec_release(rec);
         return;
     }
-    af_span_rec *rec = af__span_rec_of(span);
-    af__span_rec_retain(rec);
     size_t depth; /* the depth the push saw, when it looked (once per block of places) */
     bool queued = af__lanes_push(&bp->lanes, rec, &depth);
     if (!queued) {
         af__span_rec_release(rec);
         count_drop(bp);
     }
-    size_t wake_at = atomic_load_explicit(&bp->wake_depth, memory_order_relaxed);
-    if (wake_at && depth >= wake_at && atomic_exchange(&bp->wake_depth, 0)) {
+    size_t wake_at;
+    if (depth && (wake_at = atomic_load_explicit(&bp->wake_depth, memory_order_relaxed)) != 0 &&
+        depth >= wake_at && atomic_exchange(&bp->wake_depth, 0)) {
         /* The worker set `wake_depth` under mu and holds mu until it waits, so once we have
          * held mu it is waiting (or already awake) and the signal cannot be lost. Signalled
          * after the unlock: signalled under it, the woken worker blocked on the mutex we
@@ -442,6 +440,23 @@ static void batch_on_end(void *self, const af_span_data *span)
         pthread_mutex_unlock(&bp->mu);
         pthread_cond_signal(&bp->wake);
     }
+}
+
+static void batch_on_end(void *self, const af_span_data *span)
+{
+    if (!(span->trace_flags & AF_TRACE_FLAG_SAMPLED))
+        return; /* record-only spans are not exported */
+    af_span_rec *rec = af__span_rec_of(span);
+    af__span_rec_retain(rec);
+    batch_take(self, rec);
+}
+
+static void batch_on_end_take(void *self, af_span_rec *rec)
+{
+    if (rec->data.trace_flags & AF_TRACE_FLAG_SAMPLED)
+        batch_take(self, rec);
+    else
+        af__span_rec_release(rec); /* record-only spans are not exported */
 }
 
 static int batch_force_flush(void *self, uint64_t deadline_ns)
@@ -614,6 +629,7 @@ int af_batch_processor_new(af_exporter *exporter, const af_batch_processor_opts 
         return rc; /* batch_destroy released everything */
     (*out)->exporter = exporter;
     (*out)->stats = batch_stats;
+    (*out)->on_end_take = batch_on_end_take;
     return 0;
 fail_sync:
     pthread_mutex_destroy(&bp->mu);

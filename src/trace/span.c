@@ -547,6 +547,13 @@ void af_span_end_at(af_span s, uint64_t end_ns)
     af_tracer_provider *p = r->tracer->provider;
     af__counter_inc(p->counters, AF_COUNT_ENDED);
     size_t np = atomic_load_explicit(&p->n_processors, memory_order_acquire);
+    if (np == 1) {
+        af_span_processor *proc = atomic_load_explicit(&p->processors[0], memory_order_acquire);
+        if (proc->on_end_take) {
+            proc->on_end_take(proc->self, r);
+            return;
+        }
+    }
     af__span_rec_handoff_begin(r, np == 1);
     for (size_t i = 0; i < np; i++) {
         af_span_processor *proc = atomic_load_explicit(&p->processors[i], memory_order_acquire);

@@ -59,6 +59,10 @@ struct af_span_processor {
     void *self;
     af_exporter *exporter; /* simple and batch processors only */
     void (*stats)(void *self, af_processor_stats *out);
+    /* Built-in processors only: on_end for a processor that is the provider's only one, given
+     * the ending thread's reference to the record, which it keeps or releases. Saves the
+     * retain/handoff dance of the public on_end (NULL: use on_end). */
+    void (*on_end_take)(void *self, af_span_rec *r);
     struct af_span_processor *retired_next; /* the provider's retired list (replace_processor) */
 };
 

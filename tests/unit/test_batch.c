@@ -302,6 +302,99 @@ static void test_force_flush_exports_everything(void **state)
     af_tracer_provider_free(f.p);
 }
 
+typedef struct emitter_arg {
+    af_tracer *t;
+    size_t n;
+} emitter_arg;
+
+static void *emitter(void *p)
+{
+    emitter_arg *a = p;
+    emit(a->t, a->n);
+    return NULL;
+}
+
+/* Spans queued by threads that have exited (their lanes outlive them) are still exported,
+ * and the queue's whole capacity is free again once those lanes are emptied. */
+static void test_exited_threads_spans_exported(void **state)
+{
+    (void)state;
+    ctl_exporter c;
+    ctl_init(&c);
+    af_batch_processor_opts o;
+    opts(&o, 1000, 100, 3600000);
+    fixture f;
+    fixture_init(&f, &c, &o);
+    pthread_t th[3];
+    emitter_arg a = {f.t, 250};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, emitter, &a), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    assert_int_equal(af_tracer_provider_force_flush(f.p, 10000), 0);
+    assert_int_equal(ctl_spans(&c), 750);
+    af_processor_stats st;
+    af_span_processor_stats_get(f.proc, &st);
+    assert_int_equal(st.queued, 750);
+    assert_int_equal(st.dropped, 0);
+    pthread_mutex_lock(&c.mu);
+    c.hang = true; /* nothing leaves the queue now: it must take exactly its capacity */
+    pthread_mutex_unlock(&c.mu);
+    emit(f.t, 100);
+    wait_spans(&c, 850);
+    af_test_log_capture_begin();
+    emit(f.t, 1500);
+    af_test_log_capture_end();
+    af_span_processor_stats_get(f.proc, &st);
+    assert_int_equal(st.queue_depth, 1000);
+    assert_int_equal(st.dropped, 500);
+    release_hang(&c);
+    assert_int_equal(af_tracer_provider_force_flush(f.p, 10000), 0);
+    assert_int_equal(ctl_spans(&c), 1850);
+    af_tracer_provider_free(f.p);
+}
+
+static af_sampling_decision record_only(void *self, const af_sampling_params *p)
+{
+    (void)self;
+    (void)p;
+    return AF_SAMPLING_RECORD_ONLY;
+}
+
+static const af_sampler_ops record_only_ops = {.should_sample = record_only};
+
+/* Recorded but unsampled spans reach the processor and are not exported; their records are
+ * let go at once (a handle to an ended one is dead). */
+static void test_record_only_spans_not_exported(void **state)
+{
+    (void)state;
+    ctl_exporter c;
+    ctl_init(&c);
+    af_tracer_provider_opts po;
+    af_tracer_provider_opts_init(&po);
+    po.sampler = af_sampler_custom(&record_only_ops, NULL);
+    af_tracer_provider *p = NULL;
+    assert_int_equal(af_tracer_provider_new(&po, &p), 0);
+    af_exporter *e = NULL;
+    assert_int_equal(af_exporter_new(&ctl_ops, &c, &e), 0);
+    af_span_processor *proc = NULL;
+    assert_int_equal(af_batch_processor_new(e, NULL, &proc), 0);
+    assert_int_equal(af_tracer_provider_add_processor(p, proc), 0);
+    af_tracer *t = af_tracer_provider_get_tracer(p, "batch-test", NULL, NULL);
+    for (int i = 0; i < 5000; i++) {
+        af_span s = af_span_start(t, "recorded", NULL);
+        assert_true(af_span_is_recording(s));
+        af_span_end(s);
+        assert_false(af_span_is_recording(s));
+    }
+    assert_int_equal(af_tracer_provider_force_flush(p, 10000), 0);
+    assert_int_equal(ctl_spans(&c), 0);
+    af_processor_stats st;
+    af_span_processor_stats_get(proc, &st);
+    assert_int_equal(st.queued, 0);
+    af_tracer_provider_free(p);
+}
+
 static void test_full_queue_drops_and_counts(void **state)
 {
     (void)state;
@@ -738,6 +831,8 @@ int main(void)
         cmocka_unit_test(test_schedule_delay_triggers_export),
         cmocka_unit_test(test_force_flush_exports_everything),
         cmocka_unit_test(test_full_queue_drops_and_counts),
+        cmocka_unit_test(test_exited_threads_spans_exported),
+        cmocka_unit_test(test_record_only_spans_not_exported),
         cmocka_unit_test(test_hanging_exporter_bounds_flush_and_shutdown),
         cmocka_unit_test(test_slow_exporter_deadline_passed_to_export),
         cmocka_unit_test(test_shutdown_exports_then_rejects),

@@ -229,7 +229,7 @@ static void test_fork_child(void **state)
         af_span_rec *out[256];
         size_t n = af__lanes_pop(&q, out, 256);
         bad |= (n != 200 || number(out[0]) != 5001) << 2;
-        af__lanes_destroy(&q, count_release);
+        /* No destroy: TSan still counts the re-created mutex as the parent's, locked. */
         _exit(bad);
     }
     af__lanes_atfork_parent(&q);
