@@ -184,7 +184,7 @@ const af__config_key af__config_keys[] = {
         "0 = no limit"),
     UINT("performance.max_queue_size", performance.max_queue_size, "2048", 1, 1u << 24,
          "OTEL_BSP_MAX_QUEUE_SIZE",
-         "spans buffered per exporter before new ones are dropped (rounded up to a power of 2)"),
+         "spans buffered per exporter (all threads together) before new ones are dropped"),
     DUR("performance.schedule_delay", performance.schedule_delay_ms, "5s", 1, DAY_MS,
         "OTEL_BSP_SCHEDULE_DELAY", "longest wait between scheduled exports"),
 
