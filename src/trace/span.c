@@ -63,7 +63,7 @@ static inline bool lock_live(af_span s)
 
 static inline const af_span_limits *limits_of(const af_span_rec *r)
 {
-    return &r->tracer->provider->limits;
+    return &r->provider->limits;
 }
 
 /* ----- attributes ---------------------------------------------------------------------- */
@@ -293,7 +293,7 @@ static void add_link_locked(af_span_rec *r, const af_link *l);
  * too because a non-recording span may copy its parent's tracestate into it. */
 static void init_record(af_span_rec *r, af_tracer *t)
 {
-    r->tracer = t;
+    r->provider = t->provider;
     r->ended = false;
     r->arena_pos = r->arena;
     r->arena_left = sizeof(r->arena);
@@ -544,7 +544,7 @@ void af_span_end_at(af_span s, uint64_t end_ns)
     }
     r->data.end_ns = t < r->data.start_ns ? r->data.start_ns : t;
     span_unlock(r);
-    af_tracer_provider *p = r->tracer->provider;
+    af_tracer_provider *p = r->provider;
     af__counter_inc(p->counters, AF_COUNT_ENDED);
     size_t np = atomic_load_explicit(&p->n_processors, memory_order_acquire);
     if (np == 1) {

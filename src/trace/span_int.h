@@ -36,7 +36,7 @@ struct af_span_rec {
     _Alignas(64) _Atomic uint32_t refs; /* 1 for the live span + one per retaining processor */
     _Atomic uint32_t lock;
     _Atomic uint64_t gen;
-    af_tracer *tracer;
+    af_tracer_provider *provider; /* the span's tracer's */
     char *arena_pos;
     size_t arena_left;
     af_arena_chunk *chunks;
