@@ -132,11 +132,6 @@ static size_t queue_depth(batch_proc *bp)
     return af__lanes_depth(&bp->lanes);
 }
 
-static void release_record(af_span_rec *rec)
-{
-    af__span_rec_release(rec);
-}
-
 /* ----- worker ---------------------------------------------------------------------------- */
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
@@ -238,7 +233,7 @@ static void worker_finish(batch_proc *bp)
     pthread_mutex_unlock(&bp->mu);
     if (orphaned) {
         af_exporter_free(bp->exporter);
-        af__lanes_destroy(&bp->lanes, release_record);
+        af__lanes_destroy(&bp->lanes, af__span_rec_release);
         pthread_mutex_destroy(&bp->mu);
         pthread_cond_destroy(&bp->wake);
         pthread_cond_destroy(&bp->done);
@@ -557,7 +552,7 @@ static void batch_destroy(void *self)
     if (running)
         pthread_join(worker, NULL);
     af_exporter_free(bp->exporter);
-    af__lanes_destroy(&bp->lanes, release_record);
+    af__lanes_destroy(&bp->lanes, af__span_rec_release);
     pthread_mutex_destroy(&bp->mu);
     pthread_cond_destroy(&bp->wake);
     pthread_cond_destroy(&bp->done);
@@ -636,7 +631,7 @@ fail_sync:
     pthread_cond_destroy(&bp->wake);
     pthread_cond_destroy(&bp->done);
 fail_lanes:
-    af__lanes_destroy(&bp->lanes, release_record);
+    af__lanes_destroy(&bp->lanes, af__span_rec_release);
 fail:
     if (bp) {
         free(bp->popped);
@@ -684,7 +679,7 @@ void af__batch_atfork_child(void)
         bp->flush_result = 0;
         bp->pending_err = 0;
         atomic_store(&bp->wake_depth, 0);
-        af__lanes_atfork_child(&bp->lanes, release_record);
+        af__lanes_atfork_child(&bp->lanes, af__span_rec_release);
         af__exporter_atfork(bp->exporter, AF_FORK_CHILD);
     }
     af__lanes_forget_thread_in_child();
