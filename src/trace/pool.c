@@ -99,8 +99,8 @@ static void make_cache_key(void)
 }
 
 /*
- * Asks for the lines a usual sampled span writes: the control line, the data, the inline
- * attributes after the first four (the first share the data's last line), the first event
+ * Asks for the lines a usual sampled span writes: the control line, the data, the line of the
+ * second and third inline attributes (the first shares the data's last line), the first event
  * and the start of the arena (name and keys). The record was last written one circuit of the
  * pool ago, thousands of spans: its control line is in the export thread's cache, the rest in
  * this core's L2 or L3. Its stores then reach the event's lock, which waits for every one of
