@@ -183,37 +183,9 @@ af_span_rec *af__span_rec_alloc(void)
     return r;
 }
 
-/* The record whose ending thread is running the processors' on_end right now. With a single
- * processor, the ender's own reference is handed to it when it retains the span, instead of
- * the processor adding a reference and the ender dropping its own: two locked operations
- * saved on every exported span. With more processors it is not offered (the first one's
- * worker could release the span while the ender is still handing it to the next one). */
-static _Thread_local af_span_rec *handoff;
-static _Thread_local bool handoff_taken;
-
 void af__span_rec_retain(af_span_rec *r)
 {
-    if (handoff == r) {
-        handoff = NULL;
-        handoff_taken = true;
-        return;
-    }
     atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
-}
-
-void af__span_rec_handoff_begin(af_span_rec *r, bool single_processor)
-{
-    handoff = single_processor ? r : NULL;
-    handoff_taken = false;
-}
-
-void af__span_rec_handoff_end(af_span_rec *r)
-{
-    handoff = NULL;
-    if (handoff_taken)
-        handoff_taken = false; /* the processor owns the ender's reference now */
-    else
-        af__span_rec_release(r);
 }
 
 void af__span_rec_release(af_span_rec *r)

@@ -554,12 +554,11 @@ void af_span_end_at(af_span s, uint64_t end_ns)
             return;
         }
     }
-    af__span_rec_handoff_begin(r, np == 1);
     for (size_t i = 0; i < np; i++) {
         af_span_processor *proc = atomic_load_explicit(&p->processors[i], memory_order_acquire);
         proc->ops->on_end(proc->self, &r->data);
     }
-    af__span_rec_handoff_end(r);
+    af__span_rec_release(r); /* the ender's reference; processors took their own */
 }
 
 /* ----- accessors ------------------------------------------------------------------------ */

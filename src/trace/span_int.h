@@ -60,8 +60,8 @@ struct af_span_processor {
     af_exporter *exporter; /* simple and batch processors only */
     void (*stats)(void *self, af_processor_stats *out);
     /* Built-in processors only: on_end for a processor that is the provider's only one, given
-     * the ending thread's reference to the record, which it keeps or releases. Saves the
-     * retain/handoff dance of the public on_end (NULL: use on_end). */
+     * the ending thread's reference to the record, which it keeps or releases: no retain by
+     * the processor and no release by the ender, two locked operations a span (NULL: on_end). */
     void (*on_end_take)(void *self, af_span_rec *r);
     struct af_span_processor *retired_next; /* the provider's retired list (replace_processor) */
 };
@@ -154,10 +154,6 @@ void af__span_rec_release(af_span_rec *r);
  * lock, with its generation already bumped): no atomics. */
 void af__span_rec_recycle_local(af_span_rec *r);
 void af__span_rec_retain(af_span_rec *r);
-/* Around the on_end calls at span end: with a single processor the ender's reference goes
- * to it if it retains the span (no atomic); otherwise _end drops the ender's reference. */
-void af__span_rec_handoff_begin(af_span_rec *r, bool single_processor);
-void af__span_rec_handoff_end(af_span_rec *r);
 
 static inline af_span_rec *af__span_rec_of(const af_span_data *d)
 {
