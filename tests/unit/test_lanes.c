@@ -96,6 +96,16 @@ static void *producer(void *p)
     return NULL;
 }
 
+/* Pushes first..first+count-1 from a thread that then exits; returns the refused pushes. */
+static size_t push_from_exited_thread(af__lanes *q, uintptr_t first, uintptr_t count)
+{
+    producer_arg a = {q, first, count, 0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, producer, &a), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    return a.refused;
+}
+
 /* Four producers and a consumer at once: every record comes out exactly once, each
  * producer's in its order, and the queue never holds more than its capacity. */
 static void test_concurrent_producers(void **state)
@@ -145,11 +155,7 @@ static void test_thread_exit(void **state)
     (void)state;
     af__lanes q;
     assert_int_equal(af__lanes_init(&q, 1000), 0);
-    producer_arg a = {&q, 1, 300, 0};
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, producer, &a), 0);
-    assert_int_equal(pthread_join(th, NULL), 0);
-    assert_int_equal(a.refused, 0);
+    assert_int_equal(push_from_exited_thread(&q, 1, 300), 0);
     af_span_rec *out[512];
     assert_int_equal(af__lanes_pop(&q, out, 512), 300);
     assert_int_equal(af__lanes_pop(&q, out, 512), 0); /* frees the exited thread's lane */
@@ -208,10 +214,7 @@ static void test_fork_child(void **state)
     (void)state;
     af__lanes q;
     assert_int_equal(af__lanes_init(&q, 200), 0);
-    producer_arg a = {&q, 1, 50, 0};
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, producer, &a), 0);
-    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(push_from_exited_thread(&q, 1, 50), 0);
     for (uintptr_t i = 1; i <= 70; i++)
         assert_true(push(&q, 1000 + i));
     af__lanes_atfork_prepare(&q);
